@@ -1,0 +1,133 @@
+/*
+ * heartbeat: POST /api/heartbeat. An installation that validated reports
+ * in; it gets the license's current state and a fresh lease. Only an
+ * active installation may heartbeat (INSTALLATION_NOT_ACTIVE otherwise);
+ * heartbeats never activate a seat. last_seen is written when older than
+ * touch_interval or when the version changed.
+ */
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "json.h"
+#include "lic.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct db_stmt stmts[] = {
+	{ "state", "SELECT * FROM licd_license_state($1, $2, $3, $4, $5)", 1 },
+	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
+};
+
+static void heartbeat(struct http_req *req, struct http_resp *resp)
+{
+	const char *key, *iid, *version, *nonce, *code, *eff, *params[5];
+	char id[LIC_UUID_LEN + 1], touch[16];
+	struct lic l = { 0 };
+	struct json_object *out;
+	struct js_err e;
+	PGresult *res = NULL;
+	long long first, last;
+	int st, have_lic = 0, active;
+
+	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &key,
+	    &e) ||
+	    js_string(req->json, "installation_id", 1, 1, 128, JS_ID, &iid,
+	    &e) ||
+	    js_string(req->json, "version", 0, 1, 64, JS_TEXT, &version, &e) ||
+	    js_string(req->json, "nonce", 0, 1, 128, JS_TEXT, &nonce, &e)) {
+		http_field_error(resp, &e);
+		return;
+	}
+	if (lic_verify_key(key, id, NULL) != LIC_OK) {
+		req->log_code = "INVALID_KEY";
+		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
+		return;
+	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	snprintf(touch, sizeof(touch), "%ld", cfg_int("touch_interval", 60));
+	params[0] = id;
+	params[1] = iid;
+	params[2] = touch;
+	params[3] = version;
+	params[4] = NULL;
+	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "license state");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		req->log_code = "INVALID_KEY";
+		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
+		goto out;
+	}
+	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
+		http_error(resp, 500, "INTERNAL", "bad license row");
+		goto out;
+	}
+	have_lic = 1;
+	active = !PQgetisnull(res, 0, LIC_NCOLS) &&
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS), "active") == 0;
+	first = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 1), NULL, 10);
+	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
+	code = lic_state(&l, req->now, &eff);
+	if (strcmp(code, "VALID") == 0 && !active)
+		code = "INSTALLATION_NOT_ACTIVE";
+	if (strcmp(code, "VALID") == 0 &&
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 3), "t") == 0) {
+		params[2] = version;
+		params[3] = NULL;
+		params[4] = NULL;
+		PQclear(res);
+		res = NULL;
+		if ((st = db_exec(req->db, "touch", 5, params, &res)) != DB_OK) {
+			http_db_error(req, resp, st, "touch");
+			goto out;
+		}
+		if (PQntuples(res) == 1) {
+			first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		} else {
+			active = 0;	/* deactivated meanwhile */
+			code = "INSTALLATION_NOT_ACTIVE";
+		}
+	}
+	out = lic_result(code, &l, req->now);
+	if (first != 0)
+		lic_add_installation(out, iid, active ? "active" : "inactive",
+		    first, last);
+	if (strcmp(code, "VALID") == 0) {
+		if (lic_add_lease(out, &l, iid, nonce, req->now) != LIC_OK) {
+			json_object_put(out);
+			http_error(resp, 500, "INTERNAL", "cannot sign lease");
+			goto out;
+		}
+		json_object_object_add(out, "next_heartbeat_in",
+		    json_object_new_int64(cfg_int("heartbeat_interval", 3600)));
+	}
+	req->log_code = code;
+	http_json(resp, 200, out);
+out:
+	if (have_lic)
+		lic_free(&l);
+	PQclear(res);
+}
+
+static const struct http_route routes[] = {
+	{ "/api/heartbeat", 0, "POST", HTTP_BODY_JSON, heartbeat },
+	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct http_program prog = {
+		.name = "heartbeat",
+		.routes = routes,
+		.nroutes = sizeof(routes) / sizeof(routes[0]),
+		.stmts = stmts,
+		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+		.init = lic_init,
+	};
+
+	return http_main(argc, argv, &prog);
+}

@@ -1,0 +1,185 @@
+/* db: see db.h. */
+#include "db.h"
+#include "config.h"
+#include "log.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct db {
+	PGconn *conn;
+	const struct db_stmt *stmts;
+	size_t n;
+};
+
+struct db *db_new(const struct db_stmt *stmts, size_t n)
+{
+	struct db *db = calloc(1, sizeof(*db));
+
+	if (db == NULL)
+		return NULL;
+	db->stmts = stmts;
+	db->n = n;
+	return db;
+}
+
+void db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	free(db);
+}
+
+static void drop(struct db *db)
+{
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	db->conn = NULL;
+}
+
+static int connect_db(struct db *db)
+{
+	const char *keys[] = { "dbname", "connect_timeout",
+	    "application_name", "options", NULL };
+	const char *vals[] = { cfg_str("database_url", "dbname=licd"), "3",
+	    "licd", "-c TimeZone=UTC", NULL };
+	size_t i;
+
+	drop(db);
+	/* expand_dbname: database_url may be a conninfo string or a URI. */
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		log_error("database connect failed: %s",
+		    PQerrorMessage(db->conn));
+		drop(db);
+		return DB_UNAVAILABLE;
+	}
+	for (i = 0; i < db->n; i++) {
+		PGresult *r = PQprepare(db->conn, db->stmts[i].name,
+		    db->stmts[i].sql, 0, NULL);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+		if (!ok)
+			log_error("prepare %s failed: %s", db->stmts[i].name,
+			    PQresultErrorMessage(r));
+		PQclear(r);
+		if (!ok) {
+			int broken = PQstatus(db->conn) != CONNECTION_OK;
+
+			drop(db);
+			return broken ? DB_UNAVAILABLE : DB_ERROR;
+		}
+	}
+	return DB_OK;
+}
+
+/* A server restart closes idle connections; the FATAL message is already
+ * in the socket. Notice it before sending, so the next statement goes to a
+ * fresh connection instead of failing. */
+static int healthy(struct db *db)
+{
+	struct pollfd pfd;
+
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
+		return 0;
+	pfd.fd = PQsocket(db->conn);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0)
+		return 0;
+	if (poll(&pfd, 1, 0) > 0) {
+		if (!PQconsumeInput(db->conn) ||
+		    PQstatus(db->conn) != CONNECTION_OK)
+			return 0;
+	}
+	return 1;
+}
+
+static int stmt_retry(const struct db *db, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < db->n; i++)
+		if (strcmp(db->stmts[i].name, name) == 0)
+			return db->stmts[i].retry;
+	return 0;
+}
+
+int db_exec(struct db *db, const char *name, int nparams,
+    const char *const *params, PGresult **res)
+{
+	PGresult *r;
+	int attempt, st;
+
+	*res = NULL;
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (!healthy(db) && (st = connect_db(db)) != DB_OK)
+			return st;
+		r = PQexecPrepared(db->conn, name, nparams, params, NULL,
+		    NULL, 0);
+		st = PQresultStatus(r);
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+			*res = r;
+			return DB_OK;
+		}
+		if (PQstatus(db->conn) != CONNECTION_OK) {
+			/* Broken mid-statement: resend only if harmless. */
+			log_warn("database connection lost during %s: %s", name,
+			    PQerrorMessage(db->conn));
+			PQclear(r);
+			drop(db);
+			if (!stmt_retry(db, name))
+				return DB_UNAVAILABLE;
+			continue;
+		}
+		{
+			const char *state = db_sqlstate(r);
+
+			/* 57P01 admin shutdown, 08xxx connection errors and
+			 * 53xxx/57Pxx server states: the database, not us. */
+			if (strncmp(state, "08", 2) == 0 ||
+			    strncmp(state, "57P", 3) == 0 ||
+			    strncmp(state, "53", 2) == 0) {
+				PQclear(r);
+				drop(db);
+				return DB_UNAVAILABLE;
+			}
+		}
+		if (PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
+			PGresult *rb = PQexec(db->conn, "ROLLBACK");
+
+			PQclear(rb);
+		}
+		*res = r;
+		return DB_ERROR;
+	}
+	return DB_UNAVAILABLE;
+}
+
+const char *db_sqlstate(const PGresult *res)
+{
+	const char *s;
+
+	if (res == NULL)
+		return "";
+	s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	return s != NULL ? s : "";
+}
+
+int db_ping(struct db *db)
+{
+	PGresult *r;
+	int st;
+
+	if (!healthy(db) && (st = connect_db(db)) != DB_OK)
+		return st;
+	r = PQexec(db->conn, "SELECT 1");
+	st = PQresultStatus(r) == PGRES_TUPLES_OK ? DB_OK : DB_UNAVAILABLE;
+	PQclear(r);
+	if (st != DB_OK)
+		drop(db);
+	return st;
+}

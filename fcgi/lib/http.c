@@ -1,0 +1,528 @@
+/* http: see http.h. */
+#include "http.h"
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#define MAX_THREADS 64
+#define MAX_PROCS 32
+
+static const struct http_program *prog;
+static size_t max_body;
+
+struct worker {
+	pthread_t tid;
+	FCGX_Request fcgi;
+	struct db *db;
+	char *buf;
+};
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	default: return status < 500 ? "Error" : "Internal Server Error";
+	}
+}
+
+void http_json(struct http_resp *resp, int status, struct json_object *body)
+{
+	if (resp->body != NULL)
+		json_object_put(resp->body);
+	resp->status = status;
+	resp->body = body;
+}
+
+void http_error(struct http_resp *resp, int status, const char *code,
+    const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(o, "error", e);
+	http_json(resp, status, o);
+}
+
+void http_field_error(struct http_resp *resp, const struct js_err *err)
+{
+	int status = strcmp(err->code, "INTERNAL") == 0 ? 500 : 400;
+
+	http_error(resp, status, err->code, "%s", err->msg);
+}
+
+void http_db_error(struct http_req *req, struct http_resp *resp, int st,
+    const char *what)
+{
+	if (st == DB_UNAVAILABLE) {
+		http_error(resp, 503, "SERVICE_UNAVAILABLE",
+		    "the database is unavailable, retry later");
+		return;
+	}
+	log_error("rid=%s %s failed", req->rid, what);
+	http_error(resp, 500, "INTERNAL", "internal error");
+}
+
+const char *http_param(const struct http_req *req, const char *name)
+{
+	return FCGX_GetParam(name, req->fcgi->envp);
+}
+
+int http_rid_valid(const char *rid)
+{
+	size_t i, n;
+
+	if (rid == NULL)
+		return 0;
+	n = strlen(rid);
+	if (n < 1 || n > HTTP_RID_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = rid[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+void http_healthz(struct http_req *req, struct http_resp *resp)
+{
+	struct json_object *o = json_object_new_object();
+	int ok = db_ping(req->db) == DB_OK;
+
+	json_object_object_add(o, "status",
+	    json_object_new_string(ok ? "ok" : "unavailable"));
+	json_object_object_add(o, "database",
+	    json_object_new_string(ok ? "ok" : "unreachable"));
+	http_json(resp, ok ? 200 : 503, o);
+	if (!ok)
+		req->log_code = "SERVICE_UNAVAILABLE";
+}
+
+/* nginx already resolved the id ($licd_request_id); check it again since
+ * a program may be reached without nginx, and generate one otherwise. */
+static void request_id(struct http_req *req)
+{
+	const char *rid = http_param(req, "LICD_REQUEST_ID");
+	unsigned char rnd[16];
+	size_t i;
+
+	if (!http_rid_valid(rid))
+		rid = http_param(req, "HTTP_X_REQUEST_ID");
+	if (http_rid_valid(rid)) {
+		snprintf(req->rid, sizeof(req->rid), "%s", rid);
+		return;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0, sizeof(rnd));
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(req->rid + 2 * i, 3, "%02x", rnd[i]);
+}
+
+static int method_allowed(const char *methods, const char *m)
+{
+	size_t n = strlen(m);
+	const char *p = methods;
+
+	while ((p = strstr(p, m)) != NULL) {
+		if ((p == methods || p[-1] == ',') &&
+		    (p[n] == '\0' || p[n] == ','))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* application/json, any case, optional parameters (charset=utf-8 only). */
+static int json_content_type(const char *ct)
+{
+	const char *p;
+	size_t n = strlen("application/json");
+
+	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+		return 0;
+	p = ct + n;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return 1;
+	if (*p != ';')
+		return 0;
+	p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return strncasecmp(p, "charset=utf-8", 13) == 0 &&
+	    (p[13] == '\0' || p[13] == ' ' || p[13] == ';');
+}
+
+/* Reads the body in a loop; -1 when larger than the limit. */
+static int read_body(struct worker *w, struct http_req *req)
+{
+	const char *cl = http_param(req, "CONTENT_LENGTH");
+	size_t total = 0;
+	int n;
+
+	if (cl != NULL && *cl != '\0') {
+		char *end;
+		unsigned long long v = strtoull(cl, &end, 10);
+
+		if (*end != '\0' || v > max_body)
+			return -1;
+	}
+	for (;;) {
+		n = FCGX_GetStr(w->buf + total, (int)(max_body + 1 - total),
+		    w->fcgi.in);
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+		if (total > max_body)
+			return -1;
+	}
+	w->buf[total] = '\0';
+	req->body = w->buf;
+	req->body_len = total;
+	return 0;
+}
+
+static void write_response(struct http_req *req, struct http_resp *resp)
+{
+	char head[512];
+	const char *body;
+	size_t blen = 0;
+	int n;
+
+	if (resp->body == NULL)
+		http_error(resp, 500, "INTERNAL", "no response");
+	body = js_dump(resp->body, &blen);
+	n = snprintf(head, sizeof(head),
+	    "Status: %d %s\r\nContent-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\nX-Request-Id: %s\r\n"
+	    "Content-Length: %zu\r\n%s%s%s%s%s%s\r\n",
+	    resp->status, reason(resp->status), req->rid, blen + 1,
+	    resp->allow ? "Allow: " : "", resp->allow ? resp->allow : "",
+	    resp->allow ? "\r\n" : "",
+	    resp->www_auth ? "WWW-Authenticate: " : "",
+	    resp->www_auth ? resp->www_auth : "", resp->www_auth ? "\r\n" : "");
+	FCGX_PutStr(head, n, req->fcgi->out);
+	FCGX_PutStr(body, (int)blen, req->fcgi->out);
+	FCGX_PutStr("\n", 1, req->fcgi->out);
+}
+
+static const char *error_code(const struct http_resp *resp)
+{
+	struct json_object *e, *c;
+
+	if (resp->body != NULL &&
+	    json_object_object_get_ex(resp->body, "error", &e) &&
+	    json_object_object_get_ex(e, "code", &c))
+		return json_object_get_string(c);
+	return "-";
+}
+
+static void serve(struct worker *w)
+{
+	struct http_req req;
+	struct http_resp resp;
+	const struct http_route *route = NULL;
+	struct timespec t0, t1;
+	struct js_err jerr;
+	size_t i;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+	req.fcgi = &w->fcgi;
+	req.db = w->db;
+	req.now = time(NULL);
+	req.method = http_param(&req, "REQUEST_METHOD");
+	req.path = http_param(&req, "DOCUMENT_URI");
+	req.query = http_param(&req, "QUERY_STRING");
+	if (req.method == NULL)
+		req.method = "GET";
+	if (req.path == NULL)
+		req.path = "/";
+	if (req.query == NULL)
+		req.query = "";
+	req.param = "";
+	request_id(&req);
+
+	for (i = 0; i < prog->nroutes; i++) {
+		const struct http_route *r = &prog->routes[i];
+		size_t n = strlen(r->path);
+
+		if (r->prefix ? strncmp(req.path, r->path, n) == 0 :
+		    strcmp(req.path, r->path) == 0) {
+			route = r;
+			req.param = req.path + (r->prefix ? n : strlen(req.path));
+			break;
+		}
+	}
+	if (route == NULL) {
+		http_error(&resp, 404, "NOT_FOUND", "no such endpoint");
+		goto out;
+	}
+	if (!method_allowed(route->methods, req.method)) {
+		resp.allow = route->methods;
+		http_error(&resp, 405, "METHOD_NOT_ALLOWED",
+		    "use %s for this endpoint", route->methods);
+		goto out;
+	}
+	if (route->body != HTTP_BODY_NONE && strcmp(req.method, "POST") == 0) {
+		if (route->body == HTTP_BODY_JSON &&
+		    !json_content_type(http_param(&req, "CONTENT_TYPE"))) {
+			http_error(&resp, 415, "UNSUPPORTED_MEDIA_TYPE",
+			    "Content-Type must be application/json");
+			goto out;
+		}
+		if (read_body(w, &req) != 0) {
+			http_error(&resp, 413, "PAYLOAD_TOO_LARGE",
+			    "request body exceeds %zu bytes", max_body);
+			goto out;
+		}
+		if (route->body == HTTP_BODY_JSON &&
+		    js_parse_object(req.body, req.body_len, &req.json,
+		    &jerr) != 0) {
+			http_field_error(&resp, &jerr);
+			goto out;
+		}
+	}
+	route->fn(&req, &resp);
+out:
+	if (resp.body == NULL)
+		http_error(&resp, 500, "INTERNAL", "handler gave no answer");
+	write_response(&req, &resp);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("rid=%s %s %s status=%d code=%s%s%s us=%ld", req.rid,
+	    req.method, req.path, resp.status,
+	    req.log_code ? req.log_code : error_code(&resp),
+	    req.log_subject[0] ? " " : "", req.log_subject,
+	    (long)((t1.tv_sec - t0.tv_sec) * 1000000L +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000));
+	if (req.json != NULL)
+		json_object_put(req.json);
+	json_object_put(resp.body);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	while (FCGX_Accept_r(&w->fcgi) >= 0) {
+		serve(w);
+		FCGX_Finish_r(&w->fcgi);
+	}
+	return NULL;
+}
+
+static void on_wake(int sig)
+{
+	(void)sig;	/* only interrupts accept(2) */
+}
+
+/* One process: N threads accepting on fd 0 until SIGTERM/SIGINT. */
+static int run_threads(void)
+{
+	struct worker *ws;
+	struct sigaction sa;
+	sigset_t set;
+	long nthreads = cfg_int("threads", 4);
+	long i;
+	int sig;
+
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > MAX_THREADS)
+		nthreads = MAX_THREADS;
+	if (FCGX_Init() != 0) {
+		log_error("FCGX_Init failed");
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_wake;	/* no SA_RESTART: accept gets EINTR */
+	sigaction(SIGUSR2, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if ((ws = calloc((size_t)nthreads, sizeof(*ws))) == NULL)
+		return 1;
+	for (i = 0; i < nthreads; i++) {
+		ws[i].db = db_new(prog->stmts, prog->nstmts);
+		ws[i].buf = malloc(max_body + 1);
+		if (ws[i].db == NULL || ws[i].buf == NULL ||
+		    FCGX_InitRequest(&ws[i].fcgi, 0, 0) != 0 ||
+		    pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
+			log_error("cannot start worker %ld", i);
+			return 1;
+		}
+	}
+	log_info("serving with %ld threads", nthreads);
+	do {
+		if (sigwait(&set, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig == SIGHUP);
+	log_info("signal %d: finishing requests in flight", sig);
+	FCGX_ShutdownPending();
+	for (i = 0; i < nthreads; i++) {
+		/* Re-send until it leaves accept(): a signal landing just
+		 * before the accept call would otherwise be lost. */
+		while (pthread_kill(ws[i].tid, SIGUSR2) == 0) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_timedjoin_np(ws[i].tid, NULL, &ts) == 0)
+				break;
+		}
+		db_free(ws[i].db);
+		free(ws[i].buf);
+	}
+	free(ws);
+	return 0;
+}
+
+static volatile sig_atomic_t master_stop;
+
+static void on_master_signal(int sig)
+{
+	(void)sig;
+	master_stop = 1;
+}
+
+/* Prefork master: keeps `processes` children alive, so a crashed or killed
+ * worker process is replaced at once (spawn-fcgi does not respawn). */
+static int run_master(long nproc)
+{
+	pid_t kids[MAX_PROCS] = { 0 };
+	time_t started[MAX_PROCS] = { 0 };
+	struct sigaction sa;
+	long i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_master_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	while (!master_stop) {
+		pid_t pid;
+		int status;
+
+		for (i = 0; i < nproc && !master_stop; i++) {
+			if (kids[i] != 0)
+				continue;
+			/* A child dying at once must not spin the CPU. */
+			if (started[i] != 0 && time(NULL) - started[i] < 1)
+				sleep(1);
+			pid = fork();
+			if (pid == 0) {
+				signal(SIGTERM, SIG_DFL);
+				signal(SIGINT, SIG_DFL);
+				_exit(run_threads());
+			}
+			if (pid > 0) {
+				kids[i] = pid;
+				started[i] = time(NULL);
+			} else {
+				log_error("fork: %s", strerror(errno));
+			}
+		}
+		pid = waitpid(-1, &status, 0);
+		if (pid < 0)
+			continue;
+		for (i = 0; i < nproc; i++) {
+			if (kids[i] == pid) {
+				kids[i] = 0;
+				if (!master_stop)
+					log_warn("worker %d exited (status %d); "
+					    "restarting", (int)pid, status);
+			}
+		}
+	}
+	for (i = 0; i < nproc; i++)
+		if (kids[i] != 0)
+			kill(kids[i], SIGTERM);
+	for (i = 0; i < nproc; i++)
+		if (kids[i] != 0)
+			waitpid(kids[i], NULL, 0);
+	return 0;
+}
+
+int http_main(int argc, char **argv, const struct http_program *p)
+{
+	const char *conf = NULL;
+	char err[512];
+	long nproc;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			conf = argv[++i];
+		} else {
+			fprintf(stderr,
+			    "usage: %s [-c config]\n"
+			    "FastCGI program of licd; accepts on fd 0 (spawn-fcgi "
+			    "or a systemd socket unit).\n"
+			    "Config: -c, else $LICD_CONFIG, else %s.\n",
+			    p->name, CFG_DEFAULT_PATH);
+			return strcmp(argv[i], "-h") == 0 ||
+			    strcmp(argv[i], "--help") == 0 ? 0 : 2;
+		}
+	}
+	prog = p;
+	if (cfg_load(conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", p->name, err);
+		return 1;
+	}
+	if (log_init(p->name) != 0)
+		return 1;
+	max_body = p->max_body ? p->max_body : 16384;
+	/* Once, before forking: children share the loaded keys. */
+	if (p->init != NULL && p->init() != 0)
+		return 1;
+	nproc = cfg_int("processes", 1);
+	if (nproc > MAX_PROCS)
+		nproc = MAX_PROCS;
+	if (nproc > 1)
+		return run_master(nproc);
+	return run_threads();
+}

@@ -1,0 +1,92 @@
+/*
+ * http: the FastCGI server every program runs. It owns the accept loop
+ * (threads with FCGX_Accept_r, optionally under a prefork master that
+ * respawns children), routing on DOCUMENT_URI, the contract's request
+ * checks (method, content type, body size, JSON object) and error shape,
+ * the request id, and the one log line per request. Handlers only see a
+ * parsed request and fill a response.
+ */
+#ifndef LICD_HTTP_H
+#define LICD_HTTP_H
+
+#include <stddef.h>
+#include <time.h>
+#include <fcgiapp.h>
+#include <json-c/json.h>
+
+#include "db.h"
+#include "json.h"
+
+#define HTTP_RID_MAX 64
+
+struct http_req {
+	FCGX_Request *fcgi;
+	const char *method;
+	const char *path;		/* DOCUMENT_URI */
+	const char *query;		/* QUERY_STRING, "" if none */
+	const char *param;		/* path after a prefix route, else "" */
+	char rid[HTTP_RID_MAX + 1];
+	char *body;			/* raw body, NUL-terminated */
+	size_t body_len;
+	struct json_object *json;	/* parsed body for JSON routes */
+	struct db *db;			/* this worker's connection */
+	time_t now;
+	/* filled by the handler for the log line (never a secret) */
+	const char *log_code;
+	char log_subject[80];
+};
+
+struct http_resp {
+	int status;
+	struct json_object *body;	/* owned; serialised and put */
+	const char *allow;		/* Allow header for 405 */
+	const char *www_auth;		/* WWW-Authenticate for 401 */
+};
+
+typedef void (*http_handler)(struct http_req *, struct http_resp *);
+
+/* A route matches path exactly, or as a prefix when prefix is set (the
+ * rest is req->param). methods: "POST", "GET", or "GET,POST". body:
+ * HTTP_BODY_NONE, _JSON (content type + JSON object required for POST) or
+ * _RAW (bytes as sent, e.g. webhooks). */
+enum http_body { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_RAW };
+
+struct http_route {
+	const char *path;
+	int prefix;
+	const char *methods;
+	enum http_body body;
+	http_handler fn;
+};
+
+struct http_program {
+	const char *name;
+	const struct http_route *routes;
+	size_t nroutes;
+	const struct db_stmt *stmts;
+	size_t nstmts;
+	size_t max_body;		/* default 16 KiB */
+	int (*init)(void);		/* once per process before serving */
+};
+
+int http_main(int argc, char **argv, const struct http_program *prog);
+
+/* Response helpers. http_error formats the contract's error object. */
+void http_json(struct http_resp *resp, int status, struct json_object *body);
+void http_error(struct http_resp *resp, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void http_field_error(struct http_resp *resp, const struct js_err *err);
+/* Maps a db_exec failure to 503 SERVICE_UNAVAILABLE or 500 INTERNAL. */
+void http_db_error(struct http_req *req, struct http_resp *resp, int st,
+    const char *what);
+
+/* CGI parameter from nginx, NULL if absent. */
+const char *http_param(const struct http_req *req, const char *name);
+
+/* GET /healthz for any program. */
+void http_healthz(struct http_req *req, struct http_resp *resp);
+
+/* 1 when rid is 1-64 chars of [A-Za-z0-9._-]. */
+int http_rid_valid(const char *rid);
+
+#endif

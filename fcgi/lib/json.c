@@ -1,0 +1,280 @@
+/* json: see json.h. */
+#include "json.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local struct json_tokener *js_tok;
+
+static struct json_tokener *tokener(void)
+{
+	if (js_tok == NULL) {
+		js_tok = json_tokener_new_ex(16);
+		if (js_tok != NULL)
+			json_tokener_set_flags(js_tok,
+			    JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	}
+	return js_tok;
+}
+
+static int fail(struct js_err *err, const char *code, const char *fmt,
+    const char *name)
+{
+	err->code = code;
+	snprintf(err->msg, sizeof(err->msg), fmt, name);
+	return -1;
+}
+
+int js_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		unsigned int cp;
+		size_t n, k;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		for (k = 1; k <= n; k++) {
+			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+int js_parse_object(const char *buf, size_t len, struct json_object **out,
+    struct js_err *err)
+{
+	struct json_tokener *tok = tokener();
+	struct json_object *o;
+	size_t off;
+
+	*out = NULL;
+	if (tok == NULL)
+		return fail(err, "INTERNAL", "%s", "out of memory");
+	if (len == 0)
+		return fail(err, "MALFORMED_JSON", "%s", "empty body");
+	/* json-c's VALIDATE_UTF8 lets overlong forms through: check the raw
+	 * bytes ourselves. Escapes are checked per field. */
+	if (!js_utf8_valid(buf, len))
+		return fail(err, "MALFORMED_JSON", "%s",
+		    "request body is not valid UTF-8");
+	json_tokener_reset(tok);
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
+		if (o != NULL)
+			json_object_put(o);
+		return fail(err, "MALFORMED_JSON", "%s",
+		    "request body is not valid JSON");
+	}
+	off = tok->char_offset;
+	while (off < len && (buf[off] == ' ' || buf[off] == '\n' ||
+	    buf[off] == '\r' || buf[off] == '\t'))
+		off++;
+	if (off != len) {
+		json_object_put(o);
+		return fail(err, "MALFORMED_JSON", "%s",
+		    "trailing data after the JSON value");
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return fail(err, "MALFORMED_JSON", "%s",
+		    "request body must be a JSON object");
+	}
+	*out = o;
+	return 0;
+}
+
+static int class_ok(enum js_class cls, const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9');
+
+		switch (cls) {
+		case JS_TEXT:
+			if (c < 0x20 || c == 0x7f)
+				return 0;
+			break;
+		case JS_ID:
+			if (!alnum && c != '.' && c != '_' && c != ':' &&
+			    c != '-')
+				return 0;
+			break;
+		case JS_TOKEN:
+			if (!alnum && c != '.' && c != '_' && c != '-')
+				return 0;
+			break;
+		case JS_HOST:
+			if (!alnum && c != '.' && c != '-')
+				return 0;
+			break;
+		}
+	}
+	return 1;
+}
+
+int js_string(struct json_object *obj, const char *name, int required,
+    size_t minlen, size_t maxlen, enum js_class cls, const char **out,
+    struct js_err *err)
+{
+	struct json_object *v;
+	const char *s;
+	size_t len;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(obj, name, &v) || v == NULL) {
+		if (required)
+			return fail(err, "MISSING_FIELD",
+			    "field '%s' is required", name);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return fail(err, "INVALID_FIELD", "field '%s' must be a string",
+		    name);
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	if (strlen(s) != len || !js_utf8_valid(s, len))
+		return fail(err, "INVALID_FIELD",
+		    "field '%s' is not valid UTF-8 text", name);
+	if (len < minlen || len > maxlen)
+		return fail(err, "INVALID_FIELD",
+		    "field '%s' has an invalid length", name);
+	if (!class_ok(cls, s, len))
+		return fail(err, "INVALID_FIELD",
+		    "field '%s' contains characters that are not allowed",
+		    name);
+	*out = s;
+	return 0;
+}
+
+int js_int(struct json_object *obj, const char *name, int required,
+    long long min, long long max, long long def, long long *out,
+    struct js_err *err)
+{
+	struct json_object *v;
+	int64_t n;
+
+	*out = def;
+	if (!json_object_object_get_ex(obj, name, &v) || v == NULL) {
+		if (required)
+			return fail(err, "MISSING_FIELD",
+			    "field '%s' is required", name);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_int))
+		return fail(err, "INVALID_FIELD",
+		    "field '%s' must be an integer", name);
+	errno = 0;
+	n = json_object_get_int64(v);
+	/* json-c clamps out-of-range numbers and sets errno. */
+	if (errno != 0 || n < min || n > max)
+		return fail(err, "INVALID_FIELD", "field '%s' is out of range",
+		    name);
+	*out = n;
+	return 0;
+}
+
+/* Strings nested in objects reach PostgreSQL too: reject NUL and bad
+ * UTF-8 anywhere in the tree (keys included). */
+static int tree_ok(struct json_object *v, int depth)
+{
+	if (depth > 8)
+		return 0;
+	switch (json_object_get_type(v)) {
+	case json_type_string: {
+		const char *s = json_object_get_string(v);
+		size_t len = (size_t)json_object_get_string_len(v);
+
+		return strlen(s) == len && js_utf8_valid(s, len);
+	}
+	case json_type_object: {
+		json_object_object_foreach(v, key, child) {
+			if (!js_utf8_valid(key, strlen(key)))
+				return 0;
+			if (child != NULL && !tree_ok(child, depth + 1))
+				return 0;
+		}
+		return 1;
+	}
+	case json_type_array: {
+		size_t i, n = json_object_array_length(v);
+
+		for (i = 0; i < n; i++) {
+			struct json_object *c = json_object_array_get_idx(v, i);
+
+			if (c != NULL && !tree_ok(c, depth + 1))
+				return 0;
+		}
+		return 1;
+	}
+	default:
+		return 1;
+	}
+}
+
+int js_object(struct json_object *obj, const char *name, size_t maxbytes,
+    struct json_object **out, struct js_err *err)
+{
+	struct json_object *v;
+	size_t len;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(obj, name, &v) || v == NULL)
+		return 0;
+	if (!json_object_is_type(v, json_type_object))
+		return fail(err, "INVALID_FIELD", "field '%s' must be an object",
+		    name);
+	js_dump(v, &len);
+	if (len > maxbytes)
+		return fail(err, "INVALID_FIELD", "field '%s' is too large",
+		    name);
+	if (!tree_ok(v, 0))
+		return fail(err, "INVALID_FIELD",
+		    "field '%s' contains invalid text", name);
+	*out = v;
+	return 0;
+}
+
+const char *js_dump(struct json_object *obj, size_t *len)
+{
+	size_t n = 0;
+	const char *s = json_object_to_json_string_length(obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	if (len != NULL)
+		*len = n;
+	return s;
+}
+
+struct json_object *js_from_text(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return NULL;
+	return json_tokener_parse(s);
+}

@@ -1,0 +1,56 @@
+/*
+ * json: request-body parsing and typed field access on top of json-c.
+ * Prefix js_ (json-c owns json_). Every string handed to a handler is valid
+ * UTF-8 without NUL bytes, so it can go to PostgreSQL and logs unchanged.
+ */
+#ifndef LICD_JSON_H
+#define LICD_JSON_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+/* Field error: the contract's code and a message naming the field. */
+struct js_err {
+	const char *code;	/* MISSING_FIELD, INVALID_FIELD, MALFORMED_JSON */
+	char msg[192];
+};
+
+/* Character classes a string field may be restricted to. */
+enum js_class {
+	JS_TEXT,	/* any UTF-8 text without control characters */
+	JS_ID,		/* [A-Za-z0-9._:-] installation ids */
+	JS_TOKEN,	/* [A-Za-z0-9._-] keys, slugs, idempotency keys */
+	JS_HOST,	/* [A-Za-z0-9.-] host names, trailing dot allowed */
+};
+
+/* Parses one JSON object from buf. 0 on success (*out owned by caller),
+ * -1 with err filled (MALFORMED_JSON) otherwise. Uses a per-thread
+ * tokener. */
+int js_parse_object(const char *buf, size_t len, struct json_object **out,
+    struct js_err *err);
+
+/* String field: *out NULL when absent and !required. 0 ok, -1 err. */
+int js_string(struct json_object *obj, const char *name, int required,
+    size_t minlen, size_t maxlen, enum js_class cls, const char **out,
+    struct js_err *err);
+
+/* Integer field in [min, max]; absent and !required gives def. Floats,
+ * strings and out-of-range numbers are INVALID_FIELD. */
+int js_int(struct json_object *obj, const char *name, int required,
+    long long min, long long max, long long def, long long *out,
+    struct js_err *err);
+
+/* Object field whose serialised size is at most maxbytes; *out borrowed. */
+int js_object(struct json_object *obj, const char *name, size_t maxbytes,
+    struct json_object **out, struct js_err *err);
+
+/* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+int js_utf8_valid(const char *s, size_t len);
+
+/* Compact serialisation; the string lives as long as obj. */
+const char *js_dump(struct json_object *obj, size_t *len);
+
+/* Parses a trusted JSON text (from PostgreSQL); NULL on failure. */
+struct json_object *js_from_text(const char *s);
+
+#endif

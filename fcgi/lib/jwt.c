@@ -1,0 +1,540 @@
+/* jwt: see jwt.h. */
+#include "jwt.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#define HDR_MAX 512
+#define PAYLOAD_MAX 6144
+
+static _Thread_local struct json_tokener *jws_tok;
+
+const char *jws_alg_name(enum jws_alg alg)
+{
+	return alg == JWS_EDDSA ? "EdDSA" : "ES256";
+}
+
+const char *jws_strerror(int status)
+{
+	switch (status) {
+	case JWS_OK: return "ok";
+	case JWS_EMALFORMED: return "malformed token";
+	case JWS_EALG: return "algorithm not accepted";
+	case JWS_EKID: return "unknown key id";
+	case JWS_ETYP: return "wrong token type";
+	case JWS_ESIG: return "bad signature";
+	default: return "internal error";
+	}
+}
+
+size_t jws_b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+	int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	int i;
+
+	while (len > 0 && out[len - 1] == '=')
+		len--;
+	for (i = 0; i < len; i++) {
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
+	}
+	out[len] = '\0';
+	return (size_t)len;
+}
+
+long jws_b64url_decode(const char *in, size_t n, unsigned char *out,
+    size_t outcap)
+{
+	char buf[8200];
+	size_t i, pad;
+	int len;
+
+	if (n % 4 == 1 || n + 3 >= sizeof(buf))
+		return -1;
+	pad = (4 - n % 4) % 4;
+	if ((n + pad) / 4 * 3 > outcap)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (c == '+' || c == '/' || c == '=')
+			return -1;	/* standard alphabet is not base64url */
+		buf[i] = c;
+	}
+	for (i = 0; i < pad; i++)
+		buf[n + i] = '=';
+	if (n + pad == 0)
+		return 0;
+	/* EVP_DecodeBlock rejects bytes outside the alphabet. */
+	len = EVP_DecodeBlock(out, (unsigned char *)buf, (int)(n + pad));
+	if (len < 0)
+		return -1;
+	return (long)((size_t)len - pad);
+}
+
+enum jws_alg jws_key_alg(const EVP_PKEY *pkey)
+{
+	char group[32];
+	size_t glen = 0;
+
+	if (EVP_PKEY_is_a(pkey, "ED25519"))
+		return JWS_EDDSA;
+	if (EVP_PKEY_is_a(pkey, "EC") &&
+	    EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
+	    group, sizeof(group), &glen) == 1 &&
+	    strcmp(group, "prime256v1") == 0)
+		return JWS_ES256;
+	return 0;
+}
+
+/* The public coordinates as base64url: x (and y for EC). */
+static int jwk_coords(const EVP_PKEY *pkey, char *x, char *y)
+{
+	unsigned char buf[64];
+	size_t len = sizeof(buf);
+	BIGNUM *bx = NULL, *by = NULL;
+	int rc = -1;
+
+	if (jws_key_alg(pkey) == JWS_EDDSA) {
+		if (EVP_PKEY_get_raw_public_key(pkey, buf, &len) != 1 ||
+		    len != 32)
+			goto out;
+		jws_b64url_encode(buf, len, x);
+		y[0] = '\0';
+		rc = 0;
+		goto out;
+	}
+	if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &bx) != 1 ||
+	    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &by) != 1)
+		goto out;
+	if (BN_bn2binpad(bx, buf, 32) != 32 ||
+	    BN_bn2binpad(by, buf + 32, 32) != 32)
+		goto out;
+	jws_b64url_encode(buf, 32, x);
+	jws_b64url_encode(buf + 32, 32, y);
+	rc = 0;
+out:
+	BN_free(bx);
+	BN_free(by);
+	return rc;
+}
+
+int jws_thumbprint(const EVP_PKEY *pkey, char *out, size_t outlen)
+{
+	char x[64], y[64], canon[256];
+	unsigned char dig[SHA256_DIGEST_LENGTH];
+	int n;
+
+	if (outlen < 44 || jwk_coords(pkey, x, y) != 0)
+		return -1;
+	/* RFC 7638: required members only, lexicographic order, no spaces. */
+	if (jws_key_alg(pkey) == JWS_EDDSA)
+		n = snprintf(canon, sizeof(canon),
+		    "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", x);
+	else
+		n = snprintf(canon, sizeof(canon),
+		    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+		    x, y);
+	if (n <= 0 || (size_t)n >= sizeof(canon))
+		return -1;
+	SHA256((const unsigned char *)canon, (size_t)n, dig);
+	jws_b64url_encode(dig, sizeof(dig), out);
+	return 0;
+}
+
+struct json_object *jws_jwk(const EVP_PKEY *pkey, const char *kid)
+{
+	char x[64], y[64];
+	struct json_object *o;
+	enum jws_alg alg = jws_key_alg(pkey);
+
+	if (alg == 0 || jwk_coords(pkey, x, y) != 0)
+		return NULL;
+	o = json_object_new_object();
+	if (alg == JWS_EDDSA) {
+		json_object_object_add(o, "kty", json_object_new_string("OKP"));
+		json_object_object_add(o, "crv",
+		    json_object_new_string("Ed25519"));
+		json_object_object_add(o, "x", json_object_new_string(x));
+	} else {
+		json_object_object_add(o, "kty", json_object_new_string("EC"));
+		json_object_object_add(o, "crv", json_object_new_string("P-256"));
+		json_object_object_add(o, "x", json_object_new_string(x));
+		json_object_object_add(o, "y", json_object_new_string(y));
+	}
+	json_object_object_add(o, "kid", json_object_new_string(kid));
+	json_object_object_add(o, "use", json_object_new_string("sig"));
+	json_object_object_add(o, "alg",
+	    json_object_new_string(jws_alg_name(alg)));
+	return o;
+}
+
+static int kid_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n >= JWS_KID_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static EVP_PKEY *read_pem(const char *path, int private)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k;
+
+	if (f == NULL)
+		return NULL;
+	k = private ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
+	    : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	return k;
+}
+
+static int add_key(struct jws_keyring *kr, const char *kid, EVP_PKEY *pkey,
+    int is_private)
+{
+	struct jws_key *nk;
+
+	nk = realloc(kr->keys, (kr->n + 1) * sizeof(*nk));
+	if (nk == NULL)
+		return -1;
+	kr->keys = nk;
+	memset(&nk[kr->n], 0, sizeof(*nk));
+	snprintf(nk[kr->n].kid, sizeof(nk[kr->n].kid), "%s", kid);
+	nk[kr->n].alg = jws_key_alg(pkey);
+	nk[kr->n].pkey = pkey;
+	nk[kr->n].is_private = is_private;
+	kr->n++;
+	return 0;
+}
+
+int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
+    size_t errlen)
+{
+	char path[4096], current[JWS_KID_MAX + 2] = "";
+	DIR *d = NULL;
+	struct dirent *de;
+	FILE *f;
+	EVP_PKEY *pk;
+	size_t i;
+	int rc = -1;
+
+	memset(kr, 0, sizeof(*kr));
+	snprintf(path, sizeof(path), "%s/current", dir);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fgets(current, sizeof(current), f) == NULL)
+			current[0] = '\0';
+		current[strcspn(current, "\r\n")] = '\0';
+		fclose(f);
+	}
+	if ((d = opendir(dir)) == NULL) {
+		snprintf(err, errlen, "cannot open keys_dir %s", dir);
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char kid[JWS_KID_MAX];
+		size_t n = strlen(de->d_name);
+
+		if (n < 5 || n - 4 >= sizeof(kid) ||
+		    strcmp(de->d_name + n - 4, ".pub") != 0)
+			continue;
+		memcpy(kid, de->d_name, n - 4);
+		kid[n - 4] = '\0';
+		if (!kid_ok(kid))
+			continue;
+		/* The signer is loaded from its private key below. */
+		if (strcmp(kid, current) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if ((pk = read_pem(path, 0)) == NULL || jws_key_alg(pk) == 0) {
+			EVP_PKEY_free(pk);
+			snprintf(err, errlen, "unreadable public key %s", path);
+			goto out;
+		}
+		if (add_key(kr, kid, pk, 0) != 0) {
+			EVP_PKEY_free(pk);
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	if (current[0] != '\0') {
+		if (!kid_ok(current)) {
+			snprintf(err, errlen, "bad kid in %s/current", dir);
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/%s.key", dir, current);
+		if ((pk = read_pem(path, 1)) == NULL || jws_key_alg(pk) == 0) {
+			EVP_PKEY_free(pk);
+			snprintf(err, errlen, "unreadable private key %s", path);
+			goto out;
+		}
+		if (add_key(kr, current, pk, 1) != 0) {
+			EVP_PKEY_free(pk);
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	for (i = 0; i < kr->n; i++)
+		if (kr->keys[i].is_private)
+			kr->signer = &kr->keys[i];
+	if (kr->n == 0) {
+		snprintf(err, errlen, "no keys in %s (run licctl keys generate)",
+		    dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (d != NULL)
+		closedir(d);
+	if (rc != 0)
+		jws_keyring_free(kr);
+	return rc;
+}
+
+void jws_keyring_free(struct jws_keyring *kr)
+{
+	size_t i;
+
+	for (i = 0; i < kr->n; i++)
+		EVP_PKEY_free(kr->keys[i].pkey);
+	free(kr->keys);
+	memset(kr, 0, sizeof(*kr));
+}
+
+/* JWS ES256 signatures are r||s (64 bytes); OpenSSL speaks DER. */
+static int der_to_raw(const unsigned char *der, size_t len, unsigned char *raw)
+{
+	const unsigned char *p = der;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
+	const BIGNUM *r, *s;
+	int rc = -1;
+
+	if (sig == NULL)
+		return -1;
+	ECDSA_SIG_get0(sig, &r, &s);
+	if (BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32)
+		rc = 0;
+	ECDSA_SIG_free(sig);
+	return rc;
+}
+
+static int raw_to_der(const unsigned char *raw, unsigned char *der,
+    size_t *len)
+{
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
+	unsigned char *p = der;
+	int n, rc = -1;
+
+	if (sig == NULL || r == NULL || s == NULL)
+		goto out;
+	if (ECDSA_SIG_set0(sig, r, s) != 1)
+		goto out;
+	r = s = NULL;	/* owned by sig now */
+	n = i2d_ECDSA_SIG(sig, NULL);
+	if (n <= 0 || (size_t)n > *len)
+		goto out;
+	*len = (size_t)i2d_ECDSA_SIG(sig, &p);
+	rc = 0;
+out:
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(sig);
+	return rc;
+}
+
+int jws_sign(const struct jws_keyring *kr, const char *typ, const char *claims,
+    size_t claims_len, char **out)
+{
+	const struct jws_key *k = kr->signer;
+	char hdr[HDR_MAX];
+	unsigned char der[128], raw[64];
+	size_t hlen, hb, pb, siglen = sizeof(der), total;
+	EVP_MD_CTX *ctx = NULL;
+	char *tok = NULL;
+	int n, rc = JWS_EINTERNAL;
+
+	*out = NULL;
+	if (k == NULL)
+		return JWS_EKID;
+	n = snprintf(hdr, sizeof(hdr),
+	    "{\"alg\":\"%s\",\"typ\":\"%s\",\"kid\":\"%s\"}",
+	    jws_alg_name(k->alg), typ, k->kid);
+	if (n <= 0 || (size_t)n >= sizeof(hdr))
+		return JWS_EINTERNAL;
+	hlen = (size_t)n;
+	total = (hlen + 2) / 3 * 4 + (claims_len + 2) / 3 * 4 + 90 + 3;
+	if ((tok = malloc(total)) == NULL)
+		return JWS_EINTERNAL;
+	hb = jws_b64url_encode((const unsigned char *)hdr, hlen, tok);
+	tok[hb] = '.';
+	pb = jws_b64url_encode((const unsigned char *)claims, claims_len,
+	    tok + hb + 1);
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		goto out;
+	if (EVP_DigestSignInit(ctx, NULL, k->alg == JWS_EDDSA ? NULL :
+	    EVP_sha256(), NULL, k->pkey) != 1 ||
+	    EVP_DigestSign(ctx, der, &siglen, (unsigned char *)tok,
+	    hb + 1 + pb) != 1)
+		goto out;
+	if (k->alg == JWS_ES256) {
+		if (der_to_raw(der, siglen, raw) != 0)
+			goto out;
+	} else {
+		if (siglen != 64)
+			goto out;
+		memcpy(raw, der, 64);
+	}
+	tok[hb + 1 + pb] = '.';
+	jws_b64url_encode(raw, 64, tok + hb + 1 + pb + 1);
+	*out = tok;
+	tok = NULL;
+	rc = JWS_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	free(tok);
+	ERR_clear_error();
+	return rc;
+}
+
+static struct json_object *parse_part(const unsigned char *s, long len)
+{
+	struct json_object *o;
+
+	if (jws_tok == NULL) {
+		if ((jws_tok = json_tokener_new_ex(8)) == NULL)
+			return NULL;
+		json_tokener_set_flags(jws_tok,
+		    JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	}
+	json_tokener_reset(jws_tok);
+	o = json_tokener_parse_ex(jws_tok, (const char *)s, (int)len);
+	if (o == NULL)
+		return NULL;
+	if (json_tokener_get_error(jws_tok) != json_tokener_success ||
+	    (long)jws_tok->char_offset != len ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
+    const char *typ, struct json_object **claims,
+    const struct jws_key **used)
+{
+	const char *d1, *d2, *alg, *kid, *t;
+	unsigned char hdrbuf[HDR_MAX], sig[80], payload[PAYLOAD_MAX];
+	unsigned char der[80];
+	struct json_object *hdr = NULL, *body = NULL, *v;
+	const struct jws_key *k = NULL;
+	size_t i, derlen = sizeof(der);
+	long hlen, plen, slen;
+	EVP_MD_CTX *ctx = NULL;
+	int rc = JWS_EMALFORMED;
+
+	*claims = NULL;
+	if (used != NULL)
+		*used = NULL;
+	if (len == 0 || len > JWS_MAX_TOKEN)
+		return JWS_EMALFORMED;
+	if ((d1 = memchr(token, '.', len)) == NULL)
+		return JWS_EMALFORMED;
+	if ((d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token))) == NULL)
+		return JWS_EMALFORMED;
+	if (memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)) != NULL)
+		return JWS_EMALFORMED;
+	hlen = jws_b64url_decode(token, (size_t)(d1 - token), hdrbuf,
+	    sizeof(hdrbuf));
+	if (hlen <= 0 || (hdr = parse_part(hdrbuf, hlen)) == NULL)
+		goto out;
+	/* The key, not the token, fixes the algorithm. */
+	rc = JWS_EALG;
+	if ((alg = get_str(hdr, "alg")) == NULL)
+		goto out;
+	if (json_object_object_get_ex(hdr, "crit", &v))
+		goto out;	/* no extensions understood */
+	rc = JWS_EKID;
+	if ((kid = get_str(hdr, "kid")) == NULL)
+		goto out;
+	for (i = 0; i < kr->n; i++)
+		if (strcmp(kr->keys[i].kid, kid) == 0)
+			k = &kr->keys[i];
+	if (k == NULL)
+		goto out;
+	rc = JWS_EALG;
+	if (strcmp(alg, jws_alg_name(k->alg)) != 0)
+		goto out;
+	rc = JWS_ETYP;
+	if ((t = get_str(hdr, "typ")) == NULL || strcmp(t, typ) != 0)
+		goto out;
+	rc = JWS_EMALFORMED;
+	slen = jws_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig,
+	    sizeof(sig));
+	if (slen != 64)
+		goto out;
+	rc = JWS_EINTERNAL;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		goto out;
+	if (k->alg == JWS_ES256) {
+		if (raw_to_der(sig, der, &derlen) != 0)
+			goto out;
+	} else {
+		memcpy(der, sig, 64);
+		derlen = 64;
+	}
+	rc = JWS_ESIG;
+	if (EVP_DigestVerifyInit(ctx, NULL, k->alg == JWS_EDDSA ? NULL :
+	    EVP_sha256(), NULL, k->pkey) != 1 ||
+	    EVP_DigestVerify(ctx, der, derlen, (const unsigned char *)token,
+	    (size_t)(d2 - token)) != 1)
+		goto out;
+	rc = JWS_EMALFORMED;
+	plen = jws_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), payload,
+	    sizeof(payload));
+	if (plen <= 0 || (body = parse_part(payload, plen)) == NULL)
+		goto out;
+	*claims = body;
+	if (used != NULL)
+		*used = k;
+	rc = JWS_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	json_object_put(hdr);
+	ERR_clear_error();
+	return rc;
+}

@@ -1,0 +1,79 @@
+/*
+ * jwt: compact JWS sign/verify for license keys and leases, on OpenSSL EVP
+ * with keys parsed once per process (libjwt 1.10 re-parses the PEM on every
+ * call and lets the token choose the algorithm; see docs/DESIGN.md).
+ * Prefix jws_ (libjwt owns jwt_).
+ *
+ * Verification never lets the token pick the algorithm: the kid selects a
+ * loaded key and the key fixes the one algorithm accepted (ES256 for P-256,
+ * EdDSA for Ed25519). alg none, HMAC algs, unknown kids, a wrong typ and
+ * bad signatures all fail.
+ */
+#ifndef LICD_JWT_H
+#define LICD_JWT_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+#include <json-c/json.h>
+
+#define JWS_MAX_TOKEN 8192
+#define JWS_KID_MAX 64
+
+enum jws_alg { JWS_ES256 = 1, JWS_EDDSA = 2 };
+
+enum jws_status {
+	JWS_OK = 0,
+	JWS_EMALFORMED = -1,	/* not three base64url parts of JSON */
+	JWS_EALG = -2,		/* alg missing, unsupported or not the key's */
+	JWS_EKID = -3,		/* kid missing or unknown */
+	JWS_ETYP = -4,		/* typ is not the expected one */
+	JWS_ESIG = -5,		/* signature does not verify */
+	JWS_EINTERNAL = -6,
+};
+
+struct jws_key {
+	char kid[JWS_KID_MAX];
+	enum jws_alg alg;
+	EVP_PKEY *pkey;		/* private when this key signs */
+	int is_private;
+};
+
+struct jws_keyring {
+	struct jws_key *keys;
+	size_t n;
+	const struct jws_key *signer;	/* NULL when no private key loaded */
+};
+
+/* Loads every <kid>.pub in dir for verification and the private key named
+ * by dir/current for signing. 0 ok, -1 with err. */
+int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
+    size_t errlen);
+void jws_keyring_free(struct jws_keyring *kr);
+
+/* Signs claims (a JSON object text) with the keyring's signer under header
+ * {"alg","typ","kid"}. *out is malloc'd; caller frees. */
+int jws_sign(const struct jws_keyring *kr, const char *typ, const char *claims,
+    size_t claims_len, char **out);
+
+/* Verifies token and requires header typ == typ. On JWS_OK *claims is the
+ * parsed payload object (caller puts it) and *kid the key used. */
+int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
+    const char *typ, struct json_object **claims, const struct jws_key **kid);
+
+const char *jws_alg_name(enum jws_alg alg);
+const char *jws_strerror(int status);
+
+/* base64url without padding. encode: out has room for 4*ceil(n/3)+1.
+ * decode: returns decoded length or -1 on any invalid input. */
+size_t jws_b64url_encode(const unsigned char *in, size_t n, char *out);
+long jws_b64url_decode(const char *in, size_t n, unsigned char *out,
+    size_t outcap);
+
+/* Public JWK (RFC 7517) of pkey with kid, use=sig and alg; new object. */
+struct json_object *jws_jwk(const EVP_PKEY *pkey, const char *kid);
+/* RFC 7638 thumbprint of pkey's public JWK, base64url. */
+int jws_thumbprint(const EVP_PKEY *pkey, char *out, size_t outlen);
+/* Algorithm implied by the key type, 0 if unsupported. */
+enum jws_alg jws_key_alg(const EVP_PKEY *pkey);
+
+#endif

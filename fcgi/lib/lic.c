@@ -1,0 +1,401 @@
+/* lic: see lic.h. */
+#include "lic.h"
+#include "config.h"
+#include "json.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct jws_keyring keyring;
+static const char *issuer;
+static long lease_ttl;
+
+int lic_init_keys(char *err, size_t errlen)
+{
+	if (jws_keyring_load(cfg_str("keys_dir", "/etc/licd/keys"), &keyring,
+	    err, errlen) != 0)
+		return -1;
+	issuer = cfg_str("issuer", "licd");
+	lease_ttl = cfg_int("lease_ttl", 7L * 24 * 3600);
+	if (lease_ttl < 60)
+		lease_ttl = 60;
+	return 0;
+}
+
+int lic_init(void)
+{
+	char err[512];
+
+	if (lic_init_keys(err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (keyring.signer == NULL)
+		log_warn("no current signing key: leases cannot be signed");
+	return 0;
+}
+
+const struct jws_keyring *lic_keyring(void)
+{
+	return &keyring;
+}
+
+const char *lic_issuer(void)
+{
+	return issuer;
+}
+
+int lic_uuid_valid(const char *s)
+{
+	int i;
+
+	if (s == NULL || strlen(s) != LIC_UUID_LEN)
+		return 0;
+	for (i = 0; i < LIC_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static const char *claim_str(struct json_object *c, const char *k)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(c, k, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
+    struct json_object **claims)
+{
+	struct json_object *c = NULL;
+	const char *sub, *iss;
+	int rc = LIC_INVALID;
+
+	if (claims != NULL)
+		*claims = NULL;
+	id[0] = '\0';
+	if (jws_verify(&keyring, key, strlen(key), "JWT", &c, NULL) != JWS_OK)
+		goto out;
+	iss = claim_str(c, "iss");
+	sub = claim_str(c, "sub");
+	if (iss == NULL || strcmp(iss, issuer) != 0 || !lic_uuid_valid(sub))
+		goto out;
+	memcpy(id, sub, LIC_UUID_LEN + 1);
+	rc = LIC_OK;
+	if (claims != NULL) {
+		*claims = c;
+		c = NULL;
+	}
+out:
+	json_object_put(c);
+	return rc;
+}
+
+static void copy_col(const PGresult *res, int row, int col, char *dst,
+    size_t n)
+{
+	snprintf(dst, n, "%s", PQgetisnull(res, row, col) ? "" :
+	    PQgetvalue(res, row, col));
+}
+
+static long long ll_col(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 :
+	    strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+int lic_from_row(const PGresult *res, int row, int col, struct lic *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (PQnfields(res) < col + LIC_NCOLS)
+		return LIC_ERROR;
+	copy_col(res, row, col + 0, l->id, sizeof(l->id));
+	copy_col(res, row, col + 1, l->customer_id, sizeof(l->customer_id));
+	copy_col(res, row, col + 2, l->plan, sizeof(l->plan));
+	copy_col(res, row, col + 3, l->status, sizeof(l->status));
+	l->expires_at = ll_col(res, row, col + 4);
+	l->grace_until = ll_col(res, row, col + 5);
+	l->features = js_from_text(PQgetvalue(res, row, col + 6));
+	l->limits = js_from_text(PQgetvalue(res, row, col + 7));
+	l->domains = js_from_text(PQgetvalue(res, row, col + 8));
+	if (l->features == NULL || l->limits == NULL || l->domains == NULL) {
+		lic_free(l);
+		return LIC_ERROR;
+	}
+	return LIC_OK;
+}
+
+void lic_free(struct lic *l)
+{
+	json_object_put(l->features);
+	json_object_put(l->limits);
+	json_object_put(l->domains);
+	l->features = l->limits = l->domains = NULL;
+}
+
+long long lic_valid_until(const struct lic *l)
+{
+	if (l->expires_at == 0)
+		return 0;
+	return l->grace_until > l->expires_at ? l->grace_until : l->expires_at;
+}
+
+const char *lic_state(const struct lic *l, time_t now, const char **eff)
+{
+	long long end = lic_valid_until(l);
+
+	*eff = l->status;
+	if (strcmp(l->status, "revoked") == 0)
+		return "REVOKED";
+	if (strcmp(l->status, "suspended") == 0)
+		return "SUSPENDED";
+	if (strcmp(l->status, "expired") == 0)
+		return "EXPIRED";
+	if (end != 0 && (long long)now >= end) {
+		*eff = "expired";
+		return "EXPIRED";
+	}
+	return "VALID";
+}
+
+int lic_has_feature(const struct lic *l, const char *feature)
+{
+	size_t i, n;
+
+	if (l->features == NULL ||
+	    !json_object_is_type(l->features, json_type_array))
+		return 0;
+	n = json_object_array_length(l->features);
+	for (i = 0; i < n; i++) {
+		struct json_object *f = json_object_array_get_idx(l->features, i);
+
+		if (json_object_is_type(f, json_type_string) &&
+		    strcmp(json_object_get_string(f), feature) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+long long lic_limit(const struct lic *l, const char *name)
+{
+	struct json_object *v;
+
+	if (l->limits == NULL || !json_object_object_get_ex(l->limits, name, &v)
+	    || !json_object_is_type(v, json_type_int))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+/* Lower-cased copy without one trailing dot; 0 if it is not a plausible
+ * host name (empty labels, bad characters, too long). */
+static int norm_host(const char *in, char *out, size_t cap, int pattern)
+{
+	size_t n = strlen(in), i, label = 0;
+
+	if (n > 0 && in[n - 1] == '.')
+		n--;
+	if (n == 0 || n >= cap || n > 253)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = (char)tolower((unsigned char)in[i]);
+
+		if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || (pattern && c == '*' && i == 0)) {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+		out[i] = c;
+	}
+	out[n] = '\0';
+	return label > 0;
+}
+
+int lic_domain_match(const char *pattern, const char *host)
+{
+	char p[256], h[256];
+	size_t pl, hl;
+
+	if (pattern == NULL || host == NULL)
+		return 0;
+	if (!norm_host(pattern, p, sizeof(p), 1) ||
+	    !norm_host(host, h, sizeof(h), 0))
+		return 0;
+	if (p[0] != '*')
+		return strcmp(p, h) == 0;
+	/* "*.suffix": host must end in ".suffix" with a label before it. */
+	if (p[1] != '.')
+		return 0;
+	pl = strlen(p + 1);
+	hl = strlen(h);
+	return hl > pl && strcmp(h + hl - pl, p + 1) == 0;
+}
+
+int lic_domain_allowed(const struct lic *l, const char *host)
+{
+	size_t i, n;
+
+	if (l->domains == NULL ||
+	    !json_object_is_type(l->domains, json_type_array))
+		return 0;
+	n = json_object_array_length(l->domains);
+	if (n == 0)
+		return 1;
+	if (host == NULL)
+		return 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(l->domains, i);
+
+		if (json_object_is_type(d, json_type_string) &&
+		    lic_domain_match(json_object_get_string(d), host))
+			return 1;
+	}
+	return 0;
+}
+
+void lic_ts(long long t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+struct json_object *lic_ts_json(long long t)
+{
+	char buf[32];
+
+	if (t == 0)
+		return NULL;
+	lic_ts(t, buf);
+	return json_object_new_string(buf);
+}
+
+struct json_object *lic_json(const struct lic *l, time_t now)
+{
+	struct json_object *o = json_object_new_object();
+	const char *eff;
+
+	lic_state(l, now, &eff);
+	json_object_object_add(o, "id", json_object_new_string(l->id));
+	json_object_object_add(o, "customer_id",
+	    json_object_new_string(l->customer_id));
+	json_object_object_add(o, "plan", json_object_new_string(l->plan));
+	json_object_object_add(o, "status", json_object_new_string(eff));
+	json_object_object_add(o, "expires_at", lic_ts_json(l->expires_at));
+	json_object_object_add(o, "grace_until", lic_ts_json(l->grace_until));
+	json_object_object_add(o, "features", json_object_get(l->features));
+	json_object_object_add(o, "limits", json_object_get(l->limits));
+	json_object_object_add(o, "domain_restrictions",
+	    json_object_get(l->domains));
+	return o;
+}
+
+int lic_lease(const struct lic *l, const char *iid, const char *nonce,
+    time_t now, char **lease, time_t *exp)
+{
+	struct json_object *c = json_object_new_object();
+	long long end = lic_valid_until(l), e = (long long)now + lease_ttl;
+	const char *txt;
+	size_t len;
+	int rc;
+
+	if (end != 0 && e > end)
+		e = end;
+	json_object_object_add(c, "iss", json_object_new_string(issuer));
+	json_object_object_add(c, "sub", json_object_new_string(l->id));
+	json_object_object_add(c, "iid", json_object_new_string(iid));
+	json_object_object_add(c, "lic", json_object_new_string(l->plan));
+	json_object_object_add(c, "feat", json_object_get(l->features));
+	json_object_object_add(c, "limits", json_object_get(l->limits));
+	json_object_object_add(c, "iat", json_object_new_int64(now));
+	json_object_object_add(c, "exp", json_object_new_int64(e));
+	if (nonce != NULL)
+		json_object_object_add(c, "nonce", json_object_new_string(nonce));
+	txt = js_dump(c, &len);
+	rc = jws_sign(&keyring, "lease+jwt", txt, len, lease);
+	json_object_put(c);
+	*exp = (time_t)e;
+	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
+}
+
+struct json_object *lic_result(const char *code, const struct lic *l,
+    time_t now)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "valid",
+	    json_object_new_boolean(strcmp(code, "VALID") == 0));
+	json_object_object_add(o, "code", json_object_new_string(code));
+	if (l != NULL)
+		json_object_object_add(o, "license", lic_json(l, now));
+	return o;
+}
+
+void lic_add_installation(struct json_object *o, const char *iid,
+    const char *status, long long first_seen, long long last_seen)
+{
+	struct json_object *i = json_object_new_object();
+
+	json_object_object_add(i, "id", json_object_new_string(iid));
+	json_object_object_add(i, "status", json_object_new_string(status));
+	json_object_object_add(i, "first_seen", lic_ts_json(first_seen));
+	json_object_object_add(i, "last_seen", lic_ts_json(last_seen));
+	json_object_object_add(o, "installation", i);
+}
+
+int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
+    const char *nonce, time_t now)
+{
+	char *lease = NULL;
+	time_t exp;
+
+	if (lic_lease(l, iid, nonce, now, &lease, &exp) != LIC_OK)
+		return LIC_ERROR;
+	json_object_object_add(o, "lease", json_object_new_string(lease));
+	json_object_object_add(o, "lease_expires_at", lic_ts_json(exp));
+	free(lease);
+	return LIC_OK;
+}
+
+int lic_sign_key(const struct lic *l, long long issued_at, char **key)
+{
+	struct json_object *c = json_object_new_object();
+	const char *txt;
+	size_t len;
+	int rc;
+
+	json_object_object_add(c, "iss", json_object_new_string(issuer));
+	json_object_object_add(c, "sub", json_object_new_string(l->id));
+	json_object_object_add(c, "cid", json_object_new_string(l->customer_id));
+	json_object_object_add(c, "lic", json_object_new_string(l->plan));
+	json_object_object_add(c, "iat", json_object_new_int64(issued_at));
+	if (l->expires_at != 0)
+		json_object_object_add(c, "exp",
+		    json_object_new_int64(l->expires_at));
+	json_object_object_add(c, "feat", json_object_get(l->features));
+	json_object_object_add(c, "limits", json_object_get(l->limits));
+	json_object_object_add(c, "domain_restrictions",
+	    json_object_get(l->domains));
+	txt = js_dump(c, &len);
+	rc = jws_sign(&keyring, "JWT", txt, len, key);
+	json_object_put(c);
+	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
+}

@@ -1,0 +1,97 @@
+/*
+ * lic: the license rules shared by the programs: verifying a license key,
+ * reading a license row, deciding its result code, domain matching, the
+ * license JSON of responses, and signing leases. Pure where possible so the
+ * unit tests cover the rules without a database.
+ */
+#ifndef LICD_LIC_H
+#define LICD_LIC_H
+
+#include <time.h>
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "jwt.h"
+
+#define LIC_UUID_LEN 36
+/* Columns of the license_view view (sql/), in order; lic_from_row reads
+ * them starting at a given column. */
+#define LIC_NCOLS 9
+
+struct lic {
+	char id[LIC_UUID_LEN + 1];
+	char customer_id[LIC_UUID_LEN + 1];
+	char plan[64];
+	char status[16];		/* as stored */
+	long long expires_at;		/* 0 = perpetual */
+	long long grace_until;		/* 0 = none */
+	struct json_object *features;	/* array of strings */
+	struct json_object *limits;	/* object of integers */
+	struct json_object *domains;	/* array of patterns */
+};
+
+enum lic_status { LIC_OK = 0, LIC_INVALID = -1, LIC_ERROR = -2 };
+
+/* Loads the signing keys and issuer once per process (program init). */
+int lic_init(void);
+const struct jws_keyring *lic_keyring(void);
+const char *lic_issuer(void);
+
+/* Verifies a license key (typ JWT, known kid, key's alg, signature, iss,
+ * sub a UUID). LIC_OK fills id. claims may be NULL. */
+int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
+    struct json_object **claims);
+
+/* Fills l from columns col..col+LIC_NCOLS-1 of row; lic_free releases. */
+int lic_from_row(const PGresult *res, int row, int col, struct lic *l);
+void lic_free(struct lic *l);
+
+/* Result code for the license alone at time now: VALID, EXPIRED, REVOKED
+ * or SUSPENDED; *effective is the status to show ("active", "expired"…). */
+const char *lic_state(const struct lic *l, time_t now, const char **effective);
+/* End of validity (expiry or grace end, the later), 0 if none. */
+long long lic_valid_until(const struct lic *l);
+
+int lic_has_feature(const struct lic *l, const char *feature);
+/* limits[name] as an integer; -1 when absent. */
+long long lic_limit(const struct lic *l, const char *name);
+
+/* Contract matching: exact host or "*.suffix" (any depth below, never the
+ * suffix itself); case-insensitive; one trailing dot ignored on either. */
+int lic_domain_match(const char *pattern, const char *host);
+/* 1 when the license has no restrictions or host matches one of them. */
+int lic_domain_allowed(const struct lic *l, const char *host);
+
+/* {"id","customer_id","plan","status","expires_at","grace_until",
+ *  "features","limits","domain_restrictions"} as a new object. */
+struct json_object *lic_json(const struct lic *l, time_t now);
+
+/* Signs a lease (typ lease+jwt) for installation iid; exp is now + the
+ * configured lease_ttl, never past lic_valid_until. */
+int lic_lease(const struct lic *l, const char *iid, const char *nonce,
+    time_t now, char **lease, time_t *exp);
+
+/* Signs a license key (typ JWT) carrying l's claims; iat = issued_at.
+ * *key is malloc'd. Needs a keyring with a signer (lic_init or
+ * lic_init_keys). */
+int lic_sign_key(const struct lic *l, long long issued_at, char **key);
+/* lic_init without logging setup: for licctl. */
+int lic_init_keys(char *err, size_t errlen);
+
+/* Response builders for validate/heartbeat: {"valid","code","license"}
+ * (license only when l != NULL), then "installation", then "lease" and
+ * "lease_expires_at" (LIC_ERROR when signing fails). */
+struct json_object *lic_result(const char *code, const struct lic *l,
+    time_t now);
+void lic_add_installation(struct json_object *o, const char *iid,
+    const char *status, long long first_seen, long long last_seen);
+int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
+    const char *nonce, time_t now);
+
+/* RFC 3339 UTC ("2027-01-31T00:00:00Z"); JSON null for t == 0. */
+void lic_ts(long long t, char out[32]);
+struct json_object *lic_ts_json(long long t);
+
+int lic_uuid_valid(const char *s);
+
+#endif

@@ -1,0 +1,895 @@
+/*
+ * licctl: the operator's CLI. Schema migrations, signing keys and the
+ * published JWKS, plans, customers and licenses. Every state change runs in
+ * one transaction together with its audit_log row (actor "licctl").
+ * SQL is parameterised (PQexecParams); nothing is built with printf.
+ */
+#include "config.h"
+#include "jwt.h"
+#include "lic.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#define MAX_OPTS 16
+
+static PGconn *conn;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2),
+    noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "licctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (conn != NULL)
+		PQfinish(conn);
+	exit(1);
+}
+
+/* Options: "--name value" pairs and "--flag" switches listed in spec as
+ * "name" / "name!". Positional arguments are collected in order. */
+struct opts {
+	const char *name[MAX_OPTS];
+	const char *val[MAX_OPTS];
+	int n;
+	const char *pos[4];
+	int npos;
+	int help;
+};
+
+static void parse_opts(int argc, char **argv, const char *const *spec,
+    struct opts *o)
+{
+	int i, j;
+
+	memset(o, 0, sizeof(*o));
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			o->help = 1;
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			if (o->npos == 4)
+				die("too many arguments");
+			o->pos[o->npos++] = a;
+			continue;
+		}
+		for (j = 0; spec[j] != NULL; j++) {
+			size_t n = strlen(spec[j]);
+			int flag = spec[j][n - 1] == '!';
+
+			if (flag)
+				n--;
+			if (strlen(a + 2) != n || strncmp(a + 2, spec[j], n) != 0)
+				continue;
+			if (o->n == MAX_OPTS)
+				die("too many options");
+			o->name[o->n] = spec[j];
+			if (flag) {
+				o->val[o->n++] = "1";
+			} else {
+				if (i + 1 >= argc)
+					die("%s needs a value", a);
+				o->val[o->n++] = argv[++i];
+			}
+			break;
+		}
+		if (spec[j] == NULL)
+			die("unknown option %s (see --help)", a);
+	}
+}
+
+static const char *opt(const struct opts *o, const char *name)
+{
+	int i;
+
+	for (i = 0; i < o->n; i++) {
+		size_t n = strlen(name);
+
+		if (strncmp(o->name[i], name, n) == 0 &&
+		    (o->name[i][n] == '\0' || o->name[i][n] == '!'))
+			return o->val[i];
+	}
+	return NULL;
+}
+
+static void db_connect(void)
+{
+	const char *keys[] = { "dbname", "application_name", "options", NULL };
+	const char *vals[] = { cfg_str("database_url", "dbname=licd"),
+	    "licctl", "-c TimeZone=UTC -c client_min_messages=warning", NULL };
+
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(conn) != CONNECTION_OK)
+		die("cannot connect to the database: %s", PQerrorMessage(conn));
+}
+
+/* Runs a parameterised statement; dies on failure. */
+static PGresult *q(const char *sql, int n, const char *const *params)
+{
+	PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	int st = PQresultStatus(r);
+
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
+		msg[strcspn(msg, "\n")] = '\0';
+		PQclear(r);
+		die("%s", msg);
+	}
+	return r;
+}
+
+static void exec0(const char *sql)
+{
+	PQclear(q(sql, 0, NULL));
+}
+
+static void audit(const char *action, const char *type, const char *id,
+    const char *reason, const char *details)
+{
+	const char *p[5] = { action, type, id, reason, details };
+
+	PQclear(q("INSERT INTO audit_log (actor, action, target_type, target_id,"
+	    " reason, details) VALUES ('licctl', $1, $2, $3, $4, $5::jsonb)",
+	    5, p));
+}
+
+/* "a,b,c" -> JSON array of trimmed, lower-cased strings. */
+static char *list_json(const char *csv, int lower)
+{
+	struct json_object *a = json_object_new_array();
+	char *copy = strdup(csv), *tok, *save = NULL, *out;
+
+	if (copy == NULL)
+		die("out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		char *e;
+
+		while (isspace((unsigned char)*tok))
+			tok++;
+		e = tok + strlen(tok);
+		while (e > tok && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (lower) {
+			for (e = tok; *e; e++)
+				*e = (char)tolower((unsigned char)*e);
+			if (e > tok && e[-1] == '.')
+				e[-1] = '\0';
+		}
+		if (*tok != '\0')
+			json_object_array_add(a, json_object_new_string(tok));
+	}
+	out = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
+	json_object_put(a);
+	free(copy);
+	return out;
+}
+
+/* "k=v,k=v" (integers) -> JSON object. */
+static char *limits_json(const char *csv)
+{
+	struct json_object *o = json_object_new_object();
+	char *copy = strdup(csv), *tok, *save = NULL, *out;
+
+	if (copy == NULL)
+		die("out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '='), *end;
+		long long v;
+
+		while (isspace((unsigned char)*tok))
+			tok++;
+		if (eq == NULL)
+			die("limit '%s' is not name=integer", tok);
+		*eq = '\0';
+		errno = 0;
+		v = strtoll(eq + 1, &end, 10);
+		if (errno != 0 || *end != '\0' || end == eq + 1 || v < 0)
+			die("limit '%s' needs a non-negative integer", tok);
+		json_object_object_add(o, tok, json_object_new_int64(v));
+	}
+	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	free(copy);
+	return out;
+}
+
+/* ---- migrate ---------------------------------------------------------- */
+
+static int sql_file(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return n > 8 && isdigit((unsigned char)d->d_name[0]) &&
+	    isdigit((unsigned char)d->d_name[1]) &&
+	    isdigit((unsigned char)d->d_name[2]) && d->d_name[3] == '_' &&
+	    strcmp(d->d_name + n - 4, ".sql") == 0;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (f == NULL)
+		die("%s: %s", path, strerror(errno));
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (n < 0 || (buf = malloc((size_t)n + 1)) == NULL)
+		die("%s: cannot read", path);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		die("%s: short read", path);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	static const char *const spec[] = { "status!", NULL };
+	const char *dir = cfg_str("sql_dir", "/usr/share/licd/sql");
+	struct dirent **names;
+	struct opts o;
+	int i, n, applied = 0;
+
+	parse_opts(argc, argv, spec, &o);
+	if (o.help) {
+		printf("usage: licctl migrate [--status]\n"
+		    "Applies every sql_dir/NNN_*.sql not yet recorded in "
+		    "schema_migrations,\neach in its own transaction. Safe to "
+		    "re-run and to run concurrently.\n");
+		return 0;
+	}
+	db_connect();
+	exec0("SELECT pg_advisory_lock(hashtext('licd.migrate'))");
+	exec0("CREATE TABLE IF NOT EXISTS schema_migrations (version text "
+	    "PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+	if ((n = scandir(dir, &names, sql_file, alphasort)) < 0)
+		die("sql_dir %s: %s", dir, strerror(errno));
+	for (i = 0; i < n; i++) {
+		const char *p[1] = { names[i]->d_name };
+		char path[4096];
+		PGresult *r;
+		char *sql;
+		int done;
+
+		r = q("SELECT 1 FROM schema_migrations WHERE version = $1", 1, p);
+		done = PQntuples(r) > 0;
+		PQclear(r);
+		if (o.help || opt(&o, "status")) {
+			printf("%-40s %s\n", names[i]->d_name,
+			    done ? "applied" : "pending");
+			continue;
+		}
+		if (done)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		sql = slurp(path);
+		exec0("BEGIN");
+		r = PQexec(conn, sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+		    PQresultStatus(r) != PGRES_TUPLES_OK)
+			die("%s: %s", names[i]->d_name, PQresultErrorMessage(r));
+		PQclear(r);
+		free(sql);
+		PQclear(q("INSERT INTO schema_migrations (version) VALUES ($1)",
+		    1, p));
+		exec0("COMMIT");
+		printf("applied %s\n", names[i]->d_name);
+		applied++;
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (!opt(&o, "status"))
+		printf("schema up to date (%d applied now)\n", applied);
+	PQfinish(conn);
+	conn = NULL;
+	return 0;
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *data, mode_t mode)
+{
+	char tmp[4200];
+	int fd;
+	size_t n = strlen(data);
+
+	/* Written beside the target and renamed: readers (nginx, programs
+	 * starting up) never see a half-written file. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		die("%s: %s", tmp, strerror(errno));
+	if (fchmod(fd, mode) != 0 || write(fd, data, n) != (ssize_t)n ||
+	    fsync(fd) != 0 || close(fd) != 0)
+		die("%s: write failed", tmp);
+	if (rename(tmp, path) != 0)
+		die("%s: %s", path, strerror(errno));
+}
+
+static void mkdirs(const char *dir, mode_t mode)
+{
+	char buf[4096], *p;
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(buf, 0755);
+			*p = '/';
+		}
+	}
+	if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		die("%s: %s", dir, strerror(errno));
+}
+
+static void write_jwks(void)
+{
+	const char *path = cfg_str("jwks_file", NULL);
+	struct jws_keyring kr;
+	struct json_object *doc, *arr;
+	char err[512], dir[4096], *slash;
+	size_t i;
+
+	if (path == NULL) {
+		fprintf(stderr, "licctl: jwks_file not configured; not written\n");
+		return;
+	}
+	if (jws_keyring_load(cfg_str("keys_dir", "/etc/licd/keys"), &kr, err,
+	    sizeof(err)) != 0)
+		die("%s", err);
+	doc = json_object_new_object();
+	arr = json_object_new_array();
+	/* Current key first: clients that try keys in order find it fast. */
+	if (kr.signer != NULL)
+		json_object_array_add(arr, jws_jwk(kr.signer->pkey,
+		    kr.signer->kid));
+	for (i = 0; i < kr.n; i++)
+		if (&kr.keys[i] != kr.signer)
+			json_object_array_add(arr, jws_jwk(kr.keys[i].pkey,
+			    kr.keys[i].kid));
+	json_object_object_add(doc, "keys", arr);
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		mkdirs(dir, 0755);
+	}
+	write_file(path, json_object_to_json_string_ext(doc,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644);
+	json_object_put(doc);
+	jws_keyring_free(&kr);
+	printf("wrote %s\n", path);
+}
+
+static void new_key(const char *dir, const char *alg)
+{
+	EVP_PKEY *k;
+	char kid[64], path[4200];
+	FILE *f;
+	int fd;
+
+	if (strcmp(alg, "ES256") == 0)
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	else if (strcmp(alg, "EdDSA") == 0)
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	else
+		die("--alg must be ES256 or EdDSA");
+	if (k == NULL || jws_thumbprint(k, kid, sizeof(kid)) != 0)
+		die("key generation failed");
+	mkdirs(dir, 0700);
+	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+		die("%s: %s", path, strerror(errno));
+	if (PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    fflush(f) != 0 || fsync(fd) != 0)
+		die("%s: write failed", path);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
+	if ((f = fopen(path, "w")) == NULL ||
+	    PEM_write_PUBKEY(f, k) != 1 || fclose(f) != 0)
+		die("%s: write failed", path);
+	snprintf(path, sizeof(path), "%s/current", dir);
+	{
+		char line[80];
+
+		snprintf(line, sizeof(line), "%s\n", kid);
+		write_file(path, line, 0644);
+	}
+	EVP_PKEY_free(k);
+	printf("new %s signing key %s is current\n", alg, kid);
+}
+
+static int cmd_keys(int argc, char **argv)
+{
+	static const char *const spec[] = { "alg", NULL };
+	const char *dir = cfg_str("keys_dir", "/etc/licd/keys");
+	const char *alg;
+	struct opts o;
+	char path[4200];
+
+	parse_opts(argc - 1, argv + 1, spec, &o);
+	if (argc < 1 || o.help) {
+		printf("usage: licctl keys generate [--alg ES256|EdDSA]\n"
+		    "       licctl keys rotate [--alg ES256|EdDSA]\n"
+		    "       licctl keys list\n"
+		    "       licctl keys jwks\n"
+		    "generate: creates the first signing key (no-op if one is "
+		    "current).\nrotate: a new key becomes current; old public "
+		    "keys stay published\n  so keys and leases signed before "
+		    "keep verifying. Restart the programs after.\n"
+		    "jwks: rewrites jwks_file from keys_dir.\n"
+		    "Private keys are written 0600 in keys_dir.\n");
+		return argc < 1 ? 2 : 0;
+	}
+	alg = opt(&o, "alg") ? opt(&o, "alg") : cfg_str("key_alg", "ES256");
+	snprintf(path, sizeof(path), "%s/current", dir);
+	if (strcmp(argv[0], "generate") == 0) {
+		if (access(path, F_OK) == 0)
+			printf("a current signing key exists; nothing generated "
+			    "(use rotate for a new one)\n");
+		else
+			new_key(dir, alg);
+		write_jwks();
+	} else if (strcmp(argv[0], "rotate") == 0) {
+		new_key(dir, alg);
+		write_jwks();
+	} else if (strcmp(argv[0], "jwks") == 0) {
+		write_jwks();
+	} else if (strcmp(argv[0], "list") == 0) {
+		struct jws_keyring kr;
+		char err[512];
+		size_t i;
+
+		if (jws_keyring_load(dir, &kr, err, sizeof(err)) != 0)
+			die("%s", err);
+		for (i = 0; i < kr.n; i++)
+			printf("%s  %-5s  %s\n", kr.keys[i].kid,
+			    jws_alg_name(kr.keys[i].alg),
+			    &kr.keys[i] == kr.signer ? "current (signs)" :
+			    "verify only");
+		jws_keyring_free(&kr);
+	} else {
+		die("unknown keys command '%s' (see licctl keys --help)", argv[0]);
+	}
+	return 0;
+}
+
+/* ---- plans and customers ---------------------------------------------- */
+
+static int cmd_plan(int argc, char **argv)
+{
+	static const char *const spec[] = { "name", "features", "limits",
+	    "price-cents", "currency", "interval", "stripe-price", "addon!",
+	    "inactive!", "json!", NULL };
+	struct opts o;
+	char *feat = NULL, *lim = NULL;
+	PGresult *r;
+
+	parse_opts(argc - 1, argv + 1, spec, &o);
+	if (argc < 1 || o.help) {
+		printf("usage: licctl plan set CODE --name NAME [--features a,b]"
+		    " [--limits k=v,...]\n"
+		    "         [--price-cents N --currency usd --interval "
+		    "month|year|once]\n"
+		    "         [--stripe-price price_...] [--addon] [--inactive]\n"
+		    "       licctl plan list [--json]\n"
+		    "set creates or updates a plan; licenses issued later copy "
+		    "its features and limits.\nLimit names ending in _per_month "
+		    "meter usage; 'installations' caps seats.\n");
+		return argc < 1 ? 2 : 0;
+	}
+	if (strcmp(argv[0], "list") == 0) {
+		r = q("SELECT coalesce(json_agg(json_build_object('code', code, "
+		    "'name', name, 'features', features, 'limits', limits, "
+		    "'interval', billing_interval, 'price_cents', price_cents, "
+		    "'currency', currency, 'stripe_price_id', stripe_price_id, "
+		    "'addon', is_addon, 'active', active) ORDER BY code), '[]')"
+		    " FROM plans", 0, NULL);
+		if (opt(&o, "json")) {
+			printf("%s\n", PQgetvalue(r, 0, 0));
+		} else {
+			struct json_object *a = json_tokener_parse(
+			    PQgetvalue(r, 0, 0));
+			size_t k;
+
+			for (k = 0; a && k < json_object_array_length(a); k++) {
+				struct json_object *p = json_object_array_get_idx(a, k);
+
+				printf("%-16s %-24s features=%s limits=%s\n",
+				    json_object_get_string(json_object_object_get(p, "code")),
+				    json_object_get_string(json_object_object_get(p, "name")),
+				    json_object_to_json_string_ext(json_object_object_get(p, "features"), JSON_C_TO_STRING_PLAIN),
+				    json_object_to_json_string_ext(json_object_object_get(p, "limits"), JSON_C_TO_STRING_PLAIN));
+			}
+			json_object_put(a);
+		}
+		PQclear(r);
+		return 0;
+	}
+	if (strcmp(argv[0], "set") != 0 || o.npos != 1)
+		die("usage: licctl plan set CODE --name NAME ... (see --help)");
+	if (opt(&o, "features"))
+		feat = list_json(opt(&o, "features"), 0);
+	if (opt(&o, "limits"))
+		lim = limits_json(opt(&o, "limits"));
+	{
+		const char *p[10] = { o.pos[0], opt(&o, "name"), feat, lim,
+		    opt(&o, "interval"), opt(&o, "price-cents"),
+		    opt(&o, "currency"), opt(&o, "stripe-price"),
+		    opt(&o, "addon") ? "t" : "f",
+		    opt(&o, "inactive") ? "f" : "t" };
+
+		exec0("BEGIN");
+		/* Only the options given change an existing plan. */
+		r = q("INSERT INTO plans AS p (code, name, features, limits, "
+		    "billing_interval, price_cents, currency, stripe_price_id, "
+		    "is_addon, active) VALUES ($1, coalesce($2, $1), "
+		    "coalesce($3::jsonb, '[]'), coalesce($4::jsonb, '{}'), $5, "
+		    "$6::bigint, lower($7), $8, $9::boolean, $10::boolean) "
+		    "ON CONFLICT (code) DO UPDATE SET "
+		    "name = coalesce($2, p.name), "
+		    "features = coalesce($3::jsonb, p.features), "
+		    "limits = coalesce($4::jsonb, p.limits), "
+		    "billing_interval = coalesce($5, p.billing_interval), "
+		    "price_cents = coalesce($6::bigint, p.price_cents), "
+		    "currency = coalesce(lower($7), p.currency), "
+		    "stripe_price_id = coalesce($8, p.stripe_price_id), "
+		    "is_addon = $9::boolean, active = $10::boolean, "
+		    "updated_at = now() "
+		    "RETURNING json_build_object('code', code, 'name', name, "
+		    "'features', features, 'limits', limits)::text", 10, p);
+		audit("plan.set", "plan", o.pos[0], NULL, PQgetvalue(r, 0, 0));
+		exec0("COMMIT");
+		printf("%s\n", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	free(feat);
+	free(lim);
+	return 0;
+}
+
+static int cmd_customer(int argc, char **argv)
+{
+	static const char *const spec[] = { "email", "name", "json!", NULL };
+	struct opts o;
+	PGresult *r;
+	int i;
+
+	parse_opts(argc - 1, argv + 1, spec, &o);
+	if (argc < 1 || o.help) {
+		printf("usage: licctl customer create --email EMAIL [--name NAME]"
+		    " [--json]\n       licctl customer list [--json]\n"
+		    "create is idempotent per e-mail address (case-insensitive)"
+		    " and prints the id.\n");
+		return argc < 1 ? 2 : 0;
+	}
+	if (strcmp(argv[0], "list") == 0) {
+		r = q("SELECT id, email, name, created_at FROM customers "
+		    "ORDER BY created_at", 0, NULL);
+		for (i = 0; i < PQntuples(r); i++)
+			printf("%s  %-32s %s\n", PQgetvalue(r, i, 0),
+			    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+		PQclear(r);
+		return 0;
+	}
+	if (strcmp(argv[0], "create") != 0 || opt(&o, "email") == NULL)
+		die("usage: licctl customer create --email EMAIL [--name NAME]");
+	{
+		const char *p[2] = { opt(&o, "email"), opt(&o, "name") };
+
+		exec0("BEGIN");
+		/* The no-op update makes RETURNING give the existing row. */
+		r = q("INSERT INTO customers AS c (email, name) VALUES ($1, "
+		    "coalesce($2, '')) ON CONFLICT (lower(email)) DO UPDATE SET "
+		    "name = coalesce($2, c.name) RETURNING id, email, name, "
+		    "(xmax = 0) AS created", 2, p);
+		if (strcmp(PQgetvalue(r, 0, 3), "t") == 0)
+			audit("customer.create", "customer", PQgetvalue(r, 0, 0),
+			    NULL, NULL);
+		exec0("COMMIT");
+		if (opt(&o, "json"))
+			printf("{\"id\":\"%s\"}\n", PQgetvalue(r, 0, 0));
+		else
+			printf("%s\n", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	return 0;
+}
+
+/* ---- licenses --------------------------------------------------------- */
+
+static void print_license(const char *json, int as_json)
+{
+	struct json_object *o;
+
+	if (as_json) {
+		printf("%s\n", json);
+		return;
+	}
+	o = json_tokener_parse(json);
+	if (o == NULL)
+		return;
+	json_object_object_foreach(o, k, v) {
+		if (strcmp(k, "key") == 0)
+			continue;
+		printf("%-21s %s\n", k, v == NULL ? "-" :
+		    json_object_is_type(v, json_type_string) ?
+		    json_object_get_string(v) :
+		    json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	}
+	json_object_put(o);
+}
+
+static char *expiry(const struct opts *o)
+{
+	char *buf = malloc(64);
+
+	if (buf == NULL)
+		die("out of memory");
+	if (opt(o, "perpetual")) {
+		free(buf);
+		return NULL;
+	}
+	if (opt(o, "days")) {
+		char *end;
+		long d = strtol(opt(o, "days"), &end, 10);
+		time_t t;
+		struct tm tm;
+
+		if (*end != '\0' || d <= 0 || d > 36500)
+			die("--days needs 1..36500");
+		t = time(NULL) + d * 86400L;
+		gmtime_r(&t, &tm);
+		strftime(buf, 64, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		return buf;
+	}
+	if (opt(o, "expires")) {
+		snprintf(buf, 64, "%s", opt(o, "expires"));
+		return buf;
+	}
+	die("give --expires DATE, --days N or --perpetual");
+}
+
+static int cmd_license(int argc, char **argv)
+{
+	static const char *const spec[] = { "customer", "plan", "features",
+	    "limits", "domains", "expires", "days", "perpetual!", "status",
+	    "json!", NULL };
+	struct opts o;
+	PGresult *r;
+	int i, as_json;
+
+	parse_opts(argc - 1, argv + 1, spec, &o);
+	as_json = opt(&o, "json") != NULL;
+	if (argc < 1 || o.help) {
+		printf("usage: licctl license issue --customer ID|EMAIL --plan CODE"
+		    "\n         (--expires 2027-01-31[T00:00:00Z] | --days N | "
+		    "--perpetual)\n         [--features a,b] [--limits k=v,...] "
+		    "[--domains 'example.com,*.example.com'] [--json]\n"
+		    "       licctl license show ID [--json]\n"
+		    "       licctl license list [--customer ID|EMAIL] [--status "
+		    "S] [--json]\n"
+		    "issue copies the plan's features and limits (--features "
+		    "replaces them,\n--limits overrides single limits), signs the "
+		    "key with the current key and prints it.\n");
+		return argc < 1 ? 2 : 0;
+	}
+	if (strcmp(argv[0], "issue") == 0) {
+		char *feat = NULL, *lim = NULL, *dom = NULL, *exp, *key = NULL;
+		char err[512];
+		struct lic l;
+		const char *p[6], *id;
+		long long issued;
+
+		if (!opt(&o, "customer") || !opt(&o, "plan"))
+			die("license issue needs --customer and --plan");
+		if (lic_init_keys(err, sizeof(err)) != 0)
+			die("%s", err);
+		if (lic_keyring()->signer == NULL)
+			die("no current signing key (licctl keys generate)");
+		exp = expiry(&o);
+		if (opt(&o, "features"))
+			feat = list_json(opt(&o, "features"), 0);
+		if (opt(&o, "limits"))
+			lim = limits_json(opt(&o, "limits"));
+		dom = list_json(opt(&o, "domains") ? opt(&o, "domains") : "", 1);
+		p[0] = opt(&o, "customer");
+		p[1] = opt(&o, "plan");
+		p[2] = feat;
+		p[3] = lim;
+		p[4] = dom;
+		p[5] = exp;
+		exec0("BEGIN");
+		r = q("INSERT INTO licenses (customer_id, plan_code, features, "
+		    "limits, domains, expires_at) SELECT c.id, p.code, "
+		    "coalesce($3::jsonb, p.features), p.limits || "
+		    "coalesce($4::jsonb, '{}'), $5::jsonb, $6::timestamptz "
+		    "FROM customers c, plans p WHERE (c.id::text = $1 OR "
+		    "lower(c.email) = lower($1)) AND p.code = $2 "
+		    "RETURNING id", 6, p);
+		if (PQntuples(r) != 1)
+			die("unknown customer '%s' or plan '%s'", p[0], p[1]);
+		id = PQgetvalue(r, 0, 0);
+		{
+			const char *pi[1] = { id };
+			PGresult *v = q("SELECT v.*, extract(epoch FROM "
+			    "l.issued_at)::bigint FROM license_view v JOIN "
+			    "licenses l ON l.id = v.id WHERE v.id = $1", 1, pi);
+
+			if (lic_from_row(v, 0, 0, &l) != LIC_OK)
+				die("cannot read the new license");
+			issued = strtoll(PQgetvalue(v, 0, LIC_NCOLS), NULL, 10);
+			PQclear(v);
+		}
+		if (lic_sign_key(&l, issued, &key) != LIC_OK)
+			die("signing failed");
+		{
+			const char *pk[3] = { id, key, lic_keyring()->signer->kid };
+			PQclear(q("UPDATE licenses SET license_key = $2, key_kid = $3"
+			    " WHERE id = $1", 3, pk));
+		}
+		audit("license.issue", "license", id, NULL, NULL);
+		{
+			const char *pi[1] = { id };
+			PGresult *s = q("SELECT doc FROM license_admin_view "
+			    "WHERE id = $1", 1, pi);
+
+			exec0("COMMIT");
+			if (as_json) {
+				printf("%s\n", PQgetvalue(s, 0, 0));
+			} else {
+				print_license(PQgetvalue(s, 0, 0), 0);
+				printf("\nlicense key:\n%s\n", key);
+			}
+			PQclear(s);
+		}
+		lic_free(&l);
+		PQclear(r);
+		free(key);
+		free(feat);
+		free(lim);
+		free(dom);
+		free(exp);
+		return 0;
+	}
+	if (strcmp(argv[0], "show") == 0) {
+		const char *p[1];
+
+		if (o.npos != 1 || !lic_uuid_valid(o.pos[0]))
+			die("usage: licctl license show LICENSE_ID");
+		p[0] = o.pos[0];
+		r = q("SELECT doc FROM license_admin_view WHERE id = $1", 1, p);
+		if (PQntuples(r) != 1)
+			die("no license %s", o.pos[0]);
+		print_license(PQgetvalue(r, 0, 0), as_json);
+		if (!as_json) {
+			struct json_object *j = json_tokener_parse(PQgetvalue(r, 0, 0));
+			struct json_object *k = json_object_object_get(j, "key");
+
+			if (k != NULL)
+				printf("\nlicense key:\n%s\n", json_object_get_string(k));
+			json_object_put(j);
+		}
+		PQclear(r);
+		return 0;
+	}
+	if (strcmp(argv[0], "list") == 0) {
+		const char *p[2] = { opt(&o, "customer"), opt(&o, "status") };
+
+		r = q("SELECT doc FROM license_admin_view WHERE ($1::text IS "
+		    "NULL OR customer_id::text = $1 OR email = lower($1)) AND "
+		    "($2::text IS NULL OR status = $2) ORDER BY created_at", 2, p);
+		for (i = 0; i < PQntuples(r); i++) {
+			if (as_json) {
+				printf("%s\n", PQgetvalue(r, i, 0));
+			} else {
+				struct json_object *j = json_tokener_parse(
+				    PQgetvalue(r, i, 0));
+
+				printf("%s  %-10s %-12s %-28s expires %s\n",
+				    json_object_get_string(json_object_object_get(j, "id")),
+				    json_object_get_string(json_object_object_get(j, "status")),
+				    json_object_get_string(json_object_object_get(j, "plan")),
+				    json_object_get_string(json_object_object_get(j, "email")),
+				    json_object_object_get(j, "expires_at") ?
+				    json_object_get_string(json_object_object_get(j, "expires_at")) : "never");
+				json_object_put(j);
+			}
+		}
+		PQclear(r);
+		return 0;
+	}
+	die("unknown license command '%s' (see licctl license --help)", argv[0]);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: licctl [-c CONFIG] COMMAND ...\n"
+	    "commands:\n"
+	    "  migrate            apply database migrations\n"
+	    "  keys               generate | rotate | list | jwks\n"
+	    "  plan               set | list\n"
+	    "  customer           create | list\n"
+	    "  license            issue | show | list\n"
+	    "Every command takes --help. Config: -c, else $LICD_CONFIG, else "
+	    "%s.\n", CFG_DEFAULT_PATH);
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = NULL;
+	char err[512];
+	int i = 1, rc;
+
+	if (argc > 2 && strcmp(argv[1], "-c") == 0) {
+		conf = argv[2];
+		i = 3;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
+	    strcmp(argv[i], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (cfg_load(conf, err, sizeof(err)) != 0)
+		die("%s", err);
+	if (strcmp(argv[i], "migrate") == 0)
+		return cmd_migrate(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "keys") == 0)
+		return cmd_keys(argc - i - 1, argv + i + 1);
+	/* The remaining commands need the database unless asking for help. */
+	for (rc = i + 1; rc < argc; rc++)
+		if (strcmp(argv[rc], "--help") == 0 || strcmp(argv[rc], "-h") == 0)
+			break;
+	if (rc == argc && argc - i - 1 > 0)
+		db_connect();
+	if (strcmp(argv[i], "plan") == 0)
+		rc = cmd_plan(argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "customer") == 0)
+		rc = cmd_customer(argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "license") == 0)
+		rc = cmd_license(argc - i - 1, argv + i + 1);
+	else {
+		usage(stderr);
+		die("unknown command '%s'", argv[i]);
+	}
+	if (conn != NULL)
+		PQfinish(conn);
+	return rc;
+}

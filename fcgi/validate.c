@@ -1,0 +1,229 @@
+/*
+ * validate: POST /api/validate, POST /api/deactivate, GET /healthz.
+ *
+ * The common case (a known, active installation seen recently) is one
+ * read and one signature, with no write: last_seen is only refreshed when
+ * older than touch_interval or when version/metadata changed. A new
+ * installation goes through licd_activate(), which holds the license row
+ * lock while it counts seats.
+ */
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "json.h"
+#include "lic.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct db_stmt stmts[] = {
+	{ "state", "SELECT * FROM licd_license_state($1, $2, $3, $4, $5)", 1 },
+	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
+	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 },
+	{ "deactivate", "SELECT * FROM licd_deactivate($1, $2)", 1 },
+};
+
+struct vreq {
+	const char *key, *iid, *domain, *version, *feature, *nonce;
+	const char *metadata;		/* serialised, or NULL */
+};
+
+static int parse(struct http_req *req, struct http_resp *resp,
+    struct vreq *v)
+{
+	struct json_object *meta;
+	struct js_err e;
+
+	memset(v, 0, sizeof(*v));
+	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT,
+	    &v->key, &e) ||
+	    js_string(req->json, "installation_id", 1, 1, 128, JS_ID, &v->iid,
+	    &e) ||
+	    js_string(req->json, "domain", 0, 1, 254, JS_HOST, &v->domain, &e) ||
+	    js_string(req->json, "version", 0, 1, 64, JS_TEXT, &v->version,
+	    &e) ||
+	    js_string(req->json, "feature", 0, 1, 64, JS_TOKEN, &v->feature,
+	    &e) ||
+	    js_string(req->json, "nonce", 0, 1, 128, JS_TEXT, &v->nonce, &e) ||
+	    js_object(req->json, "metadata", 2048, &meta, &e)) {
+		http_field_error(resp, &e);
+		return -1;
+	}
+	if (meta != NULL)
+		v->metadata = js_dump(meta, NULL);
+	return 0;
+}
+
+static void validate(struct http_req *req, struct http_resp *resp)
+{
+	struct vreq v;
+	struct lic l = { 0 };
+	char id[LIC_UUID_LEN + 1], touch[16];
+	const char *code, *eff, *params[5];
+	PGresult *res = NULL;
+	struct json_object *out = NULL;
+	long long first = 0, last = 0;
+	int st, have_lic = 0, active;
+
+	if (parse(req, resp, &v) != 0)
+		return;
+	if (lic_verify_key(v.key, id, NULL) != LIC_OK) {
+		req->log_code = "INVALID_KEY";
+		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
+		return;
+	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	snprintf(touch, sizeof(touch), "%ld", cfg_int("touch_interval", 60));
+	params[0] = id;
+	params[1] = v.iid;
+	params[2] = touch;
+	params[3] = v.version;
+	params[4] = v.metadata;
+	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "license state");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		/* Signed by us but deleted since: unknown license. */
+		code = "INVALID_KEY";
+		out = lic_result(code, NULL, req->now);
+		goto answer;
+	}
+	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
+		http_error(resp, 500, "INTERNAL", "bad license row");
+		goto out;
+	}
+	have_lic = 1;
+	active = !PQgetisnull(res, 0, LIC_NCOLS) &&
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS), "active") == 0;
+	first = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 1), NULL, 10);
+	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
+
+	code = lic_state(&l, req->now, &eff);
+	if (strcmp(code, "VALID") == 0 && !lic_domain_allowed(&l, v.domain))
+		code = "DOMAIN_NOT_ALLOWED";
+	if (strcmp(code, "VALID") == 0 && v.feature != NULL &&
+	    !lic_has_feature(&l, v.feature))
+		code = "FEATURE_NOT_LICENSED";
+
+	if (strcmp(code, "VALID") == 0 && (!active ||
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 3), "t") == 0)) {
+		const char *stmt = active ? "touch" : "activate";
+
+		params[2] = v.version;
+		params[3] = v.metadata;
+		params[4] = v.domain;
+		PQclear(res);
+		res = NULL;
+		if ((st = db_exec(req->db, stmt, 5, params, &res)) != DB_OK) {
+			http_db_error(req, resp, st, stmt);
+			goto out;
+		}
+		if (active && PQntuples(res) == 0) {
+			/* Deactivated between our read and write. */
+			PQclear(res);
+			res = NULL;
+			active = 0;
+			if ((st = db_exec(req->db, "activate", 5, params,
+			    &res)) != DB_OK) {
+				http_db_error(req, resp, st, "activate");
+				goto out;
+			}
+		}
+		if (PQntuples(res) != 1) {
+			http_error(resp, 500, "INTERNAL", "activation failed");
+			goto out;
+		}
+		if (active) {
+			first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		} else {
+			code = strcmp(PQgetvalue(res, 0, 0), "VALID") == 0 ?
+			    "VALID" : PQgetvalue(res, 0, 0);
+			if (strcmp(code, "VALID") == 0) {
+				active = 1;
+				first = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+				last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+			}
+		}
+	}
+	out = lic_result(code, &l, req->now);
+	if (first != 0)
+		lic_add_installation(out, v.iid, active ? "active" : "inactive",
+		    first, last);
+	if (strcmp(code, "VALID") == 0 &&
+	    lic_add_lease(out, &l, v.iid, v.nonce, req->now) != LIC_OK) {
+		json_object_put(out);
+		out = NULL;
+		http_error(resp, 500, "INTERNAL", "cannot sign lease");
+		goto out;
+	}
+answer:
+	req->log_code = json_object_get_string(
+	    json_object_object_get(out, "code"));
+	http_json(resp, 200, out);
+out:
+	if (have_lic)
+		lic_free(&l);
+	PQclear(res);
+}
+
+static void deactivate(struct http_req *req, struct http_resp *resp)
+{
+	char id[LIC_UUID_LEN + 1];
+	const char *key, *iid, *params[2];
+	struct json_object *o;
+	struct js_err e;
+	PGresult *res = NULL;
+	int st;
+
+	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &key,
+	    &e) ||
+	    js_string(req->json, "installation_id", 1, 1, 128, JS_ID, &iid,
+	    &e)) {
+		http_field_error(resp, &e);
+		return;
+	}
+	if (lic_verify_key(key, id, NULL) != LIC_OK) {
+		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
+		return;
+	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	params[0] = id;
+	params[1] = iid;
+	if ((st = db_exec(req->db, "deactivate", 2, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "deactivate");
+		goto out;
+	}
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		http_error(resp, 403, "INVALID_KEY", "unknown license");
+		goto out;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "deactivated", json_object_new_boolean(1));
+	http_json(resp, 200, o);
+out:
+	PQclear(res);
+}
+
+static const struct http_route routes[] = {
+	{ "/api/validate", 0, "POST", HTTP_BODY_JSON, validate },
+	{ "/api/deactivate", 0, "POST", HTTP_BODY_JSON, deactivate },
+	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct http_program prog = {
+		.name = "validate",
+		.routes = routes,
+		.nroutes = sizeof(routes) / sizeof(routes[0]),
+		.stmts = stmts,
+		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+		.init = lic_init,
+	};
+
+	return http_main(argc, argv, &prog);
+}

@@ -1,0 +1,100 @@
+/* Request body parsing and field validation. */
+#include "json.h"
+#include "unit.h"
+
+#include <string.h>
+
+static int parse(const char *s, struct json_object **o)
+{
+	struct js_err e;
+
+	return js_parse_object(s, strlen(s), o, &e);
+}
+
+static void test_parse(void)
+{
+	struct json_object *o = NULL;
+	struct js_err e;
+	const char nul[] = "{\"a\":1}\0";
+
+	CHECK(parse("{\"a\":1}", &o) == 0 && o != NULL);
+	json_object_put(o);
+	CHECK(parse("  {\"a\": [1, 2]}\n", &o) == 0);
+	json_object_put(o);
+	CHECK(parse("", &o) == -1 && o == NULL);
+	CHECK(parse("{", &o) == -1);
+	CHECK(parse("{\"a\":1}}", &o) == -1);
+	CHECK(parse("{\"a\":1} x", &o) == -1);
+	CHECK(parse("[1,2]", &o) == -1);
+	CHECK(parse("\"str\"", &o) == -1);
+	CHECK(parse("null", &o) == -1);
+	CHECK(parse("{\"a\":01}", &o) == -1);
+	CHECK(parse("{\"a\":\"\xff\xfe\"}", &o) == -1);
+	CHECK(parse("{\"a\":\"\xc0\xaf\"}", &o) == -1);
+	CHECK(js_parse_object(nul, sizeof(nul) - 1, &o, &e) == -1);
+	CHECK(parse("{\"a\":1}", &o) == 0);	/* tokener reset after errors */
+	json_object_put(o);
+}
+
+static void test_utf8(void)
+{
+	CHECK(js_utf8_valid("plain", 5));
+	CHECK(js_utf8_valid("caf\xc3\xa9", 5));
+	CHECK(js_utf8_valid("\xe2\x82\xac", 3));
+	CHECK(js_utf8_valid("\xf0\x9f\x98\x80", 4));
+	CHECK(!js_utf8_valid("\xc3", 1));
+	CHECK(!js_utf8_valid("\xe2\x82", 2));
+	CHECK(!js_utf8_valid("\xed\xa0\x80", 3));	/* surrogate */
+	CHECK(!js_utf8_valid("\xe0\x80\xaf", 3));	/* overlong */
+	CHECK(!js_utf8_valid("\xf4\x90\x80\x80", 4));	/* > U+10FFFF */
+	CHECK(!js_utf8_valid("\x80", 1));
+}
+
+static void test_fields(void)
+{
+	struct json_object *o = NULL;
+	struct js_err e;
+	const char *s;
+	long long n;
+	struct json_object *m;
+
+	CHECK(parse("{\"iid\":\"host-1.a:b_c\",\"bad\":\"a b\",\"num\":5,"
+	    "\"str\":\"x\",\"f\":1.5,\"big\":99999999999999999999,"
+	    "\"nul\":\"a\\u0000b\",\"sur\":\"\\ud800\",\"meta\":{\"h\":\"x\"},"
+	    "\"arr\":[1],\"ctl\":\"a\\nb\",\"neg\":-1}", &o) == 0);
+	CHECK(js_string(o, "iid", 1, 1, 128, JS_ID, &s, &e) == 0 &&
+	    strcmp(s, "host-1.a:b_c") == 0);
+	CHECK(js_string(o, "bad", 1, 1, 128, JS_ID, &s, &e) == -1 &&
+	    strcmp(e.code, "INVALID_FIELD") == 0);
+	CHECK(js_string(o, "missing", 1, 1, 128, JS_ID, &s, &e) == -1 &&
+	    strcmp(e.code, "MISSING_FIELD") == 0 && strstr(e.msg, "missing"));
+	CHECK(js_string(o, "missing", 0, 1, 128, JS_ID, &s, &e) == 0 &&
+	    s == NULL);
+	CHECK(js_string(o, "num", 1, 1, 128, JS_TEXT, &s, &e) == -1 &&
+	    strcmp(e.code, "INVALID_FIELD") == 0);
+	CHECK(js_string(o, "str", 1, 2, 128, JS_TEXT, &s, &e) == -1);
+	CHECK(js_string(o, "nul", 1, 1, 128, JS_TEXT, &s, &e) == -1);
+	/* json-c turns a lone surrogate escape into U+FFFD: valid text */
+	CHECK(js_string(o, "sur", 1, 1, 128, JS_TEXT, &s, &e) == -1 ||
+	    strcmp(s, "\xef\xbf\xbd") == 0);
+	CHECK(js_string(o, "ctl", 1, 1, 128, JS_TEXT, &s, &e) == -1);
+	CHECK(js_int(o, "num", 1, 1, 10, 1, &n, &e) == 0 && n == 5);
+	CHECK(js_int(o, "num", 1, 6, 10, 1, &n, &e) == -1);
+	CHECK(js_int(o, "neg", 1, 1, 10, 1, &n, &e) == -1);
+	CHECK(js_int(o, "f", 1, 1, 10, 1, &n, &e) == -1);
+	CHECK(js_int(o, "str", 1, 1, 10, 1, &n, &e) == -1);
+	CHECK(js_int(o, "big", 1, 1, 1000000, 1, &n, &e) == -1);
+	CHECK(js_int(o, "absent", 0, 1, 10, 7, &n, &e) == 0 && n == 7);
+	CHECK(js_object(o, "meta", 2048, &m, &e) == 0 && m != NULL);
+	CHECK(js_object(o, "meta", 4, &m, &e) == -1);
+	CHECK(js_object(o, "arr", 2048, &m, &e) == -1);
+	json_object_put(o);
+}
+
+int main(void)
+{
+	test_parse();
+	test_utf8();
+	test_fields();
+	UNIT_DONE("json");
+}

@@ -1,0 +1,264 @@
+/*
+ * JWS sign/verify on OpenSSL, cross-checked against libjwt as an
+ * independent implementation: libjwt verifies our ES256 tokens (with the
+ * algorithm pinned), and forges the attack tokens ours must refuse.
+ */
+#include "jwt.h"
+#include "unit.h"
+
+#include <jwt.h>	/* libjwt: <> finds the system header, not ours */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+
+static char dir[] = "/tmp/licd-unit-XXXXXX";
+
+static char *make_key(const char *type, const char *curve, int current)
+{
+	EVP_PKEY *k = curve ? EVP_PKEY_Q_keygen(NULL, NULL, type, curve) :
+	    EVP_PKEY_Q_keygen(NULL, NULL, type);
+	static char kid[64];
+	char path[512];
+	FILE *f;
+
+	jws_thumbprint(k, kid, sizeof(kid));
+	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
+	f = fopen(path, "w");
+	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
+	f = fopen(path, "w");
+	PEM_write_PUBKEY(f, k);
+	fclose(f);
+	if (current) {
+		snprintf(path, sizeof(path), "%s/current", dir);
+		f = fopen(path, "w");
+		fprintf(f, "%s\n", kid);
+		fclose(f);
+	}
+	EVP_PKEY_free(k);
+	return kid;
+}
+
+static char *read_pub(const char *kid)
+{
+	char path[512];
+	static char buf[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
+	f = fopen(path, "r");
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int verify(const struct jws_keyring *kr, const char *tok,
+    const char *typ)
+{
+	struct json_object *c = NULL;
+	int rc = jws_verify(kr, tok, strlen(tok), typ, &c, NULL);
+
+	json_object_put(c);
+	return rc;
+}
+
+static char *forge(jwt_alg_t alg, const char *kid, const char *typ,
+    const unsigned char *key, int keylen)
+{
+	jwt_t *j = NULL;
+	char *tok;
+
+	jwt_new(&j);
+	jwt_add_grant(j, "sub", "0b7c6f0e-1a2b-4c3d-8e9f-001122334455");
+	jwt_add_header(j, "kid", kid);
+	if (typ)
+		jwt_add_header(j, "typ", typ);
+	jwt_set_alg(j, alg, key, keylen);
+	tok = jwt_encode_str(j);
+	jwt_free(j);
+	return tok;
+}
+
+static void test_b64(void)
+{
+	unsigned char out[64];
+	char enc[64];
+
+	CHECK(jws_b64url_encode((const unsigned char *)"\xfb\xff", 2, enc) == 3
+	    && strcmp(enc, "-_8") == 0);
+	CHECK(jws_b64url_decode("-_8", 3, out, sizeof(out)) == 2 &&
+	    out[0] == 0xfb && out[1] == 0xff);
+	CHECK(jws_b64url_decode("+/8", 3, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("-_8=", 4, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("a", 1, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("a$bc", 4, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("", 0, out, sizeof(out)) == 0);
+	CHECK(jws_b64url_decode("aGVsbG8", 7, out, sizeof(out)) == 5 &&
+	    memcmp(out, "hello", 5) == 0);
+}
+
+static void test_es256(void)
+{
+	struct jws_keyring kr;
+	char err[256], *kid_old, *kid, *tok = NULL, *t2, *pub;
+	const char *claims = "{\"sub\":\"0b7c6f0e-1a2b-4c3d-8e9f-001122334455\","
+	    "\"iss\":\"licd\"}";
+	struct json_object *c = NULL;
+	const struct jws_key *used;
+	jwt_t *lj = NULL;
+	size_t n;
+
+	kid_old = strdup(make_key("EC", "P-256", 1));
+	CHECK(jws_keyring_load(dir, &kr, err, sizeof(err)) == 0);
+	CHECK(jws_sign(&kr, "JWT", claims, strlen(claims), &t2) == JWS_OK);
+	jws_keyring_free(&kr);
+
+	kid = strdup(make_key("EC", "P-256", 1));	/* rotate */
+	CHECK(jws_keyring_load(dir, &kr, err, sizeof(err)) == 0);
+	CHECK(kr.n == 2 && kr.signer != NULL &&
+	    strcmp(kr.signer->kid, kid) == 0);
+	CHECK(jws_sign(&kr, "JWT", claims, strlen(claims), &tok) == JWS_OK);
+	CHECK(jws_verify(&kr, tok, strlen(tok), "JWT", &c, &used) == JWS_OK);
+	CHECK(c != NULL && used == kr.signer);
+	CHECK(strcmp(json_object_get_string(json_object_object_get(c, "sub")),
+	    "0b7c6f0e-1a2b-4c3d-8e9f-001122334455") == 0);
+	json_object_put(c);
+	/* signed with the previous key: still verifies after rotation */
+	CHECK(verify(&kr, t2, "JWT") == JWS_OK);
+
+	/* a lease presented where a license key is expected */
+	CHECK(verify(&kr, tok, "lease+jwt") == JWS_ETYP);
+
+	/* libjwt, pinned to ES256, accepts our signature (interop) */
+	pub = read_pub(kid);
+	CHECK(jwt_decode(&lj, tok, (unsigned char *)pub, (int)strlen(pub)) == 0
+	    && lj != NULL && jwt_get_alg(lj) == JWT_ALG_ES256);
+	jwt_free(lj);
+
+	/* tampered payload, tampered signature, truncations */
+	{
+		char *bad = strdup(tok), *d1 = strchr(bad, '.');
+
+		d1[3] = d1[3] == 'A' ? 'B' : 'A';
+		CHECK(verify(&kr, bad, "JWT") != JWS_OK);
+		strcpy(bad, tok);
+		n = strlen(bad);
+		bad[n - 5] = bad[n - 5] == 'A' ? 'B' : 'A';
+		CHECK(verify(&kr, bad, "JWT") == JWS_ESIG);
+		bad[strrchr(tok, '.') - tok] = '\0';
+		CHECK(verify(&kr, bad, "JWT") == JWS_EMALFORMED);
+		free(bad);
+	}
+	CHECK(verify(&kr, "garbage", "JWT") == JWS_EMALFORMED);
+	CHECK(verify(&kr, "a.b.c", "JWT") == JWS_EMALFORMED);
+	CHECK(verify(&kr, "..", "JWT") == JWS_EMALFORMED);
+	CHECK(verify(&kr, "a.b.c.d", "JWT") == JWS_EMALFORMED);
+	{
+		char big[JWS_MAX_TOKEN + 10];
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		CHECK(verify(&kr, big, "JWT") == JWS_EMALFORMED);
+	}
+
+	/* alg none, forged by libjwt */
+	{
+		char *f = forge(JWT_ALG_NONE, kid, "JWT", NULL, 0);
+
+		CHECK(f != NULL && verify(&kr, f, "JWT") != JWS_OK);
+		free(f);
+	}
+	/* HS256 with the public key PEM as secret: libjwt's own decode
+	 * accepts this unless pinned; ours must not. */
+	{
+		char *f = forge(JWT_ALG_HS256, kid, "JWT", (unsigned char *)pub,
+		    (int)strlen(pub));
+
+		CHECK(f != NULL && verify(&kr, f, "JWT") == JWS_EALG);
+		free(f);
+	}
+	/* unknown kid */
+	{
+		char *f = forge(JWT_ALG_HS256, "nope", "JWT",
+		    (unsigned char *)"k", 1);
+
+		CHECK(verify(&kr, f, "JWT") == JWS_EKID);
+		free(f);
+	}
+	/* ES256 header but no kid */
+	{
+		const char *nokid = "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.e30."
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+		CHECK(verify(&kr, nokid, "JWT") == JWS_EKID);
+	}
+	/* JWKS entry carries kid, alg and the coordinates */
+	{
+		struct json_object *jwk = jws_jwk(kr.signer->pkey, kid);
+
+		CHECK(jwk != NULL);
+		CHECK(strcmp(json_object_get_string(json_object_object_get(jwk,
+		    "alg")), "ES256") == 0);
+		CHECK(strlen(json_object_get_string(json_object_object_get(jwk,
+		    "x"))) == 43);
+		json_object_put(jwk);
+	}
+	jws_keyring_free(&kr);
+	free(tok);
+	free(t2);
+	free(kid);
+	free(kid_old);
+}
+
+static void test_eddsa(void)
+{
+	struct jws_keyring kr;
+	char err[256], *tok = NULL, *kid;
+	const char *claims = "{\"sub\":\"x\"}";
+
+	kid = strdup(make_key("ED25519", NULL, 1));
+	CHECK(jws_keyring_load(dir, &kr, err, sizeof(err)) == 0);
+	CHECK(kr.signer != NULL && kr.signer->alg == JWS_EDDSA);
+	CHECK(jws_sign(&kr, "lease+jwt", claims, strlen(claims), &tok) ==
+	    JWS_OK);
+	CHECK(verify(&kr, tok, "lease+jwt") == JWS_OK);
+	CHECK(verify(&kr, tok, "JWT") == JWS_ETYP);
+	free(tok);
+	jws_keyring_free(&kr);
+	free(kid);
+}
+
+static void test_empty_dir(void)
+{
+	struct jws_keyring kr;
+	char err[256], empty[] = "/tmp/licd-unit-empty-XXXXXX";
+
+	CHECK(mkdtemp(empty) != NULL);
+	CHECK(jws_keyring_load(empty, &kr, err, sizeof(err)) == -1);
+	CHECK(jws_keyring_load("/nonexistent/licd", &kr, err,
+	    sizeof(err)) == -1);
+	rmdir(empty);
+}
+
+int main(void)
+{
+	char cmd[600];
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	test_b64();
+	test_es256();
+	test_eddsa();
+	test_empty_dir();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup failed\n");
+	UNIT_DONE("jwt");
+}
