@@ -70,6 +70,8 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 	    strcmp(PQgetvalue(res, 0, LIC_NCOLS), "active") == 0;
 	first = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 1), NULL, 10);
 	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
+	/* The database's clock (licd_now) decides expiry and lease times. */
+	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 4), NULL, 10);
 	code = lic_state(&l, req->now, &eff);
 	if (strcmp(code, "VALID") == 0 && !active)
 		code = "INSTALLATION_NOT_ACTIVE";

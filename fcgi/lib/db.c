@@ -82,20 +82,25 @@ static int connect_db(struct db *db)
 static int healthy(struct db *db)
 {
 	struct pollfd pfd;
+	int i;
 
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK)
 		return 0;
-	pfd.fd = PQsocket(db->conn);
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	if (pfd.fd < 0)
-		return 0;
-	if (poll(&pfd, 1, 0) > 0) {
+	/* The FATAL message and the EOF may be read in two steps: keep
+	 * reading while the idle socket has anything to say. */
+	for (i = 0; i < 4; i++) {
+		pfd.fd = PQsocket(db->conn);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (pfd.fd < 0)
+			return 0;
+		if (poll(&pfd, 1, 0) <= 0)
+			return 1;
 		if (!PQconsumeInput(db->conn) ||
 		    PQstatus(db->conn) != CONNECTION_OK)
 			return 0;
 	}
-	return 1;
+	return 0;	/* an idle connection that keeps talking: replace it */
 }
 
 static int stmt_retry(const struct db *db, const char *name)
@@ -172,14 +177,18 @@ const char *db_sqlstate(const PGresult *res)
 int db_ping(struct db *db)
 {
 	PGresult *r;
-	int st;
+	int attempt, st = DB_UNAVAILABLE;
 
-	if (!healthy(db) && (st = connect_db(db)) != DB_OK)
-		return st;
-	r = PQexec(db->conn, "SELECT 1");
-	st = PQresultStatus(r) == PGRES_TUPLES_OK ? DB_OK : DB_UNAVAILABLE;
-	PQclear(r);
-	if (st != DB_OK)
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (!healthy(db) && (st = connect_db(db)) != DB_OK)
+			return st;
+		r = PQexec(db->conn, "SELECT 1");
+		st = PQresultStatus(r) == PGRES_TUPLES_OK ? DB_OK :
+		    DB_UNAVAILABLE;
+		PQclear(r);
+		if (st == DB_OK)
+			return DB_OK;
 		drop(db);
+	}
 	return st;
 }

@@ -1,0 +1,276 @@
+/*
+ * usage: POST /api/usage counts metered use against monthly limits;
+ * GET /api/usage reads a month's counters.
+ *
+ * The count is exact under any concurrency because PostgreSQL does it:
+ * licd_usage_add() moves the counter with a conditional upsert
+ * (used + q <= limit) and claims the idempotency key in the same
+ * transaction. The limit for feature X is limits["X_per_month"].
+ */
+#include "db.h"
+#include "http.h"
+#include "json.h"
+#include "lic.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct db_stmt stmts[] = {
+	{ "state", "SELECT * FROM licd_license_state($1, $2, 0, NULL, NULL)", 1 },
+	/* Not retry-safe: a resend after a broken connection could count
+	 * twice when no idempotency key was given. */
+	{ "add", "SELECT * FROM licd_usage_add($1, $2, $3, $4, $5, $6, $7)", 0 },
+	{ "get", "SELECT * FROM licd_usage_get($1, $2)", 1 },
+};
+
+/* Verifies the key and loads the license; on failure the response is set
+ * (403 with the license's code, or a database error). */
+static int load_license(struct http_req *req, struct http_resp *resp,
+    const char *key, const char *iid, struct lic *l)
+{
+	char id[LIC_UUID_LEN + 1];
+	const char *params[2], *code, *eff;
+	PGresult *res = NULL;
+	int st, rc = -1;
+
+	if (lic_verify_key(key, id, NULL) != LIC_OK) {
+		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
+		return -1;
+	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	params[0] = id;
+	params[1] = iid;
+	if ((st = db_exec(req->db, "state", 2, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "license state");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		http_error(resp, 403, "INVALID_KEY", "unknown license");
+		goto out;
+	}
+	if (lic_from_row(res, 0, 0, l) != LIC_OK) {
+		http_error(resp, 500, "INTERNAL", "bad license row");
+		goto out;
+	}
+	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 4), NULL, 10);
+	code = lic_state(l, req->now, &eff);
+	if (strcmp(code, "VALID") != 0) {
+		http_error(resp, 403, code, "the license is %s", eff);
+		lic_free(l);
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+static void limit_name(char *buf, size_t n, const char *feature)
+{
+	snprintf(buf, n, "%s_per_month", feature);
+}
+
+static void add_counts(struct json_object *o, long long used, long long lim)
+{
+	json_object_object_add(o, "used", json_object_new_int64(used));
+	json_object_object_add(o, "limit", lim < 0 ? NULL :
+	    json_object_new_int64(lim));
+	json_object_object_add(o, "remaining", lim < 0 ? NULL :
+	    json_object_new_int64(lim > used ? lim - used : 0));
+}
+
+static void post_usage(struct http_req *req, struct http_resp *resp)
+{
+	const char *key, *iid, *feature, *idem, *params[7];
+	char qty[24], limbuf[24], lname[96];
+	long long quantity, lim;
+	struct lic l;
+	struct json_object *o;
+	struct js_err e;
+	PGresult *res = NULL;
+	int st;
+
+	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &key,
+	    &e) ||
+	    js_string(req->json, "installation_id", 0, 1, 128, JS_ID, &iid,
+	    &e) ||
+	    js_string(req->json, "feature", 1, 1, 64, JS_TOKEN, &feature, &e) ||
+	    js_int(req->json, "quantity", 0, 1, 1000000, 1, &quantity, &e) ||
+	    js_string(req->json, "idempotency_key", 0, 1, 128, JS_TEXT, &idem,
+	    &e)) {
+		http_field_error(resp, &e);
+		return;
+	}
+	if (load_license(req, resp, key, iid, &l) != 0)
+		return;
+	if (!lic_has_feature(&l, feature)) {
+		http_error(resp, 403, "FEATURE_NOT_LICENSED",
+		    "feature '%s' is not licensed", feature);
+		goto out;
+	}
+	limit_name(lname, sizeof(lname), feature);
+	lim = lic_limit(&l, lname);
+	snprintf(qty, sizeof(qty), "%lld", quantity);
+	snprintf(limbuf, sizeof(limbuf), "%lld", lim);
+	params[0] = l.id;
+	params[1] = iid;
+	params[2] = feature;
+	params[3] = qty;
+	params[4] = lim < 0 ? NULL : limbuf;
+	params[5] = idem;
+	params[6] = req->rid;
+	if ((st = db_exec(req->db, "add", 7, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "usage add");
+		goto out;
+	}
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		/* A replay of a request that failed before it answered. */
+		http_error(resp, 409, "CONFLICT",
+		    "a request with this idempotency_key is still unresolved");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 4), "t") == 0 &&
+	    (strcmp(PQgetvalue(res, 0, 5), feature) != 0 ||
+	    strtoll(PQgetvalue(res, 0, 6), NULL, 10) != quantity)) {
+		http_error(resp, 409, "IDEMPOTENCY_KEY_REUSED",
+		    "idempotency_key was used for a different request");
+		goto out;
+	}
+	lim = PQgetisnull(res, 0, 3) ? -1 :
+	    strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		o = json_object_new_object();
+		json_object_object_add(o, "feature",
+		    json_object_new_string(feature));
+		json_object_object_add(o, "period",
+		    json_object_new_string(PQgetvalue(res, 0, 1)));
+		add_counts(o, strtoll(PQgetvalue(res, 0, 2), NULL, 10), lim);
+		http_json(resp, 200, o);
+	} else {
+		http_error(resp, 429, "USAGE_LIMIT_EXCEEDED",
+		    "the monthly limit of '%s' would be exceeded", feature);
+		json_object_object_add(resp->body, "used", json_object_new_int64(
+		    strtoll(PQgetvalue(res, 0, 2), NULL, 10)));
+		json_object_object_add(resp->body, "limit",
+		    json_object_new_int64(lim));
+	}
+	if (strcmp(PQgetvalue(res, 0, 4), "t") == 0)
+		req->log_code = "REPLAYED";
+out:
+	PQclear(res);
+	lic_free(&l);
+}
+
+static int period_valid(const char *p)
+{
+	return strlen(p) == 7 && p[0] >= '1' && p[0] <= '9' &&
+	    p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
+	    p[3] >= '0' && p[3] <= '9' && p[4] == '-' &&
+	    ((p[5] == '0' && p[6] >= '1' && p[6] <= '9') ||
+	    (p[5] == '1' && p[6] >= '0' && p[6] <= '2'));
+}
+
+static void get_usage(struct http_req *req, struct http_resp *resp)
+{
+	char *key = NULL, *period = NULL, lname[96];
+	const char *params[2];
+	struct json_object *o, *feats;
+	struct lic l;
+	PGresult *res = NULL;
+	size_t i, n;
+	int st, q, have_lic = 0;
+
+	if ((q = http_query(req, "license_key", &key)) != 0) {
+		if (q > 0)
+			http_error(resp, 400, "MISSING_FIELD",
+			    "field 'license_key' is required");
+		else
+			http_error(resp, 400, "INVALID_FIELD",
+			    "field 'license_key' is not valid");
+		goto out;
+	}
+	if ((q = http_query(req, "period", &period)) < 0 ||
+	    (q == 0 && !period_valid(period))) {
+		http_error(resp, 400, "INVALID_FIELD",
+		    "field 'period' must be YYYY-MM");
+		goto out;
+	}
+	if (load_license(req, resp, key, NULL, &l) != 0)
+		goto out;
+	have_lic = 1;
+	params[0] = l.id;
+	params[1] = period;
+	if ((st = db_exec(req->db, "get", 2, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "usage get");
+		goto out;
+	}
+	o = json_object_new_object();
+	feats = json_object_new_object();
+	/* Every licensed feature, counted or not, then anything counted
+	 * under a feature the license no longer has. */
+	n = json_object_array_length(l.features);
+	for (i = 0; i < n; i++) {
+		const char *f = json_object_get_string(
+		    json_object_array_get_idx(l.features, i));
+		struct json_object *c = json_object_new_object();
+
+		limit_name(lname, sizeof(lname), f);
+		add_counts(c, 0, lic_limit(&l, lname));
+		json_object_object_add(feats, f, c);
+	}
+	for (i = 0; i < (size_t)PQntuples(res); i++) {
+		const char *f = PQgetvalue(res, (int)i, 0);
+		struct json_object *c = json_object_new_object();
+
+		limit_name(lname, sizeof(lname), f);
+		add_counts(c, strtoll(PQgetvalue(res, (int)i, 1), NULL, 10),
+		    lic_limit(&l, lname));
+		json_object_object_add(feats, f, c);
+	}
+	if (period == NULL) {
+		char ts[32];
+
+		lic_ts(req->now, ts);
+		ts[7] = '\0';
+		json_object_object_add(o, "period", json_object_new_string(ts));
+	} else {
+		json_object_object_add(o, "period",
+		    json_object_new_string(period));
+	}
+	json_object_object_add(o, "features", feats);
+	http_json(resp, 200, o);
+out:
+	if (have_lic)
+		lic_free(&l);
+	PQclear(res);
+	free(key);
+	free(period);
+}
+
+static void usage(struct http_req *req, struct http_resp *resp)
+{
+	if (strcmp(req->method, "GET") == 0)
+		get_usage(req, resp);
+	else
+		post_usage(req, resp);
+}
+
+static const struct http_route routes[] = {
+	{ "/api/usage", 0, "GET,POST", HTTP_BODY_JSON, usage },
+	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct http_program prog = {
+		.name = "usage",
+		.routes = routes,
+		.nroutes = sizeof(routes) / sizeof(routes[0]),
+		.stmts = stmts,
+		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+		.init = lic_init,
+	};
+
+	return http_main(argc, argv, &prog);
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make test: build, C unit tests under ASan+UBSan, then a throw-away stack
+# (PostgreSQL, nginx, sanitizer-built FastCGI programs) in a temp dir, the
+# integration suite over HTTP, and a check that the sanitizers stayed
+# silent. Stops everything it started. Ends with "N passed, N failed".
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PY=/usr/bin/python3
+passed=0
+failed=0
+
+count() {	# count PASSED FAILED
+	passed=$((passed + $1))
+	failed=$((failed + $2))
+}
+
+echo "== build"
+make -s -j2 all asan || { echo "0 passed, 1 failed"; exit 1; }
+
+echo "== C unit tests (ASan+UBSan)"
+make -s unit > build/unit.out 2>&1
+unit_rc=$?
+cat build/unit.out
+while read -r p f; do count "$p" "$f"; done < <(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' build/unit.out)
+[ $unit_rc -eq 0 ] || count 0 1
+
+RUN_DIR=$(mktemp -d /tmp/licd-test.XXXXXX)
+chmod 755 "$RUN_DIR"
+PORT=${TEST_PORT:-$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+cleanup() {
+	deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
+	if [ -z "${KEEP_RUN_DIR:-}" ]; then rm -rf "$RUN_DIR"; else echo "kept $RUN_DIR"; fi
+}
+trap cleanup EXIT
+
+echo "== starting a throw-away stack in $RUN_DIR on port $PORT"
+mkdir -p "$RUN_DIR/log"
+# Sanitizer reports go to files: spawn-fcgi sends stderr to /dev/null.
+export ASAN_OPTIONS="log_path=$RUN_DIR/log/asan:detect_leaks=1"
+export UBSAN_OPTIONS="log_path=$RUN_DIR/log/ubsan:print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
+if ! LICD_BIN_DIR="$ROOT/build/asan/bin" LICD_LICCTL="$ROOT/build/bin/licctl" \
+	deploy/local.sh start "$RUN_DIR" "$PORT"; then
+	count 0 1
+	echo "$passed passed, $failed failed"
+	exit 1
+fi
+
+echo "== integration tests"
+LICD_URL="http://127.0.0.1:$PORT" LICD_CONFIG="$RUN_DIR/licd.conf" \
+LICD_BIN="$ROOT/build/bin" LICD_RUN_DIR="$RUN_DIR" \
+LICD_PG_STOP="$ROOT/deploy/local.sh pg-stop $RUN_DIR" \
+LICD_PG_START="$ROOT/deploy/local.sh pg-start $RUN_DIR" \
+	$PY -m pytest tests/integration -q -p no:cacheprovider -rfE \
+	${PYTEST_ARGS:-} 2>&1 | tee "$RUN_DIR/pytest.out"
+py_rc=${PIPESTATUS[0]}
+last=$(grep -E '(passed|failed|error)' "$RUN_DIR/pytest.out" | tail -1)
+p=$(echo "$last" | sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p')
+f=$(echo "$last" | sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p')
+e=$(echo "$last" | sed -n 's/.* \([0-9][0-9]*\) error.*/\1/p')
+count "${p:-0}" "$(( ${f:-0} + ${e:-0} ))"
+[ $py_rc -eq 0 ] || [ -n "$f$e" ] || count 0 1
+
+echo "== stopping the stack; sanitizer reports"
+deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
+reports=$(ls "$RUN_DIR"/log/asan* "$RUN_DIR"/log/ubsan* 2>/dev/null || true)
+if [ -n "$reports" ]; then
+	for r in $reports; do echo "--- $r"; head -60 "$r"; done
+	count 0 1
+else
+	echo "no ASan/UBSan/LSan reports from the programs"
+	count 1 0
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
