@@ -4,6 +4,7 @@
  * one transaction together with its audit_log row (actor "licctl").
  * SQL is parameterised (PQexecParams); nothing is built with printf.
  */
+#include "auth.h"
 #include "config.h"
 #include "jwt.h"
 #include "lic.h"
@@ -24,6 +25,7 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #define MAX_OPTS 16
 
@@ -631,6 +633,273 @@ static int cmd_customer(int argc, char **argv)
 
 /* ---- licenses --------------------------------------------------------- */
 
+/* ---- license actions, usage, audit (issue the same SQL as the API) ---- */
+
+static const char *need_uuid(const struct opts *o, const char *what)
+{
+	if (o->npos != 1 || !lic_uuid_valid(o->pos[0]))
+		die("usage: licctl license %s LICENSE_ID [--reason TEXT]", what);
+	return o->pos[0];
+}
+
+static int license_action(const char *action, const struct opts *o)
+{
+	const char *id = need_uuid(o, action), *reason = opt(o, "reason");
+	PGresult *r;
+
+	if (strcmp(action, "revoke") == 0) {
+		const char *p[3] = { id, reason, "licctl" };
+
+		r = q("SELECT result, to_char(to_timestamp(revoked_at) AT TIME "
+		    "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), changed "
+		    "FROM licd_revoke($1, $2, $3, NULL)", 3, p);
+		if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0)
+			die("no license %s", id);
+		printf("license %s revoked at %s%s\n", id, PQgetvalue(r, 0, 1),
+		    strcmp(PQgetvalue(r, 0, 2), "t") == 0 ? "" :
+		    " (already revoked)");
+	} else if (strcmp(action, "reset-activations") == 0) {
+		const char *p[3] = { id, reason, "licctl" };
+
+		r = q("SELECT result, freed FROM licd_reset_activations($1, $2, "
+		    "$3, NULL)", 3, p);
+		if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0)
+			die("no license %s", id);
+		printf("license %s: %s installation(s) deactivated\n", id,
+		    PQgetvalue(r, 0, 1));
+	} else {
+		const char *p[4] = { id, action, reason, "licctl" };
+
+		r = q("SELECT result, status, changed FROM licd_set_status($1, $2,"
+		    " $3, $4, NULL)", 4, p);
+		if (strcmp(PQgetvalue(r, 0, 0), "not_found") == 0)
+			die("no license %s", id);
+		if (strcmp(PQgetvalue(r, 0, 0), "conflict") == 0)
+			die("cannot %s license %s: it is %s", action, id,
+			    PQgetvalue(r, 0, 1));
+		printf("license %s is %s%s\n", id, PQgetvalue(r, 0, 1),
+		    strcmp(PQgetvalue(r, 0, 2), "t") == 0 ? "" : " (unchanged)");
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int cmd_usage(int argc, char **argv)
+{
+	static const char *const spec[] = { "period", "json!", NULL };
+	struct opts o;
+	PGresult *r;
+	int i;
+
+	parse_opts(argc, argv, spec, &o);
+	if (o.help || o.npos != 1 || !lic_uuid_valid(o.pos[0])) {
+		printf("usage: licctl usage LICENSE_ID [--period YYYY-MM] [--json]\n"
+		    "Usage counters of one license for a month (default: this "
+		    "month),\nwith the limit and what the usage log sums to.\n");
+		return o.help ? 0 : 2;
+	}
+	{
+		const char *p[2] = { o.pos[0], opt(&o, "period") };
+
+		r = q("SELECT g.feature, g.used, (l.limits ->> (g.feature || "
+		    "'_per_month')), (SELECT coalesce(sum(quantity), 0) FROM "
+		    "usage_log u WHERE u.license_id = l.id AND u.feature = "
+		    "g.feature AND to_char(u.period, 'YYYY-MM') = g.period), "
+		    "g.period FROM licenses l, licd_usage_get($1, $2) g "
+		    "WHERE l.id = $1 ORDER BY 1", 2, p);
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		if (opt(&o, "json"))
+			printf("{\"period\":\"%s\",\"feature\":\"%s\",\"used\":%s,"
+			    "\"limit\":%s,\"logged\":%s}\n", PQgetvalue(r, i, 4),
+			    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+			    PQgetisnull(r, i, 2) ? "null" : PQgetvalue(r, i, 2),
+			    PQgetvalue(r, i, 3));
+		else
+			printf("%s  %-24s used %-12s limit %-12s logged %s\n",
+			    PQgetvalue(r, i, 4), PQgetvalue(r, i, 0),
+			    PQgetvalue(r, i, 1), PQgetisnull(r, i, 2) ? "-" :
+			    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+	}
+	if (PQntuples(r) == 0 && !opt(&o, "json"))
+		printf("no usage recorded\n");
+	PQclear(r);
+	return 0;
+}
+
+static int cmd_audit(int argc, char **argv)
+{
+	static const char *const spec[] = { "license", "limit", "json!", NULL };
+	struct opts o;
+	PGresult *r;
+	int i;
+
+	parse_opts(argc, argv, spec, &o);
+	if (o.help) {
+		printf("usage: licctl audit [--license ID] [--limit N] [--json]\n"
+		    "Audit log, newest first: who did what to which license, "
+		    "when and why.\n");
+		return 0;
+	}
+	{
+		const char *p[2] = { opt(&o, "license"),
+		    opt(&o, "limit") ? opt(&o, "limit") : "50" };
+
+		r = q("SELECT json_build_object('at', to_char(at AT TIME ZONE "
+		    "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'actor', actor, "
+		    "'action', action, 'target_type', target_type, 'target_id', "
+		    "target_id, 'reason', reason, 'request_id', request_id, "
+		    "'details', details)::text, to_char(at AT TIME ZONE 'UTC', "
+		    "'YYYY-MM-DD HH24:MI:SS'), actor, action, target_id, "
+		    "coalesce(reason, ''), coalesce(request_id, '') "
+		    "FROM audit_log WHERE $1::text IS NULL OR target_id = $1 "
+		    "ORDER BY id DESC LIMIT $2::int", 2, p);
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		if (opt(&o, "json"))
+			printf("%s\n", PQgetvalue(r, i, 0));
+		else
+			printf("%s  %-12s %-26s %s %s%s%s\n", PQgetvalue(r, i, 1),
+			    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+			    PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
+			    *PQgetvalue(r, i, 6) ? "  rid=" : "",
+			    PQgetvalue(r, i, 6));
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+	static const char *const spec[] = { NULL };
+	unsigned char rnd[32];
+	char token[64], hash[65];
+	struct opts o;
+	size_t i;
+
+	parse_opts(argc - (argc > 0), argv + (argc > 0), spec, &o);
+	if (argc < 1 || o.help || strcmp(argv[0], "create") != 0 ||
+	    o.npos != 1) {
+		printf("usage: licctl token create NAME\n"
+		    "Creates an admin API token. The token is printed once; "
+		    "only its SHA-256\ngoes into the configuration "
+		    "(admin_tokens = NAME:HASH, comma-separated\nfor several). "
+		    "NAME appears in the audit log as the actor.\n");
+		return o.help ? 0 : 2;
+	}
+	for (i = 0; o.pos[0][i]; i++)
+		if (!isalnum((unsigned char)o.pos[0][i]) && o.pos[0][i] != '-' &&
+		    o.pos[0][i] != '_')
+			die("token names are [A-Za-z0-9_-]");
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		die("no randomness");
+	jws_b64url_encode(rnd, sizeof(rnd), token);
+	auth_hash_hex(token, hash);
+	printf("token:  %s\nconfig: admin_tokens = %s:%s\n", token, o.pos[0],
+	    hash);
+	fprintf(stderr, "licctl: the token is shown only now; store it "
+	    "safely.\n");
+	return 0;
+}
+
+/* Offline activation for a machine that never reaches the server: seat
+ * counted like an online validate, lease signed with the same keys. */
+static int cmd_lease(int argc, char **argv)
+{
+	static const char *const spec[] = { "license", "installation", "days",
+	    "request", "json!", NULL };
+	struct opts o;
+	struct json_object *req = NULL, *v;
+	const char *iid, *meta = NULL, *nonce = NULL, *lid;
+	char err[512], *lease = NULL, ts[32];
+	struct lic l;
+	PGresult *r;
+	time_t exp, now;
+	long days;
+
+	parse_opts(argc - (argc > 0), argv + (argc > 0), spec, &o);
+	if (argc < 1 || o.help || strcmp(argv[0], "offline") != 0) {
+		printf("usage: licctl lease offline --license ID (--installation "
+		    "IID | --request FILE)\n         --days N [--json]\n"
+		    "Activates the installation (its seat counts like an online "
+		    "one) and prints\na lease valid for N days (capped at the "
+		    "license's end), for an air-gapped\nmachine. --request takes "
+		    "the JSON the machine printed:\n  {\"installation_id\": \"...\""
+		    ", \"metadata\": {...}, \"nonce\": \"...\"}\n");
+		return o.help ? 0 : 2;
+	}
+	lid = opt(&o, "license");
+	if (lid == NULL || !lic_uuid_valid(lid) || !opt(&o, "days"))
+		die("lease offline needs --license UUID and --days N");
+	days = strtol(opt(&o, "days"), NULL, 10);
+	if (days < 1 || days > 3650)
+		die("--days must be 1..3650");
+	iid = opt(&o, "installation");
+	if (opt(&o, "request")) {
+		char *txt = slurp(opt(&o, "request"));
+
+		req = json_tokener_parse(txt);
+		free(txt);
+		if (req == NULL || !json_object_is_type(req, json_type_object))
+			die("%s: not a JSON object", opt(&o, "request"));
+		if (json_object_object_get_ex(req, "installation_id", &v) &&
+		    json_object_is_type(v, json_type_string))
+			iid = json_object_get_string(v);
+		if (json_object_object_get_ex(req, "nonce", &v) &&
+		    json_object_is_type(v, json_type_string))
+			nonce = json_object_get_string(v);
+		if (json_object_object_get_ex(req, "metadata", &v) &&
+		    json_object_is_type(v, json_type_object))
+			meta = json_object_to_json_string_ext(v,
+			    JSON_C_TO_STRING_PLAIN);
+	}
+	if (iid == NULL)
+		die("give --installation or a --request with installation_id");
+	if (lic_init_keys(err, sizeof(err)) != 0)
+		die("%s", err);
+	{
+		const char *p[3] = { lid, iid, meta };
+
+		exec0("BEGIN");
+		r = q("SELECT a.code FROM licd_activate($1, $2, NULL, "
+		    "$3::jsonb, NULL) a", 3, p);
+		if (strcmp(PQgetvalue(r, 0, 0), "VALID") != 0)
+			die("cannot activate %s: %s", iid, PQgetvalue(r, 0, 0));
+		PQclear(r);
+		PQclear(q("SELECT licd_audit('licctl', 'lease.offline', "
+		    "'license', $1, NULL, NULL, jsonb_build_object("
+		    "'installation_id', $2::text))", 2, p));
+		r = q("SELECT v.*, extract(epoch FROM licd_now())::bigint FROM "
+		    "license_view v WHERE v.id = $1", 1, p);
+	}
+	if (lic_from_row(r, 0, 0, &l) != LIC_OK)
+		die("cannot read license");
+	now = (time_t)strtoll(PQgetvalue(r, 0, LIC_NCOLS), NULL, 10);
+	PQclear(r);
+	{
+		const char *eff, *code = lic_state(&l, now, &eff);
+
+		if (strcmp(code, "VALID") != 0)
+			die("license is %s", eff);
+	}
+	if (lic_lease(&l, iid, nonce, now, days * 86400L, &lease, &exp) !=
+	    LIC_OK)
+		die("signing failed");
+	exec0("COMMIT");
+	lic_ts(exp, ts);
+	if (opt(&o, "json"))
+		printf("{\"license_id\":\"%s\",\"installation_id\":\"%s\","
+		    "\"lease\":\"%s\",\"lease_expires_at\":\"%s\"}\n", l.id, iid,
+		    lease, ts);
+	else
+		printf("lease for %s on license %s, valid until %s:\n%s\n", iid,
+		    l.id, ts, lease);
+	free(lease);
+	lic_free(&l);
+	json_object_put(req);
+	return 0;
+}
+
 static void print_license(const char *json, int as_json)
 {
 	struct json_object *o;
@@ -687,7 +956,7 @@ static int cmd_license(int argc, char **argv)
 {
 	static const char *const spec[] = { "customer", "plan", "features",
 	    "limits", "domains", "expires", "days", "perpetual!", "status",
-	    "json!", NULL };
+	    "reason", "json!", NULL };
 	struct opts o;
 	PGresult *r;
 	int i, as_json;
@@ -702,6 +971,8 @@ static int cmd_license(int argc, char **argv)
 		    "       licctl license show ID [--json]\n"
 		    "       licctl license list [--customer ID|EMAIL] [--status "
 		    "S] [--json]\n"
+		    "       licctl license revoke|suspend|reinstate|"
+		    "reset-activations ID\n         [--reason TEXT]\n"
 		    "issue copies the plan's features and limits (--features "
 		    "replaces them,\n--limits overrides single limits), signs the "
 		    "key with the current key and prints it.\n");
@@ -832,8 +1103,13 @@ static int cmd_license(int argc, char **argv)
 		PQclear(r);
 		return 0;
 	}
+	if (strcmp(argv[0], "revoke") == 0 || strcmp(argv[0], "suspend") == 0 ||
+	    strcmp(argv[0], "reinstate") == 0 ||
+	    strcmp(argv[0], "reset-activations") == 0)
+		return license_action(argv[0], &o);
 	die("unknown license command '%s' (see licctl license --help)", argv[0]);
 }
+
 
 static void usage(FILE *f)
 {
@@ -843,7 +1119,12 @@ static void usage(FILE *f)
 	    "  keys               generate | rotate | list | jwks\n"
 	    "  plan               set | list\n"
 	    "  customer           create | list\n"
-	    "  license            issue | show | list\n"
+	    "  license            issue | show | list | revoke | suspend |\n"
+	    "                     reinstate | reset-activations\n"
+	    "  usage              usage report of a license and month\n"
+	    "  audit              audit log\n"
+	    "  lease              offline (lease for an air-gapped machine)\n"
+	    "  token              create (admin API token)\n"
 	    "Every command takes --help. Config: -c, else $LICD_CONFIG, else "
 	    "%s.\n", CFG_DEFAULT_PATH);
 }
@@ -873,6 +1154,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "keys") == 0)
 		return cmd_keys(argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "token") == 0)
+		return cmd_token(argc - i - 1, argv + i + 1);
 	/* The remaining commands need the database unless asking for help. */
 	for (rc = i + 1; rc < argc; rc++)
 		if (strcmp(argv[rc], "--help") == 0 || strcmp(argv[rc], "-h") == 0)
@@ -885,6 +1168,12 @@ int main(int argc, char **argv)
 		rc = cmd_customer(argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "license") == 0)
 		rc = cmd_license(argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "usage") == 0)
+		rc = cmd_usage(argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "audit") == 0)
+		rc = cmd_audit(argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "lease") == 0)
+		rc = cmd_lease(argc - i - 1, argv + i + 1);
 	else {
 		usage(stderr);
 		die("unknown command '%s'", argv[i]);

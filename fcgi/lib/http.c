@@ -227,6 +227,13 @@ static int json_content_type(const char *ct)
 	    (p[13] == '\0' || p[13] == ' ' || p[13] == ';');
 }
 
+static int has_body(const struct http_req *req)
+{
+	const char *cl = http_param(req, "CONTENT_LENGTH");
+
+	return cl != NULL && *cl != '\0' && strcmp(cl, "0") != 0;
+}
+
 /* Reads the body in a loop; -1 when larger than the limit. */
 static int read_body(struct worker *w, struct http_req *req)
 {
@@ -339,8 +346,12 @@ static void serve(struct worker *w)
 		    "use %s for this endpoint", route->methods);
 		goto out;
 	}
+	if (route->body == HTTP_BODY_JSON_OPT && !has_body(&req))
+		goto handle;
 	if (route->body != HTTP_BODY_NONE && strcmp(req.method, "POST") == 0) {
-		if (route->body == HTTP_BODY_JSON &&
+		int json = route->body != HTTP_BODY_RAW;
+
+		if (json &&
 		    !json_content_type(http_param(&req, "CONTENT_TYPE"))) {
 			http_error(&resp, 415, "UNSUPPORTED_MEDIA_TYPE",
 			    "Content-Type must be application/json");
@@ -351,13 +362,13 @@ static void serve(struct worker *w)
 			    "request body exceeds %zu bytes", max_body);
 			goto out;
 		}
-		if (route->body == HTTP_BODY_JSON &&
-		    js_parse_object(req.body, req.body_len, &req.json,
+		if (json && js_parse_object(req.body, req.body_len, &req.json,
 		    &jerr) != 0) {
 			http_field_error(&resp, &jerr);
 			goto out;
 		}
 	}
+handle:
 	route->fn(&req, &resp);
 out:
 	if (resp.body == NULL)

@@ -47,9 +47,12 @@ typedef void (*http_handler)(struct http_req *, struct http_resp *);
 
 /* A route matches path exactly, or as a prefix when prefix is set (the
  * rest is req->param). methods: "POST", "GET", or "GET,POST". body:
- * HTTP_BODY_NONE, _JSON (content type + JSON object required for POST) or
- * _RAW (bytes as sent, e.g. webhooks). */
-enum http_body { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_RAW };
+ * HTTP_BODY_NONE, _JSON (content type + JSON object required for POST),
+ * _JSON_OPT (the same, or no body at all: req->json NULL) or _RAW (bytes
+ * as sent, e.g. webhooks). */
+enum http_body { HTTP_BODY_NONE, HTTP_BODY_JSON, HTTP_BODY_RAW,
+	HTTP_BODY_JSON_OPT	/* like JSON, but an empty body is allowed */
+};
 
 struct http_route {
 	const char *path;

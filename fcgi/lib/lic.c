@@ -309,10 +309,11 @@ struct json_object *lic_json(const struct lic *l, time_t now)
 }
 
 int lic_lease(const struct lic *l, const char *iid, const char *nonce,
-    time_t now, char **lease, time_t *exp)
+    time_t now, long ttl, char **lease, time_t *exp)
 {
 	struct json_object *c = json_object_new_object();
-	long long end = lic_valid_until(l), e = (long long)now + lease_ttl;
+	long long end = lic_valid_until(l);
+	long long e = (long long)now + (ttl > 0 ? ttl : lease_ttl);
 	const char *txt;
 	size_t len;
 	int rc;
@@ -367,7 +368,7 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
 	char *lease = NULL;
 	time_t exp;
 
-	if (lic_lease(l, iid, nonce, now, &lease, &exp) != LIC_OK)
+	if (lic_lease(l, iid, nonce, now, 0, &lease, &exp) != LIC_OK)
 		return LIC_ERROR;
 	json_object_object_add(o, "lease", json_object_new_string(lease));
 	json_object_object_add(o, "lease_expires_at", lic_ts_json(exp));

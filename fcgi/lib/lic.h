@@ -66,10 +66,10 @@ int lic_domain_allowed(const struct lic *l, const char *host);
  *  "features","limits","domain_restrictions"} as a new object. */
 struct json_object *lic_json(const struct lic *l, time_t now);
 
-/* Signs a lease (typ lease+jwt) for installation iid; exp is now + the
- * configured lease_ttl, never past lic_valid_until. */
+/* Signs a lease (typ lease+jwt) for installation iid; exp is now + ttl
+ * (0: the configured lease_ttl), never past lic_valid_until. */
 int lic_lease(const struct lic *l, const char *iid, const char *nonce,
-    time_t now, char **lease, time_t *exp);
+    time_t now, long ttl, char **lease, time_t *exp);
 
 /* Signs a license key (typ JWT) carrying l's claims; iat = issued_at.
  * *key is malloc'd. Needs a keyring with a signer (lic_init or
