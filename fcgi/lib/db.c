@@ -9,6 +9,7 @@
 
 struct db {
 	PGconn *conn;
+	int in_tx;
 	const struct db_stmt *stmts;
 	size_t n;
 };
@@ -121,7 +122,9 @@ int db_exec(struct db *db, const char *name, int nparams,
 
 	*res = NULL;
 	for (attempt = 0; attempt < 2; attempt++) {
-		if (!healthy(db) && (st = connect_db(db)) != DB_OK)
+		if (db->in_tx && db->conn == NULL)
+			return DB_UNAVAILABLE;
+		if (!db->in_tx && !healthy(db) && (st = connect_db(db)) != DB_OK)
 			return st;
 		r = PQexecPrepared(db->conn, name, nparams, params, NULL,
 		    NULL, 0);
@@ -136,7 +139,7 @@ int db_exec(struct db *db, const char *name, int nparams,
 			    PQerrorMessage(db->conn));
 			PQclear(r);
 			drop(db);
-			if (!stmt_retry(db, name))
+			if (db->in_tx || !stmt_retry(db, name))
 				return DB_UNAVAILABLE;
 			continue;
 		}
@@ -153,7 +156,8 @@ int db_exec(struct db *db, const char *name, int nparams,
 				return DB_UNAVAILABLE;
 			}
 		}
-		if (PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
+		if (!db->in_tx &&
+		    PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
 			PGresult *rb = PQexec(db->conn, "ROLLBACK");
 
 			PQclear(rb);
@@ -162,6 +166,48 @@ int db_exec(struct db *db, const char *name, int nparams,
 		return DB_ERROR;
 	}
 	return DB_UNAVAILABLE;
+}
+
+static int simple(struct db *db, const char *sql)
+{
+	PGresult *r = PQexec(db->conn, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	PQclear(r);
+	if (!ok && PQstatus(db->conn) != CONNECTION_OK) {
+		drop(db);
+		return DB_UNAVAILABLE;
+	}
+	return ok ? DB_OK : DB_ERROR;
+}
+
+int db_begin(struct db *db)
+{
+	int st;
+
+	if (!healthy(db) && (st = connect_db(db)) != DB_OK)
+		return st;
+	if ((st = simple(db, "BEGIN")) == DB_OK)
+		db->in_tx = 1;
+	return st;
+}
+
+int db_commit(struct db *db)
+{
+	int st = DB_UNAVAILABLE;
+
+	if (db->conn != NULL)
+		st = simple(db, "COMMIT");
+	db->in_tx = 0;
+	return st;
+}
+
+void db_rollback(struct db *db)
+{
+	if (db->conn != NULL &&
+	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		simple(db, "ROLLBACK");
+	db->in_tx = 0;
 }
 
 const char *db_sqlstate(const PGresult *res)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Thread_local struct json_tokener *js_tok;
@@ -277,4 +278,42 @@ struct json_object *js_from_text(const char *s)
 	if (s == NULL || *s == '\0')
 		return NULL;
 	return json_tokener_parse(s);
+}
+
+struct json_object *js_path(struct json_object *o, const char *path)
+{
+	char seg[64];
+	const char *p = path, *dot;
+	size_t n;
+
+	while (o != NULL && *p != '\0') {
+		dot = strchr(p, '.');
+		n = dot ? (size_t)(dot - p) : strlen(p);
+		if (n == 0 || n >= sizeof(seg))
+			return NULL;
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		if (json_object_is_type(o, json_type_array)) {
+			char *end;
+			long i = strtol(seg, &end, 10);
+
+			if (*end != '\0' || i < 0 ||
+			    (size_t)i >= json_object_array_length(o))
+				return NULL;
+			o = json_object_array_get_idx(o, (size_t)i);
+		} else if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, seg, &o)) {
+			return NULL;
+		}
+		p = dot ? dot + 1 : p + n;
+	}
+	return o;
+}
+
+const char *js_path_str(struct json_object *o, const char *path)
+{
+	struct json_object *v = js_path(o, path);
+
+	return v != NULL && json_object_is_type(v, json_type_string) ?
+	    json_object_get_string(v) : NULL;
 }

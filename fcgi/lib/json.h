@@ -50,6 +50,12 @@ int js_utf8_valid(const char *s, size_t len);
 /* Compact serialisation; the string lives as long as obj. */
 const char *js_dump(struct json_object *obj, size_t *len);
 
+/* The value at a dotted path ("data.object.id"; a numeric segment indexes
+ * an array), borrowed; NULL if any step is missing. js_path_str gives a
+ * string value only. */
+struct json_object *js_path(struct json_object *o, const char *path);
+const char *js_path_str(struct json_object *o, const char *path);
+
 /* Parses a trusted JSON text (from PostgreSQL); NULL on failure. */
 struct json_object *js_from_text(const char *s);
 
