@@ -21,7 +21,13 @@ UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 RUN_DIR  ?= $(CURDIR)/run
 PORT     ?= 8080
 
-.PHONY: all asan unit run stop status test clean deps bench install
+.PHONY: all asan unit fuzz run stop status test clean deps bench install
+
+# libFuzzer targets (clang): every parser that sees outside bytes.
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ         := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 
 all: $(BINS)
 
@@ -51,6 +57,28 @@ $(BUILD)/asan/bin/%: $(BUILD)/asan/obj/%.o $(BUILD)/asan/liblicd.a
 $(BUILD)/asan/unit/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/asan/liblicd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -o $@ $< $(BUILD)/asan/liblicd.a $(LDLIBS) -ljwt
+
+$(BUILD)/fuzz/obj/%.o: fcgi/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -c -o $@ $<
+
+$(BUILD)/fuzz/liblicd.a: $(patsubst fcgi/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRC))
+	$(AR) rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/liblicd.a
+	clang $(CPPFLAGS) -std=c11 -g -O1 $(FUZZ_FLAGS) -o $@ $< $(BUILD)/fuzz/liblicd.a $(LDLIBS)
+
+# make fuzz FUZZ_SECONDS=300: each target for that long; crashes are kept
+# under tests/fuzz/crashes/ and replayed by every later run.
+fuzz: $(FUZZ)
+	@set -e; mkdir -p tests/fuzz/crashes; for f in $(FUZZ); do \
+		n=$$(basename $$f | sed 's/^fuzz_//'); mkdir -p $(BUILD)/fuzz/corpus/$$n; \
+		echo "== $$n ($(FUZZ_SECONDS)s)"; \
+		for c in tests/fuzz/crashes/$$n-*; do [ -e "$$c" ] && $$f "$$c"; done; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=0 \
+		    -artifact_prefix=tests/fuzz/crashes/$$n- \
+		    $(BUILD)/fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -2; \
+	done
 
 asan: $(SAN_BINS)
 

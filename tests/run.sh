@@ -25,6 +25,15 @@ cat build/unit.out
 while read -r p f; do count "$p" "$f"; done < <(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' build/unit.out)
 [ $unit_rc -eq 0 ] || count 0 1
 
+echo "== fuzzing each parser for ${FUZZ_SECONDS:-20}s (libFuzzer)"
+if make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" > build/fuzz.out 2>&1; then
+	grep -E '^==|Done' build/fuzz.out
+	count 1 0
+else
+	tail -40 build/fuzz.out
+	count 0 1
+fi
+
 RUN_DIR=$(mktemp -d /tmp/licd-test.XXXXXX)
 chmod 755 "$RUN_DIR"
 PORT=${TEST_PORT:-$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}

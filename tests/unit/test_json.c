@@ -91,8 +91,27 @@ static void test_fields(void)
 	json_object_put(o);
 }
 
+static void test_path(void)
+{
+	struct json_object *o = json_tokener_parse(
+	    "{\"data\":{\"object\":{\"id\":\"cs_1\",\"n\":5,"
+	    "\"items\":{\"data\":[{\"price\":{\"id\":\"p1\"}}]}}}}");
+
+	CHECK(strcmp(js_path_str(o, "data.object.id"), "cs_1") == 0);
+	CHECK(js_path_str(o, "data.object.n") == NULL);
+	CHECK(js_path(o, "data.object.n") != NULL);
+	CHECK(strcmp(js_path_str(o, "data.object.items.data.0.price.id"),
+	    "p1") == 0);
+	CHECK(js_path(o, "data.object.items.data.1.price.id") == NULL);
+	CHECK(js_path(o, "data.object.items.data.x") == NULL);
+	CHECK(js_path(o, "data..object") == NULL);
+	CHECK(js_path(o, "nope.id") == NULL);
+	json_object_put(o);
+}
+
 int main(void)
 {
+	test_path();
 	test_parse();
 	test_utf8();
 	test_fields();
