@@ -23,7 +23,7 @@ static const struct db_stmt stmts[] = {
 static void heartbeat(struct http_req *req, struct http_resp *resp)
 {
 	const char *key, *iid, *version, *nonce, *code, *eff, *params[5];
-	char id[LIC_UUID_LEN + 1], touch[16];
+	char id[LIC_UUID_LEN + 1];
 	struct lic l = { 0 };
 	struct json_object *out;
 	struct js_err e;
@@ -46,10 +46,9 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
-	snprintf(touch, sizeof(touch), "%ld", cfg_int("touch_interval", 60));
 	params[0] = id;
 	params[1] = iid;
-	params[2] = touch;
+	params[2] = lic_touch_param();
 	params[3] = version;
 	params[4] = NULL;
 	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {
@@ -105,7 +104,7 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 			goto out;
 		}
 		json_object_object_add(out, "next_heartbeat_in",
-		    json_object_new_int64(cfg_int("heartbeat_interval", 3600)));
+		    json_object_new_int64(lic_heartbeat_interval()));
 	}
 	req->log_code = code;
 	http_json(resp, 200, out);

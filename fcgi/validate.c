@@ -60,7 +60,7 @@ static void validate(struct http_req *req, struct http_resp *resp)
 {
 	struct vreq v;
 	struct lic l = { 0 };
-	char id[LIC_UUID_LEN + 1], touch[16];
+	char id[LIC_UUID_LEN + 1];
 	const char *code, *eff, *params[5];
 	PGresult *res = NULL;
 	struct json_object *out = NULL;
@@ -75,10 +75,9 @@ static void validate(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
-	snprintf(touch, sizeof(touch), "%ld", cfg_int("touch_interval", 60));
 	params[0] = id;
 	params[1] = v.iid;
-	params[2] = touch;
+	params[2] = lic_touch_param();
 	params[3] = v.version;
 	params[4] = v.metadata;
 	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {

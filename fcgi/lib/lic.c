@@ -12,6 +12,8 @@
 static struct jws_keyring keyring;
 static const char *issuer;
 static long lease_ttl;
+static long heartbeat_interval;
+static char touch_param[24];
 
 int lic_init_keys(char *err, size_t errlen)
 {
@@ -22,7 +24,20 @@ int lic_init_keys(char *err, size_t errlen)
 	lease_ttl = cfg_int("lease_ttl", 7L * 24 * 3600);
 	if (lease_ttl < 60)
 		lease_ttl = 60;
+	heartbeat_interval = cfg_int("heartbeat_interval", 3600);
+	snprintf(touch_param, sizeof(touch_param), "%ld",
+	    cfg_int("touch_interval", 60));
 	return 0;
+}
+
+const char *lic_touch_param(void)
+{
+	return touch_param;
+}
+
+long lic_heartbeat_interval(void)
+{
+	return heartbeat_interval;
 }
 
 int lic_init(void)

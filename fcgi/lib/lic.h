@@ -36,6 +36,10 @@ enum lic_status { LIC_OK = 0, LIC_INVALID = -1, LIC_ERROR = -2 };
 int lic_init(void);
 const struct jws_keyring *lic_keyring(void);
 const char *lic_issuer(void);
+/* touch_interval as a statement parameter, and heartbeat_interval: read
+ * once at init, not per request. */
+const char *lic_touch_param(void);
+long lic_heartbeat_interval(void);
 
 /* Verifies a license key (typ JWT, known kid, key's alg, signature, iss,
  * sub a UUID). LIC_OK fills id. claims may be NULL. */
