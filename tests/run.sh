@@ -46,6 +46,7 @@ trap cleanup EXIT
 echo "== starting a throw-away stack in $RUN_DIR on port $PORT"
 mkdir -p "$RUN_DIR/log"
 # Sanitizer reports go to files: spawn-fcgi sends stderr to /dev/null.
+export LICD_PG_FAST=1
 export ASAN_OPTIONS="log_path=$RUN_DIR/log/asan:detect_leaks=1"
 export UBSAN_OPTIONS="log_path=$RUN_DIR/log/ubsan:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"

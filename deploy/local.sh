@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The local licd stack: a private PostgreSQL cluster (unix socket only), the
+# six FastCGI programs under spawn-fcgi and a private nginx on 127.0.0.1,
+# everything under one run directory. Used by `make run` / `make stop` and,
+# with a throw-away directory, by `make test`.
+#
+#   local.sh start RUN_DIR [PORT]   start what is not running (idempotent)
+#   local.sh stop RUN_DIR           stop everything started from RUN_DIR
+#   local.sh status RUN_DIR
+#   local.sh pg-stop|pg-start RUN_DIR   (the tests' database-outage case)
+#
+# LICD_BIN_DIR picks the programs (the tests use sanitizer builds),
+# LICD_LICCTL the admin CLI. As root, PostgreSQL runs as user postgres and
+# nginx workers as nobody; when they cannot reach RUN_DIR (say it is under
+# /root) sockets, data and the JWKS live in a /tmp directory named in
+# RUN_DIR/runtime-dir.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CMD=${1:-}
+RUN_DIR=${2:-}
+PORT=${3:-8080}
+[ -n "$CMD" ] && [ -n "$RUN_DIR" ] ||
+	{ echo "usage: local.sh start|stop|status|pg-start|pg-stop RUN_DIR [PORT]" >&2; exit 2; }
+mkdir -p "$RUN_DIR"
+RUN_DIR=$(cd "$RUN_DIR" && pwd)
+BIN=${LICD_BIN_DIR:-$ROOT/build/bin}
+LICCTL=${LICD_LICCTL:-$BIN/licctl}
+PROGRAMS="validate heartbeat usage revoke checkout webhook"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+SPAWN=$(command -v spawn-fcgi || echo /usr/bin/spawn-fcgi)
+IS_ROOT=0
+[ "$(id -u)" -eq 0 ] && IS_ROOT=1
+export LICD_CONFIG=$RUN_DIR/licd.conf
+
+say() { echo "licd: $*"; }
+die() { echo "licd: $*" >&2; exit 1; }
+
+# The directory holding the cluster, sockets and static files.
+runtime_dir() {
+	if [ -f "$RUN_DIR/runtime-dir" ]; then
+		RT=$(cat "$RUN_DIR/runtime-dir")
+		[ -d "$RT" ] && return
+	fi
+	RT=$RUN_DIR
+	if [ $IS_ROOT -eq 1 ] &&
+	    ! { runuser -u nobody -- test -x "$RUN_DIR" &&
+		runuser -u postgres -- test -x "$RUN_DIR"; } 2>/dev/null; then
+		RT=$(mktemp -d /tmp/licd-rt.XXXXXX)
+		chmod 755 "$RT"
+	fi
+	# unix socket paths are limited to 107 bytes
+	if [ ${#RT} -gt 70 ]; then
+		RT=$(mktemp -d /tmp/licd-rt.XXXXXX)
+		chmod 755 "$RT"
+	fi
+	echo "$RT" > "$RUN_DIR/runtime-dir"
+}
+
+as_pg() {	# run a PostgreSQL tool as the cluster owner
+	if [ $IS_ROOT -eq 1 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+pg_running() { as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" status >/dev/null 2>&1; }
+
+pg_start() {
+	[ -x "$PGBIN/initdb" ] || die "PostgreSQL server binaries not found (run deploy/deps.sh)"
+	mkdir -p "$RT/pg"
+	[ $IS_ROOT -eq 1 ] && chown postgres: "$RT/pg"
+	chmod 700 "$RT/pg"
+	touch "$RUN_DIR/log/postgres.log"
+	[ $IS_ROOT -eq 1 ] && chown postgres: "$RUN_DIR/log/postgres.log"
+	if [ ! -f "$RT/pg/data/PG_VERSION" ]; then
+		say "initialising PostgreSQL cluster in $RT/pg/data"
+		as_pg "$PGBIN/initdb" -D "$RT/pg/data" -U postgres --auth=trust \
+			-E UTF8 --locale=C.UTF-8 >"$RUN_DIR/log/initdb.log" 2>&1 ||
+			{ cat "$RUN_DIR/log/initdb.log" >&2; die "initdb failed"; }
+		{
+			echo "listen_addresses = ''"
+			echo "unix_socket_directories = '$RT/pg'"
+			echo "max_connections = 200"
+			echo "shared_buffers = 128MB"
+			# a throw-away test cluster need not survive a power cut
+			if [ -n "${LICD_PG_FAST:-}" ]; then
+				echo "fsync = off"
+				echo "synchronous_commit = off"
+				echo "full_page_writes = off"
+			fi
+		} | as_pg tee -a "$RT/pg/data/postgresql.conf" >/dev/null
+	fi
+	if ! pg_running; then
+		as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" -l "$RUN_DIR/log/postgres.log" \
+			-w -t 60 start >/dev/null || die "PostgreSQL did not start (see $RUN_DIR/log/postgres.log)"
+	fi
+}
+
+pg_stop() {
+	pg_running && as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" -m fast -w stop >/dev/null
+	return 0
+}
+
+psql_pg() { as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$RT/pg" -U postgres -d postgres "$@"; }
+
+db_create() {
+	if [ -z "$(psql_pg -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'licd'")" ]; then
+		psql_pg -c "CREATE ROLE licd LOGIN"
+	fi
+	if [ -z "$(psql_pg -tAc "SELECT 1 FROM pg_database WHERE datname = 'licd'")" ]; then
+		psql_pg -c "CREATE DATABASE licd OWNER licd"
+	fi
+}
+
+write_config() {
+	[ -f "$LICD_CONFIG" ] && return
+	local tok
+	tok=$(LICD_CONFIG=/dev/null "$LICCTL" token create local 2>/dev/null)
+	sed -n 's/^token: *//p' <<<"$tok" > "$RUN_DIR/admin-token.txt"
+	chmod 600 "$RUN_DIR/admin-token.txt"
+	umask 077
+	cat > "$LICD_CONFIG" <<EOC
+# written by deploy/local.sh for the local stack; see deploy/licd.conf.example
+database_url = host=$RT/pg dbname=licd user=licd
+keys_dir = $RUN_DIR/keys
+jwks_file = $RT/www/.well-known/jwks.json
+issuer = http://127.0.0.1:$PORT
+key_alg = ES256
+log_file = $RUN_DIR/log/licd.log
+sql_dir = $ROOT/sql
+processes = 2
+threads = 4
+$(sed -n 's/^config: *//p' <<<"$tok")
+# the admin token itself is in $RUN_DIR/admin-token.txt
+stripe_secret_key = sk_test_local
+stripe_webhook_secrets = whsec_local_test
+paddle_webhook_secrets = pdl_local_test
+checkout_allowed_origins = http://127.0.0.1:$PORT,http://localhost:$PORT
+checkout_success_url = http://127.0.0.1:$PORT/thanks?session={CHECKOUT_SESSION_ID}
+checkout_cancel_url = http://127.0.0.1:$PORT/pricing
+EOC
+	umask 022
+	chmod 644 "$LICD_CONFIG"
+}
+
+programs_start() {
+	mkdir -p "$RT/sock" "$RUN_DIR/pid"
+	local p sock
+	for p in $PROGRAMS; do
+		[ -x "$BIN/$p" ] || die "$BIN/$p is not built (run make)"
+		alive "$RUN_DIR/pid/$p.pid" && continue
+		sock=$RT/sock/$p.sock
+		rm -f "$sock"
+		"$SPAWN" -s "$sock" -M 0666 -P "$RUN_DIR/pid/$p.pid" -- "$BIN/$p" \
+			>>"$RUN_DIR/log/spawn.log" 2>&1 || die "could not start $p"
+	done
+}
+
+nginx_start() {
+	mkdir -p "$RT/nginx"/{body,proxy,fastcgi,uwsgi,scgi}
+	local user="" conf=$RT/nginx/nginx.conf
+	[ $IS_ROOT -eq 1 ] && user="user nobody nogroup;"
+	sed -e "s|@FCGI@|include /etc/nginx/fastcgi_params; fastcgi_param LICD_REQUEST_ID \$licd_request_id; fastcgi_pass unix:@RT@/sock/|g" \
+	    -e "s|@USER@|$user|" -e "s|@RT@|$RT|g" -e "s|@RUN_DIR@|$RUN_DIR|g" \
+	    -e "s|@PORT@|$PORT|g" -e "s|@RATE@|${LICD_RATE:-20000}|g" \
+	    -e "s|@BURST@|${LICD_BURST:-20000}|g" \
+	    "$ROOT/nginx/licd-local.conf.in" > "$conf"
+	"$NGINX" -t -q -c "$conf" -p "$RT/nginx" -e "$RUN_DIR/log/nginx-error.log" ||
+		die "nginx configuration test failed"
+	if alive "$RT/nginx.pid"; then
+		"$NGINX" -c "$conf" -p "$RT/nginx" -e "$RUN_DIR/log/nginx-error.log" -s reload
+	else
+		"$NGINX" -c "$conf" -p "$RT/nginx" -e "$RUN_DIR/log/nginx-error.log" ||
+			die "nginx did not start (see $RUN_DIR/log/nginx-error.log)"
+	fi
+}
+
+wait_healthy() {
+	local i
+	for i in $(seq 1 100); do
+		if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	die "licd did not become healthy on 127.0.0.1:$PORT (logs in $RUN_DIR/log)"
+}
+
+# TERM, then KILL after 10 s; the prefork master passes TERM to its workers.
+stop_pid() {
+	local f=$1 pid i
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$pid" 2>/dev/null && { pkill -KILL -P "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; }
+	fi
+	rm -f "$f"
+}
+
+start() {
+	mkdir -p "$RUN_DIR/log" "$RUN_DIR/keys"
+	chmod 700 "$RUN_DIR/keys"
+	runtime_dir
+	mkdir -p "$RT/www/.well-known"
+	chmod 755 "$RT" "$RT/www" "$RT/www/.well-known"
+	pg_start
+	db_create
+	write_config
+	"$LICCTL" migrate >"$RUN_DIR/log/migrate.log" 2>&1 ||
+		{ cat "$RUN_DIR/log/migrate.log" >&2; die "migration failed"; }
+	if [ -z "$(ls "$RUN_DIR/keys"/*.key 2>/dev/null)" ]; then
+		"$LICCTL" keys generate >"$RUN_DIR/log/keys.log" 2>&1 ||
+			{ cat "$RUN_DIR/log/keys.log" >&2; die "key generation failed"; }
+	else
+		"$LICCTL" keys jwks >/dev/null
+	fi
+	chmod 644 "$RT/www/.well-known/jwks.json"
+	programs_start
+	nginx_start
+	echo "$PORT" > "$RUN_DIR/port"
+	wait_healthy
+	say "running on http://127.0.0.1:$PORT (run directory $RUN_DIR)"
+}
+
+stop() {
+	runtime_dir
+	if alive "$RT/nginx.pid"; then
+		"$NGINX" -c "$RT/nginx/nginx.conf" -p "$RT/nginx" -e "$RUN_DIR/log/nginx-error.log" -s quit 2>/dev/null ||
+			kill -TERM "$(cat "$RT/nginx.pid")"
+		for _ in $(seq 1 50); do alive "$RT/nginx.pid" || break; sleep 0.1; done
+	fi
+	local p
+	for p in $PROGRAMS; do stop_pid "$RUN_DIR/pid/$p.pid"; done
+	[ -d "$RT/pg/data" ] && pg_stop
+	say "stopped"
+}
+
+status() {
+	runtime_dir
+	local p rc=0
+	if pg_running; then echo "postgresql  running"; else echo "postgresql  stopped"; rc=1; fi
+	for p in $PROGRAMS; do
+		if alive "$RUN_DIR/pid/$p.pid"; then printf '%-11s running\n' "$p"; else printf '%-11s stopped\n' "$p"; rc=1; fi
+	done
+	if alive "$RT/nginx.pid"; then echo "nginx       running on 127.0.0.1:$(cat "$RUN_DIR/port" 2>/dev/null)"; else echo "nginx       stopped"; rc=1; fi
+	return $rc
+}
+
+case "$CMD" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+pg-stop) runtime_dir; pg_stop ;;
+pg-start) runtime_dir; pg_start ;;
+*) die "unknown command $CMD" ;;
+esac
