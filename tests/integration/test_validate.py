@@ -1,0 +1,586 @@
+"""POST /api/validate, /api/heartbeat, /api/deactivate, the license key,
+the lease and JWKS, over HTTP through nginx against the real database."""
+import concurrent.futures
+import glob
+import hashlib
+import hmac
+import json
+import os
+import time
+
+import jwt  # PyJWT from Debian: an independent verifier
+import requests
+
+from conftest import (CFG, RUN_DIR, URL, api, b64url, b64url_decode,
+                      error_code, heartbeat, issue, jwt_parts, make_plan,
+                      sql, sql1, unique, validate)
+
+
+def jwks():
+    r = api("/.well-known/jwks.json", method="GET")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    return r.json()
+
+
+def verify_with_jwks(token, typ):
+    """Verifies token with PyJWT against the published JWKS only."""
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == typ
+    keys = {k["kid"]: k for k in jwks()["keys"]}
+    assert header["kid"] in keys
+    key = jwt.PyJWK(keys[header["kid"]]).key
+    return jwt.decode(token, key, algorithms=[header["alg"]],
+                      issuer=CFG["issuer"], leeway=10, options={"verify_aud": False})
+
+
+def sign_es256_wrong_key(header, payload):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    k = ec.generate_private_key(ec.SECP256R1())
+    return jwt.encode(payload, k, algorithm="ES256", headers=header)
+
+
+def counts():
+    """Everything a rejected request must leave untouched."""
+    return sql("SELECT (SELECT count(*) FROM installations),"
+               " (SELECT coalesce(max(last_seen), 'epoch') FROM installations),"
+               " (SELECT count(*) FROM licenses),"
+               " (SELECT count(*) FROM audit_log)")[0]
+
+
+# --- the happy path -------------------------------------------------------
+
+def test_valid_key_returns_license_installation_and_lease(lic):
+    before = time.time()
+    r = validate(lic["key"], "host-a.example:1", version="2.4.1",
+                 metadata={"hostname": "a", "platform": "linux"}, nonce="n-123")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    b = r.json()
+    assert b["valid"] is True and b["code"] == "VALID"
+    L = b["license"]
+    assert L["id"] == lic["id"] and L["customer_id"] == lic["customer_id"]
+    assert L["plan"] == lic["plan"] and L["status"] == "active"
+    assert L["features"] == ["sso", "workflows", "reports"]
+    assert L["limits"] == {"installations": 3}
+    assert L["expires_at"] == lic["expires_at"] and L["grace_until"] is None
+    inst = b["installation"]
+    assert inst["id"] == "host-a.example:1" and inst["status"] == "active"
+    assert inst["first_seen"].endswith("Z")
+
+    claims = verify_with_jwks(b["lease"], "lease+jwt")
+    assert claims["sub"] == lic["id"] and claims["iid"] == "host-a.example:1"
+    assert claims["feat"] == L["features"] and claims["limits"] == L["limits"]
+    assert claims["nonce"] == "n-123"
+    # default offline grace: 7 days from now
+    assert abs(claims["exp"] - (claims["iat"] + 7 * 86400)) <= 1
+    assert before - 2 <= claims["iat"] <= time.time() + 2
+    assert b["lease_expires_at"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"]))
+
+    row = sql("SELECT status, version, metadata->>'hostname' FROM installations"
+              " WHERE license_id = %s AND installation_id = %s",
+              lic["id"], "host-a.example:1")
+    assert row == [("active", "2.4.1", "a")]
+
+
+def test_license_key_itself_verifies_with_jwks(lic):
+    claims = verify_with_jwks(lic["key"], "JWT")
+    assert claims["sub"] == lic["id"] and claims["cid"] == lic["customer_id"]
+    assert claims["lic"] == lic["plan"]
+    assert claims["feat"] == ["sso", "workflows", "reports"]
+    assert claims["limits"] == {"installations": 3}
+    assert "exp" in claims and claims["exp"] > claims["iat"]
+
+
+def test_lease_never_outlives_the_license():
+    lic = issue(days=2)
+    b = validate(lic["key"]).json()
+    assert b["code"] == "VALID"
+    claims = verify_with_jwks(b["lease"], "lease+jwt")
+    exp = sql1("SELECT extract(epoch FROM expires_at)::bigint FROM licenses"
+               " WHERE id = %s", lic["id"])
+    assert claims["exp"] == exp
+
+
+def test_perpetual_license_has_no_exp_and_seven_day_lease():
+    lic = issue(perpetual=True)
+    _, payload, _ = jwt_parts(lic["key"])
+    assert "exp" not in payload
+    b = validate(lic["key"]).json()
+    assert b["code"] == "VALID" and b["license"]["expires_at"] is None
+    c = verify_with_jwks(b["lease"], "lease+jwt")
+    assert abs(c["exp"] - c["iat"] - 7 * 86400) <= 1
+
+
+def test_database_is_the_source_of_truth_for_features(lic):
+    sql("UPDATE licenses SET features = '[\"sso\",\"audit\"]' WHERE id = %s",
+        lic["id"])
+    b = validate(lic["key"], feature="audit").json()
+    assert b["code"] == "VALID" and b["license"]["features"] == ["sso", "audit"]
+    assert verify_with_jwks(b["lease"], "lease+jwt")["feat"] == ["sso", "audit"]
+
+
+def test_jwks_is_static_json_with_public_keys_only():
+    keys = jwks()["keys"]
+    assert keys, "no keys published"
+    for k in keys:
+        assert k["kid"] and k["use"] == "sig" and k["alg"] in ("ES256", "EdDSA")
+        assert "d" not in k  # never the private part
+
+
+# --- status codes ---------------------------------------------------------
+
+def test_expired_by_status(lic):
+    sql("UPDATE licenses SET status = 'expired' WHERE id = %s", lic["id"])
+    b = validate(lic["key"]).json()
+    assert (b["valid"], b["code"]) == (False, "EXPIRED")
+    assert b["license"]["id"] == lic["id"] and "lease" not in b
+
+
+def test_expired_by_date(lic):
+    sql("UPDATE licenses SET expires_at = now() - interval '1 minute'"
+        " WHERE id = %s", lic["id"])
+    b = validate(lic["key"]).json()
+    assert (b["valid"], b["code"]) == (False, "EXPIRED") and "lease" not in b
+
+
+def test_revoked(lic):
+    assert validate(lic["key"]).json()["code"] == "VALID"
+    sql("UPDATE licenses SET status = 'revoked', revoked_at = now() WHERE id = %s",
+        lic["id"])
+    b = validate(lic["key"]).json()
+    assert (b["valid"], b["code"]) == (False, "REVOKED") and "lease" not in b
+    assert heartbeat(lic["key"]).json()["code"] == "REVOKED"
+
+
+def test_suspended(lic):
+    sql("UPDATE licenses SET status = 'suspended', suspended_at = now()"
+        " WHERE id = %s", lic["id"])
+    b = validate(lic["key"]).json()
+    assert (b["valid"], b["code"]) == (False, "SUSPENDED")
+    assert b["license"]["status"] == "suspended"
+
+
+def test_unknown_license_with_valid_signature(lic):
+    # a correctly signed key whose license row is gone (e.g. a restored
+    # backup): the signature alone never makes a key valid
+    sql("DELETE FROM licenses WHERE id = %s", lic["id"])
+    b = validate(lic["key"]).json()
+    assert (b["valid"], b["code"]) == (False, "INVALID_KEY")
+
+
+# --- forged and broken keys -----------------------------------------------
+
+def assert_invalid_key(token):
+    before = counts()
+    r = validate(token, unique("forge"))
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert (b["valid"], b["code"]) == (False, "INVALID_KEY"), b
+    assert "lease" not in b and "license" not in b
+    assert counts() == before
+
+
+def test_tampered_payload(lic):
+    h, p, s = lic["key"].split(".")
+    payload = json.loads(b64url_decode(p))
+    payload["feat"].append("everything")
+    payload["limits"]["installations"] = 1000
+    assert_invalid_key("%s.%s.%s" % (h, b64url(json.dumps(payload)), s))
+
+
+def test_bad_signature(lic):
+    h, p, s = lic["key"].split(".")
+    sig = bytearray(b64url_decode(s))
+    sig[10] ^= 0x01
+    assert_invalid_key("%s.%s.%s" % (h, p, b64url(bytes(sig))))
+    assert_invalid_key("%s.%s." % (h, p))
+
+
+def test_signed_by_another_key_with_our_kid(lic):
+    header, payload, _ = jwt_parts(lic["key"])
+    assert_invalid_key(sign_es256_wrong_key({"kid": header["kid"]}, payload))
+
+
+def test_alg_none(lic):
+    _, payload, _ = jwt_parts(lic["key"])
+    for alg in ("none", "None", "NONE"):
+        h = b64url(json.dumps({"alg": alg, "typ": "JWT"}))
+        assert_invalid_key("%s.%s." % (h, b64url(json.dumps(payload))))
+        assert_invalid_key("%s.%s" % (h, b64url(json.dumps(payload))))
+
+
+def test_hs256_signed_with_the_public_key(lic):
+    """The classic algorithm-confusion forgery: HMAC keyed with the PEM (and
+    the JWK) of the real public key."""
+    header, payload, _ = jwt_parts(lic["key"])
+    pubs = glob.glob(os.path.join(CFG["keys_dir"], "*.pub"))
+    assert pubs
+    secrets = [open(p, "rb").read() for p in pubs]
+    secrets.append(json.dumps(jwks()["keys"][0]).encode())
+    for alg, dig in (("HS256", hashlib.sha256), ("HS384", hashlib.sha384),
+                     ("HS512", hashlib.sha512)):
+        for secret in secrets:
+            h = b64url(json.dumps({"alg": alg, "typ": "JWT", "kid": header["kid"]}))
+            p = b64url(json.dumps(payload))
+            mac = hmac.new(secret, ("%s.%s" % (h, p)).encode(), dig).digest()
+            assert_invalid_key("%s.%s.%s" % (h, p, b64url(mac)))
+
+
+def test_unknown_kid(lic):
+    h, p, s = lic["key"].split(".")
+    header = json.loads(b64url_decode(h))
+    for kid in ("no-such-kid", "../../../etc/passwd", "", None):
+        hh = dict(header)
+        if kid is None:
+            del hh["kid"]
+        else:
+            hh["kid"] = kid
+        assert_invalid_key("%s.%s.%s" % (b64url(json.dumps(hh)), p, s))
+
+
+def test_lease_used_as_key(lic):
+    lease = validate(lic["key"]).json()["lease"]
+    assert_invalid_key(lease)
+    # and the reverse trick: a lease re-labelled typ JWT no longer verifies
+    h, p, s = lease.split(".")
+    header = json.loads(b64url_decode(h))
+    header["typ"] = "JWT"
+    assert_invalid_key("%s.%s.%s" % (b64url(json.dumps(header)), p, s))
+
+
+def test_garbage_keys():
+    for key in ("garbage", "a.b.c", "...", "eyJ.eyJ.x", "é.é.é",
+                "x" * 8000, b64url("{}") + "." + b64url("{}") + ".",
+                "eyJhbGciOiJFUzI1NiJ9" * 3):
+        assert_invalid_key(key)
+
+
+# --- domains --------------------------------------------------------------
+
+def domain_code(lic, domain, iid=None):
+    kw = {} if domain is None else {"domain": domain}
+    return validate(lic["key"], iid or unique("d"), **kw).json()["code"]
+
+
+def test_domain_exact_and_wildcard():
+    lic = issue(domains="company.com,*.corp.example.org",
+                limits="installations=100")
+    assert domain_code(lic, "company.com") == "VALID"
+    assert domain_code(lic, "COMPANY.com") == "VALID"
+    assert domain_code(lic, "company.com.") == "VALID"
+    assert domain_code(lic, "app.corp.example.org") == "VALID"
+    assert domain_code(lic, "a.b.c.corp.example.org") == "VALID"
+    assert domain_code(lic, "App.Corp.Example.Org.") == "VALID"
+
+
+def test_domain_traps():
+    lic = issue(domains="company.com,*.corp.example.org",
+                limits="installations=100")
+    for d in ("evilcompany.com", "company.com.evil.com", "www.company.com",
+              "corp.example.org", "evilcorp.example.org", "xcorp.example.org",
+              "corp.example.org.evil.com", "company.co", "EVILCOMPANY.COM.",
+              "company.com..", ".company.com"):
+        assert domain_code(lic, d) == "DOMAIN_NOT_ALLOWED", d
+    # not a host name at all: a client error, not a domain mismatch
+    for d in ("company.com:443", "company.com/x", "*.company.com",
+              "company .com", ""):
+        r = validate(lic["key"], unique("d"), domain=d)
+        assert r.status_code == 400 and error_code(r) == "INVALID_FIELD", d
+    assert domain_code(lic, None) == "DOMAIN_NOT_ALLOWED"
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                lic["id"]) == 0
+
+
+def test_no_restrictions_accepts_any_domain_and_none(lic):
+    assert domain_code(lic, "anything.example") == "VALID"
+    assert domain_code(lic, None) == "VALID"
+
+
+# --- features and seats ---------------------------------------------------
+
+def test_feature_not_licensed(lic):
+    assert validate(lic["key"], feature="sso").json()["code"] == "VALID"
+    b = validate(lic["key"], "other", feature="billing").json()
+    assert (b["valid"], b["code"]) == (False, "FEATURE_NOT_LICENSED")
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s"
+                " AND installation_id = 'other'", lic["id"]) == 0
+
+
+def test_too_many_installations_sequential(lic):
+    for i in range(3):
+        assert validate(lic["key"], "seat-%d" % i).json()["code"] == "VALID"
+    b = validate(lic["key"], "seat-3").json()
+    assert (b["valid"], b["code"]) == (False, "TOO_MANY_INSTALLATIONS")
+    assert "lease" not in b
+    # existing installations keep validating
+    assert validate(lic["key"], "seat-1").json()["code"] == "VALID"
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s"
+                " AND status = 'active'", lic["id"]) == 3
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s"
+                " AND installation_id = 'seat-3'", lic["id"]) == 0
+
+
+def test_too_many_installations_concurrent(lic):
+    def one(i):
+        s = requests.Session()
+        r = s.post(URL + "/api/validate", timeout=60,
+                   json={"license_key": lic["key"], "installation_id": "c-%d" % i})
+        return r.status_code, r.json()["code"]
+
+    with concurrent.futures.ThreadPoolExecutor(50) as ex:
+        results = list(ex.map(one, range(50)))
+    assert all(s == 200 for s, _ in results)
+    codes = [c for _, c in results]
+    assert codes.count("VALID") == 3, codes
+    assert codes.count("TOO_MANY_INSTALLATIONS") == 47
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                lic["id"]) == 3
+
+
+def test_deactivate_frees_a_seat_and_is_idempotent(lic):
+    for i in range(3):
+        assert validate(lic["key"], "s%d" % i).json()["code"] == "VALID"
+    assert validate(lic["key"], "s3").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    for _ in range(2):
+        r = api("/api/deactivate", {"license_key": lic["key"], "installation_id": "s0"})
+        assert r.status_code == 200 and r.json() == {"deactivated": True}
+    assert sql1("SELECT status FROM installations WHERE license_id = %s"
+                " AND installation_id = 's0'", lic["id"]) == "inactive"
+    # never-seen installation: still idempotent
+    r = api("/api/deactivate", {"license_key": lic["key"], "installation_id": "never"})
+    assert r.status_code == 200 and r.json() == {"deactivated": True}
+    assert validate(lic["key"], "s3").json()["code"] == "VALID"
+    assert heartbeat(lic["key"], "s0").json()["code"] == "INSTALLATION_NOT_ACTIVE"
+    # a deactivated installation may come back when a seat is free
+    api("/api/deactivate", {"license_key": lic["key"], "installation_id": "s1"})
+    assert validate(lic["key"], "s0").json()["code"] == "VALID"
+
+
+def test_deactivate_bad_input(lic):
+    r = api("/api/deactivate", {"license_key": "garbage", "installation_id": "x"})
+    assert r.status_code == 403 and error_code(r) == "INVALID_KEY"
+    r = api("/api/deactivate", {"license_key": lic["key"]})
+    assert r.status_code == 400 and error_code(r) == "MISSING_FIELD"
+    assert "installation_id" in r.json()["error"]["message"]
+
+
+# --- heartbeat ------------------------------------------------------------
+
+def test_heartbeat_updates_last_seen_and_version(lic):
+    assert validate(lic["key"], "hb", version="1.0").json()["code"] == "VALID"
+    sql("UPDATE installations SET last_seen = now() - interval '2 hours'"
+        " WHERE license_id = %s", lic["id"])
+    r = heartbeat(lic["key"], "hb", version="1.1", nonce="hb-nonce")
+    assert r.status_code == 200
+    b = r.json()
+    assert (b["valid"], b["code"]) == (True, "VALID")
+    assert isinstance(b["next_heartbeat_in"], int) and b["next_heartbeat_in"] > 0
+    c = verify_with_jwks(b["lease"], "lease+jwt")
+    assert c["iid"] == "hb" and c["nonce"] == "hb-nonce"
+    age, version = sql("SELECT extract(epoch FROM now() - last_seen), version"
+                       " FROM installations WHERE license_id = %s"
+                       " AND installation_id = 'hb'", lic["id"])[0]
+    assert age < 60 and version == "1.1"
+
+
+def test_heartbeat_unknown_installation(lic):
+    b = heartbeat(lic["key"], "never-validated").json()
+    assert (b["valid"], b["code"]) == (False, "INSTALLATION_NOT_ACTIVE")
+    assert "lease" not in b
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                lic["id"]) == 0
+
+
+def test_heartbeat_invalid_key():
+    b = heartbeat("garbage", "x").json()
+    assert (b["valid"], b["code"]) == (False, "INVALID_KEY")
+
+
+# --- bad input ------------------------------------------------------------
+
+ENDPOINTS = ("/api/validate", "/api/heartbeat", "/api/deactivate")
+
+
+def test_malformed_json(lic):
+    before = counts()
+    for ep in ENDPOINTS:
+        for body in ('{"license_key": ', "not json", "[]", '"str"', "",
+                     '{"license_key": "a"} trailing', "null"):
+            r = api(ep, data=body)
+            assert r.status_code == 400, (ep, body, r.text)
+            assert error_code(r) in ("MALFORMED_JSON",), (ep, body)
+    assert counts() == before
+
+
+def test_wrong_content_type(lic):
+    body = json.dumps({"license_key": lic["key"], "installation_id": "x"})
+    for ep in ENDPOINTS:
+        for ct in ("text/plain", "application/x-www-form-urlencoded", None,
+                   "application/jsonx"):
+            r = api(ep, data=body, ctype=ct)
+            assert r.status_code == 415, (ep, ct, r.text)
+            assert error_code(r) == "UNSUPPORTED_MEDIA_TYPE"
+    r = api("/api/validate", data=body, ctype="application/json; charset=utf-8")
+    assert r.json()["code"] == "VALID"
+
+
+def test_oversized_body(lic):
+    before = counts()
+    big = json.dumps({"license_key": lic["key"], "installation_id": "x",
+                      "version": "v" * (17 * 1024)})
+    for ep in ENDPOINTS:
+        r = api(ep, data=big)
+        assert r.status_code == 413, (ep, r.status_code)
+        assert error_code(r) == "PAYLOAD_TOO_LARGE"
+    assert counts() == before
+
+
+def test_method_not_allowed_and_not_found():
+    for ep in ENDPOINTS:
+        r = api(ep, method="GET")
+        assert r.status_code == 405 and error_code(r) == "METHOD_NOT_ALLOWED"
+    r = api("/api/nope", {})
+    assert r.status_code == 404 and error_code(r) == "NOT_FOUND"
+
+
+def test_missing_fields(lic):
+    before = counts()
+    for ep in ENDPOINTS:
+        for body, field in (({"installation_id": "x"}, "license_key"),
+                            ({"license_key": lic["key"]}, "installation_id"),
+                            ({}, "license_key")):
+            r = api(ep, body)
+            assert r.status_code == 400 and error_code(r) == "MISSING_FIELD", (ep, body)
+            assert field in r.json()["error"]["message"]
+    assert counts() == before
+
+
+def test_wrong_types(lic):
+    before = counts()
+    base = {"license_key": lic["key"], "installation_id": "typed"}
+    bad = [("license_key", 123), ("license_key", None), ("installation_id", 5),
+           ("installation_id", ["x"]), ("domain", 7), ("version", {}),
+           ("feature", True), ("metadata", "str"), ("metadata", [1]),
+           ("nonce", 1.5)]
+    for field, value in bad:
+        body = dict(base, **{field: value})
+        r = api("/api/validate", body)
+        assert r.status_code == 400, (field, value, r.text)
+        assert error_code(r) in ("INVALID_FIELD", "MISSING_FIELD"), (field, value)
+        assert field in r.json()["error"]["message"]
+    assert counts() == before
+
+
+def test_field_lengths_and_charsets(lic):
+    before = counts()
+    base = {"license_key": lic["key"], "installation_id": "len"}
+    bad = [("installation_id", "a" * 129), ("installation_id", ""),
+           ("installation_id", "has space"), ("installation_id", "a/b"),
+           ("domain", "a" * 255), ("domain", "bad domain"),
+           ("version", "v" * 65), ("nonce", "n" * 129), ("nonce", ""),
+           ("feature", "f" * 65),
+           ("metadata", {"blob": "x" * 2100})]
+    for field, value in bad:
+        r = api("/api/validate", dict(base, **{field: value}))
+        assert r.status_code == 400, (field, r.text)
+        assert error_code(r) == "INVALID_FIELD", field
+    assert counts() == before
+    ok = validate(lic["key"], "a" * 128, nonce="n" * 128).json()
+    assert ok["code"] == "VALID"
+
+
+SQL_METAS = ["x'; DROP TABLE licenses; --", "1 OR 1=1", "\"; SELECT pg_sleep(5);--",
+             "\\x00", "%' OR '%'='", "$$; TRUNCATE installations; $$"]
+
+
+def test_sql_metacharacters_in_every_string_field(lic):
+    before = counts()
+    base = {"license_key": lic["key"], "installation_id": "meta"}
+    for meta in SQL_METAS:
+        for field in ("license_key", "installation_id", "domain", "feature"):
+            r = api("/api/validate", dict(base, **{field: meta}))
+            if field == "license_key":
+                assert r.status_code == 200 and r.json()["code"] == "INVALID_KEY"
+            else:
+                assert r.status_code == 400 and error_code(r) == "INVALID_FIELD", (field, meta)
+        # free-text fields accept them as data, stored verbatim, never executed
+        r = api("/api/validate", dict(base, version=meta[:64], nonce=meta,
+                                      metadata={"hostname": meta}))
+        assert r.json()["code"] == "VALID"
+        assert jwt_parts(r.json()["lease"])[1]["nonce"] == meta
+        assert sql1("SELECT metadata->>'hostname' FROM installations WHERE"
+                    " license_id = %s AND installation_id = 'meta'", lic["id"]) == meta
+    assert sql1("SELECT count(*) FROM licenses") == before[2]
+
+
+def test_nul_escapes_rejected(lic):
+    for field in ("installation_id", "version", "domain", "nonce"):
+        r = api("/api/validate", data='{"license_key": "%s", "installation_id": "n",'
+                ' "%s": "a\\u0000b"}' % (lic["key"], field) if field != "installation_id"
+                else '{"license_key": "%s", "installation_id": "a\\u0000b"}' % lic["key"])
+        assert r.status_code == 400, (field, r.text)
+        assert error_code(r) in ("INVALID_FIELD", "MALFORMED_JSON")
+
+
+def test_invalid_utf8_in_every_string_field(lic):
+    before = counts()
+    fields = {"license_key": lic["key"], "installation_id": "utf",
+              "domain": "a.example", "version": "1", "feature": "sso",
+              "nonce": "n", "metadata": {"hostname": "h"}}
+    for name in fields:
+        body = json.dumps(fields).encode()
+        if name == "metadata":
+            body = body.replace(b'"hostname": "h"', b'"hostname": "\xff\xfe"')
+        else:
+            raw = json.dumps(fields[name]).encode()
+            body = body.replace(b'"%s": %s' % (name.encode(), raw),
+                                b'"%s": "a\xc3\x28b"' % name.encode(), 1)
+        assert b"\xc3\x28" in body or b"\xff" in body
+        r = api("/api/validate", data=body)
+        assert r.status_code == 400, (name, r.text)
+        assert error_code(r) == "MALFORMED_JSON", name
+    assert counts() == before
+
+
+# --- request ids and logs -------------------------------------------------
+
+def log_text():
+    return open(CFG["log_file"], encoding="utf-8", errors="replace").read()
+
+
+def test_request_id_echoed_and_logged_key_never_logged(lic):
+    rid = "test." + unique("rid")
+    r = api("/api/validate", {"license_key": lic["key"], "installation_id": "rid"},
+            headers={"X-Request-Id": rid})
+    assert r.headers["X-Request-Id"] == rid
+    time.sleep(0.3)
+    text = log_text()
+    lines = [l for l in text.splitlines() if "rid=%s " % rid in l]
+    assert len(lines) == 1, lines
+    assert "POST /api/validate" in lines[0] and "code=VALID" in lines[0]
+    assert lic["key"] not in text
+    assert lic["key"].split(".")[2] not in text
+
+
+def test_request_id_generated_when_absent_or_invalid():
+    seen = set()
+    for hdr in ({}, {"X-Request-Id": "bad id with spaces"},
+                {"X-Request-Id": "x" * 65}, {"X-Request-Id": "a;b"}):
+        r = api("/api/validate", {"license_key": "garbage", "installation_id": "x"},
+                headers=hdr)
+        rid = r.headers["X-Request-Id"]
+        assert 1 <= len(rid) <= 64 and rid != hdr.get("X-Request-Id")
+        assert all(c.isalnum() or c in "._-" for c in rid)
+        seen.add(rid)
+    assert len(seen) == 4
+    # errors produced by nginx itself carry one too
+    r = api("/api/nope", {}, headers={"X-Request-Id": "nginx-err-1"})
+    assert r.headers["X-Request-Id"] == "nginx-err-1"
+
+
+def test_healthz():
+    r = api("/healthz", method="GET")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "database": "ok"}
