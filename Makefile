@@ -114,12 +114,15 @@ install: all
 		*) install -m 0755 $$b $(DESTDIR)$(PREFIX)/lib/licd/ ;; esac; done
 	install -m 0755 $(BUILD)/bin/licctl $(DESTDIR)$(PREFIX)/bin/licctl
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/licd/sql/
-	install -m 0644 systemd/*.service systemd/*.socket systemd/*.timer $(DESTDIR)$(SYSTEMDDIR)/ 2>/dev/null || true
+	install -m 0644 systemd/*.service systemd/*.socket systemd/*.timer $(DESTDIR)$(SYSTEMDDIR)/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/licd
+	install -m 0644 README.md docs/*.md deploy/crontab.example deploy/licd.conf.example $(DESTDIR)$(PREFIX)/share/doc/licd/
 	install -m 0644 nginx/licd.conf $(DESTDIR)/etc/nginx/sites-available/licd.conf
 	[ -e $(DESTDIR)/etc/licd/licd.conf ] || install -m 0640 deploy/licd.conf.example $(DESTDIR)/etc/licd/licd.conf
 	if [ -z "$(DESTDIR)" ]; then \
 		id licd >/dev/null 2>&1 || useradd --system --home-dir /var/lib/licd --shell /usr/sbin/nologin licd; \
-		install -d -o licd -g licd -m 0750 /var/log/licd /var/lib/licd; \
+		install -d -o licd -g licd -m 0750 /var/log/licd; \
+		install -d -m 0755 /var/lib/licd /var/lib/licd/www /var/lib/licd/www/.well-known; \
 		install -d -o root -g licd -m 0750 /etc/licd/keys; \
 		chgrp licd /etc/licd/licd.conf; \
 		command -v systemctl >/dev/null && systemctl daemon-reload || true; \
