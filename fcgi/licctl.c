@@ -443,6 +443,9 @@ static int cmd_keys(int argc, char **argv)
 	char path[4200];
 
 	parse_opts(argc - 1, argv + 1, spec, &o);
+	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0))
+		o.help = 1;
 	if (argc < 1 || o.help) {
 		printf("usage: licctl keys generate [--alg ES256|EdDSA]\n"
 		    "       licctl keys rotate [--alg ES256|EdDSA]\n"
@@ -501,6 +504,9 @@ static int cmd_plan(int argc, char **argv)
 	PGresult *r;
 
 	parse_opts(argc - 1, argv + 1, spec, &o);
+	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0))
+		o.help = 1;
 	if (argc < 1 || o.help) {
 		printf("usage: licctl plan set CODE --name NAME [--features a,b]"
 		    " [--limits k=v,...]\n"
@@ -591,6 +597,9 @@ static int cmd_customer(int argc, char **argv)
 	int i;
 
 	parse_opts(argc - 1, argv + 1, spec, &o);
+	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0))
+		o.help = 1;
 	if (argc < 1 || o.help) {
 		printf("usage: licctl customer create --email EMAIL [--name NAME]"
 		    " [--json]\n       licctl customer list [--json]\n"
@@ -778,6 +787,9 @@ static int cmd_token(int argc, char **argv)
 	size_t i;
 
 	parse_opts(argc - (argc > 0), argv + (argc > 0), spec, &o);
+	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0))
+		o.help = 1;
 	if (argc < 1 || o.help || strcmp(argv[0], "create") != 0 ||
 	    o.npos != 1) {
 		printf("usage: licctl token create NAME\n"
@@ -818,6 +830,9 @@ static int cmd_lease(int argc, char **argv)
 	long days;
 
 	parse_opts(argc - (argc > 0), argv + (argc > 0), spec, &o);
+	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0))
+		o.help = 1;
 	if (argc < 1 || o.help || strcmp(argv[0], "offline") != 0) {
 		printf("usage: licctl lease offline --license ID (--installation "
 		    "IID | --request FILE)\n         --days N [--json]\n"
@@ -962,8 +977,12 @@ static int cmd_license(int argc, char **argv)
 	int i, as_json;
 
 	parse_opts(argc - 1, argv + 1, spec, &o);
+	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0))
+		o.help = 1;
 	as_json = opt(&o, "json") != NULL;
-	if (argc < 1 || o.help) {
+	if (argc < 1 || o.help || strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0) {
 		printf("usage: licctl license issue --customer ID|EMAIL --plan CODE"
 		    "\n         (--expires 2027-01-31[T00:00:00Z] | --days N | "
 		    "--perpetual)\n         [--features a,b] [--limits k=v,...] "
@@ -1129,6 +1148,33 @@ static void usage(FILE *f)
 	    "%s.\n", CFG_DEFAULT_PATH);
 }
 
+/* `licctl GROUP --help`: the group's commands, each with its own --help. */
+static int group_help(const char *group)
+{
+	static const char *const help[][2] = {
+		{ "keys", "usage: licctl keys generate|rotate [--alg ES256|EdDSA]\n"
+		    "       licctl keys list | jwks\n"
+		    "generate creates the first signing key (no-op if one exists),\n"
+		    "rotate a new current key (old public keys stay in the JWKS),\n"
+		    "jwks rewrites jwks_file from keys_dir.\n" },
+		{ "plan", "usage: licctl plan set CODE --name NAME [--features a,b] "
+		    "[--limits k=v,...] ...\n"
+		    "       licctl plan list [--json]\n"
+		    "See licctl plan set --help for pricing and Stripe options.\n" },
+		{ "customer", "usage: licctl customer create --email EMAIL "
+		    "[--name NAME] [--json]\n"
+		    "       licctl customer list [--json]\n" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+		if (strcmp(help[i][0], group) == 0) {
+			fputs(help[i][1], stdout);
+			return 1;
+		}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = NULL;
@@ -1148,7 +1194,14 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (cfg_load(conf, err, sizeof(err)) != 0)
+	if (i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 ||
+	    strcmp(argv[i + 1], "-h") == 0) && group_help(argv[i]))
+		return 0;
+	/* --help anywhere: no configuration or database needed. */
+	for (rc = i + 1; rc < argc; rc++)
+		if (strcmp(argv[rc], "--help") == 0 || strcmp(argv[rc], "-h") == 0)
+			break;
+	if (rc == argc && cfg_load(conf, err, sizeof(err)) != 0)
 		die("%s", err);
 	if (strcmp(argv[i], "migrate") == 0)
 		return cmd_migrate(argc - i - 1, argv + i + 1);
@@ -1157,9 +1210,6 @@ int main(int argc, char **argv)
 	if (strcmp(argv[i], "token") == 0)
 		return cmd_token(argc - i - 1, argv + i + 1);
 	/* The remaining commands need the database unless asking for help. */
-	for (rc = i + 1; rc < argc; rc++)
-		if (strcmp(argv[rc], "--help") == 0 || strcmp(argv[rc], "-h") == 0)
-			break;
 	if (rc == argc && argc - i - 1 > 0)
 		db_connect();
 	if (strcmp(argv[i], "plan") == 0)

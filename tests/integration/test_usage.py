@@ -1,0 +1,252 @@
+"""POST/GET /api/usage: exact monthly metering under concurrency,
+idempotency, the month boundary (SQL clock), and bad input."""
+import concurrent.futures
+import datetime
+import json
+import uuid
+
+import requests
+
+from conftest import URL, api, error_code, issue, make_plan, sql, sql1, unique
+
+
+def usage(key, feature="api_calls", quantity=None, **kw):
+    body = {"license_key": key, "feature": feature}
+    if quantity is not None:
+        body["quantity"] = quantity
+    body.update(kw)
+    return api("/api/usage", body)
+
+
+def metered(limit=5000, extra_limits=""):
+    plan = make_plan(features="sso,api_calls,exports",
+                     limits="installations=5,api_calls_per_month=%d%s" % (limit, extra_limits))
+    return issue(plan=plan, days=120)
+
+
+def counter(lic_id, feature="api_calls"):
+    return sql1("SELECT coalesce(sum(used), 0) FROM usage_counters WHERE license_id = %s"
+                " AND feature = %s", lic_id, feature)
+
+
+def logged(lic_id, feature="api_calls"):
+    return sql("SELECT count(*), coalesce(sum(quantity), 0) FROM usage_log"
+               " WHERE license_id = %s AND feature = %s", lic_id, feature)[0]
+
+
+def period_now():
+    return sql1("SELECT to_char(licd_now() AT TIME ZONE 'UTC', 'YYYY-MM')")
+
+
+def test_counts_and_limit():
+    lic = metered(limit=10)
+    r = usage(lic["key"], quantity=4, installation_id="i-1")
+    assert r.status_code == 200
+    assert r.json() == {"feature": "api_calls", "period": period_now(),
+                        "used": 4, "limit": 10, "remaining": 6}
+    r = usage(lic["key"])  # quantity defaults to 1
+    assert r.json()["used"] == 5
+    r = usage(lic["key"], quantity=6)
+    assert r.status_code == 429 and error_code(r) == "USAGE_LIMIT_EXCEEDED"
+    assert r.json()["used"] == 5 and r.json()["limit"] == 10
+    r = usage(lic["key"], quantity=5)
+    assert r.status_code == 200 and r.json()["remaining"] == 0
+    r = usage(lic["key"])
+    assert r.status_code == 429 and r.json()["used"] == 10
+    assert counter(lic["id"]) == 10 and logged(lic["id"]) == (3, 10)
+    row = sql("SELECT installation_id FROM usage_log WHERE license_id = %s"
+              " ORDER BY id LIMIT 1", lic["id"])
+    assert row == [("i-1",)]
+
+
+def test_unmetered_feature_is_counted():
+    lic = metered()
+    r = usage(lic["key"], "exports", 7)
+    assert r.status_code == 200
+    assert r.json() == {"feature": "exports", "period": period_now(), "used": 7,
+                        "limit": None, "remaining": None}
+
+
+def test_get_usage():
+    lic = metered(limit=100)
+    usage(lic["key"], quantity=30)
+    usage(lic["key"], "exports", 2)
+    r = api("/api/usage", method="GET", params={"license_key": lic["key"]})
+    assert r.status_code == 200
+    b = r.json()
+    assert b["period"] == period_now()
+    assert b["features"]["api_calls"] == {"used": 30, "limit": 100, "remaining": 70}
+    assert b["features"]["exports"] == {"used": 2, "limit": None, "remaining": None}
+    r = api("/api/usage", method="GET",
+            params={"license_key": lic["key"], "period": "2020-01"})
+    assert r.json()["features"]["api_calls"]["used"] == 0
+    for bad in ("2026-13", "2026-1", "26-11", "2026/11", "x"):
+        r = api("/api/usage", method="GET",
+                params={"license_key": lic["key"], "period": bad})
+        assert r.status_code == 400 and error_code(r) == "INVALID_FIELD", bad
+    r = api("/api/usage", method="GET")
+    assert r.status_code == 400 and error_code(r) == "MISSING_FIELD"
+    r = api("/api/usage", method="GET", params={"license_key": "garbage"})
+    assert r.status_code == 403 and error_code(r) == "INVALID_KEY"
+
+
+def test_concurrent_clients_exact_limit():
+    """100 clients x 100 increments against 5,000: exactly 5,000 counted,
+    exactly 5,000 refused, and the log agrees with the counter."""
+    lic = metered(limit=5000)
+
+    def client(i):
+        s = requests.Session()
+        ok = refused = other = 0
+        for _ in range(100):
+            r = s.post(URL + "/api/usage", timeout=60,
+                       json={"license_key": lic["key"], "feature": "api_calls",
+                             "installation_id": "c%d" % i})
+            if r.status_code == 200:
+                ok += 1
+            elif r.status_code == 429 and r.json()["error"]["code"] == "USAGE_LIMIT_EXCEEDED":
+                refused += 1
+            else:
+                other += 1
+        return ok, refused, other
+
+    with concurrent.futures.ThreadPoolExecutor(100) as ex:
+        res = list(ex.map(client, range(100)))
+    ok = sum(r[0] for r in res)
+    refused = sum(r[1] for r in res)
+    assert sum(r[2] for r in res) == 0
+    assert (ok, refused) == (5000, 5000)
+    assert counter(lic["id"]) == 5000
+    assert logged(lic["id"]) == (5000, 5000)
+
+
+def test_concurrent_retries_count_once():
+    """The same load with every request sent twice, concurrently, under its
+    idempotency key: still exactly 5,000, and both copies get one answer."""
+    lic = metered(limit=5000)
+
+    def client(i):
+        s1, s2 = requests.Session(), requests.Session()
+        answers = []
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        for j in range(100):
+            body = {"license_key": lic["key"], "feature": "api_calls",
+                    "idempotency_key": "k-%d-%d" % (i, j)}
+            f1 = pool.submit(s1.post, URL + "/api/usage", json=body, timeout=60)
+            f2 = pool.submit(s2.post, URL + "/api/usage", json=body, timeout=60)
+            r1, r2 = f1.result(), f2.result()
+            answers.append(((r1.status_code, r1.text), (r2.status_code, r2.text)))
+        pool.shutdown()
+        return answers
+
+    with concurrent.futures.ThreadPoolExecutor(50) as ex:
+        res = [a for chunk in ex.map(client, range(100)) for a in chunk]
+    assert len(res) == 10000
+    same = sum(1 for a, b in res if a == b)
+    assert same == 10000, [p for p in res if p[0] != p[1]][:3]
+    codes = [a[0] for a, _ in res]
+    assert codes.count(200) == 5000 and codes.count(429) == 5000
+    assert counter(lic["id"]) == 5000
+    assert logged(lic["id"]) == (5000, 5000)
+    assert sql1("SELECT count(DISTINCT idempotency_key) FROM usage_log"
+                " WHERE license_id = %s", lic["id"]) == 5000
+
+
+def test_idempotent_retry_returns_first_answer():
+    lic = metered(limit=10)
+    key = "idem-" + uuid.uuid4().hex
+    a = usage(lic["key"], quantity=3, idempotency_key=key)
+    usage(lic["key"], quantity=5)
+    b = usage(lic["key"], quantity=3, idempotency_key=key)
+    assert a.status_code == b.status_code == 200
+    assert a.json() == b.json() and b.json()["used"] == 3
+    assert counter(lic["id"]) == 8
+    # a refused request replays as refused, even after room appeared
+    k2 = "idem-" + uuid.uuid4().hex
+    r = usage(lic["key"], quantity=5, idempotency_key=k2)
+    assert r.status_code == 429
+    sql("UPDATE usage_counters SET used = 0 WHERE license_id = %s", lic["id"])
+    r2 = usage(lic["key"], quantity=5, idempotency_key=k2)
+    assert r2.status_code == 429 and r2.json() == r.json()
+    # the same key for a different request is a client bug
+    r = usage(lic["key"], quantity=4, idempotency_key=key)
+    assert r.status_code == 409 and error_code(r) == "IDEMPOTENCY_KEY_REUSED"
+    # keys are per license
+    other = metered(limit=10)
+    r = usage(other["key"], quantity=3, idempotency_key=key)
+    assert r.status_code == 200 and r.json()["used"] == 3
+
+
+def set_clock(target_sql):
+    """Moves licd_now() to target (an SQL timestamptz expression)."""
+    sql("UPDATE licd_clock SET offset_s = extract(epoch FROM (%s) - now())::bigint"
+        % target_sql)
+
+
+def test_month_boundary():
+    lic = metered(limit=10)
+    try:
+        set_clock("date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                  " + interval '1 month' - interval '20 seconds'")
+        old = period_now()
+        r = usage(lic["key"], quantity=10)
+        assert r.status_code == 200 and r.json()["period"] == old
+        assert usage(lic["key"]).status_code == 429
+        set_clock("date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                  " + interval '1 month' + interval '20 seconds'")
+        new = period_now()
+        assert new != old
+        r = usage(lic["key"], quantity=4)
+        assert r.status_code == 200
+        assert r.json() == {"feature": "api_calls", "period": new, "used": 4,
+                            "limit": 10, "remaining": 6}
+        g = api("/api/usage", method="GET",
+                params={"license_key": lic["key"], "period": old}).json()
+        assert g["features"]["api_calls"]["used"] == 10
+        g = api("/api/usage", method="GET", params={"license_key": lic["key"]}).json()
+        assert g["period"] == new and g["features"]["api_calls"]["used"] == 4
+        assert sql("SELECT to_char(period, 'YYYY-MM'), used FROM usage_counters"
+                   " WHERE license_id = %s ORDER BY period", lic["id"]) == \
+            [(old, 10), (new, 4)]
+    finally:
+        sql("UPDATE licd_clock SET offset_s = 0")
+
+
+def test_bad_quantities_and_features():
+    lic = metered(limit=100)
+    for q in (0, -1, 1000001, 2 ** 63, 1.5, "3", True, [], {}):
+        r = api("/api/usage", {"license_key": lic["key"], "feature": "api_calls",
+                               "quantity": q})
+        assert r.status_code == 400 and error_code(r) == "INVALID_FIELD", (q, r.text)
+        assert "quantity" in r.json()["error"]["message"]
+    r = usage(lic["key"], quantity=1000000)
+    assert r.status_code == 429  # in range, over the limit
+    r = usage(lic["key"], "billing")
+    assert r.status_code == 403 and error_code(r) == "FEATURE_NOT_LICENSED"
+    for f in ("", "Bad Feature", "x" * 65, "a;drop", 5):
+        r = usage(lic["key"], f)
+        assert r.status_code == 400 and error_code(r) == "INVALID_FIELD", f
+    r = api("/api/usage", {"license_key": lic["key"]})
+    assert r.status_code == 400 and error_code(r) == "MISSING_FIELD"
+    assert "feature" in r.json()["error"]["message"]
+    for k in ("", "x" * 129):
+        r = usage(lic["key"], idempotency_key=k)
+        assert r.status_code == 400 and error_code(r) == "INVALID_FIELD"
+    r = usage("garbage")
+    assert r.status_code == 403 and error_code(r) == "INVALID_KEY"
+    r = api("/api/usage", data="{", ctype="application/json")
+    assert r.status_code == 400 and error_code(r) == "MALFORMED_JSON"
+    r = api("/api/usage", data=json.dumps({"license_key": lic["key"]}),
+            ctype="text/plain")
+    assert r.status_code == 415
+    assert counter(lic["id"]) == 0 and logged(lic["id"]) == (0, 0)
+
+
+def test_not_valid_license_refused():
+    for status, code in (("revoked", "REVOKED"), ("suspended", "SUSPENDED"),
+                         ("expired", "EXPIRED")):
+        lic = metered()
+        sql("UPDATE licenses SET status = %s WHERE id = %s", status, lic["id"])
+        r = usage(lic["key"])
+        assert r.status_code == 403 and error_code(r) == code
+        assert counter(lic["id"]) == 0
