@@ -117,6 +117,14 @@ db_create() {
 	fi
 }
 
+# make test points checkout at its local Stripe double (tests/stripe_double.py).
+stripe_double_config() {
+	[ -n "${LICD_STRIPE_API_BASE:-}" ] || return 0
+	echo "stripe_api_base = $LICD_STRIPE_API_BASE"
+	[ -n "${LICD_STRIPE_CA_FILE:-}" ] && echo "stripe_ca_file = $LICD_STRIPE_CA_FILE"
+	echo "stripe_timeout_ms = ${LICD_STRIPE_TIMEOUT_MS:-3000}"
+}
+
 write_config() {
 	[ -f "$LICD_CONFIG" ] && return
 	local tok
@@ -143,6 +151,8 @@ paddle_webhook_secrets = pdl_local_test
 checkout_allowed_origins = http://127.0.0.1:$PORT,http://localhost:$PORT
 checkout_success_url = http://127.0.0.1:$PORT/thanks?session={CHECKOUT_SESSION_ID}
 checkout_cancel_url = http://127.0.0.1:$PORT/pricing
+grace_days = 7
+$(stripe_double_config)
 EOC
 	umask 022
 	chmod 644 "$LICD_CONFIG"

@@ -497,7 +497,8 @@ static int cmd_keys(int argc, char **argv)
 static int cmd_plan(int argc, char **argv)
 {
 	static const char *const spec[] = { "name", "features", "limits",
-	    "price-cents", "currency", "interval", "stripe-price", "addon!",
+	    "price-cents", "currency", "interval", "stripe-price", "paddle-price",
+	    "addon!",
 	    "inactive!", "json!", NULL };
 	struct opts o;
 	char *feat = NULL, *lim = NULL;
@@ -512,7 +513,8 @@ static int cmd_plan(int argc, char **argv)
 		    " [--limits k=v,...]\n"
 		    "         [--price-cents N --currency usd --interval "
 		    "month|year|once]\n"
-		    "         [--stripe-price price_...] [--addon] [--inactive]\n"
+		    "         [--stripe-price price_...] [--paddle-price pri_...]"
+		    " [--addon] [--inactive]\n"
 		    "       licctl plan list [--json]\n"
 		    "set creates or updates a plan; licenses issued later copy "
 		    "its features and limits.\nLimit names ending in _per_month "
@@ -554,19 +556,20 @@ static int cmd_plan(int argc, char **argv)
 	if (opt(&o, "limits"))
 		lim = limits_json(opt(&o, "limits"));
 	{
-		const char *p[10] = { o.pos[0], opt(&o, "name"), feat, lim,
+		const char *p[11] = { o.pos[0], opt(&o, "name"), feat, lim,
 		    opt(&o, "interval"), opt(&o, "price-cents"),
 		    opt(&o, "currency"), opt(&o, "stripe-price"),
 		    opt(&o, "addon") ? "t" : "f",
-		    opt(&o, "inactive") ? "f" : "t" };
+		    opt(&o, "inactive") ? "f" : "t", opt(&o, "paddle-price") };
 
 		exec0("BEGIN");
 		/* Only the options given change an existing plan. */
 		r = q("INSERT INTO plans AS p (code, name, features, limits, "
 		    "billing_interval, price_cents, currency, stripe_price_id, "
-		    "is_addon, active) VALUES ($1, coalesce($2, $1), "
-		    "coalesce($3::jsonb, '[]'), coalesce($4::jsonb, '{}'), $5, "
-		    "$6::bigint, lower($7), $8, $9::boolean, $10::boolean) "
+		    "is_addon, active, paddle_price_id) VALUES ($1, "
+		    "coalesce($2, $1), coalesce($3::jsonb, '[]'), "
+		    "coalesce($4::jsonb, '{}'), $5, $6::bigint, lower($7), $8, "
+		    "$9::boolean, $10::boolean, $11) "
 		    "ON CONFLICT (code) DO UPDATE SET "
 		    "name = coalesce($2, p.name), "
 		    "features = coalesce($3::jsonb, p.features), "
@@ -575,10 +578,11 @@ static int cmd_plan(int argc, char **argv)
 		    "price_cents = coalesce($6::bigint, p.price_cents), "
 		    "currency = coalesce(lower($7), p.currency), "
 		    "stripe_price_id = coalesce($8, p.stripe_price_id), "
+		    "paddle_price_id = coalesce($11, p.paddle_price_id), "
 		    "is_addon = $9::boolean, active = $10::boolean, "
 		    "updated_at = now() "
 		    "RETURNING json_build_object('code', code, 'name', name, "
-		    "'features', features, 'limits', limits)::text", 10, p);
+		    "'features', features, 'limits', limits)::text", 11, p);
 		audit("plan.set", "plan", o.pos[0], NULL, PQgetvalue(r, 0, 0));
 		exec0("COMMIT");
 		printf("%s\n", PQgetvalue(r, 0, 0));

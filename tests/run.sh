@@ -39,12 +39,36 @@ chmod 755 "$RUN_DIR"
 PORT=${TEST_PORT:-$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 cleanup() {
 	deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
+	[ -f "$RUN_DIR/stripe/pid" ] && kill "$(cat "$RUN_DIR/stripe/pid")" 2>/dev/null
 	if [ -z "${KEEP_RUN_DIR:-}" ]; then rm -rf "$RUN_DIR"; else echo "kept $RUN_DIR"; fi
 }
 trap cleanup EXIT
 
+# The Stripe test double: HTTPS on loopback with a certificate made here,
+# trusted by licd through stripe_ca_file (never by turning verification off).
+stripe_double() {
+	local d="$RUN_DIR/stripe" port
+	mkdir -p "$d" && chmod 755 "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" \
+		-keyout "$d/key.pem" -out "$d/cert.pem" -days 2 2>/dev/null || return 1
+	chmod 644 "$d/cert.pem"
+	port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	$PY tests/stripe_double.py "$port" "$d/cert.pem" "$d/key.pem" "$d/pid" \
+		> "$RUN_DIR/log/stripe-double.log" 2>&1 &
+	for _ in $(seq 50); do
+		curl -sf --cacert "$d/cert.pem" "https://127.0.0.1:$port/__requests" \
+			>/dev/null && break
+		sleep 0.1
+	done
+	export LICD_STRIPE_API_BASE="https://127.0.0.1:$port"
+	export LICD_STRIPE_CA_FILE="$d/cert.pem"
+	export LICD_STRIPE_TIMEOUT_MS=3000
+}
+
 echo "== starting a throw-away stack in $RUN_DIR on port $PORT"
 mkdir -p "$RUN_DIR/log"
+stripe_double || { echo "cannot start the Stripe test double"; echo "0 passed, 1 failed"; exit 1; }
 # Sanitizer reports go to files: spawn-fcgi sends stderr to /dev/null.
 export LICD_PG_FAST=1
 export ASAN_OPTIONS="log_path=$RUN_DIR/log/asan:detect_leaks=1"
