@@ -782,6 +782,69 @@ static int cmd_audit(int argc, char **argv)
 	return 0;
 }
 
+/* The outbox: list notifications, or make pending ones due now. */
+static int cmd_notifications(int argc, char **argv)
+{
+	static const char *const spec[] = { "status", "license", "limit",
+	    "all!", "json!", NULL };
+	struct opts o;
+	PGresult *r;
+	int i;
+
+	parse_opts(argc, argv, spec, &o);
+	if (o.help || (o.npos > 0 && strcmp(o.pos[0], "retry") != 0)) {
+		printf("usage: licctl notifications [--status pending|delivered] "
+		    "[--license ID] [--limit N] [--json]\n"
+		    "       licctl notifications retry (ID | --all)\n"
+		    "Lists the outbox (newest first) with attempts and the last "
+		    "error; retry makes\npending notifications due now (the next "
+		    "licd-lifecycle run sends them).\n");
+		return o.help ? 0 : 2;
+	}
+	if (o.npos > 0) {
+		const char *p[1] = { o.npos > 1 ? o.pos[1] : NULL };
+
+		if (p[0] == NULL && !opt(&o, "all"))
+			die("give a notification id or --all");
+		exec0("BEGIN");
+		r = q("UPDATE notifications SET next_attempt_at = licd_now(), "
+		    "locked_until = NULL WHERE status = 'pending' AND "
+		    "($1::bigint IS NULL OR id = $1::bigint) RETURNING id", 1, p);
+		audit("notifications.retry", "notification", p[0] ? p[0] : "all",
+		    NULL, NULL);
+		exec0("COMMIT");
+		printf("%d notification(s) due now\n", PQntuples(r));
+		PQclear(r);
+		return 0;
+	}
+	{
+		const char *p[3] = { opt(&o, "status"), opt(&o, "license"),
+		    opt(&o, "limit") ? opt(&o, "limit") : "50" };
+
+		r = q("SELECT json_build_object('id', id, 'kind', kind, "
+		    "'license_id', license_id, 'recipient', recipient, 'status', "
+		    "status, 'attempts', attempts, 'next_attempt_at', "
+		    "next_attempt_at, 'last_error', last_error, 'created_at', "
+		    "created_at, 'delivered_at', delivered_at, 'payload', "
+		    "payload - 'license_key')::text, id, kind, status, attempts, "
+		    "coalesce(recipient, '-'), coalesce(last_error, '') "
+		    "FROM notifications WHERE ($1::text IS NULL OR status = $1) "
+		    "AND ($2::text IS NULL OR license_id::text = $2) "
+		    "ORDER BY id DESC LIMIT $3::int", 3, p);
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		if (opt(&o, "json"))
+			printf("%s\n", PQgetvalue(r, i, 0));
+		else
+			printf("%-8s %-18s %-10s attempts=%-3s %s %s\n",
+			    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+			    PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+			    PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+	}
+	PQclear(r);
+	return 0;
+}
+
 static int cmd_token(int argc, char **argv)
 {
 	static const char *const spec[] = { NULL };
@@ -904,6 +967,17 @@ static int cmd_lease(int argc, char **argv)
 	if (lic_lease(&l, iid, nonce, now, days * 86400L, &lease, &exp) !=
 	    LIC_OK)
 		die("signing failed");
+	{
+		/* The seat stays taken while the offline lease runs: the
+		 * lifecycle job does not free it as stale. */
+		char e[24];
+		const char *p[3] = { l.id, iid, e };
+
+		snprintf(e, sizeof(e), "%lld", (long long)exp);
+		PQclear(q("UPDATE installations SET offline_until = greatest("
+		    "offline_until, to_timestamp($3::bigint)) WHERE license_id "
+		    "= $1 AND installation_id = $2", 3, p));
+	}
 	exec0("COMMIT");
 	lic_ts(exp, ts);
 	if (opt(&o, "json"))
@@ -1148,6 +1222,7 @@ static void usage(FILE *f)
 	    "  audit              audit log\n"
 	    "  lease              offline (lease for an air-gapped machine)\n"
 	    "  token              create (admin API token)\n"
+	    "  notifications      list | retry (the delivery outbox)\n"
 	    "Every command takes --help. Config: -c, else $LICD_CONFIG, else "
 	    "%s.\n", CFG_DEFAULT_PATH);
 }
@@ -1228,6 +1303,8 @@ int main(int argc, char **argv)
 		rc = cmd_audit(argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "lease") == 0)
 		rc = cmd_lease(argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "notifications") == 0)
+		rc = cmd_notifications(argc - i - 1, argv + i + 1);
 	else {
 		usage(stderr);
 		die("unknown command '%s'", argv[i]);

@@ -90,9 +90,9 @@ LICD_PG_START="$ROOT/deploy/local.sh pg-start $RUN_DIR" \
 	${PYTEST_ARGS:-} 2>&1 | tee "$RUN_DIR/pytest.out"
 py_rc=${PIPESTATUS[0]}
 last=$(grep -E '(passed|failed|error)' "$RUN_DIR/pytest.out" | tail -1)
-p=$(echo "$last" | sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p')
-f=$(echo "$last" | sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p')
-e=$(echo "$last" | sed -n 's/.* \([0-9][0-9]*\) error.*/\1/p')
+p=$(grep -oE '[0-9]+ passed' <<<"$last" | grep -oE '[0-9]+')
+f=$(grep -oE '[0-9]+ failed' <<<"$last" | grep -oE '[0-9]+')
+e=$(grep -oE '[0-9]+ errors?' <<<"$last" | grep -oE '[0-9]+')
 count "${p:-0}" "$(( ${f:-0} + ${e:-0} ))"
 [ $py_rc -eq 0 ] || [ -n "$f$e" ] || count 0 1
 

@@ -131,6 +131,23 @@ out:
 	return rc;
 }
 
+int sig_sign(const char *secret, long long ts, const char *body, size_t len,
+    char out[SIG_HEX_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char m[32];
+	int i;
+
+	if (mac(secret, strlen(secret), ts, '.', body, len, m) != 0)
+		return -1;
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[m[i] >> 4];
+		out[2 * i + 1] = hex[m[i] & 15];
+	}
+	out[SIG_HEX_LEN] = '\0';
+	return 0;
+}
+
 int sig_verify(enum sig_scheme scheme, const char *header, const char *secrets,
     const char *body, size_t len, time_t now, long tolerance)
 {

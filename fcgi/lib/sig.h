@@ -41,4 +41,9 @@ int sig_verify(enum sig_scheme scheme, const char *header, const char *secrets,
 
 const char *sig_strerror(int status);
 
+/* Signs an outgoing body the Stripe way, for licd's own notification
+ * webhooks: out = hex HMAC-SHA256(secret, "ts.body"). 0 or -1. */
+int sig_sign(const char *secret, long long ts, const char *body, size_t len,
+    char out[SIG_HEX_LEN + 1]);
+
 #endif

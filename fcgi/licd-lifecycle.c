@@ -1,0 +1,327 @@
+/*
+ * licd-lifecycle: the periodic job (systemd timer or cron, every 15 min).
+ *
+ * One run takes a PostgreSQL advisory lock, so overlapping runs never both
+ * act (the second says so and exits 0), then runs each task as its own
+ * short transaction: suspend unpaid subscriptions past grace, expire
+ * licenses past their end, queue expiry and usage warnings, free stale
+ * installations, delete old log rows, and deliver the notification outbox.
+ * The tasks live in sql/006_lifecycle.sql; each is idempotent, so a run
+ * killed at any point is repaired by the next one. Delivery records each
+ * channel as soon as it succeeds and backs off on failure; nothing is
+ * dropped. Exit status: 0 done (or lock held), 1 a task failed, 2 usage.
+ */
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "notify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#define LOCK_KEY "7318412093"	/* pg advisory lock id of licd-lifecycle */
+
+static const struct db_stmt stmts[] = {
+	{ "lock", "SELECT pg_try_advisory_lock(" LOCK_KEY ")", 0 },
+	{ "unlock", "SELECT pg_advisory_unlock(" LOCK_KEY ")", 0 },
+	{ "suspend-unpaid", "SELECT licd_lc_suspend_unpaid()", 0 },
+	{ "expire", "SELECT licd_lc_expire()", 0 },
+	{ "expiry-warnings", "SELECT licd_lc_expiry_warnings($1::int[])", 0 },
+	{ "usage-warnings", "SELECT licd_lc_usage_warnings($1::int[])", 0 },
+	{ "stale-installations",
+	    "SELECT licd_lc_stale_installations($1::bigint)", 0 },
+	{ "retention", "SELECT licd_lc_retention($1::int, $2::int)", 0 },
+	{ "due", "SELECT count(*) FROM notifications WHERE status = 'pending' "
+	    "AND next_attempt_at <= licd_now()", 0 },
+	{ "claim", "SELECT * FROM licd_lc_claim($1::int, $2::int)", 0 },
+	{ "sent", "SELECT licd_lc_sent($1::bigint, $2)", 0 },
+	{ "done", "SELECT licd_lc_done($1::bigint, $2::boolean, $3)", 0 },
+};
+
+static struct db *db;
+static int dry_run;
+
+/* "30,7,1" -> "{30,7,1}" for an int[] parameter; NULL if not a list. */
+static int int_list(const char *key, const char *def, char *out, size_t len)
+{
+	const char *v = cfg_str(key, def), *s;
+
+	for (s = v; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || *s == ',' || *s == ' '))
+			return -1;
+	if (*v == '\0' || (size_t)snprintf(out, len, "{%s}", v) >= len)
+		return -1;
+	return 0;
+}
+
+/* Runs one counting task; in --dry-run inside a transaction rolled back. */
+static int task(const char *name, const char *what, int n,
+    const char *const *params)
+{
+	PGresult *res = NULL;
+	long long count;
+	int st;
+
+	if (dry_run && db_begin(db) != DB_OK)
+		goto fail;
+	st = db_exec(db, name, n, params, &res);
+	if (dry_run)
+		db_rollback(db);
+	if (st != DB_OK)
+		goto fail;
+	count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	printf("%-20s %lld %s%s\n", name, count, what,
+	    dry_run ? " (dry run: not done)" : "");
+	log_info("lifecycle %s: %lld %s%s", name, count, what,
+	    dry_run ? " (dry run)" : "");
+	PQclear(res);
+	return 0;
+fail:
+	fprintf(stderr, "licd-lifecycle: %s failed: %s\n", name,
+	    res ? PQresultErrorMessage(res) : "database unavailable");
+	log_error("lifecycle %s failed", name);
+	PQclear(res);
+	return -1;
+}
+
+static int retention(void)
+{
+	char days[24], batch[24];
+	const char *p[2] = { days, batch };
+	long long total = 0;
+	PGresult *res = NULL;
+	int i;
+
+	snprintf(days, sizeof(days), "%ld", cfg_int("retention_days", 400));
+	snprintf(batch, sizeof(batch), "%ld", cfg_int("retention_batch", 5000));
+	if (dry_run) {
+		printf("%-20s skipped (dry run)\n", "retention");
+		return 0;
+	}
+	for (i = 0; i < 10000; i++) {
+		long long n;
+
+		if (db_exec(db, "retention", 2, p, &res) != DB_OK) {
+			fprintf(stderr, "licd-lifecycle: retention failed\n");
+			PQclear(res);
+			return -1;
+		}
+		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		res = NULL;
+		total += n;
+		if (n == 0)
+			break;
+	}
+	printf("%-20s %lld rows older than %s days deleted\n", "retention",
+	    total, days);
+	log_info("lifecycle retention: %lld rows deleted", total);
+	return 0;
+}
+
+/* Sends one claimed notification on every configured channel not yet done. */
+static int deliver_one(PGresult *res, int row, int email, int hook)
+{
+	struct notification n;
+	char err[512] = "";
+	const char *p[3];
+	PGresult *r = NULL;
+	int ok = 1;
+
+	n.id = PQgetvalue(res, row, 0);
+	n.kind = PQgetvalue(res, row, 1);
+	n.recipient = PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2);
+	n.payload = PQgetvalue(res, row, 3);
+	n.license_id = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4);
+	n.created_at = PQgetvalue(res, row, 6);
+	p[0] = n.id;
+	if (email && n.recipient != NULL &&
+	    strcmp(PQgetvalue(res, row, 7), "f") == 0) {
+		if (notify_send_email(&n, err, sizeof(err)) == 0) {
+			p[1] = "email";
+			if (db_exec(db, "sent", 2, p, &r) != DB_OK)
+				ok = 0;
+			PQclear(r);
+			r = NULL;
+		} else {
+			ok = 0;
+		}
+	}
+	if (hook && strcmp(PQgetvalue(res, row, 8), "f") == 0) {
+		char e2[512] = "";
+
+		if (notify_send_webhook(&n, e2, sizeof(e2)) == 0) {
+			p[1] = "webhook";
+			if (db_exec(db, "sent", 2, p, &r) != DB_OK)
+				ok = 0;
+			PQclear(r);
+			r = NULL;
+		} else {
+			ok = 0;
+			snprintf(err + strlen(err), sizeof(err) - strlen(err),
+			    "%s%s", err[0] ? "; " : "", e2);
+		}
+	}
+	p[1] = ok ? "t" : "f";
+	p[2] = ok ? NULL : err;
+	if (!ok)
+		log_warn("notification %s (%s) attempt %s failed: %s", n.id,
+		    n.kind, PQgetvalue(res, row, 5), err);
+	if (db_exec(db, "done", 3, p, &r) != DB_OK) {
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	return ok ? 1 : 0;
+}
+
+static int deliver(void)
+{
+	int email = notify_email_enabled(), hook = notify_webhook_enabled();
+	long delivered = 0, failed = 0, rounds;
+	char batch[24], lock[24];
+	const char *p[2] = { batch, lock };
+	PGresult *res = NULL;
+	int i, rc;
+
+	if (dry_run || (!email && !hook)) {
+		if (db_exec(db, "due", 0, NULL, &res) != DB_OK) {
+			PQclear(res);
+			return -1;
+		}
+		printf("%-20s %s notifications due%s\n", "deliver",
+		    PQgetvalue(res, 0, 0), dry_run ? " (dry run: not sent)" :
+		    " (no channel configured: smtp_url, notify_webhook_url)");
+		PQclear(res);
+		return 0;
+	}
+	snprintf(batch, sizeof(batch), "%ld", cfg_int("notify_batch", 50));
+	snprintf(lock, sizeof(lock), "%ld", cfg_int("notify_lock_secs", 300));
+	for (rounds = 0; rounds < 1000; rounds++) {
+		if (db_exec(db, "claim", 2, p, &res) != DB_OK) {
+			PQclear(res);
+			return -1;
+		}
+		if (PQntuples(res) == 0)
+			break;
+		for (i = 0; i < PQntuples(res); i++) {
+			if ((rc = deliver_one(res, i, email, hook)) < 0) {
+				PQclear(res);
+				return -1;
+			}
+			if (rc)
+				delivered++;
+			else
+				failed++;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	PQclear(res);
+	printf("%-20s %ld delivered, %ld failed (retried later)\n", "deliver",
+	    delivered, failed);
+	log_info("lifecycle deliver: %ld delivered, %ld failed", delivered,
+	    failed);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: licd-lifecycle [--dry-run] [-c CONFIG]\n"
+	    "Runs every lifecycle task once: suspend-unpaid, expire,\n"
+	    "expiry-warnings, usage-warnings, stale-installations, retention,\n"
+	    "deliver. Safe to run at any time; overlapping runs wait for none\n"
+	    "and act once. --dry-run counts what would change and sends nothing.\n"
+	    "Config: expiry_warning_days (30,7,1), usage_warning_percents "
+	    "(80,100),\nstale_installation_secs (1209600), retention_days (400), "
+	    "smtp_url, smtp_from,\nnotify_webhook_url, notify_webhook_secret.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = NULL, *p[1];
+	char err[512], days[128], pct[128], stale[24];
+	PGresult *res = NULL;
+	int i, rc = 1, locked = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--dry-run") == 0) {
+			dry_run = 1;
+		} else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			conf = argv[++i];
+		} else if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (cfg_load(conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "licd-lifecycle: %s\n", err);
+		return 1;
+	}
+	if (log_init("licd-lifecycle") != 0)
+		return 1;
+	if (int_list("expiry_warning_days", "30,7,1", days, sizeof(days)) ||
+	    int_list("usage_warning_percents", "80,100", pct, sizeof(pct))) {
+		fprintf(stderr, "licd-lifecycle: expiry_warning_days and "
+		    "usage_warning_percents are comma-separated integers\n");
+		return 1;
+	}
+	snprintf(stale, sizeof(stale), "%ld",
+	    cfg_int("stale_installation_secs", 14L * 86400));
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (db = db_new(stmts, sizeof(stmts) / sizeof(stmts[0]))) == NULL)
+		return 1;
+	if (db_exec(db, "lock", 0, NULL, &res) != DB_OK) {
+		fprintf(stderr, "licd-lifecycle: database unavailable\n");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		printf("another licd-lifecycle run holds the lock; nothing done\n");
+		log_info("lifecycle: lock held by another run");
+		rc = 0;
+		goto out;
+	}
+	locked = 1;
+	PQclear(res);
+	res = NULL;
+	rc = 0;
+	/* Suspension before expiry: a license past grace is suspended for
+	 * non-payment (reinstated by a later payment), not expired. */
+	if (task("suspend-unpaid", "licenses suspended (grace over)", 0, NULL))
+		rc = 1;
+	if (task("expire", "licenses expired", 0, NULL))
+		rc = 1;
+	p[0] = days;
+	if (task("expiry-warnings", "expiry warnings queued", 1, p))
+		rc = 1;
+	p[0] = pct;
+	if (task("usage-warnings", "usage warnings queued", 1, p))
+		rc = 1;
+	p[0] = stale;
+	if (task("stale-installations", "stale installations freed", 1, p))
+		rc = 1;
+	if (retention())
+		rc = 1;
+	if (deliver())
+		rc = 1;
+out:
+	PQclear(res);
+	if (locked) {
+		res = NULL;
+		if (db_exec(db, "unlock", 0, NULL, &res) == DB_OK)
+			PQclear(res);
+		else
+			PQclear(res);
+	}
+	db_free(db);
+	curl_global_cleanup();
+	return rc;
+}
