@@ -21,7 +21,7 @@ UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 RUN_DIR  ?= $(CURDIR)/run
 PORT     ?= 8080
 
-.PHONY: all asan unit fuzz run stop status test clean deps bench install
+.PHONY: all asan unit fuzz run stop status test valgrind clean deps bench install
 
 # libFuzzer targets (clang): every parser that sees outside bytes.
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
@@ -100,6 +100,11 @@ status:
 
 test: deps
 	@tests/run.sh
+
+# One full integration pass with the programs under valgrind memcheck
+# (slow; not part of make test, which uses ASan+UBSan builds).
+valgrind: deps
+	@VALGRIND=1 FUZZ_SECONDS=1 tests/run.sh
 
 # Production install (Debian): programs in $(PREFIX)/lib/licd, licctl in
 # $(PREFIX)/bin, migrations in $(PREFIX)/share/licd/sql, units, config

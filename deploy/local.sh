@@ -166,7 +166,7 @@ programs_start() {
 		alive "$RUN_DIR/pid/$p.pid" && continue
 		sock=$RT/sock/$p.sock
 		rm -f "$sock"
-		"$SPAWN" -s "$sock" -M 0666 -P "$RUN_DIR/pid/$p.pid" -- "$BIN/$p" \
+		"$SPAWN" -s "$sock" -M 0666 -P "$RUN_DIR/pid/$p.pid" -- ${LICD_WRAPPER:-} "$BIN/$p" \
 			>>"$RUN_DIR/log/spawn.log" 2>&1 || die "could not start $p"
 	done
 }
@@ -192,7 +192,7 @@ nginx_start() {
 
 wait_healthy() {
 	local i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 300); do
 		if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null; then
 			return 0
 		fi

@@ -74,7 +74,14 @@ export LICD_PG_FAST=1
 export ASAN_OPTIONS="log_path=$RUN_DIR/log/asan:detect_leaks=1"
 export UBSAN_OPTIONS="log_path=$RUN_DIR/log/ubsan:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
-if ! LICD_BIN_DIR="$ROOT/build/asan/bin" LICD_LICCTL="$ROOT/build/bin/licctl" \
+# VALGRIND=1 (make valgrind): the -O2 programs under memcheck instead of
+# the sanitizer build; every process writes its own report.
+PROG_DIR="$ROOT/build/asan/bin"
+if [ -n "${VALGRIND:-}" ]; then
+	PROG_DIR="$ROOT/build/bin"
+	export LICD_WRAPPER="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --track-origins=yes --suppressions=$ROOT/tests/valgrind.supp --log-file=$RUN_DIR/log/valgrind.%p"
+fi
+if ! LICD_BIN_DIR="$PROG_DIR" LICD_LICCTL="$ROOT/build/bin/licctl" \
 	deploy/local.sh start "$RUN_DIR" "$PORT"; then
 	count 0 1
 	echo "$passed passed, $failed failed"
@@ -99,11 +106,16 @@ count "${p:-0}" "$(( ${f:-0} + ${e:-0} ))"
 echo "== stopping the stack; sanitizer reports"
 deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
 reports=$(ls "$RUN_DIR"/log/asan* "$RUN_DIR"/log/ubsan* 2>/dev/null || true)
+if [ -n "${VALGRIND:-}" ]; then
+	# memcheck logs are empty (--quiet) unless it found something.
+	reports=$(find "$RUN_DIR/log" -name 'valgrind.*' -size +0 2>/dev/null)
+	echo "valgrind: $(ls "$RUN_DIR"/log/valgrind.* 2>/dev/null | wc -l) processes checked"
+fi
 if [ -n "$reports" ]; then
 	for r in $reports; do echo "--- $r"; head -60 "$r"; done
 	count 0 1
 else
-	echo "no ASan/UBSan/LSan reports from the programs"
+	echo "no $([ -n "${VALGRIND:-}" ] && echo valgrind || echo ASan/UBSan/LSan) reports from the programs"
 	count 1 0
 fi
 echo "$passed passed, $failed failed"

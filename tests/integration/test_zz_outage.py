@@ -43,3 +43,85 @@ def test_database_down_then_back():
     assert codes == ["VALID"] * 20
     assert validate(lic["key"], "o2").json()["code"] == "VALID"
     assert pids() == before, "programs were restarted"
+
+
+def workers(program):
+    """Pids of the worker processes under a program's prefork master."""
+    master = pids()[program + ".pid"]
+    out = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
+    return sorted(out.split())
+
+
+def test_faults_under_load_lose_and_double_nothing():
+    """Concurrent usage with idempotency keys while (a) a usage worker is
+    SIGKILLed and (b) PostgreSQL stops and starts again. Every answer is
+    JSON; afterwards the master has replaced the worker, the counter equals
+    the log, no key was counted twice, and retrying the failed keys brings
+    the count to exactly one per key."""
+    import concurrent.futures
+    import threading
+    import uuid
+
+    import requests
+
+    from conftest import URL, sql, sql1
+    from test_usage import metered
+
+    lic = metered(limit=10 ** 9)
+    keys = ["f-%s" % uuid.uuid4().hex for _ in range(3000)]
+    answers = {}
+    lock = threading.Lock()
+    before_workers = workers("usage")
+    assert len(before_workers) >= 2
+
+    def send(chunk):
+        s = requests.Session()
+        for k in chunk:
+            try:
+                r = s.post(URL + "/api/usage", timeout=30,
+                           json={"license_key": lic["key"], "feature": "api_calls",
+                                 "idempotency_key": k})
+                ctype = r.headers.get("Content-Type", "")
+                res = (r.status_code, ctype.startswith("application/json"))
+            except requests.RequestException:
+                res = ("conn", True)
+            with lock:
+                answers[k] = res
+
+    chunks = [keys[i::20] for i in range(20)]
+    with concurrent.futures.ThreadPoolExecutor(20) as ex:
+        futs = [ex.submit(send, c) for c in chunks]
+        while len(answers) < 500:
+            time.sleep(0.02)
+        os.kill(int(before_workers[0]), 9)
+        while len(answers) < 1200:
+            time.sleep(0.02)
+        run(os.environ["LICD_PG_STOP"])
+        time.sleep(1)
+        run(os.environ["LICD_PG_START"])
+        for f in futs:
+            f.result()
+    assert wait_healthy()
+    statuses = {a[0] for a in answers.values()}
+    assert statuses <= {200, 502, 503, "conn"}, statuses
+    assert all(a[1] for a in answers.values())      # always JSON
+    assert 200 in statuses and 503 in statuses
+    after = workers("usage")
+    assert len(after) == len(before_workers) and before_workers[0] not in after
+
+    def agree():
+        c = sql1("SELECT coalesce(sum(used), 0) FROM usage_counters WHERE license_id = %s",
+                 lic["id"])
+        n, total, distinct = sql("SELECT count(*), coalesce(sum(quantity), 0),"
+                                 " count(DISTINCT idempotency_key) FROM usage_log"
+                                 " WHERE license_id = %s", lic["id"])[0]
+        assert c == total == n == distinct
+        return c
+
+    counted = agree()
+    ok = [k for k, a in answers.items() if a[0] == 200]
+    assert counted >= len(ok)
+    # the client retries what failed, with the same keys: one count per key
+    send([k for k, a in answers.items() if a[0] != 200])
+    send(keys[:200])                                  # and some that succeeded
+    assert agree() == len(keys)
