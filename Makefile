@@ -101,6 +101,12 @@ status:
 test: deps
 	@tests/run.sh
 
+# Throughput and latency under wrk, with the nginx ceiling, a trivial
+# FastCGI floor and the Express peer (docs/PERFORMANCE.md). Not a test.
+LICENSES ?= 10000
+bench: deps
+	@BENCH_LICENSES=$(LICENSES) tests/bench/bench.sh
+
 # One full integration pass with the programs under valgrind memcheck
 # (slow; not part of make test, which uses ASan+UBSan builds).
 valgrind: deps

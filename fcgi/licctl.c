@@ -1045,11 +1045,122 @@ static char *expiry(const struct opts *o)
 	die("give --expires DATE, --days N or --perpetual");
 }
 
+/* license issue --count N: N licenses of one customer and plan in one
+ * transaction (volume sales, load tests), inserted and signed in chunks;
+ * the keys go to --keys-out (one per line, 0600) or stdout. */
+static void bulk_issue(const char *const *p6, const char *count,
+    const char *out_path)
+{
+	enum { CHUNK = 5000 };
+	long total = strtol(count, NULL, 10), done = 0;
+	char n[24], *ids = NULL, *keys = NULL;
+	FILE *out = stdout;
+
+	if (total < 1 || total > 10000000)
+		die("--count must be 1..10000000");
+	if (out_path != NULL) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd < 0 || (out = fdopen(fd, "w")) == NULL)
+			die("%s: %s", out_path, strerror(errno));
+	}
+	exec0("BEGIN");
+	while (done < total) {
+		long k = total - done < CHUNK ? total - done : CHUNK, i;
+		size_t il = 0, kl = 0, icap = (size_t)k * 40 + 3, kcap = 0;
+		const char *pp[7];
+		PGresult *r, *v;
+
+		snprintf(n, sizeof(n), "%ld", k);
+		memcpy(pp, p6, sizeof(const char *) * 6);
+		pp[6] = n;
+		r = q("INSERT INTO licenses (customer_id, plan_code, features, "
+		    "limits, domains, expires_at) SELECT c.id, p.code, "
+		    "coalesce($3::jsonb, p.features), p.limits || "
+		    "coalesce($4::jsonb, '{}'), $5::jsonb, $6::timestamptz "
+		    "FROM customers c, plans p, generate_series(1, $7::int) "
+		    "WHERE (c.id::text = $1 OR lower(c.email) = lower($1)) AND "
+		    "p.code = $2 RETURNING id", 7, pp);
+		if (PQntuples(r) != k)
+			die("unknown customer '%s' or plan '%s'", p6[0], p6[1]);
+		if ((ids = realloc(ids, icap)) == NULL)
+			die("out of memory");
+		ids[il++] = '{';
+		for (i = 0; i < k; i++)
+			il += (size_t)snprintf(ids + il, icap - il, "%s%s",
+			    i ? "," : "", PQgetvalue(r, (int)i, 0));
+		snprintf(ids + il, icap - il, "}");
+		PQclear(r);
+		pp[0] = ids;
+		v = q("SELECT v.*, extract(epoch FROM l.issued_at)::bigint FROM "
+		    "license_view v JOIN licenses l ON l.id = v.id WHERE "
+		    "v.id = ANY($1::uuid[])", 1, pp);
+		for (i = 0; i < PQntuples(v); i++) {
+			struct lic l;
+			char *key = NULL;
+			size_t len;
+
+			if (lic_from_row(v, (int)i, 0, &l) != LIC_OK ||
+			    lic_sign_key(&l, strtoll(PQgetvalue(v, (int)i,
+			    LIC_NCOLS), NULL, 10), &key) != LIC_OK)
+				die("signing failed");
+			fprintf(out, "%s\n", key);
+			len = strlen(key);
+			if (kl + len + 3 > kcap) {
+				kcap = (kcap + len + 3) * 2;
+				if ((keys = realloc(keys, kcap)) == NULL)
+					die("out of memory");
+			}
+			keys[kl] = kl == 0 ? '{' : ',';
+			kl++;
+			memcpy(keys + kl, key, len);
+			kl += len;
+			keys[kl] = '\0';
+			free(key);
+			lic_free(&l);
+		}
+		keys[kl++] = '}';
+		keys[kl] = '\0';
+		/* ids in the view's order: rebuild from v, matching keys */
+		il = 0;
+		ids[il++] = '{';
+		for (i = 0; i < PQntuples(v); i++)
+			il += (size_t)snprintf(ids + il, icap - il, "%s%s",
+			    i ? "," : "", PQgetvalue(v, (int)i, 0));
+		snprintf(ids + il, icap - il, "}");
+		PQclear(v);
+		{
+			const char *pk[3] = { ids, keys,
+			    lic_keyring()->signer->kid };
+
+			PQclear(q("UPDATE licenses l SET license_key = k.key, "
+			    "key_kid = $3 FROM unnest($1::uuid[], $2::text[]) AS "
+			    "k(id, key) WHERE l.id = k.id", 3, pk));
+		}
+		kl = 0;
+		done += k;
+	}
+	snprintf(n, sizeof(n), "%ld", total);
+	{
+		const char *pa[2] = { n, p6[1] };
+
+		PQclear(q("SELECT licd_audit('licctl', 'license.issue_bulk', "
+		    "'plan', $2, NULL, NULL, jsonb_build_object('count', "
+		    "$1::bigint))", 2, pa));
+	}
+	exec0("COMMIT");
+	if (out != stdout && fclose(out) != 0)
+		die("%s: write failed", out_path);
+	fprintf(stderr, "issued %ld licenses\n", total);
+	free(ids);
+	free(keys);
+}
+
 static int cmd_license(int argc, char **argv)
 {
 	static const char *const spec[] = { "customer", "plan", "features",
 	    "limits", "domains", "expires", "days", "perpetual!", "status",
-	    "reason", "json!", NULL };
+	    "reason", "json!", "count", "keys-out", NULL };
 	struct opts o;
 	PGresult *r;
 	int i, as_json;
@@ -1065,6 +1176,8 @@ static int cmd_license(int argc, char **argv)
 		    "\n         (--expires 2027-01-31[T00:00:00Z] | --days N | "
 		    "--perpetual)\n         [--features a,b] [--limits k=v,...] "
 		    "[--domains 'example.com,*.example.com'] [--json]\n"
+		    "         [--count N [--keys-out FILE]]  (N licenses at once, "
+		    "keys one per line)\n"
 		    "       licctl license show ID [--json]\n"
 		    "       licctl license list [--customer ID|EMAIL] [--status "
 		    "S] [--json]\n"
@@ -1100,6 +1213,14 @@ static int cmd_license(int argc, char **argv)
 		p[3] = lim;
 		p[4] = dom;
 		p[5] = exp;
+		if (opt(&o, "count")) {
+			bulk_issue(p, opt(&o, "count"), opt(&o, "keys-out"));
+			free(feat);
+			free(lim);
+			free(dom);
+			free(exp);
+			return 0;
+		}
 		exec0("BEGIN");
 		r = q("INSERT INTO licenses (customer_id, plan_code, features, "
 		    "limits, domains, expires_at) SELECT c.id, p.code, "

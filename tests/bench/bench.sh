@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# make bench: licd under wrk on loopback, side by side with what bounds it
+# (nginx `return 200`, a trivial FastCGI program) and with the reference
+# Express server in ../shared/peers/express when present. Not a test: it
+# prints a table and writes results.json under the run directory.
+#
+#   BENCH_LICENSES=10000  licenses seeded (make bench LICENSES=1000000)
+#   BENCH_DURATION=10     seconds per wrk run
+#   BENCH_CONNECTIONS=64  wrk connections (2 threads)
+#   BENCH_RUN_DIR         default run/bench (kept for inspection)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+N=${BENCH_LICENSES:-10000}
+DUR=${BENCH_DURATION:-10}
+CONN=${BENCH_CONNECTIONS:-64}
+RUN_DIR=${BENCH_RUN_DIR:-$ROOT/run/bench}
+PORT=${BENCH_PORT:-18080}
+FLOOR_PORT=$((PORT + 1))
+PEER=${BENCH_PEER:-$ROOT/../shared/peers/express}
+PY=/usr/bin/python3
+export BENCH_LUA=$ROOT/tests/bench
+RES=$RUN_DIR/results.jsonl
+
+command -v wrk >/dev/null || { echo "bench: wrk missing (make deps)"; exit 1; }
+make -s all
+mkdir -p build/bench
+cc -O2 -Wall -Werror -o build/bench/floor tests/bench/floor.c -lfcgi
+
+cleanup() {
+	deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
+	[ -f "$RUN_DIR/floor-nginx.pid" ] && kill "$(cat "$RUN_DIR/floor-nginx.pid")" 2>/dev/null
+	[ -f "$RUN_DIR/floor.pids" ] && kill $(cat "$RUN_DIR/floor.pids") 2>/dev/null
+	[ -f /tmp/licd-bench-peer.pid ] && kill -TERM "$(cat /tmp/licd-bench-peer.pid)" 2>/dev/null
+	if [ -d /tmp/licd-bench-peer-pg/data ]; then
+		pgctl stop -D /tmp/licd-bench-peer-pg/data -m fast >/dev/null 2>&1 || true
+		rm -rf /tmp/licd-bench-peer-pg
+	fi
+	true
+}
+trap cleanup EXIT
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgctl() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$PGBIN/pg_ctl" "$@"
+	else "$PGBIN/pg_ctl" "$@"; fi
+}
+
+# Peak resident memory (VmHWM, KiB) summed over the given pids and their
+# children: the prefork masters and their workers, or node's cluster.
+rss_of() {
+	local total=0 p kids
+	for p in "$@"; do
+		kids=$(pgrep -P "$p" || true)
+		for q in $p $kids; do
+			v=$(awk '/VmHWM/ {print $2}' "/proc/$q/status" 2>/dev/null || echo 0)
+			total=$((total + ${v:-0}))
+		done
+	done
+	echo "$total"
+}
+
+# run NAME SERVER RSS_PIDS... -- wrk args: one wrk run, one result line.
+run() {
+	local name=$1 server=$2 out; shift 2
+	local pids=()
+	while [ "$1" != "--" ]; do pids+=("$1"); shift; done
+	shift
+	out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --timeout 10s "$@" 2>&1) || true
+	local line
+	line=$(grep '^BENCH ' <<<"$out" | sed 's/^BENCH //')
+	if [ -z "$line" ]; then echo "$out" >&2; line='{"requests":0,"rps":0}'; fi
+	local rss=0
+	[ ${#pids[@]} -gt 0 ] && rss=$(rss_of "${pids[@]}")
+	echo "{\"name\":\"$name\",\"server\":\"$server\",\"rss_kib\":$rss,\"wrk\":$line}" >> "$RES"
+	printf '  %-24s %-8s %10s req/s\n' "$name" "$server" \
+		"$($PY -c "import json,sys; print(json.loads(sys.argv[1])['rps'])" "$line")"
+}
+
+echo "== licd stack in $RUN_DIR (port $PORT), $N licenses"
+deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
+rm -rf "$RUN_DIR"
+mkdir -p "$RUN_DIR"
+chmod 755 "$RUN_DIR"
+LICD_RATE=1000000 LICD_BURST=1000000 deploy/local.sh start "$RUN_DIR" "$PORT" >/dev/null
+export LICD_CONFIG=$RUN_DIR/licd.conf
+L=build/bin/licctl
+$L plan set bench --name Bench --features sso,api_calls \
+	--limits installations=1000000,api_calls_per_month=1000000000000 >/dev/null
+$L customer create --email bench@licd.test >/dev/null
+$L license issue --customer bench@licd.test --plan bench --days 365 \
+	--count "$N" --keys-out "$RUN_DIR/keys.txt"
+$L license issue --customer bench@licd.test --plan bench --days 365 \
+	--count 1 --keys-out "$RUN_DIR/hot.txt" 2>/dev/null
+PIDS=$(for f in "$RUN_DIR"/pid/*.pid; do cat "$f"; echo; done)
+# shellcheck disable=SC2086
+$PGBIN/psql -q -h "$(cat "$RUN_DIR/runtime-dir" 2>/dev/null || echo "$RUN_DIR")/pg" \
+	-U licd -d licd -c "VACUUM ANALYZE" 2>/dev/null || true
+
+echo "== ceiling (nginx return 200) and floor (trivial FastCGI)"
+RT=$(cat "$RUN_DIR/runtime-dir" 2>/dev/null || echo "$RUN_DIR")
+mkdir -p "$RT/floor-nginx"
+: > "$RUN_DIR/floor.pids"
+spawn-fcgi -s "$RT/floor.sock" -M 0666 -F 8 -- build/bench/floor >/dev/null 2>&1
+pgrep -f build/bench/floor > "$RUN_DIR/floor.pids" || true
+user=""
+[ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
+cat > "$RUN_DIR/floor-nginx.conf" <<EOC
+$user
+worker_processes 2;
+pid $RUN_DIR/floor-nginx.pid;
+error_log $RUN_DIR/floor-nginx.err warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $RT/floor-nginx;
+	server {
+		listen 127.0.0.1:$FLOOR_PORT backlog=4096;
+		location = /ceiling { default_type application/json; return 200 '{"ok":true}\n'; }
+		location = /floor { include /etc/nginx/fastcgi_params; fastcgi_pass unix:$RT/floor.sock; }
+	}
+}
+EOC
+nginx -c "$RUN_DIR/floor-nginx.conf" -e "$RUN_DIR/floor-nginx.err"
+sleep 0.5
+: > "$RES"
+U=http://127.0.0.1:$FLOOR_PORT
+run ceiling nginx -- -s tests/bench/get.lua "$U" -- /ceiling
+run fastcgi-floor floor $(cat "$RUN_DIR/floor.pids") -- -s tests/bench/get.lua "$U" -- /floor
+
+echo "== licd"
+U=http://127.0.0.1:$PORT
+K=$RUN_DIR/keys.txt
+wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/validate.lua "$U" -- "$K" >/dev/null 2>&1 # warm-up: activates b-i
+run validate licd $PIDS -- -s tests/bench/validate.lua "$U" -- "$K"
+run validate-new licd $PIDS -- -s tests/bench/validate_new.lua "$U" -- "$K"
+run heartbeat licd $PIDS -- -s tests/bench/heartbeat.lua "$U" -- "$K"
+run usage licd $PIDS -- -s tests/bench/usage.lua "$U" -- "$K"
+run usage-hot licd $PIDS -- -s tests/bench/usage.lua "$U" -- "$RUN_DIR/hot.txt"
+run not-found licd $PIDS -- -s tests/bench/get.lua "$U" -- /nope
+# exact counts: the counters must equal the log after all that load
+$PGBIN/psql -qAt -h "$RT/pg" -U licd -d licd -c "SELECT (SELECT sum(used) FROM usage_counters) = (SELECT sum(quantity) FROM usage_log)" \
+	| sed 's/^t$/  usage counters agree with the usage log/; s/^f$/  USAGE COUNTERS DISAGREE WITH THE LOG/'
+deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
+
+if [ -f "$PEER/server.js" ] && command -v node >/dev/null && command -v npm >/dev/null; then
+	echo "== express peer ($PEER)"
+	PEERPG=/tmp/licd-bench-peer-pg
+	rm -rf "$PEERPG"; mkdir -p "$PEERPG"
+	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PEERPG"
+	chmod 700 "$PEERPG"
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- "$PGBIN/initdb" -D "$PEERPG/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+	else
+		"$PGBIN/initdb" -D "$PEERPG/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+	fi
+	pgctl -D "$PEERPG/data" -l "$PEERPG/postgres.log" -w start \
+		-o "-c listen_addresses=127.0.0.1 -c port=55433 -c unix_socket_directories=$PEERPG" >/dev/null
+	$PGBIN/createdb -h 127.0.0.1 -p 55433 -U postgres licpeer
+	(
+		cd "$PEER"
+		[ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null 2>&1
+		$PGBIN/psql -h 127.0.0.1 -p 55433 -U postgres -d licpeer -v ON_ERROR_STOP=1 -q -f schema.sql
+		node scripts/seed.js --count "$N" >/dev/null
+		PID_FILE=/tmp/licd-bench-peer.pid ADMIN_KEY=bench node server.js > "$RUN_DIR/express.log" 2>&1 &
+		for _ in $(seq 50); do curl -fs http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.2; done
+	)
+	PK=$PEER/keys.txt
+	EP=$(cat /tmp/licd-bench-peer.pid)
+	E=http://127.0.0.1:18090
+	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/express.lua "$E" -- "$PK" validate >/dev/null 2>&1 # warm-up (JIT, inserts)
+	run validate express "$EP" -- -s tests/bench/express.lua "$E" -- "$PK" validate
+	run heartbeat express "$EP" -- -s tests/bench/express.lua "$E" -- "$PK" heartbeat
+	run usage express "$EP" -- -s tests/bench/express.lua "$E" -- "$PK" usage
+	head -1 "$PK" > "$RUN_DIR/peer-hot.txt"
+	run usage-hot express "$EP" -- -s tests/bench/express.lua "$E" -- "$RUN_DIR/peer-hot.txt" usage
+	kill -TERM "$EP" 2>/dev/null || true
+	rm -f /tmp/licd-bench-peer.pid
+else
+	echo "== express peer not found or node/npm missing: skipped"
+fi
+
+$PY tests/bench/report.py "$RES" "$N" "$DUR" "$CONN" > "$RUN_DIR/report.txt"
+cat "$RUN_DIR/report.txt"
+echo "results: $RUN_DIR/results.json, $RUN_DIR/report.txt"

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Formats make bench's results.jsonl: a table, the ratios the performance
+issue sets as targets, and results.json beside it."""
+import json
+import os
+import sys
+
+path, n, dur, conn = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+by = {(r["server"], r["name"]): r for r in rows}
+
+
+def get(server, name):
+    return by.get((server, name))
+
+
+def w(r, k):
+    return r["wrk"].get(k, 0) if r else 0
+
+
+out = []
+out.append("licd bench: %s licenses, wrk -t2 -c%s -d%ss, %s" %
+           (n, conn, dur, os.uname().nodename))
+out.append("%-22s %-8s %10s %9s %9s %9s %7s %7s %9s" %
+           ("workload", "server", "req/s", "p50 ms", "p99 ms", "p99.9 ms",
+            "errors", "non2xx", "RSS MiB"))
+for r in rows:
+    out.append("%-22s %-8s %10.0f %9.2f %9.2f %9.2f %7d %7d %9.1f" % (
+        r["name"], r["server"], w(r, "rps"), w(r, "p50_ms"), w(r, "p99_ms"),
+        w(r, "p999_ms"), w(r, "errors"), w(r, "non2xx"), r["rss_kib"] / 1024))
+
+ratios = {}
+checks = []
+
+
+def ratio(name, a, b):
+    v = a / b if b else None
+    ratios[name] = v
+    return v
+
+
+floor = w(get("floor", "fastcgi-floor"), "rps")
+ceiling = w(get("nginx", "ceiling"), "rps")
+for ep in ("validate", "heartbeat"):
+    L, E = get("licd", ep), get("express", ep)
+    ratio("%s_vs_ceiling" % ep, w(L, "rps"), ceiling)
+    f = ratio("%s_vs_floor" % ep, w(L, "rps"), floor)
+    checks.append(("%s >= 50%% of the FastCGI floor" % ep, f, f is not None and f >= 0.5))
+    if E:
+        x = ratio("%s_rps_vs_express" % ep, w(L, "rps"), w(E, "rps"))
+        p = ratio("%s_p99_vs_express" % ep, w(L, "p99_ms"), w(E, "p99_ms"))
+        checks.append(("%s >= 4x express req/s" % ep, x, x is not None and x >= 4))
+        checks.append(("%s p99 <= 1/4 of express" % ep, p, p is not None and p <= 0.25))
+for ep in ("usage", "usage-hot"):
+    L, E = get("licd", ep), get("express", ep)
+    if E:
+        x = ratio("%s_rps_vs_express" % ep, w(L, "rps"), w(E, "rps"))
+        checks.append(("%s >= 2x express req/s" % ep, x, x is not None and x >= 2))
+licd_rss = max([r["rss_kib"] for r in rows if r["server"] == "licd"] or [0])
+exp_rss = max([r["rss_kib"] for r in rows if r["server"] == "express"] or [0])
+if exp_rss:
+    x = ratio("rss_vs_express", licd_rss, exp_rss)
+    checks.append(("licd RSS <= 1/4 of express", x, x <= 0.25))
+
+out.append("")
+out.append("ratios (targets from the performance issue):")
+for name, v, ok in checks:
+    out.append("  %-34s %8s  %s" % (name, "-" if v is None else "%.2f" % v,
+                                    "met" if ok else "NOT MET"))
+out.append("  %-34s %8.2f" % ("validate vs nginx ceiling", ratios.get("validate_vs_ceiling") or 0))
+print("\n".join(out))
+json.dump({"licenses": int(n), "duration_s": int(dur), "connections": int(conn),
+           "results": rows, "ratios": ratios,
+           "checks": [{"check": c, "value": v, "met": ok} for c, v, ok in checks]},
+          open(os.path.join(os.path.dirname(path), "results.json"), "w"), indent=1)
