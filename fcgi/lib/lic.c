@@ -5,9 +5,13 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 static struct jws_keyring keyring;
 static const char *issuer;
@@ -90,7 +94,92 @@ static const char *claim_str(struct json_object *c, const char *k)
 	return json_object_get_string(v);
 }
 
+/*
+ * Verified-key cache. An ECDSA verify is the largest CPU cost of a validate
+ * or heartbeat, and installations present the same key thousands of times.
+ * The keyring never changes inside a process, so a key whose exact bytes
+ * verified once verifies again: the cache maps SHA-256(key) to its license
+ * id. Only successes are cached; status, revocation and everything else
+ * still come from the database on every call. Direct-mapped, one mutex
+ * per process, allocated on first use (after the prefork).
+ */
+#define VCACHE_SLOTS 65536
+
+struct vslot {
+	unsigned char digest[32];
+	char id[LIC_UUID_LEN + 1];
+	char used;
+};
+
+static struct vslot *vcache;
+static pthread_mutex_t vcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int key_digest(const char *key, unsigned char d[32])
+{
+	unsigned int n = 0;
+
+	return EVP_Digest(key, strlen(key), d, &n, EVP_sha256(), NULL) == 1 &&
+	    n == 32 ? 0 : -1;
+}
+
+static size_t vslot_of(const unsigned char d[32])
+{
+	return ((size_t)d[0] | (size_t)d[1] << 8) % VCACHE_SLOTS;
+}
+
+static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1])
+{
+	struct vslot *s;
+	int hit = 0;
+
+	pthread_mutex_lock(&vcache_mu);
+	if (vcache != NULL) {
+		s = &vcache[vslot_of(d)];
+		if (s->used && CRYPTO_memcmp(s->digest, d, 32) == 0) {
+			memcpy(id, s->id, LIC_UUID_LEN + 1);
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&vcache_mu);
+	return hit;
+}
+
+static void vcache_put(const unsigned char d[32], const char *id)
+{
+	struct vslot *s;
+
+	pthread_mutex_lock(&vcache_mu);
+	if (vcache == NULL)
+		vcache = calloc(VCACHE_SLOTS, sizeof(*vcache));
+	if (vcache != NULL) {
+		s = &vcache[vslot_of(d)];
+		memcpy(s->digest, d, 32);
+		memcpy(s->id, id, LIC_UUID_LEN + 1);
+		s->used = 1;
+	}
+	pthread_mutex_unlock(&vcache_mu);
+}
+
 int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
+    struct json_object **claims)
+{
+	unsigned char d[32];
+	int have_digest;
+
+	id[0] = '\0';
+	if (claims != NULL)
+		return lic_verify_key_full(key, id, claims);
+	have_digest = key_digest(key, d) == 0;
+	if (have_digest && vcache_get(d, id))
+		return LIC_OK;
+	if (lic_verify_key_full(key, id, NULL) != LIC_OK)
+		return LIC_INVALID;
+	if (have_digest)
+		vcache_put(d, id);
+	return LIC_OK;
+}
+
+int lic_verify_key_full(const char *key, char id[LIC_UUID_LEN + 1],
     struct json_object **claims)
 {
 	struct json_object *c = NULL;

@@ -42,7 +42,10 @@ const char *lic_touch_param(void);
 long lic_heartbeat_interval(void);
 
 /* Verifies a license key (typ JWT, known kid, key's alg, signature, iss,
- * sub a UUID). LIC_OK fills id. claims may be NULL. */
+ * sub a UUID). LIC_OK fills id. claims may be NULL. With claims NULL a
+ * key verified before in this process is answered from a cache. */
+int lic_verify_key_full(const char *key, char id[LIC_UUID_LEN + 1],
+    struct json_object **claims);	/* never cached */
 int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
     struct json_object **claims);
 
