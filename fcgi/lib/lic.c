@@ -466,16 +466,99 @@ void lic_add_installation(struct json_object *o, const char *iid,
 	json_object_object_add(o, "installation", i);
 }
 
+/*
+ * Lease reuse. Signing is the other per-call CPU cost (and OpenSSL's RNG
+ * adds syscalls), so an installation asking again within lease_reuse
+ * seconds (default 600) gets the lease it got last time, if everything the
+ * lease says (license, installation, plan, features, limits, end of
+ * validity) is unchanged. Its exp is then at most lease_reuse earlier than
+ * a fresh one's. Never with a nonce: a nonce asks for a fresh answer.
+ */
+#define LCACHE_SLOTS 16384
+
+struct lslot {
+	unsigned char digest[32];
+	time_t iat, exp;
+	char *lease;
+};
+
+static struct lslot *lcache;
+static pthread_mutex_t lcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int lease_digest(const struct lic *l, const char *iid,
+    unsigned char d[32])
+{
+	char buf[96];
+	unsigned int n = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	const char *f = json_object_to_json_string_ext(l->features,
+	    JSON_C_TO_STRING_PLAIN);
+	const char *m = json_object_to_json_string_ext(l->limits,
+	    JSON_C_TO_STRING_PLAIN);
+	int ok;
+
+	snprintf(buf, sizeof(buf), "|%lld|", lic_valid_until(l));
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, l->id, strlen(l->id) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, iid, strlen(iid) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, l->plan, strlen(l->plan) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, f, strlen(f) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, m, strlen(m) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, buf, strlen(buf)) == 1 &&
+	    EVP_DigestFinal_ex(ctx, d, &n) == 1 && n == 32;
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
 int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
     const char *nonce, time_t now)
 {
+	static long reuse = -1;
+	unsigned char d[32];
+	struct lslot *s;
 	char *lease = NULL;
 	time_t exp;
+	int cacheable;
 
+	if (reuse < 0)
+		reuse = cfg_int("lease_reuse", 600);
+	cacheable = nonce == NULL && reuse > 0 && lease_digest(l, iid, d) == 0;
+	if (cacheable) {
+		pthread_mutex_lock(&lcache_mu);
+		s = lcache ? &lcache[((size_t)d[0] | (size_t)d[1] << 8) %
+		    LCACHE_SLOTS] : NULL;
+		if (s != NULL && s->lease != NULL &&
+		    CRYPTO_memcmp(s->digest, d, 32) == 0 &&
+		    now >= s->iat && now - s->iat < reuse && s->exp > now) {
+			json_object_object_add(o, "lease",
+			    json_object_new_string(s->lease));
+			json_object_object_add(o, "lease_expires_at",
+			    lic_ts_json(s->exp));
+			pthread_mutex_unlock(&lcache_mu);
+			return LIC_OK;
+		}
+		pthread_mutex_unlock(&lcache_mu);
+	}
 	if (lic_lease(l, iid, nonce, now, 0, &lease, &exp) != LIC_OK)
 		return LIC_ERROR;
 	json_object_object_add(o, "lease", json_object_new_string(lease));
 	json_object_object_add(o, "lease_expires_at", lic_ts_json(exp));
+	if (cacheable) {
+		pthread_mutex_lock(&lcache_mu);
+		if (lcache == NULL)
+			lcache = calloc(LCACHE_SLOTS, sizeof(*lcache));
+		if (lcache != NULL) {
+			s = &lcache[((size_t)d[0] | (size_t)d[1] << 8) %
+			    LCACHE_SLOTS];
+			free(s->lease);
+			memcpy(s->digest, d, 32);
+			s->iat = now;
+			s->exp = exp;
+			s->lease = lease;
+			lease = NULL;
+		}
+		pthread_mutex_unlock(&lcache_mu);
+	}
 	free(lease);
 	return LIC_OK;
 }

@@ -584,3 +584,21 @@ def test_healthz():
     r = api("/healthz", method="GET")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "database": "ok"}
+
+
+def test_fresh_lease_reused_unless_something_changed(lic):
+    a = validate(lic["key"], "reuse").json()
+    b = validate(lic["key"], "reuse").json()
+    # one program has several worker processes, each with its own cache
+    leases = {a["lease"], b["lease"]}
+    for _ in range(6):
+        leases.add(validate(lic["key"], "reuse").json()["lease"])
+    assert len(leases) <= 2
+    # a nonce always gets a freshly signed lease carrying it
+    c = validate(lic["key"], "reuse", nonce="fresh-1").json()
+    assert c["lease"] not in leases and jwt_parts(c["lease"])[1]["nonce"] == "fresh-1"
+    # a changed entitlement is never served from the cache
+    sql("UPDATE licenses SET features = '[\"sso\"]' WHERE id = %s", lic["id"])
+    d = validate(lic["key"], "reuse").json()
+    assert d["lease"] not in leases
+    assert verify_with_jwks(d["lease"], "lease+jwt")["feat"] == ["sso"]
