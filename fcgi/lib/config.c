@@ -87,6 +87,13 @@ int cfg_load(const char *path, char *err, size_t errlen)
 		}
 		*eq = '\0';
 		key = trim(s);
+		/* "key = value   # comment": a # after whitespace ends it. */
+		for (val = eq + 1; *val; val++)
+			if (*val == '#' && val > eq + 1 &&
+			    (val[-1] == ' ' || val[-1] == '\t')) {
+				*val = '\0';
+				break;
+			}
 		val = trim(eq + 1);
 		if (*key == '\0' || cfg_set(key, val) != 0) {
 			snprintf(err, errlen, "%s:%d: bad or too many keys", path, lineno);
