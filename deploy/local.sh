@@ -66,7 +66,7 @@ as_pg() {	# run a PostgreSQL tool as the cluster owner
 	fi
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 pg_running() { as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" status >/dev/null 2>&1; }
 
