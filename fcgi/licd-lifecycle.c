@@ -122,6 +122,18 @@ static int retention(void)
 	return 0;
 }
 
+/* One channel of a notification went out: recorded before anything else,
+ * so a later retry never repeats it. */
+static int mark_sent(const char *id, const char *channel)
+{
+	const char *p[2] = { id, channel };
+	PGresult *r = NULL;
+	int st = db_exec(db, "sent", 2, p, &r);
+
+	PQclear(r);
+	return st == DB_OK ? 0 : -1;
+}
+
 /* Sends one claimed notification on every configured channel not yet done. */
 static int deliver_one(PGresult *res, int row, int email, int hook)
 {
@@ -140,26 +152,15 @@ static int deliver_one(PGresult *res, int row, int email, int hook)
 	p[0] = n.id;
 	if (email && n.recipient != NULL &&
 	    strcmp(PQgetvalue(res, row, 7), "f") == 0) {
-		if (notify_send_email(&n, err, sizeof(err)) == 0) {
-			p[1] = "email";
-			if (db_exec(db, "sent", 2, p, &r) != DB_OK)
-				ok = 0;
-			PQclear(r);
-			r = NULL;
-		} else {
+		if (notify_send_email(&n, err, sizeof(err)) != 0 ||
+		    mark_sent(n.id, "email") != 0)
 			ok = 0;
-		}
 	}
 	if (hook && strcmp(PQgetvalue(res, row, 8), "f") == 0) {
 		char e2[512] = "";
 
-		if (notify_send_webhook(&n, e2, sizeof(e2)) == 0) {
-			p[1] = "webhook";
-			if (db_exec(db, "sent", 2, p, &r) != DB_OK)
-				ok = 0;
-			PQclear(r);
-			r = NULL;
-		} else {
+		if (notify_send_webhook(&n, e2, sizeof(e2)) != 0 ||
+		    mark_sent(n.id, "webhook") != 0) {
 			ok = 0;
 			snprintf(err + strlen(err), sizeof(err) - strlen(err),
 			    "%s%s", err[0] ? "; " : "", e2);

@@ -79,7 +79,7 @@ export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 PROG_DIR="$ROOT/build/asan/bin"
 if [ -n "${VALGRIND:-}" ]; then
 	PROG_DIR="$ROOT/build/bin"
-	export LICD_WRAPPER="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --track-origins=yes --suppressions=$ROOT/tests/valgrind.supp --log-file=$RUN_DIR/log/valgrind.%p"
+	export LICD_WRAPPER="$(command -v valgrind) --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --track-origins=yes --suppressions=$ROOT/tests/valgrind.supp --log-file=$RUN_DIR/log/valgrind.%p"
 fi
 if ! LICD_BIN_DIR="$PROG_DIR" LICD_LICCTL="$ROOT/build/bin/licctl" \
 	deploy/local.sh start "$RUN_DIR" "$PORT"; then
