@@ -1,6 +1,8 @@
 /* http: see http.h. */
 #include "http.h"
 #include "config.h"
+#include "json.h"
+#include "jwt.h"
 #include "log.h"
 
 #include <errno.h>
@@ -394,6 +396,9 @@ static void *worker_main(void *arg)
 		serve(w);
 		FCGX_Finish_r(&w->fcgi);
 	}
+	/* Per-thread parsers live as long as the thread. */
+	js_thread_end();
+	jws_thread_end();
 	return NULL;
 }
 

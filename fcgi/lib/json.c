@@ -19,6 +19,13 @@ static struct json_tokener *tokener(void)
 	return js_tok;
 }
 
+void js_thread_end(void)
+{
+	if (js_tok != NULL)
+		json_tokener_free(js_tok);
+	js_tok = NULL;
+}
+
 static int fail(struct js_err *err, const char *code, const char *fmt,
     const char *name)
 {

@@ -26,6 +26,9 @@ enum js_class {
 /* Parses one JSON object from buf. 0 on success (*out owned by caller),
  * -1 with err filled (MALFORMED_JSON) otherwise. Uses a per-thread
  * tokener. */
+/* Frees this thread's parser (call when a worker thread ends). */
+void js_thread_end(void);
+
 int js_parse_object(const char *buf, size_t len, struct json_object **out,
     struct js_err *err);
 

@@ -420,6 +420,13 @@ out:
 	return rc;
 }
 
+void jws_thread_end(void)
+{
+	if (jws_tok != NULL)
+		json_tokener_free(jws_tok);
+	jws_tok = NULL;
+}
+
 static struct json_object *parse_part(const unsigned char *s, long len)
 {
 	struct json_object *o;

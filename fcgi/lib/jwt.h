@@ -46,6 +46,9 @@ struct jws_keyring {
 
 /* Loads every <kid>.pub in dir for verification and the private key named
  * by dir/current for signing. 0 ok, -1 with err. */
+/* Frees this thread's header/claims parser (when a worker thread ends). */
+void jws_thread_end(void);
+
 int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
     size_t errlen);
 void jws_keyring_free(struct jws_keyring *kr);
