@@ -7,6 +7,7 @@
 #   BENCH_LICENSES=10000  licenses seeded (make bench LICENSES=1000000)
 #   BENCH_DURATION=10     seconds per wrk run
 #   BENCH_CONNECTIONS=64  wrk connections (2 threads)
+#   BENCH_REPEAT=3        runs per workload; the median (by req/s) is kept
 #   BENCH_RUN_DIR         default run/bench (kept for inspection)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,6 +15,7 @@ cd "$ROOT"
 N=${BENCH_LICENSES:-10000}
 DUR=${BENCH_DURATION:-10}
 CONN=${BENCH_CONNECTIONS:-64}
+REPEAT=${BENCH_REPEAT:-3}
 RUN_DIR=${BENCH_RUN_DIR:-$ROOT/run/bench}
 PORT=${BENCH_PORT:-18080}
 FLOOR_PORT=$((PORT + 1))
@@ -66,10 +68,21 @@ run() {
 	local pids=()
 	while [ "$1" != "--" ]; do pids+=("$1"); shift; done
 	shift
-	out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --timeout 10s "$@" 2>&1) || true
-	local line
-	line=$(grep '^BENCH ' <<<"$out" | sed 's/^BENCH //')
-	if [ -z "$line" ]; then echo "$out" >&2; line='{"requests":0,"rps":0}'; fi
+	# REPEAT runs, the median by req/s kept: on a shared VM one run can be
+	# off by 2x, and a median of three is far steadier than any single run.
+	local lines="" i line
+	for i in $(seq 1 "$REPEAT"); do
+		out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --timeout 10s "$@" 2>&1) || true
+		line=$(grep '^BENCH ' <<<"$out" | sed 's/^BENCH //')
+		if [ -z "$line" ]; then echo "$out" >&2; line='{"requests":0,"rps":0}'; fi
+		lines+="$line"$'\n'
+	done
+	line=$($PY -c 'import json,sys
+runs = [json.loads(l) for l in sys.stdin if l.strip()]
+runs.sort(key=lambda r: r["rps"])
+m = dict(runs[len(runs) // 2])
+m["runs_rps"] = [r["rps"] for r in runs]
+print(json.dumps(m))' <<<"$lines")
 	local rss=0
 	[ ${#pids[@]} -gt 0 ] && rss=$(rss_of "${pids[@]}")
 	echo "{\"name\":\"$name\",\"server\":\"$server\",\"rss_kib\":$rss,\"wrk\":$line}" >> "$RES"
@@ -93,9 +106,13 @@ $L license issue --customer bench@licd.test --plan bench --days 365 \
 $L license issue --customer bench@licd.test --plan bench --days 365 \
 	--count 1 --keys-out "$RUN_DIR/hot.txt" 2>/dev/null
 PIDS=$(for f in "$RUN_DIR"/pid/*.pid; do cat "$f"; echo; done)
-# shellcheck disable=SC2086
-$PGBIN/psql -q -h "$(cat "$RUN_DIR/runtime-dir" 2>/dev/null || echo "$RUN_DIR")/pg" \
-	-U licd -d licd -c "VACUUM ANALYZE" 2>/dev/null || true
+# One active installation per license, as the validate and heartbeat
+# scripts name it, so "existing installation" means that at any scale.
+RT=$(cat "$RUN_DIR/runtime-dir" 2>/dev/null || echo "$RUN_DIR")
+$PGBIN/psql -q -h "$RT/pg" -U licd -d licd -c "INSERT INTO installations
+	(license_id, installation_id, version) SELECT id, 'b-' || right(license_key, 16),
+	'1.0.0' FROM licenses WHERE plan_code = 'bench' ON CONFLICT DO NOTHING"
+$PGBIN/psql -q -h "$RT/pg" -U licd -d licd -c "VACUUM ANALYZE" 2>/dev/null || true
 
 echo "== ceiling (nginx return 200) and floor (trivial FastCGI)"
 RT=$(cat "$RUN_DIR/runtime-dir" 2>/dev/null || echo "$RUN_DIR")
@@ -131,7 +148,7 @@ run fastcgi-floor floor $(cat "$RUN_DIR/floor.pids") -- -s tests/bench/get.lua "
 echo "== licd"
 U=http://127.0.0.1:$PORT
 K=$RUN_DIR/keys.txt
-wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/validate.lua "$U" -- "$K" >/dev/null 2>&1 # warm-up: activates b-i
+wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/validate.lua "$U" -- "$K" >/dev/null 2>&1 # warm-up
 run validate licd $PIDS -- -s tests/bench/validate.lua "$U" -- "$K"
 run validate-new licd $PIDS -- -s tests/bench/validate_new.lua "$U" -- "$K"
 run heartbeat licd $PIDS -- -s tests/bench/heartbeat.lua "$U" -- "$K"

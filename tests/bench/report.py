@@ -19,15 +19,17 @@ def w(r, k):
 
 
 out = []
-out.append("licd bench: %s licenses, wrk -t2 -c%s -d%ss, %s" %
-           (n, conn, dur, os.uname().nodename))
-out.append("%-22s %-8s %10s %9s %9s %9s %7s %7s %9s" %
+out.append("licd bench: %s licenses, wrk -t2 -c%s -d%ss, median of %d runs, %s" %
+           (n, conn, dur, len(rows[0]["wrk"].get("runs_rps", [1])) if rows else 1,
+            os.uname().nodename))
+out.append("%-22s %-8s %10s %9s %9s %9s %7s %7s %9s   %s" %
            ("workload", "server", "req/s", "p50 ms", "p99 ms", "p99.9 ms",
-            "errors", "non2xx", "RSS MiB"))
+            "errors", "non2xx", "RSS MiB", "runs req/s"))
 for r in rows:
-    out.append("%-22s %-8s %10.0f %9.2f %9.2f %9.2f %7d %7d %9.1f" % (
+    out.append("%-22s %-8s %10.0f %9.2f %9.2f %9.2f %7d %7d %9.1f   %s" % (
         r["name"], r["server"], w(r, "rps"), w(r, "p50_ms"), w(r, "p99_ms"),
-        w(r, "p999_ms"), w(r, "errors"), w(r, "non2xx"), r["rss_kib"] / 1024))
+        w(r, "p999_ms"), w(r, "errors"), w(r, "non2xx"), r["rss_kib"] / 1024,
+        "/".join("%.0f" % x for x in r["wrk"].get("runs_rps", []))))
 
 ratios = {}
 checks = []
