@@ -148,10 +148,10 @@ run fastcgi-floor floor $(cat "$RUN_DIR/floor.pids") -- -s tests/bench/get.lua "
 echo "== licd"
 U=http://127.0.0.1:$PORT
 K=$RUN_DIR/keys.txt
-wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/validate.lua "$U" -- "$K" >/dev/null 2>&1 # warm-up
-run validate licd $PIDS -- -s tests/bench/validate.lua "$U" -- "$K"
+wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$U" -- "$K" validate >/dev/null 2>&1 # warm-up
+run validate licd $PIDS -- -s tests/bench/existing.lua "$U" -- "$K" validate
 run validate-new licd $PIDS -- -s tests/bench/validate_new.lua "$U" -- "$K"
-run heartbeat licd $PIDS -- -s tests/bench/heartbeat.lua "$U" -- "$K"
+run heartbeat licd $PIDS -- -s tests/bench/existing.lua "$U" -- "$K" heartbeat
 run usage licd $PIDS -- -s tests/bench/usage.lua "$U" -- "$K"
 run usage-hot licd $PIDS -- -s tests/bench/usage.lua "$U" -- "$RUN_DIR/hot.txt"
 run not-found licd $PIDS -- -s tests/bench/get.lua "$U" -- /nope
