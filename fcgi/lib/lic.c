@@ -114,17 +114,34 @@ struct vslot {
 static struct vslot *vcache;
 static pthread_mutex_t vcache_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* SHA-256 fetched once: OpenSSL 3's implicit fetch inside EVP_sha256()
+ * digests looks the algorithm up on every call (it showed in profiles). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md;
+}
+
 static int key_digest(const char *key, unsigned char d[32])
 {
 	unsigned int n = 0;
 
-	return EVP_Digest(key, strlen(key), d, &n, EVP_sha256(), NULL) == 1 &&
-	    n == 32 ? 0 : -1;
+	return sha256() != NULL && EVP_Digest(key, strlen(key), d, &n,
+	    sha256(), NULL) == 1 && n == 32 ? 0 : -1;
 }
 
-static size_t vslot_of(const unsigned char d[32])
+/* Slot of a digest in a direct-mapped cache of nslots entries. */
+static size_t slot_of(const unsigned char d[32], size_t nslots)
 {
-	return ((size_t)d[0] | (size_t)d[1] << 8) % VCACHE_SLOTS;
+	return ((size_t)d[0] | (size_t)d[1] << 8) % nslots;
 }
 
 static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1])
@@ -134,7 +151,7 @@ static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1])
 
 	pthread_mutex_lock(&vcache_mu);
 	if (vcache != NULL) {
-		s = &vcache[vslot_of(d)];
+		s = &vcache[slot_of(d, VCACHE_SLOTS)];
 		if (s->used && CRYPTO_memcmp(s->digest, d, 32) == 0) {
 			memcpy(id, s->id, LIC_UUID_LEN + 1);
 			hit = 1;
@@ -152,7 +169,7 @@ static void vcache_put(const unsigned char d[32], const char *id)
 	if (vcache == NULL)
 		vcache = calloc(VCACHE_SLOTS, sizeof(*vcache));
 	if (vcache != NULL) {
-		s = &vcache[vslot_of(d)];
+		s = &vcache[slot_of(d, VCACHE_SLOTS)];
 		memcpy(s->digest, d, 32);
 		memcpy(s->id, id, LIC_UUID_LEN + 1);
 		s->used = 1;
@@ -498,7 +515,8 @@ static int lease_digest(const struct lic *l, const char *iid,
 	int ok;
 
 	snprintf(buf, sizeof(buf), "|%lld|", lic_valid_until(l));
-	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	ok = ctx != NULL && sha256() != NULL &&
+	    EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(ctx, l->id, strlen(l->id) + 1) == 1 &&
 	    EVP_DigestUpdate(ctx, iid, strlen(iid) + 1) == 1 &&
 	    EVP_DigestUpdate(ctx, l->plan, strlen(l->plan) + 1) == 1 &&
@@ -525,8 +543,7 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
 	cacheable = nonce == NULL && reuse > 0 && lease_digest(l, iid, d) == 0;
 	if (cacheable) {
 		pthread_mutex_lock(&lcache_mu);
-		s = lcache ? &lcache[((size_t)d[0] | (size_t)d[1] << 8) %
-		    LCACHE_SLOTS] : NULL;
+		s = lcache ? &lcache[slot_of(d, LCACHE_SLOTS)] : NULL;
 		if (s != NULL && s->lease != NULL &&
 		    CRYPTO_memcmp(s->digest, d, 32) == 0 &&
 		    now >= s->iat && now - s->iat < reuse && s->exp > now) {
@@ -548,8 +565,7 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
 		if (lcache == NULL)
 			lcache = calloc(LCACHE_SLOTS, sizeof(*lcache));
 		if (lcache != NULL) {
-			s = &lcache[((size_t)d[0] | (size_t)d[1] << 8) %
-			    LCACHE_SLOTS];
+			s = &lcache[slot_of(d, LCACHE_SLOTS)];
 			free(s->lease);
 			memcpy(s->digest, d, 32);
 			s->iat = now;

@@ -87,6 +87,19 @@ static int header_safe(const char *s)
 	return s != NULL && strpbrk(s, "\r\n") == NULL;
 }
 
+/* curl_easy_perform with the reason, prefixed by what, in err. */
+static int perform(CURL *c, const char *errbuf, const char *what, char *err,
+    size_t errlen)
+{
+	CURLcode cc = curl_easy_perform(c);
+
+	if (cc == CURLE_OK)
+		return 0;
+	snprintf(err, errlen, "%s: %s", what, errbuf[0] ? errbuf :
+	    curl_easy_strerror(cc));
+	return -1;
+}
+
 static void common_opts(CURL *c, char *errbuf)
 {
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -109,7 +122,6 @@ int notify_send_email(const struct notification *n, char *err, size_t errlen)
 	struct curl_slist *rcpt = NULL;
 	struct upload up;
 	CURL *c = NULL;
-	CURLcode cc;
 	time_t now = time(NULL);
 	struct tm tm;
 	int len, rc = -1;
@@ -163,11 +175,8 @@ int notify_send_email(const struct notification *n, char *err, size_t errlen)
 		    cfg_str("smtp_password", ""));
 		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 	}
-	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
-		snprintf(err, errlen, "smtp: %s", errbuf[0] ? errbuf :
-		    curl_easy_strerror(cc));
+	if (perform(c, errbuf, "smtp", err, errlen) != 0)
 		goto out;
-	}
 	rc = 0;
 out:
 	curl_slist_free_all(rcpt);
@@ -187,7 +196,6 @@ int notify_send_webhook(const struct notification *n, char *err, size_t errlen)
 	long status = 0;
 	long long ts = (long long)time(NULL);
 	CURL *c = NULL;
-	CURLcode cc;
 	int rc = -1;
 
 	p = json_tokener_parse(n->payload);
@@ -223,11 +231,8 @@ int notify_send_webhook(const struct notification *n, char *err, size_t errlen)
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "licd/1");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
-		snprintf(err, errlen, "webhook: %s", errbuf[0] ? errbuf :
-		    curl_easy_strerror(cc));
+	if (perform(c, errbuf, "webhook", err, errlen) != 0)
 		goto out;
-	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status > 299) {
 		snprintf(err, errlen, "webhook: HTTP %ld", status);
