@@ -10,7 +10,9 @@
 #   local.sh pg-stop|pg-start RUN_DIR   (the tests' database-outage case)
 #
 # LICD_BIN_DIR picks the programs (the tests use sanitizer builds),
-# LICD_LICCTL the admin CLI. As root, PostgreSQL runs as user postgres and
+# LICD_LICCTL the admin CLI, LICD_PROCESSES / LICD_THREADS the concurrency
+# written into the config (2 x 4 by default, so a killed worker process is
+# replaced by the master while the other serves; make bench uses 1 x 8). As root, PostgreSQL runs as user postgres and
 # nginx workers as nobody; when they cannot reach RUN_DIR (say it is under
 # /root) sockets, data and the JWKS live in a /tmp directory named in
 # RUN_DIR/runtime-dir.
@@ -141,8 +143,8 @@ issuer = http://127.0.0.1:$PORT
 key_alg = ES256
 log_file = $RUN_DIR/log/licd.log
 sql_dir = $ROOT/sql
-processes = 2
-threads = 4
+processes = ${LICD_PROCESSES:-2}
+threads = ${LICD_THREADS:-4}
 $(sed -n 's/^config: *//p' <<<"$tok")
 # the admin token itself is in $RUN_DIR/admin-token.txt
 stripe_secret_key = sk_test_local
@@ -166,6 +168,8 @@ programs_start() {
 		alive "$RUN_DIR/pid/$p.pid" && continue
 		sock=$RT/sock/$p.sock
 		rm -f "$sock"
+		# GNUTLS_NO_IMPLICIT_INIT: see systemd/licd@.service.
+		GNUTLS_NO_IMPLICIT_INIT=1 \
 		"$SPAWN" -s "$sock" -M 0666 -P "$RUN_DIR/pid/$p.pid" -- ${LICD_WRAPPER:-} "$BIN/$p" \
 			>>"$RUN_DIR/log/spawn.log" 2>&1 || die "could not start $p"
 	done

@@ -394,6 +394,14 @@ static void *worker_main(void *arg)
 
 	while (FCGX_Accept_r(&w->fcgi) >= 0) {
 		serve(w);
+		/* Once the empty FCGI_STDIN record has been read nginx sends
+		 * nothing more, so close at once: libfcgi's lingering close
+		 * (shutdown, poll until nginx closes, read) costs three
+		 * syscalls and a wait on nginx per request. A request not
+		 * read to its end still gets the lingering close, so unread
+		 * input can never turn into a reset. */
+		if (FCGX_HasSeenEOF(w->fcgi.in) == EOF)
+			FCGX_Detach(&w->fcgi);
 		FCGX_Finish_r(&w->fcgi);
 	}
 	/* Per-thread parsers live as long as the thread. */

@@ -366,50 +366,68 @@ out:
 	return rc;
 }
 
-int jws_sign(const struct jws_keyring *kr, const char *typ, const char *claims,
-    size_t claims_len, char **out)
+/* b64url(header) "." b64url(claims) into a malloc'd buffer with room for
+ * "." and the signature; *len is the signing input's length. */
+static int signing_input(const struct jws_key *k, const char *typ,
+    const char *claims, size_t claims_len, char **tok, size_t *len)
 {
-	const struct jws_key *k = kr->signer;
 	char hdr[HDR_MAX];
-	unsigned char der[128], raw[64];
-	size_t hlen, hb, pb, siglen = sizeof(der), total;
-	EVP_MD_CTX *ctx = NULL;
-	char *tok = NULL;
-	int n, rc = JWS_EINTERNAL;
+	size_t hb, pb;
+	int n;
 
-	*out = NULL;
-	if (k == NULL)
-		return JWS_EKID;
 	n = snprintf(hdr, sizeof(hdr),
 	    "{\"alg\":\"%s\",\"typ\":\"%s\",\"kid\":\"%s\"}",
 	    jws_alg_name(k->alg), typ, k->kid);
 	if (n <= 0 || (size_t)n >= sizeof(hdr))
 		return JWS_EINTERNAL;
-	hlen = (size_t)n;
-	total = (hlen + 2) / 3 * 4 + (claims_len + 2) / 3 * 4 + 90 + 3;
-	if ((tok = malloc(total)) == NULL)
+	*tok = malloc(((size_t)n + 2) / 3 * 4 + (claims_len + 2) / 3 * 4 +
+	    90 + 3);
+	if (*tok == NULL)
 		return JWS_EINTERNAL;
-	hb = jws_b64url_encode((const unsigned char *)hdr, hlen, tok);
-	tok[hb] = '.';
+	hb = jws_b64url_encode((const unsigned char *)hdr, (size_t)n, *tok);
+	(*tok)[hb] = '.';
 	pb = jws_b64url_encode((const unsigned char *)claims, claims_len,
-	    tok + hb + 1);
+	    *tok + hb + 1);
+	*len = hb + 1 + pb;
+	return JWS_OK;
+}
+
+int jws_sign_raw(const struct jws_keyring *kr, const char *typ,
+    const char *claims, size_t claims_len, char **out,
+    unsigned char sig[JWS_SIG_LEN])
+{
+	const struct jws_key *k = kr->signer;
+	unsigned char der[128], raw[JWS_SIG_LEN];
+	size_t in, siglen = sizeof(der);
+	EVP_MD_CTX *ctx = NULL;
+	char *tok = NULL;
+	int rc;
+
+	*out = NULL;
+	if (k == NULL)
+		return JWS_EKID;
+	if ((rc = signing_input(k, typ, claims, claims_len, &tok, &in)) !=
+	    JWS_OK)
+		return rc;
+	rc = JWS_EINTERNAL;
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		goto out;
 	if (EVP_DigestSignInit(ctx, NULL, k->alg == JWS_EDDSA ? NULL :
 	    EVP_sha256(), NULL, k->pkey) != 1 ||
-	    EVP_DigestSign(ctx, der, &siglen, (unsigned char *)tok,
-	    hb + 1 + pb) != 1)
+	    EVP_DigestSign(ctx, der, &siglen, (unsigned char *)tok, in) != 1)
 		goto out;
 	if (k->alg == JWS_ES256) {
 		if (der_to_raw(der, siglen, raw) != 0)
 			goto out;
 	} else {
-		if (siglen != 64)
+		if (siglen != JWS_SIG_LEN)
 			goto out;
-		memcpy(raw, der, 64);
+		memcpy(raw, der, JWS_SIG_LEN);
 	}
-	tok[hb + 1 + pb] = '.';
-	jws_b64url_encode(raw, 64, tok + hb + 1 + pb + 1);
+	tok[in] = '.';
+	jws_b64url_encode(raw, JWS_SIG_LEN, tok + in + 1);
+	if (sig != NULL)
+		memcpy(sig, raw, JWS_SIG_LEN);
 	*out = tok;
 	tok = NULL;
 	rc = JWS_OK;
@@ -418,6 +436,29 @@ out:
 	free(tok);
 	ERR_clear_error();
 	return rc;
+}
+
+int jws_sign(const struct jws_keyring *kr, const char *typ, const char *claims,
+    size_t claims_len, char **out)
+{
+	return jws_sign_raw(kr, typ, claims, claims_len, out, NULL);
+}
+
+int jws_join(const struct jws_keyring *kr, const char *typ, const char *claims,
+    size_t claims_len, const unsigned char sig[JWS_SIG_LEN], char **out)
+{
+	size_t in;
+	int rc;
+
+	*out = NULL;
+	if (kr->signer == NULL)
+		return JWS_EKID;
+	if ((rc = signing_input(kr->signer, typ, claims, claims_len, out,
+	    &in)) != JWS_OK)
+		return rc;
+	(*out)[in] = '.';
+	jws_b64url_encode(sig, JWS_SIG_LEN, *out + in + 1);
+	return JWS_OK;
 }
 
 void jws_thread_end(void)

@@ -44,11 +44,11 @@ struct jws_keyring {
 	const struct jws_key *signer;	/* NULL when no private key loaded */
 };
 
-/* Loads every <kid>.pub in dir for verification and the private key named
- * by dir/current for signing. 0 ok, -1 with err. */
 /* Frees this thread's header/claims parser (when a worker thread ends). */
 void jws_thread_end(void);
 
+/* Loads every <kid>.pub in dir for verification and the private key named
+ * by dir/current for signing. 0 ok, -1 with err. */
 int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
     size_t errlen);
 void jws_keyring_free(struct jws_keyring *kr);
@@ -57,6 +57,21 @@ void jws_keyring_free(struct jws_keyring *kr);
  * {"alg","typ","kid"}. *out is malloc'd; caller frees. */
 int jws_sign(const struct jws_keyring *kr, const char *typ, const char *claims,
     size_t claims_len, char **out);
+
+/* Raw signature length of both algorithms (ES256 r||s, Ed25519). */
+#define JWS_SIG_LEN 64
+
+/* jws_sign that also copies the raw signature to sig (when not NULL). */
+int jws_sign_raw(const struct jws_keyring *kr, const char *typ,
+    const char *claims, size_t claims_len, char **out,
+    unsigned char sig[JWS_SIG_LEN]);
+
+/* Rebuilds a token jws_sign_raw made, from the same typ and claims bytes
+ * and the signature it returned, without signing again. Both ECDSA and
+ * Ed25519 signatures verify for the exact bytes they were made over, so the
+ * result is the same valid token. */
+int jws_join(const struct jws_keyring *kr, const char *typ, const char *claims,
+    size_t claims_len, const unsigned char sig[JWS_SIG_LEN], char **out);
 
 /* Verifies token and requires header typ == typ. On JWS_OK *claims is the
  * parsed payload object (caller puts it) and *kid the key used. */

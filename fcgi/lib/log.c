@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,14 @@
 
 static int log_fd = 2;
 static char log_prog[32] = "licd";
+/* glibc does not cache getpid(); on a request path where every syscall
+ * counts, the pid is kept here and refreshed in a forked child. */
+static pid_t log_pid;
+
+static void log_atfork_child(void)
+{
+	log_pid = getpid();
+}
 
 int log_init(const char *program)
 {
@@ -20,6 +29,8 @@ int log_init(const char *program)
 	int fd;
 
 	snprintf(log_prog, sizeof(log_prog), "%s", program);
+	log_pid = getpid();
+	pthread_atfork(NULL, NULL, log_atfork_child);
 	if (path == NULL || *path == '\0' || strcmp(path, "-") == 0)
 		return 0;
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -46,7 +57,7 @@ void log_msg(const char *level, const char *fmt, ...)
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d] %s ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_prog,
-	    (int)getpid(), level);
+	    (int)(log_pid != 0 ? log_pid : getpid()), level);
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -103,6 +103,29 @@ static void test_b64(void)
 	    memcmp(out, "hello", 5) == 0);
 }
 
+/* Lease reuse: a token rebuilt from its claims and signature is the same
+ * token; the signature joined to other claims does not verify. */
+static void check_join(const struct jws_keyring *kr)
+{
+	const char *claims = "{\"sub\":\"a\",\"iat\":1}";
+	const char *other = "{\"sub\":\"b\",\"iat\":1}";
+	unsigned char sig[JWS_SIG_LEN];
+	char *tok = NULL, *again = NULL, *forged = NULL;
+
+	CHECK(jws_sign_raw(kr, "lease+jwt", claims, strlen(claims), &tok,
+	    sig) == JWS_OK);
+	CHECK(jws_join(kr, "lease+jwt", claims, strlen(claims), sig,
+	    &again) == JWS_OK);
+	CHECK(tok != NULL && again != NULL && strcmp(tok, again) == 0);
+	CHECK(verify(kr, again, "lease+jwt") == JWS_OK);
+	CHECK(jws_join(kr, "lease+jwt", other, strlen(other), sig,
+	    &forged) == JWS_OK);
+	CHECK(forged != NULL && verify(kr, forged, "lease+jwt") == JWS_ESIG);
+	free(tok);
+	free(again);
+	free(forged);
+}
+
 static void test_es256(void)
 {
 	struct jws_keyring kr;
@@ -126,6 +149,7 @@ static void test_es256(void)
 	CHECK(jws_sign(&kr, "JWT", claims, strlen(claims), &tok) == JWS_OK);
 	CHECK(jws_verify(&kr, tok, strlen(tok), "JWT", &c, &used) == JWS_OK);
 	CHECK(c != NULL && used == kr.signer);
+	check_join(&kr);
 	CHECK(strcmp(json_object_get_string(json_object_object_get(c, "sub")),
 	    "0b7c6f0e-1a2b-4c3d-8e9f-001122334455") == 0);
 	json_object_put(c);
@@ -230,6 +254,7 @@ static void test_eddsa(void)
 	    JWS_OK);
 	CHECK(verify(&kr, tok, "lease+jwt") == JWS_OK);
 	CHECK(verify(&kr, tok, "JWT") == JWS_ETYP);
+	check_join(&kr);
 	free(tok);
 	jws_keyring_free(&kr);
 	free(kid);
