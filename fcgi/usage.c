@@ -3,10 +3,13 @@
  * GET /api/usage reads a month's counters.
  *
  * The count is exact under any concurrency because PostgreSQL does it:
- * licd_usage_add() moves the counter with a conditional upsert
+ * licd_usage_add_batch() moves the counter with a conditional upsert
  * (used + q <= limit) and claims the idempotency key in the same
  * transaction. The limit for feature X is limits["X_per_month"].
+ * Increments arriving together share that transaction (batch.h: one WAL
+ * flush for all of them); each is answered exactly as if alone.
  */
+#include "batch.h"
 #include "db.h"
 #include "http.h"
 #include "json.h"
@@ -20,9 +23,93 @@ static const struct db_stmt stmts[] = {
 	{ "state", "SELECT * FROM licd_license_state($1, $2, 0, NULL, NULL)", 1 },
 	/* Not retry-safe: a resend after a broken connection could count
 	 * twice when no idempotency key was given. */
-	{ "add", "SELECT * FROM licd_usage_add($1, $2, $3, $4, $5, $6, $7)", 0 },
+	{ "add", "SELECT * FROM licd_usage_add_batch($1)", 0 },
 	{ "get", "SELECT * FROM licd_usage_get($1, $2)", 1 },
 };
+
+/* One increment: what post_usage asks, and the answer. */
+struct add {
+	const char *license, *iid, *feature, *idem, *rid;
+	long long qty, lim;		/* lim < 0: unmetered */
+	int st;				/* DB_OK or db_exec's failure */
+	int answered;			/* a row came back for it */
+	int accepted;			/* 1, 0, or -1: unresolved (NULL) */
+	int replayed;
+	char period[16], feature_was[72];
+	long long used, lim_was, qty_was;	/* lim_was < 0: NULL */
+};
+
+static void add_item(struct json_object *a, size_t o, const struct add *x)
+{
+	struct json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "o", json_object_new_int64((int64_t)o));
+	json_object_object_add(e, "l", json_object_new_string(x->license));
+	json_object_object_add(e, "i", x->iid ?
+	    json_object_new_string(x->iid) : NULL);
+	json_object_object_add(e, "f", json_object_new_string(x->feature));
+	json_object_object_add(e, "q", json_object_new_int64(x->qty));
+	json_object_object_add(e, "m", x->lim < 0 ? NULL :
+	    json_object_new_int64(x->lim));
+	json_object_object_add(e, "k", x->idem ?
+	    json_object_new_string(x->idem) : NULL);
+	json_object_object_add(e, "r", json_object_new_string(x->rid));
+	json_object_array_add(a, e);
+}
+
+static void take_row(PGresult *res, int row, struct add *x)
+{
+	x->answered = 1;
+	x->accepted = PQgetisnull(res, row, 1) ? -1 :
+	    strcmp(PQgetvalue(res, row, 1), "t") == 0;
+	snprintf(x->period, sizeof(x->period), "%s", PQgetvalue(res, row, 2));
+	x->used = strtoll(PQgetvalue(res, row, 3), NULL, 10);
+	x->lim_was = PQgetisnull(res, row, 4) ? -1 :
+	    strtoll(PQgetvalue(res, row, 4), NULL, 10);
+	x->replayed = strcmp(PQgetvalue(res, row, 5), "t") == 0;
+	snprintf(x->feature_was, sizeof(x->feature_was), "%s",
+	    PQgetvalue(res, row, 6));
+	x->qty_was = strtoll(PQgetvalue(res, row, 7), NULL, 10);
+}
+
+/* batch_run_fn: all items in one licd_usage_add_batch call. If the call
+ * fails as a statement (not as a connection), each item is retried alone
+ * so that one item's error cannot fail the others. */
+static void run_adds(struct db *db, struct batch_item **items, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+	const char *params[1];
+	PGresult *res = NULL;
+	size_t i;
+	int st, r, o;
+
+	for (i = 0; i < n; i++) {
+		struct add *x = items[i]->arg;
+
+		x->answered = 0;
+		add_item(a, i, x);
+	}
+	params[0] = js_dump(a, NULL);
+	st = db_exec(db, "add", 1, params, &res);
+	if (st == DB_ERROR && n > 1) {
+		PQclear(res);
+		json_object_put(a);
+		for (i = 0; i < n; i++)
+			run_adds(db, &items[i], 1);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		((struct add *)items[i]->arg)->st = st;
+	for (r = 0; st == DB_OK && r < PQntuples(res); r++) {
+		o = atoi(PQgetvalue(res, r, 0));
+		if (o >= 0 && (size_t)o < n)
+			take_row(res, r, items[o]->arg);
+	}
+	PQclear(res);
+	json_object_put(a);
+}
+
+static struct batch adds = BATCH_INIT(run_adds, BATCH_MAX);
 
 /* Verifies the key and loads the license; on failure the response is set
  * (403 with the license's code, or a database error). */
@@ -82,14 +169,14 @@ static void add_counts(struct json_object *o, long long used, long long lim)
 
 static void post_usage(struct http_req *req, struct http_resp *resp)
 {
-	const char *key, *iid, *feature, *idem, *params[7];
-	char qty[24], limbuf[24], lname[96];
-	long long quantity, lim;
+	const char *key, *iid, *feature, *idem;
+	char lname[96];
+	long long quantity;
+	struct add x = { 0 };
+	struct batch_item it;
 	struct lic l;
 	struct json_object *o;
 	struct js_err e;
-	PGresult *res = NULL;
-	int st;
 
 	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &key,
 	    &e) ||
@@ -110,55 +197,50 @@ static void post_usage(struct http_req *req, struct http_resp *resp)
 		goto out;
 	}
 	limit_name(lname, sizeof(lname), feature);
-	lim = lic_limit(&l, lname);
-	snprintf(qty, sizeof(qty), "%lld", quantity);
-	snprintf(limbuf, sizeof(limbuf), "%lld", lim);
-	params[0] = l.id;
-	params[1] = iid;
-	params[2] = feature;
-	params[3] = qty;
-	params[4] = lim < 0 ? NULL : limbuf;
-	params[5] = idem;
-	params[6] = req->rid;
-	if ((st = db_exec(req->db, "add", 7, params, &res)) != DB_OK) {
-		http_db_error(req, resp, st, "usage add");
+	x.license = l.id;
+	x.iid = iid;
+	x.feature = feature;
+	x.qty = quantity;
+	x.lim = lic_limit(&l, lname);
+	x.idem = idem;
+	x.rid = req->rid;
+	it.arg = &x;
+	batch_submit(&adds, req->db, &it);
+	if (x.st != DB_OK) {
+		http_db_error(req, resp, x.st, "usage add");
 		goto out;
 	}
-	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+	if (!x.answered || x.accepted < 0) {
 		/* A replay of a request that failed before it answered. */
 		http_error(resp, 409, "CONFLICT",
 		    "a request with this idempotency_key is still unresolved");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 4), "t") == 0 &&
-	    (strcmp(PQgetvalue(res, 0, 5), feature) != 0 ||
-	    strtoll(PQgetvalue(res, 0, 6), NULL, 10) != quantity)) {
+	if (x.replayed && (strcmp(x.feature_was, feature) != 0 ||
+	    x.qty_was != quantity)) {
 		http_error(resp, 409, "IDEMPOTENCY_KEY_REUSED",
 		    "idempotency_key was used for a different request");
 		goto out;
 	}
-	lim = PQgetisnull(res, 0, 3) ? -1 :
-	    strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+	if (x.accepted) {
 		o = json_object_new_object();
 		json_object_object_add(o, "feature",
 		    json_object_new_string(feature));
 		json_object_object_add(o, "period",
-		    json_object_new_string(PQgetvalue(res, 0, 1)));
-		add_counts(o, strtoll(PQgetvalue(res, 0, 2), NULL, 10), lim);
+		    json_object_new_string(x.period));
+		add_counts(o, x.used, x.lim_was);
 		http_json(resp, 200, o);
 	} else {
 		http_error(resp, 429, "USAGE_LIMIT_EXCEEDED",
 		    "the monthly limit of '%s' would be exceeded", feature);
-		json_object_object_add(resp->body, "used", json_object_new_int64(
-		    strtoll(PQgetvalue(res, 0, 2), NULL, 10)));
+		json_object_object_add(resp->body, "used",
+		    json_object_new_int64(x.used));
 		json_object_object_add(resp->body, "limit",
-		    json_object_new_int64(lim));
+		    json_object_new_int64(x.lim_was));
 	}
-	if (strcmp(PQgetvalue(res, 0, 4), "t") == 0)
+	if (x.replayed)
 		req->log_code = "REPLAYED";
 out:
-	PQclear(res);
 	lic_free(&l);
 }
 

@@ -421,10 +421,14 @@ static int run_threads(void)
 	struct worker *ws;
 	struct sigaction sa;
 	sigset_t set;
-	long nthreads = cfg_int("threads", 4);
-	long i;
+	char key[64];
+	long nthreads, i;
 	int sig;
 
+	/* <program>_threads overrides threads: usage waits on WAL flushes and
+	 * batches more with more threads, validate does not need them. */
+	snprintf(key, sizeof(key), "%s_threads", prog->name);
+	nthreads = cfg_int(key, cfg_int("threads", 4));
 	if (nthreads < 1)
 		nthreads = 1;
 	if (nthreads > MAX_THREADS)
