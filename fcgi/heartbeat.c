@@ -3,7 +3,8 @@
  * in; it gets the license's current state and a fresh lease. Only an
  * active installation may heartbeat (INSTALLATION_NOT_ACTIVE otherwise);
  * heartbeats never activate a seat. last_seen is written when older than
- * touch_interval or when the version changed.
+ * touch_interval or when the version changed, by licd_check_in() in the
+ * same statement that reads the license.
  */
 #include "config.h"
 #include "db.h"
@@ -16,7 +17,7 @@
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_license_state($1, $2, $3, $4, $5)", 1 },
+	{ "state", "SELECT * FROM licd_check_in($1, $2, $3, $4, $5)", 1 },
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
 };
 

@@ -1,11 +1,11 @@
 /*
  * validate: POST /api/validate, POST /api/deactivate, GET /healthz.
  *
- * The common case (a known, active installation seen recently) is one
- * read and one signature, with no write: last_seen is only refreshed when
- * older than touch_interval or when version/metadata changed. A new
- * installation goes through licd_activate(), which holds the license row
- * lock while it counts seats.
+ * The common case (a known, active installation) is one statement,
+ * licd_check_in(): the license and installation, and a last_seen refresh
+ * only when older than touch_interval or when version/metadata changed. A
+ * new installation goes through licd_activate(), which holds the license
+ * row lock while it counts seats.
  */
 #include "config.h"
 #include "db.h"
@@ -19,7 +19,7 @@
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_license_state($1, $2, $3, $4, $5)", 1 },
+	{ "state", "SELECT * FROM licd_check_in($1, $2, $3, $4, $5)", 1 },
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
 	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 },
 	{ "deactivate", "SELECT * FROM licd_deactivate($1, $2)", 1 },
@@ -109,8 +109,13 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	    !lic_has_feature(&l, v.feature))
 		code = "FEATURE_NOT_LICENSED";
 
+	/* licd_check_in refreshed last_seen already; what is left to write
+	 * is an activation, or a refresh it could not decide on (needs_touch,
+	 * or a domain it must not record before we allowed it). */
 	if (strcmp(code, "VALID") == 0 && (!active ||
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 3), "t") == 0)) {
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 3), "t") == 0 ||
+	    (v.domain != NULL && (PQgetisnull(res, 0, LIC_NCOLS + 5) ||
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), v.domain) != 0)))) {
 		const char *stmt = active ? "touch" : "activate";
 
 		params[2] = v.version;

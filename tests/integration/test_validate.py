@@ -366,6 +366,47 @@ def test_deactivate_bad_input(lic):
     assert "installation_id" in r.json()["error"]["message"]
 
 
+def test_existing_installation_refresh():
+    """licd_check_in: last_seen, version and metadata refresh in the read
+    itself; a domain is recorded only once it is allowed; nothing is
+    refreshed for a license that is not valid."""
+    lic = issue(domains="company.com,*.corp.example.org",
+                limits="installations=10")
+    row = ("SELECT extract(epoch FROM now() - last_seen)::int, version,"
+           " domain, metadata->>'k' FROM installations"
+           " WHERE license_id = %s AND installation_id = 'r1'")
+    assert validate(lic["key"], "r1", version="1.0",
+                    domain="company.com").json()["code"] == "VALID"
+    sql("UPDATE installations SET last_seen = now() - interval '2 hours'"
+        " WHERE license_id = %s", lic["id"])
+    b = validate(lic["key"], "r1", version="1.0", domain="company.com").json()
+    assert b["code"] == "VALID"
+    age, version, domain, _ = sql(row, lic["id"])[0]
+    assert age < 60 and (version, domain) == ("1.0", "company.com")
+    seen = time.mktime(time.strptime(b["installation"]["last_seen"],
+                                     "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert abs(seen - time.time()) < 60      # the answer shows the refresh
+    # changes are written at once, not after touch_interval
+    assert validate(lic["key"], "r1", version="1.1", domain="a.corp.example.org",
+                    metadata={"k": "v"}).json()["code"] == "VALID"
+    assert sql(row, lic["id"])[0][1:] == ("1.1", "a.corp.example.org", "v")
+    # a domain the license does not allow is refused and never recorded
+    # (the call itself is a contact of an active installation: its version
+    # is)
+    assert validate(lic["key"], "r1", version="1.2",
+                    domain="evil.example").json()["code"] == "DOMAIN_NOT_ALLOWED"
+    assert sql(row, lic["id"])[0][1:3] == ("1.2", "a.corp.example.org")
+    # a suspended license: refused, and its installation is not refreshed
+    sql("UPDATE installations SET last_seen = now() - interval '2 hours'"
+        " WHERE license_id = %s", lic["id"])
+    sql("UPDATE licenses SET status = 'suspended' WHERE id = %s", lic["id"])
+    assert validate(lic["key"], "r1", version="1.3",
+                    domain="company.com").json()["code"] == "SUSPENDED"
+    assert heartbeat(lic["key"], "r1").json()["code"] == "SUSPENDED"
+    age, version, _, _ = sql(row, lic["id"])[0]
+    assert age > 3600 and version == "1.2"
+
+
 # --- heartbeat ------------------------------------------------------------
 
 def test_heartbeat_updates_last_seen_and_version(lic):
