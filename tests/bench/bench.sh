@@ -7,7 +7,8 @@
 #   BENCH_LICENSES=10000  licenses seeded (make bench LICENSES=1000000)
 #   BENCH_DURATION=10     seconds per wrk run
 #   BENCH_CONNECTIONS=64  wrk connections (2 threads)
-#   BENCH_REPEAT=3        runs per workload; the median (by req/s) is kept
+#   BENCH_REPEAT=3        rounds over all workloads; the median run (by
+#                         req/s) is kept, ratios are medians of per-round ratios
 #   BENCH_RUN_DIR         default run/bench (kept for inspection)
 #   BENCH_PROCESSES=1, BENCH_THREADS=8, BENCH_USAGE_THREADS=16   licd concurrency
 set -euo pipefail
@@ -32,6 +33,7 @@ PEER=${BENCH_PEER:-$ROOT/../shared/peers/express}
 PY=/usr/bin/python3
 export BENCH_LUA=$ROOT/tests/bench
 RES=$RUN_DIR/results.jsonl
+RAW=$RUN_DIR/runs.jsonl
 
 command -v wrk >/dev/null || { echo "bench: wrk missing (make deps)"; exit 1; }
 make -s all
@@ -71,30 +73,16 @@ rss_of() {
 	echo "$total"
 }
 
-# run NAME SERVER RSS_PIDS... -- wrk args: one wrk run, one result line.
-run() {
-	local name=$1 server=$2 out; shift 2
-	local pids=()
-	while [ "$1" != "--" ]; do pids+=("$1"); shift; done
-	shift
-	# REPEAT runs, the median by req/s kept: on a shared VM one run can be
-	# off by 2x, and a median of three is far steadier than any single run.
-	local lines="" i line
-	for i in $(seq 1 "$REPEAT"); do
-		out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --timeout 10s "$@" 2>&1) || true
-		line=$(grep '^BENCH ' <<<"$out" | sed 's/^BENCH //')
-		if [ -z "$line" ]; then echo "$out" >&2; line='{"requests":0,"rps":0}'; fi
-		lines+="$line"$'\n'
-	done
-	line=$($PY -c 'import json,sys
-runs = [json.loads(l) for l in sys.stdin if l.strip()]
-runs.sort(key=lambda r: r["rps"])
-m = dict(runs[len(runs) // 2])
-m["runs_rps"] = [r["rps"] for r in runs]
-print(json.dumps(m))' <<<"$lines")
-	local rss=0
-	[ ${#pids[@]} -gt 0 ] && rss=$(rss_of "${pids[@]}")
-	echo "{\"name\":\"$name\",\"server\":\"$server\",\"rss_kib\":$rss,\"wrk\":$line}" >> "$RES"
+# one NAME SERVER -- wrk args: one wrk run, one raw line. The workloads run
+# in rounds, licd and the servers it is compared with back to back in each
+# round, so that the VM's drift (a run here can be off by 2x from one
+# minute to the next) hits both sides of every ratio alike.
+one() {
+	local name=$1 server=$2 out line; shift 3
+	out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --timeout 10s "$@" 2>&1) || true
+	line=$(grep '^BENCH ' <<<"$out" | sed 's/^BENCH //')
+	if [ -z "$line" ]; then echo "$out" >&2; line='{"requests":0,"rps":0}'; fi
+	echo "{\"name\":\"$name\",\"server\":\"$server\",\"wrk\":$line}" >> "$RAW"
 	printf '  %-24s %-8s %10s req/s\n' "$name" "$server" \
 		"$($PY -c "import json,sys; print(json.loads(sys.argv[1])['rps'])" "$line")"
 }
@@ -150,27 +138,10 @@ http {
 EOC
 nginx -c "$RUN_DIR/floor-nginx.conf" -e "$RUN_DIR/floor-nginx.err"
 sleep 0.5
-: > "$RES"
-U=http://127.0.0.1:$FLOOR_PORT
-run ceiling nginx -- -s tests/bench/get.lua "$U" -- /ceiling
-run fastcgi-floor floor $(cat "$RUN_DIR/floor.pids") -- -s tests/bench/get.lua "$U" -- /floor
 
-echo "== licd"
-U=http://127.0.0.1:$PORT
-K=$RUN_DIR/keys.txt
-wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$U" -- "$K" validate >/dev/null 2>&1 # warm-up
-run validate licd $PIDS -- -s tests/bench/existing.lua "$U" -- "$K" validate
-run validate-new licd $PIDS -- -s tests/bench/validate_new.lua "$U" -- "$K"
-run heartbeat licd $PIDS -- -s tests/bench/existing.lua "$U" -- "$K" heartbeat
-run usage licd $PIDS -- -s tests/bench/usage.lua "$U" -- "$K"
-run usage-hot licd $PIDS -- -s tests/bench/usage.lua "$U" -- "$RUN_DIR/hot.txt"
-run not-found licd $PIDS -- -s tests/bench/get.lua "$U" -- /nope
-# exact counts: the counters must equal the log after all that load
-$PGBIN/psql -qAt -h "$RT/pg" -U licd -d licd -c "SELECT (SELECT sum(used) FROM usage_counters) = (SELECT sum(quantity) FROM usage_log)" \
-	| sed 's/^t$/  usage counters agree with the usage log/; s/^f$/  USAGE COUNTERS DISAGREE WITH THE LOG/'
-deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
-
+HAVE_PEER=0
 if [ -f "$PEER/server.js" ] && command -v node >/dev/null && command -v npm >/dev/null; then
+	HAVE_PEER=1
 	echo "== express peer ($PEER)"
 	PEERPG=/tmp/licd-bench-peer-pg
 	rm -rf "$PEERPG"; mkdir -p "$PEERPG"
@@ -195,17 +166,65 @@ if [ -f "$PEER/server.js" ] && command -v node >/dev/null && command -v npm >/de
 	PK=$PEER/keys.txt
 	EP=$(cat /tmp/licd-bench-peer.pid)
 	E=http://127.0.0.1:18090
-	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/express.lua "$E" -- "$PK" validate >/dev/null 2>&1 # warm-up (JIT, inserts)
-	run validate express "$EP" -- -s tests/bench/express.lua "$E" -- "$PK" validate
-	run heartbeat express "$EP" -- -s tests/bench/express.lua "$E" -- "$PK" heartbeat
-	run usage express "$EP" -- -s tests/bench/express.lua "$E" -- "$PK" usage
 	head -1 "$PK" > "$RUN_DIR/peer-hot.txt"
-	run usage-hot express "$EP" -- -s tests/bench/express.lua "$E" -- "$RUN_DIR/peer-hot.txt" usage
-	kill -TERM "$EP" 2>/dev/null || true
-	rm -f /tmp/licd-bench-peer.pid
 else
 	echo "== express peer not found or node/npm missing: skipped"
 fi
+
+: > "$RAW"
+U=http://127.0.0.1:$PORT
+F=http://127.0.0.1:$FLOOR_PORT
+K=$RUN_DIR/keys.txt
+peer() { [ $HAVE_PEER -eq 0 ] || one "$@"; }
+echo "== warm-up"
+wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$U" -- "$K" validate >/dev/null 2>&1
+if [ $HAVE_PEER -eq 1 ]; then	# JIT, inserts
+	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/express.lua "$E" -- "$PK" validate >/dev/null 2>&1
+fi
+for i in $(seq 1 "$REPEAT"); do
+	echo "== round $i of $REPEAT"
+	one ceiling nginx -- -s tests/bench/get.lua "$F" -- /ceiling
+	one fastcgi-floor floor -- -s tests/bench/get.lua "$F" -- /floor
+	for ep in validate heartbeat; do
+		one $ep licd -- -s tests/bench/existing.lua "$U" -- "$K" $ep
+		peer $ep express -- -s tests/bench/express.lua "$E" -- "$PK" $ep
+	done
+	one validate-new licd -- -s tests/bench/validate_new.lua "$U" -- "$K"
+	one usage licd -- -s tests/bench/usage.lua "$U" -- "$K"
+	peer usage express -- -s tests/bench/express.lua "$E" -- "$PK" usage
+	one usage-hot licd -- -s tests/bench/usage.lua "$U" -- "$RUN_DIR/hot.txt"
+	peer usage-hot express -- -s tests/bench/express.lua "$E" -- "$RUN_DIR/peer-hot.txt" usage
+	one not-found licd -- -s tests/bench/get.lua "$U" -- /nope
+done
+# Peak resident memory of each server over all rounds.
+RSS_LICD=$(rss_of $PIDS)
+RSS_FLOOR=$(rss_of $(cat "$RUN_DIR/floor.pids"))
+RSS_EXPRESS=0
+if [ $HAVE_PEER -eq 1 ]; then RSS_EXPRESS=$(rss_of "$EP"); fi
+# exact counts: the counters must equal the log after all that load
+$PGBIN/psql -qAt -h "$RT/pg" -U licd -d licd -c "SELECT (SELECT sum(used) FROM usage_counters) = (SELECT sum(quantity) FROM usage_log)" \
+	| sed 's/^t$/  usage counters agree with the usage log/; s/^f$/  USAGE COUNTERS DISAGREE WITH THE LOG/'
+if [ $HAVE_PEER -eq 1 ]; then kill -TERM "$EP" 2>/dev/null || true; rm -f /tmp/licd-bench-peer.pid; fi
+deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
+
+# The median run per workload and server (by req/s), the runs in round
+# order, and the peak RSS of the server.
+$PY - "$RAW" "$RES" "$RSS_LICD" "$RSS_FLOOR" "$RSS_EXPRESS" <<'EOP'
+import json, sys
+raw, res, rss = sys.argv[1], sys.argv[2], {"licd": int(sys.argv[3]), "floor": int(sys.argv[4]), "express": int(sys.argv[5])}
+groups = {}
+for l in open(raw):
+    if l.strip():
+        r = json.loads(l)
+        groups.setdefault((r["name"], r["server"]), []).append(r["wrk"])
+with open(res, "w") as out:
+    for (name, server), runs in groups.items():
+        m = dict(sorted(runs, key=lambda w: w["rps"])[len(runs) // 2])
+        m["runs_rps"] = [w["rps"] for w in runs]
+        m["runs_p99_ms"] = [w.get("p99_ms", 0) for w in runs]
+        out.write(json.dumps({"name": name, "server": server,
+                              "rss_kib": rss.get(server, 0), "wrk": m}) + "\n")
+EOP
 
 $PY tests/bench/report.py "$RES" "$N" "$DUR" "$CONN" > "$RUN_DIR/report.txt"
 cat "$RUN_DIR/report.txt"
