@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const struct db_stmt stmts[] = {
 	{ "event", "SELECT * FROM licd_webhook_event($1, $2, $3, $4, $5, $6, $7)",
@@ -258,11 +259,16 @@ static void receive(struct http_req *req, struct http_resp *resp,
 	struct js_err e;
 	PGresult *res = NULL;
 	char grace[16];
+	struct timespec now;
 	int st, i, in_tx = 0;
 	const char *outcome = "ignored";
 
+	/* CLOCK_REALTIME, not time(): glibc's time() reads the kernel's
+	 * coarse clock, which can lag a second boundary by a tick, and the
+	 * tolerance is checked to the second. */
+	clock_gettime(CLOCK_REALTIME, &now);
 	st = sig_verify(stripe ? SIG_STRIPE : SIG_PADDLE, header, secrets,
-	    req->body, req->body_len, time(NULL),
+	    req->body, req->body_len, now.tv_sec,
 	    cfg_int("webhook_tolerance", 300));
 	if (st != SIG_OK) {
 		http_error(resp, 400, "INVALID_SIGNATURE", "%s",
