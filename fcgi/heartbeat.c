@@ -18,7 +18,6 @@
 
 static const struct db_stmt stmts[] = {
 	{ "state", "SELECT * FROM licd_check_in($1, $2, $3, $4, $5)", 1 },
-	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
 };
 
 static void heartbeat(struct http_req *req, struct http_resp *resp)
@@ -71,29 +70,10 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 	first = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 1), NULL, 10);
 	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
 	/* The database's clock (licd_now) decides expiry and lease times. */
-	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 4), NULL, 10);
+	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
 	code = lic_state(&l, req->now, &eff);
 	if (strcmp(code, "VALID") == 0 && !active)
 		code = "INSTALLATION_NOT_ACTIVE";
-	if (strcmp(code, "VALID") == 0 &&
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 3), "t") == 0) {
-		params[2] = version;
-		params[3] = NULL;
-		params[4] = NULL;
-		PQclear(res);
-		res = NULL;
-		if ((st = db_exec(req->db, "touch", 5, params, &res)) != DB_OK) {
-			http_db_error(req, resp, st, "touch");
-			goto out;
-		}
-		if (PQntuples(res) == 1) {
-			first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-			last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-		} else {
-			active = 0;	/* deactivated meanwhile */
-			code = "INSTALLATION_NOT_ACTIVE";
-		}
-	}
 	out = lic_result(code, &l, req->now);
 	if (first != 0)
 		lic_add_installation(out, iid, active ? "active" : "inactive",

@@ -100,7 +100,7 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	first = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 1), NULL, 10);
 	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
 	/* The database's clock (licd_now) decides expiry and lease times. */
-	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 4), NULL, 10);
+	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
 
 	code = lic_state(&l, req->now, &eff);
 	if (strcmp(code, "VALID") == 0 && !lic_domain_allowed(&l, v.domain))
@@ -110,12 +110,11 @@ static void validate(struct http_req *req, struct http_resp *resp)
 		code = "FEATURE_NOT_LICENSED";
 
 	/* licd_check_in refreshed last_seen already; what is left to write
-	 * is an activation, or a refresh it could not decide on (needs_touch,
-	 * or a domain it must not record before we allowed it). */
+	 * is an activation, or a domain it must not record before we allowed
+	 * it. */
 	if (strcmp(code, "VALID") == 0 && (!active ||
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 3), "t") == 0 ||
-	    (v.domain != NULL && (PQgetisnull(res, 0, LIC_NCOLS + 5) ||
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), v.domain) != 0)))) {
+	    (v.domain != NULL && (PQgetisnull(res, 0, LIC_NCOLS + 4) ||
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 4), v.domain) != 0)))) {
 		const char *stmt = active ? "touch" : "activate";
 
 		params[2] = v.version;

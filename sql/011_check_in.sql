@@ -7,26 +7,24 @@
 -- waiting for the WAL flush (as licd_touch since 008).
 --
 -- It refreshes only an active installation of a license whose status is
--- active. Everything the C side still has to decide stays there: when the
--- license turns out valid and needs_touch is true (a status the handler
--- treats as valid without being 'active') or the client reports another
--- domain than inst_domain (recorded only once the domain is allowed), the
--- handler calls licd_touch as before; an inactive installation goes
--- through licd_activate.
+-- active, which every VALID answer has (lic_state). What the C side still
+-- decides stays there: when the client reports another domain than
+-- inst_domain (recorded only once the domain is allowed), validate calls
+-- licd_touch as before; an inactive installation goes through
+-- licd_activate.
 
 CREATE FUNCTION licd_check_in(p_license uuid, p_iid text, p_touch_secs int,
                               p_version text, p_metadata jsonb)
 RETURNS TABLE (id uuid, customer_id uuid, plan_code text, status text,
                expires_epoch bigint, grace_epoch bigint, features text,
                limits text, domains text, inst_status text,
-               first_seen bigint, last_seen bigint, needs_touch boolean,
-               now_epoch bigint, inst_domain text)
+               first_seen bigint, last_seen bigint, now_epoch bigint,
+               inst_domain text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   s     record;
   seen  timestamptz;
-  stale boolean;
 BEGIN
   SELECT v.*, i.status AS i_status, i.first_seen AS i_first,
          i.last_seen AS i_last, i.version AS i_version,
@@ -40,11 +38,10 @@ BEGIN
     RETURN;
   END IF;
   seen := s.i_last;
-  stale := s.i_status = 'active' AND
-           (s.i_last < s.t - make_interval(secs => p_touch_secs)
-            OR (p_version IS NOT NULL AND s.i_version IS DISTINCT FROM p_version)
-            OR (p_metadata IS NOT NULL AND s.i_metadata IS DISTINCT FROM p_metadata));
-  IF stale AND s.status = 'active' THEN
+  IF s.status = 'active' AND s.i_status = 'active' AND
+     (s.i_last < s.t - make_interval(secs => p_touch_secs)
+      OR (p_version IS NOT NULL AND s.i_version IS DISTINCT FROM p_version)
+      OR (p_metadata IS NOT NULL AND s.i_metadata IS DISTINCT FROM p_metadata)) THEN
     PERFORM set_config('synchronous_commit', 'off', true);
     UPDATE installations i
        SET last_seen = s.t, version = coalesce(p_version, i.version),
@@ -56,12 +53,11 @@ BEGIN
       -- Deactivated since the read: the handler activates it again.
       s.i_status := 'inactive';
     END IF;
-    stale := false;
   END IF;
   RETURN QUERY SELECT s.id, s.customer_id, s.plan_code, s.status,
          s.expires_epoch, s.grace_epoch, s.features, s.limits, s.domains,
          s.i_status, extract(epoch FROM s.i_first)::bigint,
-         extract(epoch FROM seen)::bigint, coalesce(stale, false),
-         extract(epoch FROM s.t)::bigint, s.i_domain;
+         extract(epoch FROM seen)::bigint, extract(epoch FROM s.t)::bigint,
+         s.i_domain;
 END
 $$;
