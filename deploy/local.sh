@@ -12,10 +12,13 @@
 # LICD_BIN_DIR picks the programs (the tests use sanitizer builds),
 # LICD_LICCTL the admin CLI, LICD_PROCESSES / LICD_THREADS the concurrency
 # written into the config (2 x 4 by default, so a killed worker process is
-# replaced by the master while the other serves; make bench uses 1 x 8). As root, PostgreSQL runs as user postgres and
-# nginx workers as nobody; when they cannot reach RUN_DIR (say it is under
-# /root) sockets, data and the JWKS live in a /tmp directory named in
-# RUN_DIR/runtime-dir.
+# replaced by the master while the other serves; make bench uses 1 x 8),
+# LICD_USAGE_THREADS usage's own thread count, LICD_CONF_EXTRA more lines
+# for the config, LICD_PG_SHARED_BUFFERS PostgreSQL's (128MB).
+#
+# As root, PostgreSQL runs as user postgres and nginx workers as nobody;
+# when they cannot reach RUN_DIR (say it is under /root) sockets, data and
+# the JWKS live in a /tmp directory named in RUN_DIR/runtime-dir.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,7 +91,7 @@ pg_start() {
 			echo "listen_addresses = ''"
 			echo "unix_socket_directories = '$RT/pg'"
 			echo "max_connections = 200"
-			echo "shared_buffers = 128MB"
+			echo "shared_buffers = ${LICD_PG_SHARED_BUFFERS:-128MB}"
 			# a throw-away test cluster need not survive a power cut
 			if [ -n "${LICD_PG_FAST:-}" ]; then
 				echo "fsync = off"
@@ -145,6 +148,7 @@ log_file = $RUN_DIR/log/licd.log
 sql_dir = $ROOT/sql
 processes = ${LICD_PROCESSES:-2}
 threads = ${LICD_THREADS:-4}
+$([ -n "${LICD_USAGE_THREADS:-}" ] && echo "usage_threads = $LICD_USAGE_THREADS")
 $(sed -n 's/^config: *//p' <<<"$tok")
 # the admin token itself is in $RUN_DIR/admin-token.txt
 stripe_secret_key = sk_test_local
@@ -155,6 +159,7 @@ checkout_success_url = http://127.0.0.1:$PORT/thanks?session={CHECKOUT_SESSION_I
 checkout_cancel_url = http://127.0.0.1:$PORT/pricing
 grace_days = 7
 $(stripe_double_config)
+${LICD_CONF_EXTRA:-}
 EOC
 	umask 022
 	chmod 644 "$LICD_CONFIG"

@@ -2,22 +2,24 @@
  * heartbeat: POST /api/heartbeat. An installation that validated reports
  * in; it gets the license's current state and a fresh lease. Only an
  * active installation may heartbeat (INSTALLATION_NOT_ACTIVE otherwise);
- * heartbeats never activate a seat. last_seen is written when older than
- * touch_interval or when the version changed, by licd_check_in() in the
- * same statement that reads the license.
+ * heartbeats never activate a seat. One statement, licd_lookup(), reads
+ * the license and installation; when last_seen is older than
+ * touch_interval or the version changed, the refresh is queued for the
+ * process's writer (touch.h), not written in the request.
  */
 #include "config.h"
 #include "db.h"
 #include "http.h"
 #include "json.h"
 #include "lic.h"
+#include "touch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_check_in($1, $2, $3, $4, $5)", 1 },
+	{ "state", "SELECT * FROM licd_lookup($1, $2, $3, $4, $5)", 1 },
 };
 
 static void heartbeat(struct http_req *req, struct http_resp *resp)
@@ -71,6 +73,9 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
 	/* The database's clock (licd_now) decides expiry and lease times. */
 	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
+	if (strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), "t") == 0 &&
+	    touch_queue(id, iid, (long long)req->now, version, NULL) == 0)
+		last = (long long)req->now;
 	code = lic_state(&l, req->now, &eff);
 	if (strcmp(code, "VALID") == 0 && !active)
 		code = "INSTALLATION_NOT_ACTIVE";
@@ -109,6 +114,7 @@ int main(int argc, char **argv)
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = lic_init,
+		.fini = touch_stop,
 	};
 
 	return http_main(argc, argv, &prog);

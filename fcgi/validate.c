@@ -2,10 +2,12 @@
  * validate: POST /api/validate, POST /api/deactivate, GET /healthz.
  *
  * The common case (a known, active installation) is one statement,
- * licd_check_in(): the license and installation, and a last_seen refresh
- * only when older than touch_interval or when version/metadata changed. A
- * new installation goes through licd_activate(), which holds the license
- * row lock while it counts seats.
+ * licd_lookup(): the license and installation. When last_seen is older than
+ * touch_interval or version/metadata changed, the refresh is queued for
+ * the process's writer (touch.h), not written in the request. A new
+ * installation goes through licd_activate(), which holds the license row
+ * lock while it counts seats; a newly allowed domain is recorded by
+ * licd_touch() at once.
  */
 #include "config.h"
 #include "db.h"
@@ -13,13 +15,14 @@
 #include "json.h"
 #include "lic.h"
 #include "log.h"
+#include "touch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_check_in($1, $2, $3, $4, $5)", 1 },
+	{ "state", "SELECT * FROM licd_lookup($1, $2, $3, $4, $5)", 1 },
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
 	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 },
 	{ "deactivate", "SELECT * FROM licd_deactivate($1, $2)", 1 },
@@ -109,9 +112,10 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	    !lic_has_feature(&l, v.feature))
 		code = "FEATURE_NOT_LICENSED";
 
-	/* licd_check_in refreshed last_seen already; what is left to write
-	 * is an activation, or a domain it must not record before we allowed
-	 * it. */
+	/* Written in the request: an activation, or a domain that may be
+	 * recorded only now that it is allowed (licd_touch refreshes
+	 * last_seen with it). Otherwise a due refresh goes to the writer,
+	 * refused calls included: they are contacts too. */
 	if (strcmp(code, "VALID") == 0 && (!active ||
 	    (v.domain != NULL && (PQgetisnull(res, 0, LIC_NCOLS + 4) ||
 	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 4), v.domain) != 0)))) {
@@ -153,6 +157,10 @@ static void validate(struct http_req *req, struct http_resp *resp)
 				last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 			}
 		}
+	} else if (strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), "t") == 0 &&
+	    touch_queue(id, v.iid, (long long)req->now, v.version,
+	    v.metadata) == 0) {
+		last = (long long)req->now;
 	}
 	out = lic_result(code, &l, req->now);
 	if (first != 0)
@@ -228,6 +236,7 @@ int main(int argc, char **argv)
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = lic_init,
+		.fini = touch_stop,
 	};
 
 	return http_main(argc, argv, &prog);

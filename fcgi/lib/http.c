@@ -485,6 +485,8 @@ static int run_threads(void)
 		free(ws[i].buf);
 	}
 	free(ws);
+	if (prog->fini != NULL)
+		prog->fini();
 	return 0;
 }
 

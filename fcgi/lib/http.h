@@ -70,6 +70,7 @@ struct http_program {
 	size_t nstmts;
 	size_t max_body;		/* default 16 KiB */
 	int (*init)(void);		/* once per process before serving */
+	void (*fini)(void);		/* once per process after the last request */
 };
 
 int http_main(int argc, char **argv, const struct http_program *prog);

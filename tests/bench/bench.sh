@@ -11,6 +11,9 @@
 #                         req/s) is kept, ratios are medians of per-round ratios
 #   BENCH_RUN_DIR         default run/bench (kept for inspection)
 #   BENCH_PROCESSES=1, BENCH_THREADS=8, BENCH_USAGE_THREADS=16   licd concurrency
+#   BENCH_SHARED_BUFFERS  both clusters' shared_buffers (128MB; 2GB from
+#                         100,000 licenses, so a million fit in memory)
+#   BENCH_CONF            more licd.conf lines (say "touch_interval = 900")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -26,6 +29,7 @@ THREADS=${BENCH_THREADS:-8}
 # usage waits on WAL flushes; more threads give its group commit more to
 # batch (16 measured ~20 % faster than 8 there, and slower for validate).
 USAGE_THREADS=${BENCH_USAGE_THREADS:-16}
+if [ "$N" -ge 100000 ]; then SB=${BENCH_SHARED_BUFFERS:-2GB}; else SB=${BENCH_SHARED_BUFFERS:-128MB}; fi
 RUN_DIR=${BENCH_RUN_DIR:-$ROOT/run/bench}
 PORT=${BENCH_PORT:-18080}
 FLOOR_PORT=$((PORT + 1))
@@ -87,12 +91,20 @@ one() {
 		"$($PY -c "import json,sys; print(json.loads(sys.argv[1])['rps'])" "$line")"
 }
 
+# The wrk scripts read keys by random seek (tests/bench/common.lua): pad
+# every key of a file to the longest one's width.
+fixed() {
+	awk 'NR == FNR { if (length($0) > m) m = length($0); next }
+	     length($0) > 0 { printf "%-" m "s\n", $0 }' "$1" "$1" > "$2"
+}
+
 echo "== licd stack in $RUN_DIR (port $PORT), $N licenses"
 deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"
 chmod 755 "$RUN_DIR"
 LICD_PROCESSES=$PROCS LICD_THREADS=$THREADS LICD_USAGE_THREADS=$USAGE_THREADS \
+	LICD_PG_SHARED_BUFFERS=$SB LICD_CONF_EXTRA="${BENCH_CONF:-}" \
 	LICD_RATE=1000000 LICD_BURST=1000000 deploy/local.sh start "$RUN_DIR" "$PORT" >/dev/null
 export LICD_CONFIG=$RUN_DIR/licd.conf
 L=build/bin/licctl
@@ -153,7 +165,7 @@ if [ -f "$PEER/server.js" ] && command -v node >/dev/null && command -v npm >/de
 		"$PGBIN/initdb" -D "$PEERPG/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
 	fi
 	pgctl -D "$PEERPG/data" -l "$PEERPG/postgres.log" -w start \
-		-o "-c listen_addresses=127.0.0.1 -c port=55433 -c unix_socket_directories=$PEERPG" >/dev/null
+		-o "-c listen_addresses=127.0.0.1 -c port=55433 -c unix_socket_directories=$PEERPG -c shared_buffers=$SB" >/dev/null
 	$PGBIN/createdb -h 127.0.0.1 -p 55433 -U postgres licpeer
 	(
 		cd "$PEER"
@@ -163,7 +175,8 @@ if [ -f "$PEER/server.js" ] && command -v node >/dev/null && command -v npm >/de
 		PID_FILE=/tmp/licd-bench-peer.pid ADMIN_KEY=bench node server.js > "$RUN_DIR/express.log" 2>&1 &
 		for _ in $(seq 50); do curl -fs http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.2; done
 	)
-	PK=$PEER/keys.txt
+	PK=$RUN_DIR/peer-keys.txt
+	fixed "$PEER/keys.txt" "$PK"
 	EP=$(cat /tmp/licd-bench-peer.pid)
 	E=http://127.0.0.1:18090
 	head -1 "$PK" > "$RUN_DIR/peer-hot.txt"
@@ -174,7 +187,8 @@ fi
 : > "$RAW"
 U=http://127.0.0.1:$PORT
 F=http://127.0.0.1:$FLOOR_PORT
-K=$RUN_DIR/keys.txt
+K=$RUN_DIR/keys-fixed.txt
+fixed "$RUN_DIR/keys.txt" "$K"
 peer() { [ $HAVE_PEER -eq 0 ] || one "$@"; }
 # Seeding left both clusters with dirty pages: flush them now, so that a
 # checkpoint of one does not land in the other's measured runs.
@@ -232,6 +246,6 @@ with open(res, "w") as out:
                               "rss_kib": rss.get(server, 0), "wrk": m}) + "\n")
 EOP
 
-$PY tests/bench/report.py "$RES" "$N" "$DUR" "$CONN" > "$RUN_DIR/report.txt"
+BENCH_SB=$SB $PY tests/bench/report.py "$RES" "$N" "$DUR" "$CONN" > "$RUN_DIR/report.txt"
 cat "$RUN_DIR/report.txt"
 echo "results: $RUN_DIR/results.json, $RUN_DIR/report.txt"

@@ -2,24 +2,20 @@
 -- validate / usage / heartbeat chosen by the second argument.
 package.path = os.getenv("BENCH_LUA") .. "/?.lua;" .. package.path
 local c = require("common")
-local reqs = {}
 
 function init(args)
-  local keys = c.keys(args[1])
   local kind = args[2]
-  for i, k in ipairs(keys) do
+  local pick, n = c.keys(args[1])
+  request = c.cached(pick, n, function(k, i)
     if kind == "validate" then
-      reqs[i] = c.post("/api/validate", string.format(
+      return c.post("/api/validate", string.format(
         '{"licenseKey":"%s","installationId":"wrk-%d","domain":"app.example.com","version":"1.0.0"}', k, i))
     elseif kind == "heartbeat" then
-      reqs[i] = c.post("/api/heartbeat", string.format(
+      return c.post("/api/heartbeat", string.format(
         '{"licenseKey":"%s","installationId":"wrk-%d","version":"1.0.0"}', k, i))
-    else
-      reqs[i] = c.post("/api/usage", string.format(
-        '{"licenseKey":"%s","feature":"api_calls","count":1}', k))
     end
-  end
+    return c.post("/api/usage", string.format(
+      '{"licenseKey":"%s","feature":"api_calls","count":1}', k))
+  end)
 end
-
-function request() return reqs[math.random(#reqs)] end
 done = c.done

@@ -18,10 +18,24 @@ def w(r, k):
     return r["wrk"].get(k, 0) if r else 0
 
 
+def huge_pages():
+    """HugePages_Total: PostgreSQL uses them (huge_pages=try) when the
+    kernel has some, and at a million licenses that doubles its speed on
+    this kind of VM (docs/PERFORMANCE.md), so the report says which."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("HugePages_Total:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 out = []
-out.append("licd bench: %s licenses, wrk -t2 -c%s -d%ss, median of %d rounds, %s" %
+out.append("licd bench: %s licenses, wrk -t2 -c%s -d%ss, median of %d rounds, %s, "
+           "shared_buffers %s, %d huge pages" %
            (n, conn, dur, len(rows[0]["wrk"].get("runs_rps", [1])) if rows else 1,
-            os.uname().nodename))
+            os.uname().nodename, os.environ.get("BENCH_SB", "?"), huge_pages()))
 out.append("%-22s %-8s %10s %9s %9s %9s %7s %7s %9s   %s" %
            ("workload", "server", "req/s", "p50 ms", "p99 ms", "p99.9 ms",
             "errors", "non2xx", "RSS MiB", "runs req/s"))
@@ -86,6 +100,7 @@ for name, v, ok in checks:
 out.append("  %-34s %8.2f" % ("validate vs nginx ceiling", ratios.get("validate_vs_ceiling") or 0))
 print("\n".join(out))
 json.dump({"licenses": int(n), "duration_s": int(dur), "connections": int(conn),
+           "shared_buffers": os.environ.get("BENCH_SB"), "huge_pages": huge_pages(),
            "results": rows, "ratios": ratios,
            "checks": [{"check": c, "value": v, "met": ok} for c, v, ok in checks]},
           open(os.path.join(os.path.dirname(path), "results.json"), "w"), indent=1)

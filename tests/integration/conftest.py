@@ -83,6 +83,27 @@ def sql1(query, *args):
     return rows[0][0] if rows else None
 
 
+# validate and heartbeat queue a due last_seen/version/metadata refresh for
+# their writer thread, which writes every touch_flush_ms (100)
+# (fcgi/lib/touch.h): what a test reads back after a call may lag by that.
+FLUSH_WAIT = 0.5
+
+
+def flushed():
+    """Waits until what earlier calls queued has been written."""
+    time.sleep(FLUSH_WAIT)
+
+
+def eventually(fn, timeout=5.0):
+    """fn()'s first truthy value within timeout, else its last value."""
+    end = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() > end:
+            return v
+        time.sleep(0.05)
+
+
 def licctl(*args, check=True):
     env = dict(os.environ, LICD_CONFIG=CONFIG)
     p = subprocess.run([os.path.join(BIN, "licctl")] + list(args),

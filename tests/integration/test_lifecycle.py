@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import (BIN, CONFIG, api, heartbeat, issue, sql, sql1, unique,
-                      validate)
+from conftest import (BIN, CONFIG, api, flushed, heartbeat, issue, sql, sql1,
+                      unique, validate)
 
 DAY = 86400
 HOOK_SECRET = "nwh_test_secret"
@@ -298,6 +298,7 @@ def test_stale_installation_freed_and_seat_reusable(clock):
     assert validate(lic["key"], "third").json()["code"] == "TOO_MANY_INSTALLATIONS"
     clock(10 * DAY)
     assert heartbeat(lic["key"], "busy").json()["code"] == "VALID"
+    flushed()                           # its last_seen is written behind
     clock(15 * DAY)                     # "old" silent for 15 days, "busy" for 5
     run_job()
     st = dict(sql("SELECT installation_id, status FROM installations WHERE license_id = %s",

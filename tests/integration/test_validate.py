@@ -12,8 +12,8 @@ import jwt  # PyJWT from Debian: an independent verifier
 import requests
 
 from conftest import (CFG, RUN_DIR, URL, api, b64url, b64url_decode,
-                      error_code, heartbeat, issue, jwt_parts, make_plan,
-                      sql, sql1, unique, validate)
+                      error_code, eventually, flushed, heartbeat, issue,
+                      jwt_parts, make_plan, sql, sql1, unique, validate)
 
 
 def jwks():
@@ -41,7 +41,9 @@ def sign_es256_wrong_key(header, payload):
 
 
 def counts():
-    """Everything a rejected request must leave untouched."""
+    """Everything a rejected request must leave untouched (after what
+    earlier requests queued has been written)."""
+    flushed()
     return sql("SELECT (SELECT count(*) FROM installations),"
                " (SELECT coalesce(max(last_seen), 'epoch') FROM installations),"
                " (SELECT count(*) FROM licenses),"
@@ -367,9 +369,9 @@ def test_deactivate_bad_input(lic):
 
 
 def test_existing_installation_refresh():
-    """licd_check_in: last_seen, version and metadata refresh in the read
-    itself; a domain is recorded only once it is allowed; nothing is
-    refreshed for a license that is not valid."""
+    """last_seen, version and metadata are refreshed by the writer behind
+    licd_lookup's read; a domain is recorded at once but only once it is
+    allowed; nothing is refreshed for a license that is not valid."""
     lic = issue(domains="company.com,*.corp.example.org",
                 limits="installations=10")
     row = ("SELECT extract(epoch FROM now() - last_seen)::int, version,"
@@ -381,6 +383,7 @@ def test_existing_installation_refresh():
         " WHERE license_id = %s", lic["id"])
     b = validate(lic["key"], "r1", version="1.0", domain="company.com").json()
     assert b["code"] == "VALID"
+    assert eventually(lambda: sql(row, lic["id"])[0][0] < 60)
     age, version, domain, _ = sql(row, lic["id"])[0]
     assert age < 60 and (version, domain) == ("1.0", "company.com")
     seen = time.mktime(time.strptime(b["installation"]["last_seen"],
@@ -395,6 +398,7 @@ def test_existing_installation_refresh():
     # is)
     assert validate(lic["key"], "r1", version="1.2",
                     domain="evil.example").json()["code"] == "DOMAIN_NOT_ALLOWED"
+    assert eventually(lambda: sql(row, lic["id"])[0][1] == "1.2")
     assert sql(row, lic["id"])[0][1:3] == ("1.2", "a.corp.example.org")
     # a suspended license: refused, and its installation is not refreshed
     sql("UPDATE installations SET last_seen = now() - interval '2 hours'"
@@ -403,6 +407,7 @@ def test_existing_installation_refresh():
     assert validate(lic["key"], "r1", version="1.3",
                     domain="company.com").json()["code"] == "SUSPENDED"
     assert heartbeat(lic["key"], "r1").json()["code"] == "SUSPENDED"
+    flushed()
     age, version, _, _ = sql(row, lic["id"])[0]
     assert age > 3600 and version == "1.2"
 
@@ -420,9 +425,10 @@ def test_heartbeat_updates_last_seen_and_version(lic):
     assert isinstance(b["next_heartbeat_in"], int) and b["next_heartbeat_in"] > 0
     c = verify_with_jwks(b["lease"], "lease+jwt")
     assert c["iid"] == "hb" and c["nonce"] == "hb-nonce"
-    age, version = sql("SELECT extract(epoch FROM now() - last_seen), version"
-                       " FROM installations WHERE license_id = %s"
-                       " AND installation_id = 'hb'", lic["id"])[0]
+    q = ("SELECT extract(epoch FROM now() - last_seen), version"
+         " FROM installations WHERE license_id = %s AND installation_id = 'hb'")
+    assert eventually(lambda: sql(q, lic["id"])[0][1] == "1.1")
+    age, version = sql(q, lic["id"])[0]
     assert age < 60 and version == "1.1"
 
 
@@ -551,8 +557,9 @@ def test_sql_metacharacters_in_every_string_field(lic):
                                       metadata={"hostname": meta}))
         assert r.json()["code"] == "VALID"
         assert jwt_parts(r.json()["lease"])[1]["nonce"] == meta
-        assert sql1("SELECT metadata->>'hostname' FROM installations WHERE"
-                    " license_id = %s AND installation_id = 'meta'", lic["id"]) == meta
+        assert eventually(lambda: sql1(
+            "SELECT metadata->>'hostname' FROM installations WHERE"
+            " license_id = %s AND installation_id = 'meta'", lic["id"]) == meta)
     assert sql1("SELECT count(*) FROM licenses") == before[2]
 
 

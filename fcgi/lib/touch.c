@@ -1,0 +1,213 @@
+/* touch: see touch.h. */
+#include "touch.h"
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct item {
+	char license[37];
+	char iid[129];
+	char *version;		/* NULL: unchanged */
+	char *metadata;		/* NULL: unchanged */
+	long long at;
+};
+
+static const struct db_stmt stmts[] = {
+	{ "touch_batch", "SELECT licd_touch_batch($1::jsonb)", 1 },
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_t writer;
+static int running, stopping;
+static struct item *queue;	/* TOUCH_QUEUE items, owned by mu */
+static struct item *spare;	/* the writer's, while it writes */
+static size_t queued;
+static unsigned long dropped;
+
+static void clear(struct item *it, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(it[i].version);
+		free(it[i].metadata);
+	}
+}
+
+/* One licd_touch_batch call for it[0..n); the batch is retried once when
+ * it lost a deadlock against another process's batch. */
+static void flush(struct db *db, struct item *it, size_t n)
+{
+	struct json_object *arr, *o;
+	const char *p[1];
+	PGresult *res = NULL;
+	size_t i;
+	int st, try;
+
+	if ((arr = json_object_new_array_ext((int)n)) == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		o = json_object_new_object();
+		json_object_object_add(o, "l",
+		    json_object_new_string(it[i].license));
+		json_object_object_add(o, "i", json_object_new_string(it[i].iid));
+		json_object_object_add(o, "t", json_object_new_int64(it[i].at));
+		if (it[i].version != NULL)
+			json_object_object_add(o, "v",
+			    json_object_new_string(it[i].version));
+		/* A string: licd_touch_batch casts it back to jsonb. */
+		if (it[i].metadata != NULL)
+			json_object_object_add(o, "m",
+			    json_object_new_string(it[i].metadata));
+		json_object_array_add(arr, o);
+	}
+	p[0] = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN);
+	for (try = 0; try < 2; try++) {
+		PQclear(res);
+		res = NULL;
+		st = db_exec(db, "touch_batch", 1, p, &res);
+		if (st != DB_ERROR || strcmp(db_sqlstate(res), "40P01") != 0)
+			break;
+	}
+	if (st != DB_OK)
+		log_warn("touch: %zu last_seen refreshes not written (%s)", n,
+		    st == DB_UNAVAILABLE ? "database unavailable" :
+		    db_sqlstate(res));
+	PQclear(res);
+	json_object_put(arr);
+}
+
+static void *writer_main(void *arg)
+{
+	struct item *mine = spare, *t;
+	struct db *db;
+	struct timespec until;
+	long ms = cfg_int("touch_flush_ms", 100);
+	unsigned long lost;
+	size_t n;
+	int stop;
+
+	(void)arg;
+	if ((db = db_new(stmts, sizeof(stmts) / sizeof(stmts[0]))) == NULL)
+		log_error("touch: no database handle, last_seen is not "
+		    "refreshed");
+	if (ms < 1)
+		ms = 1;
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		while (queued == 0 && !stopping)
+			pthread_cond_wait(&wake, &mu);
+		/* Let a batch gather for up to ms after the first item. */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += ms / 1000;
+		until.tv_nsec += (ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (queued < TOUCH_BATCH && !stopping &&
+		    pthread_cond_timedwait(&wake, &mu, &until) == 0)
+			;
+		/* Swap buffers: requests queue into the other meanwhile. */
+		n = queued;
+		t = queue;
+		queue = mine;
+		mine = t;
+		queued = 0;
+		lost = dropped;
+		dropped = 0;
+		stop = stopping;
+		pthread_mutex_unlock(&mu);
+		if (lost > 0)
+			log_warn("touch: queue full, %lu last_seen refreshes "
+			    "dropped", lost);
+		for (size_t off = 0; off < n && db != NULL; off += TOUCH_BATCH)
+			flush(db, mine + off,
+			    n - off < TOUCH_BATCH ? n - off : TOUCH_BATCH);
+		clear(mine, n);
+		pthread_mutex_lock(&mu);
+		if (stop && queued == 0)
+			break;
+	}
+	spare = mine;
+	pthread_mutex_unlock(&mu);
+	db_free(db);
+	return NULL;
+}
+
+/* On first use, in the worker process (threads do not survive fork). */
+static void start(void)
+{
+	pthread_mutex_lock(&mu);
+	if (stopping)
+		goto out;
+	queue = calloc(TOUCH_QUEUE, sizeof(*queue));
+	spare = calloc(TOUCH_QUEUE, sizeof(*spare));
+	if (queue == NULL || spare == NULL ||
+	    pthread_create(&writer, NULL, writer_main, NULL) != 0) {
+		log_error("touch: cannot start the writer thread");
+		free(queue);
+		free(spare);
+		queue = spare = NULL;
+		goto out;
+	}
+	running = 1;
+out:
+	pthread_mutex_unlock(&mu);
+}
+
+int touch_queue(const char *license, const char *iid, long long at,
+    const char *version, const char *metadata)
+{
+	struct item *it;
+
+	pthread_once(&once, start);
+	pthread_mutex_lock(&mu);
+	if (!running || stopping || queued == TOUCH_QUEUE) {
+		dropped++;
+		pthread_mutex_unlock(&mu);
+		return -1;
+	}
+	it = &queue[queued];
+	memset(it, 0, sizeof(*it));
+	strncpy(it->license, license, sizeof(it->license) - 1);
+	strncpy(it->iid, iid, sizeof(it->iid) - 1);
+	it->at = at;
+	it->version = version != NULL ? strdup(version) : NULL;
+	it->metadata = metadata != NULL ? strdup(metadata) : NULL;
+	if (++queued == 1 || queued == TOUCH_BATCH)
+		pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+
+void touch_stop(void)
+{
+	int join;
+
+	pthread_mutex_lock(&mu);
+	join = running;
+	stopping = 1;
+	pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&mu);
+	if (join)
+		pthread_join(writer, NULL);
+	pthread_mutex_lock(&mu);
+	if (queue != NULL)
+		clear(queue, queued);
+	free(queue);
+	free(spare);
+	queue = spare = NULL;
+	queued = 0;
+	running = 0;
+	pthread_mutex_unlock(&mu);
+}

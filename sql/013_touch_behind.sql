@@ -1,0 +1,78 @@
+-- 013_touch_behind: validate and heartbeat no longer write in the request.
+--
+-- licd_check_in (011) refreshed last_seen in the statement that reads the
+-- license: one write transaction per call whenever the installation's
+-- last_seen was older than touch_interval, which at a million
+-- installations is nearly every call and cost more than the rest of the
+-- call. licd_lookup reads the same row and only says whether it is due
+-- (needs_touch); the program queues the refresh and a writer thread of
+-- each process sends the queue every touch_flush_ms in one transaction
+-- (licd_touch_batch; fcgi/lib/touch.h).
+--
+-- licd_check_in stays for programs of the previous release during an
+-- upgrade; nothing of this release calls it.
+
+-- needs_touch: the license is active, the installation is active, and its
+-- last_seen is older than p_touch_secs or the client reports another
+-- version or metadata. The same rule as licd_check_in's.
+CREATE FUNCTION licd_lookup(p_license uuid, p_iid text, p_touch_secs int,
+                            p_version text, p_metadata jsonb)
+RETURNS TABLE (id uuid, customer_id uuid, plan_code text, status text,
+               expires_epoch bigint, grace_epoch bigint, features text,
+               limits text, domains text, inst_status text,
+               first_seen bigint, last_seen bigint, now_epoch bigint,
+               inst_domain text, needs_touch boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  SELECT v.id, v.customer_id, v.plan_code, v.status, v.expires_epoch,
+         v.grace_epoch, v.features, v.limits, v.domains, i.status,
+         extract(epoch FROM i.first_seen)::bigint,
+         extract(epoch FROM i.last_seen)::bigint,
+         extract(epoch FROM c.t)::bigint, i.domain,
+         coalesce(v.status = 'active' AND i.status = 'active' AND
+                  (i.last_seen < c.t - make_interval(secs => p_touch_secs)
+                   OR (p_version IS NOT NULL AND i.version IS DISTINCT FROM p_version)
+                   OR (p_metadata IS NOT NULL AND i.metadata IS DISTINCT FROM p_metadata)),
+                  false)
+    FROM license_view v
+   CROSS JOIN (SELECT licd_now() AS t OFFSET 0) c
+    LEFT JOIN installations i ON i.license_id = v.id AND i.installation_id = p_iid
+   WHERE v.id = p_license;
+END
+$$;
+
+-- p_items: [{"l": license, "i": installation, "t": epoch seconds,
+-- "v": version or absent, "m": metadata as a JSON string or absent}].
+-- Only active installations are refreshed (one deactivated meanwhile stays
+-- as it is), last_seen never moves back, and rows are locked in key order
+-- so that two processes' batches cannot deadlock each other. Committed
+-- without waiting for the WAL flush, as licd_touch (008).
+CREATE FUNCTION licd_touch_batch(p_items jsonb) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  n int := 0;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR r IN
+    SELECT DISTINCT ON (x.l, x.i) x.l, x.i, x.v, x.m::jsonb AS m,
+           to_timestamp(x.t) AS t
+      FROM jsonb_to_recordset(p_items) AS x(l uuid, i text, t bigint,
+                                            v text, m text)
+     ORDER BY x.l, x.i, x.t DESC
+  LOOP
+    UPDATE installations s
+       SET last_seen = greatest(s.last_seen, r.t),
+           version = coalesce(r.v, s.version),
+           metadata = coalesce(r.m, s.metadata)
+     WHERE s.license_id = r.l AND s.installation_id = r.i
+       AND s.status = 'active';
+    IF FOUND THEN
+      n := n + 1;
+    END IF;
+  END LOOP;
+  RETURN n;
+END
+$$;
