@@ -31,7 +31,7 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 	struct js_err e;
 	PGresult *res = NULL;
 	long long first, last;
-	int st, have_lic = 0, active;
+	int st, have_lic = 0, active, known;
 
 	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &key,
 	    &e) ||
@@ -42,12 +42,11 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 		http_field_error(resp, &e);
 		return;
 	}
-	if (lic_verify_key(key, id, NULL) != LIC_OK) {
+	if (lic_key_id(key, id, &known) != LIC_OK) {
 		req->log_code = "INVALID_KEY";
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		return;
 	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
 	params[0] = id;
 	params[1] = iid;
 	params[2] = lic_touch_param();
@@ -57,11 +56,16 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
-	if (PQntuples(res) != 1) {
+	/* No row: deleted since it was signed, or a forgery naming a license
+	 * that never was. The row vouches for the key (lic.h). */
+	if (PQntuples(res) != 1 || (!known && lic_key_confirm(key, id,
+	    PQgetisnull(res, 0, LIC_NCOLS + 6) ? NULL :
+	    PQgetvalue(res, 0, LIC_NCOLS + 6)) != LIC_OK)) {
 		req->log_code = "INVALID_KEY";
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		goto out;
 	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
 	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
 		http_error(resp, 500, "INTERNAL", "bad license row");
 		goto out;

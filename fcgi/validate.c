@@ -68,16 +68,15 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	PGresult *res = NULL;
 	struct json_object *out = NULL;
 	long long first = 0, last = 0;
-	int st, have_lic = 0, active;
+	int st, have_lic = 0, active, known;
 
 	if (parse(req, resp, &v) != 0)
 		return;
-	if (lic_verify_key(v.key, id, NULL) != LIC_OK) {
+	if (lic_key_id(v.key, id, &known) != LIC_OK) {
 		req->log_code = "INVALID_KEY";
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		return;
 	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
 	params[0] = id;
 	params[1] = v.iid;
 	params[2] = lic_touch_param();
@@ -87,12 +86,16 @@ static void validate(struct http_req *req, struct http_resp *resp)
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
-	if (PQntuples(res) != 1) {
-		/* Signed by us but deleted since: unknown license. */
+	/* No row: deleted since it was signed, or a forgery naming a license
+	 * that never was. The row vouches for the key (lic.h). */
+	if (PQntuples(res) != 1 || (!known && lic_key_confirm(v.key, id,
+	    PQgetisnull(res, 0, LIC_NCOLS + 6) ? NULL :
+	    PQgetvalue(res, 0, LIC_NCOLS + 6)) != LIC_OK)) {
 		code = "INVALID_KEY";
 		out = lic_result(code, NULL, req->now);
 		goto answer;
 	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
 	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
 		http_error(resp, 500, "INTERNAL", "bad license row");
 		goto out;

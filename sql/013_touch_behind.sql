@@ -9,37 +9,50 @@
 -- each process sends the queue every touch_flush_ms in one transaction
 -- (licd_touch_batch; fcgi/lib/touch.h).
 --
+-- licd_lookup also returns the key as issued, so that the program can
+-- accept a key it has not verified before by comparing it with that one
+-- instead of checking its signature (fcgi/lib/lic.h, lic_key_confirm).
+--
 -- licd_check_in stays for programs of the previous release during an
 -- upgrade; nothing of this release calls it.
 
 -- needs_touch: the license is active, the installation is active, and its
 -- last_seen is older than p_touch_secs or the client reports another
 -- version or metadata. The same rule as licd_check_in's.
+--
+-- license_key: the key as issued. The caller names the license from a key
+-- it has not verified yet and accepts the key when it is this one
+-- (lic_key_confirm in fcgi/lib/lic.c), so that a call needs no signature
+-- verify. The first nine columns are license_view's, read from licenses
+-- directly to get the key in the same index lookup.
 CREATE FUNCTION licd_lookup(p_license uuid, p_iid text, p_touch_secs int,
                             p_version text, p_metadata jsonb)
 RETURNS TABLE (id uuid, customer_id uuid, plan_code text, status text,
                expires_epoch bigint, grace_epoch bigint, features text,
                limits text, domains text, inst_status text,
                first_seen bigint, last_seen bigint, now_epoch bigint,
-               inst_domain text, needs_touch boolean)
+               inst_domain text, needs_touch boolean, license_key text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
   RETURN QUERY
-  SELECT v.id, v.customer_id, v.plan_code, v.status, v.expires_epoch,
-         v.grace_epoch, v.features, v.limits, v.domains, i.status,
+  SELECT l.id, l.customer_id, l.plan_code, l.status,
+         extract(epoch FROM l.expires_at)::bigint,
+         extract(epoch FROM l.grace_until)::bigint,
+         l.features::text, l.limits::text, l.domains::text, i.status,
          extract(epoch FROM i.first_seen)::bigint,
          extract(epoch FROM i.last_seen)::bigint,
          extract(epoch FROM c.t)::bigint, i.domain,
-         coalesce(v.status = 'active' AND i.status = 'active' AND
+         coalesce(l.status = 'active' AND i.status = 'active' AND
                   (i.last_seen < c.t - make_interval(secs => p_touch_secs)
                    OR (p_version IS NOT NULL AND i.version IS DISTINCT FROM p_version)
                    OR (p_metadata IS NOT NULL AND i.metadata IS DISTINCT FROM p_metadata)),
-                  false)
-    FROM license_view v
+                  false),
+         l.license_key
+    FROM licenses l
    CROSS JOIN (SELECT licd_now() AS t OFFSET 0) c
-    LEFT JOIN installations i ON i.license_id = v.id AND i.installation_id = p_iid
-   WHERE v.id = p_license;
+    LEFT JOIN installations i ON i.license_id = l.id AND i.installation_id = p_iid
+   WHERE l.id = p_license;
 END
 $$;
 

@@ -49,6 +49,20 @@ int lic_verify_key_full(const char *key, char id[LIC_UUID_LEN + 1],
 int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
     struct json_object **claims);
 
+/*
+ * The license id a key names, for the handler's one read of its row, and
+ * then that row's word on the key. lic_key_id answers from the
+ * verified-key cache (*known = 1), else from the key's payload without
+ * verifying it (*known = 0; the kid must be one of ours, or LIC_INVALID).
+ * Such a key must then pass lic_key_confirm before anything is answered
+ * or written: it is authentic when it is byte for byte the key the
+ * database holds for that license (licenses.license_key, as issued), else
+ * when it verifies (a key re-signed since, or a forgery). Either way it is
+ * cached like a verified key.
+ */
+int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
+int lic_key_confirm(const char *key, const char *id, const char *stored);
+
 /* Fills l from columns col..col+LIC_NCOLS-1 of row; lic_free releases. */
 int lic_from_row(const PGresult *res, int row, int col, struct lic *l);
 void lic_free(struct lic *l);

@@ -172,6 +172,41 @@ def test_unknown_license_with_valid_signature(lic):
     assert (b["valid"], b["code"]) == (False, "INVALID_KEY")
 
 
+def test_key_other_than_the_stored_one_is_verified(lic):
+    """A key the verified-key cache does not know is accepted when it is
+    the stored one; any other is verified: a key re-signed since (here: no
+    stored key at all, or another stored one) still validates on its
+    signature, for validate and heartbeat alike."""
+    sql("UPDATE licenses SET license_key = NULL WHERE id = %s", lic["id"])
+    assert validate(lic["key"], "k1").json()["code"] == "VALID"
+    other = issue()
+    sql("UPDATE licenses SET license_key = %s WHERE id = %s", other["key"],
+        lic["id"])
+    assert heartbeat(lic["key"], "k1").json()["code"] == "VALID"
+    # and the other license's key stays the other license's
+    b = validate(other["key"], "k2").json()
+    assert b["code"] == "VALID" and b["license"]["id"] == other["id"]
+
+
+def test_stored_key_vouches_only_for_itself_under_a_loaded_kid(lic):
+    h, p, s = lic["key"].split(".")
+    payload = json.loads(b64url_decode(p))
+    payload["limits"]["installations"] = 1000
+    forged = "%s.%s.%s" % (h, b64url(json.dumps(payload)), s)
+    # no stored key to compare with: the forgery is verified, and fails
+    sql("UPDATE licenses SET license_key = NULL WHERE id = %s", lic["id"])
+    assert_invalid_key(forged)
+    # a stored key whose kid is not loaded (a retired signing key) vouches
+    # for nothing: retiring a key retires what it signed
+    header = json.loads(b64url_decode(h))
+    header["kid"] = "retired-kid"
+    retired = "%s.%s.%s" % (b64url(json.dumps(header)), p, s)
+    sql("UPDATE licenses SET license_key = %s WHERE id = %s", retired, lic["id"])
+    assert_invalid_key(retired)
+    r = heartbeat(retired, "x").json()
+    assert r["code"] == "INVALID_KEY"
+
+
 # --- forged and broken keys -----------------------------------------------
 
 def assert_invalid_key(token):
