@@ -119,9 +119,13 @@ PIDS=$(for f in "$RUN_DIR"/pid/*.pid; do cat "$f"; echo; done)
 # One active installation per license, as the validate and heartbeat
 # scripts name it, so "existing installation" means that at any scale.
 RT=$(cat "$RUN_DIR/runtime-dir" 2>/dev/null || echo "$RUN_DIR")
+# With the domain existing.lua reports, as its first validate would have
+# recorded it: otherwise each installation's first measured validate
+# writes it, which at a million is nearly every one.
 $PGBIN/psql -q -h "$RT/pg" -U licd -d licd -c "INSERT INTO installations
-	(license_id, installation_id, version) SELECT id, 'b-' || right(license_key, 16),
-	'1.0.0' FROM licenses WHERE plan_code = 'bench' ON CONFLICT DO NOTHING"
+	(license_id, installation_id, version, domain) SELECT id,
+	'b-' || right(license_key, 16), '1.0.0', 'app.example.com'
+	FROM licenses WHERE plan_code = 'bench' ON CONFLICT DO NOTHING"
 $PGBIN/psql -q -h "$RT/pg" -U licd -d licd -c "VACUUM ANALYZE" 2>/dev/null || true
 
 echo "== ceiling (nginx return 200) and floor (trivial FastCGI)"
@@ -152,6 +156,7 @@ nginx -c "$RUN_DIR/floor-nginx.conf" -e "$RUN_DIR/floor-nginx.err"
 sleep 0.5
 
 HAVE_PEER=0
+E= PK=
 if [ -f "$PEER/server.js" ] && command -v node >/dev/null && command -v npm >/dev/null; then
 	HAVE_PEER=1
 	echo "== express peer ($PEER)"
@@ -172,6 +177,8 @@ if [ -f "$PEER/server.js" ] && command -v node >/dev/null && command -v npm >/de
 		[ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null 2>&1
 		$PGBIN/psql -h 127.0.0.1 -p 55433 -U postgres -d licpeer -v ON_ERROR_STOP=1 -q -f schema.sql
 		node scripts/seed.js --count "$N" >/dev/null
+		# as licd's cluster: no autovacuum of the seed in the first round
+		$PGBIN/psql -q -h 127.0.0.1 -p 55433 -U postgres -d licpeer -c "VACUUM ANALYZE"
 		PID_FILE=/tmp/licd-bench-peer.pid ADMIN_KEY=bench node server.js > "$RUN_DIR/express.log" 2>&1 &
 		for _ in $(seq 50); do curl -fs http://127.0.0.1:18090/healthz >/dev/null && break; sleep 0.2; done
 	)
