@@ -20,7 +20,7 @@
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_license_state($1, $2, 0, NULL, NULL)", 1 },
+	{ "state", "SELECT * FROM licd_lookup($1, $2, 0, NULL, NULL)", 1 },
 	/* Not retry-safe: a resend after a broken connection could count
 	 * twice when no idempotency key was given. */
 	{ "add", "SELECT * FROM licd_usage_add_batch($1)", 0 },
@@ -119,28 +119,35 @@ static int load_license(struct http_req *req, struct http_resp *resp,
 	char id[LIC_UUID_LEN + 1];
 	const char *params[2], *code, *eff;
 	PGresult *res = NULL;
-	int st, rc = -1;
+	int st, rc = -1, known;
 
-	if (lic_verify_key(key, id, NULL) != LIC_OK) {
+	if (lic_key_id(key, id, &known) != LIC_OK) {
 		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
 		return -1;
 	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
 	params[0] = id;
 	params[1] = iid;
 	if ((st = db_exec(req->db, "state", 2, params, &res)) != DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
+	/* The row vouches for a key the cache does not know (lic.h). */
 	if (PQntuples(res) != 1) {
 		http_error(resp, 403, "INVALID_KEY", "unknown license");
 		goto out;
 	}
+	if (!known && lic_key_confirm(key, id, PQgetisnull(res, 0,
+	    LIC_NCOLS + 6) ? NULL : PQgetvalue(res, 0, LIC_NCOLS + 6)) !=
+	    LIC_OK) {
+		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
+		goto out;
+	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
 	if (lic_from_row(res, 0, 0, l) != LIC_OK) {
 		http_error(resp, 500, "INTERNAL", "bad license row");
 		goto out;
 	}
-	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 4), NULL, 10);
+	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
 	code = lic_state(l, req->now, &eff);
 	if (strcmp(code, "VALID") != 0) {
 		http_error(resp, 403, code, "the license is %s", eff);

@@ -12,6 +12,8 @@
 -- licd_lookup also returns the key as issued, so that the program can
 -- accept a key it has not verified before by comparing it with that one
 -- instead of checking its signature (fcgi/lib/lic.h, lic_key_confirm).
+-- usage reads its license with it as well (with p_touch_secs 0; it never
+-- refreshes an installation).
 --
 -- licd_check_in stays for programs of the previous release during an
 -- upgrade; nothing of this release calls it.

@@ -179,6 +179,9 @@ def test_key_other_than_the_stored_one_is_verified(lic):
     signature, for validate and heartbeat alike."""
     sql("UPDATE licenses SET license_key = NULL WHERE id = %s", lic["id"])
     assert validate(lic["key"], "k1").json()["code"] == "VALID"
+    r = api("/api/usage", {"license_key": lic["key"], "feature": "sso",
+                           "quantity": 1})
+    assert r.status_code == 200, r.text
     other = issue()
     sql("UPDATE licenses SET license_key = %s WHERE id = %s", other["key"],
         lic["id"])
@@ -205,6 +208,11 @@ def test_stored_key_vouches_only_for_itself_under_a_loaded_kid(lic):
     assert_invalid_key(retired)
     r = heartbeat(retired, "x").json()
     assert r["code"] == "INVALID_KEY"
+    r = api("/api/usage", {"license_key": retired, "feature": "sso",
+                           "quantity": 1})
+    assert r.status_code == 403 and error_code(r) == "INVALID_KEY"
+    assert sql1("SELECT count(*) FROM usage_log WHERE license_id = %s",
+                lic["id"]) == 0
 
 
 # --- forged and broken keys -----------------------------------------------
