@@ -58,9 +58,8 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 	}
 	/* No row: deleted since it was signed, or a forgery naming a license
 	 * that never was. The row vouches for the key (lic.h). */
-	if (PQntuples(res) != 1 || (!known && lic_key_confirm(key, id,
-	    PQgetisnull(res, 0, LIC_NCOLS + 6) ? NULL :
-	    PQgetvalue(res, 0, LIC_NCOLS + 6)) != LIC_OK)) {
+	if (PQntuples(res) != 1 || (!known && lic_key_confirm(key, id, res,
+	    LIC_NCOLS + 6) != LIC_OK)) {
 		req->log_code = "INVALID_KEY";
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		goto out;

@@ -136,9 +136,7 @@ static int load_license(struct http_req *req, struct http_resp *resp,
 		http_error(resp, 403, "INVALID_KEY", "unknown license");
 		goto out;
 	}
-	if (!known && lic_key_confirm(key, id, PQgetisnull(res, 0,
-	    LIC_NCOLS + 6) ? NULL : PQgetvalue(res, 0, LIC_NCOLS + 6)) !=
-	    LIC_OK) {
+	if (!known && lic_key_confirm(key, id, res, LIC_NCOLS + 6) != LIC_OK) {
 		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
 		goto out;
 	}

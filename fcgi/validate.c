@@ -88,9 +88,8 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	}
 	/* No row: deleted since it was signed, or a forgery naming a license
 	 * that never was. The row vouches for the key (lic.h). */
-	if (PQntuples(res) != 1 || (!known && lic_key_confirm(v.key, id,
-	    PQgetisnull(res, 0, LIC_NCOLS + 6) ? NULL :
-	    PQgetvalue(res, 0, LIC_NCOLS + 6)) != LIC_OK)) {
+	if (PQntuples(res) != 1 || (!known && lic_key_confirm(v.key, id, res,
+	    LIC_NCOLS + 6) != LIC_OK)) {
 		code = "INVALID_KEY";
 		out = lic_result(code, NULL, req->now);
 		goto answer;

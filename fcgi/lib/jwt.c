@@ -501,6 +501,49 @@ static const char *get_str(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+static const struct jws_key *find_key(const struct jws_keyring *kr,
+    const char *kid)
+{
+	size_t i;
+
+	for (i = 0; i < kr->n; i++)
+		if (strcmp(kr->keys[i].kid, kid) == 0)
+			return &kr->keys[i];
+	return NULL;
+}
+
+int jws_peek(const struct jws_keyring *kr, const char *token, size_t len,
+    struct json_object **claims)
+{
+	unsigned char hdrbuf[HDR_MAX], payload[PAYLOAD_MAX];
+	struct json_object *hdr = NULL;
+	const char *d1, *d2, *kid;
+	long hlen, plen;
+	int rc = JWS_EMALFORMED;
+
+	*claims = NULL;
+	if (len == 0 || len > JWS_MAX_TOKEN ||
+	    (d1 = memchr(token, '.', len)) == NULL ||
+	    (d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token))) == NULL)
+		return JWS_EMALFORMED;
+	hlen = jws_b64url_decode(token, (size_t)(d1 - token), hdrbuf,
+	    sizeof(hdrbuf));
+	if (hlen <= 0 || (hdr = parse_part(hdrbuf, hlen)) == NULL)
+		goto out;
+	rc = JWS_EKID;
+	if ((kid = get_str(hdr, "kid")) == NULL || find_key(kr, kid) == NULL)
+		goto out;
+	rc = JWS_EMALFORMED;
+	plen = jws_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), payload,
+	    sizeof(payload));
+	if (plen <= 0 || (*claims = parse_part(payload, plen)) == NULL)
+		goto out;
+	rc = JWS_OK;
+out:
+	json_object_put(hdr);
+	return rc;
+}
+
 int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
     const char *typ, struct json_object **claims,
     const struct jws_key **used)
@@ -510,7 +553,7 @@ int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
 	unsigned char der[80];
 	struct json_object *hdr = NULL, *body = NULL, *v;
 	const struct jws_key *k = NULL;
-	size_t i, derlen = sizeof(der);
+	size_t derlen = sizeof(der);
 	long hlen, plen, slen;
 	EVP_MD_CTX *ctx = NULL;
 	int rc = JWS_EMALFORMED;
@@ -537,12 +580,8 @@ int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
 	if (json_object_object_get_ex(hdr, "crit", &v))
 		goto out;	/* no extensions understood */
 	rc = JWS_EKID;
-	if ((kid = get_str(hdr, "kid")) == NULL)
-		goto out;
-	for (i = 0; i < kr->n; i++)
-		if (strcmp(kr->keys[i].kid, kid) == 0)
-			k = &kr->keys[i];
-	if (k == NULL)
+	if ((kid = get_str(hdr, "kid")) == NULL ||
+	    (k = find_key(kr, kid)) == NULL)
 		goto out;
 	rc = JWS_EALG;
 	if (strcmp(alg, jws_alg_name(k->alg)) != 0)

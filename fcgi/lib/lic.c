@@ -239,32 +239,6 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
 	return LIC_OK;
 }
 
-/* Part i (0 header, 1 payload) of a compact JWS, parsed; NULL if it is
- * not base64url of a JSON object. */
-static struct json_object *jws_part(const char *key, int i)
-{
-	unsigned char buf[JWS_MAX_TOKEN];
-	struct json_tokener *tok;
-	struct json_object *o = NULL;
-	const char *p = key, *e;
-	long n;
-
-	while (i-- > 0 && (p = strchr(p, '.')) != NULL)
-		p++;
-	if (p == NULL || (e = strchr(p, '.')) == NULL ||
-	    (n = jws_b64url_decode(p, (size_t)(e - p), buf,
-	    sizeof(buf))) <= 0 || (tok = json_tokener_new()) == NULL)
-		return NULL;
-	o = json_tokener_parse_ex(tok, (const char *)buf, (int)n);
-	if (o != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(o, json_type_object))) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
 /*
  * Why the database may vouch for a key: every key is stored as issued
  * (licenses.license_key), and the handler reads the license row on every
@@ -276,10 +250,9 @@ static struct json_object *jws_part(const char *key, int i)
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 {
-	struct json_object *h = NULL, *c = NULL;
+	struct json_object *c = NULL;
 	unsigned char d[32];
-	const char *kid, *sub;
-	size_t i;
+	const char *sub;
 	int rc = LIC_INVALID;
 
 	id[0] = '\0';
@@ -288,26 +261,20 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 		*known = 1;
 		return LIC_OK;
 	}
-	if (strlen(key) >= JWS_MAX_TOKEN || (h = jws_part(key, 0)) == NULL ||
-	    (c = jws_part(key, 1)) == NULL ||
-	    (kid = claim_str(h, "kid")) == NULL ||
-	    (sub = claim_str(c, "sub")) == NULL || !lic_uuid_valid(sub))
-		goto out;
-	for (i = 0; i < keyring.n; i++) {
-		if (strcmp(keyring.keys[i].kid, kid) == 0) {
-			memcpy(id, sub, LIC_UUID_LEN + 1);
-			rc = LIC_OK;
-			break;
-		}
+	if (jws_peek(&keyring, key, strlen(key), &c) == JWS_OK &&
+	    (sub = claim_str(c, "sub")) != NULL && lic_uuid_valid(sub)) {
+		memcpy(id, sub, LIC_UUID_LEN + 1);
+		rc = LIC_OK;
 	}
-out:
-	json_object_put(h);
 	json_object_put(c);
 	return rc;
 }
 
-int lic_key_confirm(const char *key, const char *id, const char *stored)
+int lic_key_confirm(const char *key, const char *id, const PGresult *res,
+    int col)
 {
+	const char *stored = PQgetisnull(res, 0, col) ? NULL :
+	    PQgetvalue(res, 0, col);
 	char vid[LIC_UUID_LEN + 1];
 	unsigned char d[32];
 	size_t n = strlen(key);

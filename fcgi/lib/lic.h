@@ -61,7 +61,9 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  * cached like a verified key.
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
-int lic_key_confirm(const char *key, const char *id, const char *stored);
+/* stored: column col of res's first row (licd_lookup's license_key). */
+int lic_key_confirm(const char *key, const char *id, const PGresult *res,
+    int col);
 
 /* Fills l from columns col..col+LIC_NCOLS-1 of row; lic_free releases. */
 int lic_from_row(const PGresult *res, int row, int col, struct lic *l);

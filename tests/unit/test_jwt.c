@@ -159,6 +159,23 @@ static void test_es256(void)
 	/* a lease presented where a license key is expected */
 	CHECK(verify(&kr, tok, "lease+jwt") == JWS_ETYP);
 
+	/* jws_peek: the claims under a loaded kid, nothing verified */
+	CHECK(jws_peek(&kr, tok, strlen(tok), &c) == JWS_OK && c != NULL &&
+	    strcmp(json_object_get_string(json_object_object_get(c, "sub")),
+	    "0b7c6f0e-1a2b-4c3d-8e9f-001122334455") == 0);
+	json_object_put(c);
+	{
+		char *bad = strdup(tok);
+
+		n = strlen(bad);
+		bad[n - 5] = bad[n - 5] == 'A' ? 'B' : 'A';
+		CHECK(jws_peek(&kr, bad, n, &c) == JWS_OK);	/* not verified */
+		json_object_put(c);
+		CHECK(jws_peek(&kr, "garbage", 7, &c) == JWS_EMALFORMED &&
+		    c == NULL);
+		free(bad);
+	}
+
 	/* libjwt, pinned to ES256, accepts our signature (interop) */
 	pub = read_pub(kid);
 	CHECK(jwt_decode(&lj, tok, (unsigned char *)pub, (int)strlen(pub)) == 0
@@ -213,6 +230,7 @@ static void test_es256(void)
 		    (unsigned char *)"k", 1);
 
 		CHECK(verify(&kr, f, "JWT") == JWS_EKID);
+		CHECK(jws_peek(&kr, f, strlen(f), &c) == JWS_EKID && c == NULL);
 		free(f);
 	}
 	/* ES256 header but no kid */
