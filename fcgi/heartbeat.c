@@ -12,6 +12,7 @@
 #include "http.h"
 #include "json.h"
 #include "lic.h"
+#include "state.h"
 #include "touch.h"
 
 #include <stdio.h>
@@ -19,12 +20,12 @@
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_lookup($1, $2, $3, $4, $5)", 1 },
+	STATE_STMTS,
 };
 
 static void heartbeat(struct http_req *req, struct http_resp *resp)
 {
-	const char *key, *iid, *version, *nonce, *code, *eff, *params[5];
+	const char *key, *iid, *version, *nonce, *code, *eff;
 	char id[LIC_UUID_LEN + 1];
 	struct lic l = { 0 };
 	struct json_object *out;
@@ -47,12 +48,8 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		return;
 	}
-	params[0] = id;
-	params[1] = iid;
-	params[2] = lic_touch_param();
-	params[3] = version;
-	params[4] = NULL;
-	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {
+	if ((st = state_read(req->db, id, iid, lic_touch_param(), version,
+	    NULL, &res)) != DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}

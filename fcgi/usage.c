@@ -14,13 +14,14 @@
 #include "http.h"
 #include "json.h"
 #include "lic.h"
+#include "state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_lookup($1, $2, 0, NULL, NULL)", 1 },
+	STATE_STMTS,
 	/* Not retry-safe: a resend after a broken connection could count
 	 * twice when no idempotency key was given. */
 	{ "add", "SELECT * FROM licd_usage_add_batch($1)", 0 },
@@ -117,7 +118,7 @@ static int load_license(struct http_req *req, struct http_resp *resp,
     const char *key, const char *iid, struct lic *l)
 {
 	char id[LIC_UUID_LEN + 1];
-	const char *params[2], *code, *eff;
+	const char *code, *eff;
 	PGresult *res = NULL;
 	int st, rc = -1, known;
 
@@ -125,9 +126,8 @@ static int load_license(struct http_req *req, struct http_resp *resp,
 		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
 		return -1;
 	}
-	params[0] = id;
-	params[1] = iid;
-	if ((st = db_exec(req->db, "state", 2, params, &res)) != DB_OK) {
+	if ((st = state_read(req->db, id, iid, "0", NULL, NULL, &res)) !=
+	    DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "lic.h"
 #include "log.h"
+#include "state.h"
 #include "touch.h"
 
 #include <stdio.h>
@@ -22,7 +23,7 @@
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	{ "state", "SELECT * FROM licd_lookup($1, $2, $3, $4, $5)", 1 },
+	STATE_STMTS,
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
 	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 },
 	{ "deactivate", "SELECT * FROM licd_deactivate($1, $2)", 1 },
@@ -77,12 +78,8 @@ static void validate(struct http_req *req, struct http_resp *resp)
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		return;
 	}
-	params[0] = id;
-	params[1] = v.iid;
-	params[2] = lic_touch_param();
-	params[3] = v.version;
-	params[4] = v.metadata;
-	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {
+	if ((st = state_read(req->db, id, v.iid, lic_touch_param(), v.version,
+	    v.metadata, &res)) != DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
@@ -126,6 +123,8 @@ static void validate(struct http_req *req, struct http_resp *resp)
 		params[2] = v.version;
 		params[3] = v.metadata;
 		params[4] = v.domain;
+		params[0] = id;
+		params[1] = v.iid;
 		PQclear(res);
 		res = NULL;
 		if ((st = db_exec(req->db, stmt, 5, params, &res)) != DB_OK) {

@@ -384,6 +384,84 @@ def test_too_many_installations_concurrent(lic):
                 lic["id"]) == 3
 
 
+def test_concurrent_calls_each_get_their_own_answer():
+    """Lookups arriving together are read in one statement
+    (fcgi/lib/state.h); every call must still get its own license's and
+    installation's answer, whatever else shared its batch."""
+    plan = make_plan(features="sso,api_calls", limits="installations=100")
+    lics = [issue(plan=plan, limits="installations=100,api_calls_per_month=%d"
+                  % (1000 + i)) for i in range(6)]
+    revoked, gone = lics[4], lics[5]
+    sql("UPDATE licenses SET status = 'revoked', revoked_at = now()"
+        " WHERE id = %s", revoked["id"])
+    # a correctly signed key whose license row is gone: no row in the batch
+    sql("DELETE FROM licenses WHERE id = %s", gone["id"])
+    live = lics[:4]
+    for n, l in enumerate(live):
+        for k in range(3):
+            assert validate(l["key"], "cc-%d-%d" % (n, k)).json()["code"] == "VALID"
+
+    calls = []
+    for rnd in range(8):
+        for n, l in enumerate(live):
+            for k in range(3):
+                calls.append(("validate", n, k, rnd))
+                calls.append(("heartbeat", n, k, rnd))
+            calls.append(("usage", n, None, rnd))
+            calls.append(("heartbeat-new", n, None, rnd))
+        calls.append(("revoked", 4, None, rnd))
+        calls.append(("gone", 5, None, rnd))
+
+    def one(c):
+        what, n, k, rnd = c
+        l = lics[n]
+        iid = "cc-%d-%d" % (n, k or 0)
+        if what == "validate":
+            r = validate(l["key"], iid, version="v%d.%d" % (n, k), nonce="x%d" % rnd)
+        elif what == "heartbeat":
+            r = heartbeat(l["key"], iid, version="v%d.%d" % (n, k))
+        elif what == "heartbeat-new":
+            r = heartbeat(l["key"], "cc-never-%d" % n)
+        elif what == "usage":
+            r = api("/api/usage", {"license_key": l["key"], "feature": "api_calls",
+                                   "quantity": 1})
+        else:
+            r = validate(l["key"], "cc-x")
+        return c, r.status_code, r.json()
+
+    with concurrent.futures.ThreadPoolExecutor(48) as ex:
+        results = list(ex.map(one, calls))
+    for (what, n, k, rnd), status, b in results:
+        assert status == 200, (what, b)
+        if what in ("validate", "heartbeat"):
+            assert b["code"] == "VALID", b
+            assert b["license"]["id"] == lics[n]["id"]
+            assert b["license"]["limits"]["api_calls_per_month"] == 1000 + n
+            claims = jwt.decode(b["lease"], options={"verify_signature": False})
+            assert (claims["sub"], claims["iid"]) == (lics[n]["id"], "cc-%d-%d" % (n, k))
+            if what == "validate":
+                assert claims["nonce"] == "x%d" % rnd
+                assert b["installation"]["id"] == "cc-%d-%d" % (n, k)
+        elif what == "heartbeat-new":
+            assert (b["code"], b["license"]["id"]) == \
+                ("INSTALLATION_NOT_ACTIVE", lics[n]["id"])
+        elif what == "usage":
+            assert (b["feature"], b["limit"]) == ("api_calls", 1000 + n), b
+        elif what == "revoked":
+            assert (b["code"], b["license"]["id"]) == ("REVOKED", revoked["id"])
+        else:
+            assert b["code"] == "INVALID_KEY" and "license" not in b, b
+    for n, l in enumerate(live):
+        assert sql1("SELECT count(*) FROM usage_log WHERE license_id = %s",
+                    l["id"]) == 8
+    # each installation's refresh carried its own version
+    flushed()
+    rows = sql("SELECT installation_id, version FROM installations"
+               " WHERE license_id = ANY(%s::uuid[])", [l["id"] for l in live])
+    assert sorted(rows) == sorted(("cc-%d-%d" % (n, k), "v%d.%d" % (n, k))
+                                  for n in range(4) for k in range(3))
+
+
 def test_deactivate_frees_a_seat_and_is_idempotent(lic):
     for i in range(3):
         assert validate(lic["key"], "s%d" % i).json()["code"] == "VALID"
