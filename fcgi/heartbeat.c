@@ -2,10 +2,11 @@
  * heartbeat: POST /api/heartbeat. An installation that validated reports
  * in; it gets the license's current state and a fresh lease. Only an
  * active installation may heartbeat (INSTALLATION_NOT_ACTIVE otherwise);
- * heartbeats never activate a seat. One statement, licd_lookup(), reads
- * the license and installation; when last_seen is older than
- * touch_interval or the version changed, the refresh is queued for the
- * process's writer (touch.h), not written in the request.
+ * heartbeats never activate a seat. One read, licd_lookup() (batched with
+ * other threads' lookups: state.h), gets the license and installation;
+ * when last_seen is older than touch_interval or the version changed, the
+ * refresh is queued for the process's writer (touch.h), not written in
+ * the request.
  */
 #include "config.h"
 #include "db.h"

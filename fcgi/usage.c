@@ -7,7 +7,8 @@
  * (used + q <= limit) and claims the idempotency key in the same
  * transaction. The limit for feature X is limits["X_per_month"].
  * Increments arriving together share that transaction (batch.h: one WAL
- * flush for all of them); each is answered exactly as if alone.
+ * flush for all of them); each is answered exactly as if alone. The
+ * license is read first, with state_read (state.h).
  */
 #include "batch.h"
 #include "db.h"

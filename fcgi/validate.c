@@ -1,8 +1,9 @@
 /*
  * validate: POST /api/validate, POST /api/deactivate, GET /healthz.
  *
- * The common case (a known, active installation) is one statement,
- * licd_lookup(): the license and installation. When last_seen is older than
+ * The common case (a known, active installation) is one read, licd_lookup()
+ * (shared with the lookups of other threads arriving at the same time:
+ * state.h): the license and installation. When last_seen is older than
  * touch_interval or version/metadata changed, the refresh is queued for
  * the process's writer (touch.h), not written in the request. A new
  * installation goes through licd_activate(), which holds the license row
