@@ -1,49 +1,62 @@
 /* batch: see batch.h. */
 #include "batch.h"
 
+/*
+ * The queue's lock is held only to link and unlink items, never while a
+ * waiter is woken: a thread woken under the lock would only block again
+ * on it. A leader that finds more queued when it is done hands the lead
+ * to the first of them and leaves `leading` set, so that no newcomer
+ * starts a batch beside it and every item is in the first batch its
+ * leader runs (the queue is empty whenever nobody leads).
+ */
 void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 {
-	struct batch_item *items[BATCH_MAX];
+	struct batch_item *items[BATCH_MAX], *next;
 	size_t i, n, max = b->max > 0 && b->max <= BATCH_MAX ? b->max :
 	    BATCH_MAX;
 
 	it->done = 0;
 	it->next = NULL;
-	pthread_cond_init(&it->cv, NULL);
+	sem_init(&it->wake, 0, 0);
 	pthread_mutex_lock(&b->mu);
 	if (b->tail != NULL)
 		b->tail->next = it;
 	else
 		b->head = it;
 	b->tail = it;
-	while (!it->done) {
-		/* Not done and nobody leading: ours is still queued (an item
-		 * leaves the queue only into a running batch), so lead. */
-		if (b->leading) {
-			pthread_cond_wait(&it->cv, &b->mu);
-			continue;
-		}
-		b->leading = 1;
-		for (n = 0; n < max && b->head != NULL; n++) {
-			items[n] = b->head;
-			b->head = b->head->next;
-		}
-		if (b->head == NULL)
-			b->tail = NULL;
+	if (b->leading) {
 		pthread_mutex_unlock(&b->mu);
-		b->run(db, items, n);
+		while (sem_wait(&it->wake) != 0)
+			;	/* EINTR */
+		if (it->done)
+			goto out;
+		/* Handed the lead: ours is at the head of the queue. */
 		pthread_mutex_lock(&b->mu);
-		for (i = 0; i < n; i++) {
-			items[i]->done = 1;
-			if (items[i] != it)
-				pthread_cond_signal(&items[i]->cv);
-		}
-		b->leading = 0;
-		/* What queued meanwhile is the next batch; its first
-		 * submitter leads it (unless a newcomer does first). */
-		if (b->head != NULL && b->head != it)
-			pthread_cond_signal(&b->head->cv);
 	}
+	b->leading = 1;
+	for (n = 0; n < max && b->head != NULL; n++) {
+		items[n] = b->head;
+		b->head = b->head->next;
+	}
+	if (b->head == NULL)
+		b->tail = NULL;
 	pthread_mutex_unlock(&b->mu);
-	pthread_cond_destroy(&it->cv);
+
+	b->run(db, items, n);
+
+	/* An item may be gone as soon as it is posted. */
+	for (i = 0; i < n; i++) {
+		items[i]->done = 1;
+		if (items[i] != it)
+			sem_post(&items[i]->wake);
+	}
+	pthread_mutex_lock(&b->mu);
+	next = b->head;
+	if (next == NULL)
+		b->leading = 0;
+	pthread_mutex_unlock(&b->mu);
+	if (next != NULL)
+		sem_post(&next->wake);
+out:
+	sem_destroy(&it->wake);
 }

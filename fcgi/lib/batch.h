@@ -7,23 +7,25 @@
  * statement (state.h). Nobody waits longer than for the batch in front of
  * it plus its own: no timer, no added latency when idle.
  *
- * Each waiter sleeps on its own condition variable and is woken only when
- * its item is answered or it must lead the next batch: a broadcast would
- * wake every waiting thread for every batch, and on small VMs a wake-up
- * costs more than the work it waits for.
+ * Each waiter sleeps on its own semaphore and is woken once: when its item
+ * is answered or when it must lead the next batch. A broadcast would wake
+ * every waiting thread for every batch, and a condition variable would
+ * make each woken thread take the queue's lock again; on small VMs a
+ * wake-up costs more than the work it waits for.
  */
 #ifndef LICD_BATCH_H
 #define LICD_BATCH_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
 
 struct db;
 
 struct batch_item {
 	void *arg;		/* the submitter's request and answer */
-	int done;
-	pthread_cond_t cv;	/* batch_submit's */
+	int done;		/* answered, when wake is posted */
+	sem_t wake;		/* batch_submit's */
 	struct batch_item *next;
 };
 
@@ -35,7 +37,7 @@ typedef void (*batch_run_fn)(struct db *db, struct batch_item **items,
 struct batch {
 	pthread_mutex_t mu;
 	struct batch_item *head, *tail;
-	int leading;
+	int leading;		/* a batch runs or its leader is chosen */
 	size_t max;		/* items per call, at most BATCH_MAX */
 	batch_run_fn run;
 };

@@ -6,19 +6,31 @@
 #include "log.h"
 
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define STATE_BATCH 32		/* lookups per statement */
 
+/* A batch's answer, shared by its lookups: each copies its own row in its
+ * own thread (what a thread allocates, it frees: glibc's malloc takes an
+ * arena's lock to free another thread's memory), the last one frees it. */
+struct shared {
+	PGresult *res;
+	atomic_int refs;
+};
+
 struct lookup {
 	const char *params[5];	/* licd_lookup's, in order */
 	int st;
-	PGresult *res;
+	PGresult *res;		/* answered alone */
+	struct shared *sh;	/* or in a batch, at row (-1: none) */
+	int row;
 };
 
 static void run_one(struct db *db, struct lookup *x)
 {
 	x->res = NULL;
+	x->sh = NULL;
 	x->st = db_exec(db, "state", 5, x->params, &x->res);
 	if (x->st != DB_OK) {
 		PQclear(x->res);
@@ -26,26 +38,25 @@ static void run_one(struct db *db, struct lookup *x)
 	}
 }
 
-/* Gives row r of res (a batch's answer) to the lookup its last column
- * names, as a one-row result of its own. */
-static void take_row(const PGresult *res, int r, struct lookup *x)
+/* Row r of a batch's answer as a one-row result of its own (zero rows when
+ * r is -1). Returns NULL when out of memory. */
+static PGresult *copy_row(const PGresult *res, int r)
 {
+	PGresult *out;
 	int c, nf = PQnfields(res);
 
-	if (x->st != DB_OK || PQntuples(x->res) != 0)
-		return;
-	for (c = 0; c < nf; c++) {
+	if ((out = PQcopyResult(res, PG_COPYRES_ATTRS)) == NULL)
+		return NULL;
+	for (c = 0; r >= 0 && c < nf; c++) {
 		int null = PQgetisnull(res, r, c);
 
-		if (!PQsetvalue(x->res, 0, c, null ? NULL :
-		    PQgetvalue(res, r, c), null ? -1 : PQgetlength(res, r, c))) {
-			log_error("state: out of memory");
-			PQclear(x->res);
-			x->res = NULL;
-			x->st = DB_ERROR;
-			return;
+		if (!PQsetvalue(out, 0, c, null ? NULL : PQgetvalue(res, r, c),
+		    null ? -1 : PQgetlength(res, r, c))) {
+			PQclear(out);
+			return NULL;
 		}
 	}
+	return out;
 }
 
 /* batch_run_fn. A batch that fails as a statement is run again one lookup
@@ -53,6 +64,7 @@ static void take_row(const PGresult *res, int r, struct lookup *x)
 static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 {
 	struct json_object *arr = NULL, *o;
+	struct shared *sh = NULL;
 	const char *p[1];
 	PGresult *res = NULL;
 	size_t i;
@@ -62,7 +74,8 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 		run_one(db, items[0]->arg);
 		return;
 	}
-	if ((arr = json_object_new_array_ext((int)n)) == NULL)
+	if ((arr = json_object_new_array_ext((int)n)) == NULL ||
+	    (sh = malloc(sizeof(*sh))) == NULL)
 		goto alone;
 	for (i = 0; i < n; i++) {
 		const char *const *q = ((struct lookup *)items[i]->arg)->params;
@@ -96,23 +109,29 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 
 		x->st = st;
 		x->res = NULL;
-		if (st == DB_OK &&
-		    (x->res = PQcopyResult(res, PG_COPYRES_ATTRS)) == NULL)
-			x->st = DB_ERROR;
+		x->sh = st == DB_OK ? sh : NULL;
+		x->row = -1;
 	}
-	nt = st == DB_OK ? PQntuples(res) : 0;
-	nf = st == DB_OK ? PQnfields(res) : 0;
+	if (st != DB_OK)
+		goto out;
+	nt = PQntuples(res);
+	nf = PQnfields(res);
 	for (r = 0; r < nt; r++) {
 		k = atoi(PQgetvalue(res, r, nf - 1));
 		if (k >= 0 && (size_t)k < n)
-			take_row(res, r, items[k]->arg);
+			((struct lookup *)items[k]->arg)->row = r;
 	}
+	sh->res = res;
+	atomic_init(&sh->refs, (int)n);
+	res = NULL;
+	sh = NULL;
 	goto out;
 alone:
 	for (i = 0; i < n; i++)
 		run_one(db, items[i]->arg);
 out:
 	PQclear(res);
+	free(sh);
 	json_object_put(arr);
 }
 
@@ -129,6 +148,16 @@ int state_read(struct db *db, const char *license, const char *iid,
 	struct batch_item it = { .arg = &x };
 
 	batch_submit(&lookups, db, &it);
+	if (x.sh != NULL) {
+		if ((x.res = copy_row(x.sh->res, x.row)) == NULL) {
+			log_error("state: out of memory");
+			x.st = DB_ERROR;
+		}
+		if (atomic_fetch_sub(&x.sh->refs, 1) == 1) {
+			PQclear(x.sh->res);
+			free(x.sh);
+		}
+	}
 	*res = x.res;
 	return x.st;
 }

@@ -54,8 +54,8 @@ static void *client(void *arg)
 
 		it.arg = &j;
 		batch_submit(&q, NULL, &it);
-		/* The leader wrote ran[][] before marking the item done under
-		 * the queue's mutex, which batch_submit took before returning. */
+		/* The leader wrote ran[][] before marking the item done and
+		 * posting its semaphore, which batch_submit waited on. */
 		if (ran[t][s] != 1 || !it.done)
 			atomic_fetch_add(&not_run_on_return, 1);
 	}
