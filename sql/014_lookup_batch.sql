@@ -16,7 +16,10 @@
 -- columns and the item's n last; none for an unknown license. Each item is
 -- its own LATERAL subquery (OFFSET 0 keeps it from being flattened into a
 -- join), so every lookup is an index scan whatever the batch's size and
--- the planner's row estimates.
+-- the planner's row estimates. The select list is licd_lookup's, inline
+-- rather than a call of it per item (a plpgsql call per row would cost
+-- what batching saves); a change to one is a change to both, and
+-- tests/integration/test_validate.py compares their rows.
 CREATE FUNCTION licd_lookup_batch(p_items jsonb)
 RETURNS TABLE (id uuid, customer_id uuid, plan_code text, status text,
                expires_epoch bigint, grace_epoch bigint, features text,

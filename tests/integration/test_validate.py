@@ -9,6 +9,7 @@ import os
 import time
 
 import jwt  # PyJWT from Debian: an independent verifier
+import psycopg2
 import requests
 
 from conftest import (CFG, RUN_DIR, URL, api, b64url, b64url_decode,
@@ -461,6 +462,53 @@ def test_concurrent_calls_each_get_their_own_answer():
     assert sorted(rows) == sorted(("cc-%d-%d" % (n, k), "v%d.%d" % (n, k))
                                   for n in range(4) for k in range(3))
 
+
+
+def test_batched_lookup_answers_as_licd_lookup(lic):
+    """licd_lookup_batch (sql/014) repeats licd_lookup's select list (013)
+    inline, for speed; the handlers read both by column position. For the
+    same inputs, in one transaction (one clock), each item's row must be
+    licd_lookup's row, and an unknown license must have none."""
+    assert validate(lic["key"], "bl-1", version="1.0.0").json()["code"] == "VALID"
+    flushed()
+    sql("UPDATE installations SET metadata = '{\"os\":\"linux\"}'"
+        " WHERE license_id = %s AND installation_id = 'bl-1'", lic["id"])
+    missing = "00000000-0000-4000-8000-000000000000"
+    items = [
+        (lic["id"], "bl-1", 3600, None, None),          # known, fresh
+        (lic["id"], "bl-1", 0, None, None),             # known, due a touch
+        (lic["id"], "bl-1", 3600, "2.0.0", None),       # version changed
+        (lic["id"], "bl-1", 3600, "1.0.0", '{"os":"linux"}'),  # unchanged
+        (lic["id"], "bl-1", 3600, None, '{"os":"bsd"}'),  # metadata changed
+        (lic["id"], "bl-new", 3600, None, None),        # unknown installation
+        (lic["id"], None, 0, None, None),               # no installation
+        (missing, "bl-1", 3600, None, None),            # no such license
+    ]
+    batch = [dict({"n": n, "l": l, "s": s},
+                  **({"i": i} if i is not None else {}),
+                  **({"v": v} if v is not None else {}),
+                  **({"m": m} if m is not None else {}))
+             for n, (l, i, s, v, m) in enumerate(items)]
+    conn = psycopg2.connect(CFG["database_url"])
+    try:
+        with conn, conn.cursor() as cur:
+            alone = []
+            for l, i, s, v, m in items:
+                cur.execute("SELECT * FROM licd_lookup(%s, %s, %s, %s, %s)",
+                            (l, i, s, v, m))
+                alone.append(cur.fetchall())
+            cur.execute("SELECT * FROM licd_lookup_batch(%s::jsonb)",
+                        (json.dumps(batch),))
+            together = cur.fetchall()
+    finally:
+        conn.close()
+    by_n = {row[-1]: row[:-1] for row in together}
+    assert len(by_n) == len(together) == len(items) - 1
+    for n, rows in enumerate(alone):
+        assert rows == ([by_n[n]] if n in by_n else []), items[n]
+    # the cases differ where they should
+    assert [r[0][14] for r in alone[:5]] == [False, True, True, False, True]
+    assert alone[5][0][9] is None and alone[7] == []
 
 def test_deactivate_frees_a_seat_and_is_idempotent(lic):
     for i in range(3):
