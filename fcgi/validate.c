@@ -121,11 +121,11 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 4), v.domain) != 0)))) {
 		const char *stmt = active ? "touch" : "activate";
 
+		params[0] = id;
+		params[1] = v.iid;
 		params[2] = v.version;
 		params[3] = v.metadata;
 		params[4] = v.domain;
-		params[0] = id;
-		params[1] = v.iid;
 		PQclear(res);
 		res = NULL;
 		if ((st = db_exec(req->db, stmt, 5, params, &res)) != DB_OK) {

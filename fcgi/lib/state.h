@@ -26,10 +26,10 @@ struct db;
 /* licd_lookup(license, iid, touch_secs, version, metadata), perhaps
  * batched with other threads' lookups. license must be a UUID
  * (lic_uuid_valid), touch_secs a decimal string; iid, version and
- * metadata (serialised JSON object) may be NULL. Returns DB_OK with *res holding
- * licd_lookup's columns (and maybe more after them) in zero rows (no such
- * license) or one, the caller's to PQclear; else db_exec's status and
- * *res NULL. */
+ * metadata (serialised JSON object) may be NULL. Returns DB_OK with *res
+ * holding licd_lookup's columns (and maybe more after them) in zero rows
+ * (no such license) or one, the caller's to PQclear; else db_exec's
+ * status and *res NULL. */
 int state_read(struct db *db, const char *license, const char *iid,
     const char *touch_secs, const char *version, const char *metadata,
     PGresult **res);
