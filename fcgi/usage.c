@@ -16,6 +16,7 @@
 #include "json.h"
 #include "lic.h"
 #include "state.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,7 +270,7 @@ static void get_usage(struct http_req *req, struct http_resp *resp)
 	size_t i, n;
 	int st, q, have_lic = 0;
 
-	if ((q = http_query(req, "license_key", &key)) != 0) {
+	if ((q = url_query(req->query, "license_key", &key)) != 0) {
 		if (q > 0)
 			http_error(resp, 400, "MISSING_FIELD",
 			    "field 'license_key' is required");
@@ -278,7 +279,7 @@ static void get_usage(struct http_req *req, struct http_resp *resp)
 			    "field 'license_key' is not valid");
 		goto out;
 	}
-	if ((q = http_query(req, "period", &period)) < 0 ||
+	if ((q = url_query(req->query, "period", &period)) < 0 ||
 	    (q == 0 && !period_valid(period))) {
 		http_error(resp, 400, "INVALID_FIELD",
 		    "field 'period' must be YYYY-MM");

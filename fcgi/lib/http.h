@@ -87,11 +87,6 @@ void http_db_error(struct http_req *req, struct http_resp *resp, int st,
 /* CGI parameter from nginx, NULL if absent. */
 const char *http_param(const struct http_req *req, const char *name);
 
-/* Query-string parameter, URL-decoded (libcurl). 0: *out is a malloc'd
- * NUL-free string (caller frees); 1: absent; -1: not decodable or
- * contains NUL. */
-int http_query(const struct http_req *req, const char *name, char **out);
-
 /* GET /healthz for any program. */
 void http_healthz(struct http_req *req, struct http_resp *resp);
 

@@ -280,11 +280,22 @@ const char *js_dump(struct json_object *obj, size_t *len)
 	return s;
 }
 
+/* json_tokener_parse() allocates a tokener per call; the row's columns
+ * (three per license read) reuse the thread's. */
 struct json_object *js_from_text(const char *s)
 {
-	if (s == NULL || *s == '\0')
+	struct json_tokener *tok;
+	struct json_object *o;
+
+	if (s == NULL || *s == '\0' || (tok = tokener()) == NULL)
 		return NULL;
-	return json_tokener_parse(s);
+	json_tokener_reset(tok);
+	o = json_tokener_parse_ex(tok, s, -1);
+	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
 }
 
 struct json_object *js_path(struct json_object *o, const char *path)

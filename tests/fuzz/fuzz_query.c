@@ -1,5 +1,5 @@
 /* Query strings (GET /api/usage). */
-#include "http.h"
+#include "url.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,18 +7,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct http_req req;
 	char *q = malloc(size + 1), *v = NULL;
 
 	if (q == NULL)
 		return 0;
 	memcpy(q, data, size);
 	q[size] = '\0';
-	memset(&req, 0, sizeof(req));
-	req.query = q;
-	if (http_query(&req, "license_key", &v) == 0)
+	if (url_query(q, "license_key", &v) == 0)
 		free(v);
-	if (http_query(&req, "period", &v) == 0)
+	if (url_query(q, "period", &v) == 0)
 		free(v);
 	free(q);
 	return 0;

@@ -109,9 +109,34 @@ static void test_path(void)
 	json_object_put(o);
 }
 
+/* PostgreSQL's jsonb text, through the thread's reused tokener: a failed
+ * parse leaves nothing behind for the next. */
+static void test_from_text(void)
+{
+	struct json_object *o;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		o = js_from_text("{\"installations\": 3, \"seats\": [1, 2]}");
+		CHECK(o != NULL && json_object_is_type(o, json_type_object));
+		CHECK(json_object_get_int(js_path(o, "installations")) == 3);
+		CHECK(json_object_array_length(js_path(o, "seats")) == 2);
+		json_object_put(o);
+		CHECK(js_from_text("{\"a\": [1, 2") == NULL);
+		CHECK(js_from_text("{\"a\": tru}") == NULL);
+	}
+	o = js_from_text("[\"sso\", \"reports\"]");
+	CHECK(o != NULL && json_object_array_length(o) == 2);
+	json_object_put(o);
+	CHECK(js_from_text("") == NULL);
+	CHECK(js_from_text(NULL) == NULL);
+	js_thread_end();
+}
+
 int main(void)
 {
 	test_path();
+	test_from_text();
 	test_parse();
 	test_utf8();
 	test_fields();
