@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,11 +350,51 @@ out:
 	json_object_put(resp.body);
 }
 
+static atomic_int stopping;
+static int own_accept;
+
+/*
+ * libfcgi's accept polls every connection from a unix socket for up to
+ * 2 s before taking it (is_af_unix_keeper: for web servers that connect
+ * and hang up without a request); nginx never does that and always sends
+ * the request at once, so the poll is one more syscall per request. The
+ * connection is accepted here and handed to FCGX_Accept_r, which reads
+ * the request from an already-open ipcFd as it does on a kept connection
+ * (fcgiapp.c; ipcFd and keepConnection are FCGX_Request fields the header
+ * calls internal, unchanged throughout libfcgi 2.4). A connection closed
+ * without a request is dropped by libfcgi, which then accepts the next
+ * one itself; one nginx keeps open (fastcgi_keep_conn) is read again.
+ */
+static int next_request(struct worker *w)
+{
+	int fd;
+
+	if (own_accept && w->fcgi.ipcFd < 0) {
+		for (;;) {
+			if (atomic_load(&stopping))
+				return -1;
+			fd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0)
+				break;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				usleep(10000);
+			else if (errno != EINTR && errno != ECONNABORTED &&
+			    errno != EAGAIN && errno != EPROTO)
+				return -1;
+		}
+		w->fcgi.ipcFd = fd;
+		/* not closed by FCGX_Accept_r's own FCGX_Finish_r */
+		w->fcgi.keepConnection = 1;
+	}
+	return FCGX_Accept_r(&w->fcgi);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	while (FCGX_Accept_r(&w->fcgi) >= 0) {
+	while (next_request(w) >= 0) {
 		serve(w);
 		/* Once the empty FCGI_STDIN record has been read nginx sends
 		 * nothing more, so close at once: libfcgi's lingering close
@@ -374,6 +415,15 @@ static void *worker_main(void *arg)
 static void on_wake(int sig)
 {
 	(void)sig;	/* only interrupts accept(2) */
+}
+
+static int is_unix_socket(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    ss.ss_family == AF_UNIX;
 }
 
 /* One process: N threads accepting on fd 0 until SIGTERM/SIGINT. */
@@ -398,6 +448,7 @@ static int run_threads(void)
 		log_error("FCGX_Init failed");
 		return 1;
 	}
+	own_accept = is_unix_socket(0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_wake;	/* no SA_RESTART: accept gets EINTR */
 	sigaction(SIGUSR2, &sa, NULL);
@@ -410,6 +461,10 @@ static int run_threads(void)
 
 	if ((ws = calloc((size_t)nthreads, sizeof(*ws))) == NULL)
 		return 1;
+	/* Before the workers start: they read whether lines are buffered
+	 * without a lock (log.h). */
+	if (log_buffer_start(cfg_int("log_flush_ms", 1000)) != 0)
+		log_warn("cannot start the log flusher; writing each line");
 	for (i = 0; i < nthreads; i++) {
 		ws[i].db = db_new(prog->stmts, prog->nstmts);
 		ws[i].buf = malloc(max_body + 1);
@@ -427,6 +482,7 @@ static int run_threads(void)
 	} while (sig == SIGHUP);
 	log_info("signal %d: finishing requests in flight", sig);
 	FCGX_ShutdownPending();
+	atomic_store(&stopping, 1);
 	for (i = 0; i < nthreads; i++) {
 		/* Re-send until it leaves accept(): a signal landing just
 		 * before the accept call would otherwise be lost. */
@@ -448,6 +504,7 @@ static int run_threads(void)
 	free(ws);
 	if (prog->fini != NULL)
 		prog->fini();
+	log_buffer_stop();
 	return 0;
 }
 

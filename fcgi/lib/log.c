@@ -13,6 +13,16 @@
 #include <unistd.h>
 
 static int log_fd = 2;
+
+/* Buffered info lines (log.h); buf_on is read without the lock only to
+ * choose the path, set before any worker thread starts. */
+static pthread_mutex_t buf_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t buf_cv = PTHREAD_COND_INITIALIZER;
+static pthread_t buf_tid;
+static char buf[32768];
+static size_t buf_len;
+static int buf_on, buf_stop;
+static long buf_ms;
 static char log_prog[32] = "licd";
 /* glibc does not cache getpid(); on a request path where every syscall
  * counts, the pid is kept here and refreshed in a forked child. */
@@ -43,6 +53,77 @@ int log_init(const char *program)
 	return 0;
 }
 
+static void write_all(const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(log_fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;	/* nowhere left to report it */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Called with buf_mu held. */
+static void flush_locked(void)
+{
+	if (buf_len > 0)
+		write_all(buf, buf_len);
+	buf_len = 0;
+}
+
+static void *flusher(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	pthread_mutex_lock(&buf_mu);
+	while (!buf_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += buf_ms / 1000;
+		ts.tv_nsec += (buf_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&buf_cv, &buf_mu, &ts);
+		flush_locked();
+	}
+	pthread_mutex_unlock(&buf_mu);
+	return NULL;
+}
+
+int log_buffer_start(long flush_ms)
+{
+	if (flush_ms <= 0 || buf_on)
+		return 0;
+	buf_ms = flush_ms;
+	buf_stop = 0;
+	if (pthread_create(&buf_tid, NULL, flusher, NULL) != 0)
+		return -1;
+	buf_on = 1;
+	return 0;
+}
+
+void log_buffer_stop(void)
+{
+	if (!buf_on)
+		return;
+	pthread_mutex_lock(&buf_mu);
+	buf_stop = 1;
+	pthread_cond_signal(&buf_cv);
+	pthread_mutex_unlock(&buf_mu);
+	pthread_join(buf_tid, NULL);
+	buf_on = 0;
+	pthread_mutex_lock(&buf_mu);
+	flush_locked();
+	pthread_mutex_unlock(&buf_mu);
+}
+
 void log_msg(const char *level, const char *fmt, ...)
 {
 	char line[2048];
@@ -67,7 +148,20 @@ void log_msg(const char *level, const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
-	if (write(log_fd, line, (size_t)n) < 0) {
-		/* nowhere left to report it */
+	if (!buf_on) {
+		write_all(line, (size_t)n);
+		return;
 	}
+	pthread_mutex_lock(&buf_mu);
+	if (strcmp(level, "info") != 0) {
+		/* in order after what is buffered, and at once */
+		flush_locked();
+		write_all(line, (size_t)n);
+	} else {
+		if (buf_len + (size_t)n > sizeof(buf))
+			flush_locked();
+		memcpy(buf + buf_len, line, (size_t)n);
+		buf_len += (size_t)n;
+	}
+	pthread_mutex_unlock(&buf_mu);
 }

@@ -1,12 +1,25 @@
 /*
- * log: one line per event, written with a single write(2) to an O_APPEND
- * file so lines from threads and processes never interleave. Callers never
- * pass secrets (keys, tokens, signatures) to these functions.
+ * log: one line per event, written with write(2) to an O_APPEND file in
+ * whole lines, so lines from threads and processes never interleave.
+ * Callers never pass secrets (keys, tokens, signatures) to these
+ * functions.
+ *
+ * A FastCGI program may buffer its info lines (log_buffer_start), as
+ * nginx's `access_log ... buffer= flush=` does: a write per request is
+ * a syscall and a lock on the file shared by every program. Buffered
+ * lines reach the file within flush_ms, when the buffer fills, before any
+ * warn/error line (which is never buffered) and at log_buffer_stop; a
+ * process that crashes loses at most flush_ms of info lines.
  */
 #ifndef LICD_LOG_H
 #define LICD_LOG_H
 
 int log_init(const char *program);
+/* Starts buffering info lines in this process (0 = never); call after
+ * fork, from the process that serves. */
+int log_buffer_start(long flush_ms);
+/* Writes what is buffered and stops buffering. */
+void log_buffer_stop(void);
 void log_msg(const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

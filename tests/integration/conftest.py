@@ -104,6 +104,18 @@ def eventually(fn, timeout=5.0):
         time.sleep(0.05)
 
 
+def log_text():
+    return open(CFG["log_file"], encoding="utf-8", errors="replace").read()
+
+
+def logged(rid, timeout=5.0):
+    """The log lines of request `rid`. The programs buffer their info
+    lines for up to log_flush_ms (1000; fcgi/lib/log.h)."""
+    return eventually(
+        lambda: [l for l in log_text().splitlines() if "rid=%s " % rid in l],
+        timeout)
+
+
 def licctl(*args, check=True):
     env = dict(os.environ, LICD_CONFIG=CONFIG)
     p = subprocess.run([os.path.join(BIN, "licctl")] + list(args),

@@ -13,8 +13,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (CFG, URL, api, error_code, licctl, make_plan, sql, sql1,
-                      unique, validate)
+from conftest import (CFG, URL, api, error_code, licctl, log_text, logged,
+                      make_plan, sql, sql1, unique, validate)
 
 DOUBLE = os.environ.get("LICD_STRIPE_API_BASE")
 CA = os.environ.get("LICD_STRIPE_CA_FILE")
@@ -212,13 +212,15 @@ def test_stripe_failure_is_502_and_nothing_written(mode):
     plan = priced_plan()
     double("/__mode", {"mode": mode})
     before = sql1("SELECT count(*) FROM checkout_sessions")
-    r = api("/api/checkout/session", {"plan": plan, "email": "x@example.com"})
+    rid = "stripe-fail." + unique(mode)
+    r = api("/api/checkout/session", {"plan": plan, "email": "x@example.com"},
+            headers={"X-Request-Id": rid})
     assert r.status_code == 502, r.text
     assert error_code(r) == "PAYMENT_PROVIDER_ERROR"
     assert "Stripe" not in r.text and "sk_test" not in r.text
     assert sql1("SELECT count(*) FROM checkout_sessions") == before
-    log = open(CFG["log_file"], errors="replace").read()
-    assert CFG["stripe_secret_key"] not in log
+    assert logged(rid)      # the request's own line is in the file by now
+    assert CFG["stripe_secret_key"] not in log_text()
 
 
 # --- subscription lifecycle -----------------------------------------------

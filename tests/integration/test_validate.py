@@ -6,6 +6,9 @@ import hashlib
 import hmac
 import json
 import os
+import signal
+import socket
+import subprocess
 import time
 
 import jwt  # PyJWT from Debian: an independent verifier
@@ -14,7 +17,8 @@ import requests
 
 from conftest import (CFG, RUN_DIR, URL, api, b64url, b64url_decode,
                       error_code, eventually, flushed, heartbeat, issue,
-                      jwt_parts, make_plan, sql, sql1, unique, validate)
+                      jwt_parts, log_text, logged, make_plan, sql, sql1,
+                      unique, validate, wait_healthy)
 
 
 def jwks():
@@ -763,22 +767,60 @@ def test_invalid_utf8_in_every_string_field(lic):
 
 # --- request ids and logs -------------------------------------------------
 
-def log_text():
-    return open(CFG["log_file"], encoding="utf-8", errors="replace").read()
-
-
 def test_request_id_echoed_and_logged_key_never_logged(lic):
     rid = "test." + unique("rid")
     r = api("/api/validate", {"license_key": lic["key"], "installation_id": "rid"},
             headers={"X-Request-Id": rid})
     assert r.headers["X-Request-Id"] == rid
-    time.sleep(0.3)
-    text = log_text()
-    lines = [l for l in text.splitlines() if "rid=%s " % rid in l]
+    lines = logged(rid)
     assert len(lines) == 1, lines
     assert "POST /api/validate" in lines[0] and "code=VALID" in lines[0]
+    text = log_text()
     assert lic["key"] not in text
     assert lic["key"].split(".")[2] not in text
+
+
+def test_connections_without_a_request_do_not_stall_workers(lic):
+    """The programs accept on their unix socket themselves (fcgi/lib/http.c)
+    and leave a connection that brings no request to libfcgi: more such
+    connections than there are worker threads, hung up at once or after
+    half a record, and every worker still answers."""
+    rt_file = os.path.join(RUN_DIR, "runtime-dir")
+    rt = open(rt_file).read().strip() if os.path.exists(rt_file) else RUN_DIR
+    path = os.path.join(rt, "sock", "validate.sock")
+    for i in range(80):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        if i % 2:
+            s.sendall(b"\x01\x01\x00")     # a FastCGI header cut short
+        s.close()
+    codes = [validate(lic["key"], "half").json()["code"] for _ in range(30)]
+    assert codes == ["VALID"] * 30
+
+
+def test_buffered_log_lines_written_when_a_worker_stops(lic):
+    """A program buffers its request lines (log_flush_ms); a worker told to
+    stop writes what it holds before it exits, so a restart or deploy loses
+    no line. Both validate workers stop right after the call (well inside
+    the flush interval); their master starts new ones."""
+    rid = "stop." + unique("rid")
+    master = open(os.path.join(RUN_DIR, "pid", "validate.pid")).read().strip()
+    kids = subprocess.run(["pgrep", "-P", master], capture_output=True,
+                          text=True).stdout.split()
+    assert kids
+    r = api("/api/validate", {"license_key": lic["key"], "installation_id": "stop"},
+            headers={"X-Request-Id": rid})
+    assert r.json()["code"] == "VALID"
+    for k in kids:
+        os.kill(int(k), signal.SIGTERM)
+    for k in kids:
+        while os.path.exists("/proc/%s" % k) and \
+                open("/proc/%s/stat" % k).read().split(") ")[1][0] != "Z":
+            time.sleep(0.01)
+    lines = [l for l in log_text().splitlines() if "rid=%s " % rid in l]
+    assert len(lines) == 1, lines
+    assert wait_healthy()
+    assert eventually(lambda: validate(lic["key"], "stop").json()["code"] == "VALID")
 
 
 def test_request_id_generated_when_absent_or_invalid():
