@@ -84,12 +84,9 @@ static void *flusher(void *arg)
 	pthread_mutex_lock(&buf_mu);
 	while (!buf_stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += buf_ms / 1000;
 		ts.tv_nsec += (buf_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts.tv_sec += buf_ms / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&buf_cv, &buf_mu, &ts);
 		flush_locked();
 	}
