@@ -18,7 +18,8 @@ function M.post(path, body)
   return wrk.format("POST", path, M.headers, body)
 end
 
--- keys(path) returns pick(): a random key and its 1-based index.
+-- keys(path) returns pick(): a random key's 1-based index, and key(i):
+-- that key, read from the file.
 function M.keys(path)
   local f = assert(io.open(path, "rb"), "cannot open " .. path)
   local first = assert(f:read("*l"), "no keys in " .. path)
@@ -29,23 +30,23 @@ function M.keys(path)
   f:setvbuf("no")
   local addr = tonumber(tostring({}):match("0x(%x+)") or "0", 16) or 0
   math.randomseed(os.time() + addr % 1000003)
-  return function()
-    local i = math.random(n)
+  local function key(i)
     f:seek("set", (i - 1) * rec)
-    local k = f:read(rec - 1):gsub(" +$", "")
-    return k, i
-  end, n
+    return (f:read(rec - 1):gsub(" +$", ""))
+  end
+  return function() return math.random(n) end, key, n
 end
 
--- cached(pick, make): a request() that builds make(key, i) for a random
--- key, remembering it when there are few enough keys.
-function M.cached(pick, n, make)
+-- cached(pick, key, n, make): a request() that builds make(key, i) for a
+-- random key, remembering it when there are few enough keys. The index is
+-- drawn first, so that a remembered request costs no read of the file.
+function M.cached(pick, key, n, make)
   local memo = n <= 100000 and {} or nil
   return function()
-    local k, i = pick()
-    if memo == nil then return make(k, i) end
+    local i = pick()
+    if memo == nil then return make(key(i), i) end
     local r = memo[i]
-    if r == nil then r = make(k, i); memo[i] = r end
+    if r == nil then r = make(key(i), i); memo[i] = r end
     return r
   end
 end

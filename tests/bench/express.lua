@@ -5,8 +5,8 @@ local c = require("common")
 
 function init(args)
   local kind = args[2]
-  local pick, n = c.keys(args[1])
-  request = c.cached(pick, n, function(k, i)
+  local pick, key, n = c.keys(args[1])
+  request = c.cached(pick, key, n, function(k, i)
     if kind == "validate" then
       return c.post("/api/validate", string.format(
         '{"licenseKey":"%s","installationId":"wrk-%d","domain":"app.example.com","version":"1.0.0"}', k, i))

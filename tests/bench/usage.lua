@@ -4,8 +4,8 @@ package.path = os.getenv("BENCH_LUA") .. "/?.lua;" .. package.path
 local c = require("common")
 
 function init(args)
-  local pick, n = c.keys(args[1])
-  request = c.cached(pick, n, function(k)
+  local pick, key, n = c.keys(args[1])
+  request = c.cached(pick, key, n, function(k)
     return c.post("/api/usage", string.format(
       '{"license_key":"%s","feature":"api_calls","quantity":1}', k))
   end)
