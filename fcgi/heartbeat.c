@@ -6,7 +6,8 @@
  * other threads' lookups: state.h), gets the license and installation;
  * when last_seen is older than touch_interval or the version changed, the
  * refresh is queued for the process's writer (touch.h), not written in
- * the request.
+ * the request. The handler checks the call and hands the lookup on; the
+ * thread that runs the lookup's batch answers (http_defer, looked_up).
  */
 #include "config.h"
 #include "db.h"
@@ -24,45 +25,46 @@ static const struct db_stmt stmts[] = {
 	STATE_STMTS,
 };
 
-static void heartbeat(struct http_req *req, struct http_resp *resp)
-{
-	const char *key, *iid, *version, *nonce, *code, *eff;
+/* A heartbeat between its lookup and its answer (http_scratch). */
+struct hb {
+	struct state_call sc;		/* first: looked_up casts it back */
+	struct http_req *req;
+	struct http_resp *resp;
+	const char *key, *iid, *version, *nonce;
 	char id[LIC_UUID_LEN + 1];
+	int known;
+};
+
+_Static_assert(sizeof(struct hb) <= HTTP_SCRATCH, "struct hb too large");
+
+/* The rest, on the thread that ran the lookup's batch. */
+static void looked_up(struct state_call *sc, struct db *db, int st,
+    PGresult *res)
+{
+	struct hb *h = (struct hb *)sc;
+	struct http_req *req = h->req;
+	struct http_resp *resp = h->resp;
+	const char *code, *eff;
 	struct lic l = { 0 };
 	struct json_object *out;
-	struct js_err e;
-	PGresult *res = NULL;
 	long long first, last;
-	int st, have_lic = 0, active, known;
+	int have_lic = 0, active;
 
-	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &key,
-	    &e) ||
-	    js_string(req->json, "installation_id", 1, 1, 128, JS_ID, &iid,
-	    &e) ||
-	    js_string(req->json, "version", 0, 1, 64, JS_TEXT, &version, &e) ||
-	    js_string(req->json, "nonce", 0, 1, 128, JS_TEXT, &nonce, &e)) {
-		http_field_error(resp, &e);
-		return;
-	}
-	if (lic_key_id(key, id, &known) != LIC_OK) {
-		req->log_code = "INVALID_KEY";
-		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
-		return;
-	}
-	if ((st = state_read(req->db, id, iid, lic_touch_param(), version,
-	    NULL, &res)) != DB_OK) {
+	req->db = db;
+	if (st != DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
 	/* No row: deleted since it was signed, or a forgery naming a license
 	 * that never was. The row vouches for the key (lic.h). */
-	if (PQntuples(res) != 1 || (!known && lic_key_confirm(key, id, res,
-	    LIC_NCOLS + 6) != LIC_OK)) {
+	if (PQntuples(res) != 1 || (!h->known && lic_key_confirm(h->key, h->id,
+	    res, LIC_NCOLS + 6) != LIC_OK)) {
 		req->log_code = "INVALID_KEY";
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		goto out;
 	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s",
+	    h->id);
 	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
 		http_error(resp, 500, "INTERNAL", "bad license row");
 		goto out;
@@ -75,17 +77,19 @@ static void heartbeat(struct http_req *req, struct http_resp *resp)
 	/* The database's clock (licd_now) decides expiry and lease times. */
 	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
 	if (strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), "t") == 0 &&
-	    touch_queue(id, iid, (long long)req->now, version, NULL) == 0)
+	    touch_queue(h->id, h->iid, (long long)req->now, h->version,
+	    NULL) == 0)
 		last = (long long)req->now;
 	code = lic_state(&l, req->now, &eff);
 	if (strcmp(code, "VALID") == 0 && !active)
 		code = "INSTALLATION_NOT_ACTIVE";
 	out = lic_result(code, &l, req->now);
 	if (first != 0)
-		lic_add_installation(out, iid, active ? "active" : "inactive",
+		lic_add_installation(out, h->iid, active ? "active" : "inactive",
 		    first, last);
 	if (strcmp(code, "VALID") == 0) {
-		if (lic_add_lease(out, &l, iid, nonce, req->now) != LIC_OK) {
+		if (lic_add_lease(out, &l, h->iid, h->nonce, req->now) !=
+		    LIC_OK) {
 			json_object_put(out);
 			http_error(resp, 500, "INTERNAL", "cannot sign lease");
 			goto out;
@@ -99,6 +103,37 @@ out:
 	if (have_lic)
 		lic_free(&l);
 	PQclear(res);
+	http_done(req);
+}
+
+/* Checks the call and hands its lookup to the batch (state.h); this
+ * thread goes on to its next request meanwhile. */
+static void heartbeat(struct http_req *req, struct http_resp *resp)
+{
+	struct hb *h = http_scratch(req);
+	struct js_err e;
+
+	memset(h, 0, sizeof(*h));
+	h->req = req;
+	h->resp = resp;
+	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &h->key,
+	    &e) ||
+	    js_string(req->json, "installation_id", 1, 1, 128, JS_ID, &h->iid,
+	    &e) ||
+	    js_string(req->json, "version", 0, 1, 64, JS_TEXT, &h->version,
+	    &e) ||
+	    js_string(req->json, "nonce", 0, 1, 128, JS_TEXT, &h->nonce, &e)) {
+		http_field_error(resp, &e);
+		return;
+	}
+	if (lic_key_id(h->key, h->id, &h->known) != LIC_OK) {
+		req->log_code = "INVALID_KEY";
+		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
+		return;
+	}
+	http_defer(req);
+	state_read_then(&h->sc, req->db, h->id, h->iid, lic_touch_param(),
+	    h->version, NULL, looked_up);
 }
 
 static const struct http_route routes[] = {
@@ -116,6 +151,7 @@ int main(int argc, char **argv)
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = lic_init,
 		.fini = touch_stop,
+		.defers = 1,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -180,7 +180,7 @@ static void post_usage(struct http_req *req, struct http_resp *resp)
 	char lname[96];
 	long long quantity;
 	struct add x = { 0 };
-	struct batch_item it;
+	struct batch_item it = { 0 };
 	struct lic l;
 	struct json_object *o;
 	struct js_err e;

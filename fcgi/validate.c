@@ -9,6 +9,11 @@
  * installation goes through licd_activate(), which holds the license row
  * lock while it counts seats; a newly allowed domain is recorded by
  * licd_touch() at once.
+ *
+ * The handler checks the call and hands the lookup on (http_defer); the
+ * thread that runs the lookup's batch answers (looked_up), or passes a
+ * call that must write to a resume thread (http_resume), since the other
+ * lookups queued behind it must not wait for a disk flush.
  */
 #include "config.h"
 #include "db.h"
@@ -61,38 +66,46 @@ static int parse(struct http_req *req, struct http_resp *resp,
 	return 0;
 }
 
-static void validate(struct http_req *req, struct http_resp *resp)
-{
+/* A validate between its lookup and its answer (http_scratch). */
+struct vcall {
+	struct state_call sc;		/* first: looked_up casts it back */
+	struct http_req *req;
+	struct http_resp *resp;
 	struct vreq v;
-	struct lic l = { 0 };
 	char id[LIC_UUID_LEN + 1];
+	int known;
+	PGresult *res;			/* the lookup's, for a resumed rest */
+};
+
+_Static_assert(sizeof(struct vcall) <= HTTP_SCRATCH, "struct vcall too large");
+
+static void resumed(struct http_req *req, struct http_resp *resp);
+
+/* Answers from the lookup's row res (freed here). Where the call must
+ * write in the request and may not (can_write 0: this is the thread that
+ * ran the lookup batch, which others wait on), hands the rest to a resume
+ * thread instead, keeping res, and returns 1. */
+static int answer(struct vcall *x, PGresult *res, int can_write)
+{
+	struct http_req *req = x->req;
+	struct http_resp *resp = x->resp;
+	struct vreq *v = &x->v;
+	struct lic l = { 0 };
 	const char *code, *eff, *params[5];
-	PGresult *res = NULL;
 	struct json_object *out = NULL;
 	long long first = 0, last = 0;
-	int st, have_lic = 0, active, known;
+	int st, have_lic = 0, active;
 
-	if (parse(req, resp, &v) != 0)
-		return;
-	if (lic_key_id(v.key, id, &known) != LIC_OK) {
-		req->log_code = "INVALID_KEY";
-		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
-		return;
-	}
-	if ((st = state_read(req->db, id, v.iid, lic_touch_param(), v.version,
-	    v.metadata, &res)) != DB_OK) {
-		http_db_error(req, resp, st, "license state");
-		goto out;
-	}
 	/* No row: deleted since it was signed, or a forgery naming a license
 	 * that never was. The row vouches for the key (lic.h). */
-	if (PQntuples(res) != 1 || (!known && lic_key_confirm(v.key, id, res,
-	    LIC_NCOLS + 6) != LIC_OK)) {
+	if (PQntuples(res) != 1 || (!x->known && lic_key_confirm(v->key, x->id,
+	    res, LIC_NCOLS + 6) != LIC_OK)) {
 		code = "INVALID_KEY";
 		out = lic_result(code, NULL, req->now);
 		goto answer;
 	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s",
+	    x->id);
 	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
 		http_error(resp, 500, "INTERNAL", "bad license row");
 		goto out;
@@ -106,10 +119,10 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
 
 	code = lic_state(&l, req->now, &eff);
-	if (strcmp(code, "VALID") == 0 && !lic_domain_allowed(&l, v.domain))
+	if (strcmp(code, "VALID") == 0 && !lic_domain_allowed(&l, v->domain))
 		code = "DOMAIN_NOT_ALLOWED";
-	if (strcmp(code, "VALID") == 0 && v.feature != NULL &&
-	    !lic_has_feature(&l, v.feature))
+	if (strcmp(code, "VALID") == 0 && v->feature != NULL &&
+	    !lic_has_feature(&l, v->feature))
 		code = "FEATURE_NOT_LICENSED";
 
 	/* Written in the request: an activation, or a domain that may be
@@ -117,15 +130,21 @@ static void validate(struct http_req *req, struct http_resp *resp)
 	 * last_seen with it). Otherwise a due refresh goes to the writer,
 	 * refused calls included: they are contacts too. */
 	if (strcmp(code, "VALID") == 0 && (!active ||
-	    (v.domain != NULL && (PQgetisnull(res, 0, LIC_NCOLS + 4) ||
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 4), v.domain) != 0)))) {
+	    (v->domain != NULL && (PQgetisnull(res, 0, LIC_NCOLS + 4) ||
+	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 4), v->domain) != 0)))) {
 		const char *stmt = active ? "touch" : "activate";
 
-		params[0] = id;
-		params[1] = v.iid;
-		params[2] = v.version;
-		params[3] = v.metadata;
-		params[4] = v.domain;
+		if (!can_write) {
+			lic_free(&l);
+			x->res = res;
+			http_resume(req, resumed);
+			return 1;
+		}
+		params[0] = x->id;
+		params[1] = v->iid;
+		params[2] = v->version;
+		params[3] = v->metadata;
+		params[4] = v->domain;
 		PQclear(res);
 		res = NULL;
 		if ((st = db_exec(req->db, stmt, 5, params, &res)) != DB_OK) {
@@ -160,16 +179,16 @@ static void validate(struct http_req *req, struct http_resp *resp)
 			}
 		}
 	} else if (strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), "t") == 0 &&
-	    touch_queue(id, v.iid, (long long)req->now, v.version,
-	    v.metadata) == 0) {
+	    touch_queue(x->id, v->iid, (long long)req->now, v->version,
+	    v->metadata) == 0) {
 		last = (long long)req->now;
 	}
 	out = lic_result(code, &l, req->now);
 	if (first != 0)
-		lic_add_installation(out, v.iid, active ? "active" : "inactive",
+		lic_add_installation(out, v->iid, active ? "active" : "inactive",
 		    first, last);
 	if (strcmp(code, "VALID") == 0 &&
-	    lic_add_lease(out, &l, v.iid, v.nonce, req->now) != LIC_OK) {
+	    lic_add_lease(out, &l, v->iid, v->nonce, req->now) != LIC_OK) {
 		json_object_put(out);
 		out = NULL;
 		http_error(resp, 500, "INTERNAL", "cannot sign lease");
@@ -183,6 +202,53 @@ out:
 	if (have_lic)
 		lic_free(&l);
 	PQclear(res);
+	return 0;
+}
+
+/* On a resume thread, with its connection; http.c answers after. */
+static void resumed(struct http_req *req, struct http_resp *resp)
+{
+	struct vcall *x = http_scratch(req);
+
+	(void)resp;
+	answer(x, x->res, 1);
+}
+
+/* On the thread that ran the lookup's batch. */
+static void looked_up(struct state_call *sc, struct db *db, int st,
+    PGresult *res)
+{
+	struct vcall *x = (struct vcall *)sc;
+
+	x->req->db = db;
+	if (st != DB_OK) {
+		http_db_error(x->req, x->resp, st, "license state");
+		http_done(x->req);
+		return;
+	}
+	if (answer(x, res, 0) == 0)
+		http_done(x->req);
+}
+
+/* Checks the call and hands its lookup to the batch (state.h); this
+ * thread goes on to its next request meanwhile. */
+static void validate(struct http_req *req, struct http_resp *resp)
+{
+	struct vcall *x = http_scratch(req);
+
+	memset(x, 0, sizeof(*x));
+	x->req = req;
+	x->resp = resp;
+	if (parse(req, resp, &x->v) != 0)
+		return;
+	if (lic_key_id(x->v.key, x->id, &x->known) != LIC_OK) {
+		req->log_code = "INVALID_KEY";
+		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
+		return;
+	}
+	http_defer(req);
+	state_read_then(&x->sc, req->db, x->id, x->v.iid, lic_touch_param(),
+	    x->v.version, x->v.metadata, looked_up);
 }
 
 static void deactivate(struct http_req *req, struct http_resp *resp)
@@ -239,6 +305,7 @@ int main(int argc, char **argv)
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = lic_init,
 		.fini = touch_stop,
+		.defers = 1,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -12,6 +12,13 @@
  * every waiting thread for every batch, and a condition variable would
  * make each woken thread take the queue's lock again; on small VMs a
  * wake-up costs more than the work it waits for.
+ *
+ * An item with a continuation (`then`) is not waited for at all: its
+ * submitter returns at once (to take its next request, http.h's
+ * http_defer) and whichever thread runs the batch calls `then` right
+ * after it. A leader whose own item has one keeps leading while items
+ * are queued, so nobody is woken; one with a waiting submitter of its own
+ * hands the lead on as before, to the first waiting item.
  */
 #ifndef LICD_BATCH_H
 #define LICD_BATCH_H
@@ -24,8 +31,12 @@ struct db;
 
 struct batch_item {
 	void *arg;		/* the submitter's request and answer */
+	/* Called once the item is answered, with the running thread's
+	 * connection; NULL: the submitter waits. The item may be gone once
+	 * it is called. */
+	void (*then)(struct batch_item *it, struct db *db);
 	int done;		/* answered, when wake is posted */
-	sem_t wake;		/* batch_submit's */
+	sem_t wake;		/* batch_submit's, for an item without then */
 	struct batch_item *next;
 };
 
@@ -47,7 +58,9 @@ struct batch {
 	(max), (fn) }
 
 /* Queues it and returns once a batch containing it has run (possibly on
- * this thread, with db). */
+ * this thread, with db); with it->then set, returns at once unless this
+ * thread must lead, in which case `then` has been called when it
+ * returns. */
 void batch_submit(struct batch *b, struct db *db, struct batch_item *it);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -20,17 +21,54 @@
 #include <openssl/rand.h>
 
 #define MAX_THREADS 64
+#define MAX_REQUESTS 1024
 #define MAX_PROCS 32
+
+static long clamp(long v, long lo, long hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
 
 static const struct http_program *prog;
 static size_t max_body;
 
 struct worker {
 	pthread_t tid;
-	FCGX_Request fcgi;
 	struct db *db;
-	char *buf;
 };
+
+/* One request in flight, on a worker, deferred or resumed. */
+struct ctx {
+	struct http_req req;
+	struct http_resp resp;
+	FCGX_Request fcgi;
+	char *buf;		/* max_body + 1 */
+	struct timespec t0;
+	http_handler resume_fn;
+	struct ctx *next;	/* on the free list or the resume queue */
+	union {
+		max_align_t align;
+		char bytes[HTTP_SCRATCH];
+	} scratch;
+};
+
+static atomic_int stopping;
+
+/* Free contexts. A worker takes one before it accepts; when none is free
+ * (every one deferred), it waits for an answer to free one. */
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static struct ctx *pool;
+static int pool_waiting;
+
+/* Deferred requests whose rest waits on the database (http_resume). */
+static pthread_mutex_t rq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rq_cv = PTHREAD_COND_INITIALIZER;
+static struct ctx *rq_head, *rq_tail;
+static int rq_stop, resumers;
+
+/* Set by http_defer on the thread running the handler. */
+static _Thread_local int deferred;
 
 static const char *reason(int status)
 {
@@ -199,7 +237,7 @@ static int has_body(const struct http_req *req)
 }
 
 /* Reads the body in a loop; -1 when larger than the limit. */
-static int read_body(struct worker *w, struct http_req *req)
+static int read_body(struct ctx *c, struct http_req *req)
 {
 	const char *cl = http_param(req, "CONTENT_LENGTH");
 	size_t total = 0;
@@ -213,16 +251,16 @@ static int read_body(struct worker *w, struct http_req *req)
 			return -1;
 	}
 	for (;;) {
-		n = FCGX_GetStr(w->buf + total, (int)(max_body + 1 - total),
-		    w->fcgi.in);
+		n = FCGX_GetStr(c->buf + total, (int)(max_body + 1 - total),
+		    c->fcgi.in);
 		if (n <= 0)
 			break;
 		total += (size_t)n;
 		if (total > max_body)
 			return -1;
 	}
-	w->buf[total] = '\0';
-	req->body = w->buf;
+	c->buf[total] = '\0';
+	req->body = c->buf;
 	req->body_len = total;
 	return 0;
 }
@@ -262,95 +300,190 @@ static const char *error_code(const struct http_resp *resp)
 	return "-";
 }
 
-static void serve(struct worker *w)
+static void ctx_put(struct ctx *c)
 {
-	struct http_req req;
-	struct http_resp resp;
+	int wake;
+
+	pthread_mutex_lock(&pool_mu);
+	c->next = pool;
+	pool = c;
+	wake = pool_waiting > 0;
+	pthread_mutex_unlock(&pool_mu);
+	if (wake)
+		pthread_cond_signal(&pool_cv);
+}
+
+/* NULL once the program is stopping. */
+static struct ctx *ctx_get(void)
+{
+	struct ctx *c;
+
+	pthread_mutex_lock(&pool_mu);
+	while ((c = pool) == NULL && !atomic_load(&stopping)) {
+		pool_waiting++;
+		pthread_cond_wait(&pool_cv, &pool_mu);
+		pool_waiting--;
+	}
+	if (c != NULL && atomic_load(&stopping))
+		c = NULL;
+	if (c != NULL)
+		pool = c->next;
+	pthread_mutex_unlock(&pool_mu);
+	return c;
+}
+
+/* Writes the answer, logs the request's line and closes the connection;
+ * the context is free again. */
+static void finish(struct ctx *c)
+{
+	struct http_req *req = &c->req;
+	struct http_resp *resp = &c->resp;
+	struct timespec t1;
+
+	if (resp->body == NULL)
+		http_error(resp, 500, "INTERNAL", "handler gave no answer");
+	write_response(req, resp);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("rid=%s %s %s status=%d code=%s%s%s us=%ld", req->rid,
+	    req->method, req->path, resp->status,
+	    req->log_code ? req->log_code : error_code(resp),
+	    req->log_subject[0] ? " " : "", req->log_subject,
+	    (long)((t1.tv_sec - c->t0.tv_sec) * 1000000L +
+	    (t1.tv_nsec - c->t0.tv_nsec) / 1000));
+	if (req->json != NULL)
+		json_object_put(req->json);
+	json_object_put(resp->body);
+	/* Once the empty FCGI_STDIN record has been read nginx sends
+	 * nothing more, so close at once: libfcgi's lingering close
+	 * (shutdown, poll until nginx closes, read) costs three syscalls and
+	 * a wait on nginx per request. A request not read to its end still
+	 * gets the lingering close, so unread input can never turn into a
+	 * reset. */
+	if (FCGX_HasSeenEOF(c->fcgi.in) == EOF)
+		FCGX_Detach(&c->fcgi);
+	FCGX_Finish_r(&c->fcgi);
+	ctx_put(c);
+}
+
+void http_defer(struct http_req *req)
+{
+	(void)req;
+	deferred = 1;
+}
+
+void http_done(struct http_req *req)
+{
+	finish(req->ctx);
+}
+
+void http_resume(struct http_req *req, http_handler fn)
+{
+	struct ctx *c = req->ctx;
+
+	if (resumers == 0) {	/* a program without resume threads */
+		fn(req, &c->resp);
+		finish(c);
+		return;
+	}
+	c->resume_fn = fn;
+	c->next = NULL;
+	pthread_mutex_lock(&rq_mu);
+	if (rq_tail != NULL)
+		rq_tail->next = c;
+	else
+		rq_head = c;
+	rq_tail = c;
+	pthread_mutex_unlock(&rq_mu);
+	pthread_cond_signal(&rq_cv);
+}
+
+void *http_scratch(struct http_req *req)
+{
+	return ((struct ctx *)req->ctx)->scratch.bytes;
+}
+
+/* Answers the request in c, unless its handler deferred it: then c may
+ * already be answered and reused by the time the handler returns. */
+static void serve(struct worker *w, struct ctx *c)
+{
+	struct http_req *req = &c->req;
+	struct http_resp *resp = &c->resp;
 	const struct http_route *route = NULL;
-	struct timespec t0, t1;
 	struct js_err jerr;
 	size_t i;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	memset(&req, 0, sizeof(req));
-	memset(&resp, 0, sizeof(resp));
-	req.fcgi = &w->fcgi;
-	req.db = w->db;
-	req.now = time(NULL);
-	req.method = http_param(&req, "REQUEST_METHOD");
-	req.path = http_param(&req, "DOCUMENT_URI");
-	req.query = http_param(&req, "QUERY_STRING");
-	if (req.method == NULL)
-		req.method = "GET";
-	if (req.path == NULL)
-		req.path = "/";
-	if (req.query == NULL)
-		req.query = "";
-	req.param = "";
-	request_id(&req);
+	clock_gettime(CLOCK_MONOTONIC, &c->t0);
+	memset(req, 0, sizeof(*req));
+	memset(resp, 0, sizeof(*resp));
+	req->ctx = c;
+	req->fcgi = &c->fcgi;
+	req->db = w->db;
+	req->now = time(NULL);
+	req->method = http_param(req, "REQUEST_METHOD");
+	req->path = http_param(req, "DOCUMENT_URI");
+	req->query = http_param(req, "QUERY_STRING");
+	if (req->method == NULL)
+		req->method = "GET";
+	if (req->path == NULL)
+		req->path = "/";
+	if (req->query == NULL)
+		req->query = "";
+	req->param = "";
+	request_id(req);
 
 	for (i = 0; i < prog->nroutes; i++) {
 		const struct http_route *r = &prog->routes[i];
 		size_t n = strlen(r->path);
 
-		if (r->prefix ? strncmp(req.path, r->path, n) == 0 :
-		    strcmp(req.path, r->path) == 0) {
+		if (r->prefix ? strncmp(req->path, r->path, n) == 0 :
+		    strcmp(req->path, r->path) == 0) {
 			route = r;
-			req.param = req.path + (r->prefix ? n : strlen(req.path));
+			req->param = req->path + (r->prefix ? n :
+			    strlen(req->path));
 			break;
 		}
 	}
 	if (route == NULL) {
-		http_error(&resp, 404, "NOT_FOUND", "no such endpoint");
+		http_error(resp, 404, "NOT_FOUND", "no such endpoint");
 		goto out;
 	}
-	if (!method_allowed(route->methods, req.method)) {
-		resp.allow = route->methods;
-		http_error(&resp, 405, "METHOD_NOT_ALLOWED",
+	if (!method_allowed(route->methods, req->method)) {
+		resp->allow = route->methods;
+		http_error(resp, 405, "METHOD_NOT_ALLOWED",
 		    "use %s for this endpoint", route->methods);
 		goto out;
 	}
-	if (route->body == HTTP_BODY_JSON_OPT && !has_body(&req))
+	if (route->body == HTTP_BODY_JSON_OPT && !has_body(req))
 		goto handle;
-	if (route->body != HTTP_BODY_NONE && strcmp(req.method, "POST") == 0) {
+	if (route->body != HTTP_BODY_NONE && strcmp(req->method, "POST") == 0) {
 		int json = route->body != HTTP_BODY_RAW;
 
 		if (json &&
-		    !json_content_type(http_param(&req, "CONTENT_TYPE"))) {
-			http_error(&resp, 415, "UNSUPPORTED_MEDIA_TYPE",
+		    !json_content_type(http_param(req, "CONTENT_TYPE"))) {
+			http_error(resp, 415, "UNSUPPORTED_MEDIA_TYPE",
 			    "Content-Type must be application/json");
 			goto out;
 		}
-		if (read_body(w, &req) != 0) {
-			http_error(&resp, 413, "PAYLOAD_TOO_LARGE",
+		if (read_body(c, req) != 0) {
+			http_error(resp, 413, "PAYLOAD_TOO_LARGE",
 			    "request body exceeds %zu bytes", max_body);
 			goto out;
 		}
-		if (json && js_parse_object(req.body, req.body_len, &req.json,
-		    &jerr) != 0) {
-			http_field_error(&resp, &jerr);
+		if (json && js_parse_object(req->body, req->body_len,
+		    &req->json, &jerr) != 0) {
+			http_field_error(resp, &jerr);
 			goto out;
 		}
 	}
 handle:
-	route->fn(&req, &resp);
+	deferred = 0;
+	route->fn(req, resp);
+	if (deferred)
+		return;
 out:
-	if (resp.body == NULL)
-		http_error(&resp, 500, "INTERNAL", "handler gave no answer");
-	write_response(&req, &resp);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("rid=%s %s %s status=%d code=%s%s%s us=%ld", req.rid,
-	    req.method, req.path, resp.status,
-	    req.log_code ? req.log_code : error_code(&resp),
-	    req.log_subject[0] ? " " : "", req.log_subject,
-	    (long)((t1.tv_sec - t0.tv_sec) * 1000000L +
-	    (t1.tv_nsec - t0.tv_nsec) / 1000));
-	if (req.json != NULL)
-		json_object_put(req.json);
-	json_object_put(resp.body);
+	finish(c);
 }
 
-static atomic_int stopping;
 static int own_accept;
 
 /*
@@ -365,11 +498,11 @@ static int own_accept;
  * without a request is dropped by libfcgi, which then accepts the next
  * one itself; one nginx keeps open (fastcgi_keep_conn) is read again.
  */
-static int next_request(struct worker *w)
+static int next_request(FCGX_Request *r)
 {
 	int fd;
 
-	if (own_accept && w->fcgi.ipcFd < 0) {
+	if (own_accept && r->ipcFd < 0) {
 		for (;;) {
 			if (atomic_load(&stopping))
 				return -1;
@@ -383,30 +516,51 @@ static int next_request(struct worker *w)
 			    errno != EAGAIN && errno != EPROTO)
 				return -1;
 		}
-		w->fcgi.ipcFd = fd;
+		r->ipcFd = fd;
 		/* not closed by FCGX_Accept_r's own FCGX_Finish_r */
-		w->fcgi.keepConnection = 1;
+		r->keepConnection = 1;
 	}
-	return FCGX_Accept_r(&w->fcgi);
+	return FCGX_Accept_r(r);
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct ctx *c;
 
-	while (next_request(w) >= 0) {
-		serve(w);
-		/* Once the empty FCGI_STDIN record has been read nginx sends
-		 * nothing more, so close at once: libfcgi's lingering close
-		 * (shutdown, poll until nginx closes, read) costs three
-		 * syscalls and a wait on nginx per request. A request not
-		 * read to its end still gets the lingering close, so unread
-		 * input can never turn into a reset. */
-		if (FCGX_HasSeenEOF(w->fcgi.in) == EOF)
-			FCGX_Detach(&w->fcgi);
-		FCGX_Finish_r(&w->fcgi);
+	while ((c = ctx_get()) != NULL) {
+		if (next_request(&c->fcgi) < 0) {
+			ctx_put(c);
+			break;
+		}
+		serve(w, c);
 	}
 	/* Per-thread parsers live as long as the thread. */
+	js_thread_end();
+	jws_thread_end();
+	return NULL;
+}
+
+/* Runs the rest of deferred requests that wait on the database; at the
+ * stop, once the workers are gone, empties the queue first. */
+static void *resumer_main(void *arg)
+{
+	struct worker *w = arg;
+	struct ctx *c;
+
+	for (;;) {
+		pthread_mutex_lock(&rq_mu);
+		while (rq_head == NULL && !rq_stop)
+			pthread_cond_wait(&rq_cv, &rq_mu);
+		if ((c = rq_head) != NULL && (rq_head = c->next) == NULL)
+			rq_tail = NULL;
+		pthread_mutex_unlock(&rq_mu);
+		if (c == NULL)
+			break;
+		c->req.db = w->db;
+		c->resume_fn(&c->req, &c->resp);
+		finish(c);
+	}
 	js_thread_end();
 	jws_thread_end();
 	return NULL;
@@ -426,24 +580,53 @@ static int is_unix_socket(int fd)
 	    ss.ss_family == AF_UNIX;
 }
 
-/* One process: N threads accepting on fd 0 until SIGTERM/SIGINT. */
+/* Waits for a thread, nudging it out of accept(2) with SIGUSR2 until it
+ * has left: a signal landing just before the call would be lost. */
+static void stop_thread(pthread_t tid)
+{
+	while (pthread_kill(tid, SIGUSR2) == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(tid, NULL, &ts) == 0)
+			break;
+	}
+}
+
+/* One process: N threads accepting on fd 0 until SIGTERM/SIGINT; with
+ * deferred handlers, more requests in flight than threads, and the
+ * resume threads. */
 static int run_threads(void)
 {
-	struct worker *ws;
+	struct worker *ws = NULL, *rs = NULL;
+	struct ctx *cs = NULL;
 	struct sigaction sa;
 	sigset_t set;
 	char key[64];
-	long nthreads, i;
-	int sig;
+	long nthreads, nctx, nres = 0, i, started = 0, rstarted = 0;
+	int sig, rc = 1;
 
 	/* <program>_threads overrides threads: usage waits on WAL flushes and
-	 * batches more with more threads, validate does not need them. */
+	 * batches more with more threads. A program that defers holds no
+	 * thread while its lookup waits, so it needs one per core and one
+	 * for the thread waiting on the database, whatever `threads` says;
+	 * more only add wake-ups (docs/PERFORMANCE.md). */
 	snprintf(key, sizeof(key), "%s_threads", prog->name);
-	nthreads = cfg_int(key, cfg_int("threads", 4));
-	if (nthreads < 1)
-		nthreads = 1;
-	if (nthreads > MAX_THREADS)
-		nthreads = MAX_THREADS;
+	nthreads = cfg_int(key, prog->defers ?
+	    sysconf(_SC_NPROCESSORS_ONLN) + 1 : cfg_int("threads", 4));
+	nthreads = clamp(nthreads, 1, MAX_THREADS);
+	nctx = nthreads;
+	if (prog->defers) {
+		snprintf(key, sizeof(key), "%s_requests", prog->name);
+		nctx = clamp(cfg_int(key, 64), nthreads + 1, MAX_REQUESTS);
+		snprintf(key, sizeof(key), "%s_resume_threads", prog->name);
+		nres = clamp(cfg_int(key, 4), 1, MAX_THREADS);
+	}
 	if (FCGX_Init() != 0) {
 		log_error("FCGX_Init failed");
 		return 1;
@@ -459,20 +642,35 @@ static int run_threads(void)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if ((ws = calloc((size_t)nthreads, sizeof(*ws))) == NULL)
-		return 1;
+	if ((ws = calloc((size_t)nthreads, sizeof(*ws))) == NULL ||
+	    (cs = calloc((size_t)nctx, sizeof(*cs))) == NULL ||
+	    (nres > 0 && (rs = calloc((size_t)nres, sizeof(*rs))) == NULL))
+		goto out;
+	for (i = 0; i < nctx; i++) {
+		if ((cs[i].buf = malloc(max_body + 1)) == NULL ||
+		    FCGX_InitRequest(&cs[i].fcgi, 0, 0) != 0) {
+			log_error("cannot set up request %ld", i);
+			goto out;
+		}
+		ctx_put(&cs[i]);
+	}
 	/* Before the workers start: they read whether lines are buffered
 	 * without a lock (log.h). */
 	if (log_buffer_start(cfg_int("log_flush_ms", 1000)) != 0)
 		log_warn("cannot start the log flusher; writing each line");
-	for (i = 0; i < nthreads; i++) {
-		ws[i].db = db_new(prog->stmts, prog->nstmts);
-		ws[i].buf = malloc(max_body + 1);
-		if (ws[i].db == NULL || ws[i].buf == NULL ||
-		    FCGX_InitRequest(&ws[i].fcgi, 0, 0) != 0 ||
+	for (i = 0; i < nres; i++, rstarted++) {
+		if ((rs[i].db = db_new(prog->stmts, prog->nstmts)) == NULL ||
+		    pthread_create(&rs[i].tid, NULL, resumer_main, &rs[i]) != 0) {
+			log_error("cannot start resume thread %ld", i);
+			goto stop;
+		}
+	}
+	resumers = (int)nres;
+	for (i = 0; i < nthreads; i++, started++) {
+		if ((ws[i].db = db_new(prog->stmts, prog->nstmts)) == NULL ||
 		    pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
 			log_error("cannot start worker %ld", i);
-			return 1;
+			goto stop;
 		}
 	}
 	log_info("serving with %ld threads", nthreads);
@@ -481,31 +679,40 @@ static int run_threads(void)
 			sig = SIGTERM;
 	} while (sig == SIGHUP);
 	log_info("signal %d: finishing requests in flight", sig);
+	rc = 0;
+stop:
 	FCGX_ShutdownPending();
 	atomic_store(&stopping, 1);
-	for (i = 0; i < nthreads; i++) {
-		/* Re-send until it leaves accept(): a signal landing just
-		 * before the accept call would otherwise be lost. */
-		while (pthread_kill(ws[i].tid, SIGUSR2) == 0) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 100000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			if (pthread_timedjoin_np(ws[i].tid, NULL, &ts) == 0)
-				break;
-		}
-		db_free(ws[i].db);
-		free(ws[i].buf);
-	}
-	free(ws);
+	pthread_mutex_lock(&pool_mu);
+	pthread_cond_broadcast(&pool_cv);
+	pthread_mutex_unlock(&pool_mu);
+	/* The workers first: a deferred request is answered by the thread
+	 * that ran its batch, which is a worker, or handed on to a resume
+	 * thread before that worker leaves. */
+	for (i = 0; i < started; i++)
+		stop_thread(ws[i].tid);
+	pthread_mutex_lock(&rq_mu);
+	rq_stop = 1;
+	pthread_cond_broadcast(&rq_cv);
+	pthread_mutex_unlock(&rq_mu);
+	for (i = 0; i < rstarted; i++)
+		pthread_join(rs[i].tid, NULL);
 	if (prog->fini != NULL)
 		prog->fini();
 	log_buffer_stop();
-	return 0;
+out:
+	for (i = 0; ws != NULL && i < nthreads; i++)
+		db_free(ws[i].db);
+	for (i = 0; rs != NULL && i < nres; i++)
+		db_free(rs[i].db);
+	for (i = 0; cs != NULL && i < nctx; i++) {
+		FCGX_Free(&cs[i].fcgi, cs[i].fcgi.ipcFd >= 0);
+		free(cs[i].buf);
+	}
+	free(ws);
+	free(rs);
+	free(cs);
+	return rc;
 }
 
 static volatile sig_atomic_t master_stop;

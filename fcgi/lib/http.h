@@ -5,6 +5,13 @@
  * checks (method, content type, body size, JSON object) and error shape,
  * the request id, and the one log line per request. Handlers only see a
  * parsed request and fill a response.
+ *
+ * A request lives in one of a fixed set of contexts per process (the
+ * threads' and as many again per thread, http_defer's). A handler that
+ * hands its request to a batch calls http_defer() and returns; its thread
+ * takes the next request at once instead of sleeping until the batch has
+ * run, and the batch's thread answers with http_done(), or passes the
+ * rest to http_resume() when it must wait on the database itself.
  */
 #ifndef LICD_HTTP_H
 #define LICD_HTTP_H
@@ -34,6 +41,7 @@ struct http_req {
 	/* filled by the handler for the log line (never a secret) */
 	const char *log_code;
 	char log_subject[80];
+	void *ctx;			/* http.c's */
 };
 
 struct http_resp {
@@ -71,6 +79,9 @@ struct http_program {
 	size_t max_body;		/* default 16 KiB */
 	int (*init)(void);		/* once per process before serving */
 	void (*fini)(void);		/* once per process after the last request */
+	/* Its handlers call http_defer (and maybe http_resume): requests in
+	 * flight beyond its threads, and the resume threads. */
+	int defers;
 };
 
 int http_main(int argc, char **argv, const struct http_program *prog);
@@ -83,6 +94,24 @@ void http_field_error(struct http_resp *resp, const struct js_err *err);
 /* Maps a db_exec failure to 503 SERVICE_UNAVAILABLE or 500 INTERNAL. */
 void http_db_error(struct http_req *req, struct http_resp *resp, int st,
     const char *what);
+
+/* Deferred answers. http_defer, called by a handler on its own thread
+ * before it hands the request on, says the handler will not answer on
+ * return; from then on req and its response may be answered from any
+ * thread, once, with http_done, which writes resp, logs the line and
+ * frees the request's context. http_resume runs fn(req, resp) on one of
+ * the program's resume threads (http_program.defers), with that thread's
+ * connection in req->db, and then answers: for the rest of a deferred
+ * request that must wait on the database (an activation's write), which
+ * the thread answering a batch must not. */
+void http_defer(struct http_req *req);
+void http_done(struct http_req *req);
+void http_resume(struct http_req *req, http_handler fn);
+
+/* HTTP_SCRATCH bytes, suitably aligned, that live as long as the request
+ * (a deferred one's handler state). */
+#define HTTP_SCRATCH 512
+void *http_scratch(struct http_req *req);
 
 /* CGI parameter from nginx, NULL if absent. */
 const char *http_param(const struct http_req *req, const char *name);

@@ -8,26 +8,23 @@
 #include <json-c/json.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define STATE_BATCH 32		/* lookups per statement */
 
 /* A batch's answer, shared by its lookups: each copies its own row in its
  * own thread (what a thread allocates, it frees: glibc's malloc takes an
  * arena's lock to free another thread's memory), the last one frees it. */
-struct shared {
+struct state_shared {
 	PGresult *res;
 	atomic_int refs;
 };
 
-struct lookup {
-	const char *params[5];	/* licd_lookup's, in order */
-	int st;
-	PGresult *res;		/* answered alone */
-	struct shared *sh;	/* or in a batch, at row (-1: none) */
-	int row;
-};
+/* A waited-for lookup is a state_call without `then`. params are
+ * licd_lookup's, in order; res is set when it was answered alone, sh and
+ * row (-1: none) when in a batch. */
 
-static void run_one(struct db *db, struct lookup *x)
+static void run_one(struct db *db, struct state_call *x)
 {
 	x->res = NULL;
 	x->sh = NULL;
@@ -64,7 +61,7 @@ static PGresult *copy_row(const PGresult *res, int r)
 static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 {
 	struct json_object *arr = NULL, *o;
-	struct shared *sh = NULL;
+	struct state_shared *sh = NULL;
 	const char *p[1];
 	PGresult *res = NULL;
 	size_t i;
@@ -78,7 +75,7 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 	    (sh = malloc(sizeof(*sh))) == NULL)
 		goto alone;
 	for (i = 0; i < n; i++) {
-		const char *const *q = ((struct lookup *)items[i]->arg)->params;
+		const char *const *q = ((struct state_call *)items[i]->arg)->params;
 
 		if ((o = json_object_new_object()) == NULL ||
 		    json_object_array_add(arr, o) != 0) {
@@ -105,7 +102,7 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 	if (st == DB_ERROR)
 		goto alone;
 	for (i = 0; i < n; i++) {
-		struct lookup *x = items[i]->arg;
+		struct state_call *x = items[i]->arg;
 
 		x->st = st;
 		x->res = NULL;
@@ -119,7 +116,7 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 	for (r = 0; r < nt; r++) {
 		k = atoi(PQgetvalue(res, r, nf - 1));
 		if (k >= 0 && (size_t)k < n)
-			((struct lookup *)items[k]->arg)->row = r;
+			((struct state_call *)items[k]->arg)->row = r;
 	}
 	sh->res = res;
 	atomic_init(&sh->refs, (int)n);
@@ -137,27 +134,69 @@ out:
 
 static struct batch lookups = BATCH_INIT(run_lookups, STATE_BATCH);
 
+/* Its own result, out of a batch's shared one. */
+static int own_result(struct state_call *x)
+{
+	if (x->sh != NULL) {
+		if ((x->res = copy_row(x->sh->res, x->row)) == NULL) {
+			log_error("state: out of memory");
+			x->st = DB_ERROR;
+		}
+		if (atomic_fetch_sub(&x->sh->refs, 1) == 1) {
+			PQclear(x->sh->res);
+			free(x->sh);
+		}
+		x->sh = NULL;
+	}
+	return x->st;
+}
+
+static void prepare(struct state_call *x, const char *license, const char *iid,
+    const char *touch_secs, const char *version, const char *metadata)
+{
+	memset(&x->it, 0, sizeof(x->it));
+	x->it.arg = x;
+	x->params[0] = license;
+	x->params[1] = iid;
+	x->params[2] = touch_secs;
+	x->params[3] = version;
+	x->params[4] = metadata;
+	x->st = DB_ERROR;
+	x->res = NULL;
+	x->sh = NULL;
+	x->row = -1;
+}
+
 int state_read(struct db *db, const char *license, const char *iid,
     const char *touch_secs, const char *version, const char *metadata,
     PGresult **res)
 {
-	struct lookup x = {
-		.params = { license, iid, touch_secs, version, metadata },
-		.st = DB_ERROR,
-	};
-	struct batch_item it = { .arg = &x };
+	struct state_call x;
 
-	batch_submit(&lookups, db, &it);
-	if (x.sh != NULL) {
-		if ((x.res = copy_row(x.sh->res, x.row)) == NULL) {
-			log_error("state: out of memory");
-			x.st = DB_ERROR;
-		}
-		if (atomic_fetch_sub(&x.sh->refs, 1) == 1) {
-			PQclear(x.sh->res);
-			free(x.sh);
-		}
-	}
+	prepare(&x, license, iid, touch_secs, version, metadata);
+	x.then = NULL;
+	batch_submit(&lookups, db, &x.it);
+	own_result(&x);
 	*res = x.res;
 	return x.st;
+}
+
+static void answered(struct batch_item *it, struct db *db)
+{
+	struct state_call *c = it->arg;
+
+	own_result(c);
+	/* The call may be reused once then returns. */
+	c->then(c, db, c->st, c->res);
+}
+
+void state_read_then(struct state_call *c, struct db *db,
+    const char *license, const char *iid, const char *touch_secs,
+    const char *version, const char *metadata,
+    void (*then)(struct state_call *, struct db *, int, PGresult *))
+{
+	prepare(c, license, iid, touch_secs, version, metadata);
+	c->then = then;
+	c->it.then = answered;
+	batch_submit(&lookups, db, &c->it);
 }

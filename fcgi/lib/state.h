@@ -15,7 +15,10 @@
 
 #include <libpq-fe.h>
 
+#include "batch.h"
+
 struct db;
+struct state_shared;
 
 /* The statements state_read runs; every program that calls it lists
  * these in its statement table. */
@@ -33,5 +36,28 @@ struct db;
 int state_read(struct db *db, const char *license, const char *iid,
     const char *touch_secs, const char *version, const char *metadata,
     PGresult **res);
+
+/* A lookup whose caller does not wait (http_defer): state_read_then
+ * queues it and returns; `then` gets state_read's status and result (the
+ * callee's to PQclear) on whichever thread ran its batch, with that
+ * thread's connection, perhaps before state_read_then returns. The call
+ * lives in memory that outlasts the handler (http_scratch) and is the
+ * first member of the caller's own struct, which `then` casts it back to.
+ * The strings must live until `then` is called. */
+struct state_call {
+	struct batch_item it;		/* state.c's */
+	const char *params[5];
+	int st;
+	PGresult *res;
+	struct state_shared *sh;
+	int row;
+	void (*then)(struct state_call *c, struct db *db, int st,
+	    PGresult *res);
+};
+
+void state_read_then(struct state_call *c, struct db *db,
+    const char *license, const char *iid, const char *touch_secs,
+    const char *version, const char *metadata,
+    void (*then)(struct state_call *, struct db *, int, PGresult *));
 
 #endif
