@@ -306,6 +306,7 @@ int main(int argc, char **argv)
 		.init = lic_init,
 		.fini = touch_stop,
 		.defers = 1,
+		.resumes = 1,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -623,7 +623,9 @@ static int run_threads(void)
 	nctx = nthreads;
 	if (prog->defers) {
 		snprintf(key, sizeof(key), "%s_requests", prog->name);
-		nctx = clamp(cfg_int(key, 64), nthreads + 1, MAX_REQUESTS);
+		nctx = clamp(cfg_int(key, 32), nthreads + 1, MAX_REQUESTS);
+	}
+	if (prog->resumes) {
 		snprintf(key, sizeof(key), "%s_resume_threads", prog->name);
 		nres = clamp(cfg_int(key, 4), 1, MAX_THREADS);
 	}

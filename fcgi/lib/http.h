@@ -79,9 +79,10 @@ struct http_program {
 	size_t max_body;		/* default 16 KiB */
 	int (*init)(void);		/* once per process before serving */
 	void (*fini)(void);		/* once per process after the last request */
-	/* Its handlers call http_defer (and maybe http_resume): requests in
-	 * flight beyond its threads, and the resume threads. */
+	/* Its handlers call http_defer: requests in flight beyond its
+	 * threads. And http_resume: the resume threads. */
 	int defers;
+	int resumes;
 };
 
 int http_main(int argc, char **argv, const struct http_program *prog);
@@ -100,7 +101,7 @@ void http_db_error(struct http_req *req, struct http_resp *resp, int st,
  * return; from then on req and its response may be answered from any
  * thread, once, with http_done, which writes resp, logs the line and
  * frees the request's context. http_resume runs fn(req, resp) on one of
- * the program's resume threads (http_program.defers), with that thread's
+ * the program's resume threads (http_program.resumes), with that thread's
  * connection in req->db, and then answers: for the rest of a deferred
  * request that must wait on the database (an activation's write), which
  * the thread answering a batch must not. */
