@@ -1,6 +1,22 @@
 /* batch: see batch.h. */
 #include "batch.h"
 
+/* Unlinks up to the batch's size of queued items into items; under the
+ * queue's lock. */
+static size_t take(struct batch *b, struct batch_item **items)
+{
+	size_t n, max = b->max > 0 && b->max <= BATCH_MAX ? b->max :
+	    BATCH_MAX;
+
+	for (n = 0; n < max && b->head != NULL; n++) {
+		items[n] = b->head;
+		b->head = b->head->next;
+	}
+	if (b->head == NULL)
+		b->tail = NULL;
+	return n;
+}
+
 /* An item with a continuation is answered by calling it, without a wake;
  * the item may be reused as soon as that returns. */
 static void answer(struct batch_item *x, struct batch_item *own, struct db *db)
@@ -22,8 +38,7 @@ static void answer(struct batch_item *x, struct batch_item *own, struct db *db)
 static void submit_then(struct batch *b, struct db *db, struct batch_item *it)
 {
 	struct batch_item *items[BATCH_MAX];
-	size_t i, n, max = b->max > 0 && b->max <= BATCH_MAX ? b->max :
-	    BATCH_MAX;
+	size_t i, n;
 
 	pthread_mutex_lock(&b->mu);
 	if (b->tail != NULL)
@@ -33,12 +48,7 @@ static void submit_then(struct batch *b, struct db *db, struct batch_item *it)
 	b->tail = it;
 	while (!b->leading && b->head != NULL) {
 		b->leading = 1;
-		for (n = 0; n < max && b->head != NULL; n++) {
-			items[n] = b->head;
-			b->head = b->head->next;
-		}
-		if (b->head == NULL)
-			b->tail = NULL;
+		n = take(b, items);
 		pthread_mutex_unlock(&b->mu);
 
 		b->run(db, items, n);
@@ -67,8 +77,7 @@ static void submit_then(struct batch *b, struct db *db, struct batch_item *it)
 void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 {
 	struct batch_item *items[BATCH_MAX], *next;
-	size_t i, n, max = b->max > 0 && b->max <= BATCH_MAX ? b->max :
-	    BATCH_MAX;
+	size_t i, n;
 
 	it->done = 0;
 	it->next = NULL;
@@ -94,12 +103,7 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 	}
 	b->leading = 1;
 	do {
-		for (n = 0; n < max && b->head != NULL; n++) {
-			items[n] = b->head;
-			b->head = b->head->next;
-		}
-		if (b->head == NULL)
-			b->tail = NULL;
+		n = take(b, items);
 		pthread_mutex_unlock(&b->mu);
 
 		b->run(db, items, n);
