@@ -17,6 +17,17 @@ static size_t take(struct batch *b, struct batch_item **items)
 	return n;
 }
 
+/* Takes the queue's lock and links it at the tail; the caller unlocks. */
+static void enqueue(struct batch *b, struct batch_item *it)
+{
+	pthread_mutex_lock(&b->mu);
+	if (b->tail != NULL)
+		b->tail->next = it;
+	else
+		b->head = it;
+	b->tail = it;
+}
+
 /* An item with a continuation is answered by calling it, without a wake;
  * the item may be reused as soon as that returns. */
 static void answer(struct batch_item *x, struct batch_item *own, struct db *db)
@@ -40,12 +51,7 @@ static void submit_then(struct batch *b, struct db *db, struct batch_item *it)
 	struct batch_item *items[BATCH_MAX];
 	size_t i, n;
 
-	pthread_mutex_lock(&b->mu);
-	if (b->tail != NULL)
-		b->tail->next = it;
-	else
-		b->head = it;
-	b->tail = it;
+	enqueue(b, it);
 	while (!b->leading && b->head != NULL) {
 		b->leading = 1;
 		n = take(b, items);
@@ -86,12 +92,7 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 		return;
 	}
 	sem_init(&it->wake, 0, 0);
-	pthread_mutex_lock(&b->mu);
-	if (b->tail != NULL)
-		b->tail->next = it;
-	else
-		b->head = it;
-	b->tail = it;
+	enqueue(b, it);
 	if (b->leading) {
 		pthread_mutex_unlock(&b->mu);
 		while (sem_wait(&it->wake) != 0)

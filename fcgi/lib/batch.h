@@ -16,9 +16,11 @@
  * An item with a continuation (`then`) is not waited for at all: its
  * submitter returns at once (to take its next request, http.h's
  * http_defer) and whichever thread runs the batch calls `then` right
- * after it. A leader whose own item has one keeps leading while items
- * are queued, so nobody is woken; one with a waiting submitter of its own
- * hands the lead on as before, to the first waiting item.
+ * after it. Such a leader gives up the lead as soon as its batch has run,
+ * so that the next batch runs while it answers, and leads again if
+ * nobody took what is queued; nobody is woken. A leader with a waiting
+ * submitter of its own hands the lead on as before, to the first waiting
+ * item, once its own item has run.
  */
 #ifndef LICD_BATCH_H
 #define LICD_BATCH_H

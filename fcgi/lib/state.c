@@ -12,17 +12,14 @@
 
 #define STATE_BATCH 32		/* lookups per statement */
 
-/* A batch's answer, shared by its lookups: each copies its own row in its
- * own thread (what a thread allocates, it frees: glibc's malloc takes an
- * arena's lock to free another thread's memory), the last one frees it. */
+/* A batch's answer, shared by its lookups: each copies its own row (a
+ * waiting one in its own thread: what a thread allocates, it frees, as
+ * glibc's malloc takes an arena's lock to free another thread's memory;
+ * a deferred one in the thread that answers it), the last one frees it. */
 struct state_shared {
 	PGresult *res;
 	atomic_int refs;
 };
-
-/* A waited-for lookup is a state_call without `then`. params are
- * licd_lookup's, in order; res is set when it was answered alone, sh and
- * row (-1: none) when in a batch. */
 
 static void run_one(struct db *db, struct state_call *x)
 {
@@ -135,7 +132,7 @@ out:
 static struct batch lookups = BATCH_INIT(run_lookups, STATE_BATCH);
 
 /* Its own result, out of a batch's shared one. */
-static int own_result(struct state_call *x)
+static void own_result(struct state_call *x)
 {
 	if (x->sh != NULL) {
 		if ((x->res = copy_row(x->sh->res, x->row)) == NULL) {
@@ -148,7 +145,6 @@ static int own_result(struct state_call *x)
 		}
 		x->sh = NULL;
 	}
-	return x->st;
 }
 
 static void prepare(struct state_call *x, const char *license, const char *iid,

@@ -45,12 +45,12 @@ int state_read(struct db *db, const char *license, const char *iid,
  * first member of the caller's own struct, which `then` casts it back to.
  * The strings must live until `then` is called. */
 struct state_call {
-	struct batch_item it;		/* state.c's */
-	const char *params[5];
+	struct batch_item it;		/* state.c's, as are the rest */
+	const char *params[5];		/* licd_lookup's, in order */
 	int st;
-	PGresult *res;
-	struct state_shared *sh;
-	int row;
+	PGresult *res;			/* answered alone, or its own row */
+	struct state_shared *sh;	/* in a batch: its answer, at row */
+	int row;			/* (-1: no row) */
 	void (*then)(struct state_call *c, struct db *db, int st,
 	    PGresult *res);
 };
