@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <signal.h>
@@ -35,6 +36,11 @@ static size_t max_body;
 struct worker {
 	pthread_t tid;
 	struct db *db;
+	/* The body is read into its worker's buffer, not its request's: a
+	 * request that defers keeps its parsed JSON only, and 16 KiB per
+	 * request in flight would be mostly untouched, yet a page or two of
+	 * each resident. */
+	char *buf;		/* max_body + 1 */
 };
 
 /* One request in flight, on a worker, deferred or resumed. */
@@ -42,7 +48,6 @@ struct ctx {
 	struct http_req req;
 	struct http_resp resp;
 	FCGX_Request fcgi;
-	char *buf;		/* max_body + 1 */
 	struct timespec t0;
 	http_handler resume_fn;
 	struct ctx *next;	/* on the free list or the resume queue */
@@ -237,7 +242,7 @@ static int has_body(const struct http_req *req)
 }
 
 /* Reads the body in a loop; -1 when larger than the limit. */
-static int read_body(struct ctx *c, struct http_req *req)
+static int read_body(struct worker *w, struct http_req *req)
 {
 	const char *cl = http_param(req, "CONTENT_LENGTH");
 	size_t total = 0;
@@ -251,16 +256,16 @@ static int read_body(struct ctx *c, struct http_req *req)
 			return -1;
 	}
 	for (;;) {
-		n = FCGX_GetStr(c->buf + total, (int)(max_body + 1 - total),
-		    c->fcgi.in);
+		n = FCGX_GetStr(w->buf + total, (int)(max_body + 1 - total),
+		    req->fcgi->in);
 		if (n <= 0)
 			break;
 		total += (size_t)n;
 		if (total > max_body)
 			return -1;
 	}
-	c->buf[total] = '\0';
-	req->body = c->buf;
+	w->buf[total] = '\0';
+	req->body = w->buf;
 	req->body_len = total;
 	return 0;
 }
@@ -464,7 +469,7 @@ static void serve(struct worker *w, struct ctx *c)
 			    "Content-Type must be application/json");
 			goto out;
 		}
-		if (read_body(c, req) != 0) {
+		if (read_body(w, req) != 0) {
 			http_error(resp, 413, "PAYLOAD_TOO_LARGE",
 			    "request body exceeds %zu bytes", max_body);
 			goto out;
@@ -478,6 +483,8 @@ static void serve(struct worker *w, struct ctx *c)
 handle:
 	deferred = 0;
 	route->fn(req, resp);
+	/* Not a field of c from here on: another thread may be answering
+	 * it already. */
 	if (deferred)
 		return;
 out:
@@ -598,6 +605,23 @@ static void stop_thread(pthread_t tid)
 	}
 }
 
+/*
+ * glibc gives each thread its own malloc arena, up to 8 per CPU, and each
+ * arena keeps the pages it once touched. That fits threads that compute;
+ * usage's 32 threads mostly wait on a WAL flush, and at most a few run at
+ * once. Four arenas per CPU halve usage's (0.7 MiB less resident, the same
+ * speed; two per CPU saved 1.4 MiB but cost up to 9 % on one hot license).
+ * Programs with fewer threads than that are unchanged, and so is a
+ * MALLOC_ARENA_MAX the operator set.
+ */
+static void cap_arenas(long threads)
+{
+	long cap = 4 * sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cap >= 1 && threads > cap && getenv("MALLOC_ARENA_MAX") == NULL)
+		mallopt(M_ARENA_MAX, (int)cap);
+}
+
 /* One process: N threads accepting on fd 0 until SIGTERM/SIGINT; with
  * deferred handlers, more requests in flight than threads, and the
  * resume threads. */
@@ -629,6 +653,7 @@ static int run_threads(void)
 		snprintf(key, sizeof(key), "%s_resume_threads", prog->name);
 		nres = clamp(cfg_int(key, 4), 1, MAX_THREADS);
 	}
+	cap_arenas(nthreads + nres);
 	if (FCGX_Init() != 0) {
 		log_error("FCGX_Init failed");
 		return 1;
@@ -649,8 +674,7 @@ static int run_threads(void)
 	    (nres > 0 && (rs = calloc((size_t)nres, sizeof(*rs))) == NULL))
 		goto out;
 	for (i = 0; i < nctx; i++) {
-		if ((cs[i].buf = malloc(max_body + 1)) == NULL ||
-		    FCGX_InitRequest(&cs[i].fcgi, 0, 0) != 0) {
+		if (FCGX_InitRequest(&cs[i].fcgi, 0, 0) != 0) {
 			log_error("cannot set up request %ld", i);
 			goto out;
 		}
@@ -669,7 +693,8 @@ static int run_threads(void)
 	}
 	resumers = (int)nres;
 	for (i = 0; i < nthreads; i++, started++) {
-		if ((ws[i].db = db_new(prog->stmts, prog->nstmts)) == NULL ||
+		if ((ws[i].buf = malloc(max_body + 1)) == NULL ||
+		    (ws[i].db = db_new(prog->stmts, prog->nstmts)) == NULL ||
 		    pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
 			log_error("cannot start worker %ld", i);
 			goto stop;
@@ -703,14 +728,14 @@ stop:
 		prog->fini();
 	log_buffer_stop();
 out:
-	for (i = 0; ws != NULL && i < nthreads; i++)
+	for (i = 0; ws != NULL && i < nthreads; i++) {
 		db_free(ws[i].db);
+		free(ws[i].buf);
+	}
 	for (i = 0; rs != NULL && i < nres; i++)
 		db_free(rs[i].db);
-	for (i = 0; cs != NULL && i < nctx; i++) {
+	for (i = 0; cs != NULL && i < nctx; i++)
 		FCGX_Free(&cs[i].fcgi, cs[i].fcgi.ipcFd >= 0);
-		free(cs[i].buf);
-	}
 	free(ws);
 	free(rs);
 	free(cs);

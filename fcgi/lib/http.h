@@ -33,7 +33,9 @@ struct http_req {
 	const char *query;		/* QUERY_STRING, "" if none */
 	const char *param;		/* path after a prefix route, else "" */
 	char rid[HTTP_RID_MAX + 1];
-	char *body;			/* raw body, NUL-terminated */
+	/* raw body, NUL-terminated; the worker's, until the handler
+	 * returns or defers (a deferred request keeps json only) */
+	char *body;
 	size_t body_len;
 	struct json_object *json;	/* parsed body for JSON routes */
 	struct db *db;			/* this worker's connection */

@@ -605,6 +605,28 @@ def test_heartbeat_updates_last_seen_and_version(lic):
     assert age < 60 and version == "1.1"
 
 
+def test_refreshes_queued_together_are_all_written():
+    """Refreshes queued within one touch_flush_ms go out as one
+    licd_touch_batch array, encoded item by item: every item of it must
+    arrive, with its own version, escapes and all."""
+    lic = issue(limits="installations=10")
+    iids = ["tb-%d" % i for i in range(6)]
+    for iid in iids:
+        assert validate(lic["key"], iid, version="1.0").json()["code"] == "VALID"
+    flushed()
+    sql("UPDATE installations SET last_seen = now() - interval '2 hours'"
+        " WHERE license_id = %s", lic["id"])
+    want = {iid: '2.0 "%s" \\ é' % iid for iid in iids}
+    for iid in iids:
+        assert heartbeat(lic["key"], iid, version=want[iid]).json()["code"] == "VALID"
+    q = ("SELECT installation_id, version,"
+         " extract(epoch FROM now() - last_seen) < 60"
+         " FROM installations WHERE license_id = %s")
+    got = eventually(lambda: {r[0]: r[1] for r in sql(q, lic["id"]) if r[2]}
+                     if all(r[2] for r in sql(q, lic["id"])) else None)
+    assert got == want
+
+
 def test_heartbeat_unknown_installation(lic):
     b = heartbeat(lic["key"], "never-validated").json()
     assert (b["valid"], b["code"]) == (False, "INSTALLATION_NOT_ACTIVE")
