@@ -6,12 +6,13 @@
  * the request id, and the one log line per request. Handlers only see a
  * parsed request and fill a response.
  *
- * A request lives in one of a fixed set of contexts per process (the
- * threads' and as many again per thread, http_defer's). A handler that
- * hands its request to a batch calls http_defer() and returns; its thread
- * takes the next request at once instead of sleeping until the batch has
- * run, and the batch's thread answers with http_done(), or passes the
- * rest to http_resume() when it must wait on the database itself.
+ * A request lives in one of a fixed set of contexts per process: one per
+ * thread, or <program>_requests (32) in a program that defers. A handler
+ * that hands its request to a batch calls http_defer() and returns; its
+ * thread takes the next request at once instead of sleeping until the
+ * batch has run, and the batch's thread answers with http_done(), or
+ * passes the rest to http_resume() when it must wait on the database
+ * itself.
  */
 #ifndef LICD_HTTP_H
 #define LICD_HTTP_H

@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "json.h"
 #include "log.h"
 
 #include <json-c/json.h>
@@ -81,8 +82,7 @@ static int encode(struct printbuf *pb, const struct item *it, size_t n)
 	for (i = 0; i < n; i++) {
 		if ((o = item_json(&it[i])) == NULL)
 			return -1;
-		s = json_object_to_json_string_length(o,
-		    JSON_C_TO_STRING_PLAIN, &len);
+		s = js_dump(o, &len);
 		rc = s == NULL || (i > 0 && printbuf_memappend(pb, ",", 1) < 0) ||
 		    printbuf_memappend(pb, s, (int)len) < 0 ? -1 : 0;
 		json_object_put(o);
