@@ -44,7 +44,8 @@ struct jws_keyring {
 	const struct jws_key *signer;	/* NULL when no private key loaded */
 };
 
-/* Frees this thread's header/claims parser (when a worker thread ends). */
+/* Frees this thread's header/claims parser and signing context (when a
+ * worker thread ends). */
 void jws_thread_end(void);
 
 /* Loads every <kid>.pub in dir for verification and the private key named
