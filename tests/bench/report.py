@@ -86,6 +86,17 @@ for ep in ("usage", "usage-hot"):
     if E:
         x = rratio("%s_rps_vs_express" % ep, L, E)
         checks.append(("%s >= 2x express req/s" % ep, x, x is not None and x >= 2))
+# At a million licenses, the same calls against a stack of 10,000 in the
+# same rounds (bench.sh, BENCH_BASELINE): the target is that p99 grows by
+# at most a fifth.
+base_n = int(os.environ.get("BENCH_BASE_N", "0") or 0)
+for ep in ("validate", "heartbeat"):
+    L, B = get("licd", ep), get("licd-%d" % base_n, ep)
+    if base_n and B:
+        p = rratio("%s_p99_vs_%d" % (ep, base_n), L, B, "p99_ms")
+        rratio("%s_rps_vs_%d" % (ep, base_n), L, B)
+        checks.append(("%s p99 <= 1.2x that at %d" % (ep, base_n), p,
+                       p is not None and p <= 1.2))
 licd_rss = max([r["rss_kib"] for r in rows if r["server"] == "licd"] or [0])
 exp_rss = max([r["rss_kib"] for r in rows if r["server"] == "express"] or [0])
 if exp_rss:
