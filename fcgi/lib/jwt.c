@@ -408,12 +408,18 @@ static _Thread_local struct {
 	EVP_PKEY *pkey;
 	EVP_PKEY_CTX *ctx;
 } jws_signer;
-static EVP_MD *jws_sha256;
-static pthread_once_t jws_sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
 static void sha256_fetch(void)
 {
-	jws_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *jws_sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md;
 }
 
 static EVP_PKEY_CTX *es256_ctx(EVP_PKEY *pkey)
@@ -455,9 +461,8 @@ static int sign_msg(const struct jws_key *k, const unsigned char *msg,
 		EVP_MD_CTX_free(ctx);
 		return rc;
 	}
-	pthread_once(&jws_sha256_once, sha256_fetch);
-	if (jws_sha256 == NULL || (pctx = es256_ctx(k->pkey)) == NULL ||
-	    EVP_Digest(msg, len, md, &mdlen, jws_sha256, NULL) != 1 ||
+	if (jws_sha256() == NULL || (pctx = es256_ctx(k->pkey)) == NULL ||
+	    EVP_Digest(msg, len, md, &mdlen, jws_sha256(), NULL) != 1 ||
 	    EVP_PKEY_sign(pctx, der, &siglen, md, mdlen) != 1)
 		return -1;
 	return der_to_raw(der, siglen, raw);

@@ -86,6 +86,11 @@ int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
 int jws_peek(const struct jws_keyring *kr, const char *token, size_t len,
     struct json_object **claims);
 
+/* SHA-256, fetched once per process: OpenSSL 3's implicit fetch inside
+ * EVP_sha256() digests looks the algorithm up on every call (it showed in
+ * profiles). NULL if OpenSSL has none. */
+const EVP_MD *jws_sha256(void);
+
 const char *jws_alg_name(enum jws_alg alg);
 const char *jws_strerror(int status);
 

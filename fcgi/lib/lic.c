@@ -120,28 +120,12 @@ struct vslot {
 static struct vslot *vcache;
 static pthread_mutex_t vcache_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* SHA-256 fetched once: OpenSSL 3's implicit fetch inside EVP_sha256()
- * digests looks the algorithm up on every call (it showed in profiles). */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static const EVP_MD *sha256(void)
-{
-	pthread_once(&sha256_once, sha256_fetch);
-	return sha256_md;
-}
-
 static int key_digest(const char *key, unsigned char d[32])
 {
 	unsigned int n = 0;
 
-	return sha256() != NULL && EVP_Digest(key, strlen(key), d, &n,
-	    sha256(), NULL) == 1 && n == 32 ? 0 : -1;
+	return jws_sha256() != NULL && EVP_Digest(key, strlen(key), d, &n,
+	    jws_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
 }
 
 /* Slot of a digest in a direct-mapped cache of nslots entries. */
@@ -632,8 +616,8 @@ static int lease_digest(const struct lic *l, const char *iid,
 	int ok;
 
 	snprintf(buf, sizeof(buf), "|%lld|", lic_valid_until(l));
-	ok = ctx != NULL && sha256() != NULL &&
-	    EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 &&
+	ok = ctx != NULL && jws_sha256() != NULL &&
+	    EVP_DigestInit_ex(ctx, jws_sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(ctx, l->id, strlen(l->id) + 1) == 1 &&
 	    EVP_DigestUpdate(ctx, iid, strlen(iid) + 1) == 1 &&
 	    EVP_DigestUpdate(ctx, l->plan, strlen(l->plan) + 1) == 1 &&

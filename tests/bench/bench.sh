@@ -144,7 +144,6 @@ stack() {
 
 stack "$RUN_DIR" "$PORT" "$N" "$SB"
 PIDS=$(for f in "$RUN_DIR"/pid/*.pid; do cat "$f"; echo; done)
-RT=$(cat "$RUN_DIR/runtime-dir" 2>/dev/null || echo "$RUN_DIR")
 # The baseline for the p99 target: 10,000 licenses as in a default run,
 # measured in the same rounds so that the VM's drift hits both.
 if [ "$BASE_N" -gt 0 ]; then
