@@ -45,50 +45,45 @@ static void looked_up(struct state_call *sc, struct db *db, int st,
 	struct http_req *req = h->req;
 	struct http_resp *resp = h->resp;
 	const char *code, *eff;
-	struct lic l = { 0 };
+	struct lic_lookup lk;
 	struct json_object *out;
-	long long first, last;
-	int have_lic = 0, active;
+	long long last;
+	int have_lic = 0;
 
 	req->db = db;
 	if (st != DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
-	/* No row: deleted since it was signed, or a forgery naming a license
-	 * that never was. The row vouches for the key (lic.h). */
-	if (PQntuples(res) != 1 || (!h->known && lic_key_confirm(h->key, h->id,
-	    res, LIC_NCOLS + 6) != LIC_OK)) {
+	/* The row vouches for the key (lic.h). */
+	switch (lic_lookup_read(res, h->key, h->id, h->known, &lk)) {
+	case LIC_OK:
+		break;
+	case LIC_ERROR:
+		http_error(resp, 500, "INTERNAL", "bad license row");
+		goto out;
+	default:
 		req->log_code = "INVALID_KEY";
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		goto out;
 	}
+	have_lic = 1;
 	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s",
 	    h->id);
-	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
-		http_error(resp, 500, "INTERNAL", "bad license row");
-		goto out;
-	}
-	have_lic = 1;
-	active = !PQgetisnull(res, 0, LIC_NCOLS) &&
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS), "active") == 0;
-	first = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 1), NULL, 10);
-	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
-	/* The database's clock (licd_now) decides expiry and lease times. */
-	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
-	if (strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), "t") == 0 &&
-	    touch_queue(h->id, h->iid, (long long)req->now, h->version,
-	    NULL) == 0)
+	req->now = lk.now;
+	last = lk.last_seen;
+	if (lk.needs_touch && touch_queue(h->id, h->iid, (long long)req->now,
+	    h->version, NULL) == 0)
 		last = (long long)req->now;
-	code = lic_state(&l, req->now, &eff);
-	if (strcmp(code, "VALID") == 0 && !active)
+	code = lic_state(&lk.l, req->now, &eff);
+	if (strcmp(code, "VALID") == 0 && !lk.active)
 		code = "INSTALLATION_NOT_ACTIVE";
-	out = lic_result(code, &l, req->now);
-	if (first != 0)
-		lic_add_installation(out, h->iid, active ? "active" : "inactive",
-		    first, last);
+	out = lic_result(code, &lk.l, req->now);
+	if (lk.first_seen != 0)
+		lic_add_installation(out, h->iid, lk.active ? "active" :
+		    "inactive", lk.first_seen, last);
 	if (strcmp(code, "VALID") == 0) {
-		if (lic_add_lease(out, &l, h->iid, h->nonce, req->now) !=
+		if (lic_add_lease(out, &lk.l, h->iid, h->nonce, req->now) !=
 		    LIC_OK) {
 			json_object_put(out);
 			http_error(resp, 500, "INTERNAL", "cannot sign lease");
@@ -101,7 +96,7 @@ static void looked_up(struct state_call *sc, struct db *db, int st,
 	http_json(resp, 200, out);
 out:
 	if (have_lic)
-		lic_free(&l);
+		lic_free(&lk.l);
 	PQclear(res);
 	http_done(req);
 }

@@ -120,6 +120,7 @@ static int load_license(struct http_req *req, struct http_resp *resp,
     const char *key, const char *iid, struct lic *l)
 {
 	char id[LIC_UUID_LEN + 1];
+	struct lic_lookup lk;
 	const char *code, *eff;
 	PGresult *res = NULL;
 	int st, rc = -1, known;
@@ -134,20 +135,22 @@ static int load_license(struct http_req *req, struct http_resp *resp,
 		goto out;
 	}
 	/* The row vouches for a key the cache does not know (lic.h). */
-	if (PQntuples(res) != 1) {
+	switch (lic_lookup_read(res, key, id, known, &lk)) {
+	case LIC_OK:
+		break;
+	case LIC_UNKNOWN:
 		http_error(resp, 403, "INVALID_KEY", "unknown license");
 		goto out;
-	}
-	if (!known && lic_key_confirm(key, id, res, LIC_NCOLS + 6) != LIC_OK) {
+	case LIC_INVALID:
 		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
 		goto out;
-	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
-	if (lic_from_row(res, 0, 0, l) != LIC_OK) {
+	default:
 		http_error(resp, 500, "INTERNAL", "bad license row");
 		goto out;
 	}
-	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	*l = lk.l;
+	req->now = lk.now;
 	code = lic_state(l, req->now, &eff);
 	if (strcmp(code, "VALID") != 0) {
 		http_error(resp, 403, code, "the license is %s", eff);

@@ -90,52 +90,50 @@ static int answer(struct vcall *x, PGresult *res, int can_write)
 	struct http_req *req = x->req;
 	struct http_resp *resp = x->resp;
 	struct vreq *v = &x->v;
-	struct lic l = { 0 };
+	struct lic_lookup lk;
 	const char *code, *eff, *params[5];
 	struct json_object *out = NULL;
-	long long first = 0, last = 0;
+	long long first, last;
 	int st, have_lic = 0, active;
 
-	/* No row: deleted since it was signed, or a forgery naming a license
-	 * that never was. The row vouches for the key (lic.h). */
-	if (PQntuples(res) != 1 || (!x->known && lic_key_confirm(v->key, x->id,
-	    res, LIC_NCOLS + 6) != LIC_OK)) {
+	/* The row vouches for the key (lic.h). */
+	switch (lic_lookup_read(res, v->key, x->id, x->known, &lk)) {
+	case LIC_OK:
+		break;
+	case LIC_ERROR:
+		http_error(resp, 500, "INTERNAL", "bad license row");
+		goto out;
+	default:
 		code = "INVALID_KEY";
 		out = lic_result(code, NULL, req->now);
 		goto answer;
 	}
+	have_lic = 1;
 	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s",
 	    x->id);
-	if (lic_from_row(res, 0, 0, &l) != LIC_OK) {
-		http_error(resp, 500, "INTERNAL", "bad license row");
-		goto out;
-	}
-	have_lic = 1;
-	active = !PQgetisnull(res, 0, LIC_NCOLS) &&
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS), "active") == 0;
-	first = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 1), NULL, 10);
-	last = strtoll(PQgetvalue(res, 0, LIC_NCOLS + 2), NULL, 10);
-	/* The database's clock (licd_now) decides expiry and lease times. */
-	req->now = (time_t)strtoll(PQgetvalue(res, 0, LIC_NCOLS + 3), NULL, 10);
+	active = lk.active;
+	first = lk.first_seen;
+	last = lk.last_seen;
+	req->now = lk.now;
 
-	code = lic_state(&l, req->now, &eff);
-	if (strcmp(code, "VALID") == 0 && !lic_domain_allowed(&l, v->domain))
+	code = lic_state(&lk.l, req->now, &eff);
+	if (strcmp(code, "VALID") == 0 &&
+	    !lic_domain_allowed(&lk.l, v->domain))
 		code = "DOMAIN_NOT_ALLOWED";
 	if (strcmp(code, "VALID") == 0 && v->feature != NULL &&
-	    !lic_has_feature(&l, v->feature))
+	    !lic_has_feature(&lk.l, v->feature))
 		code = "FEATURE_NOT_LICENSED";
 
 	/* Written in the request: an activation, or a domain that may be
 	 * recorded only now that it is allowed (licd_touch refreshes
 	 * last_seen with it). Otherwise a due refresh goes to the writer,
 	 * refused calls included: they are contacts too. */
-	if (strcmp(code, "VALID") == 0 && (!active ||
-	    (v->domain != NULL && (PQgetisnull(res, 0, LIC_NCOLS + 4) ||
-	    strcmp(PQgetvalue(res, 0, LIC_NCOLS + 4), v->domain) != 0)))) {
+	if (strcmp(code, "VALID") == 0 && (!active || (v->domain != NULL &&
+	    (lk.domain == NULL || strcmp(lk.domain, v->domain) != 0)))) {
 		const char *stmt = active ? "touch" : "activate";
 
 		if (!can_write) {
-			lic_free(&l);
+			lic_free(&lk.l);
 			x->res = res;
 			http_resume(req, resumed);
 			return 1;
@@ -178,17 +176,16 @@ static int answer(struct vcall *x, PGresult *res, int can_write)
 				last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 			}
 		}
-	} else if (strcmp(PQgetvalue(res, 0, LIC_NCOLS + 5), "t") == 0 &&
-	    touch_queue(x->id, v->iid, (long long)req->now, v->version,
-	    v->metadata) == 0) {
+	} else if (lk.needs_touch && touch_queue(x->id, v->iid,
+	    (long long)req->now, v->version, v->metadata) == 0) {
 		last = (long long)req->now;
 	}
-	out = lic_result(code, &l, req->now);
+	out = lic_result(code, &lk.l, req->now);
 	if (first != 0)
 		lic_add_installation(out, v->iid, active ? "active" : "inactive",
 		    first, last);
 	if (strcmp(code, "VALID") == 0 &&
-	    lic_add_lease(out, &l, v->iid, v->nonce, req->now) != LIC_OK) {
+	    lic_add_lease(out, &lk.l, v->iid, v->nonce, req->now) != LIC_OK) {
 		json_object_put(out);
 		out = NULL;
 		http_error(resp, 500, "INTERNAL", "cannot sign lease");
@@ -200,7 +197,7 @@ answer:
 	http_json(resp, 200, out);
 out:
 	if (have_lic)
-		lic_free(&l);
+		lic_free(&lk.l);
 	PQclear(res);
 	return 0;
 }

@@ -339,6 +339,35 @@ int lic_from_row(const PGresult *res, int row, int col, struct lic *l)
 	return LIC_OK;
 }
 
+/* licd_lookup's columns after license_view's. */
+enum { LK_INST_STATUS = LIC_NCOLS, LK_FIRST_SEEN, LK_LAST_SEEN, LK_NOW,
+	LK_DOMAIN, LK_NEEDS_TOUCH, LK_KEY, LK_NCOLS };
+
+int lic_lookup_read(const PGresult *res, const char *key, const char *id,
+    int known, struct lic_lookup *lk)
+{
+	memset(lk, 0, sizeof(*lk));
+	/* No row: deleted since it was signed, or a forgery naming a license
+	 * that never was. */
+	if (PQntuples(res) != 1)
+		return LIC_UNKNOWN;
+	if (PQnfields(res) < LK_NCOLS)
+		return LIC_ERROR;
+	if (!known && lic_key_confirm(key, id, res, LK_KEY) != LIC_OK)
+		return LIC_INVALID;
+	if (lic_from_row(res, 0, 0, &lk->l) != LIC_OK)
+		return LIC_ERROR;
+	lk->active = !PQgetisnull(res, 0, LK_INST_STATUS) &&
+	    strcmp(PQgetvalue(res, 0, LK_INST_STATUS), "active") == 0;
+	lk->first_seen = ll_col(res, 0, LK_FIRST_SEEN);
+	lk->last_seen = ll_col(res, 0, LK_LAST_SEEN);
+	lk->now = (time_t)ll_col(res, 0, LK_NOW);
+	lk->domain = PQgetisnull(res, 0, LK_DOMAIN) ? NULL :
+	    PQgetvalue(res, 0, LK_DOMAIN);
+	lk->needs_touch = strcmp(PQgetvalue(res, 0, LK_NEEDS_TOUCH), "t") == 0;
+	return LIC_OK;
+}
+
 void lic_free(struct lic *l)
 {
 	json_object_put(l->features);

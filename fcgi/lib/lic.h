@@ -30,7 +30,8 @@ struct lic {
 	struct json_object *domains;	/* array of patterns */
 };
 
-enum lic_status { LIC_OK = 0, LIC_INVALID = -1, LIC_ERROR = -2 };
+enum lic_status { LIC_OK = 0, LIC_INVALID = -1, LIC_ERROR = -2,
+	LIC_UNKNOWN = -3 };
 
 /* Loads the signing keys and issuer once per process (program init). */
 int lic_init(void);
@@ -64,6 +65,25 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
 /* stored: column col of res's first row (licd_lookup's license_key). */
 int lic_key_confirm(const char *key, const char *id, const PGresult *res,
     int col);
+
+/* A licd_lookup row (sql/013, state.h): the license, its installation
+ * (first_seen 0 when there is none) and the database's clock, which
+ * decides expiry and lease times. */
+struct lic_lookup {
+	struct lic l;
+	int active;			/* the installation is active */
+	long long first_seen, last_seen;
+	time_t now;
+	const char *domain;		/* the installation's, in res, or NULL */
+	int needs_touch;		/* its refresh is due (touch.h) */
+};
+
+/* Reads the row of a licd_lookup result, once that row vouches for key
+ * (lic_key_confirm) unless known (lic_key_id). LIC_UNKNOWN: no row;
+ * LIC_INVALID: the key is not the license's; LIC_ERROR: a bad row. On
+ * LIC_OK the caller lic_free()s lk->l, and res outlives lk->domain. */
+int lic_lookup_read(const PGresult *res, const char *key, const char *id,
+    int known, struct lic_lookup *lk);
 
 /* Fills l from columns col..col+LIC_NCOLS-1 of row; lic_free releases. */
 int lic_from_row(const PGresult *res, int row, int col, struct lic *l);

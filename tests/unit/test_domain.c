@@ -109,6 +109,80 @@ static void test_misc(void)
 	CHECK(strcmp(ts, "2027-01-31T00:00:00Z") == 0);
 }
 
+/* A licd_lookup result as libpq would hand it over: the nine license
+ * columns, then inst_status, first_seen, last_seen, now_epoch,
+ * inst_domain, needs_touch and license_key; NULL for SQL NULL. */
+static PGresult *lookup_result(int rows, const char *const *vals, int nf)
+{
+	PGresAttDesc att[16];
+	PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	int c;
+
+	memset(att, 0, sizeof(att));
+	for (c = 0; c < nf; c++) {
+		att[c].name = (char *)"c";
+		att[c].typid = 25;	/* text */
+		att[c].typlen = -1;
+	}
+	CHECK(r != NULL && PQsetResultAttrs(r, nf, att));
+	for (c = 0; rows > 0 && c < nf; c++)
+		CHECK(PQsetvalue(r, 0, c, (char *)vals[c],
+		    vals[c] != NULL ? (int)strlen(vals[c]) : -1));
+	return r;
+}
+
+static void test_lookup_read(void)
+{
+	const char *id = "0b0e4a4e-7d3c-4f58-9a55-0d6b7f3c2a11";
+	const char *key = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+	const char *row[16] = { id, "5f4d0c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+	    "pro", "active", "1900000000", NULL, "[\"sso\"]",
+	    "{\"seats\":5}", "[]", "active", "1700000000", "1700000100",
+	    "1700000200", "app.example.com", "t", key };
+	struct lic_lookup lk;
+	PGresult *r;
+
+	r = lookup_result(0, row, 16);
+	CHECK(lic_lookup_read(r, key, id, 1, &lk) == LIC_UNKNOWN);
+	PQclear(r);
+
+	r = lookup_result(1, row, 16);
+	CHECK(lic_lookup_read(r, key, id, 1, &lk) == LIC_OK);
+	CHECK(strcmp(lk.l.plan, "pro") == 0 && lk.l.expires_at == 1900000000 &&
+	    lk.l.grace_until == 0 && lic_has_feature(&lk.l, "sso"));
+	CHECK(lk.active && lk.first_seen == 1700000000 &&
+	    lk.last_seen == 1700000100 && lk.now == 1700000200);
+	CHECK(lk.domain != NULL && strcmp(lk.domain, "app.example.com") == 0);
+	CHECK(lk.needs_touch);
+	lic_free(&lk.l);
+	/* Not yet known: the row vouches for the key it stores, byte for
+	 * byte, and for no other (this one does not verify either). */
+	CHECK(lic_lookup_read(r, key, id, 0, &lk) == LIC_OK);
+	lic_free(&lk.l);
+	CHECK(lic_lookup_read(r, "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lo",
+	    id, 0, &lk) == LIC_INVALID);
+	PQclear(r);
+
+	/* No installation: its columns are NULL. */
+	row[9] = row[10] = row[11] = row[13] = NULL;
+	row[14] = "f";
+	r = lookup_result(1, row, 16);
+	CHECK(lic_lookup_read(r, key, id, 1, &lk) == LIC_OK);
+	CHECK(!lk.active && lk.first_seen == 0 && lk.last_seen == 0 &&
+	    lk.domain == NULL && !lk.needs_touch && lk.now == 1700000200);
+	lic_free(&lk.l);
+	PQclear(r);
+
+	/* A row that is not licd_lookup's. */
+	row[6] = "not json";
+	r = lookup_result(1, row, 16);
+	CHECK(lic_lookup_read(r, key, id, 1, &lk) == LIC_ERROR);
+	PQclear(r);
+	r = lookup_result(1, row, 15);
+	CHECK(lic_lookup_read(r, key, id, 1, &lk) == LIC_ERROR);
+	PQclear(r);
+}
+
 int main(void)
 {
 	test_match();
@@ -116,5 +190,6 @@ int main(void)
 	test_state();
 	test_features();
 	test_misc();
+	test_lookup_read();
 	UNIT_DONE("domain/license rules");
 }
