@@ -98,7 +98,7 @@ static const char *claim_str(struct json_object *c, const char *k)
 /*
  * Verified-key cache: SHA-256(key) -> license id, for keys authenticated
  * before in this process (verified, or confirmed as the stored key: see
- * lic_key_confirm). The keyring never changes inside a process, so a key
+ * key_confirm). The keyring never changes inside a process, so a key
  * whose exact bytes were good once is good again. A hit saves decoding
  * and parsing the key's payload; a miss costs no signature check either
  * (the row read anyway holds the key as issued), which is why 1 MiB per
@@ -258,7 +258,9 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 	return rc;
 }
 
-int lic_key_confirm(const char *key, const char *id, const PGresult *res,
+/* The key confirmed by the stored one, column col of res's first row
+ * (licd_lookup's license_key), or by its signature (lic.h, lic_key_id). */
+static int key_confirm(const char *key, const char *id, const PGresult *res,
     int col)
 {
 	const char *stored = PQgetisnull(res, 0, col) ? NULL :
@@ -353,7 +355,7 @@ int lic_lookup_read(const PGresult *res, const char *key, const char *id,
 		return LIC_UNKNOWN;
 	if (PQnfields(res) < LK_NCOLS)
 		return LIC_ERROR;
-	if (!known && lic_key_confirm(key, id, res, LK_KEY) != LIC_OK)
+	if (!known && key_confirm(key, id, res, LK_KEY) != LIC_OK)
 		return LIC_INVALID;
 	if (lic_from_row(res, 0, 0, &lk->l) != LIC_OK)
 		return LIC_ERROR;

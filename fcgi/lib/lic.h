@@ -55,16 +55,13 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  * then that row's word on the key. lic_key_id answers from the
  * verified-key cache (*known = 1), else from the key's payload without
  * verifying it (*known = 0; the kid must be one of ours, or LIC_INVALID).
- * Such a key must then pass lic_key_confirm before anything is answered
- * or written: it is authentic when it is byte for byte the key the
- * database holds for that license (licenses.license_key, as issued), else
- * when it verifies (a key re-signed since, or a forgery). Either way it is
- * cached like a verified key.
+ * Such a key must then be confirmed by lic_lookup_read before anything
+ * is answered or written: it is authentic when it is byte for byte the
+ * key the database holds for that license (licenses.license_key, as
+ * issued), else when it verifies (a key re-signed since, or a forgery).
+ * Either way it is cached like a verified key.
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
-/* stored: column col of res's first row (licd_lookup's license_key). */
-int lic_key_confirm(const char *key, const char *id, const PGresult *res,
-    int col);
 
 /* A licd_lookup row (sql/013, state.h): the license, its installation
  * (first_seen 0 when there is none) and the database's clock, which
@@ -79,7 +76,7 @@ struct lic_lookup {
 };
 
 /* Reads the row of a licd_lookup result, once that row vouches for key
- * (lic_key_confirm) unless known (lic_key_id). LIC_UNKNOWN: no row;
+ * (above) unless known (lic_key_id). LIC_UNKNOWN: no row;
  * LIC_INVALID: the key is not the license's; LIC_ERROR: a bad row. On
  * LIC_OK the caller lic_free()s lk->l, and res outlives lk->domain. */
 int lic_lookup_read(const PGresult *res, const char *key, const char *id,
