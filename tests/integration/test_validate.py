@@ -622,9 +622,11 @@ def test_refreshes_queued_together_are_all_written():
     q = ("SELECT installation_id, version,"
          " extract(epoch FROM now() - last_seen) < 60"
          " FROM installations WHERE license_id = %s")
-    got = eventually(lambda: {r[0]: r[1] for r in sql(q, lic["id"]) if r[2]}
-                     if all(r[2] for r in sql(q, lic["id"])) else None)
-    assert got == want
+
+    def refreshed():
+        rows = sql(q, lic["id"])
+        return {r[0]: r[1] for r in rows} if all(r[2] for r in rows) else None
+    assert eventually(refreshed) == want
 
 
 def test_heartbeat_unknown_installation(lic):
