@@ -17,7 +17,11 @@
 #   BENCH_BASELINE=10000  above this many licenses, a second stack with this
 #                         many runs validate and heartbeat in each round too,
 #                         for the p99 target (at N within 20 % of at 10,000);
-#                         0 skips it
+#                         and a third, for reference, with the lease cache
+#                         and the last_seen threshold off (lease_reuse 0,
+#                         touch_interval 0), so that each of its calls signs
+#                         and writes as nearly every call at a million does;
+#                         0 skips both
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -40,6 +44,9 @@ FLOOR_PORT=$((PORT + 1))
 BASE_N=${BENCH_BASELINE:-10000}
 BASE_DIR=$RUN_DIR-base
 BASE_PORT=$((PORT + 2))
+SAME_DIR=$RUN_DIR-same
+SAME_PORT=$((PORT + 3))
+SAME_CONF=$'lease_reuse = 0\ntouch_interval = 0'
 [ "$BASE_N" -gt 0 ] && [ "$N" -gt "$BASE_N" ] || BASE_N=0
 PEER=${BENCH_PEER:-$ROOT/../shared/peers/express}
 PY=/usr/bin/python3
@@ -54,7 +61,10 @@ cc -O2 -Wall -Werror -o build/bench/floor tests/bench/floor.c -lfcgi
 
 cleanup() {
 	deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
-	[ "$BASE_N" -eq 0 ] || deploy/local.sh stop "$BASE_DIR" >/dev/null 2>&1 || true
+	if [ "$BASE_N" -gt 0 ]; then
+		deploy/local.sh stop "$BASE_DIR" >/dev/null 2>&1 || true
+		deploy/local.sh stop "$SAME_DIR" >/dev/null 2>&1 || true
+	fi
 	[ -f "$RUN_DIR/floor-nginx.pid" ] && kill "$(cat "$RUN_DIR/floor-nginx.pid")" 2>/dev/null
 	[ -f "$RUN_DIR/floor.pids" ] && kill $(cat "$RUN_DIR/floor.pids") 2>/dev/null
 	[ -f /tmp/licd-bench-peer.pid ] && kill -TERM "$(cat /tmp/licd-bench-peer.pid)" 2>/dev/null
@@ -107,19 +117,20 @@ fixed() {
 	     length($0) > 0 { printf "%-" m "s\n", $0 }' "$1" "$1" > "$2"
 }
 
-# stack DIR PORT LICENSES SHARED_BUFFERS: a fresh licd stack with that many
-# licenses, each with one active installation, as the validate and
+# stack DIR PORT LICENSES SHARED_BUFFERS [CONF]: a fresh licd stack with
+# that many licenses and CONF added to BENCH_CONF in its licd.conf, each with one active installation, as the validate and
 # heartbeat scripts name it, so "existing installation" means that at any
 # scale; its keys in DIR/keys.txt and one more license's in DIR/hot.txt.
 stack() {
-	local dir=$1 port=$2 n=$3 sb=$4 rt
+	local dir=$1 port=$2 n=$3 sb=$4 conf=${BENCH_CONF:-} rt
+	[ -z "${5:-}" ] || conf=$(printf '%s\n%s' "$conf" "$5")
 	echo "== licd stack in $dir (port $port), $n licenses"
 	deploy/local.sh stop "$dir" >/dev/null 2>&1 || true
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	chmod 755 "$dir"
 	LICD_PROCESSES=$PROCS LICD_THREADS=$THREADS LICD_USAGE_THREADS=$USAGE_THREADS \
-		LICD_PG_SHARED_BUFFERS=$sb LICD_CONF_EXTRA="${BENCH_CONF:-}" \
+		LICD_PG_SHARED_BUFFERS=$sb LICD_CONF_EXTRA="$conf" \
 		LICD_RATE=1000000 LICD_BURST=1000000 deploy/local.sh start "$dir" "$port" >/dev/null
 	export LICD_CONFIG=$dir/licd.conf
 	L=build/bin/licctl
@@ -149,6 +160,8 @@ PIDS=$(for f in "$RUN_DIR"/pid/*.pid; do cat "$f"; echo; done)
 if [ "$BASE_N" -gt 0 ]; then
 	stack "$BASE_DIR" "$BASE_PORT" "$BASE_N" 128MB
 	BRT=$(cat "$BASE_DIR/runtime-dir" 2>/dev/null || echo "$BASE_DIR")
+	stack "$SAME_DIR" "$SAME_PORT" "$BASE_N" 128MB "$SAME_CONF"
+	SRT=$(cat "$SAME_DIR/runtime-dir" 2>/dev/null || echo "$SAME_DIR")
 fi
 export LICD_CONFIG=$RUN_DIR/licd.conf
 
@@ -221,6 +234,8 @@ F=http://127.0.0.1:$FLOOR_PORT
 K=$RUN_DIR/keys-fixed.txt
 B=http://127.0.0.1:$BASE_PORT
 KB=$BASE_DIR/keys-fixed.txt
+S=http://127.0.0.1:$SAME_PORT
+KS=$SAME_DIR/keys-fixed.txt
 base() { [ "$BASE_N" -eq 0 ] || one "$@"; }
 peer() { [ $HAVE_PEER -eq 0 ] || one "$@"; }
 # Seeding left both clusters with dirty pages: flush them now, so that a
@@ -228,6 +243,7 @@ peer() { [ $HAVE_PEER -eq 0 ] || one "$@"; }
 $PGBIN/psql -q -h "$RT/pg" -U postgres -d licd -c "CHECKPOINT" || true
 if [ "$BASE_N" -gt 0 ]; then
 	$PGBIN/psql -q -h "$BRT/pg" -U postgres -d licd -c "CHECKPOINT" || true
+	$PGBIN/psql -q -h "$SRT/pg" -U postgres -d licd -c "CHECKPOINT" || true
 fi
 if [ $HAVE_PEER -eq 1 ]; then
 	$PGBIN/psql -q -h 127.0.0.1 -p 55433 -U postgres -d licpeer -c "CHECKPOINT" || true
@@ -236,6 +252,7 @@ echo "== warm-up"
 wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$U" -- "$K" validate >/dev/null 2>&1
 if [ "$BASE_N" -gt 0 ]; then
 	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$B" -- "$KB" validate >/dev/null 2>&1
+	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$S" -- "$KS" validate >/dev/null 2>&1
 fi
 if [ $HAVE_PEER -eq 1 ]; then	# JIT, inserts
 	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/express.lua "$E" -- "$PK" validate >/dev/null 2>&1
@@ -247,6 +264,7 @@ for i in $(seq 1 "$REPEAT"); do
 	for ep in validate heartbeat; do
 		one $ep licd -- -s tests/bench/existing.lua "$U" -- "$K" $ep
 		base $ep licd-$BASE_N -- -s tests/bench/existing.lua "$B" -- "$KB" $ep
+		base $ep licd-$BASE_N-same -- -s tests/bench/existing.lua "$S" -- "$KS" $ep
 		peer $ep express -- -s tests/bench/express.lua "$E" -- "$PK" $ep
 	done
 	one validate-new licd -- -s tests/bench/validate_new.lua "$U" -- "$K"
@@ -266,7 +284,10 @@ $PGBIN/psql -qAt -h "$RT/pg" -U licd -d licd -c "SELECT (SELECT sum(used) FROM u
 	| sed 's/^t$/  usage counters agree with the usage log/; s/^f$/  USAGE COUNTERS DISAGREE WITH THE LOG/'
 if [ $HAVE_PEER -eq 1 ]; then kill -TERM "$EP" 2>/dev/null || true; rm -f /tmp/licd-bench-peer.pid; fi
 deploy/local.sh stop "$RUN_DIR" >/dev/null 2>&1 || true
-[ "$BASE_N" -eq 0 ] || deploy/local.sh stop "$BASE_DIR" >/dev/null 2>&1 || true
+if [ "$BASE_N" -gt 0 ]; then
+	deploy/local.sh stop "$BASE_DIR" >/dev/null 2>&1 || true
+	deploy/local.sh stop "$SAME_DIR" >/dev/null 2>&1 || true
+fi
 
 # The median run per workload and server (by req/s), the runs in round
 # order, and the peak RSS of the server.
