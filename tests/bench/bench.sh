@@ -118,9 +118,10 @@ fixed() {
 }
 
 # stack DIR PORT LICENSES SHARED_BUFFERS [CONF]: a fresh licd stack with
-# that many licenses and CONF added to BENCH_CONF in its licd.conf, each with one active installation, as the validate and
-# heartbeat scripts name it, so "existing installation" means that at any
-# scale; its keys in DIR/keys.txt and one more license's in DIR/hot.txt.
+# that many licenses, each with one active installation, as the validate
+# and heartbeat scripts name it, so "existing installation" means that at
+# any scale; its keys in DIR/keys.txt and one more license's in
+# DIR/hot.txt; CONF is added to BENCH_CONF in its licd.conf.
 stack() {
 	local dir=$1 port=$2 n=$3 sb=$4 conf=${BENCH_CONF:-} rt
 	[ -z "${5:-}" ] || conf=$(printf '%s\n%s' "$conf" "$5")
