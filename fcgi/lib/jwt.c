@@ -452,6 +452,8 @@ static int sign_msg(const struct jws_key *k, const unsigned char *msg,
 	int rc = -1;
 
 	if (k->alg == JWS_EDDSA) {
+		/* Into raw itself: its size, not der's, is the room given. */
+		siglen = JWS_SIG_LEN;
 		if ((ctx = EVP_MD_CTX_new()) == NULL)
 			return -1;
 		if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
