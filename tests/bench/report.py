@@ -75,54 +75,63 @@ for ep in ("validate", "heartbeat"):
     L, E = get("licd", ep), get("express", ep)
     rratio("%s_vs_ceiling" % ep, L, ceiling)
     f = rratio("%s_vs_floor" % ep, L, floor)
-    checks.append(("%s >= 50%% of the FastCGI floor" % ep, f, f is not None and f >= 0.5))
+    checks.append(("%s >= 75%% of the FastCGI floor" % ep, f, f is not None and f >= 0.75))
     if E:
         x = rratio("%s_rps_vs_express" % ep, L, E)
         p = rratio("%s_p99_vs_express" % ep, L, E, "p99_ms")
         checks.append(("%s >= 4x express req/s" % ep, x, x is not None and x >= 4))
-        checks.append(("%s p99 <= 1/4 of express" % ep, p, p is not None and p <= 0.25))
-for ep in ("usage", "usage-hot"):
+        lim = 0.10 if ep == "validate" else 0.25
+        checks.append(("%s p99 <= %.2f of express" % (ep, lim), p,
+                       p is not None and p <= lim))
+for ep, lim in (("usage", 3), ("usage-hot", 4)):
     L, E = get("licd", ep), get("express", ep)
     if E:
         x = rratio("%s_rps_vs_express" % ep, L, E)
-        checks.append(("%s >= 2x express req/s" % ep, x, x is not None and x >= 2))
-# At a million licenses, the same calls against a stack of 10,000 in the
-# same rounds (bench.sh, BENCH_BASELINE): the target is that p99 grows by
-# at most a fifth. The 10,000's installations call again every second or
-# two, so their leases and last_seen are nearly always fresh; a third
-# stack of 10,000 with both caches off does per call what a million does,
-# and its ratio (reported, not a target) is the cost of the data's size
-# alone (docs/PERFORMANCE.md, "Where a million costs more").
+        checks.append(("%s >= %dx express req/s" % (ep, lim), x, x is not None and x >= lim))
+# At a million licenses, the same calls against stacks of 10,000 in the
+# same rounds (bench.sh, BENCH_BASELINE). The target compares a call with
+# the same work per call: the `-same` stack of 10,000 runs with
+# lease_reuse = 0 and touch_interval = 0, because the default stack's
+# installations, called every second or two, nearly always find their
+# lease and last_seen fresh, where a million's almost never do
+# (docs/PERFORMANCE.md, "What limits the numbers"). The default stack's
+# ratio is printed for reference.
 base_n = int(os.environ.get("BENCH_BASE_N", "0") or 0)
-same = []
+ref = []
 for ep in ("validate", "heartbeat"):
-    L, B = get("licd", ep), get("licd-%d" % base_n, ep)
-    if base_n and B:
-        p = rratio("%s_p99_vs_%d" % (ep, base_n), L, B, "p99_ms")
-        rratio("%s_rps_vs_%d" % (ep, base_n), L, B)
-        checks.append(("%s p99 <= 1.2x that at %d" % (ep, base_n), p,
-                       p is not None and p <= 1.2))
-    S = get("licd-%d-same" % base_n, ep)
+    L, S = get("licd", ep), get("licd-%d-same" % base_n, ep)
     if base_n and S:
         p = rratio("%s_p99_vs_%d_same_work" % (ep, base_n), L, S, "p99_ms")
         x = rratio("%s_rps_vs_%d_same_work" % (ep, base_n), L, S)
-        same.append(("%s p99, req/s vs %d, same work" % (ep, base_n), p, x))
+        checks.append(("%s p99 <= 1.1x that at %d, same work" % (ep, base_n), p,
+                       p is not None and p <= 1.1))
+        checks.append(("%s req/s >= 0.9x that at %d, same work" % (ep, base_n), x,
+                       x is not None and x >= 0.9))
+    B = get("licd-%d" % base_n, ep)
+    if base_n and B:
+        p = rratio("%s_p99_vs_%d" % (ep, base_n), L, B, "p99_ms")
+        x = rratio("%s_rps_vs_%d" % (ep, base_n), L, B)
+        ref.append(("%s p99, req/s vs %d, caches on" % (ep, base_n), p, x))
 licd_rss = max([r["rss_kib"] for r in rows if r["server"] == "licd"] or [0])
 exp_rss = max([r["rss_kib"] for r in rows if r["server"] == "express"] or [0])
 if exp_rss:
     x = ratio("rss_vs_express", licd_rss, exp_rss)
     checks.append(("licd RSS <= 1/4 of express", x, x <= 0.25))
+# Fresh activations have no Express counterpart: printed, judged against
+# the figure in docs/PERFORMANCE.md by a reader, not here.
+nv = get("licd", "validate-new")
 
 out.append("")
-out.append("ratios (targets from the performance issue; median of the per-round ratios):")
+out.append("ratios (targets in docs/PERFORMANCE.md; median of the per-round ratios):")
 for name, v, ok in checks:
-    out.append("  %-44s %8s  %s" % (name, "-" if v is None else "%.2f" % v,
+    out.append("  %-50s %8s  %s" % (name, "-" if v is None else "%.2f" % v,
                                     "met" if ok else "NOT MET"))
-out.append("  %-44s %8.2f" % ("validate vs nginx ceiling", ratios.get("validate_vs_ceiling") or 0))
-for name, p, x in same:
-    out.append("  %-44s %8s %8s  (for reference: caches off at %d)" % (
-        name, "-" if p is None else "%.2f" % p, "-" if x is None else "%.2f" % x,
-        base_n))
+out.append("  %-50s %8.2f" % ("validate vs nginx ceiling", ratios.get("validate_vs_ceiling") or 0))
+if nv:
+    out.append("  %-50s %8.0f" % ("validate, new installation, req/s", w(nv, "rps")))
+for name, p, x in ref:
+    out.append("  %-50s %8s %8s  (for reference)" % (
+        name, "-" if p is None else "%.2f" % p, "-" if x is None else "%.2f" % x))
 print("\n".join(out))
 json.dump({"licenses": int(n), "duration_s": int(dur), "connections": int(conn),
            "shared_buffers": os.environ.get("BENCH_SB"), "huge_pages": huge_pages(),
