@@ -31,6 +31,10 @@ FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 
 all: $(BINS)
 
+# Keep the object files make would otherwise delete as intermediates
+# (no `rm build/obj/…` after a build, no rebuild of them next time).
+.SECONDARY:
+
 $(BUILD)/obj/%.o: fcgi/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<

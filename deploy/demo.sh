@@ -18,30 +18,47 @@ if [ ! -s "$OUT" ]; then
 	/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' \
 		"$RUN_DIR/demo-license.json" > "$OUT"
 fi
-KEY=$(cat "$OUT")
 /usr/bin/python3 - "$RUN_DIR/demo-license.json" <<'PY'
 import json, sys
 l = json.load(open(sys.argv[1]))
-print("demo license %s (plan %s, customer %s)" % (l["id"], l["plan"], l["email"]))
+print("demo license: plan %s, customer %s" % (l["plan"], l["email"]))
+print("  license id:          %s" % l["id"])
 print("  features:            %s" % ", ".join(l["features"]))
 print("  limits:              %s" % ", ".join("%s=%s" % kv for kv in sorted(l["limits"].items())))
 print("  domain restrictions: %s" % ", ".join(l["domain_restrictions"]))
 print("  expires:             %s" % l["expires_at"])
 PY
+U=http://127.0.0.1:$PORT
+J="-H 'Content-Type: application/json'"
 cat <<EOM
-  key file:            $OUT
+  license key:         in $OUT (the JWT installations send)
+  admin token:         in $RUN_DIR/admin-token.txt
 
-licd is running on http://127.0.0.1:$PORT (logs in $RUN_DIR/log). Try:
+licd is running on $U (logs in $RUN_DIR/log). Walk-through:
 
+  export LICD_CONFIG=$RUN_DIR/licd.conf
   KEY=\$(cat $OUT)
-  curl -s http://127.0.0.1:$PORT/api/validate -H 'Content-Type: application/json' \\
-    -d "{\"license_key\":\"\$KEY\",\"installation_id\":\"laptop-1\",\"domain\":\"app.example.com\",\"feature\":\"sso\"}"
-  curl -s http://127.0.0.1:$PORT/api/heartbeat -H 'Content-Type: application/json' \\
+  # an installation validates (takes a seat, gets a signed lease)
+  curl -s $U/api/validate $J \\
+    -d "{\"license_key\":\"\$KEY\",\"installation_id\":\"laptop-1\",\"domain\":\"app.example.com\",\"feature\":\"sso\",\"nonce\":\"n-1\"}"
+  # reports in periodically
+  curl -s $U/api/heartbeat $J \\
     -d "{\"license_key\":\"\$KEY\",\"installation_id\":\"laptop-1\",\"version\":\"1.2.0\"}"
-  curl -s http://127.0.0.1:$PORT/api/deactivate -H 'Content-Type: application/json' \\
+  # counts 5 units of a metered feature
+  curl -s $U/api/usage $J \\
+    -d "{\"license_key\":\"\$KEY\",\"feature\":\"workflows\",\"quantity\":5,\"idempotency_key\":\"job-1\"}"
+  # frees its seat
+  curl -s $U/api/deactivate $J \\
     -d "{\"license_key\":\"\$KEY\",\"installation_id\":\"laptop-1\"}"
-  curl -s http://127.0.0.1:$PORT/.well-known/jwks.json
-  LICD_CONFIG=$RUN_DIR/licd.conf build/bin/licctl license list
+  # the public keys any JWT library verifies keys and leases with
+  curl -s $U/.well-known/jwks.json
+  $BIN/licctl license list
+  # admin: revoke the key at once, then read the audit log
+  curl -s $U/api/revoke $J -H "Authorization: Bearer \$(cat $RUN_DIR/admin-token.txt)" \\
+    -d "{\"license_key\":\"\$KEY\",\"reason\":\"demo\"}"
+  $BIN/licctl audit
+  # the lifecycle job (cron / systemd timer in production), counting only
+  $BIN/licd-lifecycle --dry-run
 
 Stop everything with: make stop
 EOM

@@ -65,7 +65,8 @@ runtime_dir() {
 
 as_pg() {	# run a PostgreSQL tool as the cluster owner
 	if [ $IS_ROOT -eq 1 ]; then
-		runuser -u postgres -- "$@"
+		# from /: postgres may not be able to enter the caller's directory
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -75,13 +76,28 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 pg_running() { as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" status >/dev/null 2>&1; }
 
+# PostgreSQL's server log, written by the postgres user: in RUN_DIR/log,
+# or in the runtime directory (linked from RUN_DIR/log) when RUN_DIR is
+# out of that user's reach.
+pg_log() {
+	PGLOG=$RUN_DIR/log/postgres.log
+	if [ "$RT" != "$RUN_DIR" ]; then
+		mkdir -p "$RT/log"
+		chmod 755 "$RT/log"
+		PGLOG=$RT/log/postgres.log
+		ln -sfn "$PGLOG" "$RUN_DIR/log/postgres.log"
+	fi
+	touch "$PGLOG"
+	[ $IS_ROOT -eq 1 ] && chown postgres: "$PGLOG"
+	return 0
+}
+
 pg_start() {
 	[ -x "$PGBIN/initdb" ] || die "PostgreSQL server binaries not found (run deploy/deps.sh)"
 	mkdir -p "$RT/pg"
 	[ $IS_ROOT -eq 1 ] && chown postgres: "$RT/pg"
 	chmod 700 "$RT/pg"
-	touch "$RUN_DIR/log/postgres.log"
-	[ $IS_ROOT -eq 1 ] && chown postgres: "$RUN_DIR/log/postgres.log"
+	pg_log
 	if [ ! -f "$RT/pg/data/PG_VERSION" ]; then
 		say "initialising PostgreSQL cluster in $RT/pg/data"
 		as_pg "$PGBIN/initdb" -D "$RT/pg/data" -U postgres --auth=trust \
@@ -101,7 +117,7 @@ pg_start() {
 		} | as_pg tee -a "$RT/pg/data/postgresql.conf" >/dev/null
 	fi
 	if ! pg_running; then
-		as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" -l "$RUN_DIR/log/postgres.log" \
+		as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" -l "$PGLOG" \
 			-w -t 60 start >/dev/null || die "PostgreSQL did not start (see $RUN_DIR/log/postgres.log)"
 	fi
 }
@@ -167,7 +183,10 @@ EOC
 
 programs_start() {
 	mkdir -p "$RT/sock" "$RUN_DIR/pid"
-	local p sock
+	local p sock own=""
+	# 0660 as in production: only the owner and nginx's workers (as root:
+	# nobody:nogroup, see nginx_start) may speak FastCGI to the programs.
+	[ $IS_ROOT -eq 1 ] && own="-G nogroup"
 	for p in $PROGRAMS; do
 		[ -x "$BIN/$p" ] || die "$BIN/$p is not built (run make)"
 		alive "$RUN_DIR/pid/$p.pid" && continue
@@ -175,7 +194,7 @@ programs_start() {
 		rm -f "$sock"
 		# GNUTLS_NO_IMPLICIT_INIT: see systemd/licd@.service.
 		GNUTLS_NO_IMPLICIT_INIT=1 \
-		"$SPAWN" -s "$sock" -M 0666 -P "$RUN_DIR/pid/$p.pid" -- ${LICD_WRAPPER:-} "$BIN/$p" \
+		"$SPAWN" -s "$sock" -M 0660 $own -P "$RUN_DIR/pid/$p.pid" -- ${LICD_WRAPPER:-} "$BIN/$p" \
 			>>"$RUN_DIR/log/spawn.log" 2>&1 || die "could not start $p"
 	done
 }
