@@ -194,6 +194,7 @@ static int answer(struct vcall *x, PGresult *res, int can_write)
 answer:
 	req->log_code = json_object_get_string(
 	    json_object_object_get(out, "code"));
+	touch_count(req->log_code);
 	http_json(resp, 200, out);
 out:
 	if (have_lic)
@@ -240,6 +241,7 @@ static void validate(struct http_req *req, struct http_resp *resp)
 		return;
 	if (lic_key_id(x->v.key, x->id, &x->known) != LIC_OK) {
 		req->log_code = "INVALID_KEY";
+		touch_count(req->log_code);
 		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
 		return;
 	}

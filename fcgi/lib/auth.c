@@ -86,27 +86,109 @@ void auth_hash_hex(const char *token, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+const char *auth_token_name(const char *token)
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	size_t i, match = AUTH_MAX;
+
+	if (token == NULL || *token == '\0')
+		return NULL;
+	SHA256((const unsigned char *)token, strlen(token), digest);
+	for (i = 0; i < ntokens; i++)
+		if (CRYPTO_memcmp(digest, tokens[i].hash, sizeof(digest)) == 0)
+			match = i;
+	return match == AUTH_MAX ? NULL : tokens[match].name;
+}
+
+void auth_hash_bytea(const char *s, char out[67])
+{
+	out[0] = '\\';
+	out[1] = 'x';
+	auth_hash_hex(s, out + 2);
+}
+
+int auth_cookie(const struct http_req *req, char *out, size_t outlen)
+{
+	const char *h = http_param(req, "HTTP_COOKIE"), *p;
+	size_t n = strlen(AUTH_COOKIE), len;
+
+	for (p = h; p != NULL && *p != '\0'; p = strchr(p, ';')) {
+		while (*p == ';' || *p == ' ')
+			p++;
+		if (strncmp(p, AUTH_COOKIE, n) != 0 || p[n] != '=')
+			continue;
+		p += n + 1;
+		len = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789_-");
+		if (len == 0 || len >= outlen || (p[len] != '\0' &&
+		    p[len] != ';' && p[len] != ' '))
+			return -1;
+		memcpy(out, p, len);
+		out[len] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+static _Thread_local char session_actor[64];
+
+static int auth_session(struct http_req *req, struct http_resp *resp,
+    const char **actor)
+{
+	char cookie[128], hash[67];
+	const char *params[1] = { hash }, *csrf, *want;
+	PGresult *res = NULL;
+	int st, rc = -1;
+
+	if (auth_cookie(req, cookie, sizeof(cookie)) != 0) {
+		resp->www_auth = "Bearer realm=\"licd-admin\"";
+		http_error(resp, 401, "UNAUTHORIZED",
+		    "a valid admin bearer token or console session is required");
+		return -1;
+	}
+	auth_hash_bytea(cookie, hash);
+	if ((st = db_exec(req->db, "auth_session", 1, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "session");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		resp->www_auth = "Bearer realm=\"licd-admin\"";
+		http_error(resp, 401, "UNAUTHORIZED",
+		    "the console session has ended; sign in again");
+		goto out;
+	}
+	csrf = http_param(req, AUTH_CSRF_HEADER);
+	want = PQgetvalue(res, 0, 1);
+	if (csrf == NULL || strlen(csrf) != strlen(want) ||
+	    CRYPTO_memcmp(csrf, want, strlen(want)) != 0) {
+		http_error(resp, 403, "FORBIDDEN",
+		    "a console session needs its X-Licd-CSRF header");
+		goto out;
+	}
+	snprintf(session_actor, sizeof(session_actor), "%s",
+	    PQgetvalue(res, 0, 0));
+	*actor = session_actor;
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
 int auth_admin(struct http_req *req, struct http_resp *resp,
     const char **actor)
 {
 	const char *h = http_param(req, "HTTP_AUTHORIZATION");
-	unsigned char digest[SHA256_DIGEST_LENGTH];
-	size_t i, match = AUTH_MAX;
 
 	*actor = NULL;
-	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 && h[7] != '\0') {
-		SHA256((const unsigned char *)h + 7, strlen(h + 7), digest);
-		for (i = 0; i < ntokens; i++)
-			if (CRYPTO_memcmp(digest, tokens[i].hash,
-			    sizeof(digest)) == 0)
-				match = i;
-	}
-	if (match == AUTH_MAX) {
+	if (h == NULL)
+		return auth_session(req, resp, actor);
+	if (strncasecmp(h, "Bearer ", 7) == 0)
+		*actor = auth_token_name(h + 7);
+	if (*actor == NULL) {
 		resp->www_auth = "Bearer realm=\"licd-admin\"";
 		http_error(resp, 401, "UNAUTHORIZED",
 		    "a valid admin bearer token is required");
 		return -1;
 	}
-	*actor = tokens[match].name;
 	return 0;
 }

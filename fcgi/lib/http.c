@@ -272,7 +272,7 @@ static int read_body(struct worker *w, struct http_req *req)
 
 static void write_response(struct http_req *req, struct http_resp *resp)
 {
-	char head[512];
+	char head[1024];
 	const char *body;
 	size_t blen = 0;
 	int n;
@@ -283,12 +283,15 @@ static void write_response(struct http_req *req, struct http_resp *resp)
 	n = snprintf(head, sizeof(head),
 	    "Status: %d %s\r\nContent-Type: application/json\r\n"
 	    "Cache-Control: no-store\r\nX-Request-Id: %s\r\n"
-	    "Content-Length: %zu\r\n%s%s%s%s%s%s\r\n",
+	    "Content-Length: %zu\r\n%s%s%s%s%s%s%s%s%s\r\n",
 	    resp->status, reason(resp->status), req->rid, blen + 1,
 	    resp->allow ? "Allow: " : "", resp->allow ? resp->allow : "",
 	    resp->allow ? "\r\n" : "",
 	    resp->www_auth ? "WWW-Authenticate: " : "",
-	    resp->www_auth ? resp->www_auth : "", resp->www_auth ? "\r\n" : "");
+	    resp->www_auth ? resp->www_auth : "", resp->www_auth ? "\r\n" : "",
+	    resp->set_cookie ? "Set-Cookie: " : "",
+	    resp->set_cookie ? resp->set_cookie : "",
+	    resp->set_cookie ? "\r\n" : "");
 	FCGX_PutStr(head, n, req->fcgi->out);
 	FCGX_PutStr(body, (int)blen, req->fcgi->out);
 	FCGX_PutStr("\n", 1, req->fcgi->out);

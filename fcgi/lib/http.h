@@ -52,6 +52,7 @@ struct http_resp {
 	struct json_object *body;	/* owned; serialised and put */
 	const char *allow;		/* Allow header for 405 */
 	const char *www_auth;		/* WWW-Authenticate for 401 */
+	const char *set_cookie;		/* Set-Cookie (console sessions) */
 };
 
 typedef void (*http_handler)(struct http_req *, struct http_resp *);

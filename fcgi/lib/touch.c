@@ -9,6 +9,8 @@
 #include <json-c/json.h>
 #include <json-c/printbuf.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,7 +25,17 @@ struct item {
 
 static const struct db_stmt stmts[] = {
 	{ "touch_batch", "SELECT licd_touch_batch($1::jsonb)", 1 },
+	{ "count", "SELECT licd_count_validations($1::jsonb)", 0 },
 };
+
+/* validate's answer codes (docs/API.md), counted per process until the
+ * writer's next flush; anything else counts as OTHER. */
+static const char *const codes[] = { "VALID", "INVALID_KEY", "REVOKED",
+	"SUSPENDED", "EXPIRED", "DOMAIN_NOT_ALLOWED", "FEATURE_NOT_LICENSED",
+	"TOO_MANY_INSTALLATIONS", "OTHER" };
+#define NCODES (sizeof(codes) / sizeof(codes[0]))
+static atomic_ulong counts[NCODES];
+static atomic_int counted;	/* counts were added since the last flush */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -121,6 +133,40 @@ static void flush(struct db *db, struct printbuf *pb, struct item *it,
 	PQclear(res);
 }
 
+/* Adds the counts since the last flush to validation_counts. Counts that
+ * cannot be written are kept for the next flush. */
+static void flush_counts(struct db *db)
+{
+	unsigned long took[NCODES];
+	char buf[512];
+	const char *p[1] = { buf };
+	size_t i, len = 0;
+	PGresult *res = NULL;
+	int any = 0;
+
+	atomic_store(&counted, 0);
+	len += (size_t)snprintf(buf, sizeof(buf), "{");
+	for (i = 0; i < NCODES; i++) {
+		took[i] = atomic_exchange(&counts[i], 0);
+		if (took[i] == 0)
+			continue;
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\":%lu",
+		    any ? "," : "", codes[i], took[i]);
+		any = 1;
+	}
+	snprintf(buf + len, sizeof(buf) - len, "}");
+	if (!any)
+		return;
+	if (db_exec(db, "count", 1, p, &res) != DB_OK) {
+		for (i = 0; i < NCODES; i++)
+			atomic_fetch_add(&counts[i], took[i]);
+		atomic_store(&counted, 1);
+		log_warn("touch: validation counts not written (%s); kept",
+		    db_sqlstate(res));
+	}
+	PQclear(res);
+}
+
 static void *writer_main(void *arg)
 {
 	struct item *mine = spare, *t;
@@ -145,7 +191,7 @@ static void *writer_main(void *arg)
 		ms = 1;
 	pthread_mutex_lock(&mu);
 	for (;;) {
-		while (queued == 0 && !stopping)
+		while (queued == 0 && !atomic_load(&counted) && !stopping)
 			pthread_cond_wait(&wake, &mu);
 		/* Let a batch gather for up to ms after the first item. */
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -174,6 +220,8 @@ static void *writer_main(void *arg)
 		for (size_t off = 0; off < n && db != NULL; off += TOUCH_BATCH)
 			flush(db, pb, mine + off,
 			    n - off < TOUCH_BATCH ? n - off : TOUCH_BATCH);
+		if (db != NULL)
+			flush_counts(db);
 		clear(mine, n);
 		pthread_mutex_lock(&mu);
 		if (stop && queued == 0)
@@ -231,6 +279,23 @@ int touch_queue(const char *license, const char *iid, long long at,
 		pthread_cond_signal(&wake);
 	pthread_mutex_unlock(&mu);
 	return 0;
+}
+
+void touch_count(const char *code)
+{
+	size_t i;
+
+	for (i = 0; i < NCODES - 1 && strcmp(codes[i], code) != 0; i++)
+		;
+	atomic_fetch_add_explicit(&counts[i], 1, memory_order_relaxed);
+	if (atomic_load_explicit(&counted, memory_order_relaxed) ||
+	    atomic_exchange(&counted, 1))
+		return;
+	/* The first count since a flush wakes the writer. */
+	pthread_once(&once, start);
+	pthread_mutex_lock(&mu);
+	pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&mu);
 }
 
 void touch_stop(void)

@@ -28,6 +28,12 @@
 int touch_queue(const char *license, const char *iid, long long at,
     const char *version, const char *metadata);
 
+/* Counts one validate answer with result `code` (validations per day
+ * for the console's overview). Counting is two atomic adds; the writer
+ * thread adds the counts to validation_counts (licd_count_validations)
+ * with its next flush, so a count costs the request no database work. */
+void touch_count(const char *code);
+
 /* Writes what is queued and stops the writer thread; for the end of a
  * process (http_program.fini). */
 void touch_stop(void);
