@@ -118,12 +118,12 @@ CREATE FUNCTION licd_arg_ts(p jsonb, k text) RETURNS timestamptz
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   s text := licd_arg_text(p, k, 40,
-    '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$');
+    '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$');
 BEGIN
   IF s IS NULL THEN RETURN NULL; END IF;
   IF s ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN
     s := s || 'T00:00:00Z';
-  ELSIF s !~ '(Z|[+-][0-9]{2}:?[0-9]{2})$' THEN
+  ELSIF s !~ '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$' THEN
     s := s || 'Z';
   END IF;
   BEGIN
@@ -306,10 +306,9 @@ BEGIN
   END IF;
   IF q <> '' THEN
     pat := replace(replace(replace(lower(q), '\', '\\'), '%', '\%'), '_', '\_') || '%';
-    w := w || ' AND c.id IN (SELECT x.id FROM customers x WHERE lower(x.email) LIKE $2'
-           || ' UNION SELECT x.id FROM customers x WHERE lower(x.name) LIKE $2'
+    w := w || ' AND (lower(c.email) LIKE $2 OR lower(c.name) LIKE $2'
            || CASE WHEN q ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                   THEN ' UNION SELECT $1::uuid' ELSE '' END || ')';
+                   THEN ' OR c.id = $1::uuid' ELSE '' END || ')';
   END IF;
   EXECUTE 'SELECT array_agg(id), array_agg(created_at) FROM (SELECT c.id, c.created_at'
        || ' FROM customers c WHERE true' || w

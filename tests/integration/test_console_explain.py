@@ -1,0 +1,173 @@
+"""The admin lists and searches use indexes: in a database of their own
+(so the rest of the suite keeps its data), filled with enough rows that
+PostgreSQL prefers an index wherever one serves, every list function runs
+with each filter under auto_explain (nested statements, plans sent to
+this client), and no plan may read a large table by a sequential scan.
+docs/PERFORMANCE.md has the timings at a million licenses."""
+import json
+import os
+import re
+import subprocess
+import uuid
+
+import psycopg2
+import pytest
+
+from conftest import BIN, CFG, CONFIG
+
+BIG = {"licenses", "customers", "installations", "audit_log", "notifications",
+       "webhook_events", "subscriptions", "usage_counters"}
+
+FILL = """
+INSERT INTO plans (code, name, limits) SELECT 'p' || g, 'Plan ' || g,
+  '{"installations": 3, "runs_per_month": 1000}' FROM generate_series(1, 8) g;
+INSERT INTO customers (email, name, created_at)
+  SELECT 'c' || g || '@example.com', 'Name ' || g, now() - make_interval(secs => g)
+    FROM generate_series(1, %(n)s / 2) g;
+INSERT INTO licenses (customer_id, plan_code, status, domains, expires_at,
+                      grace_until, created_at)
+  SELECT c.id, 'p' || (1 + g %% 8),
+         (ARRAY['active','active','active','active','suspended','revoked','expired'])[1 + g %% 7],
+         CASE WHEN g %% 10 = 0 THEN jsonb_build_array('d' || g || '.example') ELSE '[]' END,
+         now() + make_interval(days => g %% 900), CASE WHEN g %% 500 = 0 THEN now() + interval '2 days' END,
+         now() - make_interval(secs => g)
+    FROM generate_series(1, %(n)s) g
+    JOIN customers c ON c.email = 'c' || (1 + g %% (%(n)s / 2)) || '@example.com';
+INSERT INTO installations (license_id, installation_id, status, version, domain,
+                           last_seen, first_seen)
+  SELECT l.id, 'i-' || n, CASE WHEN n %% 9 = 0 THEN 'inactive' ELSE 'active' END,
+         '1.' || (n %% 30), 'h' || n || '.example',
+         now() - make_interval(mins => (n %% 20000)::int), now() - interval '90 days'
+    FROM (SELECT id, row_number() OVER () AS n FROM licenses) l;
+INSERT INTO subscriptions (provider, provider_subscription_id, customer_id, license_id, status)
+  SELECT 'stripe', 'sub_' || n, customer_id, id,
+         CASE WHEN n %% 100 = 0 THEN 'past_due' ELSE 'active' END
+    FROM (SELECT id, customer_id, row_number() OVER () AS n FROM licenses) l;
+INSERT INTO usage_counters (license_id, feature, period, used)
+  SELECT id, 'runs', licd_period(licd_now()) - make_interval(months => m), n %% 1200
+    FROM (SELECT id, row_number() OVER () AS n FROM licenses) l, generate_series(0, 2) m;
+INSERT INTO audit_log (at, actor, action, target_type, target_id)
+  SELECT now() - make_interval(secs => %(n)s - g), 'actor' || (g %% 20),
+         'license.' || (ARRAY['issue','suspend','reinstate','revoke','edit'])[1 + g %% 5],
+         'license', gen_random_uuid()::text
+    FROM generate_series(1, %(n)s) g;
+INSERT INTO notifications (kind, recipient, status, attempts, next_attempt_at)
+  SELECT 'license_issued', 'x@example.com',
+         CASE WHEN g %% 50 = 0 THEN 'pending' ELSE 'delivered' END, g %% 4, now()
+    FROM generate_series(1, %(n)s / 2) g;
+INSERT INTO webhook_events (provider, event_id, type, status, payload, received_at)
+  SELECT 'stripe', 'evt_' || g, 'invoice.paid',
+         CASE WHEN g %% 100 = 0 THEN 'pending' ELSE 'applied' END, '{}',
+         now() - make_interval(secs => g)
+    FROM generate_series(1, %(n)s / 2) g;
+ANALYZE;
+"""
+
+# (function, arguments): every filter of every list, alone and combined.
+CALLS = [
+    ("licd_admin_licenses", {}),
+    ("licd_admin_licenses", {"q": "c777@example.com"}),
+    ("licd_admin_licenses", {"q": "c77"}),
+    ("licd_admin_licenses", {"q": "Name 4242"}),
+    ("licd_admin_licenses", {"q": "d5550.example"}),
+    ("licd_admin_licenses", {"q": "h123.example"}),
+    ("licd_admin_licenses", {"q": "i-4321"}),
+    ("licd_admin_licenses", {"q": "LICENSE_ID"}),
+    ("licd_admin_licenses", {"status": "suspended"}),
+    ("licd_admin_licenses", {"plan": "p3"}),
+    ("licd_admin_licenses", {"expiring_days": "7"}),
+    ("licd_admin_licenses", {"in_grace": "true"}),
+    ("licd_admin_licenses", {"past_due": "true"}),
+    ("licd_admin_licenses", {"status": "active", "plan": "p2", "limit": "100"}),
+    ("licd_admin_licenses", {"cursor": "CURSOR"}),
+    ("licd_admin_license_full", "LICENSE_ID"),
+    ("licd_admin_customers", {}),
+    ("licd_admin_customers", {"q": "c12"}),
+    ("licd_admin_customers", {"q": "name 99"}),
+    ("licd_admin_installations", {}),
+    ("licd_admin_installations", {"version": "1.7"}),
+    ("licd_admin_installations", {"seen_within_days": "1"}),
+    ("licd_admin_installations", {"not_seen_days": "13"}),
+    ("licd_admin_audit", {}),
+    ("licd_admin_audit", {"actor": "actor3"}),
+    ("licd_admin_audit", {"action": "license.revoke"}),
+    ("licd_admin_audit", {"target": "TARGET"}),
+    ("licd_admin_audit", {"since": "SINCE"}),
+    ("licd_admin_notifications", {}),
+    ("licd_admin_notifications", {"status": "pending"}),
+    ("licd_admin_webhook_events", {}),
+    ("licd_admin_webhook_events", {"status": "pending"}),
+    ("licd_admin_plans", {}),
+]
+
+
+def scans(node, out):
+    if node.get("Node Type") == "Seq Scan":
+        out.append(node.get("Relation Name"))
+    for child in node.get("Plans", []):
+        scans(child, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def explain_db():
+    name = "licd_explain_" + uuid.uuid4().hex[:8]
+    su = re.sub(r"user=\S+", "user=postgres", CFG["database_url"])
+    admin = psycopg2.connect(re.sub(r"dbname=\S+", "dbname=postgres", su))
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE %s OWNER licd" % name)
+    url = re.sub(r"dbname=\S+", "dbname=" + name, CFG["database_url"])
+    try:
+        env = dict(os.environ, LICD_CONFIG=CONFIG, LICD_DATABASE_URL=url)
+        subprocess.run([os.path.join(BIN, "licctl"), "migrate"], env=env,
+                       check=True, capture_output=True)
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        conn.cursor().execute(FILL, {"n": int(os.environ.get("LICD_EXPLAIN_ROWS", 60000))})
+        conn.close()
+        yield re.sub(r"dbname=\S+", "dbname=" + name, su)
+    finally:
+        admin.cursor().execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+        admin.close()
+
+
+def test_every_list_and_search_uses_indexes(explain_db):
+    conn = psycopg2.connect(explain_db)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT id::text FROM licenses ORDER BY created_at DESC LIMIT 1 OFFSET 777")
+    lid = cur.fetchone()[0]
+    cur.execute("SELECT licd_admin_licenses('{\"limit\": \"5\"}')")
+    cursor = json.loads(cur.fetchone()[0])["next_cursor"]
+    cur.execute("SELECT target_id, at::text FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET 100")
+    target, since = cur.fetchone()
+    for stmt in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                 "SET auto_explain.log_nested_statements = on",
+                 "SET auto_explain.log_format = json",
+                 "SET auto_explain.log_level = notice",
+                 "SET client_min_messages = notice"):
+        cur.execute(stmt)
+    bad = []
+    for fn, args in CALLS:
+        if isinstance(args, dict):
+            args = {k: v.replace("LICENSE_ID", lid).replace("CURSOR", cursor)
+                    .replace("TARGET", target).replace("SINCE", since)
+                    for k, v in args.items()}
+            arg, cast = json.dumps(args), "jsonb"
+        else:
+            arg, cast = args.replace("LICENSE_ID", lid), "uuid"
+        del conn.notices[:]
+        cur.execute("SELECT %s(%%s::%s)" % (fn, cast), (arg,))
+        doc = json.loads(cur.fetchone()[0])
+        plans = [json.loads(n[n.index("{"):]) for n in conn.notices if "plan" in n]
+        assert plans, (fn, args)
+        seqs = []
+        for p in plans:
+            scans(p["Plan"], seqs)
+        big = [t for t in seqs if t in BIG]
+        if big:
+            bad.append((fn, args, big))
+        if fn == "licd_admin_licenses" and "q" in args:
+            assert doc["licenses"], (fn, args)     # the search found its row
+    conn.close()
+    assert bad == [], "\n".join(map(str, bad))
