@@ -884,7 +884,8 @@ out:
 
 /* GET: the signed-in console's session, with its CSRF token (a page
  * reload keeps no secret in the browser but the HttpOnly cookie; only
- * same-origin script can read this answer). */
+ * same-origin script can read this answer). Not signed in is an answer
+ * too (signed_in false), not an error: the console asks on every load. */
 static void session_get(struct http_req *req, struct http_resp *resp)
 {
 	char cookie[128], hash[67];
@@ -893,21 +894,25 @@ static void session_get(struct http_req *req, struct http_resp *resp)
 	PGresult *res = NULL;
 	int st;
 
+	o = json_object_new_object();
 	if (auth_cookie(req, cookie, sizeof(cookie)) != 0) {
-		http_error(resp, 401, "UNAUTHORIZED", "not signed in");
+		json_object_object_add(o, "signed_in",
+		    json_object_new_boolean(0));
+		http_json(resp, 200, o);
 		return;
 	}
 	auth_hash_bytea(cookie, hash);
 	if ((st = db_exec(req->db, "auth_session", 1, params, &res)) != DB_OK) {
+		json_object_put(o);
 		http_db_error(req, resp, st, "session");
 		goto out;
 	}
+	json_object_object_add(o, "signed_in",
+	    json_object_new_boolean(PQntuples(res) == 1));
 	if (PQntuples(res) != 1) {
-		http_error(resp, 401, "UNAUTHORIZED",
-		    "the console session has ended; sign in again");
+		http_json(resp, 200, o);
 		goto out;
 	}
-	o = json_object_new_object();
 	json_object_object_add(o, "actor",
 	    json_object_new_string(PQgetvalue(res, 0, 0)));
 	json_object_object_add(o, "csrf",
