@@ -4,8 +4,10 @@
  * once the webhook issued it, the license key).
  *
  * Nothing is written before Stripe said yes: a Stripe error or timeout is
- * 502 PAYMENT_PROVIDER_ERROR with nothing stored. Redirect URLs must be on
- * checkout_allowed_origins so a checkout link cannot send buyers elsewhere.
+ * 502 PAYMENT_PROVIDER_ERROR with nothing stored. Redirect URLs must have
+ * a browser origin on checkout_allowed_origins (origin.h) so a checkout
+ * link cannot send buyers elsewhere; an add-on needs the key of the
+ * license it extends.
  */
 #include "config.h"
 #include "db.h"
@@ -13,28 +15,33 @@
 #include "json.h"
 #include "lic.h"
 #include "log.h"
+#include "origin.h"
 #include "stripe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+#include <openssl/evp.h>
 
 static const struct db_stmt stmts[] = {
 	{ "plans", "SELECT coalesce(json_agg(json_build_object('code', code, "
 	    "'name', name, 'interval', billing_interval, 'price_cents', "
 	    "price_cents, 'currency', currency, 'features', features, "
 	    "'limits', limits, 'addon', is_addon) ORDER BY price_cents NULLS "
-	    "LAST, code), '[]')::text FROM plans WHERE active", 1 },
+	    "LAST, code), '[]')::text FROM plans WHERE active AND price_cents IS "
+	    "NOT NULL", 1 },
 	{ "plan", "SELECT billing_interval, stripe_price_id, is_addon FROM "
 	    "plans WHERE code = $1 AND active", 1 },
-	{ "license_exists", "SELECT 1 FROM licenses WHERE id = $1", 1 },
+	{ "license_ok", "SELECT status FROM licenses WHERE id = $1", 1 },
 	{ "record", "INSERT INTO checkout_sessions (id, plan_code, email, mode, "
 	    "target_license_id, url) VALUES ($1, $2, $3, $4, $5, $6) "
 	    "ON CONFLICT (id) DO NOTHING", 1 },
+	/* The key only of a license this session issued: an add-on session
+	 * names the license it extended in target_license_id, never here. */
 	{ "status", "SELECT cs.status, l.license_key FROM checkout_sessions cs "
-	    "LEFT JOIN licenses l ON l.id = cs.license_id WHERE cs.id = $1", 1 },
+	    "LEFT JOIN licenses l ON l.id = cs.license_id AND "
+	    "cs.target_license_id IS NULL WHERE cs.id = $1", 1 },
 };
 
 static void plans(struct http_req *req, struct http_resp *resp)
@@ -58,59 +65,39 @@ static void plans(struct http_req *req, struct http_resp *resp)
 	http_json(resp, 200, o);
 }
 
-/* scheme://host:port of url into out; -1 if it is not an absolute
- * http(s) URL. */
-static int origin(const char *url, char *out, size_t n)
+/* The Idempotency-Key sent to Stripe: a digest of everything the session
+ * is made of, so a client retrying the same request gets the same
+ * session, and two requests that share an X-Request-Id but not their
+ * content never do. */
+static void idempotency_key(char out[96], const char *const *parts, int n)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	int rc = -1;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int k;
 
-	if (u == NULL)
-		return -1;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
-	    CURLUE_OK)
-		goto out;
-	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
-		goto out;
-	snprintf(out, n, "%s://%s:%s", scheme, host, port);
-	for (char *p = out; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	rc = 0;
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return rc;
-}
+	snprintf(out, 96, "licd-checkout-");
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return;
+	}
+	for (k = 0; k < n; k++) {
+		const char *v = parts[k] != NULL ? parts[k] : "";
 
-static int allowed(const char *url)
-{
-	const char *list = cfg_str("checkout_allowed_origins", "");
-	char want[512], have[512], *copy, *tok, *save = NULL;
-	int ok = 0;
-
-	if (origin(url, want, sizeof(want)) != 0 ||
-	    (copy = strdup(list)) == NULL)
-		return 0;
-	for (tok = strtok_r(copy, ", ", &save); tok != NULL && !ok;
-	    tok = strtok_r(NULL, ", ", &save))
-		ok = origin(tok, have, sizeof(have)) == 0 &&
-		    strcmp(want, have) == 0;
-	free(copy);
-	return ok;
+		/* each part with its NUL, so parts cannot run together */
+		EVP_DigestUpdate(ctx, v, strlen(v) + 1);
+	}
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	for (i = 0; i < mdlen && i < 32; i++)
+		snprintf(out + 14 + 2 * i, 3, "%02x", md[i]);
 }
 
 static void create(struct http_req *req, struct http_resp *resp)
 {
-	const char *plan, *email, *ok_url, *cancel_url, *target, *params[6];
-	const char *mode;
-	char success[2300], err[512], idem[96];
+	const char *plan, *email, *ok_url, *cancel_url, *key, *params[6];
+	const char *mode, *target = NULL;
+	char success[2300], err[512], idem[96], lic_id[LIC_UUID_LEN + 1];
 	struct stripe_form form = { .len = 0 };
 	struct json_object *session = NULL, *v, *o;
 	struct js_err e;
@@ -123,7 +110,7 @@ static void create(struct http_req *req, struct http_resp *resp)
 	    &e) ||
 	    js_string(req->json, "cancel_url", 0, 8, 2048, JS_TEXT, &cancel_url,
 	    &e) ||
-	    js_string(req->json, "license_id", 0, 36, 36, JS_TOKEN, &target,
+	    js_string(req->json, "license_key", 0, 1, 8192, JS_TOKEN, &key,
 	    &e)) {
 		http_field_error(resp, &e);
 		return;
@@ -137,12 +124,14 @@ static void create(struct http_req *req, struct http_resp *resp)
 		ok_url = cfg_str("checkout_success_url", NULL);
 	if (cancel_url == NULL)
 		cancel_url = cfg_str("checkout_cancel_url", NULL);
-	if (ok_url == NULL || !allowed(ok_url)) {
+	if (ok_url == NULL || !origin_allowed(ok_url,
+	    cfg_str("checkout_allowed_origins", ""))) {
 		http_error(resp, 400, "INVALID_FIELD",
 		    "field 'success_url' is not on the allowed origins");
 		return;
 	}
-	if (cancel_url == NULL || !allowed(cancel_url)) {
+	if (cancel_url == NULL || !origin_allowed(cancel_url,
+	    cfg_str("checkout_allowed_origins", ""))) {
 		http_error(resp, 400, "INVALID_FIELD",
 		    "field 'cancel_url' is not on the allowed origins");
 		return;
@@ -160,27 +149,37 @@ static void create(struct http_req *req, struct http_resp *resp)
 	addon = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	mode = addon || strcmp(PQgetvalue(res, 0, 0), "once") == 0 ?
 	    "payment" : "subscription";
+	/* An add-on extends the license whose key the buyer holds: the key
+	 * is verified as validate verifies it, and its license must exist
+	 * and not be revoked. */
 	if (addon) {
 		PGresult *lr = NULL;
 
-		params[0] = target;
-		if (target == NULL || !lic_uuid_valid(target)) {
-			http_error(resp, 400, target ? "INVALID_FIELD" :
-			    "MISSING_FIELD", "an add-on needs 'license_id'");
+		if (key == NULL) {
+			http_error(resp, 400, "MISSING_FIELD", "an add-on needs "
+			    "'license_key', the key of the license it extends");
 			goto out;
 		}
-		if ((st = db_exec(req->db, "license_exists", 1, params, &lr)) !=
+		if (lic_verify_key_full(key, lic_id, NULL) != LIC_OK) {
+			http_error(resp, 403, "INVALID_KEY",
+			    "the license key is not valid");
+			goto out;
+		}
+		params[0] = lic_id;
+		if ((st = db_exec(req->db, "license_ok", 1, params, &lr)) !=
 		    DB_OK) {
 			http_db_error(req, resp, st, "license");
 			goto out;
 		}
-		st = PQntuples(lr);
+		st = PQntuples(lr) == 1 && strcmp(PQgetvalue(lr, 0, 0),
+		    "revoked") != 0;
 		PQclear(lr);
-		if (st != 1) {
-			http_error(resp, 400, "INVALID_FIELD",
-			    "field 'license_id' names no license");
+		if (!st) {
+			http_error(resp, 403, "INVALID_KEY",
+			    "the license key is not valid");
 			goto out;
 		}
+		target = lic_id;
 	}
 	/* Stripe replaces {CHECKOUT_SESSION_ID} in the redirect. */
 	snprintf(success, sizeof(success), "%s", ok_url);
@@ -201,8 +200,12 @@ static void create(struct http_req *req, struct http_resp *resp)
 	if (strcmp(mode, "subscription") == 0)
 		stripe_form_add(&form, "subscription_data[metadata][licd_plan]",
 		    plan);
-	/* A client retrying with the same X-Request-Id gets the same session. */
-	snprintf(idem, sizeof(idem), "licd-checkout-%s", req->rid);
+	{
+		const char *parts[] = { req->rid, plan, email, success,
+		    cancel_url, target };
+
+		idempotency_key(idem, parts, 6);
+	}
 	if (stripe_post("/v1/checkout/sessions", &form, idem, &session, err,
 	    sizeof(err)) != STRIPE_OK) {
 		log_error("rid=%s stripe checkout session failed: %s", req->rid,
@@ -288,7 +291,7 @@ static void status(struct http_req *req, struct http_resp *resp)
 
 static int init(void)
 {
-	return stripe_init();
+	return lic_init() != 0 || stripe_init() != 0 ? -1 : 0;
 }
 
 static const struct http_route routes[] = {

@@ -845,6 +845,111 @@ static int cmd_notifications(int argc, char **argv)
 	return 0;
 }
 
+/* Webhook events still waiting (status pending): what for, since when;
+ * replay applies one again (after its plan was created, say) and signs
+ * the key of a license it issues, as the webhook program does. */
+static int cmd_webhook(int argc, char **argv)
+{
+	static const char *const spec[] = { "json!", NULL };
+	struct opts o;
+	PGresult *r;
+	int i;
+
+	parse_opts(argc, argv, spec, &o);
+	if (o.help || o.npos < 1 || (strcmp(o.pos[0], "pending") != 0 &&
+	    strcmp(o.pos[0], "replay") != 0) ||
+	    (strcmp(o.pos[0], "replay") == 0 && o.npos != 3)) {
+		printf("usage: licctl webhook pending [--json]\n"
+		    "       licctl webhook replay stripe|paddle EVENT_ID\n"
+		    "pending lists provider events recorded but not applied: "
+		    "their subscription,\ncustomer or plan is not known yet "
+		    "(the reason says which), oldest first.\nreplay applies "
+		    "one again now, e.g. after `licctl plan set` gave its price "
+		    "a plan.\n");
+		return o.help ? 0 : 2;
+	}
+	if (strcmp(o.pos[0], "pending") == 0) {
+		r = q("SELECT json_build_object('provider', provider, 'event_id', "
+		    "event_id, 'type', type, 'subject', subject, 'reason', reason, "
+		    "'received_at', to_char(received_at AT TIME ZONE 'UTC', "
+		    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'age_seconds', "
+		    "extract(epoch FROM licd_now() - received_at)::bigint)::text, "
+		    "provider, event_id, type, coalesce(reason, ''), "
+		    "coalesce(subject, '-'), to_char(received_at AT TIME ZONE "
+		    "'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM webhook_events WHERE "
+		    "status = 'pending' ORDER BY received_at", 0, NULL);
+		for (i = 0; i < PQntuples(r); i++) {
+			if (opt(&o, "json"))
+				printf("%s\n", PQgetvalue(r, i, 0));
+			else
+				printf("%s  %-6s %-32s %-30s %s (%s)\n",
+				    PQgetvalue(r, i, 6), PQgetvalue(r, i, 1),
+				    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+				    PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
+		}
+		PQclear(r);
+		return 0;
+	}
+	{
+		const char *p[3] = { o.pos[1], o.pos[2], NULL };
+		char grace[16], err[512];
+		int issued = 0;
+
+		if (lic_init_keys(err, sizeof(err)) != 0)
+			die("%s", err);
+		snprintf(grace, sizeof(grace), "%ld", cfg_int("grace_days", 7));
+		p[2] = grace;
+		exec0("BEGIN");
+		r = q("SELECT 1 FROM webhook_events WHERE provider = $1 AND "
+		    "event_id = $2 AND status = 'pending'", 2, p);
+		if (PQntuples(r) != 1)
+			die("no pending %s event %s", p[0], p[1]);
+		PQclear(r);
+		r = q("SELECT outcome, new_license FROM licd_webhook_apply($1, $2, "
+		    "$3::int)", 3, p);
+		for (i = 0; i < PQntuples(r); i++) {
+			const char *pi[1] = { PQgetvalue(r, i, 1) };
+			struct lic l;
+			char *key = NULL;
+			PGresult *v;
+
+			if (PQgetisnull(r, i, 1))
+				continue;
+			if (lic_keyring()->signer == NULL)
+				die("no current signing key (licctl keys generate)");
+			v = q("SELECT v.*, extract(epoch FROM l.issued_at)::bigint "
+			    "FROM license_view v JOIN licenses l ON l.id = v.id "
+			    "WHERE v.id = $1", 1, pi);
+			if (lic_from_row(v, 0, 0, &l) != LIC_OK ||
+			    lic_sign_key(&l, strtoll(PQgetvalue(v, 0, LIC_NCOLS),
+			    NULL, 10), &key) != LIC_OK)
+				die("cannot sign the key of license %s", pi[0]);
+			PQclear(v);
+			{
+				const char *pk[3] = { pi[0], key,
+				    lic_keyring()->signer->kid };
+
+				PQclear(q("UPDATE licenses SET license_key = $2, "
+				    "key_kid = $3 WHERE id = $1", 3, pk));
+				PQclear(q("SELECT licd_notify('license_issued', "
+				    "$1::uuid, 'issued:' || $1::uuid::text, "
+				    "jsonb_build_object('license_key', $2::text))",
+				    2, pk));
+			}
+			lic_free(&l);
+			free(key);
+			issued++;
+		}
+		audit("webhook.replay", "webhook_event", p[1], NULL, NULL);
+		exec0("COMMIT");
+		printf("%s %s: %s%s\n", p[0], p[1], PQntuples(r) > 0 ?
+		    PQgetvalue(r, 0, 0) : "ignored", issued ? ", license issued" :
+		    "");
+		PQclear(r);
+		return 0;
+	}
+}
+
 static int cmd_token(int argc, char **argv)
 {
 	static const char *const spec[] = { NULL };
@@ -1344,6 +1449,7 @@ static void usage(FILE *f)
 	    "  lease              offline (lease for an air-gapped machine)\n"
 	    "  token              create (admin API token)\n"
 	    "  notifications      list | retry (the delivery outbox)\n"
+	    "  webhook            pending | replay (provider events not applied)\n"
 	    "Every command takes --help. Config: -c, else $LICD_CONFIG, else "
 	    "%s.\n", CFG_DEFAULT_PATH);
 }
@@ -1426,6 +1532,8 @@ int main(int argc, char **argv)
 		rc = cmd_lease(argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "notifications") == 0)
 		rc = cmd_notifications(argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "webhook") == 0)
+		rc = cmd_webhook(argc - i - 1, argv + i + 1);
 	else {
 		usage(stderr);
 		die("unknown command '%s'", argv[i]);

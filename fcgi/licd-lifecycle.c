@@ -37,6 +37,9 @@ static const struct db_stmt stmts[] = {
 	{ "due", "SELECT count(*) FROM notifications WHERE status = 'pending' "
 	    "AND next_attempt_at <= licd_now()", 0 },
 	{ "claim", "SELECT * FROM licd_lc_claim($1::int, $2::int)", 0 },
+	{ "pending-events", "SELECT count(*), coalesce(min(received_at)::text, '') "
+	    "FROM webhook_events WHERE status = 'pending' AND received_at < "
+	    "licd_now() - interval '1 hour'", 0 },
 	{ "sent", "SELECT licd_lc_sent($1::bigint, $2)", 0 },
 	{ "done", "SELECT licd_lc_done($1::bigint, $2::boolean, $3)", 0 },
 };
@@ -85,6 +88,30 @@ fail:
 	log_error("lifecycle %s failed", name);
 	PQclear(res);
 	return -1;
+}
+
+/* Provider events still waiting after an hour: a plan with their price,
+ * their subscription or their customer never arrived. Warned about on
+ * every run until someone acts (licctl webhook pending). */
+static int pending_events(void)
+{
+	PGresult *res = NULL;
+	long long n;
+
+	if (db_exec(db, "pending-events", 0, NULL, &res) != DB_OK) {
+		fprintf(stderr, "licd-lifecycle: pending-events failed\n");
+		PQclear(res);
+		return -1;
+	}
+	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	printf("%-20s %lld webhook events pending over an hour\n",
+	    "pending-events", n);
+	if (n > 0)
+		log_warn("lifecycle: %lld webhook events pending over an hour "
+		    "(oldest received %s); see licctl webhook pending", n,
+		    PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return 0;
 }
 
 static int retention(void)
@@ -233,8 +260,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: licd-lifecycle [--dry-run] [-c CONFIG]\n"
 	    "Runs every lifecycle task once: suspend-unpaid, expire,\n"
-	    "expiry-warnings, usage-warnings, stale-installations, retention,\n"
-	    "deliver. Safe to run at any time; overlapping runs wait for none\n"
+	    "expiry-warnings, usage-warnings, stale-installations, pending-events\n"
+	    "(warns about webhook events waiting over an hour), retention, deliver. Safe to run at any time; overlapping runs wait for none\n"
 	    "and act once. --dry-run counts what would change and sends nothing.\n"
 	    "Config: expiry_warning_days (30,7,1), usage_warning_percents "
 	    "(80,100),\nstale_installation_secs (1209600), retention_days (400), "
@@ -308,6 +335,8 @@ int main(int argc, char **argv)
 		rc = 1;
 	p[0] = stale;
 	if (task("stale-installations", "stale installations freed", 1, p))
+		rc = 1;
+	if (pending_events())
 		rc = 1;
 	if (retention())
 		rc = 1;

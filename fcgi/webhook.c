@@ -3,13 +3,17 @@
  *
  * 1. The signature is checked over the raw body before anything parses it
  *    (sig.c): 400 INVALID_SIGNATURE otherwise.
- * 2. The provider's event is mapped to a provider-neutral action (the only
- *    provider-specific part: stripe_action / paddle_action below).
+ * 2. The provider's event is mapped to a provider-neutral action by the
+ *    tables in billmap.c. A type licd acts on whose fields are at none of
+ *    the known paths is answered 422 UNMAPPED_EVENT and not recorded, so
+ *    the provider retries it. A Stripe Checkout Session licd did not
+ *    create gets its prices from the Stripe API (its line items).
  * 3. One transaction: licd_webhook_event() records the event id once
  *    (duplicates and concurrent deliveries answer 200 and change nothing),
- *    applies the action or parks it until its subscription appears, and
- *    replays parked ones; keys of newly issued licenses are signed and
- *    stored, and a license_issued notification is queued.
+ *    applies the action or parks it ('pending') until its subscription,
+ *    customer or plan appears, and replays parked ones; keys of newly
+ *    issued licenses are signed and stored, and a license_issued
+ *    notification is queued.
  */
 #include "config.h"
 #include "db.h"
@@ -18,6 +22,8 @@
 #include "lic.h"
 #include "log.h"
 #include "sig.h"
+#include "billmap.h"
+#include "stripe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,183 +38,42 @@ static const struct db_stmt stmts[] = {
 	    0 },
 	{ "store_key", "UPDATE licenses SET license_key = $2, key_kid = $3 "
 	    "WHERE id = $1", 0 },
+	{ "known", "SELECT EXISTS (SELECT 1 FROM checkout_sessions WHERE id = $1 "
+	    "AND created_by = 'licd') OR EXISTS (SELECT 1 FROM webhook_events "
+	    "WHERE provider = 'stripe' AND event_id = $2)", 0 },
 	{ "notify", "SELECT licd_notify('license_issued', $1::uuid, 'issued:' || $1::uuid::text, "
 	    "jsonb_build_object('license_key', $2::text))", 0 },
 };
 
-static void put_str(struct json_object *a, const char *k, const char *v)
+/* The prices of a Stripe Checkout Session licd did not create (Payment
+ * Links, Pricing Tables): its line items from the Stripe API, as the
+ * action's "prices". The event does not carry them. */
+static int session_prices(struct http_req *req, struct json_object *act)
 {
-	if (v != NULL)
-		json_object_object_add(a, k, json_object_new_string(v));
-}
+	const char *sid = js_path_str(act, "session");
+	struct json_object *items = NULL, *prices;
+	char path[400], err[512];
+	int saw_null = 0;
+	size_t i;
 
-static void put_path(struct json_object *a, const char *k,
-    struct json_object *ev, const char *path)
-{
-	struct json_object *v = js_path(ev, path);
-
-	if (v != NULL && (json_object_is_type(v, json_type_string) ||
-	    json_object_is_type(v, json_type_int) ||
-	    json_object_is_type(v, json_type_boolean)))
-		json_object_object_add(a, k, json_object_get(v));
-}
-
-static struct json_object *action(const char *op)
-{
-	struct json_object *a = json_object_new_object();
-
-	put_str(a, "op", op);
-	return a;
-}
-
-/* Stripe event -> action; NULL for event types licd does not act on. */
-static struct json_object *stripe_action(struct json_object *ev,
-    const char *type)
-{
-	struct json_object *a = NULL, *lines;
-	const char *ps;
-
-	if (strcmp(type, "checkout.session.completed") == 0 ||
-	    strcmp(type, "checkout.session.async_payment_succeeded") == 0) {
-		ps = js_path_str(ev, "data.object.payment_status");
-		if (ps != NULL && strcmp(ps, "unpaid") == 0)
-			return NULL;	/* async payment: wait for success */
-		if (js_path_str(ev, "data.object.metadata.licd_license")) {
-			a = action("addon");
-			put_path(a, "target_license", ev,
-			    "data.object.metadata.licd_license");
-		} else {
-			a = action("issue");
-			put_path(a, "sub", ev, "data.object.subscription");
-			put_path(a, "customer_ref", ev, "data.object.customer");
-			put_path(a, "email", ev,
-			    "data.object.customer_details.email");
-			if (!json_object_object_get_ex(a, "email", NULL))
-				put_path(a, "email", ev,
-				    "data.object.customer_email");
-			put_path(a, "mode", ev, "data.object.mode");
-		}
-		put_path(a, "plan", ev, "data.object.metadata.licd_plan");
-		if (!json_object_object_get_ex(a, "plan", NULL))
-			put_path(a, "plan", ev, "data.object.client_reference_id");
-		put_path(a, "session", ev, "data.object.id");
-	} else if (strcmp(type, "checkout.session.expired") == 0) {
-		a = action("session_expired");
-		put_path(a, "session", ev, "data.object.id");
-	} else if (strcmp(type, "invoice.paid") == 0) {
-		long long end = 0;
-		size_t i, n;
-
-		a = action("renew");
-		put_path(a, "sub", ev, "data.object.subscription");
-		/* The service period is on the lines; the invoice's own
-		 * period_end is the previous period for subscriptions. */
-		lines = js_path(ev, "data.object.lines.data");
-		n = lines && json_object_is_type(lines, json_type_array) ?
-		    json_object_array_length(lines) : 0;
-		for (i = 0; i < n; i++) {
-			struct json_object *e = js_path(
-			    json_object_array_get_idx(lines, i), "period.end");
-
-			if (e && json_object_is_type(e, json_type_int) &&
-			    json_object_get_int64(e) > end)
-				end = json_object_get_int64(e);
-		}
-		if (end > 0)
-			json_object_object_add(a, "period_end",
-			    json_object_new_int64(end));
-		else
-			put_path(a, "period_end", ev, "data.object.period_end");
-	} else if (strcmp(type, "invoice.payment_failed") == 0) {
-		a = action("payment_failed");
-		put_path(a, "sub", ev, "data.object.subscription");
-	} else if (strcmp(type, "customer.subscription.updated") == 0) {
-		a = action("update");
-		put_path(a, "sub", ev, "data.object.id");
-		put_path(a, "price", ev, "data.object.items.data.0.price.id");
-		put_path(a, "cancel_at_period_end", ev,
-		    "data.object.cancel_at_period_end");
-		put_path(a, "period_end", ev, "data.object.current_period_end");
-		put_path(a, "status", ev, "data.object.status");
-	} else if (strcmp(type, "customer.subscription.deleted") == 0) {
-		a = action("cancel");
-		put_path(a, "sub", ev, "data.object.id");
-		put_path(a, "ends_at", ev, "data.object.current_period_end");
-	} else if (strcmp(type, "customer.created") == 0 ||
-	    strcmp(type, "customer.updated") == 0) {
-		a = action("customer");
-		put_path(a, "customer_ref", ev, "data.object.id");
-		put_path(a, "email", ev, "data.object.email");
-		put_path(a, "name", ev, "data.object.name");
+	for (i = 0; sid != NULL && sid[i] != '\0'; i++)
+		if (!((sid[i] >= 'a' && sid[i] <= 'z') || (sid[i] >= 'A' &&
+		    sid[i] <= 'Z') || (sid[i] >= '0' && sid[i] <= '9') ||
+		    sid[i] == '_'))
+			return -1;
+	if (sid == NULL || i == 0 || i > 255)
+		return -1;
+	snprintf(path, sizeof(path), "/v1/checkout/sessions/%s/line_items"
+	    "?limit=100", sid);
+	if (stripe_get(path, &items, err, sizeof(err)) != STRIPE_OK) {
+		log_error("rid=%s stripe line items of %s: %s", req->rid, sid,
+		    err);
+		return -1;
 	}
-	return a;
-}
-
-/* Paddle Billing event -> action. */
-static struct json_object *paddle_action(struct json_object *ev,
-    const char *type)
-{
-	struct json_object *a = NULL;
-	const char *s;
-
-	if (strcmp(type, "subscription.created") == 0 ||
-	    strcmp(type, "subscription.activated") == 0) {
-		a = action("issue");
-		put_path(a, "sub", ev, "data.id");
-		put_path(a, "period_end_at", ev,
-		    "data.current_billing_period.ends_at");
-	} else if (strcmp(type, "transaction.completed") == 0) {
-		if (js_path_str(ev, "data.custom_data.licd_license")) {
-			a = action("addon");
-			put_path(a, "target_license", ev,
-			    "data.custom_data.licd_license");
-		} else {
-			a = action("issue");
-			put_path(a, "sub", ev, "data.subscription_id");
-			put_path(a, "period_end_at", ev,
-			    "data.billing_period.ends_at");
-			put_str(a, "mode", js_path_str(ev,
-			    "data.subscription_id") ? "subscription" : "payment");
-		}
-		put_path(a, "session", ev, "data.id");
-	} else if (strcmp(type, "subscription.updated") == 0) {
-		a = action("update");
-		put_path(a, "sub", ev, "data.id");
-		put_path(a, "price", ev, "data.items.0.price.id");
-		put_path(a, "period_end_at", ev,
-		    "data.current_billing_period.ends_at");
-		put_path(a, "status", ev, "data.status");
-		s = js_path_str(ev, "data.scheduled_change.action");
-		json_object_object_add(a, "cancel_at_period_end",
-		    json_object_new_boolean(s != NULL &&
-		    strcmp(s, "cancel") == 0));
-		return a;
-	} else if (strcmp(type, "subscription.past_due") == 0) {
-		a = action("payment_failed");
-		put_path(a, "sub", ev, "data.id");
-		return a;
-	} else if (strcmp(type, "subscription.canceled") == 0) {
-		a = action("cancel");
-		put_path(a, "sub", ev, "data.id");
-		put_path(a, "ends_at_at", ev,
-		    "data.current_billing_period.ends_at");
-		return a;
-	} else if (strcmp(type, "customer.created") == 0 ||
-	    strcmp(type, "customer.updated") == 0) {
-		a = action("customer");
-		put_path(a, "customer_ref", ev, "data.id");
-		put_path(a, "email", ev, "data.email");
-		put_path(a, "name", ev, "data.name");
-		return a;
-	} else {
-		return NULL;
-	}
-	/* Issuing events: buyer and plan. */
-	put_path(a, "customer_ref", ev, "data.customer_id");
-	put_path(a, "email", ev, "data.custom_data.email");
-	put_path(a, "plan", ev, "data.custom_data.licd_plan");
-	put_path(a, "price", ev, "data.items.0.price.id");
-	return a;
+	prices = bm_values(items, "data[].price.id", &saw_null);
+	json_object_object_add(act, "prices", prices);
+	json_object_put(items);
+	return 0;
 }
 
 /* Signs and stores the key of a license the event just issued, and queues
@@ -258,7 +123,7 @@ static void receive(struct http_req *req, struct http_resp *resp,
 	struct json_object *ev = NULL, *act = NULL, *o;
 	struct js_err e;
 	PGresult *res = NULL;
-	char grace[16];
+	char grace[16], why[256];
 	struct timespec now;
 	int st, i, in_tx = 0;
 	const char *outcome = "ignored";
@@ -289,7 +154,34 @@ static void receive(struct http_req *req, struct http_resp *resp,
 	}
 	snprintf(req->log_subject, sizeof(req->log_subject), "event=%.40s",
 	    id);
-	act = stripe ? stripe_action(ev, type) : paddle_action(ev, type);
+	/* A type licd acts on in a shape it cannot read is refused, not
+	 * recorded: the provider retries it until a licd that reads it runs. */
+	if (bm_map(provider, ev, type, &act, why, sizeof(why)) == BM_UNMAPPED) {
+		log_warn("rid=%s %s event %.80s (%.60s) not understood: %s; "
+		    "answered 422 so that %s retries it", req->rid, provider, id,
+		    type, why, provider);
+		http_error(resp, 422, "UNMAPPED_EVENT", "licd cannot read this "
+		    "%s event: %s", type, why);
+		goto out;
+	}
+	if (stripe && act != NULL && strcmp(js_path_str(act, "op"), "issue")
+	    == 0) {
+		params[0] = js_path_str(act, "session");
+		params[1] = id;
+		if ((st = db_exec(req->db, "known", 2, params, &res)) != DB_OK) {
+			http_db_error(req, resp, st, "session");
+			goto out;
+		}
+		st = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		res = NULL;
+		if (!st && session_prices(req, act) != 0) {
+			http_error(resp, 502, "PAYMENT_PROVIDER_ERROR",
+			    "the session's line items could not be read from "
+			    "the payment provider; retry later");
+			goto out;
+		}
+	}
 	snprintf(grace, sizeof(grace), "%ld", cfg_int("grace_days", 7));
 	params[0] = provider;
 	params[1] = id;
@@ -307,8 +199,10 @@ static void receive(struct http_req *req, struct http_resp *resp,
 		http_db_error(req, resp, st, "webhook event");
 		goto out;
 	}
+	/* The event's own outcome first, then licenses its replays issued. */
+	if (PQntuples(res) > 0)
+		outcome = PQgetvalue(res, 0, 0);
 	for (i = 0; i < PQntuples(res); i++) {
-		outcome = PQgetvalue(res, i, 0);
 		if (!PQgetisnull(res, i, 1) &&
 		    (st = issue_key(req, PQgetvalue(res, i, 1))) != DB_OK) {
 			http_db_error(req, resp, st, "issue key");
@@ -347,6 +241,11 @@ static void paddle_hook(struct http_req *req, struct http_resp *resp)
 	receive(req, resp, "paddle");
 }
 
+static int init(void)
+{
+	return lic_init() != 0 || stripe_init() != 0 ? -1 : 0;
+}
+
 static const struct http_route routes[] = {
 	{ "/api/stripe/webhook", 0, "POST", HTTP_BODY_RAW, stripe_hook },
 	{ "/api/paddle/webhook", 0, "POST", HTTP_BODY_RAW, paddle_hook },
@@ -362,7 +261,7 @@ int main(int argc, char **argv)
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.max_body = 512 * 1024,
-		.init = lic_init,
+		.init = init,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -5,7 +5,14 @@ test run creates, answers POST /v1/checkout/sessions the way Stripe does
 (form-encoded request, JSON answer, Stripe's error shape), and records every
 request so tests can check the form body and the headers licd sent.
 
+It also serves GET /v1/checkout/sessions/{id} and
+GET /v1/checkout/sessions/{id}/line_items (a list object of Stripe's
+line items, each with its price), for sessions created through it and for
+sessions a test registers as made elsewhere (Payment Links).
+
 Control endpoints (plain JSON, for the tests):
+  POST /__session   {"id": "cs_…", "prices": ["price_…", …]}: a session
+                    Stripe made without licd (a Payment Link's)
   POST /__mode      {"mode": "ok" | "error500" | "error400" | "garbage" |
                      "slow" | "drop"}
   GET  /__requests  every recorded request: method, path, headers, form
@@ -32,6 +39,18 @@ def stripe_error(kind, message, status):
     return status, {"error": {"type": kind, "message": message}}
 
 
+def line_item(price):
+    """A Checkout Session line item as the API lists it."""
+    return {"id": "li_" + secrets.token_hex(12), "object": "item",
+            "amount_discount": 0, "amount_subtotal": 4900, "amount_tax": 0,
+            "amount_total": 4900, "currency": "usd", "description": "licd plan",
+            "price": {"id": price, "object": "price", "active": True,
+                      "billing_scheme": "per_unit", "currency": "usd",
+                      "livemode": False, "product": "prod_" + secrets.token_hex(7),
+                      "type": "recurring", "unit_amount": 4900},
+            "quantity": 1}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -55,13 +74,26 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/__requests":
             with LOCK:
                 return self.reply(200, STATE["requests"])
-        if self.path.startswith("/v1/checkout/sessions/"):
-            sid = self.path.rsplit("/", 1)[1]
+        url = urllib.parse.urlsplit(self.path)
+        with LOCK:
+            mode = STATE["mode"]
+            STATE["requests"].append({
+                "method": "GET", "path": url.path, "query": url.query,
+                "headers": {k.lower(): v for k, v in self.headers.items()}})
+        if mode == "error500":
+            return self.reply(*stripe_error("api_error", "Something went wrong on Stripe's end.", 500))
+        if self.headers.get("Authorization", "")[:15] != "Bearer sk_test_":
+            return self.reply(*stripe_error("invalid_request_error", "Invalid API Key provided", 401))
+        parts = url.path.split("/")
+        if len(parts) in (5, 6) and parts[1:4] == ["v1", "checkout", "sessions"]:
             with LOCK:
-                s = STATE["sessions"].get(sid)
-            if s:
+                s = STATE["sessions"].get(parts[4])
+            if s and len(parts) == 5:
                 return self.reply(200, s)
-        self.reply(*stripe_error("invalid_request_error", "No such object", 404))
+            if s and parts[5] == "line_items":
+                return self.reply(200, {"object": "list", "data": s["_line_items"],
+                                        "has_more": False, "url": url.path})
+        self.reply(*stripe_error("invalid_request_error", "No such checkout.session", 404))
 
     def do_POST(self):
         raw = self.body()
@@ -69,6 +101,13 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE["mode"] = json.loads(raw)["mode"]
             return self.reply(200, {"mode": STATE["mode"]})
+        if self.path == "/__session":
+            body = json.loads(raw)
+            with LOCK:
+                STATE["sessions"][body["id"]] = {
+                    "id": body["id"], "object": "checkout.session",
+                    "_line_items": [line_item(p) for p in body["prices"]]}
+            return self.reply(200, {})
         if self.path == "/__reset":
             with LOCK:
                 STATE["mode"] = "ok"
@@ -111,10 +150,12 @@ class Handler(BaseHTTPRequestHandler):
             "cancel_url": form.get("cancel_url", [None])[0],
             "metadata": {k[9:-1]: v[0] for k, v in form.items() if k.startswith("metadata[")},
             "created": int(time.time()), "livemode": False,
+            "_line_items": [line_item(v[0]) for k, v in sorted(form.items())
+                            if k.startswith("line_items[") and k.endswith("][price]")],
         }
         with LOCK:
             STATE["sessions"][sid] = session
-        self.reply(200, session)
+        self.reply(200, {k: v for k, v in session.items() if not k.startswith("_")})
 
 
 def main():

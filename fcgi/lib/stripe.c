@@ -60,7 +60,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
-int stripe_post(const char *path, const struct stripe_form *f,
+/* One API call: POST with form f, or GET when f is NULL. */
+static int call(const char *path, const struct stripe_form *f,
     const char *idempotency_key, struct json_object **out, char *err,
     size_t errlen)
 {
@@ -77,17 +78,19 @@ int stripe_post(const char *path, const struct stripe_form *f,
 
 	*out = NULL;
 	err[0] = '\0';
-	if (key == NULL || *key == '\0' || f->overflow) {
-		snprintf(err, errlen, "%s", f->overflow ? "request too large" :
-		    "stripe_secret_key is not configured");
+	if (key == NULL || *key == '\0' || (f != NULL && f->overflow)) {
+		snprintf(err, errlen, "%s", key != NULL && *key != '\0' ?
+		    "request too large" : "stripe_secret_key is not configured");
 		return STRIPE_ECONFIG;
 	}
 	snprintf(url, sizeof(url), "%s%s",
 	    cfg_str("stripe_api_base", "https://api.stripe.com"), path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
 	hdrs = curl_slist_append(hdrs, auth);
-	hdrs = curl_slist_append(hdrs,
-	    "Content-Type: application/x-www-form-urlencoded");
+	hdrs = curl_slist_append(hdrs, "Stripe-Version: " STRIPE_API_VERSION);
+	if (f != NULL)
+		hdrs = curl_slist_append(hdrs,
+		    "Content-Type: application/x-www-form-urlencoded");
 	if (idempotency_key != NULL) {
 		snprintf(idem, sizeof(idem), "Idempotency-Key: %s",
 		    idempotency_key);
@@ -97,8 +100,10 @@ int stripe_post(const char *path, const struct stripe_form *f,
 		goto out;
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, f->buf);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)f->len);
+	if (f != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, f->buf);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)f->len);
+	}
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -141,4 +146,17 @@ out:
 	if (c != NULL)
 		curl_easy_cleanup(c);
 	return rc;
+}
+
+int stripe_post(const char *path, const struct stripe_form *f,
+    const char *idempotency_key, struct json_object **out, char *err,
+    size_t errlen)
+{
+	return call(path, f, idempotency_key, out, err, errlen);
+}
+
+int stripe_get(const char *path, struct json_object **out, char *err,
+    size_t errlen)
+{
+	return call(path, NULL, NULL, out, err, errlen);
 }

@@ -14,6 +14,12 @@
 
 #define STRIPE_FORM_MAX 8192
 
+/* The API version licd speaks, sent as Stripe-Version on every call; the
+ * webhook endpoint must be created with the same version
+ * (docs/OPERATIONS.md, "Stripe setup"). billmap.c also reads the shapes
+ * of earlier versions. */
+#define STRIPE_API_VERSION "2026-10-28.endive"
+
 struct stripe_form {
 	char buf[STRIPE_FORM_MAX];
 	size_t len;
@@ -35,6 +41,10 @@ enum stripe_status {
  * (caller puts it). err gets Stripe's message or the transport error. */
 int stripe_post(const char *path, const struct stripe_form *f,
     const char *idempotency_key, struct json_object **out, char *err,
+    size_t errlen);
+
+/* GET {stripe_api_base}{path} (path includes any query string). */
+int stripe_get(const char *path, struct json_object **out, char *err,
     size_t errlen);
 
 #endif

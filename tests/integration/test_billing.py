@@ -87,8 +87,14 @@ def priced_plan(features="sso,workflows", limits="installations=3",
 
 
 def completed(plan, email=None, sub=None, cus=None, session=None, period_end=None):
+    """checkout.session.completed (older shape). A session licd did not
+    create is registered in the double with the plan's price, as Stripe
+    would list its line items."""
     sub = sub or "sub_" + uuid.uuid4().hex[:14]
-    obj = {"id": session or "cs_test_" + uuid.uuid4().hex, "object": "checkout.session",
+    if session is None:
+        session = "cs_test_" + uuid.uuid4().hex
+        double("/__session", {"id": session, "prices": ["price_" + plan]})
+    obj = {"id": session, "object": "checkout.session",
            "mode": "subscription", "payment_status": "paid", "status": "complete",
            "customer": cus or "cus_" + uuid.uuid4().hex[:14], "subscription": sub,
            "customer_details": {"email": email or unique("buyer") + "@example.com"},
@@ -345,7 +351,7 @@ def test_addon_purchase_adds_features():
     _, _, lic, key = buy(priced_plan(features="sso"))
     addon = priced_plan(features="reports,exports", limits="", interval="once", addon=True)
     r = api("/api/checkout/session", {"plan": addon, "email": "a@example.com",
-                                      "license_id": lic})
+                                      "license_key": key})
     assert r.status_code == 201, r.text
     f = double("/__requests")[-1]["form"]
     assert f["mode"] == "payment" and f["metadata[licd_license]"] == lic
@@ -458,11 +464,14 @@ def test_paddle_subscription_lifecycle():
     plan = priced_plan(features="sso,exports")
     sub = "sub_" + uuid.uuid4().hex[:20]
     ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))
+    ctm = "ctm_" + uuid.uuid4().hex[:20]
+    r = paddle_hook(paddle_customer("customer.created", ctm, unique("pad") + "@example.com"))
+    assert r.status_code == 200 and r.json()["outcome"] == "applied", r.text
     ev = {"event_id": "evt_" + uuid.uuid4().hex, "event_type": "subscription.created",
           "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"), "notification_id": "ntf_1",
-          "data": {"id": sub, "status": "active", "customer_id": "ctm_" + uuid.uuid4().hex[:20],
+          "data": {"id": sub, "status": "active", "customer_id": ctm,
                    "items": [{"price": {"id": "pri_" + plan}}],
-                   "custom_data": {"licd_plan": plan, "email": unique("pad") + "@example.com"},
+                   "custom_data": {"licd_plan": plan},
                    "current_billing_period": {"starts_at": ends, "ends_at": ends}}}
     r = paddle_hook(ev)
     assert r.status_code == 200 and r.json()["outcome"] == "applied", r.text
@@ -490,6 +499,17 @@ def test_paddle_subscription_lifecycle():
                          "current_billing_period": {"ends_at": cancel_at}}}
     assert paddle_hook(canceled).json()["outcome"] == "applied"
     assert abs(expires_epoch(lic) - (time.time() + 3600)) < 120
+
+
+def paddle_customer(type_, ctm, email):
+    return {"event_id": "evt_" + uuid.uuid4().hex, "event_type": type_,
+            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "notification_id": "ntf_" + uuid.uuid4().hex[:26],
+            "data": {"id": ctm, "name": None, "email": email, "marketing_consent": False,
+                     "status": "active", "custom_data": None, "locale": "en",
+                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "import_meta": None}}
 
 
 def test_paddle_signature_attacks():
