@@ -21,7 +21,7 @@ UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 RUN_DIR  ?= $(CURDIR)/run
 PORT     ?= 8080
 
-.PHONY: all asan unit fuzz run stop status test valgrind clean deps bench install
+.PHONY: all asan unit fuzz run stop status test valgrind clean deps bench install scale-test
 
 # libFuzzer targets (clang): every parser that sees outside bytes.
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
@@ -104,6 +104,12 @@ status:
 
 test: deps
 	@tests/run.sh
+
+# Two app hosts, a primary and a synchronous standby, nginx in front, in
+# network namespaces (root): failover under load (tests/scale/scale.sh).
+# make test runs it too.
+scale-test: deps all
+	@tests/scale/scale.sh
 
 # Throughput and latency under wrk, with the nginx ceiling, a trivial
 # FastCGI floor and the Express peer (docs/PERFORMANCE.md). Not a test.

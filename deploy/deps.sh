@@ -14,6 +14,7 @@ PKGS=(
 	python3-cryptography
 	clang libclang-rt-14-dev
 	curl ca-certificates openssl wrk valgrind
+	iproute2
 )
 
 missing=()

@@ -81,6 +81,11 @@ if [ -n "${VALGRIND:-}" ]; then
 	PROG_DIR="$ROOT/build/bin"
 	export LICD_WRAPPER="$(command -v valgrind) --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --track-origins=yes --suppressions=$ROOT/tests/valgrind.supp --log-file=$RUN_DIR/log/valgrind.%p"
 fi
+# heartbeat listens on TCP as well (<program>_listen), so the integration
+# suite runs the two-listener accept loop under the sanitizers.
+HB_TCP_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export LICD_CONF_EXTRA="${LICD_CONF_EXTRA:+$LICD_CONF_EXTRA
+}heartbeat_listen = 127.0.0.1:$HB_TCP_PORT"
 if ! LICD_BIN_DIR="$PROG_DIR" LICD_LICCTL="$ROOT/build/bin/licctl" \
 	deploy/local.sh start "$RUN_DIR" "$PORT"; then
 	count 0 1
@@ -91,6 +96,7 @@ fi
 echo "== integration tests"
 LICD_URL="http://127.0.0.1:$PORT" LICD_CONFIG="$RUN_DIR/licd.conf" \
 LICD_BIN="$ROOT/build/bin" LICD_RUN_DIR="$RUN_DIR" \
+LICD_HEARTBEAT_TCP="127.0.0.1:$HB_TCP_PORT" \
 LICD_PG_STOP="$ROOT/deploy/local.sh pg-stop $RUN_DIR" \
 LICD_PG_START="$ROOT/deploy/local.sh pg-start $RUN_DIR" \
 	$PY -m pytest tests/integration -q -p no:cacheprovider -rfE \
@@ -118,5 +124,19 @@ else
 	echo "no $([ -n "${VALGRIND:-}" ] && echo valgrind || echo ASan/UBSan/LSan) reports from the programs"
 	count 1 0
 fi
+# Two app hosts and a standby in network namespaces of its own (as root;
+# skipped otherwise): its "N passed, N failed" joins the totals.
+echo "== scale-out: failover under load in network namespaces"
+tests/scale/scale.sh 2>&1 | tee build/scale.out
+scale_rc=${PIPESTATUS[0]}
+last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/scale.out | tail -1)
+if [ -n "$last" ]; then
+	count "$(cut -d' ' -f1 <<<"$last")" "$(cut -d' ' -f3 <<<"$last")"
+fi
+# a failing exit without a failure counted (set-up, a crash) still fails
+if [ $scale_rc -ne 0 ] && { [ -z "$last" ] || [ "$(cut -d' ' -f3 <<<"$last")" = 0 ]; }; then
+	count 0 1
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

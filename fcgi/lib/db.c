@@ -168,10 +168,15 @@ int db_exec(struct db *db, const char *name, int nparams,
 			const char *state = db_sqlstate(r);
 
 			/* 57P01 admin shutdown, 08xxx connection errors and
-			 * 53xxx/57Pxx server states: the database, not us. */
+			 * 53xxx/57Pxx server states: the database, not us.
+			 * 25006: a write on a server that turned read-only
+			 * (an old primary fenced after a failover); the next
+			 * connect finds the read-write one of database_url's
+			 * hosts (target_session_attrs=read-write). */
 			if (strncmp(state, "08", 2) == 0 ||
 			    strncmp(state, "57P", 3) == 0 ||
-			    strncmp(state, "53", 2) == 0) {
+			    strncmp(state, "53", 2) == 0 ||
+			    strcmp(state, "25006") == 0) {
 				PQclear(r);
 				drop(db);
 				return DB_UNAVAILABLE;

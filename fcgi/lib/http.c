@@ -15,6 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -508,10 +513,128 @@ static int own_accept;
  * without a request is dropped by libfcgi, which then accepts the next
  * one itself; one nginx keeps open (fastcgi_keep_conn) is read again.
  */
+/*
+ * <program>_listen: a TCP listener beside fd 0, for an nginx on another
+ * host. Both listeners are non-blocking and watched by one epoll set per
+ * thread (EPOLLEXCLUSIVE: a connection wakes one waiting thread, not all).
+ * The requests' own listen socket is then -1, so when a connection brings
+ * no request libfcgi's own accept fails at once and next_request() takes
+ * the next connection itself; a blocking accept there would hold a thread
+ * on one of the two listeners.
+ */
+static int tcp_fd = -1;
+static _Thread_local int thread_ep = -1;
+
+static int listen_tcp(const char *spec, char *err, size_t errlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	size_t hl;
+	int fd = -1, one = 1, rc;
+
+	if (colon == NULL || colon == spec || colon[1] == '\0' ||
+	    (hl = (size_t)(colon - spec)) >= sizeof(host)) {
+		snprintf(err, errlen, "%s: expected ADDRESS:PORT", spec);
+		return -1;
+	}
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "%s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    listen(fd, 1024) != 0) {
+		snprintf(err, errlen, "%s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* This thread's epoll set over fd 0 and the TCP listener. */
+static int thread_epoll(void)
+{
+	struct epoll_event ev;
+	int fds[2] = { 0, tcp_fd }, i;
+
+	if (thread_ep >= 0)
+		return thread_ep;
+	if ((thread_ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.fd = fds[i];
+		if (epoll_ctl(thread_ep, EPOLL_CTL_ADD, fds[i], &ev) != 0) {
+			log_error("epoll_ctl: %s", strerror(errno));
+			close(thread_ep);
+			thread_ep = -1;
+			return -1;
+		}
+	}
+	return thread_ep;
+}
+
+/* The next connection on either listener; -1 when stopping. */
+static int accept_either(void)
+{
+	struct epoll_event ev[2];
+	int ep = thread_epoll(), n, i, fd;
+
+	while (ep >= 0 && !atomic_load(&stopping)) {
+		n = epoll_wait(ep, ev, 2, -1);
+		if (n < 0 && errno != EINTR)
+			break;
+		for (i = 0; i < n; i++) {
+			fd = accept4(ev[i].data.fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0)
+				return fd;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				usleep(10000);
+			else if (errno != EINTR && errno != ECONNABORTED &&
+			    errno != EAGAIN && errno != EPROTO)
+				return -1;
+		}
+	}
+	return -1;
+}
+
 static int next_request(FCGX_Request *r)
 {
-	int fd;
+	int fd, rc;
 
+	if (tcp_fd >= 0) {
+		/* A connection that brings no request: libfcgi's accept on
+		 * listen socket -1 fails and the next is taken here. */
+		do {
+			if (r->ipcFd < 0) {
+				if ((fd = accept_either()) < 0)
+					return -1;
+				r->ipcFd = fd;
+				r->keepConnection = 1;
+			}
+			rc = FCGX_Accept_r(r);
+		} while (rc < 0 && !atomic_load(&stopping));
+		return rc;
+	}
 	if (own_accept && r->ipcFd < 0) {
 		for (;;) {
 			if (atomic_load(&stopping))
@@ -545,6 +668,8 @@ static void *worker_main(void *arg)
 		}
 		serve(w, c);
 	}
+	if (thread_ep >= 0)
+		close(thread_ep);
 	/* Per-thread parsers live as long as the thread. */
 	js_thread_end();
 	jws_thread_end();
@@ -677,7 +802,7 @@ static int run_threads(void)
 	    (nres > 0 && (rs = calloc((size_t)nres, sizeof(*rs))) == NULL))
 		goto out;
 	for (i = 0; i < nctx; i++) {
-		if (FCGX_InitRequest(&cs[i].fcgi, 0, 0) != 0) {
+		if (FCGX_InitRequest(&cs[i].fcgi, tcp_fd >= 0 ? -1 : 0, 0) != 0) {
 			log_error("cannot set up request %ld", i);
 			goto out;
 		}
@@ -814,7 +939,7 @@ static int run_master(long nproc)
 int http_main(int argc, char **argv, const struct http_program *p)
 {
 	const char *conf = NULL;
-	char err[512];
+	char err[512], key[64];
 	long nproc;
 	int i;
 
@@ -843,6 +968,22 @@ int http_main(int argc, char **argv, const struct http_program *p)
 	/* Once, before forking: children share the loaded keys. */
 	if (p->init != NULL && p->init() != 0)
 		return 1;
+	snprintf(key, sizeof(key), "%s_listen", p->name);
+	if (cfg_str(key, NULL) != NULL) {
+		int fl = fcntl(0, F_GETFL);
+
+		if ((tcp_fd = listen_tcp(cfg_str(key, NULL), err,
+		    sizeof(err))) < 0) {
+			log_error("%s: %s", key, err);
+			fprintf(stderr, "%s: %s: %s\n", p->name, key, err);
+			return 1;
+		}
+		if (fl < 0 || fcntl(0, F_SETFL, fl | O_NONBLOCK) != 0) {
+			log_error("%s: fd 0 is not a listening socket", key);
+			return 1;
+		}
+		log_info("listening on %s as well", cfg_str(key, NULL));
+	}
 	nproc = cfg_int("processes", 1);
 	if (nproc > MAX_PROCS)
 		nproc = MAX_PROCS;
