@@ -135,6 +135,8 @@ install: all
 		*) install -m 0755 $$b $(DESTDIR)$(PREFIX)/lib/licd/ ;; esac; done
 	install -m 0755 $(BUILD)/bin/licctl $(DESTDIR)$(PREFIX)/bin/licctl
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/licd/sql/
+	install -d $(DESTDIR)$(PREFIX)/share/licd/console
+	install -m 0644 console/* $(DESTDIR)$(PREFIX)/share/licd/console/
 	install -m 0644 systemd/*.service systemd/*.socket systemd/*.timer $(DESTDIR)$(SYSTEMDDIR)/
 	install -d $(DESTDIR)$(PREFIX)/share/doc/licd
 	install -m 0644 README.md docs/*.md deploy/crontab.example deploy/licd.conf.example $(DESTDIR)$(PREFIX)/share/doc/licd/

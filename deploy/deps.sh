@@ -15,6 +15,7 @@ PKGS=(
 	clang libclang-rt-14-dev
 	curl ca-certificates openssl wrk valgrind
 	iproute2
+	chromium chromium-driver python3-selenium fonts-dejavu-core
 )
 
 missing=()

@@ -251,6 +251,11 @@ start() {
 	runtime_dir
 	mkdir -p "$RT/www/.well-known"
 	chmod 755 "$RT" "$RT/www" "$RT/www/.well-known"
+	# The console's static files, where nginx workers can read them (the
+	# checkout may be a 0700 home directory).
+	rm -rf "$RT/www/console"
+	cp -R "$ROOT/console" "$RT/www/console"
+	chmod -R a+rX "$RT/www/console"
 	pg_start
 	db_create
 	write_config
