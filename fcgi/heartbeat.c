@@ -23,6 +23,8 @@
 
 static const struct db_stmt stmts[] = {
 	STATE_STMTS,
+	{ "seat", "SELECT * FROM licd_seat($1, $2, 'renew', NULL, $3, NULL, "
+	    "NULL)", 0 },
 };
 
 /* A heartbeat between its lookup and its answer (http_scratch). */
@@ -33,28 +35,82 @@ struct hb {
 	const char *key, *iid, *version, *nonce;
 	char id[LIC_UUID_LEN + 1];
 	int known;
+	PGresult *res;			/* the lookup's, for a resumed rest */
 };
 
 _Static_assert(sizeof(struct hb) <= HTTP_SCRATCH, "struct hb too large");
 
-/* The rest, on the thread that ran the lookup's batch. */
-static void looked_up(struct state_call *sc, struct db *db, int st,
-    PGresult *res)
+static void resumed(struct http_req *req, struct http_resp *resp);
+
+/*
+ * A floating seat (sql/023): a heartbeat renews a live seat once less than
+ * LIC_SEAT_RENEW_LEFT of its ttl is left, with licd_seat 'renew' under the
+ * license's lock on a resume thread (returns 1 when handed there); a
+ * lapsed one is INSTALLATION_NOT_ACTIVE, as a heartbeat never takes a
+ * seat. Returns -1 when an error was answered.
+ */
+static int renew(struct hb *h, struct lic_lookup *lk, PGresult *res,
+    const char **code, int *active, long long *last, int can_write)
 {
-	struct hb *h = (struct hb *)sc;
+	const char *params[3];
+	PGresult *w = NULL;
+	int st;
+
+	*active = lk->active && lk->seat_expires > (long long)h->req->now;
+	if (!*active) {
+		*code = "INSTALLATION_NOT_ACTIVE";
+		return 0;
+	}
+	if (lk->seat_expires - (long long)h->req->now >=
+	    LIC_SEAT_RENEW_LEFT(lk->seat_ttl))
+		return 0;
+	if (!can_write) {
+		h->res = res;
+		http_resume(h->req, resumed);
+		return 1;
+	}
+	params[0] = h->id;
+	params[1] = h->iid;
+	params[2] = h->version;
+	if ((st = db_exec(h->req->db, "seat", 3, params, &w)) != DB_OK) {
+		http_db_error(h->req, h->resp, st, "seat");
+		return -1;
+	}
+	if (PQntuples(w) != 1) {
+		PQclear(w);
+		http_error(h->resp, 500, "INTERNAL", "seat failed");
+		return -1;
+	}
+	if (strcmp(PQgetvalue(w, 0, 0), "VALID") == 0) {
+		*last = strtoll(PQgetvalue(w, 0, 2), NULL, 10);
+		lk->seat_expires = strtoll(PQgetvalue(w, 0, 3), NULL, 10);
+		lk->borrowed_until = PQgetisnull(w, 0, 4) ? 0 :
+		    strtoll(PQgetvalue(w, 0, 4), NULL, 10);
+		lk->seat_overdraft = strcmp(PQgetvalue(w, 0, 5), "t") == 0;
+	} else {
+		/* Lapsed, or the license changed, since the lookup. */
+		*active = 0;
+		*code = strcmp(PQgetvalue(w, 0, 0), "REVOKED") == 0 ?
+		    "REVOKED" : strcmp(PQgetvalue(w, 0, 0), "SUSPENDED") == 0 ?
+		    "SUSPENDED" : strcmp(PQgetvalue(w, 0, 0), "EXPIRED") == 0 ?
+		    "EXPIRED" : "INSTALLATION_NOT_ACTIVE";
+	}
+	PQclear(w);
+	return 0;
+}
+
+/* Answers from the lookup's row res (freed here, unless the rest is
+ * handed to a resume thread: then 1). */
+static int answer(struct hb *h, PGresult *res, int can_write)
+{
 	struct http_req *req = h->req;
 	struct http_resp *resp = h->resp;
 	const char *code, *eff;
 	struct lic_lookup lk;
 	struct json_object *out;
 	long long last;
-	int have_lic = 0;
+	int have_lic = 0, active;
 
-	req->db = db;
-	if (st != DB_OK) {
-		http_db_error(req, resp, st, "license state");
-		goto out;
-	}
 	/* The row vouches for the key (lic.h). */
 	switch (lic_lookup_read(res, h->key, h->id, h->known, &lk)) {
 	case LIC_OK:
@@ -72,25 +128,41 @@ static void looked_up(struct state_call *sc, struct db *db, int st,
 	    h->id);
 	req->now = lk.now;
 	last = lk.last_seen;
-	if (lk.needs_touch && touch_queue(h->id, h->iid, (long long)req->now,
-	    h->version, NULL) == 0)
-		last = (long long)req->now;
+	active = lk.active;
 	code = lic_state(&lk.l, req->now, &eff);
-	if (strcmp(code, "VALID") == 0 && !lk.active)
+	if (strcmp(code, "VALID") == 0 && lk.seat_ttl > 0) {
+		switch (renew(h, &lk, res, &code, &active, &last, can_write)) {
+		case 1:
+			lic_free(&lk.l);
+			return 1;
+		case -1:
+			goto out;
+		}
+	}
+	if (lk.needs_touch && touch_queue(h->id, h->iid, (long long)req->now,
+	    h->version, NULL) == 0 && last < (long long)req->now)
+		last = (long long)req->now;
+	if (strcmp(code, "VALID") == 0 && !active)
 		code = "INSTALLATION_NOT_ACTIVE";
 	out = lic_result(code, &lk.l, req->now);
 	if (lk.first_seen != 0)
-		lic_add_installation(out, h->iid, lk.active ? "active" :
+		lic_add_installation(out, h->iid, active ? "active" :
 		    "inactive", lk.first_seen, last);
 	if (strcmp(code, "VALID") == 0) {
-		if (lic_add_lease(out, &lk.l, h->iid, h->nonce, req->now) !=
+		if ((lk.seat_ttl > 0 ? lic_add_lease_until(out, &lk.l, h->iid,
+		    h->nonce, req->now, lk.seat_expires) :
+		    lic_add_lease(out, &lk.l, h->iid, h->nonce, req->now)) !=
 		    LIC_OK) {
 			json_object_put(out);
 			http_error(resp, 500, "INTERNAL", "cannot sign lease");
 			goto out;
 		}
-		json_object_object_add(out, "next_heartbeat_in",
-		    json_object_new_int64(lic_heartbeat_interval()));
+		if (lk.seat_ttl > 0)
+			lic_add_seat(out, lk.seat_ttl, lk.seat_expires,
+			    lk.borrowed_until, lk.seat_overdraft);
+		else
+			json_object_object_add(out, "next_heartbeat_in",
+			    json_object_new_int64(lic_heartbeat_interval()));
 	}
 	req->log_code = code;
 	http_json(resp, 200, out);
@@ -98,7 +170,32 @@ out:
 	if (have_lic)
 		lic_free(&lk.l);
 	PQclear(res);
-	http_done(req);
+	return 0;
+}
+
+/* On a resume thread, with its connection; http.c answers after. */
+static void resumed(struct http_req *req, struct http_resp *resp)
+{
+	struct hb *h = http_scratch(req);
+
+	(void)resp;
+	answer(h, h->res, 1);
+}
+
+/* The rest, on the thread that ran the lookup's batch. */
+static void looked_up(struct state_call *sc, struct db *db, int st,
+    PGresult *res)
+{
+	struct hb *h = (struct hb *)sc;
+
+	h->req->db = db;
+	if (st != DB_OK) {
+		http_db_error(h->req, h->resp, st, "license state");
+		http_done(h->req);
+		return;
+	}
+	if (answer(h, res, 0) == 0)
+		http_done(h->req);
 }
 
 /* Checks the call and hands its lookup to the batch (state.h); this
@@ -147,6 +244,7 @@ int main(int argc, char **argv)
 		.init = lic_init,
 		.fini = touch_stop,
 		.defers = 1,
+		.resumes = 1,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -494,12 +494,37 @@ static int cmd_keys(int argc, char **argv)
 
 /* ---- plans and customers ---------------------------------------------- */
 
+/* A seat option's value, checked here so that a bad one gets a message
+ * naming it rather than the constraint's (sql/023 holds the same ranges). */
+static const char *seat_opt(const struct opts *o, const char *name)
+{
+	const char *v = opt(o, name);
+	char *end;
+	long n, lo, hi;
+
+	if (v == NULL)
+		return NULL;
+	if (strcmp(name, "seat-model") == 0) {
+		if (strcmp(v, "node") != 0 && strcmp(v, "floating") != 0)
+			die("--seat-model must be node or floating");
+		return v;
+	}
+	lo = strcmp(name, "seat-ttl") == 0 ? 30 : 0;
+	hi = strcmp(name, "seat-ttl") == 0 ? 86400 :
+	    strcmp(name, "max-borrow-days") == 0 ? 366 : 1000000;
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < lo || n > hi)
+		die("--%s must be an integer %ld..%ld", name, lo, hi);
+	return v;
+}
+
 static int cmd_plan(int argc, char **argv)
 {
 	static const char *const spec[] = { "name", "features", "limits",
 	    "price-cents", "currency", "interval", "stripe-price", "paddle-price",
 	    "addon!",
-	    "inactive!", "json!", NULL };
+	    "inactive!", "json!", "seat-model", "seat-ttl", "max-borrow-days",
+	    "overdraft", NULL };
 	struct opts o;
 	char *feat = NULL, *lim = NULL;
 	PGresult *r;
@@ -515,10 +540,15 @@ static int cmd_plan(int argc, char **argv)
 		    "month|year|once]\n"
 		    "         [--stripe-price price_...] [--paddle-price pri_...]"
 		    " [--addon] [--inactive]\n"
+		    "         [--seat-model node|floating] [--seat-ttl SECS] "
+		    "[--max-borrow-days N]\n         [--overdraft SEATS]\n"
 		    "       licctl plan list [--json]\n"
 		    "set creates or updates a plan; licenses issued later copy "
-		    "its features and limits.\nLimit names ending in _per_month "
-		    "meter usage; 'installations' caps seats.\n");
+		    "its features, limits\nand seat model. Limit names ending in "
+		    "_per_month meter usage; 'installations'\ncaps seats. A "
+		    "floating seat is held while its lease (--seat-ttl, default "
+		    "900)\nruns; --max-borrow-days (default 0) allows borrowing, "
+		    "--overdraft (default 0)\nseats beyond the limit.\n");
 		return argc < 1 ? 2 : 0;
 	}
 	if (strcmp(argv[0], "list") == 0) {
@@ -526,8 +556,10 @@ static int cmd_plan(int argc, char **argv)
 		    "'name', name, 'features', features, 'limits', limits, "
 		    "'interval', billing_interval, 'price_cents', price_cents, "
 		    "'currency', currency, 'stripe_price_id', stripe_price_id, "
-		    "'addon', is_addon, 'active', active) ORDER BY code), '[]')"
-		    " FROM plans", 0, NULL);
+		    "'addon', is_addon, 'active', active, 'seat_model', "
+		    "seat_model, 'seat_ttl', seat_ttl, 'max_borrow_days', "
+		    "max_borrow_days, 'overdraft', overdraft) ORDER BY code), "
+		    "'[]') FROM plans", 0, NULL);
 		if (opt(&o, "json")) {
 			printf("%s\n", PQgetvalue(r, 0, 0));
 		} else {
@@ -538,11 +570,18 @@ static int cmd_plan(int argc, char **argv)
 			for (k = 0; a && k < json_object_array_length(a); k++) {
 				struct json_object *p = json_object_array_get_idx(a, k);
 
-				printf("%-16s %-24s features=%s limits=%s\n",
+				printf("%-16s %-24s features=%s limits=%s seats=%s",
 				    json_object_get_string(json_object_object_get(p, "code")),
 				    json_object_get_string(json_object_object_get(p, "name")),
 				    json_object_to_json_string_ext(json_object_object_get(p, "features"), JSON_C_TO_STRING_PLAIN),
-				    json_object_to_json_string_ext(json_object_object_get(p, "limits"), JSON_C_TO_STRING_PLAIN));
+				    json_object_to_json_string_ext(json_object_object_get(p, "limits"), JSON_C_TO_STRING_PLAIN),
+				    json_object_get_string(json_object_object_get(p, "seat_model")));
+				if (strcmp(json_object_get_string(json_object_object_get(p, "seat_model")), "floating") == 0)
+					printf(" ttl=%s borrow=%sd overdraft=%s",
+					    json_object_get_string(json_object_object_get(p, "seat_ttl")),
+					    json_object_get_string(json_object_object_get(p, "max_borrow_days")),
+					    json_object_get_string(json_object_object_get(p, "overdraft")));
+				printf("\n");
 			}
 			json_object_put(a);
 		}
@@ -556,22 +595,31 @@ static int cmd_plan(int argc, char **argv)
 	if (opt(&o, "limits"))
 		lim = limits_json(opt(&o, "limits"));
 	{
-		const char *p[11] = { o.pos[0], opt(&o, "name"), feat, lim,
+		const char *p[15] = { o.pos[0], opt(&o, "name"), feat, lim,
 		    opt(&o, "interval"), opt(&o, "price-cents"),
 		    opt(&o, "currency"), opt(&o, "stripe-price"),
 		    opt(&o, "addon") ? "t" : "f",
-		    opt(&o, "inactive") ? "f" : "t", opt(&o, "paddle-price") };
+		    opt(&o, "inactive") ? "f" : "t", opt(&o, "paddle-price"),
+		    seat_opt(&o, "seat-model"), seat_opt(&o, "seat-ttl"),
+		    seat_opt(&o, "max-borrow-days"), seat_opt(&o, "overdraft") };
 
 		exec0("BEGIN");
 		/* Only the options given change an existing plan. */
 		r = q("INSERT INTO plans AS p (code, name, features, limits, "
 		    "billing_interval, price_cents, currency, stripe_price_id, "
-		    "is_addon, active, paddle_price_id) VALUES ($1, "
+		    "is_addon, active, paddle_price_id, seat_model, seat_ttl, "
+		    "max_borrow_days, overdraft) VALUES ($1, "
 		    "coalesce($2, $1), coalesce($3::jsonb, '[]'), "
 		    "coalesce($4::jsonb, '{}'), $5, $6::bigint, lower($7), $8, "
-		    "$9::boolean, $10::boolean, $11) "
+		    "$9::boolean, $10::boolean, $11, coalesce($12, 'node'), "
+		    "coalesce($13::int, 900), coalesce($14::int, 0), "
+		    "coalesce($15::int, 0)) "
 		    "ON CONFLICT (code) DO UPDATE SET "
 		    "name = coalesce($2, p.name), "
+		    "seat_model = coalesce($12, p.seat_model), "
+		    "seat_ttl = coalesce($13::int, p.seat_ttl), "
+		    "max_borrow_days = coalesce($14::int, p.max_borrow_days), "
+		    "overdraft = coalesce($15::int, p.overdraft), "
 		    "features = coalesce($3::jsonb, p.features), "
 		    "limits = coalesce($4::jsonb, p.limits), "
 		    "billing_interval = coalesce($5, p.billing_interval), "
@@ -582,7 +630,9 @@ static int cmd_plan(int argc, char **argv)
 		    "is_addon = $9::boolean, active = $10::boolean, "
 		    "updated_at = now() "
 		    "RETURNING json_build_object('code', code, 'name', name, "
-		    "'features', features, 'limits', limits)::text", 11, p);
+		    "'features', features, 'limits', limits, 'seat_model', "
+		    "seat_model, 'seat_ttl', seat_ttl, 'max_borrow_days', "
+		    "max_borrow_days, 'overdraft', overdraft)::text", 15, p);
 		audit("plan.set", "plan", o.pos[0], NULL, PQgetvalue(r, 0, 0));
 		exec0("COMMIT");
 		printf("%s\n", PQgetvalue(r, 0, 0));
@@ -708,7 +758,9 @@ static int cmd_usage(int argc, char **argv)
 	if (o.help || o.npos != 1 || !lic_uuid_valid(o.pos[0])) {
 		printf("usage: licctl usage LICENSE_ID [--period YYYY-MM] [--json]\n"
 		    "Usage counters of one license for a month (default: this "
-		    "month),\nwith the limit and what the usage log sums to.\n");
+		    "month),\nwith the limit and what the usage log sums to, and "
+		    "for a floating license\nthe peak of concurrent seats of each "
+		    "UTC day.\n");
 		return o.help ? 0 : 2;
 	}
 	{
@@ -734,8 +786,28 @@ static int cmd_usage(int argc, char **argv)
 			    PQgetvalue(r, i, 1), PQgetisnull(r, i, 2) ? "-" :
 			    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
 	}
-	if (PQntuples(r) == 0 && !opt(&o, "json"))
-		printf("no usage recorded\n");
+	{
+		/* Peak concurrent floating seats, per UTC day of the month. */
+		const char *p[2] = { o.pos[0], opt(&o, "period") };
+		PGresult *k = q("SELECT to_char(k.day, 'YYYY-MM-DD'), k.peak FROM "
+		    "(SELECT coalesce(to_date($2, 'YYYY-MM'), licd_period("
+		    "licd_now())) AS m) m, licd_seat_peaks($1, m.m, (m.m + "
+		    "interval '1 month' - interval '1 day')::date) k ORDER BY 1",
+		    2, p);
+		int j;
+
+		for (j = 0; j < PQntuples(k); j++) {
+			if (opt(&o, "json"))
+				printf("{\"day\":\"%s\",\"peak_seats\":%s}\n",
+				    PQgetvalue(k, j, 0), PQgetvalue(k, j, 1));
+			else
+				printf("%s  peak concurrent seats %s\n",
+				    PQgetvalue(k, j, 0), PQgetvalue(k, j, 1));
+		}
+		if (PQntuples(r) == 0 && PQntuples(k) == 0 && !opt(&o, "json"))
+			printf("no usage recorded\n");
+		PQclear(k);
+	}
 	PQclear(r);
 	return 0;
 }
@@ -1098,6 +1170,52 @@ static int cmd_lease(int argc, char **argv)
 	return 0;
 }
 
+/* A floating license's seats, one line each (licd_admin_license). */
+static void print_seats(const char *id)
+{
+	const char *p[1] = { id };
+	PGresult *r = q("SELECT s.seats, i.id, i.seat ->> 'state', "
+	    "i.seat ->> 'expires_at', i.seat ->> 'borrowed_until', "
+	    "i.seat ->> 'overdraft' FROM (SELECT licd_admin_license($1)::jsonb "
+	    "AS d) a, LATERAL (SELECT a.d -> 'seats' AS seats) s LEFT JOIN "
+	    "LATERAL jsonb_to_recordset(a.d -> 'installations') AS i(id text, "
+	    "seat jsonb) ON i.seat IS NOT NULL WHERE a.d -> 'seats' ->> "
+	    "'model' = 'floating'", 1, p);
+	struct json_object *s;
+	int i;
+
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return;
+	}
+	s = json_tokener_parse(PQgetvalue(r, 0, 0));
+	printf("\nseats: %s live (%s borrowed), %s lapsed; limit %s + "
+	    "overdraft %s; ttl %ss, borrow up to %s days\n",
+	    json_object_get_string(json_object_object_get(s, "live")),
+	    json_object_get_string(json_object_object_get(s, "borrowed")),
+	    json_object_get_string(json_object_object_get(s, "lapsed")),
+	    json_object_object_get(s, "limit") ? json_object_get_string(
+	    json_object_object_get(s, "limit")) : "none",
+	    json_object_get_string(json_object_object_get(s, "overdraft")),
+	    json_object_get_string(json_object_object_get(s, "ttl")),
+	    json_object_get_string(json_object_object_get(s, "max_borrow_days")));
+	json_object_put(s);
+	for (i = 0; i < PQntuples(r); i++) {
+		if (PQgetisnull(r, i, 1))
+			continue;
+		printf("  %-32s %-9s", PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+		if (!PQgetisnull(r, i, 3))
+			printf(" %s %s", strcmp(PQgetvalue(r, i, 2), "lapsed") == 0 ?
+			    "lapsed at" : "until", PQgetvalue(r, i, 3));
+		if (!PQgetisnull(r, i, 4))
+			printf(" borrowed until %s", PQgetvalue(r, i, 4));
+		if (strcmp(PQgetvalue(r, i, 5), "true") == 0)
+			printf(" overdraft");
+		printf("\n");
+	}
+	PQclear(r);
+}
+
 static void print_license(const char *json, int as_json)
 {
 	struct json_object *o;
@@ -1265,7 +1383,8 @@ static int cmd_license(int argc, char **argv)
 {
 	static const char *const spec[] = { "customer", "plan", "features",
 	    "limits", "domains", "expires", "days", "perpetual!", "status",
-	    "reason", "json!", "count", "keys-out", NULL };
+	    "reason", "json!", "count", "keys-out", "seat-model", "seat-ttl",
+	    "max-borrow-days", "overdraft", NULL };
 	struct opts o;
 	PGresult *r;
 	int i, as_json;
@@ -1283,7 +1402,14 @@ static int cmd_license(int argc, char **argv)
 		    "[--domains 'example.com,*.example.com'] [--json]\n"
 		    "         [--count N [--keys-out FILE]]  (N licenses at once, "
 		    "keys one per line)\n"
-		    "       licctl license show ID [--json]\n"
+		    "         [--seat-model node|floating] [--seat-ttl SECS] "
+		    "[--max-borrow-days N]\n         [--overdraft SEATS]  "
+		    "(default: the plan's)\n"
+		    "       licctl license update ID [--seat-model node|floating]"
+		    " [--seat-ttl SECS]\n         [--max-borrow-days N] "
+		    "[--overdraft SEATS]\n"
+		    "       licctl license show ID [--json]  (with its seats: "
+		    "live, borrowed, lapsed)\n"
 		    "       licctl license list [--customer ID|EMAIL] [--status "
 		    "S] [--json]\n"
 		    "       licctl license revoke|suspend|reinstate|"
@@ -1297,7 +1423,7 @@ static int cmd_license(int argc, char **argv)
 		char *feat = NULL, *lim = NULL, *dom = NULL, *exp, *key = NULL;
 		char err[512];
 		struct lic l;
-		const char *p[6], *id;
+		const char *p[10], *id;
 		long long issued;
 
 		if (!opt(&o, "customer") || !opt(&o, "plan"))
@@ -1318,6 +1444,10 @@ static int cmd_license(int argc, char **argv)
 		p[3] = lim;
 		p[4] = dom;
 		p[5] = exp;
+		p[6] = seat_opt(&o, "seat-model");
+		p[7] = seat_opt(&o, "seat-ttl");
+		p[8] = seat_opt(&o, "max-borrow-days");
+		p[9] = seat_opt(&o, "overdraft");
 		if (opt(&o, "count")) {
 			bulk_issue(p, opt(&o, "count"), opt(&o, "keys-out"));
 			free(feat);
@@ -1327,13 +1457,16 @@ static int cmd_license(int argc, char **argv)
 			return 0;
 		}
 		exec0("BEGIN");
+		/* Seat options left NULL are the plan's (sql/023). */
 		r = q("INSERT INTO licenses (customer_id, plan_code, features, "
-		    "limits, domains, expires_at) SELECT c.id, p.code, "
+		    "limits, domains, expires_at, seat_model, seat_ttl, "
+		    "max_borrow_days, overdraft) SELECT c.id, p.code, "
 		    "coalesce($3::jsonb, p.features), p.limits || "
-		    "coalesce($4::jsonb, '{}'), $5::jsonb, $6::timestamptz "
+		    "coalesce($4::jsonb, '{}'), $5::jsonb, $6::timestamptz, "
+		    "$7, $8::int, $9::int, $10::int "
 		    "FROM customers c, plans p WHERE (c.id::text = $1 OR "
 		    "lower(c.email) = lower($1)) AND p.code = $2 "
-		    "RETURNING id", 6, p);
+		    "RETURNING id", 10, p);
 		if (PQntuples(r) != 1)
 			die("unknown customer '%s' or plan '%s'", p[0], p[1]);
 		id = PQgetvalue(r, 0, 0);
@@ -1379,6 +1512,30 @@ static int cmd_license(int argc, char **argv)
 		free(exp);
 		return 0;
 	}
+	if (strcmp(argv[0], "update") == 0) {
+		const char *p[5];
+
+		if (o.npos != 1 || !lic_uuid_valid(o.pos[0]))
+			die("usage: licctl license update LICENSE_ID "
+			    "[--seat-model node|floating] ...");
+		p[0] = o.pos[0];
+		p[1] = seat_opt(&o, "seat-model");
+		p[2] = seat_opt(&o, "seat-ttl");
+		p[3] = seat_opt(&o, "max-borrow-days");
+		p[4] = seat_opt(&o, "overdraft");
+		if (!p[1] && !p[2] && !p[3] && !p[4])
+			die("license update needs --seat-model, --seat-ttl, "
+			    "--max-borrow-days or --overdraft");
+		r = q("SELECT licd_license_seats_set($1, $2, $3::int, $4::int, "
+		    "$5::int, 'licctl', NULL)", 5, p);
+		if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0)
+			die("no license %s", o.pos[0]);
+		PQclear(r);
+		r = q("SELECT doc FROM license_admin_view WHERE id = $1", 1, p);
+		print_license(PQgetvalue(r, 0, 0), as_json);
+		PQclear(r);
+		return 0;
+	}
 	if (strcmp(argv[0], "show") == 0) {
 		const char *p[1];
 
@@ -1388,7 +1545,28 @@ static int cmd_license(int argc, char **argv)
 		r = q("SELECT doc FROM license_admin_view WHERE id = $1", 1, p);
 		if (PQntuples(r) != 1)
 			die("no license %s", o.pos[0]);
-		print_license(PQgetvalue(r, 0, 0), as_json);
+		if (as_json) {
+			PGresult *a = q("SELECT licd_admin_license($1)", 1, p);
+			struct json_object *d = json_tokener_parse(
+			    PQgetvalue(r, 0, 0));
+			struct json_object *j = json_tokener_parse(
+			    PQgetvalue(a, 0, 0));
+
+			/* A floating license's seats beside the license. */
+			if (d != NULL && j != NULL && strcmp(json_object_get_string(
+			    json_object_object_get(d, "seat_model")),
+			    "floating") == 0)
+				json_object_object_add(d, "seats", json_object_get(
+				    json_object_object_get(j, "seats")));
+			printf("%s\n", d ? json_object_to_json_string_ext(d,
+			    JSON_C_TO_STRING_PLAIN) : PQgetvalue(r, 0, 0));
+			json_object_put(d);
+			json_object_put(j);
+			PQclear(a);
+		} else {
+			print_license(PQgetvalue(r, 0, 0), 0);
+			print_seats(p[0]);
+		}
 		if (!as_json) {
 			struct json_object *j = json_tokener_parse(PQgetvalue(r, 0, 0));
 			struct json_object *k = json_object_object_get(j, "key");

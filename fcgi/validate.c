@@ -33,6 +33,8 @@ static const struct db_stmt stmts[] = {
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
 	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 },
 	{ "deactivate", "SELECT * FROM licd_deactivate($1, $2)", 1 },
+	{ "seat", "SELECT * FROM licd_seat($1, $2, $3, $4, $5, $6, $7)", 0 },
+	{ "checkin", "SELECT * FROM licd_seat_checkin($1, $2)", 1 },
 };
 
 struct vreq {
@@ -75,11 +77,136 @@ struct vcall {
 	char id[LIC_UUID_LEN + 1];
 	int known;
 	PGresult *res;			/* the lookup's, for a resumed rest */
+	struct json_object *out;	/* floating()'s answer */
 };
 
 _Static_assert(sizeof(struct vcall) <= HTTP_SCRATCH, "struct vcall too large");
 
 static void resumed(struct http_req *req, struct http_resp *resp);
+
+/* The seat of an installation of a floating license, as seat_row's
+ * columns (licd_seat, sql/023): code, first_seen, last_seen,
+ * seat_expires, borrowed_until, overdraft. */
+struct seat {
+	const char *code;
+	long long first, last, expires, borrowed;
+	int overdraft;
+};
+
+/* licd_seat's code as a static string (the result is freed first). */
+static const char *seat_code(const char *c)
+{
+	static const char *const codes[] = { "VALID",
+	    "TOO_MANY_INSTALLATIONS", "INSTALLATION_NOT_ACTIVE", "REVOKED",
+	    "SUSPENDED", "EXPIRED", "INVALID_KEY", "BORROW_LIMIT_EXCEEDED",
+	    "NOT_FLOATING" };
+	size_t i;
+
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(c, codes[i]) == 0)
+			return codes[i];
+	return "INVALID_KEY";
+}
+
+static void seat_row(const PGresult *res, struct seat *s)
+{
+	s->code = PQgetvalue(res, 0, 0);
+	s->first = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	s->last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	s->expires = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	s->borrowed = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	s->overdraft = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+}
+
+/*
+ * validate on a floating license: the seat is held while its lease is
+ * live. A live seat with more than LIC_SEAT_RENEW_LEFT of its ttl left is
+ * answered from the lookup; otherwise (no seat, a lapsed one, one due a
+ * renewal, a newly allowed domain) licd_seat takes or renews it under the
+ * license's lock, on a resume thread (returns 1 when handed there).
+ * Fills x->out and *code; -1 when an error was answered; frees *res.
+ */
+static int floating(struct vcall *x, struct lic_lookup *lk,
+    const char **code, PGresult **res, int can_write)
+{
+	struct vreq *v = &x->v;
+	time_t now = x->req->now;
+	struct seat s = { NULL, lk->first_seen, lk->last_seen, lk->seat_expires,
+	    lk->borrowed_until, lk->seat_overdraft };
+	int live = lk->active && lk->seat_expires > (long long)now, st;
+	const char *params[7];
+	PGresult *w = NULL;
+
+	if (strcmp(*code, "VALID") == 0 && (!live ||
+	    lk->seat_expires - (long long)now < LIC_SEAT_RENEW_LEFT(lk->seat_ttl) ||
+	    (v->domain != NULL && (lk->domain == NULL ||
+	    strcmp(lk->domain, v->domain) != 0)))) {
+		if (!can_write) {
+			x->res = *res;
+			http_resume(x->req, resumed);
+			return 1;
+		}
+		params[0] = x->id;
+		params[1] = v->iid;
+		params[2] = "take";
+		params[3] = NULL;
+		params[4] = v->version;
+		params[5] = v->metadata;
+		params[6] = v->domain;
+		if ((st = db_exec(x->req->db, "seat", 7, params, &w)) != DB_OK) {
+			http_db_error(x->req, x->resp, st, "seat");
+			goto fail;
+		}
+		if (PQntuples(w) != 1) {
+			http_error(x->resp, 500, "INTERNAL", "seat failed");
+			goto fail;
+		}
+		seat_row(w, &s);
+		if (strcmp(s.code, "NOT_FLOATING") == 0) {
+			/* The license became node-locked since the lookup. */
+			http_error(x->resp, 503, "SERVICE_UNAVAILABLE",
+			    "the license changed; retry");
+			goto fail;
+		}
+		*code = seat_code(s.code);
+		if (strcmp(*code, "VALID") == 0) {
+			live = 1;
+		} else {
+			/* Refused: as the lookup saw it, lapsed. */
+			live = 0;
+			s.first = lk->first_seen;
+			s.last = lk->last_seen;
+		}
+	} else if (lk->needs_touch && touch_queue(x->id, v->iid,
+	    (long long)now, v->version, v->metadata) == 0) {
+		s.last = (long long)now;
+	}
+	x->out = lic_result(*code, &lk->l, now);
+	if (s.first != 0)
+		lic_add_installation(x->out, v->iid, live ? "active" :
+		    "inactive", s.first, s.last);
+	if (strcmp(*code, "VALID") == 0) {
+		if (lic_add_lease_until(x->out, &lk->l, v->iid, v->nonce, now,
+		    s.expires) != LIC_OK) {
+			json_object_put(x->out);
+			x->out = NULL;
+			http_error(x->resp, 500, "INTERNAL",
+			    "cannot sign lease");
+			goto fail;
+		}
+		lic_add_seat(x->out, lk->seat_ttl, s.expires, s.borrowed,
+		    s.overdraft);
+	}
+	PQclear(w);
+	PQclear(*res);
+	*res = NULL;
+	return 0;
+fail:
+	PQclear(w);
+	PQclear(*res);
+	*res = NULL;
+	return -1;
+}
 
 /* Answers from the lookup's row res (freed here). Where the call must
  * write in the request and may not (can_write 0: this is the thread that
@@ -123,6 +250,17 @@ static int answer(struct vcall *x, PGresult *res, int can_write)
 	if (strcmp(code, "VALID") == 0 && v->feature != NULL &&
 	    !lic_has_feature(&lk.l, v->feature))
 		code = "FEATURE_NOT_LICENSED";
+
+	if (lk.seat_ttl > 0) {
+		st = floating(x, &lk, &code, &res, can_write);
+		if (st == 1) {
+			lic_free(&lk.l);
+			return 1;
+		}
+		if (st < 0)
+			goto out;
+		goto answered;
+	}
 
 	/* Written in the request: an activation, or a domain that may be
 	 * recorded only now that it is allowed (licd_touch refreshes
@@ -191,6 +329,10 @@ static int answer(struct vcall *x, PGresult *res, int can_write)
 		http_error(resp, 500, "INTERNAL", "cannot sign lease");
 		goto out;
 	}
+	goto answer;
+answered:
+	out = x->out;
+	x->out = NULL;
 answer:
 	req->log_code = json_object_get_string(
 	    json_object_object_get(out, "code"));
@@ -288,9 +430,195 @@ out:
 	PQclear(res);
 }
 
+/* A request naming a license by its key and an installation, on a
+ * floating-seat endpoint: the key verified (403 INVALID_KEY otherwise). */
+static int seat_request(struct http_req *req, struct http_resp *resp,
+    const char **key, const char **iid, char id[LIC_UUID_LEN + 1],
+    struct js_err *e)
+{
+	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, key,
+	    e) ||
+	    js_string(req->json, "installation_id", 1, 1, 128, JS_ID, iid,
+	    e)) {
+		http_field_error(resp, e);
+		return -1;
+	}
+	if (lic_verify_key(*key, id, NULL) != LIC_OK) {
+		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
+		return -1;
+	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
+	return 0;
+}
+
+static void not_floating(struct http_resp *resp)
+{
+	http_error(resp, 409, "NOT_FLOATING",
+	    "the license is node-locked: seats are freed by /api/deactivate");
+}
+
+/* POST /api/checkin: releases a floating seat at once; idempotent. */
+static void checkin(struct http_req *req, struct http_resp *resp)
+{
+	char id[LIC_UUID_LEN + 1];
+	const char *key, *iid, *params[2];
+	struct json_object *o;
+	struct js_err e;
+	PGresult *res = NULL;
+	int st;
+
+	if (seat_request(req, resp, &key, &iid, id, &e) != 0)
+		return;
+	params[0] = id;
+	params[1] = iid;
+	if ((st = db_exec(req->db, "checkin", 2, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "checkin");
+		goto out;
+	}
+	if (PQntuples(res) != 1 ||
+	    strcmp(PQgetvalue(res, 0, 0), "INVALID_KEY") == 0) {
+		http_error(resp, 403, "INVALID_KEY", "unknown license");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "NOT_FLOATING") == 0) {
+		not_floating(resp);
+		goto out;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "checked_in", json_object_new_boolean(1));
+	json_object_object_add(o, "released", json_object_new_boolean(
+	    strcmp(PQgetvalue(res, 0, 1), "t") == 0));
+	http_json(resp, 200, o);
+out:
+	PQclear(res);
+}
+
+/* POST /api/borrow: holds a floating seat for `days` days (licd_seat
+ * 'borrow') and answers as validate does, with a lease lasting as long.
+ * Rare, so it reads its license itself rather than through the batch. */
+static void borrow(struct http_req *req, struct http_resp *resp)
+{
+	char id[LIC_UUID_LEN + 1], days[24];
+	const char *key, *iid, *domain, *version, *nonce, *code, *eff;
+	const char *params[7];
+	struct json_object *out = NULL;
+	struct lic_lookup lk;
+	struct js_err e;
+	struct seat s;
+	PGresult *res = NULL, *w = NULL;
+	long long ndays;
+	int st, have_lic = 0;
+
+	if (seat_request(req, resp, &key, &iid, id, &e) != 0)
+		return;
+	if (js_int(req->json, "days", 1, 1, 3650, 0, &ndays, &e) ||
+	    js_string(req->json, "domain", 0, 1, 254, JS_HOST, &domain, &e) ||
+	    js_string(req->json, "version", 0, 1, 64, JS_TEXT, &version,
+	    &e) ||
+	    js_string(req->json, "nonce", 0, 1, 128, JS_TEXT, &nonce, &e)) {
+		http_field_error(resp, &e);
+		return;
+	}
+	params[0] = id;
+	params[1] = iid;
+	params[2] = "0";
+	params[3] = NULL;
+	params[4] = NULL;
+	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "license state");
+		goto out;
+	}
+	switch (lic_lookup_read(res, key, id, 1, &lk)) {
+	case LIC_OK:
+		break;
+	case LIC_ERROR:
+		http_error(resp, 500, "INTERNAL", "bad license row");
+		goto out;
+	default:
+		http_error(resp, 403, "INVALID_KEY", "unknown license");
+		goto out;
+	}
+	have_lic = 1;
+	req->now = lk.now;
+	if (lk.seat_ttl == 0) {
+		not_floating(resp);
+		goto out;
+	}
+	s.first = lk.first_seen;
+	s.last = lk.last_seen;
+	code = lic_state(&lk.l, req->now, &eff);
+	if (strcmp(code, "VALID") == 0 && !lic_domain_allowed(&lk.l, domain))
+		code = "DOMAIN_NOT_ALLOWED";
+	if (strcmp(code, "VALID") == 0) {
+		snprintf(days, sizeof(days), "%lld", ndays);
+		params[2] = "borrow";
+		params[3] = days;
+		params[4] = version;
+		params[5] = NULL;
+		params[6] = domain;
+		if ((st = db_exec(req->db, "seat", 7, params, &w)) != DB_OK) {
+			http_db_error(req, resp, st, "seat");
+			goto out;
+		}
+		if (PQntuples(w) != 1) {
+			http_error(resp, 500, "INTERNAL", "seat failed");
+			goto out;
+		}
+		seat_row(w, &s);
+		code = seat_code(s.code);
+		if (strcmp(code, "NOT_FLOATING") == 0) {
+			not_floating(resp);
+			goto out;
+		}
+		if (strcmp(code, "BORROW_LIMIT_EXCEEDED") == 0) {
+			out = json_object_new_object();
+			json_object_object_add(out, "error", json_object_new_object());
+			json_object_object_add(json_object_object_get(out, "error"),
+			    "code", json_object_new_string(code));
+			json_object_object_add(json_object_object_get(out, "error"),
+			    "message", json_object_new_string(
+			    "days is beyond the license's max_borrow_days"));
+			json_object_object_add(out, "max_borrow_days",
+			    json_object_new_int64(strtoll(PQgetvalue(w, 0, 6),
+			    NULL, 10)));
+			req->log_code = code;
+			http_json(resp, 403, out);
+			goto out;
+		}
+		if (strcmp(code, "VALID") != 0) {
+			s.first = lk.first_seen;
+			s.last = lk.last_seen;
+		}
+	}
+	out = lic_result(code, &lk.l, req->now);
+	if (s.first != 0)
+		lic_add_installation(out, iid, strcmp(code, "VALID") == 0 ||
+		    (lk.active && lk.seat_expires > (long long)req->now) ?
+		    "active" : "inactive", s.first, s.last);
+	if (strcmp(code, "VALID") == 0) {
+		if (lic_add_lease_until(out, &lk.l, iid, nonce, req->now,
+		    s.expires) != LIC_OK) {
+			json_object_put(out);
+			http_error(resp, 500, "INTERNAL", "cannot sign lease");
+			goto out;
+		}
+		lic_add_seat(out, lk.seat_ttl, s.expires, s.borrowed,
+		    s.overdraft);
+	}
+	req->log_code = code;
+	http_json(resp, 200, out);
+out:
+	if (have_lic)
+		lic_free(&lk.l);
+	PQclear(w);
+	PQclear(res);
+}
+
 static const struct http_route routes[] = {
 	{ "/api/validate", 0, "POST", HTTP_BODY_JSON, validate },
 	{ "/api/deactivate", 0, "POST", HTTP_BODY_JSON, deactivate },
+	{ "/api/checkin", 0, "POST", HTTP_BODY_JSON, checkin },
+	{ "/api/borrow", 0, "POST", HTTP_BODY_JSON, borrow },
 	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
 };
 

@@ -343,7 +343,8 @@ int lic_from_row(const PGresult *res, int row, int col, struct lic *l)
 
 /* licd_lookup's columns after license_view's. */
 enum { LK_INST_STATUS = LIC_NCOLS, LK_FIRST_SEEN, LK_LAST_SEEN, LK_NOW,
-	LK_DOMAIN, LK_NEEDS_TOUCH, LK_KEY, LK_NCOLS };
+	LK_DOMAIN, LK_NEEDS_TOUCH, LK_KEY, LK_SEAT_TTL, LK_SEAT_EXPIRES,
+	LK_BORROWED, LK_SEAT_OVERDRAFT, LK_NCOLS };
 
 int lic_lookup_read(const PGresult *res, const char *key, const char *id,
     int known, struct lic_lookup *lk)
@@ -367,6 +368,11 @@ int lic_lookup_read(const PGresult *res, const char *key, const char *id,
 	lk->domain = PQgetisnull(res, 0, LK_DOMAIN) ? NULL :
 	    PQgetvalue(res, 0, LK_DOMAIN);
 	lk->needs_touch = strcmp(PQgetvalue(res, 0, LK_NEEDS_TOUCH), "t") == 0;
+	lk->seat_ttl = (long)ll_col(res, 0, LK_SEAT_TTL);
+	lk->seat_expires = ll_col(res, 0, LK_SEAT_EXPIRES);
+	lk->borrowed_until = ll_col(res, 0, LK_BORROWED);
+	lk->seat_overdraft = !PQgetisnull(res, 0, LK_SEAT_OVERDRAFT) &&
+	    strcmp(PQgetvalue(res, 0, LK_SEAT_OVERDRAFT), "t") == 0;
 	return LIC_OK;
 }
 
@@ -545,11 +551,11 @@ struct json_object *lic_json(const struct lic *l, time_t now)
 /* A lease's claims; the same inputs always give the same bytes, which
  * lease reuse relies on (lic_add_lease). *c is the caller's to put. */
 static const char *lease_claims(const struct lic *l, const char *iid,
-    const char *nonce, time_t now, long ttl, struct json_object **c,
+    const char *nonce, time_t now, long long until, struct json_object **c,
     size_t *len, time_t *exp)
 {
 	long long end = lic_valid_until(l);
-	long long e = (long long)now + (ttl > 0 ? ttl : lease_ttl);
+	long long e = until > 0 ? until : (long long)now + lease_ttl;
 
 	if (end != 0 && e > end)
 		e = end;
@@ -577,7 +583,8 @@ int lic_lease(const struct lic *l, const char *iid, const char *nonce,
 	size_t len;
 	int rc;
 
-	txt = lease_claims(l, iid, nonce, now, ttl, &c, &len, exp);
+	txt = lease_claims(l, iid, nonce, now,
+	    ttl > 0 ? (long long)now + ttl : 0, &c, &len, exp);
 	rc = jws_sign(&keyring, "lease+jwt", txt, len, lease);
 	json_object_put(c);
 	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
@@ -635,7 +642,7 @@ static struct lslot *lcache;
 static pthread_mutex_t lcache_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int lease_digest(const struct lic *l, const char *iid,
-    unsigned char d[32])
+    long long until, unsigned char d[32])
 {
 	char buf[96];
 	unsigned int n = 0;
@@ -646,7 +653,7 @@ static int lease_digest(const struct lic *l, const char *iid,
 	    JSON_C_TO_STRING_PLAIN);
 	int ok;
 
-	snprintf(buf, sizeof(buf), "|%lld|", lic_valid_until(l));
+	snprintf(buf, sizeof(buf), "|%lld|%lld|", lic_valid_until(l), until);
 	ok = ctx != NULL && jws_sha256() != NULL &&
 	    EVP_DigestInit_ex(ctx, jws_sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(ctx, l->id, strlen(l->id) + 1) == 1 &&
@@ -663,6 +670,12 @@ static int lease_digest(const struct lic *l, const char *iid,
 int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
     const char *nonce, time_t now)
 {
+	return lic_add_lease_until(o, l, iid, nonce, now, 0);
+}
+
+int lic_add_lease_until(struct json_object *o, const struct lic *l,
+    const char *iid, const char *nonce, time_t now, long long until)
+{
 	static long reuse = -1;
 	unsigned char d[32], sig[JWS_SIG_LEN];
 	struct json_object *c;
@@ -675,7 +688,8 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
 
 	if (reuse < 0)
 		reuse = cfg_int("lease_reuse", 600);
-	cacheable = nonce == NULL && reuse > 0 && lease_digest(l, iid, d) == 0;
+	cacheable = nonce == NULL && reuse > 0 &&
+	    lease_digest(l, iid, until, d) == 0;
 	if (cacheable) {
 		pthread_mutex_lock(&lcache_mu);
 		set = lcache ? &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)] :
@@ -691,13 +705,13 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
 		}
 		pthread_mutex_unlock(&lcache_mu);
 	}
-	txt = lease_claims(l, iid, nonce, iat, 0, &c, &len, &exp);
+	txt = lease_claims(l, iid, nonce, iat, until, &c, &len, &exp);
 	if (hit && exp <= now) {
 		/* The license ends before a reused lease would: sign anew. */
 		json_object_put(c);
 		hit = 0;
 		iat = now;
-		txt = lease_claims(l, iid, nonce, iat, 0, &c, &len, &exp);
+		txt = lease_claims(l, iid, nonce, iat, until, &c, &len, &exp);
 	}
 	rc = hit ? jws_join(&keyring, "lease+jwt", txt, len, sig, &lease) :
 	    jws_sign_raw(&keyring, "lease+jwt", txt, len, &lease, sig);
@@ -733,6 +747,18 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
 		pthread_mutex_unlock(&lcache_mu);
 	}
 	return LIC_OK;
+}
+
+void lic_add_seat(struct json_object *o, long ttl, long long expires,
+    long long borrowed_until, int overdraft)
+{
+	json_object_object_add(o, "seat_expires_at", lic_ts_json(expires));
+	json_object_object_add(o, "next_heartbeat_in",
+	    json_object_new_int64(ttl / 3 > 0 ? ttl / 3 : 1));
+	json_object_object_add(o, "borrowed_until",
+	    lic_ts_json(borrowed_until));
+	json_object_object_add(o, "overdraft",
+	    json_object_new_boolean(overdraft));
 }
 
 int lic_sign_key(const struct lic *l, long long issued_at, char **key)

@@ -73,7 +73,19 @@ struct lic_lookup {
 	time_t now;
 	const char *domain;		/* the installation's, in res, or NULL */
 	int needs_touch;		/* its refresh is due (touch.h) */
+	/* Floating seats (sql/023): seat_ttl 0 for a node-locked license;
+	 * else the installation's seat lease (0: none), the end of its
+	 * borrow (0: none) and whether it is an overdraft seat. */
+	long seat_ttl;
+	long long seat_expires, borrowed_until;
+	int seat_overdraft;
 };
+
+/* A floating seat is live while seat_expires > now; validate and
+ * heartbeat renew it once less than this much of ttl is left, so that a
+ * client calling every ttl/3 renews on each call and one calling more
+ * often writes about every ttl/4. */
+#define LIC_SEAT_RENEW_LEFT(ttl) ((ttl) - (ttl) / 4)
 
 /* Reads the row of a licd_lookup result, once that row vouches for key
  * (above) unless known (lic_key_id). LIC_UNKNOWN: no row;
@@ -127,6 +139,14 @@ void lic_add_installation(struct json_object *o, const char *iid,
     const char *status, long long first_seen, long long last_seen);
 int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
     const char *nonce, time_t now);
+/* The same with exp = until (a floating seat's lease or borrow), never
+ * past lic_valid_until; reused like lic_add_lease's for the same until. */
+int lic_add_lease_until(struct json_object *o, const struct lic *l,
+    const char *iid, const char *nonce, time_t now, long long until);
+/* A floating seat's fields of an answer: "seat_expires_at",
+ * "next_heartbeat_in" (a third of ttl), "borrowed_until", "overdraft". */
+void lic_add_seat(struct json_object *o, long ttl, long long expires,
+    long long borrowed_until, int overdraft);
 
 /* RFC 3339 UTC ("2027-01-31T00:00:00Z"); JSON null for t == 0. */
 void lic_ts(long long t, char out[32]);
