@@ -1119,9 +1119,22 @@ static int cmd_lease(int argc, char **argv)
 	{
 		const char *p[3] = { lid, iid, meta };
 
+		const char *pb[4] = { lid, iid, meta, opt(&o, "days") };
+
 		exec0("BEGIN");
-		r = q("SELECT a.code FROM licd_activate($1, $2, NULL, "
-		    "$3::jsonb, NULL) a", 3, p);
+		/* A floating license's seat is borrowed for the lease's days
+		 * (within its max_borrow_days); a node-locked one activated. */
+		r = q("SELECT seat_model FROM licenses WHERE id = $1", 1, p);
+		if (PQntuples(r) == 1 &&
+		    strcmp(PQgetvalue(r, 0, 0), "floating") == 0) {
+			PQclear(r);
+			r = q("SELECT s.code FROM licd_seat($1, $2, 'borrow', "
+			    "$4::int, NULL, $3::jsonb, NULL) s", 4, pb);
+		} else {
+			PQclear(r);
+			r = q("SELECT a.code FROM licd_activate($1, $2, NULL, "
+			    "$3::jsonb, NULL) a", 3, p);
+		}
 		if (strcmp(PQgetvalue(r, 0, 0), "VALID") != 0)
 			die("cannot activate %s: %s", iid, PQgetvalue(r, 0, 0));
 		PQclear(r);

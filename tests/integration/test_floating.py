@@ -1,0 +1,531 @@
+"""Floating seats (sql/023): seats held as short leases, renewed by validate
+and heartbeat, released by check-in, borrowed for days, overdraft, and the
+daily peak of concurrent seats. Time moves with the SQL clock
+(licd_clock.offset_s), never with sleeps: a seat lapses when the clock
+passes its seat_expires_at, with no lifecycle job running."""
+import calendar
+import concurrent.futures
+import datetime
+import random
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import (URL, admin, api, error_code, heartbeat, issue, licctl,
+                      licctl_json, make_plan, sql, sql1, unique, validate)
+
+DAY = 86400
+
+
+def set_clock(secs):
+    sql("UPDATE licd_clock SET offset_s = %s", int(secs))
+
+
+@pytest.fixture
+def clock():
+    yield set_clock
+    set_clock(0)
+
+
+def clock_to(ts):
+    """Moves the SQL clock so that it reads epoch second ts now."""
+    set_clock(ts - time.time())
+
+
+def sql_now():
+    return float(sql1("SELECT extract(epoch FROM licd_clock_now())"))
+
+
+def epoch(ts):
+    return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def floating(limit=10, ttl=60, borrow=0, overdraft=0, **kw):
+    plan = make_plan(limits="installations=%d" % limit, extra=(
+        "--seat-model", "floating", "--seat-ttl", str(ttl),
+        "--max-borrow-days", str(borrow), "--overdraft", str(overdraft)))
+    return issue(plan=plan, **kw)
+
+
+def checkin(key, iid="inst-1"):
+    return api("/api/checkin", {"license_key": key, "installation_id": iid})
+
+
+def borrow(key, iid="inst-1", days=1, **kw):
+    body = {"license_key": key, "installation_id": iid, "days": days}
+    body.update(kw)
+    return api("/api/borrow", body)
+
+
+def live(lic_id):
+    return sql1("SELECT count(*) FROM installations WHERE license_id = %s AND"
+                " status = 'active' AND seat_expires_at > licd_clock_now()",
+                lic_id)
+
+
+# --- configuration ----------------------------------------------------------
+
+def test_plan_and_license_seat_settings():
+    plan = make_plan(limits="installations=4", extra=(
+        "--seat-model", "floating", "--seat-ttl", "120",
+        "--max-borrow-days", "7", "--overdraft", "2"))
+    listed = [p for p in licctl_json("plan", "list") if p["code"] == plan][0]
+    assert (listed["seat_model"], listed["seat_ttl"], listed["max_borrow_days"],
+            listed["overdraft"]) == ("floating", 120, 7, 2)
+    assert "seats=floating ttl=120 borrow=7d overdraft=2" in \
+        licctl("plan", "list").stdout
+    lic = issue(plan=plan)
+    assert (lic["seat_model"], lic["seat_ttl"], lic["max_borrow_days"],
+            lic["overdraft"]) == ("floating", 120, 7, 2)
+    # A per-license override at issue, and later.
+    email = unique("cust") + "@example.com"
+    licctl("customer", "create", "--email", email)
+    own = licctl_json("license", "issue", "--customer", email, "--plan", plan,
+                      "--days", "30", "--seat-ttl", "300", "--overdraft", "0")
+    assert (own["seat_model"], own["seat_ttl"], own["overdraft"]) == \
+        ("floating", 300, 0)
+    upd = licctl_json("license", "update", own["id"], "--seat-model", "node")
+    assert upd["seat_model"] == "node" and upd["seat_ttl"] == 300
+    # The plan's defaults; a plan change applies to licenses issued later.
+    plain = issue()
+    assert (plain["seat_model"], plain["seat_ttl"], plain["max_borrow_days"],
+            plain["overdraft"]) == ("node", 900, 0, 0)
+    licctl("plan", "set", plan, "--seat-ttl", "600")
+    assert issue(plan=plan)["seat_ttl"] == 600
+    assert sql1("SELECT seat_ttl FROM licenses WHERE id = %s", lic["id"]) == 120
+    # Bad values are refused with the option's name, and change nothing.
+    for args, word in ((("--seat-model", "pool"), "--seat-model"),
+                       (("--seat-ttl", "10"), "--seat-ttl"),
+                       (("--seat-ttl", "9e9"), "--seat-ttl"),
+                       (("--max-borrow-days", "-1"), "--max-borrow-days"),
+                       (("--overdraft", "x"), "--overdraft")):
+        p = licctl("license", "update", lic["id"], *args, check=False)
+        assert p.returncode != 0 and word in p.stderr, (args, p.stderr)
+        p = licctl("plan", "set", plan, *args, check=False)
+        assert p.returncode != 0 and word in p.stderr, (args, p.stderr)
+    assert sql1("SELECT seat_ttl FROM licenses WHERE id = %s", lic["id"]) == 120
+    p = licctl("license", "update", lic["id"], check=False)
+    assert p.returncode != 0
+
+
+# --- seats as leases --------------------------------------------------------
+
+def test_validate_takes_and_answers_a_seat_lease():
+    lic = floating(limit=2, ttl=90)
+    r = validate(lic["key"], "a").json()
+    assert r["code"] == "VALID" and r["installation"]["status"] == "active"
+    now = sql_now()
+    exp = epoch(r["seat_expires_at"])
+    assert now + 85 <= exp <= now + 91
+    assert r["next_heartbeat_in"] == 30
+    assert r["overdraft"] is False and r["borrowed_until"] is None
+    # The lease ends with the seat, not after lease_ttl.
+    assert r["lease_expires_at"] == r["seat_expires_at"]
+    # A repeat within the renewal window answers from the lookup: same seat.
+    r2 = validate(lic["key"], "a").json()
+    assert r2["seat_expires_at"] == r["seat_expires_at"]
+    h = heartbeat(lic["key"], "a").json()
+    assert h["code"] == "VALID" and h["seat_expires_at"] == r["seat_expires_at"]
+    assert h["next_heartbeat_in"] == 30
+    assert validate(lic["key"], "b").json()["code"] == "VALID"
+    r3 = validate(lic["key"], "c").json()
+    assert r3["code"] == "TOO_MANY_INSTALLATIONS" and "lease" not in r3
+    assert "seat_expires_at" not in r3
+    assert live(lic["id"]) == 2
+
+
+def test_renewal_extends_the_seat(clock):
+    lic = floating(limit=1, ttl=120)
+    first = epoch(validate(lic["key"], "a").json()["seat_expires_at"])
+    # A third of the ttl later a heartbeat renews it (more than a quarter
+    # of the ttl since the last renewal).
+    clock(40)
+    h = heartbeat(lic["key"], "a").json()
+    assert h["code"] == "VALID"
+    assert epoch(h["seat_expires_at"]) >= first + 39
+    assert epoch(h["lease_expires_at"]) == epoch(h["seat_expires_at"])
+    clock(80)
+    v = validate(lic["key"], "a").json()
+    assert v["code"] == "VALID" and epoch(v["seat_expires_at"]) >= first + 79
+    # Past the first expiry the seat is still held: nobody else gets it.
+    clock(130)
+    assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
+
+
+def test_lapsed_seat_goes_to_a_new_node_without_the_lifecycle_job(clock):
+    lic = floating(limit=1, ttl=60)
+    a = validate(lic["key"], "a").json()
+    assert a["code"] == "VALID"
+    assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    clock(epoch(a["seat_expires_at"]) - time.time() + 1)   # a's lease lapses
+    assert live(lic["id"]) == 0
+    b = validate(lic["key"], "b").json()
+    assert b["code"] == "VALID" and b["installation"]["status"] == "active"
+    # The lapsed node's renewal must not bring its seat back.
+    h = heartbeat(lic["key"], "a").json()
+    assert h["code"] == "INSTALLATION_NOT_ACTIVE" and "lease" not in h
+    assert h["installation"]["status"] == "inactive"
+    assert validate(lic["key"], "a").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    assert live(lic["id"]) == 1
+    # A lapsed seat nobody took is taken again by its own node's validate.
+    clock(epoch(b["seat_expires_at"]) - time.time() + 1)
+    assert heartbeat(lic["key"], "b").json()["code"] == "INSTALLATION_NOT_ACTIVE"
+    again = validate(lic["key"], "b").json()
+    assert again["code"] == "VALID"
+    assert epoch(again["seat_expires_at"]) > epoch(b["seat_expires_at"])
+
+
+def test_200_concurrent_activations_give_exactly_the_limit():
+    for overdraft in (0, 3):
+        lic = floating(limit=10, ttl=600, overdraft=overdraft)
+
+        def call(i):
+            s = requests.Session()
+            r = s.post(URL + "/api/validate", timeout=60, json={
+                "license_key": lic["key"], "installation_id": "node-%d" % i})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        with concurrent.futures.ThreadPoolExecutor(50) as ex:
+            res = list(ex.map(call, range(200)))
+        valid = [r for r in res if r["code"] == "VALID"]
+        refused = [r for r in res if r["code"] == "TOO_MANY_INSTALLATIONS"]
+        assert (len(valid), len(refused)) == (10 + overdraft, 190 - overdraft)
+        assert sum(r["overdraft"] for r in valid) == overdraft
+        assert live(lic["id"]) == 10 + overdraft
+        assert sql1("SELECT count(*) FROM seat_overdrafts WHERE license_id = %s",
+                    lic["id"]) == overdraft
+        assert sql1("SELECT peak FROM seat_peaks WHERE license_id = %s",
+                    lic["id"]) == 10 + overdraft
+
+
+def test_lapsing_and_renewing_at_once_never_exceed_the_limit(clock):
+    """Five holders whose seats lapse while they renew at scattered moments
+    around the lapse, and twenty newcomers asking all along: at no moment
+    do more than five clients hold a seat the server granted them, and the
+    database never counts more than five live seats."""
+    limit, ttl = 5, 60
+    lic = floating(limit=limit, ttl=ttl)
+    holders = ["h%d" % i for i in range(limit)]
+    for h in holders:
+        assert validate(lic["key"], h).json()["code"] == "VALID"
+    lapse = float(sql1("SELECT extract(epoch FROM max(seat_expires_at)) FROM"
+                       " installations WHERE license_id = %s", lic["id"]))
+    clock_to(lapse - 1.5)               # every seat lapses 1.5 s from now
+    held = {}                           # iid -> latest seat_expires_at
+    lock = threading.Lock()
+    stop = time.time() + 4
+    over = []
+
+    def record(iid, r):
+        if r.get("code") == "VALID":
+            with lock:
+                held[iid] = max(held.get(iid, 0), epoch(r["seat_expires_at"]))
+
+    def holder(iid):
+        s = requests.Session()
+        time.sleep(random.uniform(0, 3))        # renew somewhere around the lapse
+        while time.time() < stop:
+            r = s.post(URL + "/api/heartbeat", timeout=60, json={
+                "license_key": lic["key"], "installation_id": iid}).json()
+            if r["code"] == "INSTALLATION_NOT_ACTIVE":
+                r = s.post(URL + "/api/validate", timeout=60, json={
+                    "license_key": lic["key"], "installation_id": iid}).json()
+            record(iid, r)
+
+    def newcomer(iid):
+        s = requests.Session()
+        while time.time() < stop:
+            record(iid, s.post(URL + "/api/validate", timeout=60, json={
+                "license_key": lic["key"], "installation_id": iid}).json())
+
+    def sampler():
+        while time.time() < stop:
+            n = live(lic["id"])
+            if n > limit:
+                over.append(n)
+
+    with concurrent.futures.ThreadPoolExecutor(27) as ex:
+        fs = [ex.submit(holder, h) for h in holders]
+        fs += [ex.submit(newcomer, "n%d" % i) for i in range(20)]
+        fs += [ex.submit(sampler) for _ in range(2)]
+        for f in fs:
+            f.result()
+    assert over == []
+    end = sql_now()
+    holding = [i for i, exp in held.items() if exp > end]
+    assert len(holding) <= limit, held
+    # Some newcomer got a seat (the holders' lapse was real) and the seats
+    # are still all in use.
+    assert any(i.startswith("n") for i in holding) or \
+        len([h for h in holders if held.get(h, 0) > lapse]) == limit
+    assert live(lic["id"]) == len(holding) == limit
+
+
+# --- check-in ---------------------------------------------------------------
+
+def test_checkin_frees_the_seat_at_once():
+    lic = floating(limit=1)
+    assert validate(lic["key"], "a").json()["code"] == "VALID"
+    assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    r = checkin(lic["key"], "a")
+    assert r.status_code == 200 and r.json() == {"checked_in": True,
+                                                 "released": True}
+    assert live(lic["id"]) == 0
+    assert validate(lic["key"], "b").json()["code"] == "VALID"
+    # Idempotent: again, or for an installation that never had a seat.
+    for iid in ("a", "never"):
+        r = checkin(lic["key"], iid)
+        assert r.status_code == 200 and r.json() == {"checked_in": True,
+                                                     "released": False}
+    assert heartbeat(lic["key"], "a").json()["code"] == "INSTALLATION_NOT_ACTIVE"
+    assert live(lic["id"]) == 1
+
+
+def test_checkin_and_borrow_refuse_bad_requests():
+    lic = floating(limit=1, borrow=2)
+    node = issue()
+    for path in ("/api/checkin", "/api/borrow"):
+        body = {"license_key": lic["key"], "installation_id": "a", "days": 1}
+        r = api(path, {k: v for k, v in body.items() if k != "license_key"})
+        assert r.status_code == 400 and error_code(r) == "MISSING_FIELD"
+        r = api(path, {k: v for k, v in body.items() if k != "installation_id"})
+        assert r.status_code == 400 and error_code(r) == "MISSING_FIELD"
+        r = api(path, dict(body, installation_id="a b"))
+        assert r.status_code == 400 and error_code(r) == "INVALID_FIELD"
+        r = api(path, dict(body, installation_id="x" * 129))
+        assert r.status_code == 400 and error_code(r) == "INVALID_FIELD"
+        r = api(path, dict(body, license_key="garbage"))
+        assert r.status_code == 403 and error_code(r) == "INVALID_KEY"
+        r = api(path, dict(body, license_key=lic["key"][:-4] + "AAAA"))
+        assert r.status_code == 403 and error_code(r) == "INVALID_KEY"
+        r = api(path, dict(body, license_key=node["key"]))
+        assert r.status_code == 409 and error_code(r) == "NOT_FLOATING"
+        r = api(path, data="{", ctype="application/json")
+        assert r.status_code == 400 and error_code(r) == "MALFORMED_JSON"
+        r = api(path, data="{}", ctype="text/plain")
+        assert r.status_code == 415
+        r = api(path, method="GET")
+        assert r.status_code == 405 and error_code(r) == "METHOD_NOT_ALLOWED"
+    for days in (0, -1, 1.5, "2", True, None, 3651, 2 ** 63):
+        r = borrow(lic["key"], "a", days=days)
+        assert r.status_code == 400 and error_code(r) in (
+            "INVALID_FIELD", "MISSING_FIELD"), (days, r.text)
+    assert live(lic["id"]) == 0
+    # The node-locked license's seats were not touched.
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                node["id"]) == 0
+
+
+# --- borrowing --------------------------------------------------------------
+
+def test_borrow_holds_across_ttls_and_is_refused_past_the_maximum(clock):
+    lic = floating(limit=1, ttl=60, borrow=3)
+    r = borrow(lic["key"], "laptop", days=4)
+    assert r.status_code == 403 and error_code(r) == "BORROW_LIMIT_EXCEEDED"
+    assert r.json()["max_borrow_days"] == 3
+    assert live(lic["id"]) == 0
+    r = borrow(lic["key"], "laptop", days=3)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    now = sql_now()
+    assert b["code"] == "VALID" and b["valid"] is True
+    assert abs(epoch(b["borrowed_until"]) - (now + 3 * DAY)) <= 2
+    assert b["seat_expires_at"] == b["borrowed_until"] == b["lease_expires_at"]
+    assert b["installation"]["status"] == "active"
+    # Across many TTLs, with no call from the laptop, the seat stays taken.
+    clock(2 * DAY)
+    assert validate(lic["key"], "desk").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    # Its validate renews nothing away: the borrow's end stays.
+    v = validate(lic["key"], "laptop").json()
+    assert v["code"] == "VALID" and v["borrowed_until"] == b["borrowed_until"]
+    assert v["seat_expires_at"] == b["borrowed_until"]
+    # Check-in returns it early.
+    assert checkin(lic["key"], "laptop").json()["released"] is True
+    assert validate(lic["key"], "desk").json()["code"] == "VALID"
+    assert borrow(lic["key"], "laptop", days=1).json()["code"] == \
+        "TOO_MANY_INSTALLATIONS"
+    # A borrow ends by itself.
+    assert checkin(lic["key"], "desk").json()["released"] is True
+    assert borrow(lic["key"], "laptop", days=1).json()["code"] == "VALID"
+    clock(3 * DAY + 60)
+    assert validate(lic["key"], "desk").json()["code"] == "VALID"
+
+
+def test_borrow_disabled_and_license_state():
+    lic = floating(limit=1, borrow=0)
+    r = borrow(lic["key"], "laptop", days=1)
+    assert r.status_code == 403 and error_code(r) == "BORROW_LIMIT_EXCEEDED"
+    assert r.json()["max_borrow_days"] == 0
+    lic = floating(limit=1, borrow=5, domains="example.com")
+    r = borrow(lic["key"], "laptop", days=1).json()
+    assert r["code"] == "DOMAIN_NOT_ALLOWED" and "lease" not in r
+    assert borrow(lic["key"], "laptop", days=1,
+                  domain="example.com").json()["code"] == "VALID"
+    assert admin("/api/revoke", {"license_id": lic["id"]}).status_code == 200
+    r = borrow(lic["key"], "other", days=1).json()
+    assert r["code"] == "REVOKED" and "lease" not in r
+    # A revoked license may still return its seats.
+    assert checkin(lic["key"], "laptop").json()["released"] is True
+
+
+def test_offline_lease_on_floating_license_borrows():
+    lic = floating(limit=1, borrow=10)
+    out = licctl_json("lease", "offline", "--license", lic["id"],
+                      "--installation", "airgap", "--days", "5")
+    row = sql("SELECT status, borrowed_until IS NOT NULL, seat_expires_at > "
+              "licd_clock_now() + interval '4 days' FROM installations WHERE "
+              "license_id = %s", lic["id"])
+    assert row == [("active", True, True)] and out["lease"]
+    p = licctl("lease", "offline", "--license", lic["id"], "--installation",
+               "other", "--days", "11", check=False)
+    assert p.returncode != 0 and "BORROW_LIMIT_EXCEEDED" in p.stderr
+
+
+# --- overdraft --------------------------------------------------------------
+
+def test_overdraft_granted_flagged_and_recorded():
+    lic = floating(limit=2, overdraft=1)
+    flags = [validate(lic["key"], i).json().get("overdraft") for i in "abc"]
+    assert flags == [False, False, True]
+    r = validate(lic["key"], "d").json()
+    assert r["code"] == "TOO_MANY_INSTALLATIONS"
+    rows = sql("SELECT installation_id, seats_in_use, seat_limit FROM "
+               "seat_overdrafts WHERE license_id = %s", lic["id"])
+    assert rows == [("c", 3, 2)]
+    # The overdraft seat stays flagged on its renewals.
+    assert heartbeat(lic["key"], "c").json()["overdraft"] is True
+    assert checkin(lic["key"], "a").json()["released"] is True
+    assert validate(lic["key"], "d").json()["overdraft"] is True
+    assert len(sql("SELECT 1 FROM seat_overdrafts WHERE license_id = %s",
+                   lic["id"])) == 2
+
+
+# --- what operators see -----------------------------------------------------
+
+def test_admin_and_licctl_show_live_borrowed_and_lapsed_seats(clock):
+    lic = floating(limit=3, ttl=60, borrow=2, overdraft=1)
+    assert validate(lic["key"], "gone").json()["code"] == "VALID"
+    clock(61)
+    for iid in ("live-1", "live-2"):
+        assert validate(lic["key"], iid).json()["code"] == "VALID"
+    assert borrow(lic["key"], "laptop", days=2).json()["code"] == "VALID"
+    assert validate(lic["key"], "extra").json()["overdraft"] is True
+    r = admin("/api/admin/licenses/" + lic["id"], method="GET")
+    assert r.status_code == 200
+    d = r.json()
+    seats = d["seats"]
+    assert (seats["model"], seats["ttl"], seats["limit"], seats["overdraft"],
+            seats["max_borrow_days"]) == ("floating", 60, 3, 1, 2)
+    assert (seats["live"], seats["borrowed"], seats["lapsed"],
+            seats["overdrafts"]) == (4, 1, 1, 1)
+    assert seats["peaks"][-1]["peak"] == 4
+    state = {i["id"]: i["seat"]["state"] for i in d["installations"]}
+    assert state == {"gone": "lapsed", "live-1": "live", "live-2": "live",
+                     "laptop": "borrowed", "extra": "live"}
+    assert d["license"]["seat_model"] == "floating"
+    assert d["license"]["active_installations"] == 4
+    out = licctl("license", "show", lic["id"]).stdout
+    assert "seats: 4 live (1 borrowed), 1 lapsed; limit 3 + overdraft 1" in out
+    lines = {l.split()[0]: l for l in out.splitlines() if l.startswith("  ")}
+    assert "lapsed" in lines["gone"] and "borrowed until" in lines["laptop"]
+    assert "overdraft" in lines["extra"] and "live" in lines["live-1"]
+    j = licctl_json("license", "show", lic["id"])
+    assert j["seats"]["live"] == 4
+    # A node-locked license shows no seat leases.
+    node = issue()
+    d = admin("/api/admin/licenses/" + node["id"], method="GET").json()
+    assert d["seats"] == {"model": "node"}
+    assert "seats:" not in licctl("license", "show", node["id"]).stdout
+
+
+def test_peak_concurrency_across_a_day_boundary(clock):
+    lic = floating(limit=10, ttl=3600, borrow=5)
+    day1 = datetime.date.today() + datetime.timedelta(days=3)
+    midnight = calendar.timegm(day1.timetuple()) + DAY
+    clock_to(midnight - 600)                 # 23:50 of day 1
+    for i in range(4):
+        assert validate(lic["key"], "n%d" % i).json()["code"] == "VALID"
+    clock_to(midnight - 300)                 # 23:55: two more, then one leaves
+    for i in (4, 5):
+        assert validate(lic["key"], "n%d" % i).json()["code"] == "VALID"
+    assert checkin(lic["key"], "n0").json()["released"] is True
+    clock_to(midnight + 300)                 # 00:05 of day 2
+    # Five seats were live when day 2 began; two check in, one comes.
+    assert checkin(lic["key"], "n1").json()["released"] is True
+    assert checkin(lic["key"], "n2").json()["released"] is True
+    assert validate(lic["key"], "n6").json()["code"] == "VALID"
+    assert borrow(lic["key"], "laptop", days=3).json()["code"] == "VALID"
+    # Days 3 and 4: no call at all; the borrowed seat is still live.
+    clock_to(midnight + 2 * DAY + 600)
+    day = lambda n: (day1 + datetime.timedelta(days=n)).isoformat()
+    rows = sql("SELECT day::text, peak FROM seat_peaks WHERE license_id = %s"
+               " ORDER BY day", lic["id"])
+    assert rows == [(day(0), 6), (day(1), 5)]
+    want = [(day(0), 6), (day(1), 5), (day(2), 1), (day(3), 1)]
+    d = admin("/api/admin/licenses/" + lic["id"], method="GET").json()
+    assert [(p["day"], p["peak"]) for p in d["seats"]["peaks"]] == want
+    period = day1.strftime("%Y-%m")
+    got = [(x["day"], x["peak_seats"]) for x in map(
+        __import__("json").loads,
+        licctl("usage", lic["id"], "--period", period, "--json")
+        .stdout.splitlines()) if "peak_seats" in x]
+    assert got == [w for w in want if w[0].startswith(period)]
+    text = licctl("usage", lic["id"], "--period", period).stdout
+    assert "%s  peak concurrent seats 6" % day(0) in text or \
+        not day(0).startswith(period)
+    # The first write of day 4 records days 3 and 4 as they were.
+    assert validate(lic["key"], "n7").json()["code"] == "VALID"
+    rows = sql("SELECT day::text, peak FROM seat_peaks WHERE license_id = %s"
+               " ORDER BY day", lic["id"])
+    assert rows == [(day(0), 6), (day(1), 5), (day(2), 1), (day(3), 2)]
+
+
+# --- node-locked licenses and the lifecycle job ------------------------------
+
+def test_node_locked_answers_unchanged():
+    lic = issue(limits="installations=1")
+    v = validate(lic["key"], "a").json()
+    assert v["code"] == "VALID"
+    for k in ("seat_expires_at", "overdraft", "borrowed_until"):
+        assert k not in v
+    assert epoch(v["lease_expires_at"]) > sql_now() + 6 * DAY
+    h = heartbeat(lic["key"], "a").json()
+    assert "seat_expires_at" not in h and h["next_heartbeat_in"] == int(
+        __import__("conftest").CFG.get("heartbeat_interval", 3600))
+    assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    assert sql1("SELECT seat_expires_at FROM installations WHERE license_id = %s",
+                lic["id"]) is None
+
+
+def test_lifecycle_culls_only_node_locked_seats(clock):
+    from test_lifecycle import run_job
+    node = issue(limits="installations=2")
+    flo = floating(limit=2, borrow=30)
+    assert validate(node["key"], "old").json()["code"] == "VALID"
+    assert borrow(flo["key"], "laptop", days=20).json()["code"] == "VALID"
+    clock(15 * DAY)
+    run_job()
+    st = sql("SELECT l.seat_model, i.status FROM installations i JOIN licenses l"
+             " ON l.id = i.license_id WHERE l.id IN (%s, %s) ORDER BY 1",
+             node["id"], flo["id"])
+    assert st == [("floating", "active"), ("node", "inactive")]
+    assert live(flo["id"]) == 1
+
+
+def test_switching_seat_model():
+    lic = issue(limits="installations=1")
+    assert validate(lic["key"], "a").json()["code"] == "VALID"
+    licctl("license", "update", lic["id"], "--seat-model", "floating",
+           "--seat-ttl", "60")
+    # The node seat has no seat lease: a heartbeat must validate again,
+    # which takes one.
+    assert heartbeat(lic["key"], "a").json()["code"] == "INSTALLATION_NOT_ACTIVE"
+    v = validate(lic["key"], "a").json()
+    assert v["code"] == "VALID" and "seat_expires_at" in v
+    licctl("license", "update", lic["id"], "--seat-model", "node")
+    v = validate(lic["key"], "a").json()
+    assert v["code"] == "VALID" and "seat_expires_at" not in v
+    assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
