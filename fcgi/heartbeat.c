@@ -8,6 +8,8 @@
  * refresh is queued for the process's writer (touch.h), not written in
  * the request. The handler checks the call and hands the lookup on; the
  * thread that runs the lookup's batch answers (http_defer, looked_up).
+ * On a floating license a heartbeat also renews the seat lease when due
+ * (renew(), on a resume thread); a lapsed seat is not taken again.
  */
 #include "config.h"
 #include "db.h"

@@ -1,5 +1,6 @@
 /*
- * validate: POST /api/validate, POST /api/deactivate, GET /healthz.
+ * validate: POST /api/validate, POST /api/deactivate, POST /api/checkin,
+ * POST /api/borrow, GET /healthz.
  *
  * The common case (a known, active installation) is one read, licd_lookup()
  * (shared with the lookups of other threads arriving at the same time:
@@ -14,6 +15,11 @@
  * thread that runs the lookup's batch answers (looked_up), or passes a
  * call that must write to a resume thread (http_resume), since the other
  * lookups queued behind it must not wait for a disk flush.
+ *
+ * On a floating license (lookup's seat_ttl > 0) the seat is a lease:
+ * floating() answers a live seat from the lookup and takes or renews one
+ * with licd_seat() under the license's lock (sql/023, docs/DESIGN.md
+ * "Floating seats"); checkin and borrow are that function's other uses.
  */
 #include "config.h"
 #include "db.h"

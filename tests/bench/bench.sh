@@ -150,6 +150,24 @@ stack() {
 		(license_id, installation_id, version, domain) SELECT id,
 		'b-' || right(license_key, 16), '1.0.0', 'app.example.com'
 		FROM licenses WHERE plan_code = 'bench' ON CONFLICT DO NOTHING"
+	# Floating licenses (up to 10,000) for validate-floating, each with
+	# its installation holding a live seat lease, as after its first call:
+	# the calls are then answered from the lookup, and renew when due.
+	if [ "$dir" = "$RUN_DIR" ]; then
+		$L plan set bench-floating --name "Bench floating" \
+			--features sso,api_calls --limits installations=1000000 \
+			--seat-model floating --seat-ttl 900 >/dev/null
+		$L license issue --customer bench@licd.test --plan bench-floating \
+			--days 365 --count "$((n < 10000 ? n : 10000))" \
+			--keys-out "$dir/floating.txt"
+		$PGBIN/psql -q -h "$rt/pg" -U licd -d licd -c "INSERT INTO installations
+			(license_id, installation_id, version, domain, seat_since,
+			seat_expires_at) SELECT id, 'b-' || right(license_key, 16),
+			'1.0.0', 'app.example.com', now(), now() + interval '900 s'
+			FROM licenses WHERE plan_code = 'bench-floating'
+			ON CONFLICT DO NOTHING"
+		fixed "$dir/floating.txt" "$dir/floating-fixed.txt"
+	fi
 	$PGBIN/psql -q -h "$rt/pg" -U licd -d licd -c "VACUUM ANALYZE" 2>/dev/null || true
 	fixed "$dir/keys.txt" "$dir/keys-fixed.txt"
 }
@@ -233,6 +251,7 @@ fi
 U=http://127.0.0.1:$PORT
 F=http://127.0.0.1:$FLOOR_PORT
 K=$RUN_DIR/keys-fixed.txt
+KF=$RUN_DIR/floating-fixed.txt
 B=http://127.0.0.1:$BASE_PORT
 KB=$BASE_DIR/keys-fixed.txt
 S=http://127.0.0.1:$SAME_PORT
@@ -264,6 +283,9 @@ for i in $(seq 1 "$REPEAT"); do
 	one fastcgi-floor floor -- -s tests/bench/get.lua "$F" -- /floor
 	for ep in validate heartbeat; do
 		one $ep licd -- -s tests/bench/existing.lua "$U" -- "$K" $ep
+		# the same call on floating licenses, right after, for the ratio
+		[ $ep = heartbeat ] ||
+			one validate-floating licd -- -s tests/bench/existing.lua "$U" -- "$KF" validate
 		base $ep licd-$BASE_N -- -s tests/bench/existing.lua "$B" -- "$KB" $ep
 		base $ep licd-$BASE_N-same -- -s tests/bench/existing.lua "$S" -- "$KS" $ep
 		peer $ep express -- -s tests/bench/express.lua "$E" -- "$PK" $ep

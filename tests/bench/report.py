@@ -83,6 +83,13 @@ for ep in ("validate", "heartbeat"):
         lim = 0.10 if ep == "validate" else 0.25
         checks.append(("%s p99 <= %.2f of express" % (ep, lim), p,
                        p is not None and p <= lim))
+# Floating seats (as many licenses as validate's, up to 10,000) against
+# node-locked validate in the same rounds: issue 25's target.
+L, F = get("licd", "validate"), get("licd", "validate-floating")
+if F:
+    x = rratio("validate_floating_vs_validate", F, L)
+    checks.append(("validate-floating >= 0.9x validate req/s", x,
+                   x is not None and x >= 0.9))
 for ep, lim in (("usage", 3), ("usage-hot", 4)):
     L, E = get("licd", ep), get("express", ep)
     if E:
