@@ -21,7 +21,7 @@ UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 RUN_DIR  ?= $(CURDIR)/run
 PORT     ?= 8080
 
-.PHONY: all asan unit fuzz run stop status test valgrind clean deps bench install scale-test
+.PHONY: all asan unit fuzz run stop status test valgrind clean deps bench install scale-test deb deb-test
 
 # libFuzzer targets (clang): every parser that sees outside bytes.
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
@@ -44,7 +44,7 @@ $(BUILD)/liblicd.a: $(patsubst fcgi/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 
 $(BUILD)/bin/%: $(BUILD)/obj/%.o $(BUILD)/liblicd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Sanitizer builds: the C unit tests always, the programs for `make test`.
 $(BUILD)/asan/obj/%.o: fcgi/%.c $(LIB_HDR)
@@ -138,6 +138,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/licd/console
 	install -m 0644 console/* $(DESTDIR)$(PREFIX)/share/licd/console/
 	install -m 0644 systemd/*.service systemd/*.socket systemd/*.timer $(DESTDIR)$(SYSTEMDDIR)/
+	for d in systemd/*.service.d; do install -d $(DESTDIR)$(SYSTEMDDIR)/$${d#systemd/}; \
+		install -m 0644 $$d/*.conf $(DESTDIR)$(SYSTEMDDIR)/$${d#systemd/}/; done
 	install -d $(DESTDIR)$(PREFIX)/share/doc/licd
 	install -m 0644 README.md docs/*.md deploy/crontab.example deploy/licd.conf.example $(DESTDIR)$(PREFIX)/share/doc/licd/
 	install -m 0644 nginx/licd.conf $(DESTDIR)/etc/nginx/sites-available/licd.conf
@@ -150,6 +152,25 @@ install: all
 		chgrp licd /etc/licd/licd.conf; \
 		command -v systemctl >/dev/null && systemctl daemon-reload || true; \
 	fi
+
+# The Debian package (debian/, debhelper): build/deb/licd_<version>_amd64.deb,
+# built from a copy of this tree and checked by lintian (no errors).
+# deb-test installs it on this machine, checks it and purges it (root;
+# .ci/run runs it after make test).
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH    = $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null)
+DEB         = $(BUILD)/deb/licd_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb:
+	@rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/licd-$(DEB_VERSION)
+	@tar --exclude=./build --exclude=./run --exclude=./.git -cf - . | \
+		tar -xf - -C $(BUILD)/deb/licd-$(DEB_VERSION)
+	cd $(BUILD)/deb/licd-$(DEB_VERSION) && \
+		dpkg-buildpackage -b -us -uc -j2 > ../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
+	lintian --fail-on error $(DEB)
+	@echo "built $(DEB)"
+
+deb-test: deb
+	@tests/deb-test.sh $(DEB)
 
 clean:
 	rm -rf $(BUILD)

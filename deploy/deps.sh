@@ -16,6 +16,7 @@ PKGS=(
 	curl ca-certificates openssl wrk valgrind
 	iproute2
 	chromium chromium-driver python3-selenium fonts-dejavu-core
+	debhelper dpkg-dev lintian adduser logrotate systemd
 )
 
 missing=()

@@ -24,6 +24,8 @@ def test_make_install_layout(tmp_path):
     for unit in ("licd@.service", "licd@.socket", "licd-lifecycle.service",
                  "licd-lifecycle.timer"):
         assert (dest / "lib/systemd/system" / unit).is_file()
+    for p in ("checkout", "webhook"):
+        assert (dest / "lib/systemd/system/licd@%s.service.d/network.conf" % p).is_file()
     conf = dest / "etc/licd/licd.conf"
     assert oct(conf.stat().st_mode & 0o777) == "0o640"
     assert "database_url" in conf.read_text()
@@ -62,6 +64,8 @@ def test_systemd_units_verify(tmp_path):
     bindir = os.path.join(ROOT, "build", "bin")
     names = []
     for unit in os.listdir(os.path.join(ROOT, "systemd")):
+        if os.path.isdir(os.path.join(ROOT, "systemd", unit)):
+            continue        # drop-ins of one instance
         text = open(os.path.join(ROOT, "systemd", unit)).read()
         # the built programs stand in for /usr/lib/licd (not installed here)
         text = text.replace("/usr/lib/licd/%i", bindir + "/validate")
@@ -76,5 +80,16 @@ def test_systemd_units_verify(tmp_path):
     svc = open(os.path.join(ROOT, "systemd", "licd@.service")).read()
     for must in ("StandardInput=socket", "User=licd", "NoNewPrivileges=yes",
                  "ProtectSystem=strict", "PrivateTmp=yes", "Restart=on-failure",
-                 "ReadWritePaths="):
+                 "ReadWritePaths=", "ProtectProc=invisible", "IPAddressDeny=any\n"):
         assert must in svc, must
+    # the lifecycle job hardened like the programs, less the IP filter
+    # (it delivers mail and webhooks); checkout and webhook call Stripe
+    job = open(os.path.join(ROOT, "systemd", "licd-lifecycle.service")).read()
+    for must in ("ProtectClock=yes", "ProtectKernelLogs=yes", "ProtectHostname=yes",
+                 "RestrictRealtime=yes", "SystemCallFilter=~@privileged @resources",
+                 "ProtectProc=invisible", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n"):
+        assert must in job, must
+    assert "\nIPAddressDeny=" not in job
+    for p in ("checkout", "webhook"):
+        drop = open(os.path.join(ROOT, "systemd", "licd@%s.service.d" % p, "network.conf")).read()
+        assert "\nIPAddressDeny=\n" in drop, p
