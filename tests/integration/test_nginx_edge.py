@@ -107,4 +107,11 @@ def test_license_key_never_in_nginx_access_log():
     lines = eventually(lambda: [l for l in open(log).read().splitlines()
                                 if "rid=%s" % rid in l], 5)
     assert lines and '"GET /api/usage?<query> HTTP/1.1"' in lines[0], lines
+    # nor from request lines nginx refuses or reads as HTTP/0.9
+    before = len(open(log).read().splitlines())
+    odd = (b"/api/usage?license_key=%s HTTP/1.1", b"GET /api/usage?license_key=%s",
+           b"GET  /api/usage?license_key=%s HTTP/1.1")
+    for line in odd:
+        raw(line % secret.encode() + b"\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert eventually(lambda: len(open(log).read().splitlines()) >= before + len(odd), 5)
     assert secret not in open(log).read()
