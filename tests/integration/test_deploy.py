@@ -25,7 +25,7 @@ def test_make_install_layout(tmp_path):
                  "licd-lifecycle.timer"):
         assert (dest / "lib/systemd/system" / unit).is_file()
     for p in ("checkout", "webhook"):
-        assert (dest / "lib/systemd/system/licd@%s.service.d/network.conf" % p).is_file()
+        assert (dest / ("lib/systemd/system/licd@%s.service.d/network.conf" % p)).is_file()
     conf = dest / "etc/licd/licd.conf"
     assert oct(conf.stat().st_mode & 0o777) == "0o640"
     assert "database_url" in conf.read_text()
