@@ -73,7 +73,7 @@ END
 $$;
 
 -- The plan paid for: the first price (in the order the provider lists
--- them) that a plan sells.
+-- them) that a plan sells, a plan before an add-on.
 CREATE FUNCTION licd_price_plan(p_provider text, prices jsonb) RETURNS text
 LANGUAGE sql STABLE AS $$
   SELECT p.code FROM jsonb_array_elements_text(
@@ -81,7 +81,7 @@ LANGUAGE sql STABLE AS $$
          WITH ORDINALITY AS x(price, n)
     JOIN plans p ON (p_provider = 'stripe' AND p.stripe_price_id = x.price)
                  OR (p_provider = 'paddle' AND p.paddle_price_id = x.price)
-   ORDER BY x.n LIMIT 1
+   ORDER BY p.is_addon, x.n LIMIT 1
 $$;
 
 DROP FUNCTION licd_action_plan(text, jsonb);
@@ -197,12 +197,13 @@ BEGIN
     SELECT id INTO lic FROM licenses WHERE purchase = ref;
     IF lic IS NULL THEN
       -- The buyer: the customer the provider's id is bound to; else the
-      -- e-mail of the provider's session record or of licd's own session.
+      -- e-mail licd's own session recorded, or the provider's session
+      -- record's.
       SELECT id INTO cust FROM customers
        WHERE (p_provider = 'stripe' AND stripe_customer_id = a ->> 'customer_ref')
           OR (p_provider = 'paddle' AND paddle_customer_id = a ->> 'customer_ref');
       IF cust IS NULL THEN
-        em := coalesce(a ->> 'email', cs.email);
+        em := coalesce(cs.email, a ->> 'email');
         IF em IS NULL THEN
           subject := a ->> 'customer_ref';
           reason := 'customer not known yet';

@@ -615,6 +615,38 @@ def test_paddle_pair_concurrently_issues_one_license():
                         " AND kind = 'license_issued'", lics[0][0]) == 1
 
 
+def test_stripe_session_events_concurrently_issue_one_license():
+    """checkout.session.completed and .async_payment_succeeded of one
+    Payment Link session, 10 distinct deliveries of each at once."""
+    plan = priced_plan()
+    with concurrent.futures.ThreadPoolExecutor(20) as ex:
+        for _ in range(3):
+            ev, sid, sub = payment_link_purchase("price_" + plan)
+            evs = []
+            for i in range(10):
+                for t in ("checkout.session.completed",
+                          "checkout.session.async_payment_succeeded"):
+                    e = json.loads(json.dumps(ev))
+                    e["id"] = "evt_" + uuid.uuid4().hex[:24]
+                    e["type"] = t
+                    evs.append(e)
+            before = licenses_count()
+            rs = list(ex.map(stripe_hook_fresh, evs))
+            assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
+            assert licenses_count() == before + 1
+            lic = license_of_sub(sub)
+            assert sql1("SELECT purchase FROM licenses WHERE id = %s", lic) == "stripe:sub:" + sub
+            b = api("/api/checkout/session/" + sid, method="GET").json()
+            assert b["license_key"] == key_of(lic)
+
+
+def stripe_hook_fresh(ev):
+    body = json.dumps(ev).encode()
+    return requests.post(URL + "/api/stripe/webhook", data=body, timeout=60,
+                         headers={"Content-Type": "application/json",
+                                  "Stripe-Signature": stripe_sig(body)})
+
+
 # --- add-ons ----------------------------------------------------------------
 
 def addon_plan(limits):
