@@ -112,7 +112,8 @@ def invoice(sub, end, pid="price_x", paid=True, parent=True, lines_parent=True):
         "livemode": False, "metadata": {}, "next_payment_attempt": None,
         "number": "ABC-0001", "on_behalf_of": None,
         "parent": {"type": "subscription_details", "quote_details": None,
-                   "subscription_details": {"metadata": {}, "subscription": sub}}
+                   "subscription_details": {"metadata": {}, "subscription": sub,
+                                            "subscription_proration_date": None}}
         if parent else None,
         "payment_settings": {"default_mandate": None, "payment_method_options": None,
                              "payment_method_types": None},
