@@ -134,17 +134,17 @@ export async function licenses(view, args, ctx) {
   const exp = h('input', { type: 'number', id: 'lic-exp', min: 0, max: 36500, inputmode: 'numeric' });
   const grace = h('input', { type: 'checkbox', id: 'lic-grace' });
   const due = h('input', { type: 'checkbox', id: 'lic-due' });
-  const count = h('p', { class: 'muted', id: 'lic-count' });
   view.append(h('h1', {}, 'Licenses'),
     h('form', { class: 'filters', role: 'search', on: { submit: (e) => e.preventDefault() } },
       field('Search', q),
       field('Status', status), field('Plan', plan), field('Expiring within (days)', exp),
       h('div', { class: 'field check' }, grace, h('label', { for: 'lic-grace' }, 'In grace')),
-      h('div', { class: 'field check' }, due, h('label', { for: 'lic-due' }, 'Past due'))),
-    count);
+      h('div', { class: 'field check' }, due, h('label', { for: 'lic-due' }, 'Past due'))));
+  // POST: what is searched for (a license key, say) stays out of URLs.
   const p = pager(view, async (params, cursor) => {
-    const r = await api.get('/api/admin/licenses', Object.assign({ cursor, limit: 25 }, params));
-    count.textContent = r.licenses.length ? '' : '';
+    const body = { limit: 25 };
+    for (const [k, v] of Object.entries(Object.assign({ cursor }, params))) if (v) body[k] = v;
+    const r = await api.post('/api/admin/licenses/search', body);
     return { rows: r.licenses, next: r.next_cursor };
   }, licenseRows, ctx);
   const params = () => ({ q: q.value.trim(), status: status.value, plan: plan.value,

@@ -260,6 +260,104 @@ out:
 	PQclear(res);
 }
 
+/* The read endpoints: path, statement, and the query parameters passed on
+ * (others are ignored). */
+static const struct list {
+	const char *path;
+	const char *stmt;
+	const char *params[9];
+} lists[] = {
+	{ "/api/admin/licenses", "licenses", { "q", "status", "plan",
+	    "expiring_days", "in_grace", "past_due", "cursor", "limit" } },
+	{ "/api/admin/customers", "customers", { "q", "cursor", "limit" } },
+	{ "/api/admin/installations", "installations", { "version",
+	    "seen_within_days", "not_seen_days", "status", "cursor", "limit" } },
+	{ "/api/admin/plans", "plans", { NULL } },
+	{ "/api/admin/audit", "audit", { "actor", "action", "target", "since",
+	    "until", "cursor", "limit" } },
+	{ "/api/admin/notifications", "notifications", { "status", "license",
+	    "cursor", "limit" } },
+	{ "/api/admin/webhook-events", "webhook_events", { "status",
+	    "provider", "cursor", "limit" } },
+	{ "/api/admin/overview", "overview", { NULL } },
+};
+
+/* q holding a license key searches by the key's license: the key is
+ * verified here, so a key this server did not sign finds nothing. */
+static int key_search(struct json_object *args, struct http_resp *resp)
+{
+	struct json_object *q = json_object_object_get(args, "q");
+	char id[LIC_UUID_LEN + 1];
+	const char *s = json_object_is_type(q, json_type_string) ?
+	    json_object_get_string(q) : NULL;
+
+	if (s == NULL || strchr(s, '.') == NULL || strlen(s) < 40)
+		return 0;
+	if (lic_verify_key(s, id, NULL) != LIC_OK) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "licenses", json_object_new_array());
+		json_object_object_add(o, "next_cursor", NULL);
+		http_json(resp, 200, o);
+		return 1;
+	}
+	json_object_object_add(args, "q", json_object_new_string(id));
+	return 0;
+}
+
+/* A list's arguments come from the query string, or for POST
+ * /api/admin/licenses/search from the body (body not NULL), so that a
+ * license key searched for never is part of a URL. */
+static void list(struct http_req *req, struct http_resp *resp,
+    const char *actor, const struct list *l, struct json_object *body)
+{
+	struct json_object *args, *val;
+	const char *params[1];
+	size_t i, len;
+	char *v;
+	int q;
+
+	if (l == NULL) {
+		for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+			if (strcmp(req->path, lists[i].path) == 0)
+				l = &lists[i];
+	}
+	if (l == NULL) {
+		http_error(resp, 404, "NOT_FOUND", "no such endpoint");
+		return;
+	}
+	snprintf(req->log_subject, sizeof(req->log_subject), "actor=%s",
+	    actor);
+	args = json_object_new_object();
+	for (i = 0; l->params[i] != NULL; i++) {
+		if (body != NULL) {
+			if (json_object_object_get_ex(body, l->params[i], &val))
+				json_object_object_add(args, l->params[i],
+				    json_object_get(val));
+			continue;
+		}
+		if ((q = url_query(req->query, l->params[i], &v)) < 0 ||
+		    (q == 0 && !js_utf8_valid(v, strlen(v)))) {
+			if (q == 0)
+				free(v);
+			http_error(resp, 400, "INVALID_FIELD",
+			    "parameter '%s' is not valid", l->params[i]);
+			goto out;
+		}
+		if (q == 0) {
+			json_object_object_add(args, l->params[i],
+			    json_object_new_string(v));
+			free(v);
+		}
+	}
+	if (strcmp(l->stmt, "licenses") == 0 && key_search(args, resp))
+		goto out;
+	params[0] = js_dump(args, &len);
+	json_answer(req, resp, 200, l->stmt, 1, params);
+out:
+	json_object_put(args);
+}
+
 /* POST …/{id}/edit: end, domains, limits, features. */
 static void edit(struct http_req *req, struct http_resp *resp,
     const char *id, const char *actor)
@@ -437,6 +535,18 @@ static void admin(struct http_req *req, struct http_resp *resp)
 
 	if (auth_admin(req, resp, &actor) != 0)
 		return;
+	if (strcmp(req->param, "search") == 0) {
+		if (is_get) {
+			resp->allow = "POST";
+			http_error(resp, 405, "METHOD_NOT_ALLOWED", "use POST");
+			return;
+		}
+		o = req->json != NULL ? json_object_get(req->json) :
+		    json_object_new_object();
+		list(req, resp, actor, &lists[0], o);
+		json_object_put(o);
+		return;
+	}
 	if (split(req->param, id, &action) != 0) {
 		http_error(resp, 404, "NOT_FOUND", "no such endpoint");
 		return;
@@ -547,93 +657,6 @@ out:
 	PQclear(res);
 }
 
-/* The read endpoints: path, statement, and the query parameters passed on
- * (others are ignored). */
-static const struct list {
-	const char *path;
-	const char *stmt;
-	const char *params[9];
-} lists[] = {
-	{ "/api/admin/licenses", "licenses", { "q", "status", "plan",
-	    "expiring_days", "in_grace", "past_due", "cursor", "limit" } },
-	{ "/api/admin/customers", "customers", { "q", "cursor", "limit" } },
-	{ "/api/admin/installations", "installations", { "version",
-	    "seen_within_days", "not_seen_days", "status", "cursor", "limit" } },
-	{ "/api/admin/plans", "plans", { NULL } },
-	{ "/api/admin/audit", "audit", { "actor", "action", "target", "since",
-	    "until", "cursor", "limit" } },
-	{ "/api/admin/notifications", "notifications", { "status", "license",
-	    "cursor", "limit" } },
-	{ "/api/admin/webhook-events", "webhook_events", { "status",
-	    "provider", "cursor", "limit" } },
-	{ "/api/admin/overview", "overview", { NULL } },
-};
-
-/* q holding a license key searches by the key's license: the key is
- * verified here, so a key this server did not sign finds nothing. */
-static int key_search(struct json_object *args, struct http_resp *resp)
-{
-	struct json_object *q = json_object_object_get(args, "q");
-	char id[LIC_UUID_LEN + 1];
-	const char *s = q != NULL ? json_object_get_string(q) : NULL;
-
-	if (s == NULL || strchr(s, '.') == NULL || strlen(s) < 40)
-		return 0;
-	if (lic_verify_key(s, id, NULL) != LIC_OK) {
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "licenses", json_object_new_array());
-		json_object_object_add(o, "next_cursor", NULL);
-		http_json(resp, 200, o);
-		return 1;
-	}
-	json_object_object_add(args, "q", json_object_new_string(id));
-	return 0;
-}
-
-static void list(struct http_req *req, struct http_resp *resp,
-    const char *actor)
-{
-	const struct list *l = NULL;
-	struct json_object *args;
-	const char *params[1];
-	size_t i, len;
-	char *v;
-	int q;
-
-	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-		if (strcmp(req->path, lists[i].path) == 0)
-			l = &lists[i];
-	if (l == NULL) {
-		http_error(resp, 404, "NOT_FOUND", "no such endpoint");
-		return;
-	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "actor=%s",
-	    actor);
-	args = json_object_new_object();
-	for (i = 0; l->params[i] != NULL; i++) {
-		if ((q = url_query(req->query, l->params[i], &v)) < 0 ||
-		    (q == 0 && !js_utf8_valid(v, strlen(v)))) {
-			if (q == 0)
-				free(v);
-			http_error(resp, 400, "INVALID_FIELD",
-			    "parameter '%s' is not valid", l->params[i]);
-			goto out;
-		}
-		if (q == 0) {
-			json_object_object_add(args, l->params[i],
-			    json_object_new_string(v));
-			free(v);
-		}
-	}
-	if (strcmp(l->stmt, "licenses") == 0 && key_search(args, resp))
-		goto out;
-	params[0] = js_dump(args, &len);
-	json_answer(req, resp, 200, l->stmt, 1, params);
-out:
-	json_object_put(args);
-}
-
 /* POST /api/admin/licenses: the row and audit in SQL, the key signed
  * here with the current key, all one transaction. The key is in this
  * answer only; GET never shows it. */
@@ -737,7 +760,7 @@ static void collection(struct http_req *req, struct http_resp *resp)
 	if (auth_admin(req, resp, &actor) != 0)
 		return;
 	if (!post) {
-		list(req, resp, actor);
+		list(req, resp, actor, NULL, NULL);
 	} else if (strcmp(req->path, "/api/admin/licenses") == 0) {
 		issue(req, resp, actor);
 	} else if (strcmp(req->path, "/api/admin/customers") == 0) {

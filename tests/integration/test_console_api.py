@@ -66,6 +66,7 @@ GETS = ["/api/admin/licenses", "/api/admin/customers", "/api/admin/installations
         "/api/admin/webhook-events", "/api/admin/overview", "/api/admin/keys",
         "/api/admin/licenses/%s"]
 POSTS = ["/api/admin/licenses", "/api/admin/customers", "/api/admin/plans",
+         "/api/admin/licenses/search",
          "/api/admin/licenses/%s/revoke", "/api/admin/licenses/%s/edit",
          "/api/admin/licenses/%s/lease", "/api/admin/licenses/%s/suspend",
          "/api/admin/licenses/%s/installations/i-1/deactivate",
@@ -198,6 +199,29 @@ def test_license_search_by_every_kind_of_value():
     assert row["plan"] == plan and row["status"] == "active"
     assert row["active_installations"] == 1 and "key" not in row
     assert "license_key" not in json.dumps(row)
+
+
+def test_license_search_by_post_keeps_the_key_out_of_urls():
+    plan = make_plan()
+    lic = new_license(plan)
+    lid, key = lic["license"]["id"], lic["license_key"]
+    other = new_license(plan)["license"]["id"]
+    got = ok(A("/api/admin/licenses/search", {"q": key}))
+    assert ids(got) == [lid]
+    got = ok(A("/api/admin/licenses/search", {"plan": plan, "limit": 1}))
+    assert ids(got) == [other] and got["next_cursor"]
+    got = ok(A("/api/admin/licenses/search", {"plan": plan, "limit": 1,
+                                               "cursor": got["next_cursor"]}))
+    assert ids(got) == [lid] and got["next_cursor"] is None
+    assert set(ids(ok(A("/api/admin/licenses/search", {"plan": plan, "in_grace": False,
+                                                       "expiring_days": 31})))) == {lid, other}
+    assert len(ids(ok(A("/api/admin/licenses/search", {})))) >= 2
+    err(A("/api/admin/licenses/search", {"q": 5}), 400, "INVALID_FIELD")
+    err(A("/api/admin/licenses/search", {"limit": 1000}), 400, "INVALID_FIELD")
+    err(A("/api/admin/licenses/search", {"in_grace": "perhaps"}), 400, "INVALID_FIELD")
+    err(A("/api/admin/licenses/search", method="GET"), 405, "METHOD_NOT_ALLOWED")
+    r = api("/api/admin/licenses/search", {"q": key})
+    err(r, 401, "UNAUTHORIZED")
 
 
 def test_license_filters():

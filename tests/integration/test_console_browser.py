@@ -185,12 +185,16 @@ def test_search_a_license_by_email_and_by_installation_id(signed_in, plan):
     lid = lic["license"]["id"]
     go(d, "licenses", "#lic-q")
     q = d.find_element(By.ID, "lic-q")
-    for term in (email[:14], iid):
+    for term in (email[:14], iid, lic["license_key"]):
         q.clear()
         q.send_keys(term)      # search as you type: no submit
         wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, "a[href='#/license/%s']" % lid)))
         wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "main tbody tr")) == 1)
         assert not d.find_elements(By.CSS_SELECTOR, "a[href='#/license/%s']" % other["license"]["id"])
+    # no URL the page fetched carries what was searched for
+    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/api/admin/licenses/search" in u for u in urls)
+    assert not [u for u in urls if lic["license_key"][-20:] in u or iid in u]
     q.clear()
     q.send_keys(unique("nothing"))
     wait(d, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main"), "No license matches."))

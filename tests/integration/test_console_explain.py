@@ -68,6 +68,7 @@ CALLS = [
     ("licd_admin_licenses", {}),
     ("licd_admin_licenses", {"q": "c777@example.com"}),
     ("licd_admin_licenses", {"q": "c77"}),
+    ("licd_admin_licenses", {"q": "c1"}),          # broad: more than 2,000 candidates
     ("licd_admin_licenses", {"q": "Name 4242"}),
     ("licd_admin_licenses", {"q": "d5550.example"}),
     ("licd_admin_licenses", {"q": "h123.example"}),
@@ -169,5 +170,11 @@ def test_every_list_and_search_uses_indexes(explain_db):
             bad.append((fn, args, big))
         if fn == "licd_admin_licenses" and "q" in args:
             assert doc["licenses"], (fn, args)     # the search found its row
+        if args == {"q": "c1"}:
+            # the broad path: a full page, every row a match, newest first
+            assert len(doc["licenses"]) == 50 and doc["next_cursor"]
+            assert all(l["email"].startswith("c1") for l in doc["licenses"])
+            made = [l["created_at"] for l in doc["licenses"]]
+            assert made == sorted(made, reverse=True)
     conn.close()
     assert bad == [], "\n".join(map(str, bad))
