@@ -4,6 +4,7 @@ with its audit row, console sessions with their CSRF header, and the
 errors. Over real HTTP through nginx; the database is read only to check
 what a call did."""
 import json
+import os
 import re
 import time
 import uuid
@@ -697,3 +698,42 @@ def test_signing_keys_and_which_is_current():
     assert k["current_kid"] == jwks["keys"][0]["kid"]
     lic = new_license()
     assert jwt.get_unverified_header(lic["license_key"])["kid"] == k["current_kid"]
+
+
+# ---- the console's static files ------------------------------------------
+
+CONSOLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "console")
+
+
+def test_console_is_served_with_a_strict_policy():
+    r = requests.get(URL + "/console", allow_redirects=False)
+    assert r.status_code == 301 and r.headers["Location"].endswith("/console/")
+    for name in sorted(os.listdir(CONSOLE)):
+        r = requests.get(URL + "/console/" + ("" if name == "index.html" else name))
+        assert r.status_code == 200, name
+        assert r.content == open(os.path.join(CONSOLE, name), "rb").read()
+        csp = r.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["X-Frame-Options"] == "DENY"
+        ctype = {"html": "text/html", "css": "text/css", "js": "text/javascript",
+                 "svg": "image/svg+xml"}[name.rsplit(".", 1)[1]]
+        assert r.headers["Content-Type"].startswith(ctype), name
+    assert requests.get(URL + "/console/nothing.js").status_code == 404
+
+
+def test_console_sources_render_text_only_and_fetch_nothing_elsewhere():
+    html = open(os.path.join(CONSOLE, "index.html")).read()
+    # scripts only from files, no inline handlers or styles
+    assert re.findall(r"<script[^>]*>", html) == ['<script type="module" src="app.js">']
+    assert not re.search(r"\son[a-z]+\s*=", html) and "style=" not in html
+    for name in os.listdir(CONSOLE):
+        # the SVG namespace is a name, not a fetch
+        text = open(os.path.join(CONSOLE, name)).read().replace(
+            "http://www.w3.org/2000/svg", "")
+        for bad in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                    "eval(", "new Function", "localStorage", "sessionStorage",
+                    "http://", "https://", "//cdn"):
+            assert bad not in text, (name, bad)
