@@ -201,6 +201,18 @@ def log_size(host):
                                         "licd.log"))
 
 
+LB_ERROR_LOG = os.path.join(os.environ["SCALE_DIR"], "lb", "error.log")
+
+
+def passed_on_after_send(offset):
+    """Calls nginx had sent to a program that died before answering, and
+    sent to the other host (non_idempotent); a refused connect is not one."""
+    with open(LB_ERROR_LOG, errors="replace") as f:
+        f.seek(offset)
+        return sum(1 for ln in f if "[error]" in ln and
+                   "while reading response header from upstream" in ln)
+
+
 def run_for(seconds):
     """The load runs on for a bounded time around each fault."""
     time.sleep(seconds)
@@ -325,12 +337,15 @@ def main():
 
     # 1. Every program on app1 killed.
     off = {h: log_size(h) for h in ("app1", "app2")}
+    lb_err = os.path.getsize(LB_ERROR_LOG)
     t_kill = time.monotonic()
     ctl("app-kill", "app1")
     run_for(3.0)
     n1, rec1 = figures(log, t_kill, time.monotonic())
+    passed_on = passed_on_after_send(lb_err)
     print("scenario 1: app1 killed: %d failed attempts, service whole "
-          "after %.2f s" % (n1, rec1), flush=True)
+          "after %.2f s; %d calls passed on to app2 after reaching app1"
+          % (n1, rec1, passed_on), flush=True)
     check(all(served_since("app2", off["app2"], "/api/" + op)
               for op in ("validate", "heartbeat", "usage")),
           "app1 killed: app2 answered validate, heartbeat and usage")

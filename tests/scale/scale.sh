@@ -237,10 +237,21 @@ for b in $PROGRAMS licctl licd-lifecycle; do
 done
 command -v ip >/dev/null || die "ip (iproute2) is missing: run deploy/deps.sh"
 
+# What an earlier run killed outright (SIGKILL: no trap) left behind: its
+# directory names the namespaces and the run's pid. Runs still alive,
+# such as a parallel make test, are left alone.
+for old in /tmp/licd-scale.*/owner; do
+	[ -f "$old" ] || continue
+	kill -0 "$(cat "$old")" 2>/dev/null && continue
+	( T=$(dirname "$old"); P=$(cat "$T/prefix" 2>/dev/null) &&
+		say "removing the leftovers of an earlier run ($P)" && cleanup )
+done
+
 T=$(mktemp -d /tmp/licd-scale.XXXXXX)
 chmod 755 "$T"
 P=lsc$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 echo "$P" >"$T/prefix"
+echo $$ >"$T/owner"
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
