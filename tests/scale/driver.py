@@ -64,6 +64,20 @@ def primary():
         "target_session_attrs=read-write connect_timeout=3" % ",".join(DBS))
 
 
+def fence(on):
+    """default_transaction_read_only on db2, for every session."""
+    c = psycopg2.connect("host=%s dbname=licd user=postgres connect_timeout=3 "
+                         "options='-c default_transaction_read_only=off'"
+                         % DBS[1])
+    c.autocommit = True
+    cur = c.cursor()
+    cur.execute("ALTER SYSTEM %s" % ("SET default_transaction_read_only = on"
+                                     if on else
+                                     "RESET default_transaction_read_only"))
+    cur.execute("SELECT pg_reload_conf()")
+    c.close()
+
+
 def wait_for(what, fn, timeout=30.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -119,7 +133,9 @@ def call(log, op, path, body):
                 outcome = "http %d" % r.status
                 retry_after = r.getheader("Retry-After")
             else:
-                log.attempt(t0, time.monotonic(), op, "ok")
+                # a 500 is an answer, not retried, and never right here
+                log.attempt(t0, time.monotonic(), op,
+                            "ok" if r.status < 500 else "http %d" % r.status)
                 return r.status, json.loads(raw)
         except (OSError, http.client.HTTPException) as e:
             outcome = type(e).__name__
@@ -372,6 +388,25 @@ def main():
           "promote -w took %.2f s): %d failed attempts, service whole "
           "after %.2f s" % (t_promote - t_stop, t_promoted - t_promote, n2,
                              rec2), flush=True)
+    # 2b. The primary turned read-only for a moment, as a failover manager
+    # fences a primary it is about to replace: writes are refused with
+    # 25006, which the programs must answer 503 (retried), never 500.
+    t_fence = time.monotonic()
+    fence(True)
+    wait_for("a refused write", lambda: log.failures(t_fence, time.monotonic()), 30)
+    t_unfence = time.monotonic()
+    fence(False)
+    wait_for("usage answered again",
+             lambda: log.first_ok_after(t_unfence, "usage"), 30)
+    n2b, rec2b = figures(log, t_fence, time.monotonic())
+    print("scenario 2b: db2 read-only for %.2f s: %d failed attempts, "
+          "service whole %.2f s after it was writable again"
+          % (t_unfence - t_fence, n2b, max(0.0, rec2b - (t_unfence - t_fence))),
+          flush=True)
+    with log.mu:
+        errors = sorted({a[3] for a in log.attempts if a[3] == "http 500"})
+    check(not errors, "db2 read-only for a moment: writes answered 503 "
+          "and retried, never 500 %s" % errors)
     both = all(served_since(h, off[h], "/api/usage") and
                served_since(h, off[h], "/api/validate")
                for h in ("app1", "app2"))
