@@ -970,8 +970,18 @@ int http_main(int argc, char **argv, const struct http_program *p)
 		return 1;
 	snprintf(key, sizeof(key), "%s_listen", p->name);
 	if (cfg_str(key, NULL) != NULL) {
-		int fl = fcntl(0, F_GETFL);
+		int fl = fcntl(0, F_GETFL), on = 0;
+		socklen_t len = sizeof(on);
 
+		/* Both listeners or none: a program that cannot accept on
+		 * fd 0 stops here, not in its threads. */
+		if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 ||
+		    !on) {
+			fprintf(stderr, "%s: %s needs a listening socket on fd 0 "
+			    "(spawn-fcgi or a systemd socket unit)\n", p->name,
+			    key);
+			return 1;
+		}
 		if ((tcp_fd = listen_tcp(cfg_str(key, NULL), err,
 		    sizeof(err))) < 0) {
 			log_error("%s: %s", key, err);

@@ -111,3 +111,20 @@ def test_tcp_listener_refuses_a_bad_address(tmp_path):
     s.close()
     assert p.returncode != 0
     assert "heartbeat_listen" in p.stderr
+
+
+def test_tcp_listener_needs_the_socket_on_fd_0(tmp_path):
+    """With <program>_listen the program still serves its socket on fd 0;
+    started without one it refuses to start rather than run half."""
+    import subprocess
+    conf = tmp_path / "licd.conf"
+    conf.write_text(open(os.environ["LICD_CONFIG"]).read() +
+                    "\nheartbeat_listen = 127.0.0.1:0\n")
+    bindir = os.path.join(os.path.dirname(os.environ["LICD_BIN"]), "asan", "bin")
+    if not os.path.exists(os.path.join(bindir, "heartbeat")):
+        bindir = os.environ["LICD_BIN"]
+    p = subprocess.run([os.path.join(bindir, "heartbeat"), "-c", str(conf)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    assert p.returncode != 0
+    assert "needs a listening socket on fd 0" in p.stderr
