@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 		.nroutes = sizeof(routes) / sizeof(routes[0]),
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
-		.init = lic_init,
+		.init = lic_init_verifier,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -59,7 +59,7 @@ static int parse(struct http_req *req, struct http_resp *resp,
 	    &v->key, &e) ||
 	    js_string(req->json, "installation_id", 1, 1, 128, JS_ID, &v->iid,
 	    &e) ||
-	    js_string(req->json, "domain", 0, 1, 254, JS_HOST, &v->domain, &e) ||
+	    js_host(req->json, "domain", 0, &v->domain, &e) ||
 	    js_string(req->json, "version", 0, 1, 64, JS_TEXT, &v->version,
 	    &e) ||
 	    js_string(req->json, "feature", 0, 1, 64, JS_TOKEN, &v->feature,

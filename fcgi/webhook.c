@@ -186,8 +186,8 @@ static void receive(struct http_req *req, struct http_resp *resp,
 	params[0] = provider;
 	params[1] = id;
 	params[2] = type;
-	params[3] = js_dump(ev, NULL);
-	params[4] = act ? js_dump(act, NULL) : NULL;
+	params[3] = js_dump_jsonb(ev, NULL);
+	params[4] = act ? js_dump_jsonb(act, NULL) : NULL;
 	params[5] = grace;
 	params[6] = req->rid;
 	if ((st = db_begin(req->db)) != DB_OK) {

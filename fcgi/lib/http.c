@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@
 #define MAX_THREADS 64
 #define MAX_REQUESTS 1024
 #define MAX_PROCS 32
+/* How long a connection may go silent in the middle of its request. */
+#define HTTP_RECV_TIMEOUT_S 5
 
 static long clamp(long v, long lo, long hi)
 {
@@ -203,18 +206,22 @@ static void request_id(struct http_req *req)
 		snprintf(req->rid + 2 * i, 3, "%02x", rnd[i]);
 }
 
+/* m is exactly one of the comma-separated methods; m itself was checked
+ * to be a non-empty token (http_check). */
 static int method_allowed(const char *methods, const char *m)
 {
 	size_t n = strlen(m);
-	const char *p = methods;
+	const char *p = methods, *e;
 
-	while ((p = strstr(p, m)) != NULL) {
-		if ((p == methods || p[-1] == ',') &&
-		    (p[n] == '\0' || p[n] == ','))
+	for (;;) {
+		e = strchr(p, ',');
+		if ((size_t)((e ? e : p + strlen(p)) - p) == n &&
+		    strncmp(p, m, n) == 0)
 			return 1;
-		p += n;
+		if (e == NULL)
+			return 0;
+		p = e + 1;
 	}
-	return 0;
 }
 
 /* application/json, any case, optional parameters (charset=utf-8 only). */
@@ -239,27 +246,142 @@ static int json_content_type(const char *ct)
 	    (p[13] == '\0' || p[13] == ' ' || p[13] == ';');
 }
 
-static int has_body(const struct http_req *req)
+/* Well-formed UTF-8 without control characters (C0, DEL). */
+static int text_ok(const char *s)
 {
-	const char *cl = http_param(req, "CONTENT_LENGTH");
+	const unsigned char *p = (const unsigned char *)s;
 
-	return cl != NULL && *cl != '\0' && strcmp(cl, "0") != 0;
+	while (*p) {
+		size_t n, i;
+
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf)
+			n = 1;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			n = 2;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			n = 3;
+		else
+			return 0;
+		for (i = 1; i <= n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+		/* overlong forms, surrogates, above U+10FFFF */
+		if ((p[0] == 0xe0 && p[1] < 0xa0) ||
+		    (p[0] == 0xed && p[1] > 0x9f) ||
+		    (p[0] == 0xf0 && p[1] < 0x90) ||
+		    (p[0] == 0xf4 && p[1] > 0x8f))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
 }
 
-/* Reads the body in a loop; -1 when larger than the limit. */
+/* CONTENT_LENGTH: absent, or 1-19 decimal digits; -1 when malformed. */
+static int content_length(const char *cl, unsigned long long *v)
+{
+	size_t i, n;
+
+	*v = 0;
+	if (cl == NULL || *cl == '\0')
+		return 0;
+	n = strlen(cl);
+	if (n > 19)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (cl[i] < '0' || cl[i] > '9')
+			return -1;
+		*v = *v * 10 + (unsigned long long)(cl[i] - '0');
+	}
+	return 0;
+}
+
+int http_check(const struct http_route *routes, size_t nroutes,
+    const char *method, const char *path, const char *ctype, const char *clen,
+    size_t max_body, struct http_check *out)
+{
+	unsigned long long len;
+	size_t i, n;
+	int clen_ok;
+
+	memset(out, 0, sizeof(*out));
+	out->code = "BAD_REQUEST";
+	out->status = 400;
+	n = method != NULL ? strlen(method) : 0;
+	if (n == 0 || n > HTTP_METHOD_MAX) {
+		out->msg = "malformed request method";
+		return out->status;
+	}
+	for (i = 0; i < n; i++)
+		if (method[i] < 'A' || method[i] > 'Z') {
+			out->msg = "malformed request method";
+			return out->status;
+		}
+	if (path == NULL || path[0] != '/' || strlen(path) > HTTP_PATH_MAX ||
+	    !text_ok(path)) {
+		out->msg = "malformed request path";
+		return out->status;
+	}
+	for (i = 0; i < nroutes; i++) {
+		const struct http_route *r = &routes[i];
+
+		n = strlen(r->path);
+		if (r->prefix ? strncmp(path, r->path, n) == 0 :
+		    strcmp(path, r->path) == 0) {
+			out->route = r;
+			out->param = path + (r->prefix ? n : strlen(path));
+			break;
+		}
+	}
+	if (out->route == NULL) {
+		out->status = 404;
+		out->code = "NOT_FOUND";
+		out->msg = "no such endpoint";
+		return out->status;
+	}
+	if (!method_allowed(out->route->methods, method)) {
+		out->status = 405;
+		out->code = "METHOD_NOT_ALLOWED";
+		out->msg = "method not allowed";
+		return out->status;
+	}
+	clen_ok = content_length(clen, &len) == 0;
+	if (out->route->body == HTTP_BODY_JSON_OPT && clen_ok && len == 0)
+		return out->status = 0;
+	if (out->route->body == HTTP_BODY_NONE || strcmp(method, "POST") != 0)
+		return out->status = 0;
+	if (out->route->body != HTTP_BODY_RAW && !json_content_type(ctype)) {
+		out->status = 415;
+		out->code = "UNSUPPORTED_MEDIA_TYPE";
+		out->msg = "Content-Type must be application/json";
+		return out->status;
+	}
+	if (!clen_ok) {
+		out->msg = "malformed Content-Length";
+		return out->status;
+	}
+	if (len > max_body) {
+		out->status = 413;
+		out->code = "PAYLOAD_TOO_LARGE";
+		out->msg = "request body too large";
+		return out->status;
+	}
+	out->read_body = 1;
+	return out->status = 0;
+}
+
+/* Reads the body in a loop (CONTENT_LENGTH was checked); -1 when larger
+ * than the limit. */
 static int read_body(struct worker *w, struct http_req *req)
 {
-	const char *cl = http_param(req, "CONTENT_LENGTH");
 	size_t total = 0;
 	int n;
 
-	if (cl != NULL && *cl != '\0') {
-		char *end;
-		unsigned long long v = strtoull(cl, &end, 10);
-
-		if (*end != '\0' || v > max_body)
-			return -1;
-	}
 	for (;;) {
 		n = FCGX_GetStr(w->buf + total, (int)(max_body + 1 - total),
 		    req->fcgi->in);
@@ -352,13 +474,15 @@ static void finish(struct ctx *c)
 	struct http_req *req = &c->req;
 	struct http_resp *resp = &c->resp;
 	struct timespec t1;
+	char mbuf[32], pbuf[512];
 
 	if (resp->body == NULL)
 		http_error(resp, 500, "INTERNAL", "handler gave no answer");
 	write_response(req, resp);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("rid=%s %s %s status=%d code=%s%s%s us=%ld", req->rid,
-	    req->method, req->path, resp->status,
+	    log_field(req->method, mbuf, sizeof(mbuf)),
+	    log_field(req->path, pbuf, sizeof(pbuf)), resp->status,
 	    req->log_code ? req->log_code : error_code(resp),
 	    req->log_subject[0] ? " " : "", req->log_subject,
 	    (long)((t1.tv_sec - c->t0.tv_sec) * 1000000L +
@@ -421,9 +545,9 @@ static void serve(struct worker *w, struct ctx *c)
 {
 	struct http_req *req = &c->req;
 	struct http_resp *resp = &c->resp;
-	const struct http_route *route = NULL;
+	const struct http_route *route;
+	struct http_check chk;
 	struct js_err jerr;
-	size_t i;
 
 	clock_gettime(CLOCK_MONOTONIC, &c->t0);
 	memset(req, 0, sizeof(*req));
@@ -435,48 +559,32 @@ static void serve(struct worker *w, struct ctx *c)
 	req->method = http_param(req, "REQUEST_METHOD");
 	req->path = http_param(req, "DOCUMENT_URI");
 	req->query = http_param(req, "QUERY_STRING");
-	if (req->method == NULL)
-		req->method = "GET";
-	if (req->path == NULL)
-		req->path = "/";
 	if (req->query == NULL)
 		req->query = "";
 	req->param = "";
 	request_id(req);
 
-	for (i = 0; i < prog->nroutes; i++) {
-		const struct http_route *r = &prog->routes[i];
-		size_t n = strlen(r->path);
-
-		if (r->prefix ? strncmp(req->path, r->path, n) == 0 :
-		    strcmp(req->path, r->path) == 0) {
-			route = r;
-			req->param = req->path + (r->prefix ? n :
-			    strlen(req->path));
-			break;
-		}
-	}
-	if (route == NULL) {
-		http_error(resp, 404, "NOT_FOUND", "no such endpoint");
+	/* Every parameter is checked before use: a program's socket may be
+	 * reached without nginx (tests/fuzz/fuzz_request.c). */
+	if (http_check(prog->routes, prog->nroutes, req->method, req->path,
+	    http_param(req, "CONTENT_TYPE"), http_param(req, "CONTENT_LENGTH"),
+	    max_body, &chk) != 0) {
+		if (chk.status == 405) {
+			resp->allow = chk.route->methods;
+			http_error(resp, 405, chk.code,
+			    "use %s for this endpoint", chk.route->methods);
+		} else if (chk.status == 413)
+			http_error(resp, 413, chk.code,
+			    "request body exceeds %zu bytes", max_body);
+		else
+			http_error(resp, chk.status, chk.code, "%s", chk.msg);
 		goto out;
 	}
-	if (!method_allowed(route->methods, req->method)) {
-		resp->allow = route->methods;
-		http_error(resp, 405, "METHOD_NOT_ALLOWED",
-		    "use %s for this endpoint", route->methods);
-		goto out;
-	}
-	if (route->body == HTTP_BODY_JSON_OPT && !has_body(req))
-		goto handle;
-	if (route->body != HTTP_BODY_NONE && strcmp(req->method, "POST") == 0) {
+	route = chk.route;
+	req->param = chk.param;
+	if (chk.read_body) {
 		int json = route->body != HTTP_BODY_RAW;
 
-		if (json &&
-		    !json_content_type(http_param(req, "CONTENT_TYPE"))) {
-			http_error(resp, 415, "UNSUPPORTED_MEDIA_TYPE",
-			    "Content-Type must be application/json");
-			goto out;
-		}
 		if (read_body(w, req) != 0) {
 			http_error(resp, 413, "PAYLOAD_TOO_LARGE",
 			    "request body exceeds %zu bytes", max_body);
@@ -488,7 +596,6 @@ static void serve(struct worker *w, struct ctx *c)
 			goto out;
 		}
 	}
-handle:
 	deferred = 0;
 	route->fn(req, resp);
 	/* Not a field of c from here on: another thread may be answering
@@ -510,8 +617,11 @@ static int own_accept;
  * the request from an already-open ipcFd as it does on a kept connection
  * (fcgiapp.c; ipcFd and keepConnection are FCGX_Request fields the header
  * calls internal, unchanged throughout libfcgi 2.4). A connection closed
- * without a request is dropped by libfcgi, which then accepts the next
- * one itself; one nginx keeps open (fastcgi_keep_conn) is read again.
+ * without a request, or with a broken one, is dropped by libfcgi, which
+ * would then accept the next one itself, without the receive timeout:
+ * its requests have no listen socket (-1), so that accept fails at once
+ * and the next connection is accepted here again. One nginx keeps open
+ * (fastcgi_keep_conn) is read again.
  */
 /*
  * <program>_listen: a TCP listener beside fd 0, for an nginx on another
@@ -617,6 +727,8 @@ static int accept_either(void)
 	return -1;
 }
 
+static const struct timeval recv_timeout = { HTTP_RECV_TIMEOUT_S, 0 };
+
 static int next_request(FCGX_Request *r)
 {
 	int fd, rc;
@@ -628,6 +740,8 @@ static int next_request(FCGX_Request *r)
 			if (r->ipcFd < 0) {
 				if ((fd = accept_either()) < 0)
 					return -1;
+				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO,
+				    &recv_timeout, sizeof(recv_timeout));
 				r->ipcFd = fd;
 				r->keepConnection = 1;
 			}
@@ -635,6 +749,7 @@ static int next_request(FCGX_Request *r)
 		} while (rc < 0 && !atomic_load(&stopping));
 		return rc;
 	}
+again:
 	if (own_accept && r->ipcFd < 0) {
 		for (;;) {
 			if (atomic_load(&stopping))
@@ -649,11 +764,18 @@ static int next_request(FCGX_Request *r)
 			    errno != EAGAIN && errno != EPROTO)
 				return -1;
 		}
+		/* nginx sends a request whole and at once; a peer that stops
+		 * mid-record would otherwise hold this worker forever. */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &recv_timeout,
+		    sizeof(recv_timeout));
 		r->ipcFd = fd;
 		/* not closed by FCGX_Accept_r's own FCGX_Finish_r */
 		r->keepConnection = 1;
 	}
-	return FCGX_Accept_r(r);
+	rc = FCGX_Accept_r(r);
+	if (rc < 0 && own_accept && r->ipcFd < 0 && !atomic_load(&stopping))
+		goto again;
+	return rc;
 }
 
 static void *worker_main(void *arg)
@@ -802,7 +924,8 @@ static int run_threads(void)
 	    (nres > 0 && (rs = calloc((size_t)nres, sizeof(*rs))) == NULL))
 		goto out;
 	for (i = 0; i < nctx; i++) {
-		if (FCGX_InitRequest(&cs[i].fcgi, tcp_fd >= 0 ? -1 : 0, 0) != 0) {
+		if (FCGX_InitRequest(&cs[i].fcgi, tcp_fd >= 0 || own_accept ?
+		    -1 : 0, 0) != 0) {
 			log_error("cannot set up request %ld", i);
 			goto out;
 		}

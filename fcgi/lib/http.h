@@ -91,6 +91,28 @@ struct http_program {
 
 int http_main(int argc, char **argv, const struct http_program *prog);
 
+/*
+ * The request's own CGI parameters, checked as hostile input (a program's
+ * socket may be reached without nginx): REQUEST_METHOD 1-16 of [A-Z],
+ * DOCUMENT_URI starting with '/', at most HTTP_PATH_MAX bytes of UTF-8
+ * without control characters, CONTENT_LENGTH absent or decimal digits.
+ * Returns 0 when the request goes on to route->fn, else the answer's
+ * status (400 BAD_REQUEST, 404, 405, 413, 415) with code and msg. Any of
+ * the strings may be NULL. Pure: no I/O.
+ */
+#define HTTP_METHOD_MAX 16
+#define HTTP_PATH_MAX 2048
+struct http_check {
+	int status;
+	const char *code, *msg;
+	const struct http_route *route;	/* matched route (also for 405) */
+	const char *param;		/* path after a prefix route */
+	int read_body;			/* a body to read and check */
+};
+int http_check(const struct http_route *routes, size_t nroutes,
+    const char *method, const char *path, const char *ctype, const char *clen,
+    size_t max_body, struct http_check *out);
+
 /* Response helpers. http_error formats the contract's error object. */
 void http_json(struct http_resp *resp, int status, struct json_object *body);
 void http_error(struct http_resp *resp, int status, const char *code,

@@ -181,6 +181,49 @@ int js_string(struct json_object *obj, const char *name, int required,
 	return 0;
 }
 
+int js_host(struct json_object *obj, const char *name, int required,
+    const char **out, struct js_err *err)
+{
+	char host[JS_HOST_MAX + 2];
+	const char *s;
+	size_t i, n, label = 0;
+
+	*out = NULL;
+	if (js_string(obj, name, required, 1, JS_HOST_MAX + 1, JS_HOST, &s,
+	    err) != 0)
+		return -1;
+	if (s == NULL)
+		return 0;
+	n = strlen(s);
+	if (s[n - 1] == '.')
+		n--;
+	if (n == 0 || n > JS_HOST_MAX)
+		return fail(err, "INVALID_FIELD",
+		    "field '%s' has an invalid length", name);
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0)
+				break;
+			label = 0;
+		} else if (++label > 63) {
+			break;
+		}
+		host[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	if (i < n || label == 0)
+		return fail(err, "INVALID_FIELD",
+		    "field '%s' is not a host name", name);
+	host[n] = '\0';
+	if (strcmp(host, s) != 0) {
+		json_object_object_add(obj, name, json_object_new_string(host));
+		s = json_object_get_string(json_object_object_get(obj, name));
+	}
+	*out = s;
+	return 0;
+}
+
 int js_int(struct json_object *obj, const char *name, int required,
     long long min, long long max, long long def, long long *out,
     struct js_err *err)
@@ -275,6 +318,26 @@ const char *js_dump(struct json_object *obj, size_t *len)
 	const char *s = json_object_to_json_string_length(obj,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 
+	if (len != NULL)
+		*len = n;
+	return s;
+}
+
+const char *js_dump_jsonb(struct json_object *obj, size_t *len)
+{
+	size_t n = 0, i;
+	char *s = (char *)js_dump(obj, &n);
+
+	/* Every backslash in json-c's output starts an escape: skip the
+	 * escaped character, rewrite \u0000 in place (same length). The
+	 * buffer is obj's own serialisation, rebuilt on every dump. */
+	for (i = 0; s != NULL && i + 1 < n; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (i + 5 < n && memcmp(s + i + 1, "u0000", 5) == 0)
+			memcpy(s + i + 1, "ufffd", 5);
+		i++;
+	}
 	if (len != NULL)
 		*len = n;
 	return s;

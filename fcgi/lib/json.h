@@ -37,6 +37,14 @@ int js_string(struct json_object *obj, const char *name, int required,
     size_t minlen, size_t maxlen, enum js_class cls, const char **out,
     struct js_err *err);
 
+/* A host name field (validate's domain): [A-Za-z0-9.-], one trailing
+ * dot allowed, normalised to lower case without that dot (the field is
+ * replaced in obj, *out points into it), then 1-JS_HOST_MAX characters in
+ * labels of 1-63. The limit is the installations.domain column's. */
+#define JS_HOST_MAX 253
+int js_host(struct json_object *obj, const char *name, int required,
+    const char **out, struct js_err *err);
+
 /* Integer field in [min, max]; absent and !required gives def. Floats,
  * strings and out-of-range numbers are INVALID_FIELD. */
 int js_int(struct json_object *obj, const char *name, int required,
@@ -52,6 +60,10 @@ int js_utf8_valid(const char *s, size_t len);
 
 /* Compact serialisation; the string lives as long as obj. */
 const char *js_dump(struct json_object *obj, size_t *len);
+/* The same for a jsonb value: PostgreSQL's jsonb cannot hold U+0000, so
+ * a \u0000 in any string (a provider's event may carry one) is written
+ * as \ufffd instead of failing the statement. */
+const char *js_dump_jsonb(struct json_object *obj, size_t *len);
 
 /* The value at a dotted path ("data.object.id"; a numeric segment indexes
  * an array), borrowed; NULL if any step is missing. js_path_str gives a

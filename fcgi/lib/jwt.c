@@ -77,6 +77,16 @@ long jws_b64url_decode(const char *in, size_t n, unsigned char *out,
 			return -1;	/* standard alphabet is not base64url */
 		buf[i] = c;
 	}
+	/* One text per byte string: the bits past the last byte must be
+	 * zero, or "...A" and "...B" would decode alike (a second form of
+	 * the same key). */
+	if (n % 4 != 0) {
+		const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		const char *q = memchr(al, buf[n - 1], 64);
+
+		if (q == NULL || ((q - al) & (n % 4 == 2 ? 0x0f : 0x03)) != 0)
+			return -1;
+	}
 	for (i = 0; i < pad; i++)
 		buf[n + i] = '=';
 	if (n + pad == 0)
@@ -232,8 +242,23 @@ static int add_key(struct jws_keyring *kr, const char *kid, EVP_PKEY *pkey,
 	return 0;
 }
 
+static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
+    char *err, size_t errlen);
+
 int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
     size_t errlen)
+{
+	return keyring_load(dir, kr, 1, err, errlen);
+}
+
+int jws_keyring_load_public(const char *dir, struct jws_keyring *kr,
+    char *err, size_t errlen)
+{
+	return keyring_load(dir, kr, 0, err, errlen);
+}
+
+static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
+    char *err, size_t errlen)
 {
 	char path[4096], current[JWS_KID_MAX + 2] = "";
 	DIR *d = NULL;
@@ -267,7 +292,7 @@ int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
 		if (!kid_ok(kid))
 			continue;
 		/* The signer is loaded from its private key below. */
-		if (strcmp(kid, current) == 0)
+		if (sign && strcmp(kid, current) == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if ((pk = read_pem(path, 0)) == NULL || jws_key_alg(pk) == 0) {
@@ -281,7 +306,7 @@ int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
 			goto out;
 		}
 	}
-	if (current[0] != '\0') {
+	if (sign && current[0] != '\0') {
 		if (!kid_ok(current)) {
 			snprintf(err, errlen, "bad kid in %s/current", dir);
 			goto out;
@@ -325,7 +350,42 @@ void jws_keyring_free(struct jws_keyring *kr)
 	memset(kr, 0, sizeof(*kr));
 }
 
-/* JWS ES256 signatures are r||s (64 bytes); OpenSSL speaks DER. */
+/* The order n of P-256 and n / 2, big-endian. (r, s) and (r, n - s)
+ * both verify; licd signs and accepts only s <= n / 2, so that a key has
+ * one signature text (jwt.h). */
+static const unsigned char p256_n[32] = {
+	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+	0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+};
+static const unsigned char p256_half_n[32] = {
+	0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00,
+	0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
+	0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+};
+
+int jws_es256_low_s(const unsigned char sig[JWS_SIG_LEN])
+{
+	return memcmp(sig + 32, p256_half_n, 32) <= 0;
+}
+
+/* s := n - s, in place (32 bytes big-endian, s < n). */
+static void negate_s(unsigned char *s)
+{
+	int i, borrow = 0;
+
+	for (i = 31; i >= 0; i--) {
+		int d = (int)p256_n[i] - (int)s[i] - borrow;
+
+		borrow = d < 0;
+		s[i] = (unsigned char)(d + (borrow ? 256 : 0));
+	}
+}
+
+/* JWS ES256 signatures are r||s (64 bytes); OpenSSL speaks DER. The
+ * signature is made low-S here. */
 static int der_to_raw(const unsigned char *der, size_t len, unsigned char *raw)
 {
 	const unsigned char *p = der;
@@ -339,6 +399,8 @@ static int der_to_raw(const unsigned char *der, size_t len, unsigned char *raw)
 	if (BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32)
 		rc = 0;
 	ECDSA_SIG_free(sig);
+	if (rc == 0 && !jws_es256_low_s(raw))
+		negate_s(raw + 32);
 	return rc;
 }
 
@@ -660,6 +722,9 @@ int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
 	slen = jws_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig,
 	    sizeof(sig));
 	if (slen != 64)
+		goto out;
+	rc = JWS_ESIG;
+	if (k->alg == JWS_ES256 && !jws_es256_low_s(sig))
 		goto out;
 	rc = JWS_EINTERNAL;
 	if ((ctx = EVP_MD_CTX_new()) == NULL)

@@ -52,6 +52,9 @@ void jws_thread_end(void);
  * by dir/current for signing. 0 ok, -1 with err. */
 int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
     size_t errlen);
+/* The same without any private key: for programs that never sign. */
+int jws_keyring_load_public(const char *dir, struct jws_keyring *kr,
+    char *err, size_t errlen);
 void jws_keyring_free(struct jws_keyring *kr);
 
 /* Signs claims (a JSON object text) with the keyring's signer under header
@@ -61,6 +64,13 @@ int jws_sign(const struct jws_keyring *kr, const char *typ, const char *claims,
 
 /* Raw signature length of both algorithms (ES256 r||s, Ed25519). */
 #define JWS_SIG_LEN 64
+
+/* 1 when the ES256 signature r||s has s <= n/2. ECDSA accepts (r, s) and
+ * (r, n - s) alike; licd signs only the low one and jws_verify refuses
+ * the other, as it refuses base64url whose unused last bits are not zero
+ * (jws_b64url_decode): every token has one accepted text. (Ed25519's
+ * s < L is checked by OpenSSL.) */
+int jws_es256_low_s(const unsigned char sig[JWS_SIG_LEN]);
 
 /* jws_sign that also copies the raw signature to sig (when not NULL). */
 int jws_sign_raw(const struct jws_keyring *kr, const char *typ,
@@ -95,7 +105,8 @@ const char *jws_alg_name(enum jws_alg alg);
 const char *jws_strerror(int status);
 
 /* base64url without padding. encode: out has room for 4*ceil(n/3)+1.
- * decode: returns decoded length or -1 on any invalid input. */
+ * decode: returns decoded length or -1 on any invalid input, padding and
+ * non-zero unused bits in the last character included. */
 size_t jws_b64url_encode(const unsigned char *in, size_t n, char *out);
 long jws_b64url_decode(const char *in, size_t n, unsigned char *out,
     size_t outcap);

@@ -20,10 +20,12 @@ static long lease_ttl;
 static long heartbeat_interval;
 static char touch_param[24];
 
-int lic_init_keys(char *err, size_t errlen)
+static int init_keys(int sign, char *err, size_t errlen)
 {
-	if (jws_keyring_load(cfg_str("keys_dir", "/etc/licd/keys"), &keyring,
-	    err, errlen) != 0)
+	const char *dir = cfg_str("keys_dir", "/etc/licd/keys");
+
+	if ((sign ? jws_keyring_load(dir, &keyring, err, errlen) :
+	    jws_keyring_load_public(dir, &keyring, err, errlen)) != 0)
 		return -1;
 	issuer = cfg_str("issuer", "licd");
 	lease_ttl = cfg_int("lease_ttl", 7L * 24 * 3600);
@@ -45,16 +47,32 @@ long lic_heartbeat_interval(void)
 	return heartbeat_interval;
 }
 
+int lic_init_keys(char *err, size_t errlen)
+{
+	return init_keys(1, err, errlen);
+}
+
 int lic_init(void)
 {
 	char err[512];
 
-	if (lic_init_keys(err, sizeof(err)) != 0) {
+	if (init_keys(1, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return -1;
 	}
 	if (keyring.signer == NULL)
 		log_warn("no current signing key: leases cannot be signed");
+	return 0;
+}
+
+int lic_init_verifier(void)
+{
+	char err[512];
+
+	if (init_keys(0, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -240,7 +258,7 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 {
 	struct json_object *c = NULL;
 	unsigned char d[32];
-	const char *sub;
+	const char *sub, *iss;
 	int rc = LIC_INVALID;
 
 	id[0] = '\0';
@@ -249,13 +267,36 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 		*known = 1;
 		return LIC_OK;
 	}
+	/* The issuer too: a key the database vouches for is still refused
+	 * when it names another issuer. */
 	if (jws_peek(&keyring, key, strlen(key), &c) == JWS_OK &&
+	    (iss = claim_str(c, "iss")) != NULL && strcmp(iss, issuer) == 0 &&
 	    (sub = claim_str(c, "sub")) != NULL && lic_uuid_valid(sub)) {
 		memcpy(id, sub, LIC_UUID_LEN + 1);
 		rc = LIC_OK;
 	}
 	json_object_put(c);
 	return rc;
+}
+
+/* 1 when key is stored's signature made over again from the same
+ * (r, s): the same header, claims and r. A key signed before signatures
+ * were made low-S may hold the high s; the low twin would verify, and
+ * be a second text of that key. (A key re-signed since has another r.) */
+static int twin(const char *stored, const char *key)
+{
+	const char *ds = strrchr(stored, '.'), *dk = strrchr(key, '.');
+	unsigned char a[JWS_SIG_LEN + 3], b[JWS_SIG_LEN + 3];
+
+	if (ds == NULL || dk == NULL || ds - stored != dk - key ||
+	    memcmp(stored, key, (size_t)(ds - stored)) != 0)
+		return 0;
+	if (jws_b64url_decode(ds + 1, strlen(ds + 1), a, sizeof(a)) !=
+	    JWS_SIG_LEN ||
+	    jws_b64url_decode(dk + 1, strlen(dk + 1), b, sizeof(b)) !=
+	    JWS_SIG_LEN)
+		return 0;
+	return memcmp(a, b, 32) == 0;
 }
 
 /* The key confirmed by the stored one, column col of res's first row
@@ -271,6 +312,8 @@ static int key_confirm(const char *key, const char *id, const PGresult *res,
 
 	if (stored == NULL || strlen(stored) != n ||
 	    CRYPTO_memcmp(stored, key, n) != 0) {
+		if (stored != NULL && twin(stored, key))
+			return LIC_INVALID;
 		if (lic_verify_key_full(key, vid, NULL) != LIC_OK ||
 		    strcmp(vid, id) != 0)
 			return LIC_INVALID;

@@ -121,13 +121,109 @@ void log_buffer_stop(void)
 	pthread_mutex_unlock(&buf_mu);
 }
 
+const char *log_field(const char *s, char *buf, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	if (s == NULL || *s == '\0')
+		return "-";
+	if (n < 8)
+		return "...";
+	for (; *p; p++) {
+		int enc = *p <= 0x20 || *p >= 0x7f || *p == '%' || *p == '"' ||
+		    *p == '\\';
+
+		if (o + (enc ? 3 : 1) > n - 4) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (enc) {
+			buf[o++] = '%';
+			buf[o++] = hex[*p >> 4];
+			buf[o++] = hex[*p & 15];
+		} else {
+			buf[o++] = (char)*p;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (1-4), 0 if there is
+ * none (a stray byte, an overlong form, a surrogate). */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+
+	if (*p < 0x80)
+		return 1;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		n = 3;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+size_t log_escape(const char *s, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0, k;
+
+	if (cap == 0)
+		return 0;
+	while (*p) {
+		k = utf8_len(p);
+		if (k == 1 && *p >= 0x20 && *p != 0x7f && *p != '\\') {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = (char)*p++;
+		} else if (k > 1) {
+			if (o + k >= cap)
+				break;
+			memcpy(out + o, p, k);
+			o += k;
+			p += k;
+		} else if (*p == '\\') {
+			if (o + 2 >= cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = '\\';
+			p++;
+		} else {
+			if (o + 4 >= cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+			p++;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
 void log_msg(const char *level, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], msg[2048];
 	struct timeval tv;
 	struct tm tm;
 	va_list ap;
-	int n, m;
+	int n;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
@@ -137,13 +233,12 @@ void log_msg(const char *level, const char *fmt, ...)
 	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_prog,
 	    (int)(log_pid != 0 ? log_pid : getpid()), level);
 	va_start(ap, fmt);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
 	va_end(ap);
-	if (m < 0)
-		m = 0;
-	n += m;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
+	/* Whatever a field held, the message stays one line of text: a
+	 * newline in a URL or a provider's error cannot start a forged line. */
+	n += (int)log_escape(msg, line + n, sizeof(line) - (size_t)n - 1);
 	line[n++] = '\n';
 	if (!buf_on) {
 		write_all(line, (size_t)n);

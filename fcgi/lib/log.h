@@ -14,6 +14,8 @@
 #ifndef LICD_LOG_H
 #define LICD_LOG_H
 
+#include <stddef.h>
+
 int log_init(const char *program);
 /* Starts buffering info lines in this process (0 = never); call after
  * fork, from the process that serves. */
@@ -22,6 +24,20 @@ int log_buffer_start(long flush_ms);
 void log_buffer_stop(void);
 void log_msg(const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* The formatted message is escaped before it is written (log_escape):
+ * control characters and bytes that are not UTF-8 as \xNN, a backslash
+ * as \\, so no field can end its line or forge another. */
+
+/* s with control characters, DEL, bytes that are not well-formed UTF-8
+ * as \xNN and '\\' doubled, into out (cap bytes, NUL-terminated,
+ * truncated); returns the length written. */
+size_t log_escape(const char *s, char *out, size_t cap);
+/* A field from outside (a URL path, a method) for a log line: bytes
+ * outside printable ASCII, space, '%', '"' and '\\' percent-encoded, so the
+ * field is one word; "-" for NULL or empty; truncated with "..." to fit
+ * buf (n bytes). Returns buf or a constant. */
+const char *log_field(const char *s, char *buf, size_t n);
 
 #define log_info(...) log_msg("info", __VA_ARGS__)
 #define log_warn(...) log_msg("warn", __VA_ARGS__)

@@ -330,12 +330,11 @@ def test_domain_traps():
                 limits="installations=100")
     for d in ("evilcompany.com", "company.com.evil.com", "www.company.com",
               "corp.example.org", "evilcorp.example.org", "xcorp.example.org",
-              "corp.example.org.evil.com", "company.co", "EVILCOMPANY.COM.",
-              "company.com..", ".company.com"):
+              "corp.example.org.evil.com", "company.co", "EVILCOMPANY.COM."):
         assert domain_code(lic, d) == "DOMAIN_NOT_ALLOWED", d
     # not a host name at all: a client error, not a domain mismatch
     for d in ("company.com:443", "company.com/x", "*.company.com",
-              "company .com", ""):
+              "company .com", "", "company.com..", ".company.com"):
         r = validate(lic["key"], unique("d"), domain=d)
         assert r.status_code == 400 and error_code(r) == "INVALID_FIELD", d
     assert domain_code(lic, None) == "DOMAIN_NOT_ALLOWED"

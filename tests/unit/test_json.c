@@ -133,8 +133,75 @@ static void test_from_text(void)
 	js_thread_end();
 }
 
+/* validate's domain: one trailing dot and case normalised before the
+ * length is checked, the limit the database's. */
+static void test_host(void)
+{
+	struct json_object *o;
+	struct js_err e;
+	const char *h;
+	char buf[600], l63[64];
+
+	memset(l63, 'a', 63);
+	l63[63] = '\0';
+	/* 253 characters and a trailing dot: 254 sent, 253 kept */
+	snprintf(buf, sizeof(buf), "{\"domain\":\"%s.%s.%s.%.61s.\"}", l63,
+	    l63, l63, l63);
+	CHECK(parse(buf, &o) == 0);
+	CHECK(js_host(o, "domain", 0, &h, &e) == 0 && h != NULL &&
+	    strlen(h) == 253 && h[252] == 'a');
+	CHECK(strcmp(js_path_str(o, "domain"), h) == 0);
+	json_object_put(o);
+	/* 254 without the dot: refused as a field, not by the database */
+	snprintf(buf, sizeof(buf), "{\"domain\":\"%s.%s.%s.%.62s\"}", l63,
+	    l63, l63, l63);
+	CHECK(parse(buf, &o) == 0);
+	CHECK(js_host(o, "domain", 0, &h, &e) == -1 && h == NULL &&
+	    strcmp(e.code, "INVALID_FIELD") == 0);
+	json_object_put(o);
+	snprintf(buf, sizeof(buf), "{\"domain\":\"%sa.com\"}", l63);
+	CHECK(parse(buf, &o) == 0);
+	CHECK(js_host(o, "domain", 0, &h, &e) == -1);	/* label of 64 */
+	json_object_put(o);
+	CHECK(parse("{\"domain\":\"App.Example.COM.\"}", &o) == 0);
+	CHECK(js_host(o, "domain", 1, &h, &e) == 0 &&
+	    strcmp(h, "app.example.com") == 0);
+	json_object_put(o);
+	CHECK(parse("{\"domain\":\"localhost\"}", &o) == 0);
+	CHECK(js_host(o, "domain", 1, &h, &e) == 0 &&
+	    strcmp(h, "localhost") == 0);
+	json_object_put(o);
+	CHECK(parse("{\"domain\":\"a..b\",\"d2\":\".\",\"d3\":\".a\","
+	    "\"d4\":\"a..\",\"d5\":\"a_b\",\"d6\":\"\"}", &o) == 0);
+	CHECK(js_host(o, "domain", 0, &h, &e) == -1);
+	CHECK(js_host(o, "d2", 0, &h, &e) == -1);
+	CHECK(js_host(o, "d3", 0, &h, &e) == -1);
+	CHECK(js_host(o, "d4", 0, &h, &e) == -1);
+	CHECK(js_host(o, "d5", 0, &h, &e) == -1);
+	CHECK(js_host(o, "d6", 0, &h, &e) == -1);
+	CHECK(js_host(o, "absent", 0, &h, &e) == 0 && h == NULL);
+	CHECK(js_host(o, "absent", 1, &h, &e) == -1 &&
+	    strcmp(e.code, "MISSING_FIELD") == 0);
+	json_object_put(o);
+}
+
+/* A provider's event with \u0000 goes into a jsonb column. */
+static void test_dump_jsonb(void)
+{
+	struct json_object *o;
+
+	CHECK(parse("{\"a\":\"x\\u0000y\",\"b\":\"\\\\u0000\","
+	    "\"k\\u0000\":[\"\\u0000\"]}", &o) == 0);
+	CHECK(strcmp(js_dump_jsonb(o, NULL),
+	    "{\"a\":\"x\\ufffdy\",\"b\":\"\\\\u0000\","
+	    "\"k\":[\"\\ufffd\"]}") == 0);
+	json_object_put(o);
+}
+
 int main(void)
 {
+	test_host();
+	test_dump_jsonb();
 	test_path();
 	test_from_text();
 	test_parse();

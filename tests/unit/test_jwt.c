@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 
 static char dir[] = "/tmp/licd-unit-XXXXXX";
@@ -101,6 +102,91 @@ static void test_b64(void)
 	CHECK(jws_b64url_decode("", 0, out, sizeof(out)) == 0);
 	CHECK(jws_b64url_decode("aGVsbG8", 7, out, sizeof(out)) == 5 &&
 	    memcmp(out, "hello", 5) == 0);
+	/* the unused bits of the last character must be zero: one text for
+	 * one byte string */
+	CHECK(jws_b64url_decode("aGVsbG9", 7, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("aGVsbG_", 7, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("-_9", 3, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("aA", 2, out, sizeof(out)) == 1);
+	CHECK(jws_b64url_decode("aB", 2, out, sizeof(out)) == -1);
+	CHECK(jws_b64url_decode("aQ", 2, out, sizeof(out)) == 1);
+	CHECK(jws_b64url_decode("aR", 2, out, sizeof(out)) == -1);
+}
+
+/* One accepted text per token: low-S signatures only (signed and
+ * verified), canonical base64url in every part; the high-S twin, which
+ * ECDSA itself accepts, and other last characters are refused. */
+static void check_one_form(const struct jws_keyring *kr, int ecdsa)
+{
+	const char *claims = "{\"sub\":\"0b7c6f0e-1a2b-4c3d-8e9f-001122334455\","
+	    "\"iss\":\"licd\"}";
+	unsigned char sig[JWS_SIG_LEN];
+	char *tok = NULL, *alt;
+	int i, all_low = 1, high = 0;
+
+	for (i = 0; i < 64; i++) {
+		CHECK(jws_sign_raw(kr, "JWT", claims, strlen(claims), &tok,
+		    sig) == JWS_OK);
+		if (ecdsa && !jws_es256_low_s(sig))
+			all_low = 0;
+		free(tok);
+		tok = NULL;
+	}
+	CHECK(all_low);
+	CHECK(jws_sign_raw(kr, "JWT", claims, strlen(claims), &tok, sig) ==
+	    JWS_OK);
+	CHECK(verify(kr, tok, "JWT") == JWS_OK);
+	alt = strdup(tok);
+	if (ecdsa) {
+		/* (r, n - s): the same signature to ECDSA */
+		BIGNUM *n = BN_new(), *sv = BN_bin2bn(sig + 32, 32, NULL);
+		unsigned char hs[JWS_SIG_LEN];
+		char enc[128];
+
+		BN_hex2bn(&n, "FFFFFFFF00000000FFFFFFFFFFFFFFFF"
+		    "BCE6FAADA7179E84F3B9CAC2FC632551");
+		BN_sub(sv, n, sv);
+		memcpy(hs, sig, 32);
+		BN_bn2binpad(sv, hs + 32, 32);
+		high = !jws_es256_low_s(hs);
+		jws_b64url_encode(hs, sizeof(hs), enc);
+		strcpy(strrchr(alt, '.') + 1, enc);
+		CHECK(high && verify(kr, alt, "JWT") == JWS_ESIG);
+		{
+			/* what ECDSA says of it: valid */
+			EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+			ECDSA_SIG *es = ECDSA_SIG_new();
+			unsigned char der[80], *dp = der;
+			int dl;
+
+			ECDSA_SIG_set0(es, BN_bin2bn(hs, 32, NULL),
+			    BN_bin2bn(hs + 32, 32, NULL));
+			dl = i2d_ECDSA_SIG(es, &dp);
+			CHECK(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL,
+			    kr->signer->pkey) == 1 &&
+			    EVP_DigestVerify(ctx, der, (size_t)dl,
+			    (const unsigned char *)tok,
+			    (size_t)(strrchr(tok, '.') - tok)) == 1);
+			ECDSA_SIG_free(es);
+			EVP_MD_CTX_free(ctx);
+		}
+		BN_free(n);
+		BN_free(sv);
+		strcpy(alt, tok);
+	}
+	/* 64 bytes are 86 characters: the last one carries 4 unused bits */
+	{
+		size_t n = strlen(alt);
+		const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+		int v = (int)(strchr(al, alt[n - 1]) - al);
+
+		alt[n - 1] = al[v | 1];
+		CHECK(verify(kr, alt, "JWT") == JWS_EMALFORMED);
+		alt[n - 1] = al[v];
+		CHECK(verify(kr, alt, "JWT") == JWS_OK);
+	}
+	free(alt);
+	free(tok);
 }
 
 /* Lease reuse: a token rebuilt from its claims and signature is the same
@@ -129,7 +215,7 @@ static void check_join(const struct jws_keyring *kr)
 static void test_es256(void)
 {
 	struct jws_keyring kr;
-	char err[256], *kid_old, *kid, *tok = NULL, *t2, *pub;
+	char err[256], *kid_old, *kid, *tok = NULL, *t2, *pub, *c2 = NULL;
 	const char *claims = "{\"sub\":\"0b7c6f0e-1a2b-4c3d-8e9f-001122334455\","
 	    "\"iss\":\"licd\"}";
 	struct json_object *c = NULL;
@@ -150,6 +236,7 @@ static void test_es256(void)
 	CHECK(jws_verify(&kr, tok, strlen(tok), "JWT", &c, &used) == JWS_OK);
 	CHECK(c != NULL && used == kr.signer);
 	check_join(&kr);
+	check_one_form(&kr, 1);
 	CHECK(strcmp(json_object_get_string(json_object_object_get(c, "sub")),
 	    "0b7c6f0e-1a2b-4c3d-8e9f-001122334455") == 0);
 	json_object_put(c);
@@ -174,6 +261,21 @@ static void test_es256(void)
 		CHECK(jws_peek(&kr, "garbage", 7, &c) == JWS_EMALFORMED &&
 		    c == NULL);
 		free(bad);
+	}
+
+	/* a program that never signs loads no private key, and verifies */
+	{
+		struct jws_keyring pub_kr;
+
+		CHECK(jws_keyring_load_public(dir, &pub_kr, err,
+		    sizeof(err)) == 0);
+		CHECK(pub_kr.n == 2 && pub_kr.signer == NULL &&
+		    !pub_kr.keys[0].is_private && !pub_kr.keys[1].is_private);
+		CHECK(verify(&pub_kr, tok, "JWT") == JWS_OK);
+		CHECK(verify(&pub_kr, t2, "JWT") == JWS_OK);
+		CHECK(jws_sign(&pub_kr, "JWT", claims, strlen(claims), &c2) !=
+		    JWS_OK);
+		jws_keyring_free(&pub_kr);
 	}
 
 	/* libjwt, pinned to ES256, accepts our signature (interop) */
@@ -273,6 +375,7 @@ static void test_eddsa(void)
 	CHECK(verify(&kr, tok, "lease+jwt") == JWS_OK);
 	CHECK(verify(&kr, tok, "JWT") == JWS_ETYP);
 	check_join(&kr);
+	check_one_form(&kr, 0);
 	free(tok);
 	jws_keyring_free(&kr);
 	free(kid);

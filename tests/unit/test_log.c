@@ -98,6 +98,34 @@ int main(void)
 		usleep(10000);
 	CHECK(strstr(text(), "seventh") != NULL);
 	log_buffer_stop();
+
+	/* A field cannot end its line or forge another. */
+	log_info("rid=x GET %s status=404", "/a\n2026-11-29T00:00:00.000Z "
+	    "revoke[1] info rid=y POST /api/revoke status=200\r\x1b[2J\x7f\\");
+	s = strstr(text(), "rid=x GET");
+	CHECK(s != NULL && strchr(s, '\n') != NULL &&
+	    strchr(s, '\n')[1] == '\0');
+	CHECK(s != NULL && strstr(s, "/a\\x0a2026") != NULL);
+	CHECK(s != NULL && strstr(s, "\\x0d\\x1b[2J\\x7f\\\\ status=404") != NULL);
 	unlink(path);
+
+	{
+		char out[64], f[32];
+
+		log_escape("caf\xc3\xa9 \xff\xc0\x80 \xed\xa0\x80", out,
+		    sizeof(out));
+		CHECK(strcmp(out, "caf\xc3\xa9 \\xff\\xc0\\x80 "
+		    "\\xed\\xa0\\x80") == 0);
+		CHECK(log_escape("abcdef", out, 4) == 3 &&
+		    strcmp(out, "abc") == 0);
+		/* a field is one word: space, %, quotes and bytes >= 0x7f
+		 * percent-encoded */
+		CHECK(strcmp(log_field("/x y%\"\\\n\xc3\xa9", f, sizeof(f)),
+		    "/x%20y%25%22%5C%0A%C3%A9") == 0);
+		CHECK(strcmp(log_field(NULL, f, sizeof(f)), "-") == 0);
+		CHECK(strcmp(log_field("", f, sizeof(f)), "-") == 0);
+		CHECK(strcmp(log_field("/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", f,
+		    sizeof(f)), "/aaaaaaaaaaaaaaaaaaaaaaaaaaa...") == 0);
+	}
 	UNIT_DONE("log");
 }
