@@ -35,8 +35,8 @@ enum lic_status { LIC_OK = 0, LIC_INVALID = -1, LIC_ERROR = -2,
 
 /* Loads the signing keys and issuer once per process (program init). */
 int lic_init(void);
-/* The same with public keys only, for programs that never sign (usage,
- * revoke): no private key is ever read into them. */
+/* The same with public keys only, for programs that never sign (usage):
+ * no private key is ever read into them. */
 int lic_init_verifier(void);
 const struct jws_keyring *lic_keyring(void);
 const char *lic_issuer(void);
