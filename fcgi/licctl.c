@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,12 +396,61 @@ static void write_jwks(void)
 	printf("wrote %s\n", path);
 }
 
-static void new_key(const char *dir, const char *alg)
+/*
+ * Key files: <kid>.key (private, 0640) and <kid>.pub (0644), group-owned
+ * by keys_group (default: keys_dir's own group, root:licd 0750 in
+ * production), so that the service user reads the private key whoever
+ * runs licctl. Each is written beside its name and renamed, so a program
+ * reloading its keys (lic_keys_reload) never reads half a file.
+ */
+static gid_t keys_gid(const char *dir)
 {
-	EVP_PKEY *k;
-	char kid[64], path[4200];
+	const char *name = cfg_str("keys_group", NULL);
+	struct stat st;
+	struct group *g;
+
+	if (name != NULL && *name != '\0') {
+		if ((g = getgrnam(name)) == NULL)
+			die("keys_group: no group '%s'", name);
+		return g->gr_gid;
+	}
+	if (stat(dir, &st) != 0)
+		die("%s: %s", dir, strerror(errno));
+	return st.st_gid;
+}
+
+static void write_pem(const char *dir, const char *kid, EVP_PKEY *k,
+    int private)
+{
+	char path[4200], tmp[4300];
 	FILE *f;
 	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s.%s", dir, kid,
+	    private ? "key" : "pub");
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    private ? 0600 : 0644);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+		die("%s: %s", tmp, strerror(errno));
+	/* The group first, then the mode that lets it read. */
+	if (fchown(fd, (uid_t)-1, keys_gid(dir)) != 0)
+		die("%s: cannot give it group %d: %s", tmp, (int)keys_gid(dir),
+		    strerror(errno));
+	if (fchmod(fd, private ? 0640 : 0644) != 0 ||
+	    (private ? PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL,
+	    NULL) : PEM_write_PUBKEY(f, k)) != 1 || fflush(f) != 0 ||
+	    fsync(fd) != 0)
+		die("%s: write failed", tmp);
+	fclose(f);
+	if (rename(tmp, path) != 0)
+		die("%s: %s", path, strerror(errno));
+}
+
+/* A new key pair in dir; its kid (the JWK thumbprint) into kid. */
+static void new_key(const char *dir, const char *alg, char kid[64])
+{
+	EVP_PKEY *k;
 
 	if (strcmp(alg, "ES256") == 0)
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -408,31 +458,86 @@ static void new_key(const char *dir, const char *alg)
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	else
 		die("--alg must be ES256 or EdDSA");
-	if (k == NULL || jws_thumbprint(k, kid, sizeof(kid)) != 0)
+	if (k == NULL || jws_thumbprint(k, kid, 64) != 0)
 		die("key generation failed");
-	mkdirs(dir, 0700);
-	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
-		die("%s: %s", path, strerror(errno));
-	if (PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) != 1 ||
-	    fflush(f) != 0 || fsync(fd) != 0)
-		die("%s: write failed", path);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
-	if ((f = fopen(path, "w")) == NULL ||
-	    PEM_write_PUBKEY(f, k) != 1 || fclose(f) != 0)
-		die("%s: write failed", path);
-	snprintf(path, sizeof(path), "%s/current", dir);
-	{
-		char line[80];
-
-		snprintf(line, sizeof(line), "%s\n", kid);
-		write_file(path, line, 0644);
-	}
+	mkdirs(dir, 0750);
+	/* The private key first: once the public one is there, programs
+	 * load the pair. */
+	write_pem(dir, kid, k, 1);
+	write_pem(dir, kid, k, 0);
 	EVP_PKEY_free(k);
-	printf("new %s signing key %s is current\n", alg, kid);
 }
+
+static int kid_arg(const char *kid)
+{
+	size_t i, n = kid != NULL ? strlen(kid) : 0;
+
+	if (n == 0 || n >= JWS_KID_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)kid[i]) && kid[i] != '-' &&
+		    kid[i] != '_')
+			return 0;
+	return 1;
+}
+
+static void current_kid(const char *dir, char kid[JWS_KID_MAX + 2])
+{
+	char path[4200];
+	FILE *f;
+
+	kid[0] = '\0';
+	snprintf(path, sizeof(path), "%s/current", dir);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fgets(kid, JWS_KID_MAX + 2, f) == NULL)
+			kid[0] = '\0';
+		kid[strcspn(kid, "\r\n")] = '\0';
+		fclose(f);
+	}
+}
+
+static void activate(const char *dir, const char *kid)
+{
+	char path[4200], line[80];
+	EVP_PKEY *k;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
+	if ((f = fopen(path, "r")) == NULL)
+		die("no key %s in %s (licctl keys list)", kid, dir);
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (k == NULL || jws_key_alg(k) == 0)
+		die("%s: not a signing key licd can use", path);
+	EVP_PKEY_free(k);
+	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
+	if (access(path, R_OK) != 0)
+		die("%s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/current", dir);
+	snprintf(line, sizeof(line), "%s\n", kid);
+	write_file(path, line, 0644);
+}
+
+static const char keys_help[] =
+    "usage: licctl keys generate [--alg ES256|EdDSA]\n"
+    "       licctl keys add [--alg ES256|EdDSA]\n"
+    "       licctl keys activate KID\n"
+    "       licctl keys retire KID\n"
+    "       licctl keys rotate [--alg ES256|EdDSA]\n"
+    "       licctl keys list\n"
+    "       licctl keys jwks\n"
+    "generate: the first signing key (nothing if one is current).\n"
+    "Rotation without downtime, in two steps:\n"
+    "  add: a new key, published in the JWKS, not yet signing; running\n"
+    "    programs load it when they first see its kid or on SIGHUP.\n"
+    "  activate KID: KID signs from now on (licctl at once; the programs\n"
+    "    after SIGHUP: systemctl reload 'licd@*'). Keys signed before keep\n"
+    "    verifying while the old key stays.\n"
+    "retire KID: removes a key that no longer signs and what it signed\n"
+    "  stops verifying (re-issue those licenses first); SIGHUP after.\n"
+    "rotate: add and activate at once.\n"
+    "jwks: rewrites jwks_file from keys_dir.\n"
+    "Private keys are 0640, group keys_group (default: keys_dir's group).\n";
 
 static int cmd_keys(int argc, char **argv)
 {
@@ -440,37 +545,68 @@ static int cmd_keys(int argc, char **argv)
 	const char *dir = cfg_str("keys_dir", "/etc/licd/keys");
 	const char *alg;
 	struct opts o;
-	char path[4200];
+	char path[4200], kid[64], cur[JWS_KID_MAX + 2];
 
 	parse_opts(argc - 1, argv + 1, spec, &o);
 	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
 	    strcmp(argv[0], "-h") == 0))
 		o.help = 1;
 	if (argc < 1 || o.help) {
-		printf("usage: licctl keys generate [--alg ES256|EdDSA]\n"
-		    "       licctl keys rotate [--alg ES256|EdDSA]\n"
-		    "       licctl keys list\n"
-		    "       licctl keys jwks\n"
-		    "generate: creates the first signing key (no-op if one is "
-		    "current).\nrotate: a new key becomes current; old public "
-		    "keys stay published\n  so keys and leases signed before "
-		    "keep verifying. Restart the programs after.\n"
-		    "jwks: rewrites jwks_file from keys_dir.\n"
-		    "Private keys are written 0600 in keys_dir.\n");
+		fputs(keys_help, argc < 1 ? stderr : stdout);
 		return argc < 1 ? 2 : 0;
 	}
 	alg = opt(&o, "alg") ? opt(&o, "alg") : cfg_str("key_alg", "ES256");
 	snprintf(path, sizeof(path), "%s/current", dir);
 	if (strcmp(argv[0], "generate") == 0) {
-		if (access(path, F_OK) == 0)
+		if (access(path, F_OK) == 0) {
 			printf("a current signing key exists; nothing generated "
-			    "(use rotate for a new one)\n");
-		else
-			new_key(dir, alg);
+			    "(use add and activate for a new one)\n");
+		} else {
+			new_key(dir, alg, kid);
+			activate(dir, kid);
+			printf("new %s signing key %s is current\n", alg, kid);
+		}
 		write_jwks();
+	} else if (strcmp(argv[0], "add") == 0) {
+		new_key(dir, alg, kid);
+		write_jwks();
+		printf("new %s key %s published; make it sign with: "
+		    "licctl keys activate %s\n", alg, kid, kid);
+	} else if (strcmp(argv[0], "activate") == 0 ||
+	    strcmp(argv[0], "retire") == 0) {
+		if (o.npos != 1 || !kid_arg(o.pos[0]))
+			die("usage: licctl keys %s KID (licctl keys list)",
+			    argv[0]);
+		current_kid(dir, cur);
+		if (argv[0][0] == 'a') {
+			activate(dir, o.pos[0]);
+			write_jwks();
+			printf("%s is current; reload the programs (SIGHUP) "
+			    "for them to sign with it\n", o.pos[0]);
+		} else {
+			if (strcmp(cur, o.pos[0]) == 0)
+				die("%s is the current key; activate another "
+				    "one first", o.pos[0]);
+			snprintf(path, sizeof(path), "%s/%s.pub", dir,
+			    o.pos[0]);
+			if (access(path, F_OK) != 0)
+				die("no key %s in %s", o.pos[0], dir);
+			if (unlink(path) != 0)
+				die("%s: %s", path, strerror(errno));
+			snprintf(path, sizeof(path), "%s/%s.key", dir,
+			    o.pos[0]);
+			if (unlink(path) != 0 && errno != ENOENT)
+				die("%s: %s", path, strerror(errno));
+			write_jwks();
+			printf("%s retired; reload the programs (SIGHUP)\n",
+			    o.pos[0]);
+		}
 	} else if (strcmp(argv[0], "rotate") == 0) {
-		new_key(dir, alg);
+		new_key(dir, alg, kid);
+		activate(dir, kid);
 		write_jwks();
+		printf("new %s signing key %s is current; reload the programs "
+		    "(SIGHUP)\n", alg, kid);
 	} else if (strcmp(argv[0], "jwks") == 0) {
 		write_jwks();
 	} else if (strcmp(argv[0], "list") == 0) {
@@ -487,7 +623,9 @@ static int cmd_keys(int argc, char **argv)
 			    "verify only");
 		jws_keyring_free(&kr);
 	} else {
-		die("unknown keys command '%s' (see licctl keys --help)", argv[0]);
+		fprintf(stderr, "licctl: unknown keys command '%s'\n%s",
+		    argv[0], keys_help);
+		return 2;
 	}
 	return 0;
 }
@@ -1630,7 +1768,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: licctl [-c CONFIG] COMMAND ...\n"
 	    "commands:\n"
 	    "  migrate            apply database migrations\n"
-	    "  keys               generate | rotate | list | jwks\n"
+	    "  keys               generate | add | activate | retire | rotate |\n"
+	    "                     list | jwks\n"
 	    "  plan               set | list\n"
 	    "  customer           create | list\n"
 	    "  license            issue | show | list | revoke | suspend |\n"
@@ -1649,11 +1788,6 @@ static void usage(FILE *f)
 static int group_help(const char *group)
 {
 	static const char *const help[][2] = {
-		{ "keys", "usage: licctl keys generate|rotate [--alg ES256|EdDSA]\n"
-		    "       licctl keys list | jwks\n"
-		    "generate creates the first signing key (no-op if one exists),\n"
-		    "rotate a new current key (old public keys stay in the JWKS),\n"
-		    "jwks rewrites jwks_file from keys_dir.\n" },
 		{ "plan", "usage: licctl plan set CODE --name NAME [--features a,b] "
 		    "[--limits k=v,...] ...\n"
 		    "       licctl plan list [--json]\n"

@@ -1016,6 +1016,7 @@ int main(int argc, char **argv)
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = init,
+		.reload = lic_keys_reload,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -362,6 +362,7 @@ int main(int argc, char **argv)
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = lic_init_verifier,
+		.reload = lic_keys_reload,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -637,6 +637,7 @@ int main(int argc, char **argv)
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = lic_init,
+		.reload = lic_keys_reload,
 		.fini = touch_stop,
 		.defers = 1,
 		.resumes = 1,

@@ -262,6 +262,7 @@ int main(int argc, char **argv)
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.max_body = 512 * 1024,
 		.init = init,
+		.reload = lic_keys_reload,
 	};
 
 	return http_main(argc, argv, &prog);

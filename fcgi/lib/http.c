@@ -955,6 +955,8 @@ static int run_threads(void)
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = SIGTERM;
+		if (sig == SIGHUP && prog->reload != NULL)
+			prog->reload();
 	} while (sig == SIGHUP);
 	log_info("signal %d: finishing requests in flight", sig);
 	rc = 0;
@@ -993,12 +995,14 @@ out:
 	return rc;
 }
 
-static volatile sig_atomic_t master_stop;
+static volatile sig_atomic_t master_stop, master_hup;
 
 static void on_master_signal(int sig)
 {
-	(void)sig;
-	master_stop = 1;
+	if (sig == SIGHUP)
+		master_hup = 1;
+	else
+		master_stop = 1;
 }
 
 /* Prefork master: keeps `processes` children alive, so a crashed or killed
@@ -1014,6 +1018,7 @@ static int run_master(long nproc)
 	sa.sa_handler = on_master_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);	/* passed on to the workers */
 	signal(SIGPIPE, SIG_IGN);
 	while (!master_stop) {
 		pid_t pid;
@@ -1029,6 +1034,7 @@ static int run_master(long nproc)
 			if (pid == 0) {
 				signal(SIGTERM, SIG_DFL);
 				signal(SIGINT, SIG_DFL);
+				signal(SIGHUP, SIG_DFL);
 				_exit(run_threads());
 			}
 			if (pid > 0) {
@@ -1039,6 +1045,12 @@ static int run_master(long nproc)
 			}
 		}
 		pid = waitpid(-1, &status, 0);
+		if (master_hup) {
+			master_hup = 0;
+			for (i = 0; i < nproc; i++)
+				if (kids[i] != 0)
+					kill(kids[i], SIGHUP);
+		}
 		if (pid < 0)
 			continue;
 		for (i = 0; i < nproc; i++) {

@@ -83,6 +83,7 @@ struct http_program {
 	size_t max_body;		/* default 16 KiB */
 	int (*init)(void);		/* once per process before serving */
 	void (*fini)(void);		/* once per process after the last request */
+	int (*reload)(void);		/* on SIGHUP, in each serving process */
 	/* Its handlers call http_defer: requests in flight beyond its
 	 * threads. And http_resume: the resume threads. */
 	int defers;

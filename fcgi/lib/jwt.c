@@ -641,6 +641,54 @@ static const struct jws_key *find_key(const struct jws_keyring *kr,
 	return NULL;
 }
 
+const struct jws_key *jws_key_find(const struct jws_keyring *kr,
+    const char *kid)
+{
+	return find_key(kr, kid);
+}
+
+const struct jws_key *jws_token_key(const struct jws_keyring *kr,
+    const char *token, size_t len, const char *typ, char kid[JWS_KID_MAX])
+{
+	unsigned char hdrbuf[HDR_MAX];
+	char hdr[HDR_MAX], enc[HDR_MAX * 4 / 3 + 4];
+	struct json_object *h = NULL;
+	const struct jws_key *k = NULL;
+	const char *d1, *name;
+	size_t i, hl;
+	long n;
+	int m;
+
+	if (kid != NULL)
+		kid[0] = '\0';
+	if (len > JWS_MAX_TOKEN || (d1 = memchr(token, '.', len)) == NULL)
+		return NULL;
+	hl = (size_t)(d1 - token);
+	/* The header as licd writes it: a comparison, nothing decoded. */
+	for (i = 0; i < kr->n; i++) {
+		m = snprintf(hdr, sizeof(hdr),
+		    "{\"alg\":\"%s\",\"typ\":\"%s\",\"kid\":\"%s\"}",
+		    jws_alg_name(kr->keys[i].alg), typ, kr->keys[i].kid);
+		if (m > 0 && (size_t)m < sizeof(hdr) &&
+		    jws_b64url_encode((unsigned char *)hdr, (size_t)m, enc) ==
+		    hl && memcmp(enc, token, hl) == 0) {
+			if (kid != NULL)
+				snprintf(kid, JWS_KID_MAX, "%s", kr->keys[i].kid);
+			return &kr->keys[i];
+		}
+	}
+	n = jws_b64url_decode(token, hl, hdrbuf, sizeof(hdrbuf));
+	if (n <= 0 || (h = parse_part(hdrbuf, n)) == NULL)
+		return NULL;
+	if ((name = get_str(h, "kid")) != NULL && kid_ok(name)) {
+		k = find_key(kr, name);
+		if (kid != NULL)
+			snprintf(kid, JWS_KID_MAX, "%s", name);
+	}
+	json_object_put(h);
+	return k;
+}
+
 int jws_peek(const struct jws_keyring *kr, const char *token, size_t len,
     struct json_object **claims)
 {

@@ -96,6 +96,17 @@ int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
 int jws_peek(const struct jws_keyring *kr, const char *token, size_t len,
     struct json_object **claims);
 
+/* The loaded key named by kid, or NULL. */
+const struct jws_key *jws_key_find(const struct jws_keyring *kr,
+    const char *kid);
+/* The loaded key the header of token names, found by comparing the
+ * header with the one licd writes for typ and that key (no decoding),
+ * else by decoding it. NULL when the kid is missing or not loaded; kid
+ * (when not NULL) receives the header's kid if it is well-formed
+ * ([A-Za-z0-9_-]), else "". Nothing is verified. */
+const struct jws_key *jws_token_key(const struct jws_keyring *kr,
+    const char *token, size_t len, const char *typ, char kid[JWS_KID_MAX]);
+
 /* SHA-256, fetched once per process: OpenSSL 3's implicit fetch inside
  * EVP_sha256() digests looks the algorithm up on every call (it showed in
  * profiles). NULL if OpenSSL has none. */

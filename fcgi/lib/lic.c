@@ -6,26 +6,145 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-static struct jws_keyring keyring;
+/*
+ * The keys a process holds: a ring, replaced whole when keys_dir changes
+ * (lic_keys_reload: SIGHUP, or a key naming a kid that is not loaded but
+ * whose <kid>.pub now exists). Requests read the current ring once and
+ * use it to the end; a replaced ring is kept until the process exits,
+ * so no request ever sees its keys freed. Each ring has a generation:
+ * the verified-key and lease caches hold entries of the current one only.
+ */
+struct ring {
+	struct jws_keyring kr;
+	unsigned gen;
+	struct ring *prev;
+};
+
+static _Atomic(struct ring *) ring_cur;
+static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+static int ring_signs;
+static const char *keys_dir;
+static time_t reload_failed;
 static const char *issuer;
 static long lease_ttl;
 static long heartbeat_interval;
 static char touch_param[24];
 
+static void caches_clear(unsigned gen);
+
+/* No keys before lic_init (the unit tests' license rules). */
+static struct ring no_keys;
+
+static struct ring *ring(void)
+{
+	struct ring *r = atomic_load_explicit(&ring_cur, memory_order_acquire);
+
+	return r != NULL ? r : &no_keys;
+}
+
+static void rings_free(void)
+{
+	struct ring *r = atomic_exchange(&ring_cur, NULL), *p;
+
+	for (; r != NULL; r = p) {
+		p = r->prev;
+		jws_keyring_free(&r->kr);
+		free(r);
+	}
+}
+
+/* A new ring from keys_dir, made current. Called with reload_mu held (or
+ * before any thread runs). */
+static int ring_load(char *err, size_t errlen)
+{
+	struct ring *r = calloc(1, sizeof(*r)), *old = atomic_load(&ring_cur);
+
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if ((ring_signs ? jws_keyring_load(keys_dir, &r->kr, err, errlen) :
+	    jws_keyring_load_public(keys_dir, &r->kr, err, errlen)) != 0) {
+		free(r);
+		return -1;
+	}
+	r->gen = old != NULL ? old->gen + 1 : 1;
+	r->prev = old;
+	atomic_store_explicit(&ring_cur, r, memory_order_release);
+	caches_clear(r->gen);
+	if (old == NULL)
+		atexit(rings_free);
+	return 0;
+}
+
+int lic_keys_reload(void)
+{
+	char err[512];
+	int rc;
+
+	pthread_mutex_lock(&reload_mu);
+	rc = ring_load(err, sizeof(err));
+	pthread_mutex_unlock(&reload_mu);
+	if (rc != 0) {
+		log_error("keys not reloaded, keeping the loaded ones: %s", err);
+		return -1;
+	}
+	log_info("keys reloaded: %zu keys, current %s", ring()->kr.n,
+	    ring()->kr.signer != NULL ? ring()->kr.signer->kid : "(none)");
+	return 0;
+}
+
+/* A key whose kid is not loaded: one that `licctl keys add` wrote since
+ * is loaded now, once its public key is in keys_dir. Anything else costs
+ * a failed access(2) only; a key file that does not load is tried again
+ * a second later at the earliest. 1 when the ring changed. */
+static int reload_for(const char *key)
+{
+	char kid[JWS_KID_MAX], path[4200];
+	int changed = 0;
+
+	if (jws_token_key(&ring()->kr, key, strlen(key), "JWT", kid) != NULL)
+		return 1;	/* loaded by another thread meanwhile */
+	if (kid[0] == '\0')
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s.pub", keys_dir, kid);
+	if (access(path, R_OK) != 0)
+		return 0;
+	pthread_mutex_lock(&reload_mu);
+	if (jws_key_find(&ring()->kr, kid) != NULL) {
+		changed = 1;
+	} else if (time(NULL) != reload_failed) {
+		char err[512];
+
+		if (ring_load(err, sizeof(err)) == 0) {
+			changed = 1;
+			log_info("keys reloaded for kid %s: %zu keys", kid,
+			    ring()->kr.n);
+		} else {
+			reload_failed = time(NULL);
+			log_error("kid %s: keys not reloaded: %s", kid, err);
+		}
+	}
+	pthread_mutex_unlock(&reload_mu);
+	return changed;
+}
+
 static int init_keys(int sign, char *err, size_t errlen)
 {
-	const char *dir = cfg_str("keys_dir", "/etc/licd/keys");
-
-	if ((sign ? jws_keyring_load(dir, &keyring, err, errlen) :
-	    jws_keyring_load_public(dir, &keyring, err, errlen)) != 0)
+	keys_dir = cfg_str("keys_dir", "/etc/licd/keys");
+	ring_signs = sign;
+	if (ring_load(err, errlen) != 0)
 		return -1;
 	issuer = cfg_str("issuer", "licd");
 	lease_ttl = cfg_int("lease_ttl", 7L * 24 * 3600);
@@ -60,7 +179,7 @@ int lic_init(void)
 		log_error("%s", err);
 		return -1;
 	}
-	if (keyring.signer == NULL)
+	if (ring()->kr.signer == NULL)
 		log_warn("no current signing key: leases cannot be signed");
 	return 0;
 }
@@ -78,7 +197,7 @@ int lic_init_verifier(void)
 
 const struct jws_keyring *lic_keyring(void)
 {
-	return &keyring;
+	return &ring()->kr;
 }
 
 const char *lic_issuer(void)
@@ -116,8 +235,9 @@ static const char *claim_str(struct json_object *c, const char *k)
 /*
  * Verified-key cache: SHA-256(key) -> license id, for keys authenticated
  * before in this process (verified, or confirmed as the stored key: see
- * key_confirm). The keyring never changes inside a process, so a key
- * whose exact bytes were good once is good again. A hit saves decoding
+ * key_confirm). The keys loaded change only with a new ring, which
+ * empties the cache, so a key whose exact bytes were good once is good
+ * again until then. A hit saves decoding
  * and parsing the key's payload; a miss costs no signature check either
  * (the row read anyway holds the key as issued), which is why 1 MiB per
  * program is enough: it holds the 10,000-license benchmark and keeps
@@ -137,6 +257,7 @@ struct vslot {
 
 static struct vslot *vcache;
 static pthread_mutex_t vcache_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned vcache_gen = 1;	/* the ring its entries were made under */
 
 static int key_digest(const char *key, unsigned char d[32])
 {
@@ -206,13 +327,20 @@ static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1])
 	return hit;
 }
 
-static void vcache_put(const unsigned char d[32], const char *id)
+/* gen: the ring the key was authenticated under; a key authenticated
+ * under a replaced ring (its kid may be retired) is not kept. */
+static void vcache_put(const unsigned char d[32], const char *id,
+    unsigned gen)
 {
 	static const unsigned char zero[16];
 	struct vslot *set;
 	int way;
 
 	pthread_mutex_lock(&vcache_mu);
+	if (gen != vcache_gen) {
+		pthread_mutex_unlock(&vcache_mu);
+		return;
+	}
 	if (vcache == NULL)
 		vcache = calloc(2 * VCACHE_SETS, sizeof(*vcache));
 	if (vcache != NULL) {
@@ -230,6 +358,7 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
     struct json_object **claims)
 {
 	unsigned char d[32];
+	unsigned gen;
 	int have_digest;
 
 	id[0] = '\0';
@@ -238,10 +367,11 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
 	have_digest = key_digest(key, d) == 0;
 	if (have_digest && vcache_get(d, id))
 		return LIC_OK;
+	gen = ring()->gen;
 	if (lic_verify_key_full(key, id, NULL) != LIC_OK)
 		return LIC_INVALID;
 	if (have_digest)
-		vcache_put(d, id);
+		vcache_put(d, id, gen);
 	return LIC_OK;
 }
 
@@ -259,7 +389,7 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 	struct json_object *c = NULL;
 	unsigned char d[32];
 	const char *sub, *iss;
-	int rc = LIC_INVALID;
+	int rc = LIC_INVALID, js;
 
 	id[0] = '\0';
 	*known = 0;
@@ -269,7 +399,10 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 	}
 	/* The issuer too: a key the database vouches for is still refused
 	 * when it names another issuer. */
-	if (jws_peek(&keyring, key, strlen(key), &c) == JWS_OK &&
+	if ((js = jws_peek(&ring()->kr, key, strlen(key), &c)) == JWS_EKID &&
+	    reload_for(key))
+		js = jws_peek(&ring()->kr, key, strlen(key), &c);
+	if (js == JWS_OK &&
 	    (iss = claim_str(c, "iss")) != NULL && strcmp(iss, issuer) == 0 &&
 	    (sub = claim_str(c, "sub")) != NULL && lic_uuid_valid(sub)) {
 		memcpy(id, sub, LIC_UUID_LEN + 1);
@@ -309,7 +442,12 @@ static int key_confirm(const char *key, const char *id, const PGresult *res,
 	char vid[LIC_UUID_LEN + 1];
 	unsigned char d[32];
 	size_t n = strlen(key);
+	struct ring *r = ring();
 
+	/* Its kid loaded still (lic_key_id checked it under a ring that may
+	 * have been replaced since, with that kid retired). */
+	if (jws_token_key(&r->kr, key, n, "JWT", NULL) == NULL)
+		return LIC_INVALID;
 	if (stored == NULL || strlen(stored) != n ||
 	    CRYPTO_memcmp(stored, key, n) != 0) {
 		if (stored != NULL && twin(stored, key))
@@ -319,7 +457,7 @@ static int key_confirm(const char *key, const char *id, const PGresult *res,
 			return LIC_INVALID;
 	}
 	if (key_digest(key, d) == 0)
-		vcache_put(d, id);
+		vcache_put(d, id, r->gen);
 	return LIC_OK;
 }
 
@@ -328,12 +466,15 @@ int lic_verify_key_full(const char *key, char id[LIC_UUID_LEN + 1],
 {
 	struct json_object *c = NULL;
 	const char *sub, *iss;
-	int rc = LIC_INVALID;
+	int rc = LIC_INVALID, js;
 
 	if (claims != NULL)
 		*claims = NULL;
 	id[0] = '\0';
-	if (jws_verify(&keyring, key, strlen(key), "JWT", &c, NULL) != JWS_OK)
+	js = jws_verify(&ring()->kr, key, strlen(key), "JWT", &c, NULL);
+	if (js == JWS_EKID && reload_for(key))
+		js = jws_verify(&ring()->kr, key, strlen(key), "JWT", &c, NULL);
+	if (js != JWS_OK)
 		goto out;
 	iss = claim_str(c, "iss");
 	sub = claim_str(c, "sub");
@@ -628,7 +769,7 @@ int lic_lease(const struct lic *l, const char *iid, const char *nonce,
 
 	txt = lease_claims(l, iid, nonce, now,
 	    ttl > 0 ? (long long)now + ttl : 0, &c, &len, exp);
-	rc = jws_sign(&keyring, "lease+jwt", txt, len, lease);
+	rc = jws_sign(&ring()->kr, "lease+jwt", txt, len, lease);
 	json_object_put(c);
 	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
 }
@@ -683,6 +824,21 @@ struct lslot {
 
 static struct lslot *lcache;
 static pthread_mutex_t lcache_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned lcache_gen = 1;	/* the ring whose signer made its entries */
+
+static void caches_clear(unsigned gen)
+{
+	pthread_mutex_lock(&vcache_mu);
+	if (vcache != NULL)
+		memset(vcache, 0, 2 * VCACHE_SETS * sizeof(*vcache));
+	vcache_gen = gen;
+	pthread_mutex_unlock(&vcache_mu);
+	pthread_mutex_lock(&lcache_mu);
+	if (lcache != NULL)
+		memset(lcache, 0, LCACHE_WAYS * LCACHE_SETS * sizeof(*lcache));
+	lcache_gen = gen;
+	pthread_mutex_unlock(&lcache_mu);
+}
 
 static int lease_digest(const struct lic *l, const char *iid,
     long long until, unsigned char d[32])
@@ -720,6 +876,7 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
     const char *iid, const char *nonce, time_t now, long long until)
 {
 	static long reuse = -1;
+	struct ring *r = ring();
 	unsigned char d[32], sig[JWS_SIG_LEN];
 	struct json_object *c;
 	struct lslot *set, *s;
@@ -735,8 +892,8 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	    lease_digest(l, iid, until, d) == 0;
 	if (cacheable) {
 		pthread_mutex_lock(&lcache_mu);
-		set = lcache ? &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)] :
-		    NULL;
+		set = lcache && lcache_gen == r->gen ?
+		    &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)] : NULL;
 		for (w = 0; set != NULL && w < LCACHE_WAYS && !hit; w++) {
 			s = &set[w];
 			if (s->iat != 0 && CRYPTO_memcmp(s->digest, d, 32) == 0 &&
@@ -756,8 +913,8 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 		iat = now;
 		txt = lease_claims(l, iid, nonce, iat, until, &c, &len, &exp);
 	}
-	rc = hit ? jws_join(&keyring, "lease+jwt", txt, len, sig, &lease) :
-	    jws_sign_raw(&keyring, "lease+jwt", txt, len, &lease, sig);
+	rc = hit ? jws_join(&r->kr, "lease+jwt", txt, len, sig, &lease) :
+	    jws_sign_raw(&r->kr, "lease+jwt", txt, len, &lease, sig);
 	json_object_put(c);
 	if (rc != JWS_OK)
 		return LIC_ERROR;
@@ -766,10 +923,10 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	free(lease);
 	if (cacheable && !hit) {
 		pthread_mutex_lock(&lcache_mu);
-		if (lcache == NULL)
+		if (lcache == NULL && lcache_gen == r->gen)
 			lcache = calloc(LCACHE_WAYS * LCACHE_SETS,
 			    sizeof(*lcache));
-		if (lcache != NULL) {
+		if (lcache != NULL && lcache_gen == r->gen) {
 			/* This digest's way (an expired one being re-signed),
 			 * else an empty one, else the oldest signature. */
 			set = &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)];
@@ -824,7 +981,7 @@ int lic_sign_key(const struct lic *l, long long issued_at, char **key)
 	json_object_object_add(c, "domain_restrictions",
 	    json_object_get(l->domains));
 	txt = js_dump(c, &len);
-	rc = jws_sign(&keyring, "JWT", txt, len, key);
+	rc = jws_sign(&ring()->kr, "JWT", txt, len, key);
 	json_object_put(c);
 	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
 }

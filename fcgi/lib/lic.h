@@ -38,6 +38,12 @@ int lic_init(void);
 /* The same with public keys only, for programs that never sign (usage):
  * no private key is ever read into them. */
 int lic_init_verifier(void);
+/* Loads keys_dir again (SIGHUP: added, activated and retired keys); the
+ * loaded keys stay when that fails. A key naming a kid that is not loaded
+ * but whose <kid>.pub is in keys_dir reloads by itself. 0 or -1. */
+int lic_keys_reload(void);
+/* The current keys; read once per use, a reload may replace them (the
+ * replaced ones stay valid until the process exits). */
 const struct jws_keyring *lic_keyring(void);
 const char *lic_issuer(void);
 /* touch_interval as a statement parameter, and heartbeat_interval: read

@@ -1,0 +1,165 @@
+"""Signing-key rotation without downtime, under load: `licctl keys add`
+(published, not signing), `licctl keys activate KID` (licctl signs with it
+at once, the programs after SIGHUP), `licctl keys retire KID`. The running
+programs load a key whose kid they do not know yet by themselves. Runs
+late (test_zy): it leaves another key current, which later tests do not
+mind."""
+import grp
+import os
+import re
+import signal
+import stat
+import threading
+
+from conftest import (CFG, RUN_DIR, api, eventually, heartbeat, issue,
+                      jwt_parts, licctl, log_text, make_plan, unique, validate)
+
+SIGNING = ("validate", "heartbeat", "usage", "revoke", "webhook")
+
+
+def kid_of(token):
+    return jwt_parts(token)[0]["kid"]
+
+
+def hup():
+    """SIGHUP to each program (its master passes it to the workers)."""
+    for p in SIGNING:
+        with open(os.path.join(RUN_DIR, "pid", p + ".pid")) as f:
+            os.kill(int(f.read().strip()), signal.SIGHUP)
+
+
+def added_kid(out):
+    m = re.search(r"^new ES256 key (\S+) published", out, re.M)
+    assert m, out
+    return m.group(1)
+
+
+def lease_kid():
+    b = validate(ISSUED[0]["key"], "rot-lease", nonce=unique("n")).json()
+    assert b["code"] == "VALID", b
+    return kid_of(b["lease"])
+
+
+ISSUED = []
+
+
+def test_rotation_under_load_without_invalid_keys():
+    kdir = CFG["keys_dir"]
+    old = open(os.path.join(kdir, "current")).read().strip()
+    plan = make_plan(limits="installations=1000")
+    first = issue(plan=plan)
+    ISSUED.append(first)
+    assert kid_of(first["key"]) == old
+    stop = threading.Event()
+    codes, keys, errors = [], [], []
+
+    def validator():
+        i = 0
+        while not stop.is_set():
+            try:
+                b = validate(first["key"], "rot-v%d" % (i % 50)).json()
+                codes.append(("old", b.get("code")))
+                h = heartbeat(first["key"], "rot-v%d" % (i % 50)).json()
+                codes.append(("old-hb", h.get("code")))
+            except Exception as e:          # noqa: BLE001 - recorded
+                errors.append(repr(e))
+            i += 1
+
+    def issuer():
+        while not stop.is_set():
+            try:
+                lic = issue(plan=plan)
+                keys.append(lic["key"])
+                b = validate(lic["key"], "rot-i").json()
+                codes.append((kid_of(lic["key"]), b.get("code")))
+                r = api("/api/usage", {"license_key": lic["key"],
+                                       "feature": "sso", "quantity": 1})
+                codes.append((kid_of(lic["key"]) + "-usage", r.status_code))
+            except Exception as e:          # noqa: BLE001 - recorded
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=validator) for _ in range(3)] + \
+        [threading.Thread(target=issuer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        assert eventually(lambda: len(keys) >= 3, 60)
+        # step 1: a new key, published, not signing yet
+        new = added_kid(licctl("keys", "add").stdout)
+        assert new != old
+        jwks = api("/.well-known/jwks.json", method="GET").json()
+        assert {k["kid"] for k in jwks["keys"]} >= {old, new}
+        st = os.stat(os.path.join(kdir, new + ".key"))
+        assert stat.S_IMODE(st.st_mode) == 0o640
+        assert st.st_gid == os.stat(kdir).st_gid
+        n = len(keys)
+        assert eventually(lambda: len(keys) >= n + 3, 60)
+        assert all(kid_of(k) == old for k in keys)
+        # step 2: it signs; licctl at once, the programs find it alone
+        out = licctl("keys", "activate", new).stdout
+        assert new in out
+        assert "%s  ES256  current (signs)" % new in licctl("keys", "list").stdout
+        assert eventually(lambda: sum(kid_of(k) == new for k in keys) >= 5, 60)
+        # the programs still sign leases with the old key until SIGHUP
+        hup()
+        assert eventually(lambda: all(lease_kid() == new for _ in range(10)), 20)
+        n = len(keys)
+        assert eventually(lambda: len(keys) >= n + 3, 60)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors[:5]
+    bad = [c for c in codes if c[1] not in ("VALID", 200)]
+    assert not bad, bad[:10]
+    kids = {kid_of(k) for k in keys}
+    assert kids == {old, new}
+    assert "keys reloaded for kid %s" % new in log_text()
+    # both kids keep validating afterwards
+    assert validate(first["key"], "rot-after").json()["code"] == "VALID"
+    assert validate(keys[-1], "rot-after").json()["code"] == "VALID"
+
+
+def test_retired_key_stops_verifying_after_reload():
+    """A third key (group-readable by keys_group) becomes current; the
+    second is retired: what it signed is INVALID_KEY once the programs
+    reloaded, what the others signed stays valid. The current key cannot
+    be retired."""
+    kdir = CFG["keys_dir"]
+    k2 = open(os.path.join(kdir, "current")).read().strip()
+    lic2 = issue()
+    assert kid_of(lic2["key"]) == k2
+    assert validate(lic2["key"], "ret").json()["code"] == "VALID"
+    group = grp.getgrnam("nogroup")
+    env_before = os.environ.get("LICD_KEYS_GROUP")
+    os.environ["LICD_KEYS_GROUP"] = "nogroup"
+    try:
+        k3 = added_kid(licctl("keys", "add").stdout)
+    finally:
+        if env_before is None:
+            del os.environ["LICD_KEYS_GROUP"]
+        else:
+            os.environ["LICD_KEYS_GROUP"] = env_before
+    st = os.stat(os.path.join(kdir, k3 + ".key"))
+    assert st.st_gid == group.gr_gid and stat.S_IMODE(st.st_mode) == 0o640
+    p = licctl("keys", "retire", k2, check=False)
+    assert p.returncode != 0 and "current" in p.stderr
+    licctl("keys", "activate", k3)
+    lic3 = issue()
+    assert kid_of(lic3["key"]) == k3
+    hup()
+    assert eventually(lambda: all(lease_kid() == k3 for _ in range(10)), 20)
+    licctl("keys", "retire", k2)
+    assert not os.path.exists(os.path.join(kdir, k2 + ".pub"))
+    jwks = api("/.well-known/jwks.json", method="GET").json()
+    assert k2 not in {k["kid"] for k in jwks["keys"]}
+    hup()
+    assert eventually(lambda: validate(lic2["key"], "ret").json()["code"]
+                      == "INVALID_KEY", 20)
+    for _ in range(10):
+        assert validate(lic2["key"], "ret").json()["code"] == "INVALID_KEY"
+        assert heartbeat(lic2["key"], "ret").json()["code"] == "INVALID_KEY"
+    assert validate(lic3["key"], "ret").json()["code"] == "VALID"
+    assert validate(ISSUED[0]["key"], "ret").json()["code"] == "VALID"
+    p = licctl("keys", "retire", "nosuchkid", check=False)
+    assert p.returncode != 0
