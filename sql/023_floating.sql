@@ -348,6 +348,40 @@ BEGIN
 END
 $$;
 
+-- Resetting a floating license's activations releases its seats as
+-- check-ins do (peaks recorded first, seats marked released).
+CREATE OR REPLACE FUNCTION licd_reset_activations(p_license uuid, p_reason text,
+                                                  p_actor text, p_rid text)
+RETURNS TABLE (result text, freed bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  lic licenses%ROWTYPE;
+  t   timestamptz;
+BEGIN
+  SELECT * INTO lic FROM licenses WHERE id = p_license FOR UPDATE;
+  IF NOT FOUND THEN
+    result := 'not_found'; RETURN NEXT; RETURN;
+  END IF;
+  t := licd_clock_now();
+  IF lic.seat_model = 'floating' THEN
+    PERFORM licd_seat_day(p_license, t);
+  END IF;
+  UPDATE installations
+     SET status = 'inactive', deactivated_at = licd_now(),
+         seat_expires_at = CASE WHEN seat_expires_at > t THEN NULL
+                                ELSE seat_expires_at END,
+         borrowed_until = NULL
+   WHERE license_id = p_license AND status = 'active';
+  GET DIAGNOSTICS freed = ROW_COUNT;
+  PERFORM licd_audit(p_actor, 'license.reset_activations', 'license',
+                     p_license::text, p_reason, p_rid,
+                     jsonb_build_object('freed', freed));
+  result := 'ok';
+  RETURN NEXT;
+END
+$$;
+
 -- Stale-seat culling is for node-locked licenses only: a floating seat
 -- ends by itself when its lease lapses.
 CREATE OR REPLACE FUNCTION licd_lc_stale_installations(p_stale_secs bigint) RETURNS bigint

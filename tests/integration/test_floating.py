@@ -529,3 +529,19 @@ def test_switching_seat_model():
     v = validate(lic["key"], "a").json()
     assert v["code"] == "VALID" and "seat_expires_at" not in v
     assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
+
+
+def test_reset_activations_releases_floating_seats():
+    lic = floating(limit=2)
+    for iid in ("a", "b"):
+        assert validate(lic["key"], iid).json()["code"] == "VALID"
+    r = admin("/api/admin/licenses/%s/reset-activations" % lic["id"])
+    assert r.status_code == 200 and r.json()["deactivated"] == 2
+    assert live(lic["id"]) == 0
+    d = admin("/api/admin/licenses/" + lic["id"], method="GET").json()
+    assert {i["id"]: i["seat"]["state"] for i in d["installations"]} == \
+        {"a": "released", "b": "released"}
+    assert heartbeat(lic["key"], "a").json()["code"] == "INSTALLATION_NOT_ACTIVE"
+    for iid in ("c", "a"):
+        assert validate(lic["key"], iid).json()["code"] == "VALID"
+    assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
