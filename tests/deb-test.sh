@@ -86,6 +86,21 @@ check "conffiles: /etc/licd/licd.conf and the nginx site" \
 	bash -c "grep -q ' /etc/licd/licd.conf ' <<<'$conff' && grep -q ' /etc/nginx/sites-available/licd.conf ' <<<'$conff'"
 check "logrotate accepts /etc/logrotate.d/licd" bash -c 'logrotate -d /etc/logrotate.d/licd >/dev/null 2>&1'
 
+echo "== an upgrade (the same package again) keeps edits and keys"
+kid=$(cat /etc/licd/keys/current 2>/dev/null)
+echo "# edited by deb-test" >> /etc/licd/licd.conf
+if DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i "$DEB" >"$T/upgrade.log" 2>&1; then
+	ok "dpkg -i over the installed package"
+else
+	tail -20 "$T/upgrade.log"
+	bad "dpkg -i over the installed package"
+fi
+check "the edited licd.conf is kept, still 0640 root:licd" bash -c \
+	'grep -q "^# edited by deb-test" /etc/licd/licd.conf && [ "$(stat -c "%a %U:%G" /etc/licd/licd.conf)" = "640 root:licd" ]'
+check "no second signing key, the same one current" bash -c \
+	"[ \"\$(ls /etc/licd/keys/*.key | wc -l)\" -eq 1 ] && [ \"\$(cat /etc/licd/keys/current)\" = '$kid' ]"
+check "the first-install steps are not printed again" bash -c "! grep -q 'nothing runs yet' '$T/upgrade.log'"
+
 echo "== systemd units"
 units=()
 for p in validate heartbeat usage revoke checkout webhook; do
