@@ -364,7 +364,7 @@ static void edit(struct http_req *req, struct http_resp *resp,
 {
 	const char *params[4] = { id, body_text(req), actor, req->rid };
 	PGresult *res = NULL;
-	struct json_object *o, *doc;
+	struct json_object *doc;
 	int st;
 
 	if ((st = db_exec(req->db, "edit", 4, params, &res)) != DB_OK) {
@@ -375,9 +375,9 @@ static void edit(struct http_req *req, struct http_resp *resp,
 		http_error(resp, 500, "INTERNAL", "bad license document");
 		goto out;
 	}
+	/* The stored key is a credential: only issuing shows it. */
 	json_object_object_del(json_object_object_get(doc, "license"), "key");
-	o = doc;
-	http_json(resp, 200, o);
+	http_json(resp, 200, doc);
 out:
 	PQclear(res);
 }
