@@ -8,6 +8,7 @@
 #   local.sh stop RUN_DIR           stop everything started from RUN_DIR
 #   local.sh status RUN_DIR
 #   local.sh pg-stop|pg-start RUN_DIR   (the tests' database-outage case)
+#   local.sh pg-restart RUN_DIR         (an immediate restart: a crash)
 #
 # LICD_BIN_DIR picks the programs (the tests use sanitizer builds),
 # LICD_LICCTL the admin CLI, LICD_PROCESSES / LICD_THREADS the concurrency
@@ -125,6 +126,13 @@ pg_start() {
 pg_stop() {
 	pg_running && as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" -m fast -w stop >/dev/null
 	return 0
+}
+
+# -m immediate: no shutdown checkpoint, crash recovery at start, every
+# connection cut without a goodbye.
+pg_restart() {
+	as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" -l "$RUN_DIR/log/postgres.log" \
+		-m immediate -w -t 60 restart >/dev/null
 }
 
 psql_pg() { as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$RT/pg" -U postgres -d postgres "$@"; }
@@ -305,5 +313,6 @@ stop) stop ;;
 status) status ;;
 pg-stop) runtime_dir; pg_stop ;;
 pg-start) runtime_dir; pg_start ;;
+pg-restart) runtime_dir; pg_restart ;;
 *) die "unknown command $CMD" ;;
 esac

@@ -308,6 +308,9 @@ int main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    (db = db_new(stmts, sizeof(stmts) / sizeof(stmts[0]))) == NULL)
 		return 1;
+	/* A batch job, not a request: it may wait for an operator's lock
+	 * and run long deletes; only its advisory lock says who acts. */
+	db_set_timeouts(db, 10000, 0);
 	if (db_exec(db, "lock", 0, NULL, &res) != DB_OK) {
 		fprintf(stderr, "licd-lifecycle: database unavailable\n");
 		goto out;

@@ -77,7 +77,9 @@ static void take_row(PGresult *res, int row, struct add *x)
 
 /* batch_run_fn: all items in one licd_usage_add_batch call. If the call
  * fails as a statement (not as a connection), each item is retried alone
- * so that one item's error cannot fail the others. */
+ * so that one item's error cannot fail the others; so is a batch that
+ * waited lock_timeout on a counter row held elsewhere: only the items of
+ * that row wait again and answer 503. */
 static void run_adds(struct db *db, struct batch_item **items, size_t n)
 {
 	struct json_object *a = json_object_new_array();
@@ -94,7 +96,7 @@ static void run_adds(struct db *db, struct batch_item **items, size_t n)
 	}
 	params[0] = js_dump(a, NULL);
 	st = db_exec(db, "add", 1, params, &res);
-	if (st == DB_ERROR && n > 1) {
+	if ((st == DB_ERROR || st == DB_BUSY) && n > 1) {
 		PQclear(res);
 		json_object_put(a);
 		for (i = 0; i < n; i++)

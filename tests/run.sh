@@ -99,6 +99,7 @@ LICD_BIN="$ROOT/build/bin" LICD_RUN_DIR="$RUN_DIR" \
 LICD_HEARTBEAT_TCP="127.0.0.1:$HB_TCP_PORT" \
 LICD_PG_STOP="$ROOT/deploy/local.sh pg-stop $RUN_DIR" \
 LICD_PG_START="$ROOT/deploy/local.sh pg-start $RUN_DIR" \
+LICD_PG_RESTART="$ROOT/deploy/local.sh pg-restart $RUN_DIR" \
 	$PY -m pytest tests/integration -q -p no:cacheprovider -rfE \
 	${PYTEST_ARGS:-} 2>&1 | tee "$RUN_DIR/pytest.out"
 py_rc=${PIPESTATUS[0]}

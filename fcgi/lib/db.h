@@ -3,6 +3,22 @@
  * statements registered once per program and prepared on every (re)connect,
  * transparent reconnect. An unreachable database is DB_UNAVAILABLE, which
  * handlers answer with 503 SERVICE_UNAVAILABLE; nothing here exits.
+ *
+ * A broken connection is recognised however libpq reports it: PQstatus,
+ * an error result without a SQLSTATE (libpq's own, e.g. after an
+ * immediate server restart or EPIPE while PQstatus still says OK),
+ * 57P01-57P03 or class 08. It is dropped; a statement marked retry is
+ * sent once more on a fresh connection. A connection that cannot be
+ * made is tried again only after a backoff that grows per connection
+ * (DB_RECONNECT_MIN_MS doubling to DB_RECONNECT_MAX_MS); inside it the
+ * answer is DB_UNAVAILABLE at once. Each process logs an outage once when
+ * it starts, a summary every DB_OUTAGE_LOG_SECS while it lasts, and once
+ * when it ends, never a line per request.
+ *
+ * Every session runs with lock_timeout_ms and statement_timeout_ms
+ * (configuration): a statement that waits on a lock held elsewhere (an
+ * operator's open transaction) or runs too long is DB_BUSY, answered 503
+ * like an outage but on a connection that stays.
  */
 #ifndef LICD_DB_H
 #define LICD_DB_H
@@ -14,7 +30,14 @@ enum db_status {
 	DB_OK = 0,
 	DB_UNAVAILABLE = -1,	/* cannot connect, or the connection broke */
 	DB_ERROR = -2,		/* the statement failed (constraint, bug) */
+	DB_BUSY = -3,		/* lock_timeout or statement_timeout hit */
 };
+
+#define DB_RECONNECT_MIN_MS 100
+#define DB_RECONNECT_MAX_MS 2000
+#define DB_OUTAGE_LOG_SECS 10
+#define DB_LOCK_TIMEOUT_MS 250
+#define DB_STATEMENT_TIMEOUT_MS 10000
 
 /* retry: the statement may be sent again after a broken connection
  * (reads, and writes that are idempotent by construction). */
@@ -29,6 +52,20 @@ struct db;
 /* The statement table must outlive every connection. */
 struct db *db_new(const struct db_stmt *stmts, size_t n);
 void db_free(struct db *db);
+
+/* Runs sql (one statement, no parameters) on every new session right
+ * after the statements are prepared, before anything else is sent on it;
+ * a session where it fails or answers anything but "t" is closed and the
+ * call that needed it returns DB_UNAVAILABLE, with *lost set to 1 (a
+ * session-scoped lock that another session took meanwhile). */
+void db_on_connect(struct db *db, const char *sql, int *lost);
+
+/* Sessions opened so far on db (a reconnect opens one more). */
+unsigned long db_sessions(const struct db *db);
+
+/* The session timeouts in milliseconds (0: none); before the first
+ * statement. Default: lock_timeout_ms and statement_timeout_ms. */
+void db_set_timeouts(struct db *db, long lock_ms, long statement_ms);
 
 /* Runs a prepared statement with text parameters (NULL = SQL NULL).
  * DB_OK: *res holds the result (caller PQclear()s). DB_ERROR: *res holds
@@ -48,5 +85,9 @@ const char *db_sqlstate(const PGresult *res);
 
 /* Cheap liveness check for /healthz. */
 int db_ping(struct db *db);
+
+/* 1 while this process counts the database as unreachable (an outage
+ * began and no connection has been made since). */
+int db_outage(void);
 
 #endif

@@ -139,7 +139,12 @@ void http_field_error(struct http_resp *resp, const struct js_err *err)
 void http_db_error(struct http_req *req, struct http_resp *resp, int st,
     const char *what)
 {
-	if (st == DB_UNAVAILABLE) {
+	if (st == DB_BUSY) {
+		http_error(resp, 503, "SERVICE_UNAVAILABLE",
+		    "the license is busy (locked elsewhere), retry later");
+		return;
+	}
+	if (st != DB_ERROR) {
 		http_error(resp, 503, "SERVICE_UNAVAILABLE",
 		    "the database is unavailable, retry later");
 		return;
@@ -410,8 +415,10 @@ static void write_response(struct http_req *req, struct http_resp *resp)
 	n = snprintf(head, sizeof(head),
 	    "Status: %d %s\r\nContent-Type: application/json\r\n"
 	    "Cache-Control: no-store\r\nX-Request-Id: %s\r\n"
-	    "Content-Length: %zu\r\n%s%s%s%s%s%s%s%s%s\r\n",
+	    "Content-Length: %zu\r\n%s%s%s%s%s%s%s%s%s%s\r\n",
 	    resp->status, reason(resp->status), req->rid, blen + 1,
+	    /* every 503 is a fault that passes: tell clients when to retry */
+	    resp->status == 503 ? "Retry-After: 1\r\n" : "",
 	    resp->allow ? "Allow: " : "", resp->allow ? resp->allow : "",
 	    resp->allow ? "\r\n" : "",
 	    resp->www_auth ? "WWW-Authenticate: " : "",

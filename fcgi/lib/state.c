@@ -96,7 +96,7 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 	}
 	p[0] = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN);
 	st = db_exec(db, "state_batch", 1, p, &res);
-	if (st == DB_ERROR)
+	if (st == DB_ERROR || st == DB_BUSY)
 		goto alone;
 	for (i = 0; i < n; i++) {
 		struct state_call *x = items[i]->arg;

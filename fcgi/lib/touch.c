@@ -129,7 +129,7 @@ static void flush(struct db *db, struct printbuf *pb, struct item *it,
 	if (st != DB_OK)
 		log_warn("touch: %zu last_seen refreshes not written (%s)", n,
 		    st == DB_UNAVAILABLE ? "database unavailable" :
-		    db_sqlstate(res));
+		    st == DB_BUSY ? "a row locked elsewhere" : db_sqlstate(res));
 	PQclear(res);
 }
 
