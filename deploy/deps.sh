@@ -13,7 +13,7 @@ PKGS=(
 	python3 python3-pytest python3-requests python3-psycopg2 python3-jwt
 	python3-cryptography
 	clang libclang-rt-14-dev
-	curl ca-certificates openssl wrk valgrind
+	curl ca-certificates openssl wrk valgrind logrotate
 	iproute2
 	chromium chromium-driver python3-selenium fonts-dejavu-core
 	debhelper dpkg-dev lintian adduser logrotate systemd

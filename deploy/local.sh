@@ -9,6 +9,7 @@
 #   local.sh status RUN_DIR
 #   local.sh pg-stop|pg-start RUN_DIR   (the tests' database-outage case)
 #   local.sh pg-restart RUN_DIR         (an immediate restart: a crash)
+#   local.sh rotate RUN_DIR [--force]   rotate the logs (logrotate; cron it)
 #
 # LICD_BIN_DIR picks the programs (the tests use sanitizer builds),
 # LICD_LICCTL the admin CLI, LICD_PROCESSES / LICD_THREADS the concurrency
@@ -73,7 +74,21 @@ as_pg() {	# run a PostgreSQL tool as the cluster owner
 	fi
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+# Running, not a zombie waiting for init to reap it.
+alive() {
+	local p
+	[ -f "$1" ] && p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] &&
+		kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" | cut -c1)" != Z ]
+}
+
+# spawn-fcgi starts each program in a session of its own, so the pid it
+# records is also the process group of every process the program forks: the
+# group, not the one pid, says whether anything of it still runs.
+group_alive() {
+	local g
+	[ -f "$1" ] && g=$(cat "$1" 2>/dev/null) && [ -n "$g" ] &&
+		ps -eo pgid=,stat= | awk -v g="$g" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'
+}
 
 pg_running() { as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" status >/dev/null 2>&1; }
 
@@ -198,10 +213,13 @@ programs_start() {
 	for p in $PROGRAMS; do
 		[ -x "$BIN/$p" ] || die "$BIN/$p is not built (run make)"
 		alive "$RUN_DIR/pid/$p.pid" && continue
+		# workers whose master died: stop them before starting a new set
+		group_alive "$RUN_DIR/pid/$p.pid" && stop_pid "$RUN_DIR/pid/$p.pid"
 		sock=$RT/sock/$p.sock
 		rm -f "$sock"
 		# GNUTLS_NO_IMPLICIT_INIT: see systemd/licd@.service.
-		GNUTLS_NO_IMPLICIT_INIT=1 \
+		# LICD_SOCKET_DIR: where /healthz asks the other programs.
+		GNUTLS_NO_IMPLICIT_INIT=1 LICD_SOCKET_DIR=$RT/sock \
 		"$SPAWN" -s "$sock" -M 0660 $own -P "$RUN_DIR/pid/$p.pid" -- ${LICD_WRAPPER:-} "$BIN/$p" \
 			>>"$RUN_DIR/log/spawn.log" 2>&1 || die "could not start $p"
 	done
@@ -226,6 +244,19 @@ nginx_start() {
 	fi
 }
 
+# RUN_DIR/logrotate.conf from deploy/logrotate-local.conf.in.
+logrotate_config() {
+	sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@RT@|$RT|g" \
+	    "$ROOT/deploy/logrotate-local.conf.in" > "$RUN_DIR/logrotate.conf"
+}
+
+rotate() {
+	runtime_dir
+	logrotate_config
+	command -v logrotate >/dev/null || die "logrotate is not installed (run deploy/deps.sh)"
+	logrotate -s "$RUN_DIR/logrotate.state" ${FORCE:+-f} "$RUN_DIR/logrotate.conf"
+}
+
 wait_healthy() {
 	local i
 	for i in $(seq 1 300); do
@@ -237,18 +268,21 @@ wait_healthy() {
 	die "licd did not become healthy on 127.0.0.1:$PORT (logs in $RUN_DIR/log)"
 }
 
-# TERM, then KILL after 10 s; the prefork master passes TERM to its workers.
+# TERM the master, which passes it to its workers; after 5 s TERM whatever
+# is left of its process group (workers of a master that died), after 10 s
+# KILL it.
 stop_pid() {
 	local f=$1 pid i
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
+	if group_alive "$f"; then
+		kill -TERM "$pid" 2>/dev/null || kill -TERM -- "-$pid" 2>/dev/null || true
 		for i in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
+			group_alive "$f" || break
+			[ "$i" -eq 50 ] && kill -TERM -- "-$pid" 2>/dev/null
 			sleep 0.1
 		done
-		kill -0 "$pid" 2>/dev/null && { pkill -KILL -P "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; }
+		kill -KILL -- "-$pid" 2>/dev/null || true
 	fi
 	rm -f "$f"
 }
@@ -278,6 +312,7 @@ start() {
 	chmod 644 "$RT/www/.well-known/jwks.json"
 	programs_start
 	nginx_start
+	logrotate_config
 	echo "$PORT" > "$RUN_DIR/port"
 	wait_healthy
 	say "running on http://127.0.0.1:$PORT (run directory $RUN_DIR)"
@@ -301,7 +336,9 @@ status() {
 	local p rc=0
 	if pg_running; then echo "postgresql  running"; else echo "postgresql  stopped"; rc=1; fi
 	for p in $PROGRAMS; do
-		if alive "$RUN_DIR/pid/$p.pid"; then printf '%-11s running\n' "$p"; else printf '%-11s stopped\n' "$p"; rc=1; fi
+		if alive "$RUN_DIR/pid/$p.pid"; then printf '%-11s running\n' "$p"
+		elif group_alive "$RUN_DIR/pid/$p.pid"; then printf '%-11s workers left without their master (start or stop ends them)\n' "$p"; rc=1
+		else printf '%-11s stopped\n' "$p"; rc=1; fi
 	done
 	if alive "$RT/nginx.pid"; then echo "nginx       running on 127.0.0.1:$(cat "$RUN_DIR/port" 2>/dev/null)"; else echo "nginx       stopped"; rc=1; fi
 	return $rc
@@ -314,5 +351,6 @@ status) status ;;
 pg-stop) runtime_dir; pg_stop ;;
 pg-start) runtime_dir; pg_start ;;
 pg-restart) runtime_dir; pg_restart ;;
+rotate) [ "${3:-}" = --force ] && FORCE=1; rotate ;;
 *) die "unknown command $CMD" ;;
 esac

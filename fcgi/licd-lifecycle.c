@@ -2,7 +2,10 @@
  * licd-lifecycle: the periodic job (systemd timer or cron, every 15 min).
  *
  * One run takes a PostgreSQL advisory lock, so overlapping runs never both
- * act (the second says so and exits 0), then runs each task as its own
+ * act (the second says so and exits 0). The lock is the session's: when
+ * the session is lost (a restart, pg_terminate_backend) db.c reconnects and
+ * takes it again before sending anything else; if another run has it by
+ * then, this run records what it already did and stops. Each task runs as its own
  * short transaction: suspend unpaid subscriptions past grace, expire
  * licenses past their end, queue expiry and usage warnings, free stale
  * installations, delete old log rows, and deliver the notification outbox.
@@ -25,7 +28,7 @@
 #define LOCK_KEY "7318412093"	/* pg advisory lock id of licd-lifecycle */
 
 static const struct db_stmt stmts[] = {
-	{ "lock", "SELECT pg_try_advisory_lock(" LOCK_KEY ")", 0 },
+	{ "start", "SELECT 1", 1 },
 	{ "unlock", "SELECT pg_advisory_unlock(" LOCK_KEY ")", 0 },
 	{ "suspend-unpaid", "SELECT licd_lc_suspend_unpaid()", 0 },
 	{ "expire", "SELECT licd_lc_expire()", 0 },
@@ -40,12 +43,32 @@ static const struct db_stmt stmts[] = {
 	{ "pending-events", "SELECT count(*), coalesce(min(received_at)::text, '') "
 	    "FROM webhook_events WHERE status = 'pending' AND received_at < "
 	    "licd_now() - interval '1 hour'", 0 },
-	{ "sent", "SELECT licd_lc_sent($1::bigint, $2)", 0 },
-	{ "done", "SELECT licd_lc_done($1::bigint, $2::boolean, $3)", 0 },
+	/* Records of what was done: idempotent, sent again after a lost
+	 * connection, and written even when the lock went to another run. */
+	{ "sent", "SELECT licd_lc_sent($1::bigint, $2)", 1 },
+	{ "done", "SELECT licd_lc_done($1::bigint, $2::boolean, $3)", 1 },
 };
 
 static struct db *db;
 static int dry_run;
+/* Set by db.c when a new session could not take the lock again. */
+static int lock_lost;
+
+/* Before anything the lock guards. */
+static int locked(void)
+{
+	static int said;
+
+	if (!lock_lost)
+		return 1;
+	if (!said++) {
+		fprintf(stderr, "licd-lifecycle: the database session was lost "
+		    "and another run holds the lock now; stopping\n");
+		log_error("lifecycle: session lost and the lock taken by another "
+		    "run; stopping (what was sent is recorded)");
+	}
+	return 0;
+}
 
 /* "30,7,1" -> "{30,7,1}" for an int[] parameter; NULL if not a list. */
 static int int_list(const char *key, const char *def, char *out, size_t len)
@@ -68,6 +91,8 @@ static int task(const char *name, const char *what, int n,
 	long long count;
 	int st;
 
+	if (!locked())
+		return -1;
 	if (dry_run && db_begin(db) != DB_OK)
 		goto fail;
 	st = db_exec(db, name, n, params, &res);
@@ -122,6 +147,8 @@ static int retention(void)
 	PGresult *res = NULL;
 	int i;
 
+	if (!locked())
+		return -1;
 	snprintf(days, sizeof(days), "%ld", cfg_int("retention_days", 400));
 	snprintf(batch, sizeof(batch), "%ld", cfg_int("retention_batch", 5000));
 	if (dry_run) {
@@ -150,13 +177,25 @@ static int retention(void)
 }
 
 /* One channel of a notification went out: recorded before anything else,
- * so a later retry never repeats it. */
-static int mark_sent(const char *id, const char *channel)
+ * so a later retry never repeats it. When even that fails (the database
+ * is gone), err says so: the attempt is recorded as failed with it, if it
+ * can be, and the channel will be sent again. */
+static int mark_sent(const char *id, const char *channel, char *err,
+    size_t elen)
 {
 	const char *p[2] = { id, channel };
 	PGresult *r = NULL;
 	int st = db_exec(db, "sent", 2, p, &r);
 
+	if (st != DB_OK) {
+		size_t n = strlen(err);
+
+		snprintf(err + n, elen - n, "%ssent by %s but not recorded "
+		    "(%s): it may be sent again", n ? "; " : "", channel,
+		    r != NULL ? PQresultErrorMessage(r) : "database unavailable");
+		log_error("notification %s: sent by %s but the record failed; "
+		    "it may be sent again", id, channel);
+	}
 	PQclear(r);
 	return st == DB_OK ? 0 : -1;
 }
@@ -177,20 +216,27 @@ static int deliver_one(PGresult *res, int row, int email, int hook)
 	n.license_id = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4);
 	n.created_at = PQgetvalue(res, row, 6);
 	p[0] = n.id;
+	/* A run that lost its lock sends nothing more: the claim runs out
+	 * and the next run sends what is left. */
 	if (email && n.recipient != NULL &&
 	    strcmp(PQgetvalue(res, row, 7), "f") == 0) {
+		if (!locked())
+			return -1;
 		if (notify_send_email(&n, err, sizeof(err)) != 0 ||
-		    mark_sent(n.id, "email") != 0)
+		    mark_sent(n.id, "email", err, sizeof(err)) != 0)
 			ok = 0;
 	}
 	if (hook && strcmp(PQgetvalue(res, row, 8), "f") == 0) {
 		char e2[512] = "";
 
-		if (notify_send_webhook(&n, e2, sizeof(e2)) != 0 ||
-		    mark_sent(n.id, "webhook") != 0) {
+		if (!locked())
+			return -1;
+		if (notify_send_webhook(&n, e2, sizeof(e2)) != 0) {
 			ok = 0;
 			snprintf(err + strlen(err), sizeof(err) - strlen(err),
 			    "%s%s", err[0] ? "; " : "", e2);
+		} else if (mark_sent(n.id, "webhook", err, sizeof(err)) != 0) {
+			ok = 0;
 		}
 	}
 	p[1] = ok ? "t" : "f";
@@ -229,6 +275,8 @@ static int deliver(void)
 	snprintf(batch, sizeof(batch), "%ld", cfg_int("notify_batch", 50));
 	snprintf(lock, sizeof(lock), "%ld", cfg_int("notify_lock_secs", 300));
 	for (rounds = 0; rounds < 1000; rounds++) {
+		if (!locked())
+			return -1;
 		if (db_exec(db, "claim", 2, p, &res) != DB_OK) {
 			PQclear(res);
 			return -1;
@@ -274,7 +322,7 @@ int main(int argc, char **argv)
 	const char *conf = NULL, *p[1];
 	char err[512], days[128], pct[128], stale[24];
 	PGresult *res = NULL;
-	int i, rc = 1, locked = 0;
+	int i, rc = 1, have_lock = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dry-run") == 0) {
@@ -311,17 +359,20 @@ int main(int argc, char **argv)
 	/* A batch job, not a request: it may wait for an operator's lock
 	 * and run long deletes; only its advisory lock says who acts. */
 	db_set_timeouts(db, 10000, 0);
-	if (db_exec(db, "lock", 0, NULL, &res) != DB_OK) {
+	/* The lock is taken on every session before anything else (db.h). */
+	db_on_connect(db, "SELECT pg_try_advisory_lock(" LOCK_KEY ")",
+	    &lock_lost);
+	if (db_exec(db, "start", 0, NULL, &res) != DB_OK) {
 		fprintf(stderr, "licd-lifecycle: database unavailable\n");
 		goto out;
 	}
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	if (lock_lost) {
 		printf("another licd-lifecycle run holds the lock; nothing done\n");
 		log_info("lifecycle: lock held by another run");
 		rc = 0;
 		goto out;
 	}
-	locked = 1;
+	have_lock = 1;
 	PQclear(res);
 	res = NULL;
 	rc = 0;
@@ -348,7 +399,7 @@ int main(int argc, char **argv)
 		rc = 1;
 out:
 	PQclear(res);
-	if (locked) {
+	if (have_lock && !lock_lost) {
 		res = NULL;
 		if (db_exec(db, "unlock", 0, NULL, &res) == DB_OK)
 			PQclear(res);

@@ -100,6 +100,9 @@ LICD_HEARTBEAT_TCP="127.0.0.1:$HB_TCP_PORT" \
 LICD_PG_STOP="$ROOT/deploy/local.sh pg-stop $RUN_DIR" \
 LICD_PG_START="$ROOT/deploy/local.sh pg-start $RUN_DIR" \
 LICD_PG_RESTART="$ROOT/deploy/local.sh pg-restart $RUN_DIR" \
+LICD_STACK_START="env LICD_BIN_DIR=$PROG_DIR LICD_LICCTL=$ROOT/build/bin/licctl $ROOT/deploy/local.sh start $RUN_DIR $PORT" \
+LICD_STACK_STOP="$ROOT/deploy/local.sh stop $RUN_DIR" \
+LICD_STACK_STATUS="$ROOT/deploy/local.sh status $RUN_DIR" \
 	$PY -m pytest tests/integration -q -p no:cacheprovider -rfE \
 	${PYTEST_ARGS:-} 2>&1 | tee "$RUN_DIR/pytest.out"
 py_rc=${PIPESTATUS[0]}

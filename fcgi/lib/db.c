@@ -18,7 +18,6 @@ struct db {
 	long long retry_ms;	/* no connect attempt before this */
 	long backoff_ms;	/* the next wait after a failed connect */
 	unsigned long down_epoch;	/* out_epoch at the failed connect */
-	unsigned long sessions;
 	long lock_ms, stmt_ms;
 	const char *on_connect;
 	int *lost;
@@ -154,11 +153,6 @@ void db_on_connect(struct db *db, const char *sql, int *lost)
 	db->lost = lost;
 }
 
-unsigned long db_sessions(const struct db *db)
-{
-	return db->sessions;
-}
-
 void db_set_timeouts(struct db *db, long lock_ms, long statement_ms)
 {
 	db->lock_ms = lock_ms;
@@ -257,14 +251,9 @@ static int connect_db(struct db *db)
 		PQclear(r);
 		if (gone)
 			goto down;
-		if (!ok) {
-			if (db->lost != NULL)
-				*db->lost = 1;
-			drop(db);
-			return DB_UNAVAILABLE;
-		}
+		if (!ok && db->lost != NULL)
+			*db->lost = 1;
 	}
-	db->sessions++;
 	db->backoff_ms = 0;
 	db->retry_ms = 0;
 	db->used_ms = mono_ms();

@@ -53,15 +53,13 @@ struct db;
 struct db *db_new(const struct db_stmt *stmts, size_t n);
 void db_free(struct db *db);
 
-/* Runs sql (one statement, no parameters) on every new session right
- * after the statements are prepared, before anything else is sent on it;
- * a session where it fails or answers anything but "t" is closed and the
- * call that needed it returns DB_UNAVAILABLE, with *lost set to 1 (a
- * session-scoped lock that another session took meanwhile). */
+/* Runs sql (one statement, no parameters, answering one boolean) on
+ * every new session right after the statements are prepared, before
+ * anything else is sent on it: a session-scoped lock taken again after a
+ * reconnect. When it answers anything but true, *lost is set to 1 and
+ * the session is kept: the caller may still record what it has done, and
+ * must not start anything the lock guards. */
 void db_on_connect(struct db *db, const char *sql, int *lost);
-
-/* Sessions opened so far on db (a reconnect opens one more). */
-unsigned long db_sessions(const struct db *db);
 
 /* The session timeouts in milliseconds (0: none); before the first
  * statement. Default: lock_timeout_ms and statement_timeout_ms. */

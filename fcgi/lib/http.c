@@ -1,6 +1,7 @@
 /* http: see http.h. */
 #include "http.h"
 #include "config.h"
+#include "health.h"
 #include "json.h"
 #include "jwt.h"
 #include "log.h"
@@ -20,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -179,13 +181,15 @@ int http_rid_valid(const char *rid)
 
 void http_healthz(struct http_req *req, struct http_resp *resp)
 {
-	struct json_object *o = json_object_new_object();
-	int ok = db_ping(req->db) == DB_OK;
+	struct json_object *o;
+	int ok;
 
-	json_object_object_add(o, "status",
-	    json_object_new_string(ok ? "ok" : "unavailable"));
-	json_object_object_add(o, "database",
-	    json_object_new_string(ok ? "ok" : "unreachable"));
+	/* /healthz: every program's state (health.h); /healthz/<program>:
+	 * this one's. */
+	if (strcmp(req->path, "/healthz") == 0)
+		ok = health_all(req->db, prog->name, &o);
+	else
+		ok = health_self(req->db, prog->name, &o);
 	http_json(resp, ok ? 200 : 503, o);
 	if (!ok)
 		req->log_code = "SERVICE_UNAVAILABLE";
@@ -487,13 +491,15 @@ static void finish(struct ctx *c)
 		http_error(resp, 500, "INTERNAL", "handler gave no answer");
 	write_response(req, resp);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_info("rid=%s %s %s status=%d code=%s%s%s us=%ld", req->rid,
-	    log_field(req->method, mbuf, sizeof(mbuf)),
-	    log_field(req->path, pbuf, sizeof(pbuf)), resp->status,
-	    req->log_code ? req->log_code : error_code(resp),
-	    req->log_subject[0] ? " " : "", req->log_subject,
-	    (long)((t1.tv_sec - c->t0.tv_sec) * 1000000L +
-	    (t1.tv_nsec - c->t0.tv_nsec) / 1000));
+	/* /healthz asking the other programs (health.h): not a request */
+	if (http_param(req, "LICD_HEALTH_PROBE") == NULL)
+		log_info("rid=%s %s %s status=%d code=%s%s%s us=%ld", req->rid,
+		    log_field(req->method, mbuf, sizeof(mbuf)),
+		    log_field(req->path, pbuf, sizeof(pbuf)), resp->status,
+		    req->log_code ? req->log_code : error_code(resp),
+		    req->log_subject[0] ? " " : "", req->log_subject,
+		    (long)((t1.tv_sec - c->t0.tv_sec) * 1000000L +
+		    (t1.tv_nsec - c->t0.tv_nsec) / 1000));
 	if (req->json != NULL)
 		json_object_put(req->json);
 	json_object_put(resp->body);
@@ -571,6 +577,19 @@ static void serve(struct worker *w, struct ctx *c)
 	req->param = "";
 	request_id(req);
 
+	/* Each program's own health (health.h), beside its routes. */
+	if (strncmp(req->path, "/healthz/", 9) == 0 &&
+	    strcmp(req->path + 9, prog->name) == 0) {
+		if (strcmp(req->method, "GET") != 0 &&
+		    strcmp(req->method, "HEAD") != 0) {
+			resp->allow = "GET";
+			http_error(resp, 405, "METHOD_NOT_ALLOWED",
+			    "use GET for this endpoint");
+			goto out;
+		}
+		http_healthz(req, resp);
+		goto out;
+	}
 	/* Every parameter is checked before use: a program's socket may be
 	 * reached without nginx (tests/fuzz/fuzz_request.c). */
 	if (http_check(prog->routes, prog->nroutes, req->method, req->path,
@@ -924,6 +943,9 @@ static int run_threads(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	/* blocked before any thread starts, so libfcgi's own SIGUSR1 handler
+	 * (stop accepting) never runs: SIGUSR1 reopens the log, as nginx's */
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if ((ws = calloc((size_t)nthreads, sizeof(*ws))) == NULL ||
@@ -959,12 +981,17 @@ static int run_threads(void)
 		}
 	}
 	log_info("serving with %ld threads", nthreads);
-	do {
+	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			sig = SIGTERM;
+		if (sig != SIGHUP && sig != SIGUSR1)
+			break;
+		/* SIGHUP: reload the keys and reopen the log; SIGUSR1 (as
+		 * nginx): reopen the log only. */
 		if (sig == SIGHUP && prog->reload != NULL)
 			prog->reload();
-	} while (sig == SIGHUP);
+		log_reopen();	/* after logrotate moved the file */
+	}
 	log_info("signal %d: finishing requests in flight", sig);
 	rc = 0;
 stop:
@@ -1002,13 +1029,13 @@ out:
 	return rc;
 }
 
-static volatile sig_atomic_t master_stop, master_hup;
+static volatile sig_atomic_t master_stop, master_reopen;
 
 static void on_master_signal(int sig)
 {
-	if (sig == SIGHUP)
-		master_hup = 1;
-	else
+	if (sig == SIGHUP || sig == SIGUSR1)
+		master_reopen = sig;
+	else if (sig != SIGCHLD)	/* SIGCHLD only wakes sigsuspend */
 		master_stop = 1;
 }
 
@@ -1019,18 +1046,29 @@ static int run_master(long nproc)
 	pid_t kids[MAX_PROCS] = { 0 };
 	time_t started[MAX_PROCS] = { 0 };
 	struct sigaction sa;
+	sigset_t block, orig;
+	pid_t master = getpid(), pid;
+	int status;
 	long i;
 
+	/* The signals are blocked but while the master sleeps in sigsuspend,
+	 * so none can land between a check of the flags and the sleep. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &orig);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_master_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);	/* passed on to the workers */
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	while (!master_stop) {
-		pid_t pid;
-		int status;
-
 		for (i = 0; i < nproc && !master_stop; i++) {
 			if (kids[i] != 0)
 				continue;
@@ -1042,6 +1080,16 @@ static int run_master(long nproc)
 				signal(SIGTERM, SIG_DFL);
 				signal(SIGINT, SIG_DFL);
 				signal(SIGHUP, SIG_DFL);
+				signal(SIGUSR1, SIG_DFL);
+				signal(SIGCHLD, SIG_DFL);
+				/* Die with the master: workers nobody supervises
+				 * keep serving, hold the socket and a second
+				 * start would run beside them. A master that died
+				 * before prctl is caught by the parent check. */
+				if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 ||
+				    getppid() != master)
+					_exit(1);
+				sigprocmask(SIG_SETMASK, &orig, NULL);
 				_exit(run_threads());
 			}
 			if (pid > 0) {
@@ -1051,23 +1099,31 @@ static int run_master(long nproc)
 				log_error("fork: %s", strerror(errno));
 			}
 		}
-		pid = waitpid(-1, &status, 0);
-		if (master_hup) {
-			master_hup = 0;
-			for (i = 0; i < nproc; i++)
-				if (kids[i] != 0)
-					kill(kids[i], SIGHUP);
-		}
-		if (pid < 0)
-			continue;
-		for (i = 0; i < nproc; i++) {
-			if (kids[i] == pid) {
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (i = 0; i < nproc; i++) {
+				if (kids[i] != pid)
+					continue;
 				kids[i] = 0;
 				if (!master_stop)
 					log_warn("worker %d exited (status %d); "
 					    "restarting", (int)pid, status);
 			}
 		}
+		if (master_reopen) {
+			int sig = master_reopen;
+
+			/* the master's own lines, then its workers' */
+			master_reopen = 0;
+			log_reopen();
+			for (i = 0; i < nproc; i++)
+				if (kids[i] != 0)
+					kill(kids[i], sig);
+			continue;
+		}
+		for (i = 0; i < nproc && kids[i] != 0; i++)
+			;
+		if (i == nproc && !master_stop)
+			sigsuspend(&orig);
 	}
 	for (i = 0; i < nproc; i++)
 		if (kids[i] != 0)

@@ -5,14 +5,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 static int log_fd = 2;
+#define LINE_MAX_LEN 2048
+static size_t format(char *line, const char *level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static char log_path[4096];
+
+/* Lines not written: counted when lost, reported apart from the lines.
+ * In memory shared by the processes forked after log_init (a prefork
+ * master's workers), so that the count is the program's. */
+struct drops {
+	atomic_ulong dropped, noted;
+	atomic_llong reported;	/* monotonic seconds */
+};
+static struct drops own_drops, *drops = &own_drops;
 
 /* Buffered info lines (log.h); buf_on is read without the lock only to
  * choose the path, set before any worker thread starts. */
@@ -40,9 +55,17 @@ int log_init(const char *program)
 
 	snprintf(log_prog, sizeof(log_prog), "%s", program);
 	log_pid = getpid();
+	if (drops == &own_drops) {
+		void *m = mmap(NULL, sizeof(*drops), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+		if (m != MAP_FAILED)
+			drops = m;	/* zeroed; lives as long as the process */
+	}
 	pthread_atfork(NULL, NULL, log_atfork_child);
 	if (path == NULL || *path == '\0' || strcmp(path, "-") == 0)
 		return 0;
+	snprintf(log_path, sizeof(log_path), "%s", path);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		fprintf(stderr, "%s: cannot open log %s: %s\n", program, path,
@@ -53,7 +76,68 @@ int log_init(const char *program)
 	return 0;
 }
 
-static void write_all(const char *p, size_t n)
+int log_reopen(void)
+{
+	int fd;
+
+	if (log_path[0] == '\0')
+		return 0;
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_error("cannot reopen log %s: %s; writing to the old file",
+		    log_path, strerror(errno));
+		return -1;
+	}
+	/* dup3 swaps the file under log_fd in one step: a writer on another
+	 * thread writes its whole line to the old file or to the new one. */
+	if (dup3(fd, log_fd, O_CLOEXEC) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	log_info("log reopened");
+	return 0;
+}
+
+unsigned long log_dropped(void)
+{
+	return atomic_load(&drops->dropped);
+}
+
+static long long mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long long)ts.tv_sec;
+}
+
+static void count_dropped(const char *p, size_t n, int err)
+{
+	unsigned long lines = 0, total;
+	long long now = mono_s(), last;
+	char note[256];
+	size_t i;
+	int m;
+
+	for (i = 0; i < n; i++)
+		lines += p[i] == '\n';
+	total = atomic_fetch_add(&drops->dropped, lines ? lines : 1) +
+	    (lines ? lines : 1);
+	last = atomic_load(&drops->reported);
+	if ((last == 0 || now - last >= LOG_DROP_REPORT_SECS) &&
+	    atomic_compare_exchange_strong(&drops->reported, &last,
+	    now ? now : 1)) {
+		m = snprintf(note, sizeof(note), "%s[%d]: log %s: %s; %lu "
+		    "lines dropped so far\n", log_prog, (int)getpid(),
+		    log_path[0] ? log_path : "stderr", strerror(err), total);
+		if (m > 0 && write(2, note, (size_t)m) < 0)
+			return;	/* nowhere left to say it */
+	}
+}
+
+/* Returns 0 when all was written, else counts what was not. */
+static int write_raw(const char *p, size_t n)
 {
 	ssize_t w;
 
@@ -61,11 +145,31 @@ static void write_all(const char *p, size_t n)
 		w = write(log_fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return;	/* nowhere left to report it */
+		if (w <= 0) {
+			count_dropped(p, n, w < 0 ? errno : ENOSPC);
+			return -1;
+		}
 		p += w;
 		n -= (size_t)w;
 	}
+	return 0;
+}
+
+static void write_all(const char *p, size_t n)
+{
+	unsigned long lost, noted;
+	char line[LINE_MAX_LEN];
+
+	if (write_raw(p, n) != 0)
+		return;
+	/* Written again after losing lines: say so in the log itself. */
+	lost = atomic_load(&drops->dropped);
+	noted = atomic_load(&drops->noted);
+	if (lost != noted &&
+	    atomic_compare_exchange_strong(&drops->noted, &noted, lost))
+		write_raw(line, format(line, "warn", "log: %lu lines could "
+		    "not be written and are lost (%lu since start)",
+		    lost - noted, lost));
 }
 
 /* Called with buf_mu held. */
@@ -217,43 +321,65 @@ size_t log_escape(const char *s, char *out, size_t cap)
 	return o;
 }
 
-void log_msg(const char *level, const char *fmt, ...)
+/* One whole line, newline included, into line[LINE_MAX_LEN]. */
+static size_t vformat(char *line, const char *level, const char *fmt,
+    va_list ap)
 {
-	char line[2048], msg[2048];
 	struct timeval tv;
 	struct tm tm;
-	va_list ap;
+	char msg[LINE_MAX_LEN];
 	int n;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	n = snprintf(line, sizeof(line),
+	n = snprintf(line, LINE_MAX_LEN,
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d] %s ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_prog,
 	    (int)(log_pid != 0 ? log_pid : getpid()), level);
-	va_start(ap, fmt);
 	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
 		msg[0] = '\0';
-	va_end(ap);
 	/* Whatever a field held, the message stays one line of text: a
 	 * newline in a URL or a provider's error cannot start a forged line. */
-	n += (int)log_escape(msg, line + n, sizeof(line) - (size_t)n - 1);
+	n += (int)log_escape(msg, line + n, LINE_MAX_LEN - (size_t)n - 1);
 	line[n++] = '\n';
+	return (size_t)n;
+}
+
+static size_t format(char *line, const char *level, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = vformat(line, level, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+void log_msg(const char *level, const char *fmt, ...)
+{
+	char line[LINE_MAX_LEN];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = vformat(line, level, fmt, ap);
+	va_end(ap);
 	if (!buf_on) {
-		write_all(line, (size_t)n);
+		write_all(line, n);
 		return;
 	}
 	pthread_mutex_lock(&buf_mu);
 	if (strcmp(level, "info") != 0) {
 		/* in order after what is buffered, and at once */
 		flush_locked();
-		write_all(line, (size_t)n);
+		write_all(line, n);
 	} else {
-		if (buf_len + (size_t)n > sizeof(buf))
+		if (buf_len + n > sizeof(buf))
 			flush_locked();
-		memcpy(buf + buf_len, line, (size_t)n);
-		buf_len += (size_t)n;
+		memcpy(buf + buf_len, line, n);
+		buf_len += n;
 	}
 	pthread_mutex_unlock(&buf_mu);
 }

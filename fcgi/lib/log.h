@@ -11,6 +11,15 @@
  * warn/error line (which is never buffered) and at log_buffer_stop; a
  * process that crashes loses at most flush_ms of info lines.
  */
+/*
+ * The file can be rotated: log_reopen (on SIGHUP or SIGUSR1 in the
+ * FastCGI programs, as nginx does) opens log_file again and puts it in
+ * place of the old descriptor, so no line is lost or split between the
+ * two. A line that cannot be written (a full disk, an unwritable file) is
+ * counted: log_dropped() for /healthz, a note on stderr (the journal in
+ * production) at most every LOG_DROP_REPORT_SECS, and a warning in the
+ * log itself once it can be written again.
+ */
 #ifndef LICD_LOG_H
 #define LICD_LOG_H
 
@@ -22,6 +31,13 @@ int log_init(const char *program);
 int log_buffer_start(long flush_ms);
 /* Writes what is buffered and stops buffering. */
 void log_buffer_stop(void);
+/* Opens log_file again (after a rotation); 0 when logging to stderr. */
+int log_reopen(void);
+/* Lines this program could not write since it started (its processes
+ * forked after log_init share the count). */
+unsigned long log_dropped(void);
+#define LOG_DROP_REPORT_SECS 10
+
 void log_msg(const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -277,3 +277,319 @@ def test_a_locked_license_delays_no_other_license():
     r = s.post(URL + "/api/usage", json={"license_key": locked["key"],
                                           "feature": "api_calls"}, timeout=10)
     assert r.status_code == 200, r.text
+
+
+# --- supervision ------------------------------------------------------------
+
+RUN_DIR = os.environ.get("LICD_RUN_DIR", "run")
+
+
+def _gone(pid):
+    """Not running (a zombie not yet reaped by init counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _group(pgid):
+    out = subprocess.run(["ps", "-eo", "pid=,pgid="], capture_output=True,
+                         text=True, check=True).stdout
+    return [int(p) for p, g in (l.split() for l in out.splitlines())
+            if int(g) == pgid and not _gone(int(p))]
+
+
+def _children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _stack_pids():
+    """Every process the stack started: each program's process group,
+    nginx and its workers, PostgreSQL and its backends."""
+    pids = set()
+    d = os.path.join(RUN_DIR, "pid")
+    for f in os.listdir(d):
+        pids.update(_group(int(open(os.path.join(d, f)).read())))
+    rt = open(os.path.join(RUN_DIR, "runtime-dir")).read().strip()
+    for pidfile in (os.path.join(rt, "nginx.pid"),
+                    os.path.join(rt, "pg", "data", "postmaster.pid")):
+        master = int(open(pidfile).readline())
+        pids.add(master)
+        pids.update(_children(master))
+    return pids
+
+
+def _until(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def _healthz_when(pred, timeout=10):
+    """The first /healthz answer pred accepts (its cache lasts 1 s)."""
+    end = time.time() + timeout
+    while True:
+        h = requests.get(URL + "/healthz", timeout=10)
+        if pred(h) or time.time() > end:
+            assert pred(h), h.text
+            return h
+        time.sleep(0.1)
+
+
+def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
+    """SIGKILL usage's prefork master under load: its workers exit with it,
+    status says usage is stopped and /healthz says so (503), start brings
+    it back (serving again); then stop ends every process the stack
+    started, and start again."""
+    lic = metered(limit=10 ** 9)
+
+    def use():
+        return ("usage", "POST", "/api/usage",
+                {"license_key": lic["key"], "feature": "api_calls"})
+
+    pidfile = os.path.join(RUN_DIR, "pid", "usage.pid")
+    master = int(open(pidfile).read())
+    workers = _children(master)
+    assert len(workers) >= 2
+    load = Load([use], threads=4)
+    try:
+        assert load.wait(lambda a: len(a) >= 40)
+        os.kill(master, 9)
+        assert _until(lambda: all(_gone(w) for w in workers + [master]), 15), \
+            "workers outlived their master"
+        st = subprocess.run(os.environ["LICD_STACK_STATUS"], shell=True,
+                            capture_output=True, text=True)
+        assert st.returncode != 0 and re.search(r"^usage\s+stopped$", st.stdout,
+                                                re.M), st.stdout
+        # /healthz tells: usage is down, the rest and the database are not
+        h = _healthz_when(lambda h: h.status_code == 503 and
+                          h.json()["programs"]["usage"]["status"] != "ok")
+        assert h.headers["Retry-After"] == "1"
+        progs = h.json()["programs"]
+        assert set(progs) == {"validate", "heartbeat", "usage", "revoke",
+                              "checkout", "webhook"}
+        assert all(progs[p]["status"] == "ok" for p in progs if p != "usage"), progs
+        assert h.json()["database"] == "ok"
+        r = requests.get(URL + "/healthz/usage", timeout=10)
+        assert r.status_code in (502, 503) and _json(r)
+        run(os.environ["LICD_STACK_START"])
+        n = load.count()
+        assert load.wait(lambda a: any(x[0] == 200 for x in a[n:]), 15)
+    finally:
+        answers = load.finish()
+    assert {a[0] for a in answers} <= {200, 502, 503}, \
+        [a for a in answers if a[0] not in (200, 502, 503)][:5]
+    assert all(a[1] for a in answers)
+    assert _healthz_when(lambda h: h.status_code == 200).json()["status"] == "ok"
+    new_master = int(open(pidfile).read())
+    assert new_master != master and len(_children(new_master)) == len(workers)
+
+    before = _stack_pids()
+    assert len(before) > 10
+    run(os.environ["LICD_STACK_STOP"])
+    left = [p for p in before if not _gone(p)]
+    assert not left, subprocess.run(["ps", "-o", "pid,pgid,args", "-p",
+                                     ",".join(map(str, left))],
+                                    capture_output=True, text=True).stdout
+    run(os.environ["LICD_STACK_START"])
+    assert wait_healthy()
+
+
+# --- /healthz and the log ---------------------------------------------------
+
+def test_healthz_reports_every_program_and_each_has_its_own():
+    h = requests.get(URL + "/healthz", timeout=10)
+    assert h.status_code == 200, h.text
+    doc = h.json()
+    assert doc["status"] == "ok" and doc["database"] == "ok"
+    assert isinstance(doc["log_dropped"], int)
+    for p in ("validate", "heartbeat", "usage", "revoke", "checkout", "webhook"):
+        assert doc["programs"][p]["status"] == "ok", doc
+        r = requests.get(URL + "/healthz/" + p, timeout=10)
+        assert r.status_code == 200 and r.json()["program"] == p, r.text
+        assert r.json()["database"] == "ok"
+        assert requests.head(URL + "/healthz/" + p, timeout=10).status_code == 200
+    assert requests.get(URL + "/healthz/nothing", timeout=10).status_code == 404
+
+
+def test_healthz_during_an_outage(database):
+    database("stop")
+    h = _healthz_when(lambda h: h.status_code == 503)
+    assert h.json()["database"] == "unreachable"
+    assert h.json()["status"] == "unavailable"
+    r = requests.get(URL + "/healthz/usage", timeout=10)
+    assert r.status_code == 503 and r.json()["database"] == "unreachable"
+    database("start")
+    assert _healthz_when(lambda h: h.status_code == 200).json()["database"] == "ok"
+
+
+def _program_pids():
+    d = os.path.join(RUN_DIR, "pid")
+    pids = []
+    for f in sorted(os.listdir(d)):
+        pids += _group(int(open(os.path.join(d, f)).read()))
+    return pids
+
+
+def _logged_by_all(path, text, pids, timeout=10):
+    def seen():
+        with open(path, errors="replace") as f:
+            have = {m for m in re.findall(r"\[(\d+)\] \w+ " + re.escape(text),
+                                          f.read())}
+        return {str(p) for p in pids} <= have
+    return _until(seen, timeout)
+
+
+def test_logrotate_and_every_process_reopens_its_log():
+    """deploy/local.sh rotate --force (logrotate, the shipped config): every
+    process of every program reopens licd.log, and requests after it are
+    logged in the new file, none in the rotated one."""
+    log = CFG["log_file"]
+    pids = _program_pids()
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    subprocess.run([os.path.join(root, "deploy", "local.sh"), "rotate", RUN_DIR,
+                    "--force"], check=True, capture_output=True)
+    assert os.path.exists(log + ".1")
+    assert _logged_by_all(log, "log reopened", pids), "not every process reopened"
+    rid = "rot-" + uuid.uuid4().hex
+    r = requests.get(URL + "/healthz/usage", headers={"X-Request-Id": rid}, timeout=10)
+    assert r.status_code == 200
+    assert _until(lambda: rid in open(log).read(), 5)
+    assert rid not in open(log + ".1").read()
+
+
+def test_unwritable_log_counts_dropped_lines():
+    """licd.log pointed at /dev/full (every write fails, as on a full disk)
+    and reopened: the lines are counted and /healthz reports them; once the
+    file is writable again the log says how many were lost."""
+    log = CFG["log_file"]
+    pids = _program_pids()
+    before = requests.get(URL + "/healthz", timeout=10).json()["log_dropped"]
+    os.rename(log, log + ".keep")
+    try:
+        os.symlink("/dev/full", log)
+        for f in os.listdir(os.path.join(RUN_DIR, "pid")):
+            os.kill(int(open(os.path.join(RUN_DIR, "pid", f)).read()), 1)
+        # each process's "log reopened" line is the first to be dropped
+        h = _healthz_when(lambda h: h.json()["log_dropped"] > before and all(
+            p["log_dropped"] > 0 for p in h.json()["programs"].values()))
+        assert h.status_code == 200     # a log that fails is not an outage
+    finally:
+        os.unlink(log)
+        os.rename(log + ".keep", log)
+        for f in os.listdir(os.path.join(RUN_DIR, "pid")):
+            os.kill(int(open(os.path.join(RUN_DIR, "pid", f)).read()), 1)
+    assert _logged_by_all(log, "log reopened", pids)
+    assert re.search(r"warn log: \d+ lines could not be written", open(log).read())
+
+
+# --- the lifecycle job's lock -----------------------------------------------
+
+class Gate:
+    """Webhook receiver counting deliveries per notification id; the first
+    delivery of each id in `hold` waits until the test opens its gate."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import json
+        self.seen = {}
+        self.arrived = {}
+        self.gates = {}
+        self.lock = threading.Lock()
+        gate = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                i = doc["id"]
+                with gate.lock:
+                    gate.seen[i] = gate.seen.get(i, 0) + 1
+                    first = gate.seen[i] == 1
+                    ev = gate.gates.get(i)
+                    gate.arrived.setdefault(i, threading.Event()).set()
+                if first and ev is not None:
+                    ev.wait(30)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/hook" % self.srv.server_address[1]
+
+    def hold(self, i):
+        self.gates[i] = threading.Event()
+        self.arrived.setdefault(i, threading.Event())
+
+    def close(self):
+        for g in self.gates.values():
+            g.set()
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_lifecycle_that_loses_its_session_delivers_nothing_twice():
+    """The job's backend is terminated while it delivers X, and a second
+    run starts at once, takes the lock and is delivering Y when the first
+    gets its answer for X: the first records X as sent on a new session,
+    cannot take the lock again and stops; the second delivers the rest.
+    Nothing is delivered twice, then or by any later run."""
+    from conftest import BIN, CONFIG, sql, sql1
+    from test_lifecycle import HOOK_SECRET, flush, job_env, set_clock
+
+    gate = Gate()
+    try:
+        flush()
+        lic = issue()
+        ids = [sql1("INSERT INTO notifications (kind, license_id, payload)"
+                    " VALUES ('test.fault', %s, '{}') RETURNING id", lic["id"])
+               for _ in range(4)]
+        x, y = str(ids[0]), str(ids[1])
+        gate.hold(x)
+        gate.hold(y)
+        env = job_env(LICD_NOTIFY_WEBHOOK_URL=gate.url,
+                      LICD_NOTIFY_WEBHOOK_SECRET=HOOK_SECRET, LICD_NOTIFY_BATCH="1")
+        job = [os.path.join(BIN, "licd-lifecycle")]
+        first = subprocess.Popen(job, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        assert gate.arrived[x].wait(60), "the first run never delivered"
+        holder = sql("SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+                     " AND granted AND objid = %s", 7318412093 & 0xffffffff)
+        assert len(holder) == 1
+        assert sql1("SELECT pg_terminate_backend(%s)", holder[0][0])
+        second = subprocess.Popen(job, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert gate.arrived[y].wait(60), "the second run did not take over"
+        gate.gates[x].set()              # the first run learns X went out
+        out1, err1 = first.communicate(timeout=60)
+        gate.gates[y].set()
+        out2, err2 = second.communicate(timeout=60)
+        assert second.returncode == 0, out2 + err2
+        assert first.returncode == 1 and "another run holds the lock" in err1, \
+            out1 + err1
+        assert sql1("SELECT webhook_sent_at IS NOT NULL FROM notifications"
+                    " WHERE id = %s", ids[0])
+        # later runs, an hour on: whatever is pending now is sent once
+        set_clock(3600)
+        try:
+            p = subprocess.run(job, env=env, capture_output=True, text=True,
+                               timeout=120)
+            assert p.returncode == 0, p.stdout + p.stderr
+        finally:
+            set_clock(0)
+        assert {k: v for k, v in gate.seen.items() if int(k) in ids} == \
+            {str(i): 1 for i in ids}, gate.seen
+        assert sql1("SELECT count(*) FROM notifications WHERE id = ANY(%s)"
+                    " AND status = 'delivered'", ids) == 4
+    finally:
+        gate.close()
