@@ -865,7 +865,10 @@ def test_request_id_generated_when_absent_or_invalid():
 def test_healthz():
     r = api("/healthz", method="GET")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "database": "ok"}
+    doc = r.json()
+    assert doc["status"] == "ok" and doc["database"] == "ok", doc
+    assert doc["programs"]["validate"]["status"] == "ok"
+    assert doc["programs"]["validate"]["database"] == "ok"
 
 
 def test_fresh_lease_reused_unless_something_changed(lic):
