@@ -75,10 +75,10 @@ as_pg() {	# run a PostgreSQL tool as the cluster owner
 }
 
 # Running, not a zombie waiting for init to reap it.
+running() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" | cut -c1)" != Z ]; }
 alive() {
 	local p
-	[ -f "$1" ] && p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] &&
-		kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" | cut -c1)" != Z ]
+	[ -f "$1" ] && p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && running "$p"
 }
 
 # spawn-fcgi starts each program in a session of its own, so the pid it
@@ -233,7 +233,14 @@ nginx_start() {
 	    -e "s|@USER@|$user|" -e "s|@RT@|$RT|g" -e "s|@RUN_DIR@|$RUN_DIR|g" \
 	    -e "s|@PORT@|$PORT|g" -e "s|@RATE@|${LICD_RATE:-20000}|g" \
 	    -e "s|@BURST@|${LICD_BURST:-20000}|g" \
-	    "$ROOT/nginx/licd-local.conf.in" > "$conf"
+	    "$ROOT/nginx/licd-local.conf.in" > "$conf.new"
+	# A start that only brings back a program leaves a running nginx
+	# alone: a reload closes every client's idle keep-alive connection.
+	if alive "$RT/nginx.pid" && cmp -s "$conf.new" "$conf"; then
+		rm -f "$conf.new"
+		return
+	fi
+	mv "$conf.new" "$conf"
 	"$NGINX" -t -q -c "$conf" -p "$RT/nginx" -e "$RUN_DIR/log/nginx-error.log" ||
 		die "nginx configuration test failed"
 	if alive "$RT/nginx.pid"; then
@@ -321,9 +328,17 @@ start() {
 stop() {
 	runtime_dir
 	if alive "$RT/nginx.pid"; then
-		"$NGINX" -c "$RT/nginx/nginx.conf" -p "$RT/nginx" -e "$RUN_DIR/log/nginx-error.log" -s quit 2>/dev/null ||
-			kill -TERM "$(cat "$RT/nginx.pid")"
-		for _ in $(seq 1 50); do alive "$RT/nginx.pid" || break; sleep 0.1; done
+		# graceful, then fast after 5 s (idle keep-alive connections
+		# hold a graceful stop), then KILL after 10 s
+		local n i
+		n=$(cat "$RT/nginx.pid" 2>/dev/null) || n=0
+		kill -QUIT "$n" 2>/dev/null || true
+		for i in $(seq 1 100); do
+			running "$n" || break
+			[ "$i" -eq 50 ] && kill -TERM "$n" 2>/dev/null
+			sleep 0.1
+		done
+		running "$n" && { pkill -KILL -P "$n" 2>/dev/null; kill -KILL "$n" 2>/dev/null; }
 	fi
 	local p
 	for p in $PROGRAMS; do stop_pid "$RUN_DIR/pid/$p.pid"; done

@@ -310,6 +310,7 @@ int main(int argc, char **argv)
 		.stmts = stmts,
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = init,
+		.lock_timeout_ms = 10000,
 	};
 
 	return http_main(argc, argv, &prog);

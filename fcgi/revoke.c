@@ -1017,6 +1017,7 @@ int main(int argc, char **argv)
 		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
 		.init = init,
 		.reload = lic_keys_reload,
+		.lock_timeout_ms = 10000,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -263,6 +263,7 @@ int main(int argc, char **argv)
 		.max_body = 512 * 1024,
 		.init = init,
 		.reload = lic_keys_reload,
+		.lock_timeout_ms = 10000,
 	};
 
 	return http_main(argc, argv, &prog);

@@ -898,6 +898,22 @@ static void cap_arenas(long threads)
 		mallopt(M_ARENA_MAX, (int)cap);
 }
 
+/* A connection of this program's threads, with its session timeouts. */
+static struct db *thread_db(void)
+{
+	struct db *db = db_new(prog->stmts, prog->nstmts);
+	char key[64];
+	long lock = prog->lock_timeout_ms > 0 ? prog->lock_timeout_ms :
+	    DB_LOCK_TIMEOUT_MS;
+
+	if (db == NULL)
+		return NULL;
+	snprintf(key, sizeof(key), "%s_lock_timeout_ms", prog->name);
+	db_set_timeouts(db, cfg_int(key, cfg_int("lock_timeout_ms", lock)),
+	    cfg_int("statement_timeout_ms", DB_STATEMENT_TIMEOUT_MS));
+	return db;
+}
+
 /* One process: N threads accepting on fd 0 until SIGTERM/SIGINT; with
  * deferred handlers, more requests in flight than threads, and the
  * resume threads. */
@@ -965,7 +981,7 @@ static int run_threads(void)
 	if (log_buffer_start(cfg_int("log_flush_ms", 1000)) != 0)
 		log_warn("cannot start the log flusher; writing each line");
 	for (i = 0; i < nres; i++, rstarted++) {
-		if ((rs[i].db = db_new(prog->stmts, prog->nstmts)) == NULL ||
+		if ((rs[i].db = thread_db()) == NULL ||
 		    pthread_create(&rs[i].tid, NULL, resumer_main, &rs[i]) != 0) {
 			log_error("cannot start resume thread %ld", i);
 			goto stop;
@@ -974,7 +990,7 @@ static int run_threads(void)
 	resumers = (int)nres;
 	for (i = 0; i < nthreads; i++, started++) {
 		if ((ws[i].buf = malloc(max_body + 1)) == NULL ||
-		    (ws[i].db = db_new(prog->stmts, prog->nstmts)) == NULL ||
+		    (ws[i].db = thread_db()) == NULL ||
 		    pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
 			log_error("cannot start worker %ld", i);
 			goto stop;

@@ -392,12 +392,15 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
 
     before = _stack_pids()
     assert len(before) > 10
-    run(os.environ["LICD_STACK_STOP"])
-    left = [p for p in before if not _gone(p)]
-    assert not left, subprocess.run(["ps", "-o", "pid,pgid,args", "-p",
-                                     ",".join(map(str, left))],
-                                    capture_output=True, text=True).stdout
-    run(os.environ["LICD_STACK_START"])
+    try:
+        run(os.environ["LICD_STACK_STOP"])
+        _until(lambda: all(_gone(p) for p in before), 10)
+        left = [p for p in before if not _gone(p)]
+        assert not left, subprocess.run(["ps", "-o", "pid,pgid,args", "-p",
+                                         ",".join(map(str, left))],
+                                        capture_output=True, text=True).stdout
+    finally:
+        run(os.environ["LICD_STACK_START"])
     assert wait_healthy()
 
 
