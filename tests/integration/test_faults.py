@@ -204,6 +204,23 @@ def test_a_locked_license_delays_no_other_license():
                      limits="installations=1000,api_calls_per_month=1000000000")
     locked = issue(plan=plan)
     others = [issue(plan=plan) for _ in range(20)]
+    # the same calls without the lock first: on a loaded machine a call
+    # may take long by itself; the lock must add nothing to that
+    base = []
+
+    def timed_call(lic, path, body):
+        t = time.monotonic()
+        r = requests.post(URL + path, json=body, timeout=30)
+        base.append(time.monotonic() - t)
+        assert r.status_code == 200, r.text
+
+    with concurrent.futures.ThreadPoolExecutor(20) as ex:
+        list(ex.map(lambda o: (
+            timed_call(o, "/api/validate", {"license_key": o["key"],
+                                            "installation_id": "base"}),
+            timed_call(o, "/api/usage", {"license_key": o["key"],
+                                         "feature": "api_calls"})), others))
+    bound = 1.0 + max(0.0, max(base) - 0.5)
     s = requests.Session()
     r = s.post(URL + "/api/usage", json={"license_key": locked["key"],
                                           "feature": "api_calls"}, timeout=10)
@@ -268,11 +285,11 @@ def test_a_locked_license_delays_no_other_license():
     theirs = [t for t in timed if t[0]]
     assert len(mine) == 20 * 6
     assert all(t[2] == 200 for t in mine), [t for t in mine if t[2] != 200][:5]
-    slow = sorted((t for t in mine if t[3] >= 1.0), key=lambda t: -t[3])
-    assert not slow, slow[:5]
+    slow = sorted((t for t in mine if t[3] >= bound), key=lambda t: -t[3])
+    assert not slow, (bound, slow[:5])
     assert {t[1] for t in theirs} == {"activate", "usage"}
     assert all(t[2] == 503 and t[4] == "1" for t in theirs), theirs[:5]
-    assert all(t[3] < 2.0 for t in theirs), max(t[3] for t in theirs)
+    assert all(t[3] < bound + 1.0 for t in theirs), max(t[3] for t in theirs)
     # once the lock is gone the locked license works again
     r = s.post(URL + "/api/usage", json={"license_key": locked["key"],
                                           "feature": "api_calls"}, timeout=10)
@@ -358,15 +375,18 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
     workers = _children(master)
     assert len(workers) >= 2
     load = Load([use], threads=4)
+    restored = False
     try:
         assert load.wait(lambda a: len(a) >= 40)
         os.kill(master, 9)
         assert _until(lambda: all(_gone(w) for w in workers + [master]), 15), \
             "workers outlived their master"
-        st = subprocess.run(os.environ["LICD_STACK_STATUS"], shell=True,
-                            capture_output=True, text=True)
-        assert st.returncode != 0 and re.search(r"^usage\s+stopped$", st.stdout,
-                                                re.M), st.stdout
+        def status():
+            return subprocess.run(os.environ["LICD_STACK_STATUS"], shell=True,
+                                  capture_output=True, text=True)
+        assert _until(lambda: re.search(r"^usage\s+stopped$", status().stdout,
+                                        re.M), 10), status().stdout
+        assert status().returncode != 0
         # /healthz tells: usage is down, the rest and the database are not
         h = _healthz_when(lambda h: h.status_code == 503 and
                           h.json()["programs"]["usage"]["status"] != "ok")
@@ -379,10 +399,13 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
         r = requests.get(URL + "/healthz/usage", timeout=10)
         assert r.status_code in (502, 503) and _json(r)
         run(os.environ["LICD_STACK_START"])
+        restored = True
         n = load.count()
         assert load.wait(lambda a: any(x[0] == 200 for x in a[n:]), 15)
     finally:
         answers = load.finish()
+        if not restored:
+            run(os.environ["LICD_STACK_START"])
     assert {a[0] for a in answers} <= {200, 502, 503}, \
         [a for a in answers if a[0] not in (200, 502, 503)][:5]
     assert all(a[1] for a in answers)
