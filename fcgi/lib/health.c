@@ -304,6 +304,28 @@ static size_t programs(char names[][32], size_t max)
 	return n;
 }
 
+/* socket_dir, else the directory of this program's own socket (fd 0):
+ * the others' sockets lie beside it, else HEALTH_SOCKET_DIR. */
+static const char *socket_dir(char *buf, size_t len)
+{
+	struct sockaddr_un sa;
+	socklen_t sl = sizeof(sa);
+	const char *dir = cfg_str("socket_dir", NULL);
+	char *slash;
+
+	if (dir != NULL && *dir != '\0')
+		return dir;
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(0, (struct sockaddr *)&sa, &sl) == 0 &&
+	    sa.sun_family == AF_UNIX && sa.sun_path[0] == '/' &&
+	    snprintf(buf, len, "%s", sa.sun_path) < (int)len &&
+	    (slash = strrchr(buf, '/')) != NULL && slash != buf) {
+		*slash = '\0';
+		return buf;
+	}
+	return HEALTH_SOCKET_DIR;
+}
+
 int health_all(struct db *db, const char *program, struct json_object **out)
 {
 	struct json_object *progs;
@@ -315,7 +337,8 @@ int health_all(struct db *db, const char *program, struct json_object **out)
 
 	pthread_mutex_lock(&all_mu);
 	if (all_at == 0 || now - all_at >= HEALTH_CACHE_MS) {
-		const char *dir = cfg_str("socket_dir", HEALTH_SOCKET_DIR);
+		char own[sizeof(((struct sockaddr_un *)0)->sun_path)];
+		const char *dir = socket_dir(own, sizeof(own));
 
 		n = programs(names, MAX_PROGRAMS);
 		for (i = 0; i < n; i++) {

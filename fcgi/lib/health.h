@@ -8,7 +8,8 @@
  *
  * GET /healthz (served by validate) answers for all of them in one object:
  * its own state, and each other program's /healthz/<program> asked over
- * that program's FastCGI socket (<socket_dir>/<program>.sock), all at
+ * that program's FastCGI socket (<socket_dir>/<program>.sock; socket_dir
+ * defaults to the directory of the program's own socket), all at
  * most once per HEALTH_CACHE_MS; 503 when a program does not answer or
  * the database is unreachable. The probes are not logged.
  */
