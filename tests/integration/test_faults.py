@@ -512,7 +512,8 @@ def test_unwritable_log_counts_dropped_lines():
         for f in os.listdir(os.path.join(RUN_DIR, "pid")):
             os.kill(int(open(os.path.join(RUN_DIR, "pid", f)).read()), 1)
     assert _logged_by_all(log, "log reopened", pids)
-    assert re.search(r"warn log: \d+ lines could not be written", open(log).read())
+    assert _until(lambda: re.search(r"warn log: \d+ lines could not be written",
+                                    open(log).read()), 5)
 
 
 # --- the lifecycle job's lock -----------------------------------------------
