@@ -35,6 +35,9 @@ all: $(BINS)
 # (no `rm build/obj/…` after a build, no rebuild of them next time).
 .SECONDARY:
 
+# The vendor side: liblicd-client, licd-check (docs/CLIENT.md).
+include client/client.mk
+
 $(BUILD)/obj/%.o: fcgi/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<

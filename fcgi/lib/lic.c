@@ -752,6 +752,17 @@ static const char *lease_claims(const struct lic *l, const char *iid,
 	json_object_object_add(*c, "limits", json_object_get(l->limits));
 	json_object_object_add(*c, "iat", json_object_new_int64(now));
 	json_object_object_add(*c, "exp", json_object_new_int64(e));
+	/* What a client needs to decide offline (docs/CLIENT.md): the
+	 * license's own end, its payment grace end, its domains. */
+	if (l->expires_at != 0)
+		json_object_object_add(*c, "license_exp",
+		    json_object_new_int64(l->expires_at));
+	if (l->grace_until != 0)
+		json_object_object_add(*c, "grace_until",
+		    json_object_new_int64(l->grace_until));
+	if (l->domains != NULL)
+		json_object_object_add(*c, "domain_restrictions",
+		    json_object_get(l->domains));
 	if (nonce != NULL)
 		json_object_object_add(*c, "nonce",
 		    json_object_new_string(nonce));
@@ -850,9 +861,12 @@ static int lease_digest(const struct lic *l, const char *iid,
 	    JSON_C_TO_STRING_PLAIN);
 	const char *m = json_object_to_json_string_ext(l->limits,
 	    JSON_C_TO_STRING_PLAIN);
+	const char *dm = l->domains ? json_object_to_json_string_ext(
+	    l->domains, JSON_C_TO_STRING_PLAIN) : "";
 	int ok;
 
-	snprintf(buf, sizeof(buf), "|%lld|%lld|", lic_valid_until(l), until);
+	snprintf(buf, sizeof(buf), "|%lld|%lld|%lld|%lld|", lic_valid_until(l),
+	    until, l->expires_at, l->grace_until);
 	ok = ctx != NULL && jws_sha256() != NULL &&
 	    EVP_DigestInit_ex(ctx, jws_sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(ctx, l->id, strlen(l->id) + 1) == 1 &&
@@ -860,6 +874,7 @@ static int lease_digest(const struct lic *l, const char *iid,
 	    EVP_DigestUpdate(ctx, l->plan, strlen(l->plan) + 1) == 1 &&
 	    EVP_DigestUpdate(ctx, f, strlen(f) + 1) == 1 &&
 	    EVP_DigestUpdate(ctx, m, strlen(m) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, dm, strlen(dm) + 1) == 1 &&
 	    EVP_DigestUpdate(ctx, buf, strlen(buf)) == 1 &&
 	    EVP_DigestFinal_ex(ctx, d, &n) == 1 && n == 32;
 	EVP_MD_CTX_free(ctx);

@@ -1,0 +1,119 @@
+# liblicd-client, licd-check, the example, their tests, fuzz targets and
+# bench: the vendor side (docs/CLIENT.md). Included by the Makefile. The
+# library shares no code with fcgi/lib; its only libraries are libcrypto,
+# json-c and libcurl.
+#
+# The configuration compiled into licd-check and the example:
+#   make LICD_CLIENT_URL=https://licensing.example.com \
+#        LICD_CLIENT_ISSUER=https://licensing.example.com \
+#        LICD_CLIENT_JWKS=path/to/jwks.json LICD_CLIENT_PRODUCT=acme
+# Without LICD_CLIENT_JWKS they embed no keys and refuse to run.
+
+CLIENT_PKGS   := json-c libcurl libcrypto
+CLIENT_SRC    := client/licd.c client/jws.c client/state.c client/http.c
+CLIENT_HDR    := client/licd.h client/internal.h
+CLIENT_CFLAGS := -std=c11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE \
+	-fPIC $(shell pkg-config --cflags $(CLIENT_PKGS) 2>/dev/null)
+CLIENT_LIBS   := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null || \
+	echo -ljson-c -lcurl -lcrypto) -pthread
+CLIENT_OPT    ?= -O2 -g
+CLIENT_SOVER  := 1
+
+LICD_CLIENT_URL     ?= http://127.0.0.1:8080
+LICD_CLIENT_ISSUER  ?= $(LICD_CLIENT_URL)
+LICD_CLIENT_JWKS    ?=
+LICD_CLIENT_PRODUCT ?= licd-product
+CLIENT_EMBED        ?= $(BUILD)/client/embed/licd-embed.h
+
+CLIENT_LIB   := $(BUILD)/lib/liblicd-client.a
+CLIENT_SO    := $(BUILD)/lib/liblicd-client.so
+CLIENT_PC    := $(BUILD)/lib/pkgconfig/licd-client.pc
+CLIENT_ASAN  := $(BUILD)/asan/lib/liblicd-client.a
+CLIENT_BINS  := $(BUILD)/bin/licd-check $(BUILD)/bin/licd-gate-example
+CLIENT_UNIT  := $(BUILD)/asan/unit/test_client
+CLIENT_FUZZ  := $(BUILD)/fuzz/fuzz_client_cache $(BUILD)/fuzz/fuzz_client_answer
+
+.PHONY: client client-embed licd-check-embedded client-bench
+
+all: client
+client: $(CLIENT_LIB) $(CLIENT_SO) $(CLIENT_PC) $(CLIENT_BINS)
+asan: $(CLIENT_ASAN)
+
+$(BUILD)/client/obj/%.o: client/%.c $(CLIENT_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CLIENT_CFLAGS) $(CLIENT_OPT) -c -o $@ $<
+
+$(BUILD)/client/asan/%.o: client/%.c $(CLIENT_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CLIENT_CFLAGS) -O1 -g $(SAN) -c -o $@ $<
+
+$(CLIENT_LIB): $(patsubst client/%.c,$(BUILD)/client/obj/%.o,$(CLIENT_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(CLIENT_ASAN): $(patsubst client/%.c,$(BUILD)/client/asan/%.o,$(CLIENT_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(CLIENT_SO): $(patsubst client/%.c,$(BUILD)/client/obj/%.o,$(CLIENT_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,liblicd-client.so.$(CLIENT_SOVER) -Wl,--as-needed \
+		-o $@.$(CLIENT_SOVER) $^ $(CLIENT_LIBS)
+	ln -sf liblicd-client.so.$(CLIENT_SOVER) $@
+
+$(CLIENT_PC): client/licd-client.pc.in client/client.mk
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|1.0.0|' $< > $@
+
+client-embed:
+	@client/embed.sh $(CLIENT_EMBED) '$(LICD_CLIENT_URL)' '$(LICD_CLIENT_ISSUER)' \
+		'$(LICD_CLIENT_JWKS)' '$(LICD_CLIENT_PRODUCT)'
+$(CLIENT_EMBED): client-embed
+
+$(BUILD)/bin/licd-check: client/licd-check.c client/licd.h $(CLIENT_EMBED) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CLIENT_CFLAGS) $(CLIENT_OPT) -Iclient -I$(dir $(CLIENT_EMBED)) \
+		-o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+
+$(BUILD)/bin/licd-gate-example: client/examples/gate.c client/licd.h $(CLIENT_EMBED) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CLIENT_CFLAGS) $(CLIENT_OPT) -Iclient -I$(dir $(CLIENT_EMBED)) \
+		-o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+
+# The tests' licd-check: sanitizer build with a given embedded
+# configuration and the injectable clock (LICD_CHECK_NOW), at
+# LICD_CHECK_OUT. Never installed.
+licd-check-embedded: $(CLIENT_ASAN)
+	@test -n "$(LICD_CHECK_OUT)" || { echo "set LICD_CHECK_OUT"; exit 2; }
+	@client/embed.sh $(LICD_CHECK_OUT).embed/licd-embed.h '$(LICD_CLIENT_URL)' \
+		'$(LICD_CLIENT_ISSUER)' '$(LICD_CLIENT_JWKS)' '$(LICD_CLIENT_PRODUCT)'
+	$(CC) $(CLIENT_CFLAGS) -O1 -g $(SAN) -DLICD_CHECK_TEST_CLOCK -Iclient \
+		-I$(LICD_CHECK_OUT).embed -o $(LICD_CHECK_OUT) client/licd-check.c \
+		$(CLIENT_ASAN) $(CLIENT_LIBS)
+
+# Unit tests: the library's sources compiled into the test (it reaches
+# the internal functions), signing vectors made with the server's signer
+# (fcgi/lib, test side only) and OpenSSL directly.
+UNIT += $(CLIENT_UNIT)
+unit: $(CLIENT_UNIT)
+$(BUILD)/asan/unit/test_client: client/tests/test_client.c $(CLIENT_HDR) $(CLIENT_ASAN) \
+		$(BUILD)/asan/liblicd.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g $(SAN) -Iclient -Itests/unit -o $@ $< \
+		$(CLIENT_ASAN) $(BUILD)/asan/liblicd.a $(LDLIBS)
+
+FUZZ += $(CLIENT_FUZZ)
+fuzz: $(CLIENT_FUZZ)
+$(BUILD)/fuzz/fuzz_client_%: client/fuzz/fuzz_client_%.c $(CLIENT_SRC) $(CLIENT_HDR)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_FLAGS) -Iclient \
+		$(shell pkg-config --cflags $(CLIENT_PKGS) 2>/dev/null) -o $@ $< \
+		$(CLIENT_SRC) $(CLIENT_LIBS)
+
+$(BUILD)/bench/bench_check: client/bench/bench_check.c $(CLIENT_LIB) client/licd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CLIENT_CFLAGS) -O2 -Iclient -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+
+# licd_check from a cached lease, alone (make bench also runs it).
+client-bench: $(BUILD)/bench/bench_check
+	@$(BUILD)/bench/bench_check
