@@ -21,7 +21,7 @@ mkdir -p "$(dirname "$out")"
 	if [ -n "$jwks" ]; then
 		[ -r "$jwks" ] || { echo "embed.sh: cannot read $jwks" >&2; exit 1; }
 		echo '#define LICD_EMBED_JWKS \'
-		cstr < "$jwks" | sed -e 's/$/ \\/'
+		sed -e '$a\' "$jwks" | cstr | sed -e 's/$/ \\/'
 		echo '""'
 	else
 		echo '#define LICD_EMBED_JWKS ""'

@@ -100,6 +100,7 @@ struct lcl_state {
 	char verdict[32];		/* a refusal licd answered, "" none */
 	int64_t verdict_at;
 	char pending_nonce[LCL_ID_MAX];	/* of the last request file */
+	int64_t gen;			/* +1 on every write */
 };
 
 /* Reads path; 0 with st filled, -1 when absent, unreadable or not our

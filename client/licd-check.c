@@ -258,7 +258,11 @@ int main(int argc, char **argv)
 		add_info(o, &in);
 		json_object_object_add(o, "reached",
 		    json_object_new_boolean(r == 0));
-		rc = r == 0 ? status_exit[in.status] : EX_UNREACHABLE;
+		/* Not reached, or reached and the answer refused. */
+		rc = r == 0 ? status_exit[in.status] : in.message != NULL &&
+		    (strstr(in.message, "unreachable") != NULL ||
+		    strstr(in.message, "unavailable") != NULL) ?
+		    EX_UNREACHABLE : EX_REFUSED;
 	} else if (strcmp(cmd, "deactivate") == 0 && a1 == NULL) {
 		int r = licd_deactivate(h, &msg);
 

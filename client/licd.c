@@ -57,6 +57,7 @@ struct licd {
 	int64_t base_mono;		/* high-water mark = base_wall + elapsed */
 	_Atomic int64_t base_wall;
 	int64_t persisted_hwm;
+	int64_t gen;			/* of the state file last read/written */
 
 	pthread_mutex_t refresh_mu, usage_mu;
 	_Atomic int64_t next_refresh;	/* monotonic time a refresh is due */
@@ -323,33 +324,34 @@ static int load_lease(struct licd *h, const char *token, struct lcl_lease *l)
 	return lcl_lease_verify(&h->keys, token, &e, l, &why);
 }
 
-/* Takes what another process wrote if it is newer. Under the dir lock and
- * lk (write). */
+/* Takes what the state file says: all of it at open; on a later save
+ * only what another process wrote since (its lease if newer, its answer
+ * from licd if later than ours). Under the dir lock and lk (write). */
 static void merge_disk(struct licd *h, const struct lcl_state *st,
     int at_open)
 {
 	struct lcl_lease l;
-	enum licd_status v;
+	enum licd_status v = LICD_VALID;
 
+	if (!at_open && st->gen <= h->gen)
+		return;		/* nothing new since this handle wrote */
 	if (st->lease != NULL && load_lease(h, st->lease, &l) == 0) {
 		if (!h->has_lease || l.iat > h->lease.iat)
 			install_lease(h, &l);
 		else
 			lcl_lease_free(&l);
 	}
-	if (st->verdict[0] != '\0' && st->verdict_at > h->verdict_at &&
-	    (!h->has_lease || st->verdict_at >= h->lease.iat)) {
-		if (strcmp(st->verdict, "DEACTIVATED") == 0) {
-			h->verdict = LICD_NOT_ACTIVATED;
-			h->deactivated = 1;
-			h->verdict_at = st->verdict_at;
-		} else if (status_from_name(st->verdict, &v) == 0) {
-			h->verdict = v;
-			h->verdict_at = st->verdict_at;
-		}
-	}
-	if (st->refreshed_at > h->refreshed_at)
+	if (at_open || st->refreshed_at > h->refreshed_at) {
+		h->deactivated = strcmp(st->verdict, "DEACTIVATED") == 0;
+		if (h->deactivated)
+			v = LICD_NOT_ACTIVATED;
+		else if (st->verdict[0] != '\0' &&
+		    status_from_name(st->verdict, &v) != 0)
+			v = LICD_VALID;
+		h->verdict = v;
+		h->verdict_at = st->verdict_at;
 		h->refreshed_at = st->refreshed_at;
+	}
 	if (!h->has_srv)
 		hwm_see(h, st->hwm, now_mono(h));
 	/* A pending request is this handle's once loaded: an import clears
@@ -357,6 +359,8 @@ static void merge_disk(struct licd *h, const struct lcl_state *st,
 	if (at_open)
 		memcpy(h->pending_nonce, st->pending_nonce,
 		    sizeof(h->pending_nonce));
+	if (st->gen > h->gen)
+		h->gen = st->gen;
 }
 
 /* Writes the handle's state, merged with the file's. Caller holds lk
@@ -383,9 +387,12 @@ static int save_state(struct licd *h)
 		    names[h->verdict]);
 	st.verdict_at = h->verdict_at;
 	memcpy(st.pending_nonce, h->pending_nonce, sizeof(st.pending_nonce));
+	st.gen = h->gen + 1;
 	rc = lcl_state_write(h->state_path, &st);
-	if (rc == 0)
+	if (rc == 0) {
 		h->persisted_hwm = st.hwm;
+		h->gen = st.gen;
+	}
 	unlock_dir(fd);
 	return rc;
 }
@@ -808,14 +815,15 @@ const char *licd_installation_id(const licd_t *h)
 
 /* ---- usage queue ---- */
 
-/* One queued item per line: {"k":idempotency key,"f":feature,"q":n}. */
+/* One queued item per line: {"k":idempotency key,"f":feature,"q":n}.
+ * Caller holds the dir lock. */
 static int queue_append(struct licd *h, const char *key, const char *feature,
     long long q)
 {
 	struct json_object *o = json_object_new_object();
 	char *line;
 	const char *txt;
-	int fd, lfd, rc = -1;
+	int fd, rc = -1;
 	size_t n;
 
 	json_object_object_add(o, "k", json_object_new_string(key));
@@ -827,40 +835,34 @@ static int queue_append(struct licd *h, const char *key, const char *feature,
 		goto out;
 	memcpy(line, txt, n);
 	line[n++] = '\n';
-	if ((lfd = lock_dir(h)) < 0)
-		goto out;
 	fd = open(h->queue_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0600);
 	if (fd >= 0) {
 		rc = write(fd, line, n) == (ssize_t)n && fsync(fd) == 0 ? 0 : -1;
 		close(fd);
 	}
-	unlock_dir(lfd);
 out:
 	free(line);
 	json_object_put(o);
 	return rc;
 }
 
-/* Sends the queue in order under the dir lock (two processes never send
- * the same items at once; if they did, licd's idempotency would still
- * count each once). Stops at the first item licd could not answer.
- * found: the result for that key (0 counted, 1 queued, -1 refused). */
+/* Sends the queue in order; the caller holds the dir lock, so two
+ * processes never send the same items at once (if they did, licd's
+ * idempotency would still count each once). Stops at the first item licd
+ * could not answer. found: the result for that key (0 counted, 1 queued,
+ * -1 refused). */
 static int queue_flush(struct licd *h, const char *key, int *found,
     const char **msg)
 {
 	char *txt, *p, *nl;
 	size_t len;
-	int lfd, left = 0, stop = 0, rc;
+	int left = 0, stop = 0, rc;
 	struct json_object *keep = NULL;
 
-	if ((lfd = lock_dir(h)) < 0)
-		return -1;
 	txt = lcl_read_file(h->queue_path, 16 * 1024 * 1024, &len);
-	if (txt == NULL) {
-		unlock_dir(lfd);
+	if (txt == NULL)
 		return 0;
-	}
 	keep = json_object_new_array();
 	for (p = txt; *p != '\0'; p = nl + 1) {
 		struct json_object *it, *req, *ans;
@@ -969,19 +971,21 @@ static int queue_flush(struct licd *h, const char *key, int *found,
 	}
 	json_object_put(keep);
 	free(txt);
-	unlock_dir(lfd);
 	return left;
 }
 
 int licd_flush_usage(licd_t *h)
 {
-	int found = 1, rc;
+	int found = 1, rc = -1, lfd;
 	const char *msg = NULL;
 
 	if (!h->has_dir)
 		return 0;
 	pthread_mutex_lock(&h->usage_mu);
-	rc = queue_flush(h, NULL, &found, &msg);
+	if ((lfd = lock_dir(h)) >= 0) {
+		rc = queue_flush(h, NULL, &found, &msg);
+		unlock_dir(lfd);
+	}
 	pthread_mutex_unlock(&h->usage_mu);
 	return rc;
 }
@@ -1005,7 +1009,7 @@ int licd_usage(licd_t *h, const char *feature, long long quantity,
 {
 	unsigned char r[18];
 	char key[32];
-	int found = 1, rc;
+	int found = 1, rc, lfd;
 	const char *m = "queued until licd is reachable";
 
 	if (msg != NULL)
@@ -1022,14 +1026,19 @@ int licd_usage(licd_t *h, const char *feature, long long quantity,
 	if (RAND_bytes(r, sizeof(r)) != 1)
 		return -1;
 	lcl_b64url_encode(r, sizeof(r), key);
+	/* Appended and sent under one lock: no other process can send (and
+	 * so answer for) this item in between. */
 	pthread_mutex_lock(&h->usage_mu);
-	if (queue_append(h, key, feature, quantity) != 0) {
+	if ((lfd = lock_dir(h)) < 0 ||
+	    queue_append(h, key, feature, quantity) != 0) {
+		unlock_dir(lfd);
 		pthread_mutex_unlock(&h->usage_mu);
 		if (msg != NULL)
 			*msg = "cannot write the usage queue";
 		return -1;
 	}
 	rc = queue_flush(h, key, &found, &m);
+	unlock_dir(lfd);
 	pthread_mutex_unlock(&h->usage_mu);
 	if (msg != NULL)
 		*msg = m;
@@ -1066,6 +1075,7 @@ int licd_deactivate(licd_t *h, const char **msg)
 			h->verdict = LICD_NOT_ACTIVATED;
 			h->verdict_at = now_wall(h) + (h->has_srv ?
 			    h->srv_offset : 0);
+			h->refreshed_at = h->verdict_at;
 			h->deactivated = 1;
 			save_state(h);
 			pthread_rwlock_unlock(&h->lk);
@@ -1225,6 +1235,8 @@ int licd_import(licd_t *h, const char *path, struct licd_info *info)
 	h->verdict_at = 0;
 	h->deactivated = 0;
 	h->pending_nonce[0] = '\0';
+	if (h->lease.iat > h->refreshed_at)
+		h->refreshed_at = h->lease.iat;
 	hwm_see(h, h->lease.iat, mono);
 	save_state(h);
 	why = NULL;

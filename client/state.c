@@ -162,6 +162,7 @@ int lcl_state_parse(const char *text, size_t len, struct lcl_state *st)
 	if (get_i64(o, "hwm", &st->hwm) != 0 ||
 	    get_i64(o, "refreshed_at", &st->refreshed_at) != 0 ||
 	    get_i64(o, "verdict_at", &st->verdict_at) != 0 ||
+	    get_i64(o, "gen", &st->gen) != 0 ||
 	    get_str(o, "verdict", st->verdict, sizeof(st->verdict)) != 0 ||
 	    get_str(o, "pending_nonce", st->pending_nonce,
 	    sizeof(st->pending_nonce)) != 0)
@@ -205,6 +206,7 @@ int lcl_state_write(const char *path, const struct lcl_state *st)
 	json_object_object_add(o, "licd_state", json_object_new_int(1));
 	json_object_object_add(o, "lease", st->lease ?
 	    json_object_new_string(st->lease) : NULL);
+	json_object_object_add(o, "gen", json_object_new_int64(st->gen));
 	json_object_object_add(o, "hwm", json_object_new_int64(st->hwm));
 	json_object_object_add(o, "refreshed_at",
 	    json_object_new_int64(st->refreshed_at));

@@ -12,6 +12,7 @@ PKGS=(
 	postgresql postgresql-client nginx-light
 	python3 python3-pytest python3-requests python3-psycopg2 python3-jwt
 	python3-cryptography
+	nodejs node-jose
 	clang libclang-rt-14-dev
 	curl ca-certificates openssl wrk valgrind logrotate
 	iproute2

@@ -10,6 +10,7 @@
 #   local.sh pg-stop|pg-start RUN_DIR   (the tests' database-outage case)
 #   local.sh pg-restart RUN_DIR         (an immediate restart: a crash)
 #   local.sh rotate RUN_DIR [--force]   rotate the logs (logrotate; cron it)
+#   local.sh nginx-stop|nginx-start RUN_DIR PORT   (the client's outage case)
 #
 # LICD_BIN_DIR picks the programs (the tests use sanitizer builds),
 # LICD_LICCTL the admin CLI, LICD_PROCESSES / LICD_THREADS the concurrency
@@ -325,8 +326,7 @@ start() {
 	say "running on http://127.0.0.1:$PORT (run directory $RUN_DIR)"
 }
 
-stop() {
-	runtime_dir
+nginx_stop() {
 	if alive "$RT/nginx.pid"; then
 		# graceful, then fast after 5 s (idle keep-alive connections
 		# hold a graceful stop), then KILL after 10 s
@@ -340,6 +340,12 @@ stop() {
 		done
 		running "$n" && { pkill -KILL -P "$n" 2>/dev/null; kill -KILL "$n" 2>/dev/null; }
 	fi
+	return 0
+}
+
+stop() {
+	runtime_dir
+	nginx_stop
 	local p
 	for p in $PROGRAMS; do stop_pid "$RUN_DIR/pid/$p.pid"; done
 	[ -d "$RT/pg/data" ] && pg_stop
@@ -367,5 +373,7 @@ pg-stop) runtime_dir; pg_stop ;;
 pg-start) runtime_dir; pg_start ;;
 pg-restart) runtime_dir; pg_restart ;;
 rotate) [ "${3:-}" = --force ] && FORCE=1; rotate ;;
+nginx-stop) runtime_dir; nginx_stop ;;
+nginx-start) runtime_dir; nginx_start ;;
 *) die "unknown command $CMD" ;;
 esac

@@ -1216,21 +1216,18 @@ static int cmd_lease(int argc, char **argv)
 	    strcmp(argv[0], "-h") == 0))
 		o.help = 1;
 	if (argc < 1 || o.help || strcmp(argv[0], "offline") != 0) {
-		printf("usage: licctl lease offline --license ID (--installation "
+		printf("usage: licctl lease offline [--license ID] (--installation "
 		    "IID | --request FILE)\n         --days N [--json]\n"
 		    "Activates the installation (its seat counts like an online "
 		    "one) and prints\na lease valid for N days (capped at the "
 		    "license's end), for an air-gapped\nmachine. --request takes "
 		    "the JSON the machine printed:\n  {\"installation_id\": \"...\""
-		    ", \"metadata\": {...}, \"nonce\": \"...\"}\n");
+		    ", \"metadata\": {...}, \"nonce\": \"...\"}\n"
+		    "and, from licd-check request-file, \"license_id\" (then "
+		    "--license may be left out).\n");
 		return o.help ? 0 : 2;
 	}
 	lid = opt(&o, "license");
-	if (lid == NULL || !lic_uuid_valid(lid) || !opt(&o, "days"))
-		die("lease offline needs --license UUID and --days N");
-	days = strtol(opt(&o, "days"), NULL, 10);
-	if (days < 1 || days > 3650)
-		die("--days must be 1..3650");
 	iid = opt(&o, "installation");
 	if (opt(&o, "request")) {
 		char *txt = slurp(opt(&o, "request"));
@@ -1249,7 +1246,18 @@ static int cmd_lease(int argc, char **argv)
 		    json_object_is_type(v, json_type_object))
 			meta = json_object_to_json_string_ext(v,
 			    JSON_C_TO_STRING_PLAIN);
+		/* liblicd-client's request names its license. */
+		if (lid == NULL &&
+		    json_object_object_get_ex(req, "license_id", &v) &&
+		    json_object_is_type(v, json_type_string))
+			lid = json_object_get_string(v);
 	}
+	if (lid == NULL || !lic_uuid_valid(lid) || !opt(&o, "days"))
+		die("lease offline needs --license UUID (or a --request with "
+		    "license_id) and --days N");
+	days = strtol(opt(&o, "days"), NULL, 10);
+	if (days < 1 || days > 3650)
+		die("--days must be 1..3650");
 	if (iid == NULL)
 		die("give --installation or a --request with installation_id");
 	if (lic_init_keys(err, sizeof(err)) != 0)
