@@ -104,16 +104,30 @@ $(BUILD)/asan/unit/test_client: client/tests/test_client.c $(CLIENT_HDR) $(CLIEN
 
 FUZZ += $(CLIENT_FUZZ)
 fuzz: $(CLIENT_FUZZ)
-$(BUILD)/fuzz/fuzz_client_%: client/fuzz/fuzz_client_%.c $(CLIENT_SRC) $(CLIENT_HDR)
+$(BUILD)/fuzz/fuzz_client_%: client/fuzz/fuzz_client_%.c client/fuzz/fuzz_client.h $(CLIENT_SRC) $(CLIENT_HDR)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_FLAGS) -Iclient \
+	clang -std=c11 -D_GNU_SOURCE -DLCL_NO_FSYNC -g -O1 $(FUZZ_FLAGS) -Iclient \
 		$(shell pkg-config --cflags $(CLIENT_PKGS) 2>/dev/null) -o $@ $< \
 		$(CLIENT_SRC) $(CLIENT_LIBS)
 
 $(BUILD)/bench/bench_check: client/bench/bench_check.c $(CLIENT_LIB) client/licd.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CLIENT_CFLAGS) -O2 -Iclient -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+	$(CC) $(CLIENT_CFLAGS) -O2 -Iclient -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS) \
+		-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 # licd_check from a cached lease, alone (make bench also runs it).
 client-bench: $(BUILD)/bench/bench_check
 	@$(BUILD)/bench/bench_check
+
+# The client's unit tests under valgrind memcheck (part of make valgrind).
+.PHONY: client-valgrind
+valgrind: client-valgrind
+client-valgrind: $(BUILD)/client/test_client_vg
+	valgrind --quiet --error-exitcode=1 --leak-check=full \
+		--show-leak-kinds=definite,indirect \
+		--errors-for-leak-kinds=definite,indirect \
+		--suppressions=tests/valgrind.supp $(BUILD)/client/test_client_vg
+$(BUILD)/client/test_client_vg: client/tests/test_client.c $(CLIENT_HDR) $(CLIENT_LIB) $(BUILD)/liblicd.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g -Iclient -Itests/unit -o $@ $< \
+		$(CLIENT_LIB) $(BUILD)/liblicd.a $(LDLIBS)

@@ -28,7 +28,10 @@ char *lcl_read_file(const char *path, size_t max, size_t *len)
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-	    (size_t)sb.st_size > max || (buf = malloc(max + 1)) == NULL)
+	    (size_t)sb.st_size > max)
+		goto fail;
+	max = (size_t)sb.st_size;	/* what grows meanwhile is not read */
+	if ((buf = malloc(max + 1)) == NULL)
 		goto fail;
 	while (n < max && (r = read(fd, buf + n, max - n)) != 0) {
 		if (r < 0) {
@@ -77,7 +80,7 @@ int lcl_write_atomic(const char *path, const char *data, size_t len)
 		}
 		off += (size_t)w;
 	}
-	if (fchmod(fd, 0600) != 0 || fsync(fd) != 0)
+	if (fchmod(fd, 0600) != 0 || lcl_fsync(fd) != 0)
 		goto out;
 	if (close(fd) != 0) {
 		fd = -1;
@@ -96,7 +99,7 @@ int lcl_write_atomic(const char *path, const char *data, size_t len)
 	else
 		memcpy(dir, ".", 2);
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(dfd);
+		lcl_fsync(dfd);
 		close(dfd);
 	}
 	return 0;

@@ -332,5 +332,22 @@ with open(res, "w") as out:
 EOP
 
 BENCH_SB=$SB BENCH_BASE_N=$BASE_N $PY tests/bench/report.py "$RES" "$N" "$DUR" "$CONN" > "$RUN_DIR/report.txt"
+# The client side: liblicd-client's licd_check from a cached lease, alone
+# on a quiet machine (the stacks are stopped). Targets: >= 1,000,000
+# calls/s on one core, no allocation per call, < 1 MiB resident.
+make -s build/bench/bench_check
+build/bench/bench_check > "$RUN_DIR/client.json"
+$PY - "$RUN_DIR/client.json" >> "$RUN_DIR/report.txt" <<'EOP'
+import json, sys
+c = json.load(open(sys.argv[1]))
+ok = lambda b: "met" if b else "NOT MET"
+print("\nliblicd-client: licd_check from a cached lease (one thread)")
+print("  %.0f calls/s (%.0f ns/call; target >= 1,000,000: %s)" % (
+    c["calls_per_s"], c["ns_per_call"], ok(c["calls_per_s"] >= 1e6)))
+print("  %.3f allocations per call after the first (target 0: %s)" % (
+    c["allocs_per_call"], ok(c["allocs_per_call"] == 0)))
+print("  %d KiB resident added by the handle (target < 1024: %s)" % (
+    c["resident_added_kib"], ok(c["resident_added_kib"] < 1024)))
+EOP
 cat "$RUN_DIR/report.txt"
 echo "results: $RUN_DIR/results.json, $RUN_DIR/report.txt"

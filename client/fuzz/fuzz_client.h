@@ -1,0 +1,82 @@
+/* Shared set-up of the client fuzz targets: the PyJWT test vectors' keys,
+ * issuer and license key (client/tests/vectors.json), a state directory. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+static struct lcl_keys fz_keys;
+static const char *fz_issuer, *fz_jwks, *fz_key;
+static char fz_dir[64] = "/tmp/licd-client-fuzz.XXXXXX", fz_state_path[256],
+    fz_import_path[256];
+static struct json_object *fz_vec;
+
+static int64_t fz_wall(void *a) { (void)a; return 1800000000; }
+static int64_t fz_mono(void *a) { (void)a; return 1000; }
+
+static licd_t *fz_open(licd_transport_fn t)
+{
+	struct licd_config c;
+	licd_t *h = NULL;
+	char err[256];
+
+	licd_config_init(&c);
+	c.base_url = "http://fuzz.invalid";
+	c.issuer = fz_issuer;
+	c.jwks = fz_jwks;
+	c.license_key = fz_key;
+	c.installation_id = "pyjwt-inst-1";
+	c.state_dir = fz_dir;
+	c.refresh = LICD_REFRESH_MANUAL;
+	c.transport = t;
+	c.wall_clock = fz_wall;
+	c.mono_clock = fz_mono;
+	return licd_open(&c, &h, err, sizeof(err)) == 0 ? h : NULL;
+}
+
+static int fz_init(void)
+{
+	char err[128];
+	licd_t *h;
+	const char *lid;
+
+	fz_vec = json_object_from_file("client/tests/vectors.json");
+	if (fz_vec == NULL || mkdtemp(fz_dir) == NULL)
+		abort();
+	fz_issuer = json_object_get_string(json_object_object_get(fz_vec,
+	    "issuer"));
+	fz_jwks = strdup(json_object_to_json_string(json_object_object_get(
+	    fz_vec, "jwks")));
+	fz_key = json_object_get_string(json_object_object_get(fz_vec,
+	    "license_key"));
+	lid = json_object_get_string(json_object_object_get(fz_vec, "sub"));
+	if (lcl_keys_parse(fz_jwks, &fz_keys, err, sizeof(err)) != 0)
+		abort();
+	/* The state file's name as the library forms it. */
+	h = fz_open(NULL);
+	if (h == NULL)
+		abort();
+	licd_close(h);
+	{
+		unsigned char d[32];
+		char hx[17];
+		static const char x[] = "0123456789abcdef";
+		EVP_MD_CTX *c = EVP_MD_CTX_new();
+		unsigned int n;
+		int i;
+
+		EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+		EVP_DigestUpdate(c, "pyjwt-inst-1", 12);
+		EVP_DigestFinal_ex(c, d, &n);
+		EVP_MD_CTX_free(c);
+		for (i = 0; i < 8; i++) {
+			hx[2 * i] = x[d[i] >> 4];
+			hx[2 * i + 1] = x[d[i] & 15];
+		}
+		hx[16] = '\0';
+		snprintf(fz_state_path, sizeof(fz_state_path), "%s/%s-%s.state",
+		    fz_dir, lid, hx);
+	}
+	snprintf(fz_import_path, sizeof(fz_import_path), "%s/import", fz_dir);
+	return 0;
+}
