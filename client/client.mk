@@ -49,11 +49,11 @@ $(BUILD)/client/asan/%.o: client/%.c $(CLIENT_HDR)
 
 $(CLIENT_LIB): $(patsubst client/%.c,$(BUILD)/client/obj/%.o,$(CLIENT_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && $(AR) rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(CLIENT_ASAN): $(patsubst client/%.c,$(BUILD)/client/asan/%.o,$(CLIENT_SRC))
 	@mkdir -p $(dir $@)
-	rm -f $@ && $(AR) rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(CLIENT_SO): $(patsubst client/%.c,$(BUILD)/client/obj/%.o,$(CLIENT_SRC))
 	@mkdir -p $(dir $@)
@@ -131,3 +131,17 @@ $(BUILD)/client/test_client_vg: client/tests/test_client.c $(CLIENT_HDR) $(CLIEN
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g -Iclient -Itests/unit -o $@ $< \
 		$(CLIENT_LIB) $(BUILD)/liblicd.a $(LDLIBS)
+
+# The library, header, pkg-config file and licd-check for a vendor's
+# build machine or package (not part of `make install`, which installs the
+# server): make install-client PREFIX=/usr/local [DESTDIR=...]
+.PHONY: install-client
+install-client: client
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(PREFIX)/bin
+	install -m 0644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(CLIENT_SO).$(CLIENT_SOVER) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf liblicd-client.so.$(CLIENT_SOVER) $(DESTDIR)$(PREFIX)/lib/liblicd-client.so
+	install -m 0644 client/licd.h $(DESTDIR)$(PREFIX)/include/licd.h
+	install -m 0644 $(CLIENT_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 0755 $(BUILD)/bin/licd-check $(DESTDIR)$(PREFIX)/bin/

@@ -69,6 +69,7 @@ struct licd {
 	pthread_mutex_t bg_mu;
 	pthread_cond_t bg_cv;
 	int stopping, kick;
+	_Atomic int kicked;		/* a wake-up is pending or running */
 };
 
 static const char *const names[LICD_NSTATUS] = {
@@ -734,6 +735,7 @@ static void *bg_main(void *arg)
 		pthread_mutex_unlock(&h->bg_mu);
 		refresh_now(h, "/api/validate", NULL, 1);
 		licd_flush_usage(h);
+		atomic_store(&h->kicked, 0);
 		pthread_mutex_lock(&h->bg_mu);
 	}
 	pthread_mutex_unlock(&h->bg_mu);
@@ -770,7 +772,8 @@ enum licd_decision licd_check(licd_t *h, const char *feature,
 			evaluate(h, now_wall(h), now_mono(h), feature, info);
 			pthread_rwlock_unlock(&h->lk);
 		}
-	} else if (h->thr_started) {
+	} else if (h->thr_started && !atomic_exchange(&h->kicked, 1)) {
+		/* One wake-up per due refresh, not one per check. */
 		pthread_mutex_lock(&h->bg_mu);
 		h->kick = 1;
 		pthread_cond_signal(&h->bg_cv);

@@ -10,6 +10,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -940,6 +941,112 @@ static void test_background(void)
 	licd_close(h);
 }
 
+
+static void test_domain_offline_and_heartbeat(void)
+{
+	struct licd_config c;
+	licd_t *h = NULL;
+	struct licd_info in;
+	char err[256];
+
+	rm_rf(statedir);
+	reset_fake();
+	json_object_put(F.l.domains);
+	F.l.domains = json_tokener_parse("[\"*.example.com\"]");
+	licd_config_init(&c);
+	c.base_url = "http://x";
+	c.issuer = ISS;
+	c.jwks = jwks_text;
+	c.license_key = license_key;
+	c.installation_id = "inst-d";
+	c.state_dir = statedir;
+	c.refresh = LICD_REFRESH_MANUAL;
+	c.transport = fake_post;
+	c.wall_clock = clk_wall;
+	c.mono_clock = clk_mono;
+	c.domain = "app.example.com";
+	CHECK(licd_open(&c, &h, err, sizeof(err)) == 0);
+	CHECK(licd_refresh(h, &in) == 0 && in.status == LICD_VALID);
+	licd_close(h);
+	/* The same cached lease, configured for a domain it excludes. */
+	F.down = 1;
+	c.domain = "example.com";
+	CHECK(licd_open(&c, &h, err, sizeof(err)) == 0);
+	CHECK(licd_check(h, NULL, &in) == LICD_DENY &&
+	    in.status == LICD_DOMAIN_NOT_ALLOWED);
+	licd_close(h);
+	c.domain = NULL;
+	CHECK(licd_open(&c, &h, err, sizeof(err)) == 0);
+	CHECK(st(h, NULL) == LICD_DOMAIN_NOT_ALLOWED);
+	licd_close(h);
+	json_object_put(F.l.domains);
+	F.l.domains = json_tokener_parse("[]");
+	/* A heartbeat for a seat licd freed: NOT_ACTIVATED, and the next
+	 * due refresh (a validate) activates again. */
+	reset_fake();
+	c.domain = "app.example.com";
+	c.refresh = LICD_REFRESH_INLINE;
+	CHECK(licd_open(&c, &h, err, sizeof(err)) == 0);
+	F.code = "INSTALLATION_NOT_ACTIVE";
+	CHECK(licd_heartbeat(h, &in) == 0 && in.status == LICD_NOT_ACTIVATED);
+	F.code = "VALID";
+	CHECK(licd_check(h, NULL, &in) == LICD_ALLOW && in.status == LICD_VALID);
+	licd_close(h);
+}
+
+struct hammer {
+	licd_t *h;
+	long allowed, other;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *m = arg;
+	struct licd_info in;
+	int i;
+
+	for (i = 0; i < 200000; i++) {
+		if (licd_check(m->h, (i & 1) ? "sso" : NULL, &in) == LICD_ALLOW &&
+		    in.status == LICD_VALID)
+			m->allowed++;
+		else
+			m->other++;
+	}
+	return NULL;
+}
+
+/* One handle, four checking threads, refreshes and usage meanwhile: every
+ * answer VALID, nothing torn (ASan/UBSan watch the memory). */
+static void test_threads(void)
+{
+	licd_t *h;
+	struct licd_info in;
+	struct hammer m[4];
+	pthread_t t[4];
+	const char *msg;
+	int i, ok = 1;
+
+	rm_rf(statedir);
+	reset_fake();
+	h = open_h("inst-mt", LICD_FAIL_CLOSED, LICD_REFRESH_MANUAL);
+	CHECK(licd_refresh(h, &in) == 0);
+	for (i = 0; i < 4; i++) {
+		m[i].h = h;
+		m[i].allowed = m[i].other = 0;
+		pthread_create(&t[i], NULL, hammer_main, &m[i]);
+	}
+	for (i = 0; i < 30; i++) {
+		ok &= licd_refresh(h, &in) == 0;
+		ok &= licd_usage(h, "sso", 1, &msg) == 0;
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ok &= m[i].allowed == 200000 && m[i].other == 0;
+	}
+	CHECK(ok);
+	licd_close(h);
+}
+
 int main(void)
 {
 	setup();
@@ -956,6 +1063,8 @@ int main(void)
 	test_installation_id();
 	test_bad_key();
 	test_background();
+	test_domain_offline_and_heartbeat();
+	test_threads();
 	rm_rf(keydir);
 	lic_free(&F.l);
 	free(license_key);
