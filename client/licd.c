@@ -41,7 +41,8 @@ struct licd {
 	void *targ;
 	licd_clock_fn wall, mono;
 	void *carg;
-	char state_path[PATH_MAX], queue_path[PATH_MAX], lock_path[PATH_MAX];
+	char state_path[PATH_MAX], queue_path[PATH_MAX], lock_path[PATH_MAX],
+	    qlock_path[PATH_MAX];
 	int has_dir;
 
 	pthread_rwlock_t lk;
@@ -68,7 +69,7 @@ struct licd {
 	int thr_started;
 	pthread_mutex_t bg_mu;
 	pthread_cond_t bg_cv;
-	int stopping, kick;
+	int stopping, kick, flush;
 	_Atomic int kicked;		/* a wake-up is pending or running */
 };
 
@@ -287,10 +288,13 @@ static void settle_key(struct licd *h)
 
 /* ---- state files ---- */
 
-static int lock_dir(struct licd *h)
+/* The state file's lock is held only to read, merge and write it; the
+ * queue's while its items are sent. Two files, so that a process sending
+ * usage to an unreachable licd never holds up another's state write (and
+ * with it, under lk, its checks). */
+static int lock_file(const char *path)
 {
-	int fd = open(h->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-	    0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 
 	if (fd < 0)
 		return -1;
@@ -374,7 +378,7 @@ static int save_state(struct licd *h)
 
 	if (!h->has_dir)
 		return 0;
-	if ((fd = lock_dir(h)) < 0)
+	if ((fd = lock_file(h->lock_path)) < 0)
 		return -1;
 	if (lcl_state_read(h->state_path, &st) == 0)
 		merge_disk(h, &st, 0);
@@ -724,16 +728,20 @@ static void *bg_main(void *arg)
 
 	pthread_mutex_lock(&h->bg_mu);
 	while (!h->stopping) {
+		int refresh;
+
 		wait = atomic_load(&h->next_refresh) - now_mono(h);
-		if (!h->kick && (wait > 0 || h->deactivated)) {
+		refresh = h->kick || (wait <= 0 && !h->deactivated);
+		if (!refresh && !h->flush) {
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += wait > 0 && wait < 3600 ? wait : 3600;
 			pthread_cond_timedwait(&h->bg_cv, &h->bg_mu, &ts);
 			continue;
 		}
-		h->kick = 0;
+		h->kick = h->flush = 0;
 		pthread_mutex_unlock(&h->bg_mu);
-		refresh_now(h, "/api/validate", NULL, 1);
+		if (refresh)
+			refresh_now(h, "/api/validate", NULL, 1);
 		licd_flush_usage(h);
 		atomic_store(&h->kicked, 0);
 		pthread_mutex_lock(&h->bg_mu);
@@ -986,7 +994,7 @@ int licd_flush_usage(licd_t *h)
 	if (!h->has_dir)
 		return 0;
 	pthread_mutex_lock(&h->usage_mu);
-	if ((lfd = lock_dir(h)) >= 0) {
+	if ((lfd = lock_file(h->qlock_path)) >= 0) {
 		rc = queue_flush(h, NULL, &found, &msg);
 		unlock_dir(lfd);
 	}
@@ -1033,13 +1041,26 @@ int licd_usage(licd_t *h, const char *feature, long long quantity,
 	/* Appended and sent under one lock: no other process can send (and
 	 * so answer for) this item in between. */
 	pthread_mutex_lock(&h->usage_mu);
-	if ((lfd = lock_dir(h)) < 0 ||
+	if ((lfd = lock_file(h->qlock_path)) < 0 ||
 	    queue_append(h, key, feature, quantity) != 0) {
 		unlock_dir(lfd);
 		pthread_mutex_unlock(&h->usage_mu);
 		if (msg != NULL)
 			*msg = "cannot write the usage queue";
 		return -1;
+	}
+	if (h->thr_started) {
+		/* The refresh thread sends it: the caller never waits on the
+		 * network. */
+		unlock_dir(lfd);
+		pthread_mutex_unlock(&h->usage_mu);
+		pthread_mutex_lock(&h->bg_mu);
+		h->flush = 1;
+		pthread_cond_signal(&h->bg_cv);
+		pthread_mutex_unlock(&h->bg_mu);
+		if (msg != NULL)
+			*msg = "queued; the refresh thread sends it";
+		return 1;
 	}
 	rc = queue_flush(h, key, &found, &m);
 	unlock_dir(lfd);
@@ -1358,6 +1379,8 @@ int licd_open(const struct licd_config *cfg, licd_t **out, char *err,
 		    cfg->state_dir, h->license_id, idh);
 		snprintf(h->lock_path, sizeof(h->lock_path), "%s/%s-%s.lock",
 		    cfg->state_dir, h->license_id, idh);
+		snprintf(h->qlock_path, sizeof(h->qlock_path),
+		    "%s/%s-%s.usage.lock", cfg->state_dir, h->license_id, idh);
 		h->has_dir = 1;
 		if (lcl_state_read(h->state_path, &st) == 0) {
 			merge_disk(h, &st, 1);

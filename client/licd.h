@@ -170,10 +170,12 @@ int licd_heartbeat(licd_t *h, struct licd_info *info);
 int licd_deactivate(licd_t *h, const char **msg);
 
 /* Records quantity of feature. The item gets an idempotency key and goes
- * to the on-disk queue first; the queue is then sent in order. 0 when
- * this item was counted by licd, 1 when it is queued (offline; a later
- * licd_usage or licd_flush_usage sends it), -1 when licd refused it
- * (msg says why; it is dropped) or it could not be stored. */
+ * to the on-disk queue first; the queue is then sent in order. With
+ * LICD_REFRESH_BACKGROUND the handle's thread sends it and this returns 1
+ * at once; otherwise it is sent here: 0 when this item was counted by
+ * licd, 1 when it is queued (offline; a later licd_usage or
+ * licd_flush_usage sends it), -1 when licd refused it (msg says why; it
+ * is dropped) or it could not be stored. */
 int licd_usage(licd_t *h, const char *feature, long long quantity,
     const char **msg);
 /* Sends the queue. Returns the number of items left queued, -1 on a

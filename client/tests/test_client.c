@@ -938,6 +938,18 @@ static void test_background(void)
 	for (i = 0; i < 500 && st(h, NULL) != LICD_VALID; i++)
 		usleep(10000);
 	CHECK(licd_check(h, "sso", &in) == LICD_ALLOW);
+	/* Usage is queued at once and sent by the thread. */
+	{
+		const char *msg;
+		long long before;
+
+		F.nkeys = 0;
+		before = F.counted;
+		CHECK(licd_usage(h, "sso", 5, &msg) == 1);
+		for (i = 0; i < 500 && F.counted != before + 5; i++)
+			usleep(10000);
+		CHECK(F.counted == before + 5);
+	}
 	licd_close(h);
 }
 
