@@ -51,6 +51,167 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
+/* A value on the command line that licd cannot take: one line naming the
+ * option and what it accepts, exit 2. Nothing was written: a transaction
+ * still open is rolled back when the connection closes. */
+static void bad(const char *option, const char *got, const char *accepts)
+    __attribute__((noreturn));
+
+static void bad(const char *option, const char *got, const char *accepts)
+{
+	fprintf(stderr, "licctl: %s: '%s' is not valid; expected %s\n", option,
+	    got, accepts);
+	if (conn != NULL)
+		PQfinish(conn);
+	exit(2);
+}
+
+#define SLUG_ACCEPTS "1-64 of a-z 0-9 _ . - starting with a letter or digit"
+#define DOMAIN_ACCEPTS "host names or *.suffix patterns of a-z 0-9 - " \
+	"(labels of 1-63, at most 253 characters), comma-separated"
+
+/* The schema's checks, in C, so that a bad value is named before any
+ * statement runs (sql/001_core.sql). */
+static int slug_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) ||
+	    isdigit((unsigned char)s[0])))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!islower((unsigned char)s[i]) &&
+		    !isdigit((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '.' && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+static int email_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+	size_t i, n = strlen(s);
+
+	if (n > 254 || at == NULL || at == s || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (isspace((unsigned char)s[i]) || iscntrl((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* An exact host or "*.suffix", already lower case without a trailing dot. */
+static int domain_pattern_ok(const char *s)
+{
+	size_t label = 0, n;
+
+	if (strncmp(s, "*.", 2) == 0)
+		s += 2;
+	n = strlen(s);
+	if (n == 0 || n > 253)
+		return 0;
+	for (; *s; s++) {
+		if (*s == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if ((islower((unsigned char)*s) ||
+		    isdigit((unsigned char)*s) || *s == '-') && label < 63) {
+			label++;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0;
+}
+
+/* A whole number in [lo, hi]. */
+static long long int_opt(const char *option, const char *v, long long lo,
+    long long hi, const char *accepts)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0 || n < lo || n > hi ||
+	    isspace((unsigned char)*v) || *v == '+')
+		bad(option, v, accepts);
+	return n;
+}
+
+static const char *one_of(const char *option, const char *v,
+    const char *const *allowed, const char *accepts)
+{
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; allowed[i] != NULL; i++)
+		if (strcmp(v, allowed[i]) == 0)
+			return v;
+	bad(option, v, accepts);
+}
+
+/* YYYY-MM with a month 01-12. */
+static const char *period_opt(const char *v)
+{
+	if (v != NULL && (strlen(v) != 7 || !isdigit((unsigned char)v[0]) ||
+	    !isdigit((unsigned char)v[1]) || !isdigit((unsigned char)v[2]) ||
+	    !isdigit((unsigned char)v[3]) || v[4] != '-' ||
+	    !isdigit((unsigned char)v[5]) || !isdigit((unsigned char)v[6]) ||
+	    strncmp(v, "2000", 4) < 0 || strncmp(v + 5, "01", 2) < 0 ||
+	    strncmp(v + 5, "12", 2) > 0))
+		bad("--period", v, "a month as YYYY-MM (2026-11), from 2000");
+	return v;
+}
+
+/* An ISO 8601 date (YYYY-MM-DD, midnight UTC) or UTC timestamp
+ * (YYYY-MM-DDTHH:MM:SSZ) that exists and lies in the future; the
+ * timestamp as RFC 3339 into out. */
+static void expires_opt(const char *v, char out[32])
+{
+	static const char accepts[] = "a future date YYYY-MM-DD or UTC time "
+	    "YYYY-MM-DDTHH:MM:SSZ";
+	struct tm tm, back;
+	time_t t;
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+	size_t len = strlen(v);
+
+	memset(&tm, 0, sizeof(tm));
+	if (len == 10) {
+		if (sscanf(v, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+			bad("--expires", v, accepts);
+	} else if (len == 20) {
+		if (sscanf(v, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi,
+		    &sec, &n) != 6 || n != 20)
+			bad("--expires", v, accepts);
+	} else {
+		bad("--expires", v, accepts);
+	}
+	if (v[4] != '-' || v[7] != '-' || !isdigit((unsigned char)v[0]) ||
+	    !isdigit((unsigned char)v[5]) || !isdigit((unsigned char)v[8]))
+		bad("--expires", v, accepts);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	back = tm;
+	t = timegm(&tm);
+	/* timegm normalises 2027-02-30 to March 2nd: the date did not exist */
+	if (t == (time_t)-1 || tm.tm_year != back.tm_year ||
+	    tm.tm_mon != back.tm_mon || tm.tm_mday != back.tm_mday ||
+	    tm.tm_hour != back.tm_hour || tm.tm_min != back.tm_min ||
+	    tm.tm_sec != back.tm_sec || y < 2000)
+		bad("--expires", v, accepts);
+	if (t <= time(NULL))
+		bad("--expires", v, "a date in the future");
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 /* Options: "--name value" pairs and "--flag" switches listed in spec as
  * "name" / "name!". Positional arguments are collected in order. */
 struct opts {
@@ -131,19 +292,70 @@ static void db_connect(void)
 		die("cannot connect to the database: %s", PQerrorMessage(conn));
 }
 
-/* Runs a parameterised statement; dies on failure. */
+/* The schema's checks by name: what a refused value was and what the
+ * option accepts, for a value the checks in C did not catch. */
+static const struct {
+	const char *constraint, *option, *accepts;
+} refusals[] = {
+	{ "customers_email_check", "--email",
+	    "an e-mail address (name@domain, at most 254 characters)" },
+	{ "customers_name_check", "--name", "at most 200 characters" },
+	{ "plans_code_check", "CODE", SLUG_ACCEPTS },
+	{ "plans_name_check", "--name", "1-200 characters" },
+	{ "plans_features_check", "--features", "names of " SLUG_ACCEPTS },
+	{ "plans_limits_check", "--limits", "name=integer pairs" },
+	{ "plans_billing_interval_check", "--interval", "month, year or once" },
+	{ "plans_price_cents_check", "--price-cents",
+	    "a non-negative integer" },
+	{ "plans_currency_check", "--currency", "three letters (usd)" },
+	{ "licenses_features_check", "--features", "names of " SLUG_ACCEPTS },
+	{ "licenses_limits_check", "--limits", "name=integer pairs" },
+	{ "licenses_domains_check", "--domains", DOMAIN_ACCEPTS },
+	{ "licenses_status_reason_check", "--reason", "at most 500 characters" },
+};
+
+/* Runs a parameterised statement, connecting first if need be; dies on
+ * failure. A value the database refuses (SQLSTATE classes 22 and 23) is
+ * told as the option it came from, exit 2, never as PostgreSQL's text. */
 static PGresult *q(const char *sql, int n, const char *const *params)
 {
-	PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	int st = PQresultStatus(r);
+	PGresult *r;
+	int st;
 
+	if (conn == NULL)
+		db_connect();
+	r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(r);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		const char *cons = PQresultErrorField(r,
+		    PG_DIAG_CONSTRAINT_NAME);
 		char msg[1024];
+		size_t i;
 
+		if (state != NULL && (strncmp(state, "22", 2) == 0 ||
+		    strncmp(state, "23", 2) == 0)) {
+			for (i = 0; cons != NULL &&
+			    i < sizeof(refusals) / sizeof(refusals[0]); i++)
+				if (strcmp(refusals[i].constraint, cons) == 0) {
+					fprintf(stderr, "licctl: %s: not valid; "
+					    "expected %s\n", refusals[i].option,
+					    refusals[i].accepts);
+					break;
+				}
+			if (cons == NULL ||
+			    i == sizeof(refusals) / sizeof(refusals[0]))
+				fprintf(stderr, "licctl: a value was refused "
+				    "(%s %s); see --help for what each option "
+				    "accepts\n", state, cons ? cons : "");
+			PQclear(r);
+			PQfinish(conn);
+			exit(2);
+		}
 		snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
 		msg[strcspn(msg, "\n")] = '\0';
 		PQclear(r);
-		die("%s", msg);
+		die("database error: %s", msg);
 	}
 	return r;
 }
@@ -186,6 +398,10 @@ static char *list_json(const char *csv, int lower)
 			if (e > tok && e[-1] == '.')
 				e[-1] = '\0';
 		}
+		if (*tok != '\0' && !(lower ? domain_pattern_ok(tok) :
+		    slug_ok(tok)))
+			bad(lower ? "--domains" : "--features", tok, lower ?
+			    DOMAIN_ACCEPTS : "names of " SLUG_ACCEPTS);
 		if (*tok != '\0')
 			json_object_array_add(a, json_object_new_string(tok));
 	}
@@ -211,12 +427,15 @@ static char *limits_json(const char *csv)
 		while (isspace((unsigned char)*tok))
 			tok++;
 		if (eq == NULL)
-			die("limit '%s' is not name=integer", tok);
+			bad("--limits", tok, "name=integer pairs, comma-separated");
 		*eq = '\0';
+		if (!slug_ok(tok))
+			bad("--limits", tok, "limit names of " SLUG_ACCEPTS);
 		errno = 0;
 		v = strtoll(eq + 1, &end, 10);
-		if (errno != 0 || *end != '\0' || end == eq + 1 || v < 0)
-			die("limit '%s' needs a non-negative integer", tok);
+		if (errno != 0 || *end != '\0' || end == eq + 1 || v < 0 ||
+		    eq[1] == '+' || eq[1] == '-' || isspace((unsigned char)eq[1]))
+			bad("--limits", eq + 1, "a non-negative integer");
 		json_object_object_add(o, tok, json_object_new_int64(v));
 	}
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -656,6 +875,23 @@ static const char *seat_opt(const struct opts *o, const char *name)
 	return v;
 }
 
+/* One plan, as plan list and plan set print it. */
+static void print_plan(struct json_object *p)
+{
+	printf("%-16s %-24s features=%s limits=%s seats=%s",
+	    json_object_get_string(json_object_object_get(p, "code")),
+	    json_object_get_string(json_object_object_get(p, "name")),
+	    json_object_to_json_string_ext(json_object_object_get(p, "features"), JSON_C_TO_STRING_PLAIN),
+	    json_object_to_json_string_ext(json_object_object_get(p, "limits"), JSON_C_TO_STRING_PLAIN),
+	    json_object_get_string(json_object_object_get(p, "seat_model")));
+	if (strcmp(json_object_get_string(json_object_object_get(p, "seat_model")), "floating") == 0)
+		printf(" ttl=%s borrow=%sd overdraft=%s",
+		    json_object_get_string(json_object_object_get(p, "seat_ttl")),
+		    json_object_get_string(json_object_object_get(p, "max_borrow_days")),
+		    json_object_get_string(json_object_object_get(p, "overdraft")));
+	printf("\n");
+}
+
 static int cmd_plan(int argc, char **argv)
 {
 	static const char *const spec[] = { "name", "features", "limits",
@@ -705,22 +941,8 @@ static int cmd_plan(int argc, char **argv)
 			    PQgetvalue(r, 0, 0));
 			size_t k;
 
-			for (k = 0; a && k < json_object_array_length(a); k++) {
-				struct json_object *p = json_object_array_get_idx(a, k);
-
-				printf("%-16s %-24s features=%s limits=%s seats=%s",
-				    json_object_get_string(json_object_object_get(p, "code")),
-				    json_object_get_string(json_object_object_get(p, "name")),
-				    json_object_to_json_string_ext(json_object_object_get(p, "features"), JSON_C_TO_STRING_PLAIN),
-				    json_object_to_json_string_ext(json_object_object_get(p, "limits"), JSON_C_TO_STRING_PLAIN),
-				    json_object_get_string(json_object_object_get(p, "seat_model")));
-				if (strcmp(json_object_get_string(json_object_object_get(p, "seat_model")), "floating") == 0)
-					printf(" ttl=%s borrow=%sd overdraft=%s",
-					    json_object_get_string(json_object_object_get(p, "seat_ttl")),
-					    json_object_get_string(json_object_object_get(p, "max_borrow_days")),
-					    json_object_get_string(json_object_object_get(p, "overdraft")));
-				printf("\n");
-			}
+			for (k = 0; a && k < json_object_array_length(a); k++)
+				print_plan(json_object_array_get_idx(a, k));
 			json_object_put(a);
 		}
 		PQclear(r);
@@ -728,6 +950,26 @@ static int cmd_plan(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "set") != 0 || o.npos != 1)
 		die("usage: licctl plan set CODE --name NAME ... (see --help)");
+	if (!slug_ok(o.pos[0]))
+		bad("CODE", o.pos[0], SLUG_ACCEPTS);
+	if (opt(&o, "name") != NULL && (strlen(opt(&o, "name")) < 1 ||
+	    strlen(opt(&o, "name")) > 200))
+		bad("--name", opt(&o, "name"), "1-200 characters");
+	{
+		static const char *const iv[] = { "month", "year", "once",
+		    NULL };
+		const char *c = opt(&o, "currency");
+
+		one_of("--interval", opt(&o, "interval"), iv,
+		    "month, year or once");
+		if (opt(&o, "price-cents") != NULL)
+			int_opt("--price-cents", opt(&o, "price-cents"), 0,
+			    1000000000000LL, "a non-negative integer (cents)");
+		if (c != NULL && (strlen(c) != 3 || !isalpha((unsigned char)c[0])
+		    || !isalpha((unsigned char)c[1]) ||
+		    !isalpha((unsigned char)c[2])))
+			bad("--currency", c, "a three-letter ISO 4217 code (usd)");
+	}
 	if (opt(&o, "features"))
 		feat = list_json(opt(&o, "features"), 0);
 	if (opt(&o, "limits"))
@@ -773,7 +1015,16 @@ static int cmd_plan(int argc, char **argv)
 		    "max_borrow_days, 'overdraft', overdraft)::text", 15, p);
 		audit("plan.set", "plan", o.pos[0], NULL, PQgetvalue(r, 0, 0));
 		exec0("COMMIT");
-		printf("%s\n", PQgetvalue(r, 0, 0));
+		if (opt(&o, "json")) {
+			printf("%s\n", PQgetvalue(r, 0, 0));
+		} else {
+			struct json_object *pl = json_tokener_parse(
+			    PQgetvalue(r, 0, 0));
+
+			if (pl != NULL)
+				print_plan(pl);
+			json_object_put(pl);
+		}
 		PQclear(r);
 	}
 	free(feat);
@@ -810,6 +1061,11 @@ static int cmd_customer(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "create") != 0 || opt(&o, "email") == NULL)
 		die("usage: licctl customer create --email EMAIL [--name NAME]");
+	if (!email_ok(opt(&o, "email")))
+		bad("--email", opt(&o, "email"),
+		    "an e-mail address (name@domain, at most 254 characters)");
+	if (opt(&o, "name") != NULL && strlen(opt(&o, "name")) > 200)
+		bad("--name", opt(&o, "name"), "at most 200 characters");
 	{
 		const char *p[2] = { opt(&o, "email"), opt(&o, "name") };
 
@@ -838,8 +1094,12 @@ static int cmd_customer(int argc, char **argv)
 
 static const char *need_uuid(const struct opts *o, const char *what)
 {
-	if (o->npos != 1 || !lic_uuid_valid(o->pos[0]))
+	if (o->npos != 1)
 		die("usage: licctl license %s LICENSE_ID [--reason TEXT]", what);
+	if (!lic_uuid_valid(o->pos[0]))
+		bad("LICENSE_ID", o->pos[0], "a license id (UUID)");
+	if (opt(o, "reason") != NULL && strlen(opt(o, "reason")) > 500)
+		bad("--reason", opt(o, "reason"), "at most 500 characters");
 	return o->pos[0];
 }
 
@@ -902,7 +1162,7 @@ static int cmd_usage(int argc, char **argv)
 		return o.help ? 0 : 2;
 	}
 	{
-		const char *p[2] = { o.pos[0], opt(&o, "period") };
+		const char *p[2] = { o.pos[0], period_opt(opt(&o, "period")) };
 
 		r = q("SELECT g.feature, g.used, (l.limits ->> (g.feature || "
 		    "'_per_month')), (SELECT coalesce(sum(quantity), 0) FROM "
@@ -968,6 +1228,8 @@ static int cmd_audit(int argc, char **argv)
 		const char *p[2] = { opt(&o, "license"),
 		    opt(&o, "limit") ? opt(&o, "limit") : "50" };
 
+		int_opt("--limit", p[1], 1, 100000, "a number of rows, 1-100000");
+
 		r = q("SELECT json_build_object('at', to_char(at AT TIME ZONE "
 		    "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'actor', actor, "
 		    "'action', action, 'target_type', target_type, 'target_id', "
@@ -1002,9 +1264,12 @@ static int cmd_notifications(int argc, char **argv)
 	int i;
 
 	parse_opts(argc, argv, spec, &o);
+	/* "list" is the default verb, also when named */
+	if (o.npos > 0 && strcmp(o.pos[0], "list") == 0 && o.npos == 1)
+		o.npos = 0;
 	if (o.help || (o.npos > 0 && strcmp(o.pos[0], "retry") != 0)) {
-		printf("usage: licctl notifications [--status pending|delivered] "
-		    "[--license ID] [--limit N] [--json]\n"
+		printf("usage: licctl notifications [list] [--status pending|"
+		    "delivered] [--license ID] [--limit N] [--json]\n"
 		    "       licctl notifications retry (ID | --all)\n"
 		    "Lists the outbox (newest first) with attempts and the last "
 		    "error; retry makes\npending notifications due now (the next "
@@ -1016,6 +1281,9 @@ static int cmd_notifications(int argc, char **argv)
 
 		if (p[0] == NULL && !opt(&o, "all"))
 			die("give a notification id or --all");
+		if (p[0] != NULL)
+			int_opt("ID", p[0], 1, 9223372036854775807LL,
+			    "a notification id (a positive integer)");
 		exec0("BEGIN");
 		r = q("UPDATE notifications SET next_attempt_at = licd_now(), "
 		    "locked_until = NULL WHERE status = 'pending' AND "
@@ -1028,8 +1296,15 @@ static int cmd_notifications(int argc, char **argv)
 		return 0;
 	}
 	{
+		static const char *const st[] = { "pending", "delivered",
+		    NULL };
 		const char *p[3] = { opt(&o, "status"), opt(&o, "license"),
 		    opt(&o, "limit") ? opt(&o, "limit") : "50" };
+
+		one_of("--status", p[0], st, "pending or delivered");
+		int_opt("--limit", p[2], 1, 100000, "a number of rows, 1-100000");
+		if (p[1] != NULL && !lic_uuid_valid(p[1]))
+			bad("--license", p[1], "a license id (UUID)");
 
 		r = q("SELECT json_build_object('id', id, 'kind', kind, "
 		    "'license_id', license_id, 'recipient', recipient, 'status', "
@@ -1397,6 +1672,67 @@ static void print_license(const char *json, int as_json)
 	json_object_put(o);
 }
 
+/*
+ * Licenses as operators see them (license_admin_view) with the status
+ * validate would answer now (licd_now, the programs' clock): an active
+ * license past its end of validity is "expired" before the lifecycle
+ * job has written it, and one past its expiry but inside its payment
+ * grace is "active" and in grace. Columns: doc (with "effective_status"
+ * and "in_grace" added), effective status, in grace ('t'/'f'). NULL
+ * parameters match everything.
+ */
+static PGresult *licenses_q(const char *id, const char *customer,
+    const char *status)
+{
+	const char *p[3] = { id, customer, status };
+
+	return q("SELECT v.doc, e.eff, e.grace FROM license_admin_view v "
+	    "JOIN licenses l ON l.id = v.id, LATERAL (SELECT CASE WHEN "
+	    "l.status <> 'active' OR l.expires_at IS NULL OR "
+	    "greatest(l.expires_at, l.grace_until) > licd_now() THEN l.status "
+	    "ELSE 'expired' END AS eff, (l.status = 'active' AND "
+	    "l.expires_at <= licd_now() AND l.grace_until > licd_now()) AS "
+	    "grace) e WHERE ($1::uuid IS NULL OR v.id = $1::uuid) AND "
+	    "($2::text IS NULL OR v.customer_id::text = $2 OR v.email = "
+	    "lower($2)) AND ($3::text IS NULL OR e.eff = $3) "
+	    "ORDER BY v.created_at", 3, p);
+}
+
+/* Row i's doc with its effective status; put by the caller. */
+static struct json_object *license_doc(const PGresult *r, int i)
+{
+	struct json_object *d = json_tokener_parse(PQgetvalue(r, i, 0));
+
+	if (d == NULL)
+		die("cannot read a license document");
+	json_object_object_add(d, "effective_status",
+	    json_object_new_string(PQgetvalue(r, i, 1)));
+	json_object_object_add(d, "in_grace", json_object_new_boolean(
+	    strcmp(PQgetvalue(r, i, 2), "t") == 0));
+	return d;
+}
+
+/* After an issue inserted nothing: which of the two does not exist. */
+static void unknown_customer_or_plan(const char *customer, const char *plan)
+{
+	const char *p[1] = { customer };
+	PGresult *r = q("SELECT 1 FROM customers WHERE id::text = $1 OR "
+	    "lower(email) = lower($1)", 1, p);
+	int known = PQntuples(r) > 0;
+
+	PQclear(r);
+	if (!known) {
+		fprintf(stderr, "licctl: --customer: unknown customer '%s' "
+		    "(licctl customer list)\n", customer);
+		PQfinish(conn);
+		exit(2);
+	}
+	fprintf(stderr, "licctl: --plan: unknown plan '%s' (licctl plan "
+	    "list)\n", plan);
+	PQfinish(conn);
+	exit(2);
+}
+
 static char *expiry(const struct opts *o)
 {
 	char *buf = malloc(64);
@@ -1408,20 +1744,18 @@ static char *expiry(const struct opts *o)
 		return NULL;
 	}
 	if (opt(o, "days")) {
-		char *end;
-		long d = strtol(opt(o, "days"), &end, 10);
+		long d = (long)int_opt("--days", opt(o, "days"), 1, 36500,
+		    "a number of days, 1-36500");
 		time_t t;
 		struct tm tm;
 
-		if (*end != '\0' || d <= 0 || d > 36500)
-			die("--days needs 1..36500");
 		t = time(NULL) + d * 86400L;
 		gmtime_r(&t, &tm);
 		strftime(buf, 64, "%Y-%m-%dT%H:%M:%SZ", &tm);
 		return buf;
 	}
 	if (opt(o, "expires")) {
-		snprintf(buf, 64, "%s", opt(o, "expires"));
+		expires_opt(opt(o, "expires"), buf);
 		return buf;
 	}
 	die("give --expires DATE, --days N or --perpetual");
@@ -1464,7 +1798,7 @@ static void bulk_issue(const char *const *p6, const char *count,
 		    "WHERE (c.id::text = $1 OR lower(c.email) = lower($1)) AND "
 		    "p.code = $2 RETURNING id", 7, pp);
 		if (PQntuples(r) != k)
-			die("unknown customer '%s' or plan '%s'", p6[0], p6[1]);
+			unknown_customer_or_plan(p6[0], p6[1]);
 		if ((ids = realloc(ids, icap)) == NULL)
 			die("out of memory");
 		ids[il++] = '{';
@@ -1587,6 +1921,15 @@ static int cmd_license(int argc, char **argv)
 
 		if (!opt(&o, "customer") || !opt(&o, "plan"))
 			die("license issue needs --customer and --plan");
+		if (!slug_ok(opt(&o, "plan")))
+			bad("--plan", opt(&o, "plan"), "a plan code, " SLUG_ACCEPTS);
+		if (!lic_uuid_valid(opt(&o, "customer")) &&
+		    !email_ok(opt(&o, "customer")))
+			bad("--customer", opt(&o, "customer"),
+			    "a customer id (UUID) or e-mail address");
+		if (opt(&o, "count") != NULL)
+			int_opt("--count", opt(&o, "count"), 1, 10000000,
+			    "a number of licenses, 1-10000000");
 		if (lic_init_keys(err, sizeof(err)) != 0)
 			die("%s", err);
 		if (lic_keyring()->signer == NULL)
@@ -1627,7 +1970,7 @@ static int cmd_license(int argc, char **argv)
 		    "lower(c.email) = lower($1)) AND p.code = $2 "
 		    "RETURNING id", 10, p);
 		if (PQntuples(r) != 1)
-			die("unknown customer '%s' or plan '%s'", p[0], p[1]);
+			unknown_customer_or_plan(p[0], p[1]);
 		id = PQgetvalue(r, 0, 0);
 		{
 			const char *pi[1] = { id };
@@ -1698,16 +2041,17 @@ static int cmd_license(int argc, char **argv)
 	if (strcmp(argv[0], "show") == 0) {
 		const char *p[1];
 
-		if (o.npos != 1 || !lic_uuid_valid(o.pos[0]))
+		if (o.npos != 1)
 			die("usage: licctl license show LICENSE_ID");
+		if (!lic_uuid_valid(o.pos[0]))
+			bad("LICENSE_ID", o.pos[0], "a license id (UUID)");
 		p[0] = o.pos[0];
-		r = q("SELECT doc FROM license_admin_view WHERE id = $1", 1, p);
+		r = licenses_q(p[0], NULL, NULL);
 		if (PQntuples(r) != 1)
 			die("no license %s", o.pos[0]);
 		if (as_json) {
 			PGresult *a = q("SELECT licd_admin_license($1)", 1, p);
-			struct json_object *d = json_tokener_parse(
-			    PQgetvalue(r, 0, 0));
+			struct json_object *d = license_doc(r, 0);
 			struct json_object *j = json_tokener_parse(
 			    PQgetvalue(a, 0, 0));
 
@@ -1723,7 +2067,11 @@ static int cmd_license(int argc, char **argv)
 			json_object_put(j);
 			PQclear(a);
 		} else {
-			print_license(PQgetvalue(r, 0, 0), 0);
+			struct json_object *d = license_doc(r, 0);
+
+			print_license(json_object_to_json_string_ext(d,
+			    JSON_C_TO_STRING_PLAIN), 0);
+			json_object_put(d);
 			print_seats(p[0]);
 		}
 		if (!as_json) {
@@ -1738,27 +2086,33 @@ static int cmd_license(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[0], "list") == 0) {
-		const char *p[2] = { opt(&o, "customer"), opt(&o, "status") };
+		static const char *const st[] = { "active", "expired",
+		    "suspended", "revoked", NULL };
 
-		r = q("SELECT doc FROM license_admin_view WHERE ($1::text IS "
-		    "NULL OR customer_id::text = $1 OR email = lower($1)) AND "
-		    "($2::text IS NULL OR status = $2) ORDER BY created_at", 2, p);
+		one_of("--status", opt(&o, "status"), st,
+		    "active, expired, suspended or revoked");
+		r = licenses_q(NULL, opt(&o, "customer"), opt(&o, "status"));
 		for (i = 0; i < PQntuples(r); i++) {
-			if (as_json) {
-				printf("%s\n", PQgetvalue(r, i, 0));
-			} else {
-				struct json_object *j = json_tokener_parse(
-				    PQgetvalue(r, i, 0));
+			struct json_object *j = license_doc(r, i);
 
+			if (as_json) {
+				printf("%s\n", json_object_to_json_string_ext(j,
+				    JSON_C_TO_STRING_PLAIN));
+			} else {
+				char stb[24];
+
+				snprintf(stb, sizeof(stb), "%s%s",
+				    PQgetvalue(r, i, 1), strcmp(PQgetvalue(r, i,
+				    2), "t") == 0 ? ",grace" : "");
 				printf("%s  %-10s %-12s %-28s expires %s\n",
 				    json_object_get_string(json_object_object_get(j, "id")),
-				    json_object_get_string(json_object_object_get(j, "status")),
+				    stb,
 				    json_object_get_string(json_object_object_get(j, "plan")),
 				    json_object_get_string(json_object_object_get(j, "email")),
 				    json_object_object_get(j, "expires_at") ?
 				    json_object_get_string(json_object_object_get(j, "expires_at")) : "never");
-				json_object_put(j);
 			}
+			json_object_put(j);
 		}
 		PQclear(r);
 		return 0;
@@ -1848,9 +2202,8 @@ int main(int argc, char **argv)
 		return cmd_keys(argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "token") == 0)
 		return cmd_token(argc - i - 1, argv + i + 1);
-	/* The remaining commands need the database unless asking for help. */
-	if (rc == argc && argc - i - 1 > 0)
-		db_connect();
+	/* The remaining commands connect to the database at their first
+	 * statement (q), after their options were checked. */
 	if (strcmp(argv[i], "plan") == 0)
 		rc = cmd_plan(argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "customer") == 0)
