@@ -22,6 +22,7 @@ async function verifyLease(token, jwks, issuer, licenseId, installationId) {
   const { payload } = await jwtVerify(token, key, {
     algorithms: [alg], issuer, subject: licenseId, typ: 'lease+jwt',
     requiredClaims: ['iat', 'exp'],
+    clockTolerance: 60, // the two machines' clocks differ a little
   });
   if (payload.iid !== installationId) {
     throw new Error('lease is for another installation');

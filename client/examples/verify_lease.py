@@ -27,7 +27,10 @@ def verify_lease(token, jwks, issuer, license_id, installation_id):
         raise jwt.InvalidTokenError("unsupported pinned key")
     if header.get("typ") != "lease+jwt":
         raise jwt.InvalidTokenError("not a lease (typ)")
+    # leeway: the two machines' clocks differ a little (licd's iat is its
+    # database's clock, rounded to the second).
     claims = jwt.decode(token, key, algorithms=[alg], issuer=issuer,
+                        leeway=60,
                         options={"require": ["iss", "sub", "iat", "exp"]})
     if claims["sub"] != license_id:
         raise jwt.InvalidTokenError("lease is for another license")
