@@ -577,8 +577,10 @@ static void serve(struct worker *w, struct ctx *c)
 	req->param = "";
 	request_id(req);
 
-	/* Each program's own health (health.h), beside its routes. */
-	if (strncmp(req->path, "/healthz/", 9) == 0 &&
+	/* Each program's own health (health.h), beside its routes. Method
+	 * and path may be missing (http_check answers that). */
+	if (req->path != NULL && req->method != NULL &&
+	    strncmp(req->path, "/healthz/", 9) == 0 &&
 	    strcmp(req->path + 9, prog->name) == 0) {
 		if (strcmp(req->method, "GET") != 0 &&
 		    strcmp(req->method, "HEAD") != 0) {
