@@ -34,8 +34,8 @@ static long long mono_ms(void)
 }
 
 /*
- * The outage, per process: one line when the first connection is lost or
- * cannot be made, a summary every DB_OUTAGE_LOG_SECS while connects keep
+ * The outage, per process: one line when the first connect fails (a
+ * connection found lost is an info line until then), a summary every DB_OUTAGE_LOG_SECS while connects keep
  * failing, one line at the first connect that works again. The flag is
  * read without the lock on the request path; the rest is touched only
  * when a connection breaks or a connect is attempted.
@@ -67,6 +67,14 @@ static void outage_event(const char *what, const char *msg, int connect)
 	while (i > 0 && clean[i - 1] == ' ')
 		clean[--i] = '\0';
 	pthread_mutex_lock(&out_mu);
+	/* A lost connection is no outage yet: after a restart every thread
+	 * finds its connection dead once and most reconnect at once. The
+	 * outage starts at the first connect that fails. */
+	if (!connect && !atomic_load(&out_down)) {
+		pthread_mutex_unlock(&out_mu);
+		log_info("database connection lost: %s (reconnecting)", clean);
+		return;
+	}
 	if (connect)
 		out_fails++;
 	else

@@ -115,3 +115,13 @@ def test_license_key_never_in_nginx_access_log():
         raw(line % secret.encode() + b"\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert eventually(lambda: len(open(log).read().splitlines()) >= before + len(odd), 5)
     assert secret not in open(log).read()
+
+
+def test_console_without_its_slash_is_redirected_with_json():
+    r = api("/console", method="GET", params=None)
+    assert r.history and r.history[0].status_code == 301
+    first = r.history[0]
+    assert first.headers["Location"] == "/console/"
+    assert first.headers["Content-Type"].startswith("application/json")
+    assert first.json()["error"]["code"] == "MOVED_PERMANENTLY"
+    assert first.headers.get("X-Request-Id")
