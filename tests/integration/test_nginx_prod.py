@@ -117,16 +117,18 @@ def site():
                                 verify=d + "/cert.pem", timeout=5).status_code == 200
         except requests.ConnectionError:
             return False
-    assert eventually(up, 10), open(d + "/error.log").read()
-    yield {"dir": d, "http": "http://127.0.0.1:%d" % http_port,
-           "https": "https://127.0.0.1:%d" % https_port, "https_port": https_port,
-           "ca": d + "/cert.pem"}
-    nginx(d, "-s", "stop")
-    silent.close()
-    end = time.time() + 10
-    while os.path.exists(d + "/nginx.pid") and time.time() < end:
-        time.sleep(0.05)
-    subprocess.run(["rm", "-rf", d])
+    try:    # nginx is stopped whatever fails, its start included
+        assert eventually(up, 10), open(d + "/error.log").read()
+        yield {"dir": d, "http": "http://127.0.0.1:%d" % http_port,
+               "https": "https://127.0.0.1:%d" % https_port,
+               "https_port": https_port, "ca": d + "/cert.pem"}
+    finally:
+        nginx(d, "-s", "stop")
+        silent.close()
+        end = time.time() + 10
+        while os.path.exists(d + "/nginx.pid") and time.time() < end:
+            time.sleep(0.05)
+        subprocess.run(["rm", "-rf", d])
 
 
 def get(site, path, method="GET", **kw):
