@@ -22,6 +22,11 @@
 #                         touch_interval 0), so that each of its calls signs
 #                         and writes as nearly every call at a million does;
 #                         0 skips both
+#   BENCH_COUNTS=1        a stack of up to 10,000 licenses with
+#                         console_counts = off, validated in each round
+#                         beside the stack of 10,000 with the defaults: what
+#                         counting answers for the console's overview costs
+#                         validate; 0 skips it
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -47,6 +52,9 @@ BASE_PORT=$((PORT + 2))
 SAME_DIR=$RUN_DIR-same
 SAME_PORT=$((PORT + 3))
 SAME_CONF=$'lease_reuse = 0\ntouch_interval = 0'
+COUNTS=${BENCH_COUNTS:-1}
+NOCOUNT_DIR=$RUN_DIR-nocount
+NOCOUNT_PORT=$((PORT + 4))
 [ "$BASE_N" -gt 0 ] && [ "$N" -gt "$BASE_N" ] || BASE_N=0
 PEER=${BENCH_PEER:-$ROOT/../shared/peers/express}
 PY=/usr/bin/python3
@@ -65,6 +73,7 @@ cleanup() {
 		deploy/local.sh stop "$BASE_DIR" >/dev/null 2>&1 || true
 		deploy/local.sh stop "$SAME_DIR" >/dev/null 2>&1 || true
 	fi
+	deploy/local.sh stop "$NOCOUNT_DIR" >/dev/null 2>&1 || true
 	[ -f "$RUN_DIR/floor-nginx.pid" ] && kill "$(cat "$RUN_DIR/floor-nginx.pid")" 2>/dev/null
 	[ -f "$RUN_DIR/floor.pids" ] && kill $(cat "$RUN_DIR/floor.pids") 2>/dev/null
 	[ -f /tmp/licd-bench-peer.pid ] && kill -TERM "$(cat /tmp/licd-bench-peer.pid)" 2>/dev/null
@@ -182,6 +191,10 @@ if [ "$BASE_N" -gt 0 ]; then
 	stack "$SAME_DIR" "$SAME_PORT" "$BASE_N" 128MB "$SAME_CONF"
 	SRT=$(cat "$SAME_DIR/runtime-dir" 2>/dev/null || echo "$SAME_DIR")
 fi
+if [ "$COUNTS" -eq 1 ]; then
+	stack "$NOCOUNT_DIR" "$NOCOUNT_PORT" "$((N < 10000 ? N : 10000))" 128MB "console_counts = off"
+	CRT=$(cat "$NOCOUNT_DIR/runtime-dir" 2>/dev/null || echo "$NOCOUNT_DIR")
+fi
 export LICD_CONFIG=$RUN_DIR/licd.conf
 
 echo "== ceiling (nginx return 200) and floor (trivial FastCGI)"
@@ -256,6 +269,9 @@ B=http://127.0.0.1:$BASE_PORT
 KB=$BASE_DIR/keys-fixed.txt
 S=http://127.0.0.1:$SAME_PORT
 KS=$SAME_DIR/keys-fixed.txt
+C=http://127.0.0.1:$NOCOUNT_PORT
+KC=$NOCOUNT_DIR/keys-fixed.txt
+nocount() { [ "$COUNTS" -eq 0 ] || one "$@"; }
 base() { [ "$BASE_N" -eq 0 ] || one "$@"; }
 peer() { [ $HAVE_PEER -eq 0 ] || one "$@"; }
 # Seeding left both clusters with dirty pages: flush them now, so that a
@@ -265,6 +281,9 @@ if [ "$BASE_N" -gt 0 ]; then
 	$PGBIN/psql -q -h "$BRT/pg" -U postgres -d licd -c "CHECKPOINT" || true
 	$PGBIN/psql -q -h "$SRT/pg" -U postgres -d licd -c "CHECKPOINT" || true
 fi
+if [ "$COUNTS" -eq 1 ]; then
+	$PGBIN/psql -q -h "$CRT/pg" -U postgres -d licd -c "CHECKPOINT" || true
+fi
 if [ $HAVE_PEER -eq 1 ]; then
 	$PGBIN/psql -q -h 127.0.0.1 -p 55433 -U postgres -d licpeer -c "CHECKPOINT" || true
 fi
@@ -273,6 +292,9 @@ wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$U" -- "$K" validate 
 if [ "$BASE_N" -gt 0 ]; then
 	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$B" -- "$KB" validate >/dev/null 2>&1
 	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$S" -- "$KS" validate >/dev/null 2>&1
+fi
+if [ "$COUNTS" -eq 1 ]; then
+	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/existing.lua "$C" -- "$KC" validate >/dev/null 2>&1
 fi
 if [ $HAVE_PEER -eq 1 ]; then	# JIT, inserts
 	wrk -t2 -c"$CONN" -d"${DUR}s" -s tests/bench/express.lua "$E" -- "$PK" validate >/dev/null 2>&1
@@ -288,6 +310,9 @@ for i in $(seq 1 "$REPEAT"); do
 			one validate-floating licd -- -s tests/bench/existing.lua "$U" -- "$KF" validate
 		base $ep licd-$BASE_N -- -s tests/bench/existing.lua "$B" -- "$KB" $ep
 		base $ep licd-$BASE_N-same -- -s tests/bench/existing.lua "$S" -- "$KS" $ep
+		# the same call without the console's counting, right after
+		[ $ep = heartbeat ] ||
+			nocount validate licd-nocount -- -s tests/bench/existing.lua "$C" -- "$KC" validate
 		peer $ep express -- -s tests/bench/express.lua "$E" -- "$PK" $ep
 	done
 	one validate-new licd -- -s tests/bench/validate_new.lua "$U" -- "$K"

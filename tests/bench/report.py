@@ -90,6 +90,16 @@ if F:
     x = rratio("validate_floating_vs_validate", F, L)
     checks.append(("validate-floating >= 0.9x validate req/s", x,
                    x is not None and x >= 0.9))
+# What counting validate's answers per day (the console's overview) costs:
+# validate on a stack with console_counts = off, right after validate on
+# the stack of 10,000 with the defaults (the main one at 10,000, else the
+# baseline): issue 26's limit is 5 %.
+N0 = get("licd", "validate") if int(n) <= 10000 else get("licd-%s" % os.environ.get("BENCH_BASE_N", "0"), "validate")
+NC = get("licd-nocount", "validate")
+if N0 and NC:
+    x = rratio("validate_counting_vs_not", N0, NC)
+    checks.append(("validate counting answers >= 0.95x not counting", x,
+                   x is not None and x >= 0.95))
 for ep, lim in (("usage", 3), ("usage-hot", 4)):
     L, E = get("licd", ep), get("express", ep)
     if E:
