@@ -55,6 +55,7 @@ def prod_site(d, http_port, https_port, real_ip=False):
         # one program down and one that never answers, for nginx's own
         # 502 and 504 (after 1 s instead of 30)
         site = site.replace(rt + "/sock/checkout.sock", d + "/missing.sock")
+        site = site.replace(rt + "/sock/usage.sock", d + "/missing.sock")
         site = site.replace(rt + "/sock/heartbeat.sock", d + "/silent.sock")
         assert "fastcgi_read_timeout 30s;" in site
         site = site.replace("fastcgi_read_timeout 30s;", "fastcgi_read_timeout 1s;")
@@ -292,13 +293,26 @@ def test_port_80_redirects_with_json_and_serves_acme(site):
     assert r.headers["Content-Type"].startswith("text/plain")
 
 
-def test_no_license_key_in_the_production_access_log(site):
+def test_no_license_key_in_the_production_logs(site):
+    """GET /api/usage carries the key in its query string: neither the access
+    log nor the error log (where nginx writes the request line of an
+    upstream failure) may hold it. The usage program is down here, so nginx
+    answers 502 and has an error to log; the same failure on another path
+    is logged, which shows the log is written and read in time."""
     secret = "eyJsecret" + os.urandom(8).hex()
     r = get(site, "/api/usage", params={"license_key": secret, "period": "2026-01"})
+    json_error(r, 502, "SERVICE_UNAVAILABLE")
     rid = r.headers["X-Request-Id"]
+    marker = "m" + os.urandom(6).hex()
+    json_error(get(site, "/api/public/plans", params={"marker": marker}), 502,
+               "SERVICE_UNAVAILABLE")
     log = site["dir"] + "/licd-access.log"
+    err = site["dir"] + "/error.log"
     # buffer=64k flush=1s
     line = eventually(lambda: [l for l in open(log).read().splitlines() if rid in l]
                       if os.path.exists(log) else [], 5)
-    assert line and '"GET /api/usage?<query> HTTP/1.1"' in line[0], line
-    assert secret not in open(log).read()
+    assert line and '"GET /api/usage?<query> HTTP/1.1" 502' in line[0], line
+    assert eventually(lambda: marker in open(err).read(), 5), open(err).read()[-2000:]
+    for name in os.listdir(site["dir"]):
+        if name.endswith(".log"):
+            assert secret not in open(os.path.join(site["dir"], name)).read(), name
