@@ -15,6 +15,10 @@ LIB_HDR  := $(wildcard fcgi/lib/*.h)
 BIN_SRC  := $(wildcard fcgi/*.c)
 BINS     := $(patsubst fcgi/%.c,$(BUILD)/bin/%,$(BIN_SRC))
 SAN_BINS := $(patsubst fcgi/%.c,$(BUILD)/asan/bin/%,$(BIN_SRC))
+# fcgi/admin.c (POST /api/revoke and the admin API) builds the `revoke`
+# program: the file is named for what it serves, the program keeps its name.
+BINS     := $(patsubst %/bin/admin,%/bin/revoke,$(BINS))
+SAN_BINS := $(patsubst %/bin/admin,%/bin/revoke,$(SAN_BINS))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 
@@ -49,6 +53,10 @@ $(BUILD)/bin/%: $(BUILD)/obj/%.o $(BUILD)/liblicd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bin/revoke: $(BUILD)/obj/admin.o $(BUILD)/liblicd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Sanitizer builds: the C unit tests always, the programs for `make test`.
 $(BUILD)/asan/obj/%.o: fcgi/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -58,6 +66,10 @@ $(BUILD)/asan/liblicd.a: $(patsubst fcgi/%.c,$(BUILD)/asan/obj/%.o,$(LIB_SRC))
 	$(AR) rcs $@ $^
 
 $(BUILD)/asan/bin/%: $(BUILD)/asan/obj/%.o $(BUILD)/asan/liblicd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/asan/bin/revoke: $(BUILD)/asan/obj/admin.o $(BUILD)/asan/liblicd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 

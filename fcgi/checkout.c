@@ -301,17 +301,7 @@ static const struct http_route routes[] = {
 	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
 };
 
-int main(int argc, char **argv)
-{
-	static const struct http_program prog = {
-		.name = "checkout",
-		.routes = routes,
-		.nroutes = sizeof(routes) / sizeof(routes[0]),
-		.stmts = stmts,
-		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
-		.init = init,
-		.lock_timeout_ms = 10000,
-	};
-
-	return http_main(argc, argv, &prog);
-}
+HTTP_PROGRAM(
+	.name = "checkout",
+	.init = init,
+	.lock_timeout_ms = 10000)

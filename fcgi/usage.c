@@ -8,14 +8,14 @@
  * transaction. The limit for feature X is limits["X_per_month"].
  * Increments arriving together share that transaction (batch.h: one WAL
  * flush for all of them); each is answered exactly as if alone. The
- * license is read first, with state_read (state.h).
+ * license is read first, with lookup_read (lookup.h).
  */
 #include "batch.h"
 #include "db.h"
 #include "http.h"
 #include "json.h"
 #include "lic.h"
-#include "state.h"
+#include "lookup.h"
 #include "url.h"
 
 #include <stdio.h>
@@ -23,7 +23,7 @@
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	STATE_STMTS,
+	LOOKUP_STMTS,
 	/* Not retry-safe: a resend after a broken connection could count
 	 * twice when no idempotency key was given. */
 	{ "add", "SELECT * FROM licd_usage_add_batch($1)", 0 },
@@ -131,28 +131,25 @@ static int load_license(struct http_req *req, struct http_resp *resp,
 		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
 		return -1;
 	}
-	if ((st = state_read(req->db, id, iid, "0", NULL, NULL, &res)) !=
+	if ((st = lookup_read(req->db, id, iid, "0", NULL, NULL, &res)) !=
 	    DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
 	/* The row vouches for a key the cache does not know (lic.h). */
-	switch (lic_lookup_read(res, key, id, known, &lk)) {
+	switch (lookup_license(req, resp, res, key, id, known, &lk)) {
 	case LIC_OK:
 		break;
+	case LIC_ERROR:
+		goto out;
 	case LIC_UNKNOWN:
 		http_error(resp, 403, "INVALID_KEY", "unknown license");
 		goto out;
-	case LIC_INVALID:
+	default:
 		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
 		goto out;
-	default:
-		http_error(resp, 500, "INTERNAL", "bad license row");
-		goto out;
 	}
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s", id);
 	*l = lk.l;
-	req->now = lk.now;
 	code = lic_state(l, req->now, &eff);
 	if (strcmp(code, "VALID") != 0) {
 		http_error(resp, 403, code, "the license is %s", eff);
@@ -355,17 +352,7 @@ static const struct http_route routes[] = {
 	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
 };
 
-int main(int argc, char **argv)
-{
-	static const struct http_program prog = {
-		.name = "usage",
-		.routes = routes,
-		.nroutes = sizeof(routes) / sizeof(routes[0]),
-		.stmts = stmts,
-		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
-		.init = lic_init_verifier,
-		.reload = lic_keys_reload,
-	};
-
-	return http_main(argc, argv, &prog);
-}
+HTTP_PROGRAM(
+	.name = "usage",
+	.init = lic_init_verifier,
+	.reload = lic_keys_reload)

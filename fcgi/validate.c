@@ -2,32 +2,35 @@
  * validate: POST /api/validate, POST /api/deactivate, POST /api/checkin,
  * POST /api/borrow, GET /healthz.
  *
- * The common case (a known, active installation) is one read, licd_lookup()
- * (shared with the lookups of other threads arriving at the same time:
- * state.h): the license and installation. When last_seen is older than
- * touch_interval or version/metadata changed, the refresh is queued for
- * the process's writer (touch.h), not written in the request. A new
- * installation goes through licd_activate(), which holds the license row
- * lock while it counts seats; a newly allowed domain is recorded by
- * licd_touch() at once.
- *
- * The handler checks the call and hands the lookup on (http_defer); the
- * thread that runs the lookup's batch answers (looked_up), or passes a
- * call that must write to a resume thread (http_resume), since the other
- * lookups queued behind it must not wait for a disk flush.
- *
- * On a floating license (lookup's seat_ttl > 0) the seat is a lease:
- * floating() answers a live seat from the lookup and takes or renews one
- * with licd_seat() under the license's lock (sql/023, docs/DESIGN.md
- * "Floating seats"); checkin and borrow are that function's other uses.
+ * A validate takes the steps of decide.h, each a function here:
+ *   PARSE   validate()     the fields; the license id the key names
+ *   LOOKUP  looked_up()    licd_lookup's row (lookup.h: shared with the
+ *                          lookups of other threads arriving at the same
+ *                          time), then decide() (decide.h, pure)
+ *   WRITE   write_step()   on a resume thread, only when decided: a new
+ *                          installation through licd_activate(), which
+ *                          holds the license row lock while it counts
+ *                          seats; a newly allowed domain through
+ *                          licd_touch(); a floating seat taken or renewed
+ *                          through licd_seat() (sql/023, docs/DESIGN.md
+ *                          "Floating seats")
+ *   REPLY   reply()        the answer; a due last_seen refresh is queued
+ *                          for the process's writer (touch.h), not
+ *                          written in the request
+ * The handler's thread goes on to its next request once the lookup is
+ * queued (http_defer); the thread that runs the lookup's batch answers
+ * (http_done), or hands a call that must write to a resume thread
+ * (http_resume), since the other lookups queued behind it must not wait
+ * for a disk flush. checkin and borrow are licd_seat's other uses.
  */
 #include "config.h"
 #include "db.h"
+#include "decide.h"
 #include "http.h"
 #include "json.h"
 #include "lic.h"
 #include "log.h"
-#include "state.h"
+#include "lookup.h"
 #include "touch.h"
 
 #include <stdio.h>
@@ -35,7 +38,7 @@
 #include <string.h>
 
 static const struct db_stmt stmts[] = {
-	STATE_STMTS,
+	LOOKUP_STMTS,
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 },
 	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 },
 	{ "deactivate", "SELECT * FROM licd_deactivate($1, $2)", 1 },
@@ -47,6 +50,24 @@ struct vreq {
 	const char *key, *iid, *domain, *version, *feature, *nonce;
 	const char *metadata;		/* serialised, or NULL */
 };
+
+/* A validate in flight, from its handler to its answer (http_scratch). */
+struct vcall {
+	enum decide_step step;
+	struct http_req *req;
+	struct http_resp *resp;
+	struct vreq v;
+	char id[LIC_UUID_LEN + 1];
+	int known;			/* lic_key_id's */
+	struct lookup_call lookup;
+	PGresult *row;			/* the lookup's; lk points into it */
+	int have_lic;			/* lk holds a license (lic_free) */
+	struct lic_lookup lk;
+	struct decision d;
+	struct lic_seat s;		/* the installation as answered */
+};
+
+_Static_assert(sizeof(struct vcall) <= HTTP_SCRATCH, "struct vcall too large");
 
 static int parse(struct http_req *req, struct http_resp *resp,
     struct vreq *v)
@@ -74,328 +95,221 @@ static int parse(struct http_req *req, struct http_resp *resp,
 	return 0;
 }
 
-/* A validate between its lookup and its answer (http_scratch). */
-struct vcall {
-	struct state_call sc;		/* first: looked_up casts it back */
-	struct http_req *req;
-	struct http_resp *resp;
-	struct vreq v;
-	char id[LIC_UUID_LEN + 1];
-	int known;
-	PGresult *res;			/* the lookup's, for a resumed rest */
-	struct json_object *out;	/* floating()'s answer */
-};
-
-_Static_assert(sizeof(struct vcall) <= HTTP_SCRATCH, "struct vcall too large");
-
-static void resumed(struct http_req *req, struct http_resp *resp);
-
-/* The seat of an installation of a floating license, as seat_row's
- * columns (licd_seat, sql/023): code, first_seen, last_seen,
- * seat_expires, borrowed_until, overdraft. */
-struct seat {
-	const char *code;
-	long long first, last, expires, borrowed;
-	int overdraft;
-};
-
-/* licd_seat's code as a static string (the result is freed first). */
-static const char *seat_code(const char *c)
+static void decide_call(struct vcall *x)
 {
-	static const char *const codes[] = { "VALID",
-	    "TOO_MANY_INSTALLATIONS", "INSTALLATION_NOT_ACTIVE", "REVOKED",
-	    "SUSPENDED", "EXPIRED", "INVALID_KEY", "BORROW_LIMIT_EXCEEDED",
-	    "NOT_FLOATING" };
-	size_t i;
+	const struct decide_req rq = { DECIDE_VALIDATE, x->v.domain,
+	    x->v.feature };
 
-	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (strcmp(c, codes[i]) == 0)
-			return codes[i];
-	return "INVALID_KEY";
+	decide(&rq, x->have_lic ? &x->lk : NULL, &x->d);
 }
 
-static void seat_row(const PGresult *res, struct seat *s)
-{
-	s->code = PQgetvalue(res, 0, 0);
-	s->first = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	s->last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	s->expires = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-	s->borrowed = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-	s->overdraft = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
-}
-
-/*
- * validate on a floating license: the seat is held while its lease is
- * live. A live seat with more than LIC_SEAT_RENEW_LEFT of its ttl left is
- * answered from the lookup; otherwise (no seat, a lapsed one, one due a
- * renewal, a newly allowed domain) licd_seat takes or renews it under the
- * license's lock, on a resume thread (returns 1 when handed there).
- * Fills x->out and *code; -1 when an error was answered; frees *res.
- */
-static int floating(struct vcall *x, struct lic_lookup *lk,
-    const char **code, PGresult **res, int can_write)
-{
-	struct vreq *v = &x->v;
-	time_t now = x->req->now;
-	struct seat s = { NULL, lk->first_seen, lk->last_seen, lk->seat_expires,
-	    lk->borrowed_until, lk->seat_overdraft };
-	int live = lk->active && lk->seat_expires > (long long)now, st;
-	const char *params[7];
-	PGresult *w = NULL;
-
-	if (strcmp(*code, "VALID") == 0 && (!live ||
-	    lk->seat_expires - (long long)now < LIC_SEAT_RENEW_LEFT(lk->seat_ttl) ||
-	    (v->domain != NULL && (lk->domain == NULL ||
-	    strcmp(lk->domain, v->domain) != 0)))) {
-		if (!can_write) {
-			x->res = *res;
-			http_resume(x->req, resumed);
-			return 1;
-		}
-		params[0] = x->id;
-		params[1] = v->iid;
-		params[2] = "take";
-		params[3] = NULL;
-		params[4] = v->version;
-		params[5] = v->metadata;
-		params[6] = v->domain;
-		if ((st = db_exec(x->req->db, "seat", 7, params, &w)) != DB_OK) {
-			http_db_error(x->req, x->resp, st, "seat");
-			goto fail;
-		}
-		if (PQntuples(w) != 1) {
-			http_error(x->resp, 500, "INTERNAL", "seat failed");
-			goto fail;
-		}
-		seat_row(w, &s);
-		if (strcmp(s.code, "NOT_FLOATING") == 0) {
-			/* The license became node-locked since the lookup. */
-			http_error(x->resp, 503, "SERVICE_UNAVAILABLE",
-			    "the license changed; retry");
-			goto fail;
-		}
-		*code = seat_code(s.code);
-		if (strcmp(*code, "VALID") == 0) {
-			live = 1;
-		} else {
-			/* Refused: as the lookup saw it, lapsed. */
-			live = 0;
-			s.first = lk->first_seen;
-			s.last = lk->last_seen;
-		}
-	} else if (lk->needs_touch && touch_queue(x->id, v->iid,
-	    (long long)now, v->version, v->metadata) == 0) {
-		s.last = (long long)now;
-	}
-	x->out = lic_result(*code, &lk->l, now);
-	if (s.first != 0)
-		lic_add_installation(x->out, v->iid, live ? "active" :
-		    "inactive", s.first, s.last);
-	if (strcmp(*code, "VALID") == 0) {
-		if (lic_add_lease_until(x->out, &lk->l, v->iid, v->nonce, now,
-		    s.expires) != LIC_OK) {
-			json_object_put(x->out);
-			x->out = NULL;
-			http_error(x->resp, 500, "INTERNAL",
-			    "cannot sign lease");
-			goto fail;
-		}
-		lic_add_seat(x->out, lk->seat_ttl, s.expires, s.borrowed,
-		    s.overdraft);
-	}
-	PQclear(w);
-	PQclear(*res);
-	*res = NULL;
-	return 0;
-fail:
-	PQclear(w);
-	PQclear(*res);
-	*res = NULL;
-	return -1;
-}
-
-/* Answers from the lookup's row res (freed here). Where the call must
- * write in the request and may not (can_write 0: this is the thread that
- * ran the lookup batch, which others wait on), hands the rest to a resume
- * thread instead, keeping res, and returns 1. */
-static int answer(struct vcall *x, PGresult *res, int can_write)
+/* REPLY: the answer, from the decision and the installation as it is
+ * now. */
+static void reply(struct vcall *x)
 {
 	struct http_req *req = x->req;
-	struct http_resp *resp = x->resp;
-	struct vreq *v = &x->v;
-	struct lic_lookup lk;
-	const char *code, *eff, *params[5];
-	struct json_object *out = NULL;
-	long long first, last;
-	int st, have_lic = 0, active;
+	const struct lic_lookup *lk = &x->lk;
+	const struct lic *l = x->have_lic ? &lk->l : NULL;
+	struct json_object *out;
+	int rc;
 
-	/* The row vouches for the key (lic.h). */
-	switch (lic_lookup_read(res, v->key, x->id, x->known, &lk)) {
-	case LIC_OK:
-		break;
-	case LIC_ERROR:
-		http_error(resp, 500, "INTERNAL", "bad license row");
-		goto out;
-	default:
-		code = "INVALID_KEY";
-		out = lic_result(code, NULL, req->now);
-		goto answer;
+	x->step = DECIDE_REPLY;
+	if (x->d.touch && touch_queue(x->id, x->v.iid, (long long)req->now,
+	    x->v.version, x->v.metadata) == 0)
+		x->s.last = (long long)req->now;
+	out = lic_result(x->d.code, l, req->now);
+	if (x->s.first != 0)
+		lic_add_installation(out, x->v.iid, x->d.active ? "active" :
+		    "inactive", x->s.first, x->s.last);
+	if (x->d.lease) {
+		rc = lk->seat_ttl > 0 ?
+		    lic_add_lease_until(out, l, x->v.iid, x->v.nonce, req->now,
+		    x->s.expires) :
+		    lic_add_lease(out, l, x->v.iid, x->v.nonce, req->now);
+		if (rc != LIC_OK) {
+			json_object_put(out);
+			http_error(x->resp, 500, "INTERNAL",
+			    "cannot sign lease");
+			return;
+		}
+		if (lk->seat_ttl > 0)
+			lic_add_seat(out, lk->seat_ttl, x->s.expires,
+			    x->s.borrowed, x->s.overdraft);
 	}
-	have_lic = 1;
-	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s",
-	    x->id);
-	active = lk.active;
-	first = lk.first_seen;
-	last = lk.last_seen;
-	req->now = lk.now;
-
-	code = lic_state(&lk.l, req->now, &eff);
-	if (strcmp(code, "VALID") == 0 &&
-	    !lic_domain_allowed(&lk.l, v->domain))
-		code = "DOMAIN_NOT_ALLOWED";
-	if (strcmp(code, "VALID") == 0 && v->feature != NULL &&
-	    !lic_has_feature(&lk.l, v->feature))
-		code = "FEATURE_NOT_LICENSED";
-
-	if (lk.seat_ttl > 0) {
-		st = floating(x, &lk, &code, &res, can_write);
-		if (st == 1) {
-			lic_free(&lk.l);
-			return 1;
-		}
-		if (st < 0)
-			goto out;
-		goto answered;
-	}
-
-	/* Written in the request: an activation, or a domain that may be
-	 * recorded only now that it is allowed (licd_touch refreshes
-	 * last_seen with it). Otherwise a due refresh goes to the writer,
-	 * refused calls included: they are contacts too. */
-	if (strcmp(code, "VALID") == 0 && (!active || (v->domain != NULL &&
-	    (lk.domain == NULL || strcmp(lk.domain, v->domain) != 0)))) {
-		const char *stmt = active ? "touch" : "activate";
-
-		if (!can_write) {
-			lic_free(&lk.l);
-			x->res = res;
-			http_resume(req, resumed);
-			return 1;
-		}
-		params[0] = x->id;
-		params[1] = v->iid;
-		params[2] = v->version;
-		params[3] = v->metadata;
-		params[4] = v->domain;
-		PQclear(res);
-		res = NULL;
-		if ((st = db_exec(req->db, stmt, 5, params, &res)) != DB_OK) {
-			http_db_error(req, resp, st, stmt);
-			goto out;
-		}
-		if (active && PQntuples(res) == 0) {
-			/* Deactivated between our read and write. */
-			PQclear(res);
-			res = NULL;
-			active = 0;
-			if ((st = db_exec(req->db, "activate", 5, params,
-			    &res)) != DB_OK) {
-				http_db_error(req, resp, st, "activate");
-				goto out;
-			}
-		}
-		if (PQntuples(res) != 1) {
-			http_error(resp, 500, "INTERNAL", "activation failed");
-			goto out;
-		}
-		if (active) {
-			first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-			last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-		} else {
-			code = strcmp(PQgetvalue(res, 0, 0), "VALID") == 0 ?
-			    "VALID" : PQgetvalue(res, 0, 0);
-			if (strcmp(code, "VALID") == 0) {
-				active = 1;
-				first = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-				last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-			}
-		}
-	} else if (lk.needs_touch && touch_queue(x->id, v->iid,
-	    (long long)req->now, v->version, v->metadata) == 0) {
-		last = (long long)req->now;
-	}
-	out = lic_result(code, &lk.l, req->now);
-	if (first != 0)
-		lic_add_installation(out, v->iid, active ? "active" : "inactive",
-		    first, last);
-	if (strcmp(code, "VALID") == 0 &&
-	    lic_add_lease(out, &lk.l, v->iid, v->nonce, req->now) != LIC_OK) {
-		json_object_put(out);
-		out = NULL;
-		http_error(resp, 500, "INTERNAL", "cannot sign lease");
-		goto out;
-	}
-	goto answer;
-answered:
-	out = x->out;
-	x->out = NULL;
-answer:
-	req->log_code = json_object_get_string(
-	    json_object_object_get(out, "code"));
+	req->log_code = x->d.code;
 	touch_count(req->log_code);
-	http_json(resp, 200, out);
+	http_json(x->resp, 200, out);
+}
+
+/* Frees what the call holds past its answer. */
+static void finish(struct vcall *x)
+{
+	if (x->have_lic)
+		lic_free(&x->lk.l);
+	x->have_lic = 0;
+	PQclear(x->row);
+	x->row = NULL;
+}
+
+/* WRITE, node-locked: licd_touch records a newly allowed domain (and
+ * refreshes last_seen with it); licd_activate takes a seat, also for an
+ * installation deactivated between the lookup and licd_touch. */
+static int write_node(struct vcall *x)
+{
+	struct http_req *req = x->req;
+	const char *params[5] = { x->id, x->v.iid, x->v.version,
+	    x->v.metadata, x->v.domain };
+	PGresult *w = NULL;
+	int st, rc = -1;
+
+	if (x->d.write == DECIDE_DOMAIN) {
+		if ((st = db_exec(req->db, "touch", 5, params, &w)) != DB_OK) {
+			http_db_error(req, x->resp, st, "touch");
+			goto out;
+		}
+		if (PQntuples(w) == 1) {
+			x->s.first = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
+			x->s.last = strtoll(PQgetvalue(w, 0, 1), NULL, 10);
+			decide_written(&x->d, "VALID");
+			rc = 0;
+			goto out;
+		}
+		if (PQntuples(w) != 0) {
+			http_error(x->resp, 500, "INTERNAL",
+			    "activation failed");
+			goto out;
+		}
+		/* Deactivated between our read and write. */
+		PQclear(w);
+		w = NULL;
+		x->d.write = DECIDE_ACTIVATE;
+	}
+	if ((st = db_exec(req->db, "activate", 5, params, &w)) != DB_OK) {
+		http_db_error(req, x->resp, st, "activate");
+		goto out;
+	}
+	if (PQntuples(w) != 1) {
+		http_error(x->resp, 500, "INTERNAL", "activation failed");
+		goto out;
+	}
+	decide_written(&x->d, PQgetvalue(w, 0, 0));
+	if (x->d.active) {
+		x->s.first = strtoll(PQgetvalue(w, 0, 1), NULL, 10);
+		x->s.last = strtoll(PQgetvalue(w, 0, 2), NULL, 10);
+	}
+	rc = 0;
 out:
-	if (have_lic)
-		lic_free(&lk.l);
-	PQclear(res);
-	return 0;
+	PQclear(w);
+	return rc;
+}
+
+/* WRITE, floating: licd_seat 'take' takes a seat or renews the one held,
+ * under the license's lock (sql/023). A refused call keeps the
+ * installation as the lookup saw it. */
+static int write_seat(struct vcall *x)
+{
+	struct http_req *req = x->req;
+	const char *params[7] = { x->id, x->v.iid, "take", NULL, x->v.version,
+	    x->v.metadata, x->v.domain };
+	struct lic_seat s;
+	PGresult *w = NULL;
+	int st, rc = -1;
+
+	if ((st = db_exec(req->db, "seat", 7, params, &w)) != DB_OK) {
+		http_db_error(req, x->resp, st, "seat");
+		goto out;
+	}
+	if (lic_seat_read(w, &s) != LIC_OK) {
+		http_error(x->resp, 500, "INTERNAL", "seat failed");
+		goto out;
+	}
+	if (strcmp(s.code, "NOT_FLOATING") == 0) {
+		/* The license became node-locked since the lookup. */
+		http_error(x->resp, 503, "SERVICE_UNAVAILABLE",
+		    "the license changed; retry");
+		goto out;
+	}
+	decide_written(&x->d, s.code);
+	if (x->d.active)
+		x->s = s;
+	x->s.code = NULL;		/* s.code is w's */
+	rc = 0;
+out:
+	PQclear(w);
+	return rc;
 }
 
 /* On a resume thread, with its connection; http.c answers after. */
-static void resumed(struct http_req *req, struct http_resp *resp)
+static void write_step(struct http_req *req, struct http_resp *resp)
 {
 	struct vcall *x = http_scratch(req);
 
 	(void)resp;
-	answer(x, x->res, 1);
+	x->step = DECIDE_WRITE;
+	if ((x->d.write == DECIDE_SEAT_TAKE ? write_seat(x) :
+	    write_node(x)) == 0)
+		reply(x);
+	finish(x);
 }
 
-/* On the thread that ran the lookup's batch. */
-static void looked_up(struct state_call *sc, struct db *db, int st,
+/* LOOKUP, on the thread that ran the lookup's batch: the row, the
+ * decision, and the answer unless a write must come first. */
+static void looked_up(struct http_req *req, struct db *db, int st,
     PGresult *res)
 {
-	struct vcall *x = (struct vcall *)sc;
+	struct vcall *x = http_scratch(req);
 
-	x->req->db = db;
+	req->db = db;
+	x->row = res;
 	if (st != DB_OK) {
-		http_db_error(x->req, x->resp, st, "license state");
-		http_done(x->req);
+		http_db_error(req, x->resp, st, "license state");
+		goto done;
+	}
+	switch (lookup_license(req, x->resp, res, x->v.key, x->id, x->known,
+	    &x->lk)) {
+	case LIC_OK:
+		x->have_lic = 1;
+		x->s = (struct lic_seat){ NULL, x->lk.first_seen,
+		    x->lk.last_seen, x->lk.seat_expires, x->lk.borrowed_until,
+		    x->lk.seat_overdraft };
+		break;
+	case LIC_ERROR:
+		goto done;
+	default:
+		break;			/* INVALID_KEY */
+	}
+	decide_call(x);
+	if (x->d.write != DECIDE_NO_WRITE) {
+		http_resume(req, write_step);
 		return;
 	}
-	if (answer(x, res, 0) == 0)
-		http_done(x->req);
+	reply(x);
+done:
+	finish(x);
+	http_done(req);
 }
 
-/* Checks the call and hands its lookup to the batch (state.h); this
- * thread goes on to its next request meanwhile. */
+/* PARSE: checks the call and hands its lookup to the batch (lookup.h);
+ * this thread goes on to its next request meanwhile. */
 static void validate(struct http_req *req, struct http_resp *resp)
 {
 	struct vcall *x = http_scratch(req);
 
 	memset(x, 0, sizeof(*x));
+	x->step = DECIDE_PARSE;
 	x->req = req;
 	x->resp = resp;
 	if (parse(req, resp, &x->v) != 0)
 		return;
 	if (lic_key_id(x->v.key, x->id, &x->known) != LIC_OK) {
-		req->log_code = "INVALID_KEY";
-		touch_count(req->log_code);
-		http_json(resp, 200, lic_result("INVALID_KEY", NULL, req->now));
+		decide_call(x);
+		reply(x);
 		return;
 	}
+	x->step = DECIDE_LOOKUP;
 	http_defer(req);
-	state_read_then(&x->sc, req->db, x->id, x->v.iid, lic_touch_param(),
-	    x->v.version, x->v.metadata, looked_up);
+	lookup_read_then(&x->lookup, req, req->db, x->id, x->v.iid,
+	    lic_touch_param(), x->v.version, x->v.metadata, looked_up);
 }
 
 static void deactivate(struct http_req *req, struct http_resp *resp)
@@ -510,7 +424,7 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 	struct json_object *out = NULL;
 	struct lic_lookup lk;
 	struct js_err e;
-	struct seat s;
+	struct lic_seat s;
 	PGresult *res = NULL, *w = NULL;
 	long long ndays;
 	int st, have_lic = 0;
@@ -530,22 +444,20 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 	params[2] = "0";
 	params[3] = NULL;
 	params[4] = NULL;
-	if ((st = db_exec(req->db, "state", 5, params, &res)) != DB_OK) {
+	if ((st = db_exec(req->db, "lookup", 5, params, &res)) != DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
-	switch (lic_lookup_read(res, key, id, 1, &lk)) {
+	switch (lookup_license(req, resp, res, key, id, 1, &lk)) {
 	case LIC_OK:
 		break;
 	case LIC_ERROR:
-		http_error(resp, 500, "INTERNAL", "bad license row");
 		goto out;
 	default:
 		http_error(resp, 403, "INVALID_KEY", "unknown license");
 		goto out;
 	}
 	have_lic = 1;
-	req->now = lk.now;
 	if (lk.seat_ttl == 0) {
 		not_floating(resp);
 		goto out;
@@ -566,29 +478,23 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 			http_db_error(req, resp, st, "seat");
 			goto out;
 		}
-		if (PQntuples(w) != 1) {
+		if (lic_seat_read(w, &s) != LIC_OK) {
 			http_error(resp, 500, "INTERNAL", "seat failed");
 			goto out;
 		}
-		seat_row(w, &s);
-		code = seat_code(s.code);
+		if ((code = decide_code(s.code)) == NULL)
+			code = "INVALID_KEY";
 		if (strcmp(code, "NOT_FLOATING") == 0) {
 			not_floating(resp);
 			goto out;
 		}
 		if (strcmp(code, "BORROW_LIMIT_EXCEEDED") == 0) {
-			out = json_object_new_object();
-			json_object_object_add(out, "error", json_object_new_object());
-			json_object_object_add(json_object_object_get(out, "error"),
-			    "code", json_object_new_string(code));
-			json_object_object_add(json_object_object_get(out, "error"),
-			    "message", json_object_new_string(
-			    "days is beyond the license's max_borrow_days"));
-			json_object_object_add(out, "max_borrow_days",
+			http_error(resp, 403, code,
+			    "days is beyond the license's max_borrow_days");
+			json_object_object_add(resp->body, "max_borrow_days",
 			    json_object_new_int64(strtoll(PQgetvalue(w, 0, 6),
 			    NULL, 10)));
 			req->log_code = code;
-			http_json(resp, 403, out);
 			goto out;
 		}
 		if (strcmp(code, "VALID") != 0) {
@@ -628,20 +534,10 @@ static const struct http_route routes[] = {
 	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
 };
 
-int main(int argc, char **argv)
-{
-	static const struct http_program prog = {
-		.name = "validate",
-		.routes = routes,
-		.nroutes = sizeof(routes) / sizeof(routes[0]),
-		.stmts = stmts,
-		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
-		.init = lic_init,
-		.reload = lic_keys_reload,
-		.fini = touch_stop,
-		.defers = 1,
-		.resumes = 1,
-	};
-
-	return http_main(argc, argv, &prog);
-}
+HTTP_PROGRAM(
+	.name = "validate",
+	.init = lic_init,
+	.reload = lic_keys_reload,
+	.fini = touch_stop,
+	.defers = 1,
+	.resumes = 1)

@@ -4,7 +4,7 @@
  * on its own connection, the items arriving meanwhile queue up and the
  * next leader runs them all in one call. Usage increments share one
  * transaction and one disk flush (usage.c); license lookups share one
- * statement (state.h). Nobody waits longer than for the batch in front of
+ * statement (lookup.h). Nobody waits longer than for the batch in front of
  * it plus its own: no timer, no added latency when idle.
  *
  * Each waiter sleeps on its own semaphore and is woken once: when its item

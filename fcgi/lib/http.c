@@ -887,8 +887,8 @@ static void stop_thread(pthread_t tid)
  * glibc gives each thread its own malloc arena, up to 8 per CPU, and each
  * arena keeps the pages it once touched. That fits threads that compute;
  * usage's 32 threads mostly wait on a WAL flush, and at most a few run at
- * once. Four arenas per CPU halve usage's (0.7 MiB less resident, and no
- * slower; two per CPU saved 1.4 MiB but cost up to 9 % on one hot license).
+ * once. Four arenas per CPU keep less resident without slowing it; fewer
+ * made one hot license's calls contend for an arena (docs/PERFORMANCE.md).
  * Programs with fewer threads than that are unchanged, and so is a
  * MALLOC_ARENA_MAX the operator set.
  */

@@ -97,6 +97,22 @@ struct http_program {
 
 int http_main(int argc, char **argv, const struct http_program *prog);
 
+/* A program's main(): its file's `routes` and `stmts` tables and the
+ * other http_program fields, e.g.
+ * HTTP_PROGRAM(.name = "usage", .init = lic_init_verifier). */
+#define HTTP_PROGRAM(...)						\
+int main(int argc, char **argv)						\
+{									\
+	static const struct http_program prog = {			\
+		.routes = routes,					\
+		.nroutes = sizeof(routes) / sizeof(routes[0]),		\
+		.stmts = stmts,						\
+		.nstmts = sizeof(stmts) / sizeof(stmts[0]),		\
+		__VA_ARGS__						\
+	};								\
+	return http_main(argc, argv, &prog);				\
+}
+
 /*
  * The request's own CGI parameters, checked as hostile input (a program's
  * socket may be reached without nginx): REQUEST_METHOD 1-16 of [A-Z],
@@ -143,7 +159,7 @@ void http_resume(struct http_req *req, http_handler fn);
 
 /* HTTP_SCRATCH bytes, suitably aligned, that live as long as the request
  * (a deferred one's handler state). */
-#define HTTP_SCRATCH 512
+#define HTTP_SCRATCH 1024
 void *http_scratch(struct http_req *req);
 
 /* CGI parameter from nginx, NULL if absent. */

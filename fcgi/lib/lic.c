@@ -239,9 +239,9 @@ static const char *claim_str(struct json_object *c, const char *k)
  * empties the cache, so a key whose exact bytes were good once is good
  * again until then. A hit saves decoding
  * and parsing the key's payload; a miss costs no signature check either
- * (the row read anyway holds the key as issued), which is why 1 MiB per
- * program is enough: it holds the 10,000-license benchmark and keeps
- * resident memory down. Only successes are cached; status, revocation and
+ * (the row read anyway holds the key as issued), which is why a small
+ * cache per program is enough: it holds the benchmark's licenses and
+ * keeps resident memory down. Only successes are cached; status, revocation and
  * everything else still come from the database on every call. 2-way set
  * associative, one mutex per process, allocated on first use (after the
  * prefork).
@@ -380,8 +380,8 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  * (licenses.license_key), and the handler reads the license row on every
  * call anyway. A key that misses the verified-key cache (at a million
  * licenses, nearly all of them) is compared with the stored one instead of
- * being verified: an ECDSA verify is ~50 µs here, the largest CPU cost of
- * such a call. Its kid must still be loaded, so that retiring a signing
+ * being verified: an ECDSA verify is the largest CPU cost of such a
+ * call. Its kid must still be loaded, so that retiring a signing
  * key (docs/OPERATIONS.md) still retires the keys it signed.
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
@@ -557,6 +557,19 @@ int lic_lookup_read(const PGresult *res, const char *key, const char *id,
 	lk->borrowed_until = ll_col(res, 0, LK_BORROWED);
 	lk->seat_overdraft = !PQgetisnull(res, 0, LK_SEAT_OVERDRAFT) &&
 	    strcmp(PQgetvalue(res, 0, LK_SEAT_OVERDRAFT), "t") == 0;
+	return LIC_OK;
+}
+
+int lic_seat_read(const PGresult *res, struct lic_seat *s)
+{
+	if (PQntuples(res) != 1 || PQnfields(res) < 6)
+		return LIC_ERROR;
+	s->code = PQgetvalue(res, 0, 0);
+	s->first = ll_col(res, 0, 1);
+	s->last = ll_col(res, 0, 2);
+	s->expires = ll_col(res, 0, 3);
+	s->borrowed = ll_col(res, 0, 4);
+	s->overdraft = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 	return LIC_OK;
 }
 
@@ -819,10 +832,10 @@ void lic_add_installation(struct json_object *o, const char *iid,
  * a fresh one's. Never with a nonce: a nonce asks for a fresh answer.
  * A slot keeps the signature, not the token: the claims are rebuilt from
  * the same inputs and iat, byte for byte, and joined to it (jws_join), so
- * 10,000 cached leases take 1 MiB instead of 6. The cache is 4-way set
+ * a slot is a sixth of a token's size. The cache is 4-way set
  * associative and a full set drops its oldest signature: with as many
- * installations as slots calling in random order, a direct-mapped cache
- * kept 73 % of their leases, this one 91 % (docs/PERFORMANCE.md).
+ * installations as slots calling in random order, it keeps far more of
+ * their leases than a direct-mapped one (docs/PERFORMANCE.md).
  */
 #define LCACHE_WAYS 4
 #define LCACHE_SETS 4096

@@ -72,7 +72,7 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
 
-/* A licd_lookup row (sql/013, state.h): the license, its installation
+/* A licd_lookup row (sql/013, lookup.h): the license, its installation
  * (first_seen 0 when there is none) and the database's clock, which
  * decides expiry and lease times. */
 struct lic_lookup {
@@ -102,6 +102,19 @@ struct lic_lookup {
  * LIC_OK the caller lic_free()s lk->l, and res outlives lk->domain. */
 int lic_lookup_read(const PGresult *res, const char *key, const char *id,
     int known, struct lic_lookup *lk);
+
+/* A licd_seat row (sql/023): the code, the installation's first and last
+ * contact, its seat's expiry and borrow end (0: none), whether it is an
+ * overdraft seat. The code points into res. */
+struct lic_seat {
+	const char *code;
+	long long first, last, expires, borrowed;
+	int overdraft;
+};
+
+/* Reads the one row of a licd_seat result: LIC_OK, or LIC_ERROR when
+ * there is none. */
+int lic_seat_read(const PGresult *res, struct lic_seat *s);
 
 /* Fills l from columns col..col+LIC_NCOLS-1 of row; lic_free releases. */
 int lic_from_row(const PGresult *res, int row, int col, struct lic *l);

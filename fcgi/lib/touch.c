@@ -78,8 +78,8 @@ static struct json_object *item_json(const struct item *it)
 
 /*
  * The batch as a JSON array in pb, written one item at a time: a tree of
- * TOUCH_BATCH objects took ~0.5 MiB at every flush, which this thread's
- * malloc arena then kept resident.
+ * TOUCH_BATCH objects would be allocated at every flush, and this
+ * thread's malloc arena would then keep it resident.
  */
 static int encode(struct printbuf *pb, const struct item *it, size_t n)
 {

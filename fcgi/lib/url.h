@@ -2,8 +2,7 @@
  * url: query-string parameters, URL-decoded by libcurl. Its own module
  * (and object in the archive) so that only the programs that read a query
  * string link libcurl: it and the eight libraries it alone brings are
- * about 0.7 MiB of resident pages in every process that loads them
- * (docs/PERFORMANCE.md).
+ * resident pages in every process that loads them (docs/PERFORMANCE.md).
  */
 #ifndef LICD_URL_H
 #define LICD_URL_H

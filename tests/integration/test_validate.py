@@ -390,7 +390,7 @@ def test_too_many_installations_concurrent(lic):
 
 def test_concurrent_calls_each_get_their_own_answer():
     """Lookups arriving together are read in one statement
-    (fcgi/lib/state.h); every call must still get its own license's and
+    (fcgi/lib/lookup.h); every call must still get its own license's and
     installation's answer, whatever else shared its batch."""
     plan = make_plan(features="sso,api_calls", limits="installations=100")
     lics = [issue(plan=plan, limits="installations=100,api_calls_per_month=%d"

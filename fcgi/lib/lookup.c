@@ -1,31 +1,33 @@
-/* state: see state.h. */
-#include "state.h"
+/* lookup: see lookup.h. */
+#include "lookup.h"
 
 #include "batch.h"
 #include "db.h"
+#include "http.h"
 #include "log.h"
 
 #include <json-c/json.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_BATCH 32		/* lookups per statement */
+#define LOOKUP_BATCH 32		/* lookups per statement */
 
 /* A batch's answer, shared by its lookups: each copies its own row (a
  * waiting one in its own thread: what a thread allocates, it frees, as
  * glibc's malloc takes an arena's lock to free another thread's memory;
  * a deferred one in the thread that answers it), the last one frees it. */
-struct state_shared {
+struct lookup_shared {
 	PGresult *res;
 	atomic_int refs;
 };
 
-static void run_one(struct db *db, struct state_call *x)
+static void run_one(struct db *db, struct lookup_call *x)
 {
 	x->res = NULL;
 	x->sh = NULL;
-	x->st = db_exec(db, "state", 5, x->params, &x->res);
+	x->st = db_exec(db, "lookup", 5, x->params, &x->res);
 	if (x->st != DB_OK) {
 		PQclear(x->res);
 		x->res = NULL;
@@ -58,7 +60,7 @@ static PGresult *copy_row(const PGresult *res, int r)
 static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 {
 	struct json_object *arr = NULL, *o;
-	struct state_shared *sh = NULL;
+	struct lookup_shared *sh = NULL;
 	const char *p[1];
 	PGresult *res = NULL;
 	size_t i;
@@ -72,7 +74,7 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 	    (sh = malloc(sizeof(*sh))) == NULL)
 		goto alone;
 	for (i = 0; i < n; i++) {
-		const char *const *q = ((struct state_call *)items[i]->arg)->params;
+		const char *const *q = ((struct lookup_call *)items[i]->arg)->params;
 
 		if ((o = json_object_new_object()) == NULL ||
 		    json_object_array_add(arr, o) != 0) {
@@ -95,11 +97,11 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 			    json_object_new_string(q[4]));
 	}
 	p[0] = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN);
-	st = db_exec(db, "state_batch", 1, p, &res);
+	st = db_exec(db, "lookup_batch", 1, p, &res);
 	if (st == DB_ERROR || st == DB_BUSY)
 		goto alone;
 	for (i = 0; i < n; i++) {
-		struct state_call *x = items[i]->arg;
+		struct lookup_call *x = items[i]->arg;
 
 		x->st = st;
 		x->res = NULL;
@@ -113,7 +115,7 @@ static void run_lookups(struct db *db, struct batch_item **items, size_t n)
 	for (r = 0; r < nt; r++) {
 		k = atoi(PQgetvalue(res, r, nf - 1));
 		if (k >= 0 && (size_t)k < n)
-			((struct state_call *)items[k]->arg)->row = r;
+			((struct lookup_call *)items[k]->arg)->row = r;
 	}
 	sh->res = res;
 	atomic_init(&sh->refs, (int)n);
@@ -129,14 +131,14 @@ out:
 	json_object_put(arr);
 }
 
-static struct batch lookups = BATCH_INIT(run_lookups, STATE_BATCH);
+static struct batch lookups = BATCH_INIT(run_lookups, LOOKUP_BATCH);
 
 /* Its own result, out of a batch's shared one. */
-static void own_result(struct state_call *x)
+static void own_result(struct lookup_call *x)
 {
 	if (x->sh != NULL) {
 		if ((x->res = copy_row(x->sh->res, x->row)) == NULL) {
-			log_error("state: out of memory");
+			log_error("lookup: out of memory");
 			x->st = DB_ERROR;
 		}
 		if (atomic_fetch_sub(&x->sh->refs, 1) == 1) {
@@ -147,7 +149,7 @@ static void own_result(struct state_call *x)
 	}
 }
 
-static void prepare(struct state_call *x, const char *license, const char *iid,
+static void prepare(struct lookup_call *x, const char *license, const char *iid,
     const char *touch_secs, const char *version, const char *metadata)
 {
 	memset(&x->it, 0, sizeof(x->it));
@@ -163,11 +165,11 @@ static void prepare(struct state_call *x, const char *license, const char *iid,
 	x->row = -1;
 }
 
-int state_read(struct db *db, const char *license, const char *iid,
+int lookup_read(struct db *db, const char *license, const char *iid,
     const char *touch_secs, const char *version, const char *metadata,
     PGresult **res)
 {
-	struct state_call x;
+	struct lookup_call x;
 
 	prepare(&x, license, iid, touch_secs, version, metadata);
 	x.then = NULL;
@@ -179,20 +181,37 @@ int state_read(struct db *db, const char *license, const char *iid,
 
 static void answered(struct batch_item *it, struct db *db)
 {
-	struct state_call *c = it->arg;
+	struct lookup_call *c = it->arg;
 
 	own_result(c);
 	/* The call may be reused once then returns. */
-	c->then(c, db, c->st, c->res);
+	c->then(c->req, db, c->st, c->res);
 }
 
-void state_read_then(struct state_call *c, struct db *db,
-    const char *license, const char *iid, const char *touch_secs,
-    const char *version, const char *metadata,
-    void (*then)(struct state_call *, struct db *, int, PGresult *))
+void lookup_read_then(struct lookup_call *c, struct http_req *req,
+    struct db *db, const char *license, const char *iid,
+    const char *touch_secs, const char *version, const char *metadata,
+    lookup_then then)
 {
 	prepare(c, license, iid, touch_secs, version, metadata);
+	c->req = req;
 	c->then = then;
 	c->it.then = answered;
 	batch_submit(&lookups, db, &c->it);
+}
+
+int lookup_license(struct http_req *req, struct http_resp *resp,
+    const PGresult *res, const char *key, const char *id, int known,
+    struct lic_lookup *lk)
+{
+	int rc = lic_lookup_read(res, key, id, known, lk);
+
+	if (rc == LIC_OK) {
+		snprintf(req->log_subject, sizeof(req->log_subject),
+		    "license=%s", id);
+		req->now = lk->now;
+	} else if (rc == LIC_ERROR) {
+		http_error(resp, 500, "INTERNAL", "bad license row");
+	}
+	return rc;
 }

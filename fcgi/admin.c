@@ -1,6 +1,8 @@
 /*
- * revoke: the admin API (docs/API.md, "Admin"). POST /api/revoke and
- * everything under /api/admin/: the lists and the overview behind the
+ * admin: the admin API (docs/API.md, "Admin"), built as the `revoke`
+ * program (its socket, unit and nginx upstream keep the name of the
+ * design's program list; Makefile). POST /api/revoke and everything
+ * under /api/admin/: the lists and the overview behind the
  * console, license actions, customers, plans, notifications, signing keys,
  * and console sessions. Every request needs an admin bearer token or a
  * console session with its CSRF header (auth.c). Reads and writes are one
@@ -1007,18 +1009,9 @@ static const struct http_route routes[] = {
 	{ "/api/admin/session/end", 0, "POST", HTTP_BODY_JSON_OPT, session_end },
 	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
 };
-int main(int argc, char **argv)
-{
-	static const struct http_program prog = {
-		.name = "revoke",
-		.routes = routes,
-		.nroutes = sizeof(routes) / sizeof(routes[0]),
-		.stmts = stmts,
-		.nstmts = sizeof(stmts) / sizeof(stmts[0]),
-		.init = init,
-		.reload = lic_keys_reload,
-		.lock_timeout_ms = 10000,
-	};
 
-	return http_main(argc, argv, &prog);
-}
+HTTP_PROGRAM(
+	.name = "revoke",
+	.init = init,
+	.reload = lic_keys_reload,
+	.lock_timeout_ms = 10000)

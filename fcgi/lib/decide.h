@@ -1,0 +1,74 @@
+/*
+ * decide: what a validate or heartbeat answers, from its lookup's row
+ * (lic.h's struct lic_lookup: the license, the installation, the
+ * database's clock) and the request. Pure: no I/O, no clock, no
+ * allocation, so the whole result-code table of docs/API.md is unit-tested
+ * (tests/unit/test_decide.c).
+ *
+ * A decision may need a write before the answer (an activation, a newly
+ * allowed domain, a floating seat taken or renewed); the write's own
+ * result code, decided in PostgreSQL under the license's lock, is folded
+ * in by decide_written. Otherwise the call is answered from the row alone.
+ */
+#ifndef LICD_DECIDE_H
+#define LICD_DECIDE_H
+
+#include "lic.h"
+
+enum decide_call { DECIDE_VALIDATE, DECIDE_HEARTBEAT };
+
+/*
+ * The steps of a validate or heartbeat, each taken once, in order, and
+ * where each runs (validate.c, heartbeat.c):
+ *   PARSE   the handler's thread: fields, the license id a key names
+ *   LOOKUP  the thread that ran the lookup's batch (lookup.h): the row,
+ *           then decide(), here
+ *   WRITE   a resume thread (http_resume), only when the decision needs
+ *           a write: the batch's thread must not wait for a disk flush,
+ *           which every lookup queued behind it would wait for too
+ *   REPLY   the thread of the step before: the answer
+ */
+enum decide_step { DECIDE_PARSE, DECIDE_LOOKUP, DECIDE_WRITE, DECIDE_REPLY };
+
+/* What must be written, in the request, before the answer. */
+enum decide_write {
+	DECIDE_NO_WRITE,
+	DECIDE_ACTIVATE,	/* licd_activate: a node-locked seat */
+	DECIDE_DOMAIN,		/* licd_touch: record a newly allowed domain */
+	DECIDE_SEAT_TAKE,	/* licd_seat 'take': take or renew a floating seat */
+	DECIDE_SEAT_RENEW,	/* licd_seat 'renew': a heartbeat's renewal */
+};
+
+struct decision {
+	const char *code;	/* the result code, a static string */
+	enum decide_write write;
+	int touch;		/* queue the installation's due refresh (touch.h) */
+	int active;		/* installation.status in the answer is "active" */
+	int lease;		/* the answer carries a lease (code VALID,
+				 * after any write) */
+};
+
+/* The request's side of the decision; domain and feature NULL when
+ * absent (heartbeat has neither). */
+struct decide_req {
+	enum decide_call call;
+	const char *domain;
+	const char *feature;
+};
+
+/* lk NULL: no row vouched for the key (lic_lookup_read failed):
+ * INVALID_KEY. Codes in the order the contract checks them: INVALID_KEY,
+ * REVOKED, SUSPENDED, EXPIRED, DOMAIN_NOT_ALLOWED, FEATURE_NOT_LICENSED
+ * (validate), INSTALLATION_NOT_ACTIVE (heartbeat), VALID;
+ * TOO_MANY_INSTALLATIONS comes from a write (decide_written). */
+void decide(const struct decide_req *rq, const struct lic_lookup *lk,
+    struct decision *d);
+
+/* Folds in the code the write d->write returned (licd_activate's,
+ * licd_seat's), as a code of the contract. */
+void decide_written(struct decision *d, const char *code);
+
+/* code as the contract's static string; NULL when it is none of them. */
+const char *decide_code(const char *code);
+
+#endif
