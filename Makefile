@@ -25,7 +25,7 @@ UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 RUN_DIR  ?= $(CURDIR)/run
 PORT     ?= 8080
 
-.PHONY: all asan unit fuzz run stop status test valgrind clean deps bench install scale-test deb deb-test
+.PHONY: all asan unit fuzz run stop status test valgrind clean deps bench install scale-test deb deb-test schema
 
 # libFuzzer targets (clang): every parser that sees outside bytes.
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
@@ -136,6 +136,11 @@ bench: deps
 # (slow; not part of make test, which uses ASan+UBSan builds).
 valgrind: deps
 	@VALGRIND=1 FUZZ_SECONDS=1 tests/run.sh
+
+# sql/schema.sql: the schema of a new database as pg_dump prints it
+# (tests/schema.py; the integration suite checks it is current).
+schema: all
+	@/usr/bin/python3 tests/schema.py
 
 # Production install (Debian): programs in $(PREFIX)/lib/licd, licctl in
 # $(PREFIX)/bin, migrations in $(PREFIX)/share/licd/sql, units, config

@@ -476,65 +476,146 @@ static char *slurp(const char *path)
 	return buf;
 }
 
+/* sql_dir/functions/NN_*.sql */
+static int fn_file(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return n > 7 && isdigit((unsigned char)d->d_name[0]) &&
+	    isdigit((unsigned char)d->d_name[1]) && d->d_name[2] == '_' &&
+	    strcmp(d->d_name + n - 4, ".sql") == 0;
+}
+
+static void sha256_hex(const char *s, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+
+	if (EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+		die("SHA-256 failed");
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/*
+ * The numbered migrations not yet in schema_migrations, each in its own
+ * transaction, then the files of sql_dir/functions (every function, view
+ * and trigger, CREATE OR REPLACE) in one transaction: those whose SHA-256
+ * differs from the one recorded in schema_functions, or all of them when
+ * a migration ran now (it may have dropped what they create). An applied
+ * migration whose file has changed stops it there; a row without a
+ * checksum (applied by an older licctl) takes the file's.
+ */
 static int cmd_migrate(int argc, char **argv)
 {
 	static const char *const spec[] = { "status!", NULL };
 	const char *dir = cfg_str("sql_dir", "/usr/share/licd/sql");
-	struct dirent **names;
+	struct dirent **names, **fns;
 	struct opts o;
-	int i, n, applied = 0;
+	char fdir[2048];
+	int i, n, nf, status, applied = 0, fapplied = 0;
 
 	parse_opts(argc, argv, spec, &o);
 	if (o.help) {
 		printf("usage: licctl migrate [--status]\n"
 		    "Applies every sql_dir/NNN_*.sql not yet recorded in "
-		    "schema_migrations,\neach in its own transaction. Safe to "
-		    "re-run and to run concurrently.\n");
+		    "schema_migrations,\neach in its own transaction, then "
+		    "the changed files of sql_dir/functions\nin one. Refuses "
+		    "to run when an applied migration's file has changed.\n"
+		    "Safe to re-run and to run concurrently.\n");
 		return 0;
 	}
+	status = opt(&o, "status") != NULL;
 	db_connect();
 	exec0("SELECT pg_advisory_lock(hashtext('licd.migrate'))");
 	exec0("CREATE TABLE IF NOT EXISTS schema_migrations (version text "
 	    "PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+	exec0("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS "
+	    "checksum text");
+	exec0("CREATE TABLE IF NOT EXISTS schema_functions (file text PRIMARY "
+	    "KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL "
+	    "DEFAULT now())");
+	snprintf(fdir, sizeof(fdir), "%s/functions", dir);
 	if ((n = scandir(dir, &names, sql_file, alphasort)) < 0)
 		die("sql_dir %s: %s", dir, strerror(errno));
-	for (i = 0; i < n; i++) {
-		const char *p[1] = { names[i]->d_name };
-		char path[4096];
+	if ((nf = scandir(fdir, &fns, fn_file, alphasort)) < 0)
+		die("%s: %s", fdir, strerror(errno));
+	for (i = 0; i < n + nf; i++) {
+		int fn = i >= n;
+		const char *name = fn ? fns[i - n]->d_name : names[i]->d_name;
+		char path[4096], sum[65];
+		const char *p[2] = { name, sum };
 		PGresult *r;
 		char *sql;
-		int done;
+		int done, known, same;
 
-		r = q("SELECT 1 FROM schema_migrations WHERE version = $1", 1, p);
+		if (i == n && !status)
+			exec0("BEGIN");
+		snprintf(path, sizeof(path), "%s/%s", fn ? fdir : dir, name);
+		sql = slurp(path);
+		sha256_hex(sql, sum);
+		r = q(fn ? "SELECT checksum = $2 FROM schema_functions WHERE "
+		    "file = $1" : "SELECT checksum = $2 FROM schema_migrations "
+		    "WHERE version = $1", 2, p);
 		done = PQntuples(r) > 0;
+		known = done && !PQgetisnull(r, 0, 0);
+		same = known && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 		PQclear(r);
-		if (o.help || opt(&o, "status")) {
-			printf("%-40s %s\n", names[i]->d_name,
-			    done ? "applied" : "pending");
+		if (status) {
+			printf("%s%-*s %s\n", fn ? "functions/" : "",
+			    fn ? 30 : 40, name, !done ? "pending" :
+			    same || !known ? "applied" : fn ? "changed" :
+			    "applied, file changed since");
+			free(sql);
 			continue;
 		}
-		if (done)
+		if (!fn && known && !same)
+			die("%s has changed since it was applied (SHA-256 now "
+			    "%s): a migration must not change once applied; "
+			    "restore it and put the change in a new migration",
+			    name, sum);
+		if (!fn && done && !known)
+			PQclear(q("UPDATE schema_migrations SET checksum = $2 "
+			    "WHERE version = $1", 2, p));
+		if (fn ? same && applied == 0 : done) {
+			free(sql);
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		sql = slurp(path);
-		exec0("BEGIN");
+		}
+		if (!fn)
+			exec0("BEGIN");
 		r = PQexec(conn, sql);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
-		    PQresultStatus(r) != PGRES_TUPLES_OK)
-			die("%s: %s", names[i]->d_name, PQresultErrorMessage(r));
+		    PQresultStatus(r) != PGRES_TUPLES_OK &&
+		    PQresultStatus(r) != PGRES_EMPTY_QUERY)
+			die("%s%s: %s", fn ? "functions/" : "", name,
+			    PQresultErrorMessage(r));
 		PQclear(r);
 		free(sql);
-		PQclear(q("INSERT INTO schema_migrations (version) VALUES ($1)",
-		    1, p));
-		exec0("COMMIT");
-		printf("applied %s\n", names[i]->d_name);
-		applied++;
+		PQclear(q(fn ? "INSERT INTO schema_functions (file, checksum) "
+		    "VALUES ($1, $2) ON CONFLICT (file) DO UPDATE SET "
+		    "checksum = EXCLUDED.checksum, applied_at = now()" :
+		    "INSERT INTO schema_migrations (version, checksum) "
+		    "VALUES ($1, $2)", 2, p));
+		if (!fn)
+			exec0("COMMIT");
+		printf("applied %s%s\n", fn ? "functions/" : "", name);
+		if (fn)
+			fapplied++;
+		else
+			applied++;
+	}
+	if (!status) {
+		if (nf > 0)
+			exec0("COMMIT");
+		printf("schema up to date (%d migrations and %d function files "
+		    "applied now)\n", applied, fapplied);
 	}
 	for (i = 0; i < n; i++)
 		free(names[i]);
+	for (i = 0; i < nf; i++)
+		free(fns[i]);
 	free(names);
-	if (!opt(&o, "status"))
-		printf("schema up to date (%d applied now)\n", applied);
+	free(fns);
 	PQfinish(conn);
 	conn = NULL;
 	return 0;

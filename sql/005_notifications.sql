@@ -2,7 +2,8 @@
 -- vendor something inserts a row here in the same transaction as the change
 -- it reports; licd-lifecycle delivers it (SMTP and/or a signed webhook),
 -- retrying with backoff until it is delivered. dedupe_key makes "once per
--- license and expiry date"-style rules a unique constraint.
+-- license and expiry date"-style rules a unique constraint
+-- (sql/functions/35_notify.sql).
 CREATE TABLE notifications (
   id              bigserial PRIMARY KEY,
   kind            text NOT NULL CHECK (kind ~ '^[a-z0-9_.]{1,64}$'),
@@ -21,18 +22,3 @@ CREATE TABLE notifications (
   delivered_at    timestamptz
 );
 CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status = 'pending';
-
--- Enqueues once per dedupe_key (NULL: always). Returns the id, or NULL if
--- that key was already enqueued.
-CREATE FUNCTION licd_notify(p_kind text, p_license uuid, p_dedupe text,
-                            p_payload jsonb)
-RETURNS bigint LANGUAGE sql AS $$
-  INSERT INTO notifications (kind, license_id, customer_id, recipient, payload,
-                             dedupe_key, next_attempt_at, created_at)
-  SELECT p_kind, l.id, l.customer_id, c.email, coalesce(p_payload, '{}'),
-         p_dedupe, licd_now(), licd_now()
-    FROM licenses l JOIN customers c ON c.id = l.customer_id
-   WHERE l.id = p_license
-  ON CONFLICT (dedupe_key) DO NOTHING
-  RETURNING id
-$$;

@@ -13,12 +13,8 @@
 --
 -- The rules accept and refuse exactly what they did (length() counts
 -- characters, as the repeat did); tests/integration/test_schema.py holds
--- both sides of each boundary.
-
-CREATE OR REPLACE FUNCTION licd_slug_ok(s text) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT AS $$
-  SELECT length(s) <= 64 AND s ~ '^[a-z0-9][a-z0-9_.-]*$'
-$$;
+-- both sides of each boundary. licd_slug_ok's rule is in
+-- sql/functions/10_checks.sql.
 
 -- One statement: the table is scanned once to validate the new rule (no
 -- rewrite; about a second at a million rows, with writes blocked).
