@@ -143,18 +143,20 @@ schema: all
 	@/usr/bin/python3 tests/schema.py
 
 # Production install (Debian): programs in $(PREFIX)/lib/licd, licctl in
-# $(PREFIX)/bin, migrations in $(PREFIX)/share/licd/sql, units, config
+# $(PREFIX)/bin, migrations in $(PREFIX)/share/licd/sql (functions in its
+# functions/), units, config
 # skeleton. With DESTDIR set (packaging) no user is created.
 PREFIX     ?= /usr
 SYSTEMDDIR ?= /lib/systemd/system
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/licd $(DESTDIR)$(PREFIX)/bin \
-		$(DESTDIR)$(PREFIX)/share/licd/sql $(DESTDIR)$(SYSTEMDDIR) \
+		$(DESTDIR)$(PREFIX)/share/licd/sql/functions $(DESTDIR)$(SYSTEMDDIR) \
 		$(DESTDIR)/etc/licd $(DESTDIR)/etc/nginx/sites-available
 	for b in $(BINS); do case $$b in */licctl) ;; \
 		*) install -m 0755 $$b $(DESTDIR)$(PREFIX)/lib/licd/ ;; esac; done
 	install -m 0755 $(BUILD)/bin/licctl $(DESTDIR)$(PREFIX)/bin/licctl
-	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/licd/sql/
+	install -m 0644 sql/[0-9][0-9][0-9]_*.sql $(DESTDIR)$(PREFIX)/share/licd/sql/
+	install -m 0644 sql/functions/*.sql $(DESTDIR)$(PREFIX)/share/licd/sql/functions/
 	install -d $(DESTDIR)$(PREFIX)/share/licd/console
 	install -m 0644 console/* $(DESTDIR)$(PREFIX)/share/licd/console/
 	install -m 0644 systemd/*.service systemd/*.socket systemd/*.timer $(DESTDIR)$(SYSTEMDDIR)/

@@ -6,8 +6,9 @@
  * console, license actions, customers, plans, notifications, signing keys,
  * and console sessions. Every request needs an admin bearer token or a
  * console session with its CSRF header (auth.c). Reads and writes are one
- * SQL function each (sql/019_console.sql) that takes the query string or
- * body as jsonb and returns the answer's JSON, and every write and its
+ * SQL function each (sql/functions/91_console_reads.sql and
+ * 92_console_writes.sql) that takes the query string or body as jsonb
+ * and returns the answer's JSON, and every write and its
  * audit row are one transaction, so an action is never recorded without
  * taking effect or the reverse. Only issuing a license and signing an
  * offline lease need C in between (the signature). Validate, heartbeat
@@ -72,8 +73,9 @@ static const struct db_stmt stmts[] = {
 	AUTH_STMTS,
 };
 
-/* SQLSTATEs the admin functions raise (sql/019_console.sql) and what the
- * API answers for them; the function's message is the error's message. */
+/* SQLSTATEs the admin functions raise (sql/functions/90_console_args.sql)
+ * and what the API answers for them; the function's message is the
+ * error's message. */
 static const struct {
 	const char *state;
 	int status;

@@ -109,8 +109,8 @@ static void finish(struct hcall *h)
 	h->row = NULL;
 }
 
-/* WRITE: licd_seat 'renew' (sql/023). A seat that lapsed, or a license
- * that changed, since the lookup is not renewed. */
+/* WRITE: licd_seat 'renew' (sql/functions/50_floating.sql). A seat that
+ * lapsed, or a license that changed, since the lookup is not renewed. */
 static int write_seat(struct hcall *h)
 {
 	struct http_req *req = h->req;

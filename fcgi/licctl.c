@@ -71,7 +71,7 @@ static void bad(const char *option, const char *got, const char *accepts)
 	"(labels of 1-63, at most 253 characters), comma-separated"
 
 /* The schema's checks, in C, so that a bad value is named before any
- * statement runs (sql/001_core.sql). */
+ * statement runs (sql/functions/10_checks.sql). */
 static int slug_ok(const char *s)
 {
 	size_t i, n = strlen(s);
@@ -2040,7 +2040,7 @@ static int cmd_license(int argc, char **argv)
 			return 0;
 		}
 		exec0("BEGIN");
-		/* Seat options left NULL are the plan's (sql/023). */
+		/* Seat options left NULL are the plan's (licd_license_seat_defaults). */
 		r = q("INSERT INTO licenses (customer_id, plan_code, features, "
 		    "limits, domains, expires_at, seat_model, seat_ttl, "
 		    "max_borrow_days, overdraft) SELECT c.id, p.code, "

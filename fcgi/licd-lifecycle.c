@@ -9,10 +9,11 @@
  * short transaction: suspend unpaid subscriptions past grace, expire
  * licenses past their end, queue expiry and usage warnings, free stale
  * installations, delete old log rows, and deliver the notification outbox.
- * The tasks live in sql/006_lifecycle.sql; each is idempotent, so a run
- * killed at any point is repaired by the next one. Delivery records each
- * channel as soon as it succeeds and backs off on failure; nothing is
- * dropped. Exit status: 0 done (or lock held), 1 a task failed, 2 usage.
+ * The tasks live in sql/functions/80_lifecycle.sql; each is idempotent,
+ * so a run killed at any point is repaired by the next one. Delivery
+ * records each channel as soon as it succeeds and backs off on failure;
+ * nothing is dropped. Exit status: 0 done (or lock held), 1 a task
+ * failed, 2 usage.
  */
 #include "config.h"
 #include "db.h"

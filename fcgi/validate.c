@@ -12,7 +12,8 @@
  *                          holds the license row lock while it counts
  *                          seats; a newly allowed domain through
  *                          licd_touch(); a floating seat taken or renewed
- *                          through licd_seat() (sql/023, docs/DESIGN.md
+ *                          through licd_seat()
+ *                          (sql/functions/50_floating.sql, docs/DESIGN.md
  *                          "Floating seats")
  *   REPLY   reply()        the answer; a due last_seen refresh is queued
  *                          for the process's writer (touch.h), not
@@ -204,8 +205,8 @@ out:
 }
 
 /* WRITE, floating: licd_seat 'take' takes a seat or renews the one held,
- * under the license's lock (sql/023). A refused call keeps the
- * installation as the lookup saw it. */
+ * under the license's lock (sql/functions/50_floating.sql). A refused call
+ * keeps the installation as the lookup saw it. */
 static int write_seat(struct vcall *x)
 {
 	struct http_req *req = x->req;

@@ -147,6 +147,8 @@ fi
 check "runuser -u licd -- licctl migrate" bash -c "cd / && runuser -u licd -- env \
 	LICD_DATABASE_URL='host=$T/pg dbname=licd user=licd' licctl migrate >'$T/migrate.log' 2>&1 ||
 	{ cat '$T/migrate.log'; false; }"
+check "migrate applied the SQL functions installed beside the migrations" \
+	grep -qx 'applied functions/10_checks.sql' "$T/migrate.log"
 check "root is refused by peer authentication (the licd user it must be)" bash -c "cd / && env \
 	LICD_DATABASE_URL='host=$T/pg dbname=licd user=licd' licctl migrate 2>&1 | grep -q 'Peer authentication failed'"
 (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$T/pg/data" -m fast -w stop >/dev/null 2>&1)

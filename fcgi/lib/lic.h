@@ -72,9 +72,9 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
 
-/* A licd_lookup row (sql/013, lookup.h): the license, its installation
- * (first_seen 0 when there is none) and the database's clock, which
- * decides expiry and lease times. */
+/* A licd_lookup row (sql/functions/40_lookup.sql, lookup.h): the license,
+ * its installation (first_seen 0 when there is none) and the database's
+ * clock, which decides expiry and lease times. */
 struct lic_lookup {
 	struct lic l;
 	int active;			/* the installation is active */
@@ -82,9 +82,10 @@ struct lic_lookup {
 	time_t now;
 	const char *domain;		/* the installation's, in res, or NULL */
 	int needs_touch;		/* its refresh is due (touch.h) */
-	/* Floating seats (sql/023): seat_ttl 0 for a node-locked license;
-	 * else the installation's seat lease (0: none), the end of its
-	 * borrow (0: none) and whether it is an overdraft seat. */
+	/* Floating seats (sql/functions/50_floating.sql): seat_ttl 0 for
+	 * a node-locked license; else the installation's seat lease (0:
+	 * none), the end of its borrow (0: none) and whether it is an
+	 * overdraft seat. */
 	long seat_ttl;
 	long long seat_expires, borrowed_until;
 	int seat_overdraft;
@@ -103,7 +104,7 @@ struct lic_lookup {
 int lic_lookup_read(const PGresult *res, const char *key, const char *id,
     int known, struct lic_lookup *lk);
 
-/* A licd_seat row (sql/023): the code, the installation's first and last
+/* A licd_seat row (sql/functions/50_floating.sql): the code, the installation's first and last
  * contact, its seat's expiry and borrow end (0: none), whether it is an
  * overdraft seat. The code points into res. */
 struct lic_seat {

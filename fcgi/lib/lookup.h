@@ -1,10 +1,11 @@
 /*
  * lookup: the one read of a validate, heartbeat or usage call, its license
- * and installation (licd_lookup, sql/013), shared between the threads of a
- * program. The lookups that arrive while one thread is waiting on the
- * database go out together in one licd_lookup_batch call (sql/014) on the
- * next free thread's connection; a lone lookup goes alone. No timer, so
- * an idle server adds no latency (batch.h).
+ * and installation (licd_lookup, sql/functions/40_lookup.sql), shared
+ * between the threads of a program. The lookups that arrive while one
+ * thread is waiting on the database go out together in one
+ * licd_lookup_batch call (same file) on the next free thread's
+ * connection; a lone lookup goes alone. No timer, so an idle server adds
+ * no latency (batch.h).
  *
  * Why: most of a lookup's cost in PostgreSQL is the statement round trip,
  * not the row (docs/PERFORMANCE.md), so lookups sent together cost little

@@ -1,8 +1,8 @@
-"""The admin API behind the console (program `revoke`, sql/019_console.sql):
-every list with its filters and keyset pages, the overview, every write
-with its audit row, console sessions with their CSRF header, and the
-errors. Over real HTTP through nginx; the database is read only to check
-what a call did."""
+"""The admin API behind the console (program `revoke`,
+sql/functions/9*_console_*.sql): every list with its filters and keyset
+pages, the overview, every write with its audit row, console sessions
+with their CSRF header, and the errors. Over real HTTP through nginx; the
+database is read only to check what a call did."""
 import json
 import os
 import re

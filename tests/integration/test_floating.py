@@ -1,6 +1,7 @@
-"""Floating seats (sql/023): seats held as short leases, renewed by validate
-and heartbeat, released by check-in, borrowed for days, overdraft, and the
-daily peak of concurrent seats. Time moves with the SQL clock
+"""Floating seats (sql/functions/50_floating.sql): seats held as short
+leases, renewed by validate and heartbeat, released by check-in, borrowed
+for days, overdraft, and the daily peak of concurrent seats. Time moves
+with the SQL clock
 (licd_clock.offset_s), never with sleeps: a seat lapses when the clock
 passes its seat_expires_at, with no lifecycle job running."""
 import calendar

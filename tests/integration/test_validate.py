@@ -468,10 +468,11 @@ def test_concurrent_calls_each_get_their_own_answer():
 
 
 def test_batched_lookup_answers_as_licd_lookup(lic):
-    """licd_lookup_batch (sql/014) repeats licd_lookup's select list (013)
-    inline, for speed; the handlers read both by column position. For the
-    same inputs, in one transaction (one clock), each item's row must be
-    licd_lookup's row, and an unknown license must have none."""
+    """licd_lookup_batch repeats licd_lookup's select list inline, for
+    speed (sql/functions/40_lookup.sql); the handlers read both by column
+    position. For the same inputs, in one transaction (one clock), each
+    item's row must be licd_lookup's row, and an unknown license must have
+    none."""
     assert validate(lic["key"], "bl-1", version="1.0.0").json()["code"] == "VALID"
     flushed()
     sql("UPDATE installations SET metadata = '{\"os\":\"linux\"}'"

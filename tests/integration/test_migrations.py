@@ -1,0 +1,171 @@
+"""licctl migrate and sql/schema.sql: a new database, and one built by the
+previous release's migrations and migrated forward, dump exactly the
+committed schema; function files are applied when they change; an applied
+migration whose file changed is refused. Each case runs in a database of
+its own in the stack's cluster (tests/schema.py)."""
+import difflib
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import psycopg2
+import pytest
+
+from conftest import BIN, CFG
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import schema  # noqa: E402
+
+# The last release's commit: a database it migrated must come out the same.
+PREVIOUS_RELEASE = "4595dcc"
+SQL = os.path.join(ROOT, "sql")
+LICCTL = os.path.join(BIN, "licctl")
+HOST = psycopg2.extensions.parse_dsn(CFG["database_url"])["host"]
+
+
+@pytest.fixture
+def database():
+    """A new, empty database owned by licd; dropped afterwards."""
+    name = "licd_mig_" + uuid.uuid4().hex[:8]
+    dsn = schema.create_db(HOST, name)
+    try:
+        yield dsn
+    finally:
+        schema.drop_db(HOST, name)
+
+
+def same_as_schema_sql(dsn):
+    got = schema.dump(dsn)
+    with open(schema.SCHEMA) as f:
+        want = f.read()
+    if got != want:
+        diff = "".join(list(difflib.unified_diff(
+            want.splitlines(True), got.splitlines(True),
+            "sql/schema.sql", "the migrated database"))[:80])
+        pytest.fail("the schema differs from sql/schema.sql (make schema "
+                    "writes it):\n" + diff)
+
+
+def rows(dsn, query):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return cur.fetchall()
+
+
+def test_a_new_database_dumps_as_schema_sql(database):
+    p = schema.migrate(database, SQL, LICCTL)
+    assert "applied 001_core.sql" in p.stdout
+    assert "applied functions/10_checks.sql" in p.stdout
+    same_as_schema_sql(database)
+    # every migration and function file recorded with its SHA-256
+    names = sorted(os.path.basename(f) for f in glob.glob(SQL + "/[0-9][0-9][0-9]_*.sql"))
+    files = sorted(os.path.basename(f) for f in glob.glob(SQL + "/functions/[0-9][0-9]_*.sql"))
+    assert [r[0] for r in rows(database, "SELECT version FROM schema_migrations"
+                                         " WHERE checksum ~ '^[0-9a-f]{64}$' ORDER BY 1")] == names
+    assert [r[0] for r in rows(database, "SELECT file FROM schema_functions"
+                                         " WHERE checksum ~ '^[0-9a-f]{64}$' ORDER BY 1")] == files
+    p = schema.migrate(database, SQL, LICCTL)
+    assert p.stdout == "schema up to date (0 migrations and 0 function files applied now)\n"
+
+
+def previous_release_sql(tmp_path):
+    """The previous release's sql/, from the repository's history."""
+    out = tmp_path / "previous"
+    out.mkdir()
+    arc = subprocess.run(["git", "-C", ROOT, "archive", PREVIOUS_RELEASE, "sql"],
+                         capture_output=True)
+    if arc.returncode != 0:
+        pytest.fail("the previous release (%s) is not in the repository's "
+                    "history: this test needs a full clone (%s)"
+                    % (PREVIOUS_RELEASE, arc.stderr.decode().strip()))
+    subprocess.run(["tar", "-x", "-C", str(out)], input=arc.stdout, check=True)
+    return str(out / "sql")
+
+
+def migrate_as_previous_release(dsn, sql_dir):
+    """What that release's licctl migrate did: each NNN_*.sql in its own
+    transaction, recorded by name."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version text "
+                "PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+    names = sorted(glob.glob(sql_dir + "/[0-9][0-9][0-9]_*.sql"))
+    assert names, sql_dir
+    for path in names:
+        with open(path) as f:
+            text = f.read()
+        cur.execute("BEGIN")
+        cur.execute(text)
+        cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)",
+                    (os.path.basename(path),))
+        cur.execute("COMMIT")
+    conn.close()
+
+
+def test_the_previous_release_migrated_forward_dumps_the_same(database, tmp_path):
+    migrate_as_previous_release(database, previous_release_sql(tmp_path))
+    assert rows(database, "SELECT count(*) FROM pg_proc WHERE proname IN"
+                          " ('licd_license_state', 'licd_check_in')") == [(2,)]
+    p = schema.migrate(database, SQL, LICCTL)
+    assert "applied 024_functions.sql" in p.stdout
+    same_as_schema_sql(database)
+    # the rows the previous release wrote take the files' checksums
+    assert rows(database, "SELECT count(*) FROM schema_migrations"
+                          " WHERE checksum IS NULL") == [(0,)]
+
+
+def sql_copy(tmp_path):
+    d = tmp_path / "sql"
+    shutil.copytree(SQL, d)
+    return d
+
+
+def test_a_changed_function_file_is_applied_alone(database, tmp_path):
+    d = sql_copy(tmp_path)
+    schema.migrate(database, str(d), LICCTL)
+    f = d / "functions" / "20_clock.sql"
+    f.write_text(f.read_text().replace(
+        "SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+        "SELECT 'changed'::text"))
+    st = schema.migrate(database, str(d), LICCTL, "--status").stdout
+    assert [l for l in st.splitlines() if not l.endswith(" applied")] == \
+        ["functions/%-30s changed" % "20_clock.sql"]
+    p = schema.migrate(database, str(d), LICCTL)
+    assert p.stdout == ("applied functions/20_clock.sql\n"
+                        "schema up to date (0 migrations and 1 function files applied now)\n")
+    assert rows(database, "SELECT licd_iso(now())") == [("changed",)]
+
+
+def test_a_new_migration_applies_every_function_file_again(database, tmp_path):
+    d = sql_copy(tmp_path)
+    schema.migrate(database, str(d), LICCTL)
+    # a migration may drop what a function file creates (here a view)
+    (d / "999_test.sql").write_text("DROP VIEW license_admin_view;\n")
+    p = schema.migrate(database, str(d), LICCTL)
+    assert "applied 999_test.sql\n" in p.stdout
+    assert p.stdout.endswith("(1 migrations and %d function files applied now)\n"
+                             % len(os.listdir(d / "functions")))
+    assert rows(database, "SELECT count(*) FROM license_admin_view") == [(0,)]
+
+
+def test_an_applied_migration_that_changed_is_refused(database, tmp_path):
+    d = sql_copy(tmp_path)
+    schema.migrate(database, str(d), LICCTL)
+    f = d / "019_console.sql"
+    f.write_text(f.read_text() + "-- edited after it was applied\n")
+    (d / "999_test.sql").write_text("CREATE TABLE not_applied (x int);\n")
+    st = schema.migrate(database, str(d), LICCTL, "--status").stdout
+    assert [l for l in st.splitlines() if not l.endswith(" applied")] == \
+        ["%-40s applied, file changed since" % "019_console.sql",
+         "%-40s pending" % "999_test.sql"]
+    p = schema.migrate(database, str(d), LICCTL, check=False)
+    assert p.returncode == 1
+    assert p.stderr.startswith("licctl: 019_console.sql has changed since it "
+                               "was applied (SHA-256 now ")
+    assert "applied" not in p.stdout
+    assert rows(database, "SELECT to_regclass('not_applied') IS NULL") == [(True,)]
