@@ -80,8 +80,8 @@ $$;
 -- whatever the batch's size and the planner's estimates. The select list
 -- is licd_lookup's, written out rather than a call per item (a plpgsql
 -- call per row would cost what batching saves). Reads only. Called by the
--- programs' shared lookup (fcgi/lib) for the lookups that arrived while
--- the previous batch ran.
+-- programs' shared lookup (fcgi/lib/lookup.c) for the lookups that
+-- arrived while the previous batch ran.
 CREATE OR REPLACE FUNCTION licd_lookup_batch(p_items jsonb)
 RETURNS TABLE (id uuid, customer_id uuid, plan_code text, status text,
                expires_epoch bigint, grace_epoch bigint, features text,
