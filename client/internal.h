@@ -79,6 +79,11 @@ struct lcl_lease {
 	char **domains;
 	size_t ndomains;
 	int has_domains;		/* the claim is present */
+	/* A floating seat, from licd's answer beside the lease (exp is the
+	 * seat's end, signed): seat_hb 0 means node-locked. */
+	int64_t seat_hb;		/* next_heartbeat_in, seconds */
+	int64_t borrowed_until;		/* 0: not borrowed */
+	int overdraft;
 };
 
 /* What a lease must match beyond its signature. nonce NULL: not checked.
@@ -109,6 +114,8 @@ struct lcl_state {
 	int64_t verdict_at;
 	char pending_nonce[LCL_ID_MAX];	/* of the last request file */
 	int64_t gen;			/* +1 on every write */
+	int64_t seat_hb, borrowed_until; /* the lease's seat (lcl_lease) */
+	int overdraft;
 };
 
 /* Reads path; 0 with st filled, -1 when absent, unreadable or not our

@@ -5,10 +5,14 @@
  * are compiled in (licd-embed.h, written by client/embed.sh from the
  * vendor's values): no option or file can add a key at run time.
  */
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <json-c/json.h>
 
 #include "licd.h"
@@ -58,6 +62,10 @@ static void usage(FILE *f)
 	    "  flush               send queued usage\n"
 	    "  request-file FILE   write an offline activation request\n"
 	    "  import FILE         install the lease licctl made for it\n"
+	    "  borrow DAYS         hold the floating seat DAYS days, offline\n"
+	    "  checkin             release the floating seat now\n"
+	    "  hold -- CMD [ARG..] run CMD holding a floating seat: renewed\n"
+	    "                      while it runs, checked in when it ends\n"
 	    "options:\n"
 	    "  --key-file FILE     license key (else $LICD_LICENSE_KEY)\n"
 	    "  --state-dir DIR     lease cache (else $LICD_STATE_DIR, else\n"
@@ -99,6 +107,65 @@ static void add_info(struct json_object *o, const struct licd_info *in)
 	json_object_object_add(o, "grace_ends_at", ts(in->grace_ends));
 	json_object_object_add(o, "license_ends_at", ts(in->license_ends));
 	json_object_object_add(o, "checked_at", ts(in->checked_at));
+	if (in->seat_expires != 0) {
+		json_object_object_add(o, "seat_expires_at",
+		    ts(in->seat_expires));
+		json_object_object_add(o, "borrowed_until",
+		    ts(in->borrowed_until));
+		json_object_object_add(o, "overdraft",
+		    json_object_new_boolean(in->overdraft));
+	}
+}
+
+/* Exit code of an online exchange: the status when licd answered, else
+ * unreachable or refused. */
+static int online_exit(int r, const struct licd_info *in)
+{
+	if (r == 0)
+		return status_exit[in->status];
+	if (r == -1 && in->message != NULL &&
+	    (strstr(in->message, "unreachable") != NULL ||
+	    strstr(in->message, "unavailable") != NULL))
+		return EX_UNREACHABLE;
+	return EX_REFUSED;
+}
+
+/* hold: the child runs while the handle's thread renews the seat; the
+ * signals a supervisor sends reach the child, and its end checks in. */
+static volatile sig_atomic_t child_pid;
+
+static void forward(int sig)
+{
+	if (child_pid > 0)
+		kill((pid_t)child_pid, sig);
+}
+
+static int run_held(char **argv, const char **msg)
+{
+	extern char **environ;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
+	struct sigaction sa;
+	pid_t pid;
+	size_t i;
+	int st;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
+		*msg = "cannot run the command";
+		return 127;
+	}
+	child_pid = pid;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			*msg = "lost the command";
+			return 127;
+		}
+	*msg = "the command ended";
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static int emit(struct json_object *o, int code)
@@ -143,7 +210,7 @@ int main(int argc, char **argv)
 	struct licd_info in;
 	struct json_object *o;
 	const char *cmd = NULL, *a1 = NULL, *a2 = NULL, *msg = NULL;
-	char *key = NULL, err[256], defdir[512];
+	char *key = NULL, err[256], defdir[512], **held = NULL;
 	licd_t *h = NULL;
 	int i, rc, offline = 0;
 
@@ -171,6 +238,11 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--offline") == 0) {
 			offline = 1;
 			continue;
+		}
+		if (strcmp(a, "--") == 0 && cmd != NULL &&
+		    strcmp(cmd, "hold") == 0 && a1 == NULL && i + 1 < argc) {
+			held = argv + i + 1;
+			break;
 		}
 		if (a[0] == '-' && a[1] == '-' && i + 1 < argc) {
 			const char *v = argv[++i];
@@ -218,6 +290,15 @@ int main(int argc, char **argv)
 		goto bad;
 	if (offline)
 		cfg.refresh = LICD_REFRESH_MANUAL;
+	/* One run reports on a seat that later runs keep using; only hold
+	 * gives its seat back when it ends. */
+	cfg.keep_seat_on_close = 1;
+	if (strcmp(cmd, "hold") == 0) {
+		if (held == NULL || offline)
+			goto bad;
+		cfg.refresh = LICD_REFRESH_BACKGROUND;
+		cfg.keep_seat_on_close = 0;
+	}
 	if (cfg.state_dir == NULL) {
 		snprintf(defdir, sizeof(defdir), "/var/lib/%s/licd",
 		    LICD_EMBED_PRODUCT);
@@ -259,10 +340,50 @@ int main(int argc, char **argv)
 		json_object_object_add(o, "reached",
 		    json_object_new_boolean(r == 0));
 		/* Not reached, or reached and the answer refused. */
-		rc = r == 0 ? status_exit[in.status] : in.message != NULL &&
-		    (strstr(in.message, "unreachable") != NULL ||
-		    strstr(in.message, "unavailable") != NULL) ?
-		    EX_UNREACHABLE : EX_REFUSED;
+		rc = online_exit(r, &in);
+	} else if (strcmp(cmd, "borrow") == 0 && a1 != NULL && a2 == NULL) {
+		char *end;
+		long days = strtol(a1, &end, 10);
+		int r;
+
+		if (*end != '\0' || end == a1 || days < 1 || days > 3650) {
+			json_object_put(o);
+			licd_close(h);
+			goto bad;
+		}
+		r = licd_borrow(h, (int)days, &in);
+		add_info(o, &in);
+		json_object_object_add(o, "days", json_object_new_int((int)days));
+		json_object_object_add(o, "borrowed", json_object_new_boolean(
+		    r == 0 && in.status == LICD_VALID && in.borrowed_until != 0));
+		rc = online_exit(r, &in);
+	} else if (strcmp(cmd, "checkin") == 0 && a1 == NULL) {
+		int r = licd_checkin(h, &msg);
+
+		json_object_object_add(o, "checked_in",
+		    json_object_new_boolean(r == 0));
+		json_object_object_add(o, "message", json_object_new_string(msg));
+		rc = r == 0 ? 0 : strstr(msg, "unreachable") ||
+		    strstr(msg, "unavailable") ? EX_UNREACHABLE : EX_REFUSED;
+	} else if (strcmp(cmd, "hold") == 0 && held != NULL) {
+		int r = licd_refresh(h, &in);
+
+		/* Offline, the cached lease (and grace) decides, as for
+		 * status. */
+		if (r != 0)
+			licd_check(h, NULL, &in);
+		if (in.decision != LICD_ALLOW) {
+			add_info(o, &in);
+			rc = status_exit[in.status];
+		} else {
+			rc = run_held(held, &msg);
+			licd_check(h, NULL, &in);
+			add_info(o, &in);
+			json_object_object_add(o, "message",
+			    json_object_new_string(msg));
+			json_object_object_add(o, "command_exit",
+			    json_object_new_int(rc));
+		}
 	} else if (strcmp(cmd, "deactivate") == 0 && a1 == NULL) {
 		int r = licd_deactivate(h, &msg);
 

@@ -51,6 +51,9 @@ struct licd {
 	enum licd_status verdict;	/* LICD_VALID: none */
 	int64_t verdict_at;
 	_Atomic int deactivated;	/* no automatic refresh until licd_refresh */
+	_Atomic int idle;		/* checked in: the same, in memory only */
+	int keep_seat;			/* cfg.keep_seat_on_close */
+	int opened;
 	int64_t refreshed_at;
 	char pending_nonce[LCL_ID_MAX];
 	int has_srv;			/* srv_offset is known (this process) */
@@ -95,6 +98,13 @@ static const char *const messages[LICD_NSTATUS] = {
 	"This installation is not activated.",
 	"The system clock is behind the time last seen; check the clock.",
 };
+
+/* A floating lease ends with its seat. */
+static const char msg_seat_grace[] = "The floating seat could not be renewed "
+    "(the licensing server is unreachable) and has lapsed; running in the "
+    "offline grace period.";
+static const char msg_seat_lapsed[] = "The floating seat lapsed without "
+    "renewal and the offline grace is used up.";
 
 const char *licd_status_name(enum licd_status s)
 {
@@ -342,6 +352,9 @@ static void merge_disk(struct licd *h, const struct lcl_state *st,
 	if (!at_open && st->gen <= h->gen)
 		return;		/* nothing new since this handle wrote */
 	if (st->lease != NULL && load_lease(h, st->lease, &l) == 0) {
+		l.seat_hb = st->seat_hb;
+		l.borrowed_until = st->borrowed_until;
+		l.overdraft = st->overdraft;
 		if (!h->has_lease || l.iat > h->lease.iat)
 			install_lease(h, &l);
 		else
@@ -384,6 +397,11 @@ static int save_state(struct licd *h)
 		merge_disk(h, &st, 0);
 	lcl_state_free(&st);
 	st.lease = h->has_lease ? h->lease.token : NULL;
+	if (h->has_lease) {
+		st.seat_hb = h->lease.seat_hb;
+		st.borrowed_until = h->lease.borrowed_until;
+		st.overdraft = h->lease.overdraft;
+	}
 	st.hwm = hwm_at(h, now_mono(h));
 	st.refreshed_at = h->refreshed_at;
 	if (h->deactivated)
@@ -457,6 +475,11 @@ static void evaluate(struct licd *h, int64_t wall, int64_t mono,
 			in->grace_ends = in->license_ends;
 		if (in->grace_ends < l->exp)
 			in->grace_ends = l->exp;
+		if (l->seat_hb > 0) {
+			in->seat_expires = l->exp;
+			in->borrowed_until = l->borrowed_until;
+			in->overdraft = l->overdraft;
+		}
 	}
 	if (h->key_invalid)
 		s = LICD_INVALID_KEY;
@@ -480,6 +503,13 @@ static void evaluate(struct licd *h, int64_t wall, int64_t mono,
 	in->status = s;
 	in->decision = decide(h, s);
 	in->message = messages[s];
+	if (h->has_lease && l->seat_hb > 0 && now >= l->exp &&
+	    (in->license_ends == 0 || now < in->license_ends)) {
+		if (s == LICD_GRACE)
+			in->message = msg_seat_grace;
+		else if (s == LICD_EXPIRED)
+			in->message = msg_seat_lapsed;
+	}
 }
 
 /* ---- online ---- */
@@ -546,8 +576,19 @@ static const char *jstr(struct json_object *o, const char *k)
 	return json_object_get_string(v);
 }
 
+/* A floating seat that is not borrowed is renewed at licd's
+ * next_heartbeat_in, and retried at least that often, or it lapses. */
+static int64_t seat_renewal(const struct licd *h)
+{
+	return h->has_lease && h->lease.seat_hb > 0 &&
+	    h->lease.borrowed_until == 0 ? h->lease.seat_hb : 0;
+}
+
+/* The next refresh after an exchange that succeeded (ok) or not.
+ * Caller holds lk (write). */
 static void schedule(struct licd *h, int ok, int64_t mono)
 {
+	int64_t seat = seat_renewal(h);
 	long wait;
 
 	if (ok) {
@@ -560,6 +601,10 @@ static void schedule(struct licd *h, int ok, int64_t mono)
 			if (half > 0 && half < wait)
 				wait = (long)half;
 		}
+		/* No seat free: one may be soon (a floating seat lapses, an
+		 * admin frees one). */
+		if (h->verdict == LICD_TOO_MANY_INSTALLATIONS && h->retry < wait)
+			wait = h->retry;
 	} else {
 		int f = h->failures < 20 ? h->failures : 20;
 
@@ -568,7 +613,59 @@ static void schedule(struct licd *h, int ok, int64_t mono)
 		if (wait > h->interval || wait <= 0)
 			wait = h->interval;
 	}
+	if (seat > 0 && seat < wait)
+		wait = (long)seat;
 	atomic_store(&h->next_refresh, mono + wait);
+}
+
+/* An RFC 3339 UTC time as licd writes it; 0 for anything else. */
+static int64_t parse_ts(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (s == NULL || (end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) ==
+	    NULL || *end != '\0')
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* The floating seat licd's VALID answer describes beside the lease. */
+static void read_seat(struct json_object *ans, struct lcl_lease *l)
+{
+	struct json_object *v;
+
+	if (jstr(ans, "seat_expires_at") == NULL)
+		return;		/* node-locked */
+	l->seat_hb = 1;
+	if (json_object_object_get_ex(ans, "next_heartbeat_in", &v) &&
+	    json_object_is_type(v, json_type_int) &&
+	    json_object_get_int64(v) > 1)
+		l->seat_hb = json_object_get_int64(v);
+	l->borrowed_until = parse_ts(jstr(ans, "borrowed_until"));
+	l->overdraft = json_object_object_get_ex(ans, "overdraft", &v) &&
+	    json_object_is_type(v, json_type_boolean) &&
+	    json_object_get_boolean(v);
+}
+
+/* A 4xx error's code, for the refusals that have a message of their own. */
+static int refusal(struct json_object *ans, const char **why)
+{
+	const char *c = jstr(json_object_object_get(ans, "error"), "code");
+
+	if (c != NULL && strcmp(c, "BORROW_LIMIT_EXCEEDED") == 0) {
+		*why = "licd refused the borrow: more days than the license's "
+		    "max_borrow_days";
+		return LICD_BORROW_REFUSED;
+	}
+	if (c != NULL && strcmp(c, "NOT_FLOATING") == 0) {
+		*why = "the license is node-locked: borrowing and check-in are "
+		    "for floating licenses";
+		return LICD_BORROW_REFUSED;
+	}
+	*why = "licd refused the request (see its error code)";
+	return -1;
 }
 
 /*
@@ -580,7 +677,8 @@ static void schedule(struct licd *h, int ok, int64_t mono)
  * when licd answered and the answer was taken, -1 otherwise (*why).
  * Caller holds refresh_mu.
  */
-static int exchange(struct licd *h, const char *path, const char **why)
+static int exchange(struct licd *h, const char *path, int days,
+    const char **why)
 {
 	char nonce[32];
 	struct json_object *req = json_object_new_object(), *ans = NULL;
@@ -590,7 +688,7 @@ static int exchange(struct licd *h, const char *path, const char **why)
 	enum licd_status v;
 	const char *code, *tok;
 	int64_t wall, mono;
-	int rc = -1, reactivate = 0;
+	int rc = -1, reactivate = 0, refused = 0;
 
 	memset(&l, 0, sizeof(l));
 	new_nonce(nonce);
@@ -605,9 +703,11 @@ static int exchange(struct licd *h, const char *path, const char **why)
 	if (h->version != NULL)
 		json_object_object_add(req, "version",
 		    json_object_new_string(h->version));
-	if (h->domain != NULL && strcmp(path, "/api/validate") == 0)
+	if (h->domain != NULL && strcmp(path, "/api/heartbeat") != 0)
 		json_object_object_add(req, "domain",
 		    json_object_new_string(h->domain));
+	if (days > 0)
+		json_object_object_add(req, "days", json_object_new_int(days));
 	*why = "licd is unreachable";
 	if (post(h, path, req, &resp) != 0)
 		goto out;
@@ -622,7 +722,7 @@ static int exchange(struct licd *h, const char *path, const char **why)
 	if (ans == NULL || resp.status != 200 ||
 	    (code = jstr(ans, "code")) == NULL) {
 		if (ans != NULL && resp.status >= 400 && resp.status < 500)
-			*why = "licd refused the request (see its error code)";
+			refused = refusal(ans, why);
 		goto out;
 	}
 	if (strcmp(code, "VALID") == 0) {
@@ -638,6 +738,7 @@ static int exchange(struct licd *h, const char *path, const char **why)
 		*why = "lease has expired";
 		if (l.exp <= l.iat)
 			goto out;
+		read_seat(ans, &l);
 		pthread_rwlock_wrlock(&h->lk);
 		if (h->has_lease && l.iat < h->lease.iat) {
 			pthread_rwlock_unlock(&h->lk);
@@ -648,6 +749,7 @@ static int exchange(struct licd *h, const char *path, const char **why)
 		h->verdict = LICD_VALID;
 		h->verdict_at = 0;
 		h->deactivated = 0;
+		h->idle = 0;
 		/* licd's time wins while it is reachable: the mark is reset
 		 * to it (also down, undoing a clock once set ahead). */
 		h->has_srv = 1;
@@ -675,7 +777,9 @@ static int exchange(struct licd *h, const char *path, const char **why)
 	rc = 0;
 	*why = NULL;
 out:
-	if (rc != 0) {
+	if (rc != 0 && refused == LICD_BORROW_REFUSED) {
+		rc = refused;	/* an answer, not a failure to reach licd */
+	} else if (rc != 0) {
 		pthread_rwlock_wrlock(&h->lk);
 		schedule(h, 0, now_mono(h));
 		pthread_rwlock_unlock(&h->lk);
@@ -687,7 +791,7 @@ out:
 	return rc;
 }
 
-static int refresh_now(struct licd *h, const char *path,
+static int refresh_now(struct licd *h, const char *path, int days,
     struct licd_info *info, int wait)
 {
 	const char *why = "the license key is not valid for this product";
@@ -698,7 +802,7 @@ static int refresh_now(struct licd *h, const char *path,
 	else if (pthread_mutex_trylock(&h->refresh_mu) != 0)
 		return -1;
 	if (!h->key_invalid)
-		rc = exchange(h, path, &why);
+		rc = exchange(h, path, days, &why);
 	pthread_mutex_unlock(&h->refresh_mu);
 	if (info != NULL) {
 		pthread_rwlock_rdlock(&h->lk);
@@ -712,12 +816,24 @@ static int refresh_now(struct licd *h, const char *path,
 
 int licd_refresh(licd_t *h, struct licd_info *info)
 {
-	return refresh_now(h, "/api/validate", info, 1);
+	return refresh_now(h, "/api/validate", 0, info, 1);
 }
 
 int licd_heartbeat(licd_t *h, struct licd_info *info)
 {
-	return refresh_now(h, "/api/heartbeat", info, 1);
+	return refresh_now(h, "/api/heartbeat", 0, info, 1);
+}
+
+int licd_borrow(licd_t *h, int days, struct licd_info *info)
+{
+	if (days < 1 || days > 3650) {
+		if (info != NULL) {
+			licd_check(h, NULL, info);
+			info->message = "days must be 1-3650";
+		}
+		return -1;
+	}
+	return refresh_now(h, "/api/borrow", days, info, 1);
 }
 
 static void *bg_main(void *arg)
@@ -731,7 +847,7 @@ static void *bg_main(void *arg)
 		int refresh;
 
 		wait = atomic_load(&h->next_refresh) - now_mono(h);
-		refresh = h->kick || (wait <= 0 && !h->deactivated);
+		refresh = h->kick || (wait <= 0 && !h->deactivated && !h->idle);
 		if (!refresh && !h->flush) {
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += wait > 0 && wait < 3600 ? wait : 3600;
@@ -741,7 +857,7 @@ static void *bg_main(void *arg)
 		h->kick = h->flush = 0;
 		pthread_mutex_unlock(&h->bg_mu);
 		if (refresh)
-			refresh_now(h, "/api/validate", NULL, 1);
+			refresh_now(h, "/api/validate", 0, NULL, 1);
 		licd_flush_usage(h);
 		atomic_store(&h->kicked, 0);
 		pthread_mutex_lock(&h->bg_mu);
@@ -763,7 +879,8 @@ enum licd_decision licd_check(licd_t *h, const char *feature,
 	hwm_see(h, wall + (h->has_srv ? h->srv_offset : 0), mono);
 	evaluate(h, wall, mono, feature, info);
 	due = h->rmode != LICD_REFRESH_MANUAL && !h->key_invalid &&
-	    !h->deactivated && mono >= atomic_load_explicit(&h->next_refresh,
+	    !h->deactivated && !h->idle &&
+	    mono >= atomic_load_explicit(&h->next_refresh,
 	    memory_order_relaxed);
 	pthread_rwlock_unlock(&h->lk);
 	/* A clock behind the mark forces one refresh at once; licd's time
@@ -774,7 +891,7 @@ enum licd_decision licd_check(licd_t *h, const char *feature,
 	if (!due)
 		return info->decision;
 	if (h->rmode == LICD_REFRESH_INLINE) {
-		if (refresh_now(h, "/api/validate", NULL, 0) == 0 ||
+		if (refresh_now(h, "/api/validate", 0, NULL, 0) == 0 ||
 		    info->status == LICD_CLOCK_SUSPECT) {
 			pthread_rwlock_rdlock(&h->lk);
 			evaluate(h, now_wall(h), now_mono(h), feature, info);
@@ -1119,6 +1236,65 @@ int licd_deactivate(licd_t *h, const char **msg)
 	return rc;
 }
 
+/* ---- floating seats: check-in ---- */
+
+/* POST /api/checkin; on success the lease is forgotten here and on disk
+ * (it would otherwise answer VALID for a seat that is someone else's).
+ * Caller holds refresh_mu. */
+static int checkin_locked(struct licd *h, const char **msg)
+{
+	struct json_object *req, *ans, *v;
+	struct licd_response resp;
+	int rc = -1;
+
+	*msg = "licd is unreachable";
+	req = json_object_new_object();
+	json_object_object_add(req, "license_key",
+	    json_object_new_string(h->license_key));
+	json_object_object_add(req, "installation_id",
+	    json_object_new_string(h->iid));
+	if (post(h, "/api/checkin", req, &resp) == 0) {
+		ans = parse_body(&resp);
+		if (resp.status == 200 && ans != NULL) {
+			pthread_rwlock_wrlock(&h->lk);
+			lcl_lease_free(&h->lease);
+			h->has_lease = 0;
+			h->idle = 1;
+			save_state(h);
+			pthread_rwlock_unlock(&h->lk);
+			*msg = json_object_object_get_ex(ans, "released", &v) &&
+			    json_object_get_boolean(v) ? "seat checked in" :
+			    "checked in; no seat was held";
+			rc = 0;
+		} else if (resp.status == 409) {
+			*msg = "the license is node-locked: use licd_deactivate";
+		} else if (resp.status >= 400 && resp.status < 500) {
+			*msg = "licd refused the check-in";
+		} else {
+			*msg = "licd is unavailable";
+		}
+		json_object_put(ans);
+		free(resp.body);
+	}
+	json_object_put(req);
+	return rc;
+}
+
+int licd_checkin(licd_t *h, const char **msg)
+{
+	const char *m = messages[LICD_INVALID_KEY];
+	int rc = -1;
+
+	if (!h->key_invalid) {
+		pthread_mutex_lock(&h->refresh_mu);
+		rc = checkin_locked(h, &m);
+		pthread_mutex_unlock(&h->refresh_mu);
+	}
+	if (msg != NULL)
+		*msg = m;
+	return rc;
+}
+
 /* ---- air-gapped ---- */
 
 int licd_request_file(licd_t *h, const char *path, const char **msg)
@@ -1329,6 +1505,7 @@ int licd_open(const struct licd_config *cfg, licd_t **out, char *err,
 	h->wall = cfg->wall_clock;
 	h->mono = cfg->mono_clock;
 	h->carg = cfg->clock_arg;
+	h->keep_seat = cfg->keep_seat_on_close;
 	pthread_rwlock_init(&h->lk, NULL);
 	pthread_mutex_init(&h->refresh_mu, NULL);
 	pthread_mutex_init(&h->usage_mu, NULL);
@@ -1389,14 +1566,18 @@ int licd_open(const struct licd_config *cfg, licd_t **out, char *err,
 		lcl_state_free(&st);
 	}
 	/* Due now without a lease or when the last answer is older than the
-	 * interval; else when the interval (or half the lease) runs out. */
+	 * interval; else when the interval (or half the lease, or a floating
+	 * seat's renewal) runs out. */
 	due = mono;
 	if (h->has_lease && h->verdict == LICD_VALID) {
 		int64_t next = h->refreshed_at + h->interval;
 		int64_t half = h->lease.iat + (h->lease.exp - h->lease.iat) / 2;
+		int64_t seat = seat_renewal(h);
 
 		if (half < next)
 			next = half;
+		if (seat > 0 && h->refreshed_at + seat < next)
+			next = h->refreshed_at + seat;
 		if (next > wall)
 			due = mono + (next - wall);
 	}
@@ -1408,6 +1589,7 @@ int licd_open(const struct licd_config *cfg, licd_t **out, char *err,
 		}
 		h->thr_started = 1;
 	}
+	h->opened = 1;
 	*out = h;
 	return 0;
 fail:
@@ -1425,6 +1607,17 @@ void licd_close(licd_t *h)
 		pthread_cond_signal(&h->bg_cv);
 		pthread_mutex_unlock(&h->bg_mu);
 		pthread_join(h->thr, NULL);
+	}
+	/* A floating seat this process holds goes back at once (a borrowed
+	 * one is kept: the laptop goes offline with it). */
+	if (h->opened && !h->keep_seat && !h->key_invalid && !h->deactivated &&
+	    !h->idle && seat_renewal(h) > 0 && now_wall(h) + (h->has_srv ?
+	    h->srv_offset : 0) < h->lease.exp) {
+		const char *msg;
+
+		pthread_mutex_lock(&h->refresh_mu);
+		checkin_locked(h, &msg);
+		pthread_mutex_unlock(&h->refresh_mu);
 	}
 	/* Keep the clock mark for the next start. */
 	if (h->has_dir && hwm_at(h, now_mono(h)) > h->persisted_hwm) {

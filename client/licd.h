@@ -64,7 +64,9 @@ enum licd_decision {
 };
 
 enum licd_refresh_mode {
-	LICD_REFRESH_BACKGROUND = 0,	/* a thread of the handle refreshes */
+	LICD_REFRESH_BACKGROUND = 0,	/* a thread of the handle refreshes
+					   (a floating seat at licd's
+					   next_heartbeat_in) */
 	LICD_REFRESH_INLINE,		/* the licd_check that finds a refresh
 					   due performs it */
 	LICD_REFRESH_MANUAL,		/* only licd_refresh() does */
@@ -82,6 +84,12 @@ struct licd_info {
 	int64_t license_ends;		/* from the lease's claims */
 	int64_t checked_at;		/* the time the answer was made for */
 	const char *message;
+	/* Floating licenses (0 on node-locked ones). The lease ends with the
+	 * seat: a seat not renewed by seat_expires has lapsed, and the
+	 * status follows the lease's rules (GRACE, then the mode's answer). */
+	int64_t seat_expires;		/* = lease_expires */
+	int64_t borrowed_until;		/* the seat is borrowed until then */
+	int overdraft;			/* granted beyond the seat limit */
 };
 
 /* A response from the transport. body is malloc'd by the transport and
@@ -131,6 +139,11 @@ struct licd_config {
 	void *transport_arg;
 	licd_clock_fn wall_clock, mono_clock;
 	void *clock_arg;
+
+	/* Floating licenses: licd_close checks the seat in unless it is
+	 * borrowed or this is set (a short-lived command that reports on a
+	 * seat other runs of it hold, as licd-check does). */
+	int keep_seat_on_close;
 };
 
 typedef struct licd licd_t;
@@ -145,6 +158,9 @@ void licd_config_init(struct licd_config *cfg);
  * verify is not an error here: the handle answers LICD_INVALID_KEY. */
 int licd_open(const struct licd_config *cfg, licd_t **out, char *err,
     size_t errlen);
+/* Stops the handle's thread, keeps the clock mark and, on a floating
+ * license, checks a live seat in (POST /api/checkin, one attempt within
+ * timeout_ms) unless it is borrowed or cfg.keep_seat_on_close is set. */
 void licd_close(licd_t *h);
 
 /* The decision for feature (NULL: the license as a whole), from the cached
@@ -164,6 +180,24 @@ int licd_limit(licd_t *h, const char *name, long long *value);
 
 /* POST /api/heartbeat (renews the lease like a refresh). */
 int licd_heartbeat(licd_t *h, struct licd_info *info);
+
+/* Floating licenses. licd_borrow holds this installation's seat for days
+ * days (POST /api/borrow, taking a seat if it holds none) and installs the
+ * lease licd signs for that long, verified as licd_refresh verifies: the
+ * handle then answers VALID offline until the borrow ends. 0 when licd
+ * answered (info says what: VALID with info->borrowed_until set is a
+ * borrow); -1 unreachable or its answer refused; LICD_BORROW_REFUSED when
+ * licd refused the borrow itself (more days than the license's
+ * max_borrow_days, or a node-locked license; info->message says which).
+ *
+ * licd_checkin releases the seat now (POST /api/checkin; a borrowed one
+ * is returned early) and forgets the lease, here and in the state
+ * directory; the handle refreshes nothing by itself until licd_refresh or
+ * licd_borrow takes a seat again. 0 done (also when no seat was held), -1
+ * unreachable or refused (msg says why). */
+#define LICD_BORROW_REFUSED (-2)
+int licd_borrow(licd_t *h, int days, struct licd_info *info);
+int licd_checkin(licd_t *h, const char **msg);
 
 /* Frees the seat (POST /api/deactivate) and forgets the lease. Usage still
  * queued is sent first. 0 done, -1 unreachable or refused (msg says). */

@@ -170,6 +170,19 @@ int lcl_state_parse(const char *text, size_t len, struct lcl_state *st)
 	    get_str(o, "pending_nonce", st->pending_nonce,
 	    sizeof(st->pending_nonce)) != 0)
 		goto out;
+	/* The floating seat the lease holds; absent on node-locked leases
+	 * and in files written before floating seats existed. */
+	if (json_object_object_get_ex(o, "seat", &x)) {
+		struct json_object *b = NULL;
+
+		if (!json_object_is_type(x, json_type_object) ||
+		    get_i64(x, "heartbeat_in", &st->seat_hb) != 0 ||
+		    get_i64(x, "borrowed_until", &st->borrowed_until) != 0 ||
+		    (json_object_object_get_ex(x, "overdraft", &b) &&
+		    !json_object_is_type(b, json_type_boolean)))
+			goto out;
+		st->overdraft = b != NULL && json_object_get_boolean(b);
+	}
 	if (json_object_object_get_ex(o, "lease", &x) &&
 	    !json_object_is_type(x, json_type_null)) {
 		if (!json_object_is_type(x, json_type_string) ||
@@ -222,6 +235,17 @@ int lcl_state_write(const char *path, const struct lcl_state *st)
 	if (st->pending_nonce[0] != '\0')
 		json_object_object_add(o, "pending_nonce",
 		    json_object_new_string(st->pending_nonce));
+	if (st->lease != NULL && st->seat_hb > 0) {
+		struct json_object *s = json_object_new_object();
+
+		json_object_object_add(s, "heartbeat_in",
+		    json_object_new_int64(st->seat_hb));
+		json_object_object_add(s, "borrowed_until",
+		    json_object_new_int64(st->borrowed_until));
+		json_object_object_add(s, "overdraft",
+		    json_object_new_boolean(st->overdraft));
+		json_object_object_add(o, "seat", s);
+	}
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	rc = lcl_write_atomic(path, txt, strlen(txt));
 	json_object_put(o);

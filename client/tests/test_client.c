@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -48,6 +49,10 @@ struct fake {
 	char order[64][16];		/* features in arrival order */
 	int norder;
 	struct lic l;
+	/* Floating seats: seat_ttl > 0 answers as a floating license. */
+	long seat_ttl;
+	int max_borrow, overdraft, checkins, released, node_locked;
+	long long borrowed_until;
 };
 
 static struct fake F;
@@ -82,6 +87,36 @@ static void answer_lease(struct json_object *req, char *out, size_t cap)
 	if (F.mangle == M_GARBAGE) {
 		snprintf(out, cap, "{\"valid\":true,\"code\":\"VALID\","
 		    "\"lease\":\"a.b.c\"}");
+		return;
+	}
+	if (F.seat_ttl > 0) {
+		/* A seat renewed to now + ttl, or borrowed: the lease ends
+		 * with it. */
+		long long days = 0, until;
+		char b[40] = "null";
+
+		if (json_object_object_get_ex(req, "days", &v))
+			days = json_object_get_int64(v);
+		if (days > 0)
+			F.borrowed_until = F.now + days * 86400;
+		until = F.borrowed_until > F.now ? F.borrowed_until :
+		    F.now + F.seat_ttl;
+		if (F.borrowed_until > F.now) {
+			time_t bt = (time_t)F.borrowed_until;
+			struct tm tm;
+
+			gmtime_r(&bt, &tm);
+			strftime(b, sizeof(b), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+		}
+		lic_lease(&F.l, iid, nonce, (time_t)F.now,
+		    (long)(until - F.now), &lease, &exp);
+		F.released = 0;
+		snprintf(out, cap, "{\"valid\":true,\"code\":\"VALID\","
+		    "\"lease\":\"%s\",\"seat_expires_at\":\"x\","
+		    "\"next_heartbeat_in\":%ld,\"borrowed_until\":%s,"
+		    "\"overdraft\":%s}", lease, F.seat_ttl / 3, b,
+		    F.overdraft ? "true" : "false");
+		free(lease);
 		return;
 	}
 	lic_lease(&F.l, iid, nonce, (time_t)(F.mangle == M_EXPIRED ?
@@ -141,6 +176,25 @@ static int fake_post(void *arg, const char *url, const char *body, size_t len,
 		snprintf(out, sizeof(out), "{\"used\":%lld}", F.counted);
 	} else if (strstr(url, "/api/deactivate") != NULL) {
 		snprintf(out, sizeof(out), "{\"deactivated\":true}");
+	} else if (strstr(url, "/api/checkin") != NULL) {
+		F.checkins++;
+		if (F.node_locked) {
+			resp->status = 409;
+			snprintf(out, sizeof(out), "{\"error\":{\"code\":"
+			    "\"NOT_FLOATING\",\"message\":\"x\"}}");
+		} else {
+			snprintf(out, sizeof(out), "{\"checked_in\":true,"
+			    "\"released\":%s}", F.released ? "false" : "true");
+			F.released = 1;
+			F.borrowed_until = 0;
+		}
+	} else if (strstr(url, "/api/borrow") != NULL &&
+	    json_object_get_int(json_object_object_get(req, "days")) >
+	    F.max_borrow) {
+		resp->status = 403;
+		snprintf(out, sizeof(out), "{\"error\":{\"code\":"
+		    "\"BORROW_LIMIT_EXCEEDED\",\"message\":\"x\"},"
+		    "\"max_borrow_days\":%d}", F.max_borrow);
 	} else if (F.replay) {
 		snprintf(out, sizeof(out), "%s", F.last);
 	} else {
@@ -227,6 +281,9 @@ static void setup(void)
 
 static void reset_fake(void)
 {
+	F.seat_ttl = 0;
+	F.max_borrow = F.overdraft = F.node_locked = 0;
+	F.borrowed_until = 0;
 	F.down = 0;
 	F.code = "VALID";
 	F.mangle = M_NONE;
@@ -1006,6 +1063,180 @@ static void test_domain_offline_and_heartbeat(void)
 	licd_close(h);
 }
 
+/* Floating seats: the lease ends with the seat; renewed at licd's
+ * next_heartbeat_in; a lapsed seat is an expired lease (grace, then the
+ * mode); borrow, check-in, overdraft; check-in on close. */
+static licd_t *open_f(const char *iid, enum licd_mode mode,
+    enum licd_refresh_mode rm, int keep)
+{
+	struct licd_config c;
+	licd_t *h = NULL;
+	char err[256];
+
+	licd_config_init(&c);
+	c.base_url = "http://licd.invalid";
+	c.issuer = ISS;
+	c.jwks = jwks_text;
+	c.license_key = license_key;
+	c.installation_id = iid;
+	c.state_dir = statedir;
+	c.mode = mode;
+	c.refresh = rm;
+	c.offline_grace = 600;
+	c.transport = fake_post;
+	c.wall_clock = clk_wall;
+	c.mono_clock = clk_mono;
+	c.keep_seat_on_close = keep;
+	if (licd_open(&c, &h, err, sizeof(err)) != 0)
+		fprintf(stderr, "open: %s\n", err);
+	return h;
+}
+
+static void tick(int64_t s)
+{
+	t_wall += s;
+	t_mono += s;
+	F.now = t_wall;
+}
+
+static void test_floating(void)
+{
+	licd_t *h;
+	struct licd_info in;
+	const char *msg;
+	int64_t seat;
+	int calls, i, ok;
+
+	rm_rf(statedir);
+	reset_fake();
+	F.seat_ttl = 90;
+	/* Inline refreshes: the seat is renewed every next_heartbeat_in. */
+	h = open_f("inst-f", LICD_FAIL_CLOSED, LICD_REFRESH_INLINE, 1);
+	CHECK(licd_check(h, NULL, &in) == LICD_ALLOW && in.status == LICD_VALID);
+	CHECK(in.seat_expires == t_wall + 90 &&
+	    in.lease_expires == in.seat_expires);
+	CHECK(in.borrowed_until == 0 && in.overdraft == 0);
+	calls = F.calls;
+	tick(29);
+	CHECK(st(h, NULL) == LICD_VALID && F.calls == calls);
+	tick(1);
+	CHECK(licd_check(h, NULL, &in) == LICD_ALLOW && F.calls == calls + 1);
+	CHECK(in.seat_expires == t_wall + 90);
+	/* Several TTLs, renewed each time: always VALID. */
+	for (i = 0, ok = 1; i < 12; i++) {
+		tick(30);
+		ok &= licd_check(h, "sso", &in) == LICD_ALLOW &&
+		    in.status == LICD_VALID && in.seat_expires == t_wall + 90;
+	}
+	CHECK(ok && F.calls == calls + 13);
+	/* licd unreachable: retried at least every next_heartbeat_in (not
+	 * the doubling retry_interval), and the seat lapses at its end. */
+	seat = in.seat_expires;
+	F.down = 1;
+	tick(30);
+	calls = F.calls;
+	CHECK(st(h, NULL) == LICD_VALID && F.calls == calls + 1);
+	tick(30);
+	CHECK(st(h, NULL) == LICD_VALID && F.calls == calls + 2);
+	tick(10);
+	CHECK(st(h, NULL) == LICD_REFRESH_DUE && F.calls == calls + 2);
+	tick(seat - t_wall);
+	CHECK(licd_check(h, "sso", &in) == LICD_ALLOW &&
+	    in.status == LICD_GRACE && in.grace_ends == seat + 600);
+	CHECK(strstr(in.message, "seat") != NULL);
+	tick(600);
+	CHECK(licd_check(h, NULL, &in) == LICD_DENY &&
+	    in.status == LICD_EXPIRED && strstr(in.message, "seat") != NULL);
+	licd_close(h);
+	h = open_f("inst-f", LICD_DEGRADE, LICD_REFRESH_MANUAL, 1);
+	CHECK(licd_check(h, NULL, &in) == LICD_FREE_TIER &&
+	    in.status == LICD_EXPIRED);
+	/* Back online: a new seat, VALID again. */
+	F.down = 0;
+	CHECK(licd_refresh(h, &in) == 0 && in.status == LICD_VALID);
+	licd_close(h);
+	/* keep_seat_on_close: closing left the seat alone. */
+	CHECK(F.checkins == 0);
+
+	/* Check-in on close: the seat goes back, and the lease with it. */
+	h = open_f("inst-f", LICD_FAIL_CLOSED, LICD_REFRESH_MANUAL, 0);
+	CHECK(st(h, NULL) == LICD_VALID);
+	licd_close(h);
+	CHECK(F.checkins == 1);
+	F.down = 1;
+	h = open_f("inst-f", LICD_FAIL_CLOSED, LICD_REFRESH_MANUAL, 0);
+	CHECK(st(h, NULL) == LICD_NOT_ACTIVATED);
+	licd_close(h);		/* no seat: nothing to check in */
+	CHECK(F.checkins == 1);
+	/* A lapsed seat is not checked in either. */
+	F.down = 0;
+	h = open_f("inst-f", LICD_FAIL_CLOSED, LICD_REFRESH_MANUAL, 0);
+	CHECK(licd_refresh(h, &in) == 0 && in.status == LICD_VALID);
+	tick(91);
+	licd_close(h);
+	CHECK(F.checkins == 1);
+
+	/* Borrowing: refused past max_borrow_days, else held offline until
+	 * its end, kept on close, returned by licd_checkin. */
+	F.max_borrow = 3;
+	F.overdraft = 1;
+	h = open_f("inst-f", LICD_FAIL_CLOSED, LICD_REFRESH_INLINE, 0);
+	calls = F.calls;
+	CHECK(licd_borrow(h, 5, &in) == LICD_BORROW_REFUSED &&
+	    strstr(in.message, "max_borrow_days") != NULL);
+	CHECK(licd_borrow(h, 0, &in) == -1);
+	CHECK(licd_borrow(h, 2, &in) == 0 && in.status == LICD_VALID);
+	CHECK(in.borrowed_until == t_wall + 2 * 86400 &&
+	    in.lease_expires == in.borrowed_until && in.overdraft == 1);
+	licd_close(h);
+	CHECK(F.checkins == 1);
+	F.down = 1;
+	tick(86400);
+	h = open_f("inst-f", LICD_FAIL_CLOSED, LICD_REFRESH_INLINE, 0);
+	CHECK(licd_check(h, NULL, &in) == LICD_ALLOW &&
+	    in.status == LICD_VALID && in.borrowed_until != 0 &&
+	    in.overdraft == 1);
+	F.down = 0;
+	calls = F.calls;
+	CHECK(licd_checkin(h, &msg) == 0 && F.checkins == 2 &&
+	    strcmp(msg, "seat checked in") == 0);
+	/* Checked in: no lease, and no automatic refresh takes a seat. */
+	tick(3600);
+	CHECK(st(h, NULL) == LICD_NOT_ACTIVATED && F.calls == calls + 1);
+	CHECK(licd_checkin(h, &msg) == 0 &&
+	    strcmp(msg, "checked in; no seat was held") == 0);
+	CHECK(licd_refresh(h, &in) == 0 && in.status == LICD_VALID &&
+	    in.borrowed_until == 0);
+	licd_close(h);
+	CHECK(F.checkins == 4);
+
+	/* Background: the handle's thread renews when due. */
+	F.overdraft = 0;
+	h = open_f("inst-f", LICD_FAIL_CLOSED, LICD_REFRESH_BACKGROUND, 0);
+	for (i = 0; i < 500 && st(h, NULL) != LICD_VALID; i++)
+		usleep(10000);
+	licd_check(h, NULL, &in);
+	seat = in.seat_expires;
+	tick(30);
+	for (i = 0; i < 500 && (licd_check(h, NULL, &in), in.seat_expires ==
+	    seat); i++)
+		usleep(10000);
+	CHECK(in.status == LICD_VALID && in.seat_expires == seat + 30);
+	licd_close(h);
+	CHECK(F.checkins == 5);
+
+	/* A node-locked license: check-in and borrow are refused. */
+	reset_fake();
+	F.node_locked = 1;
+	h = open_f("inst-n", LICD_FAIL_CLOSED, LICD_REFRESH_MANUAL, 0);
+	CHECK(licd_refresh(h, &in) == 0 && in.status == LICD_VALID &&
+	    in.seat_expires == 0);
+	CHECK(licd_checkin(h, &msg) == -1 && strstr(msg, "node-locked"));
+	licd_close(h);
+	CHECK(F.checkins == 6);
+	reset_fake();
+}
+
 struct hammer {
 	licd_t *h;
 	long allowed, other;
@@ -1077,6 +1308,7 @@ int main(void)
 	test_background();
 	test_domain_offline_and_heartbeat();
 	test_threads();
+	test_floating();
 	rm_rf(keydir);
 	lic_free(&F.l);
 	free(license_key);

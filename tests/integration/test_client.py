@@ -31,6 +31,8 @@ EXIT = {"VALID": 0, "REFRESH_DUE": 10, "GRACE": 11, "EXPIRED": 20,
         "DOMAIN_NOT_ALLOWED": 24, "FEATURE_NOT_LICENSED": 25,
         "TOO_MANY_INSTALLATIONS": 26, "NOT_ACTIVATED": 27,
         "CLOCK_SUSPECT": 28}
+SEAT_TTL = 30
+DAY = 86400
 
 
 def free_port():
@@ -145,15 +147,21 @@ def stack():
         s.licctl("plan", "set", "cpro", "--name", "cpro", "--features",
                  "sso,reports", "--limits",
                  "installations=5,reports_per_month=1000")
+        # Floating: one seat, the shortest seat_ttl licd allows.
+        for code, overdraft in (("cfloat", "0"), ("cfloat-od", "1")):
+            s.licctl("plan", "set", code, "--name", code, "--features", "sso",
+                     "--limits", "installations=1", "--seat-model",
+                     "floating", "--seat-ttl", str(SEAT_TTL),
+                     "--max-borrow-days", "2", "--overdraft", overdraft)
         yield s
     finally:
         s.stop()
 
 
-def issue(stack, email):
+def issue(stack, email, plan="cpro"):
     stack.licctl("customer", "create", "--email", email)
     return json.loads(stack.licctl("license", "issue", "--customer", email,
-                                   "--plan", "cpro", "--days", "30",
+                                   "--plan", plan, "--days", "30",
                                    "--json").stdout)
 
 
@@ -415,6 +423,164 @@ def test_recipes_verify_the_same_lease(stack):
     for f in ("verify_lease.py", "verify_lease.js"):
         src = open(os.path.join(ROOT, "client/examples", f)).read()
         assert src.strip() in doc, f
+
+
+# --- floating seats ---------------------------------------------------------
+
+# The command licd-check hold runs: says when it runs, ends on a line.
+HELD = ("import sys; print('ready', flush=True); sys.stdin.readline()")
+
+
+def seat(stack, lic, iid):
+    """The installation's seat as licd's admin API shows it."""
+    token = open(os.path.join(stack.dir, "admin-token.txt")).read().strip()
+    d = requests.get(stack.url + "/api/admin/licenses/" + lic["id"],
+                     headers={"Authorization": "Bearer " + token},
+                     timeout=10).json()
+    s = [i["seat"] for i in d["installations"] if i["id"] == iid][0]
+    return s["state"], ts(s["expires_at"]) if s["expires_at"] else 0
+
+
+class Hold:
+    """licd-check hold running a command that waits for a line."""
+
+    def __init__(self, client):
+        self.p = subprocess.Popen(
+            [client.binary, "hold", "--", "/usr/bin/python3", "-c", HELD],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=client.env(), start_new_session=True)
+        first = self.p.stdout.readline()
+        assert first.strip() == "ready", first
+
+    def end(self):
+        """The command ends: hold checks the seat in and reports."""
+        out, _ = self.p.communicate("\n", timeout=60)
+        return self.p.returncode, json.loads(out)
+
+    def kill(self):
+        """Killed hard: no check-in, the seat is left to lapse."""
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait(timeout=30)
+
+
+def test_floating_seats(stack):
+    """Two installations on a one-seat floating license: background
+    renewal keeps the seat across TTLs, a hard kill leaves it to lapse, a
+    clean end checks it in at once; borrowing holds a seat offline and is
+    refused past max_borrow_days; a lapsed seat is an expired lease;
+    overdraft is flagged."""
+    lic = issue(stack, "float@example.com", plan="cfloat")
+    a, b, c = (Client(stack, lic, "it-float-" + n) for n in "abc")
+    loan = issue(stack, "loan@example.com", plan="cfloat")
+    laptop, desk = Client(stack, loan, "it-laptop"), Client(stack, loan, "it-desk")
+
+    # Borrowing: past max_borrow_days refused, 2 days granted.
+    rc, o = laptop.run("borrow", "3")
+    assert rc == 5 and o["borrowed"] is False
+    assert "max_borrow_days" in o["message"]
+    rc, o = laptop.run("borrow", "2")
+    assert rc == 0 and o["borrowed"] is True and o["status"] == "VALID"
+    until = ts(o["borrowed_until"])
+    assert abs(until - (time.time() + 2 * DAY)) < 60
+    assert o["lease_expires_at"] == o["seat_expires_at"] == o["borrowed_until"]
+    borrowed_at = time.time()
+
+    held = Hold(a)
+    try:
+        state, first = seat(stack, lic, "it-float-a")
+        assert state == "live"
+        rc, o = b.run("status")
+        assert rc == EXIT["TOO_MANY_INSTALLATIONS"] and o["decision"] == "deny"
+        # The handle's thread renews at next_heartbeat_in (a third of the
+        # TTL): the seat stays live a TTL past the end of its first lease.
+        renewals, last = 0, first
+        while time.time() < first + SEAT_TTL + 1:
+            state, exp = seat(stack, lic, "it-float-a")
+            assert state == "live" and exp > time.time(), (state, exp)
+            if exp > last:
+                renewals, last = renewals + 1, exp
+            time.sleep(0.5)
+        assert renewals >= 3
+        assert b.run("refresh")[0] == EXIT["TOO_MANY_INSTALLATIONS"]
+        # The state file holds the renewed lease and its seat.
+        rc, o = a.run("--offline", "status")
+        assert rc == 0 and o["overdraft"] is False and o["borrowed_until"] is None
+        assert o["seat_expires_at"] == o["lease_expires_at"]
+        assert ts(o["seat_expires_at"]) >= last - 1
+        # Killed hard: no check-in; the seat lapses by itself.
+        held.kill()
+    finally:
+        held.kill()
+    lapse = seat(stack, lic, "it-float-a")[1]
+
+    # While it lapses: the borrowed seat, offline. The laptop answers from
+    # its lease, more than two seat TTLs after borrowing, until the
+    # borrow ends.
+    with Outage(stack):
+        rc, o = laptop.run("status")
+        assert rc == 0 and o["borrowed_until"] is not None
+        assert laptop.run("status", now=until - 6 * 3600)[0] == \
+            EXIT["REFRESH_DUE"]
+        assert laptop.run("status", now=until + 60)[0] == EXIT["GRACE"]
+    # licd still counts it: the desk gets no seat until it is returned.
+    assert time.time() > borrowed_at + 2 * SEAT_TTL
+    assert desk.run("refresh")[0] == EXIT["TOO_MANY_INSTALLATIONS"]
+    rc, o = laptop.run("checkin")
+    assert rc == 0 and o["checked_in"] is True
+    assert laptop.run("--offline", "status")[0] == EXIT["NOT_ACTIVATED"]
+    assert desk.run("refresh")[0] == 0
+    assert desk.run("checkin")[0] == 0
+
+    # The killed holder's seat lapses with no job running: refused until
+    # then, a seat at the first refresh after.
+    while True:
+        rc, o = b.run("refresh")
+        if rc == 0:
+            break
+        assert rc == EXIT["TOO_MANY_INSTALLATIONS"], o
+        assert time.time() < lapse + 15, "the seat did not lapse"
+        time.sleep(0.5)
+    assert time.time() >= lapse - 1 and o["status"] == "VALID"
+    # A lapsed seat is an expired lease: the grace, then the mode.
+    end = ts(a.run("--offline", "status")[1]["lease_expires_at"])
+    assert abs(end - lapse) <= 1
+    rc, o = a.run("--offline", "status", now=end + 1)
+    assert rc == EXIT["GRACE"] and "seat" in o["message"]
+    rc, o = a.run("--offline", "--grace", "5", "status", now=lapse + 10)
+    assert rc == EXIT["EXPIRED"] and o["decision"] == "deny"
+    rc, o = a.run("--offline", "--grace", "5", "--mode", "degrade", "status",
+                  now=lapse + 10)
+    assert o["status"] == "EXPIRED" and o["decision"] == "free_tier"
+
+    # A clean end checks in at once: the next installation gets the seat.
+    held = Hold(b)
+    try:
+        assert c.run("refresh")[0] == EXIT["TOO_MANY_INSTALLATIONS"]
+        rc, o = held.end()
+        assert rc == 0 and o["command"] == "hold" and o["command_exit"] == 0
+    finally:
+        held.kill()
+    assert seat(stack, lic, "it-float-b")[0] != "live"
+    rc, o = c.run("refresh")
+    assert rc == 0 and o["status"] == "VALID"
+    assert c.run("checkin")[0] == 0
+
+    # Overdraft: the seat beyond the limit is granted and flagged.
+    od = issue(stack, "overdraft@example.com", plan="cfloat-od")
+    x, y = Client(stack, od, "it-od-x"), Client(stack, od, "it-od-y")
+    rc, o = x.run("refresh")
+    assert rc == 0 and o["overdraft"] is False
+    rc, o = y.run("refresh")
+    assert rc == 0 and o["overdraft"] is True
+    assert y.run("--offline", "status")[1]["overdraft"] is True
+    assert x.run("checkin")[0] == 0 and y.run("checkin")[0] == 0
+    # Check-in and borrow are for floating licenses only.
+    n = Client(stack, issue(stack, "node-float@example.com"), "it-node")
+    assert n.run("refresh")[0] == 0
+    rc, o = n.run("checkin")
+    assert rc == 5 and "node-locked" in o["message"]
+    assert "seat_expires_at" not in n.run("status")[1]
 
 
 def test_key_rotation_with_both_keys_embedded(stack):
