@@ -112,21 +112,33 @@ $(BUILD)/fuzz/fuzz_client_%: client/fuzz/fuzz_client_%.c client/fuzz/fuzz_client
 
 $(BUILD)/bench/bench_check: client/bench/bench_check.c $(CLIENT_LIB) client/licd.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CLIENT_CFLAGS) -O2 -Iclient -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS) \
-		-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+	$(CC) $(CLIENT_CFLAGS) -O2 -Iclient -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
 
 # licd_check from a cached lease, alone (make bench also runs it).
 client-bench: $(BUILD)/bench/bench_check
 	@$(BUILD)/bench/bench_check
 
-# The client's unit tests under valgrind memcheck (part of make valgrind).
+# The client's unit tests and licd-check under valgrind memcheck (part of
+# make valgrind).
 .PHONY: client-valgrind
 valgrind: client-valgrind
-client-valgrind: $(BUILD)/client/test_client_vg
+client-valgrind: $(BUILD)/client/test_client_vg $(BUILD)/client/vg/licd-check
 	valgrind --quiet --error-exitcode=1 --leak-check=full \
 		--show-leak-kinds=definite,indirect \
 		--errors-for-leak-kinds=definite,indirect \
 		--suppressions=tests/valgrind.supp $(BUILD)/client/test_client_vg
+	client/tests/valgrind-check.sh $(BUILD)/client/vg/licd-check \
+		client/tests/vectors.json tests/valgrind.supp
+# licd-check without sanitizers, with the PyJWT vectors' keys and issuer
+# compiled in and licd at an address nothing listens on.
+$(BUILD)/client/vg/licd-check: client/licd-check.c client/licd.h $(CLIENT_LIB) client/tests/vectors.json
+	@mkdir -p $(dir $@)
+	python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))["jwks"], sys.stdout)' \
+		client/tests/vectors.json > $(dir $@)jwks.json
+	client/embed.sh $(dir $@)embed/licd-embed.h http://127.0.0.1:9 \
+		https://licensing.example.com $(dir $@)jwks.json client-vg
+	$(CC) $(CLIENT_CFLAGS) -O1 -g -Iclient -I$(dir $@)embed -o $@ \
+		client/licd-check.c $(CLIENT_LIB) $(CLIENT_LIBS)
 $(BUILD)/client/test_client_vg: client/tests/test_client.c $(CLIENT_HDR) $(CLIENT_LIB) $(BUILD)/liblicd.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g -Iclient -Itests/unit -o $@ $< \

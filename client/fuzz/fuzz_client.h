@@ -1,5 +1,9 @@
 /* Shared set-up of the client fuzz targets: the PyJWT test vectors' keys,
- * issuer and license key (client/tests/vectors.json), a state directory. */
+ * issuer and license key (client/tests/vectors.json), a state directory in
+ * memory (/dev/shm when there is one, else $TMPDIR or /tmp) that is
+ * removed when the target exits. */
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,8 +11,7 @@
 
 static struct lcl_keys fz_keys;
 static const char *fz_issuer, *fz_jwks, *fz_key;
-static char fz_dir[64] = "/tmp/licd-client-fuzz.XXXXXX", fz_state_path[256],
-    fz_import_path[256];
+static char fz_dir[256], fz_state_path[512], fz_import_path[512];
 static struct json_object *fz_vec;
 
 static int64_t fz_wall(void *a) { (void)a; return 1800000000; }
@@ -34,15 +37,40 @@ static licd_t *fz_open(licd_transport_fn t)
 	return licd_open(&c, &h, err, sizeof(err)) == 0 ? h : NULL;
 }
 
+static void fz_cleanup(void)
+{
+	DIR *d = opendir(fz_dir);
+	struct dirent *e;
+	char p[768];
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", fz_dir, e->d_name);
+		unlink(p);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(fz_dir);
+	json_object_put(fz_vec);
+	lcl_keys_free(&fz_keys);
+}
+
 static int fz_init(void)
 {
 	char err[128];
 	licd_t *h;
-	const char *lid;
+	const char *lid, *base = getenv("TMPDIR");
 
+	if (access("/dev/shm", W_OK) == 0)
+		base = "/dev/shm";
+	snprintf(fz_dir, sizeof(fz_dir), "%s/licd-client-fuzz.XXXXXX",
+	    base != NULL && base[0] != '\0' ? base : "/tmp");
 	fz_vec = json_object_from_file("client/tests/vectors.json");
 	if (fz_vec == NULL || mkdtemp(fz_dir) == NULL)
 		abort();
+	/* libFuzzer ends a run with exit(): the directory goes with it. */
+	atexit(fz_cleanup);
 	fz_issuer = json_object_get_string(json_object_object_get(fz_vec,
 	    "issuer"));
 	fz_jwks = strdup(json_object_to_json_string(json_object_object_get(
