@@ -102,6 +102,11 @@ LCL_HIDDEN int lcl_lease_verify(const struct lcl_keys *ks, const char *token,
     const struct lcl_expect *e, struct lcl_lease *l, const char **why);
 LCL_HIDDEN void lcl_lease_free(struct lcl_lease *l);
 
+/* The lease token in what licctl printed for an offline lease: its --json
+ * object's "lease", else the last word with two dots (its text output, or
+ * the bare token). malloc'd, NULL when there is none. */
+LCL_HIDDEN char *lcl_find_token(const char *txt, size_t len);
+
 /* Domain rules of the server (docs/API.md). */
 LCL_HIDDEN int lcl_domain_match(const char *pattern, const char *host);
 

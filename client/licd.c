@@ -1352,7 +1352,7 @@ int licd_request_file(licd_t *h, const char *path, const char **msg)
 
 /* The token in what licctl printed: its --json object's "lease", else the
  * last word with two dots (its text output, or the bare token). */
-static char *find_token(const char *txt, size_t len)
+char *lcl_find_token(const char *txt, size_t len)
 {
 	struct json_tokener *t = json_tokener_new();
 	struct json_object *o;
@@ -1407,7 +1407,7 @@ int licd_import(licd_t *h, const char *path, struct licd_info *info)
 	if ((txt = lcl_read_file(path, 64 * 1024, &len)) == NULL)
 		goto out;
 	why = "no lease in the file";
-	if ((tok = find_token(txt, len)) == NULL)
+	if ((tok = lcl_find_token(txt, len)) == NULL)
 		goto out;
 	wall = now_wall(h);
 	mono = now_mono(h);

@@ -56,6 +56,23 @@ static void fz_cleanup(void)
 	lcl_keys_free(&fz_keys);
 }
 
+/* Whether d is one JSON object, as the library's answers must be. */
+static int fz_json_object(const unsigned char *d, size_t n)
+{
+	struct json_tokener *t = json_tokener_new();
+	struct json_object *o;
+	int ok;
+
+	if (t == NULL || n > 1 << 20)
+		return 0;
+	o = json_tokener_parse_ex(t, (const char *)d, (int)n);
+	ok = o != NULL && json_tokener_get_error(t) == json_tokener_success &&
+	    json_object_is_type(o, json_type_object);
+	json_object_put(o);
+	json_tokener_free(t);
+	return ok;
+}
+
 static int fz_init(void)
 {
 	char err[128];
