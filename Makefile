@@ -1,5 +1,6 @@
 # licd: build, local stack and tests. `make run` / `make stop` / `make test`.
-# Every binary is one fcgi/*.c over the shared library fcgi/lib/*.c.
+# Every binary is one fcgi/*.c over the shared library fcgi/lib/*.c;
+# licctl is fcgi/licctl/*.c (its command table in main.c).
 
 CC       ?= cc
 PKGS     := libpq json-c libcurl openssl
@@ -19,6 +20,9 @@ SAN_BINS := $(patsubst fcgi/%.c,$(BUILD)/asan/bin/%,$(BIN_SRC))
 # program: the file is named for what it serves, the program keeps its name.
 BINS     := $(patsubst %/bin/admin,%/bin/revoke,$(BINS))
 SAN_BINS := $(patsubst %/bin/admin,%/bin/revoke,$(SAN_BINS))
+LICCTL_SRC := $(wildcard fcgi/licctl/*.c)
+BINS     += $(BUILD)/bin/licctl
+SAN_BINS += $(BUILD)/asan/bin/licctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT     := $(patsubst tests/unit/%.c,$(BUILD)/asan/unit/%,$(UNIT_SRC))
 
@@ -56,6 +60,17 @@ $(BUILD)/bin/%: $(BUILD)/obj/%.o $(BUILD)/liblicd.a
 $(BUILD)/bin/revoke: $(BUILD)/obj/admin.o $(BUILD)/liblicd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/licctl: $(patsubst fcgi/%.c,$(BUILD)/obj/%.o,$(LICCTL_SRC)) $(BUILD)/liblicd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/asan/bin/licctl: $(patsubst fcgi/%.c,$(BUILD)/asan/obj/%.o,$(LICCTL_SRC)) $(BUILD)/asan/liblicd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(patsubst fcgi/%.c,$(BUILD)/obj/%.o,$(LICCTL_SRC)) \
+$(patsubst fcgi/%.c,$(BUILD)/asan/obj/%.o,$(LICCTL_SRC)): fcgi/licctl/cli.h
 
 # Sanitizer builds: the C unit tests always, the programs for `make test`.
 $(BUILD)/asan/obj/%.o: fcgi/%.c $(LIB_HDR)

@@ -188,3 +188,87 @@ def test_every_licctl_line_in_the_docs_runs():
             (line, p.stderr)
         ran += 1
     assert ran >= 12, ran
+
+
+def bare(*args):
+    """licctl with no configuration to read: help and usage need none."""
+    import os
+    import subprocess
+    from conftest import BIN
+    return subprocess.run([os.path.join(BIN, "licctl")] + list(args),
+                          capture_output=True, text=True,
+                          env=dict(os.environ,
+                                   LICD_CONFIG="/nonexistent/licd.conf"))
+
+
+def table_commands():
+    """(group, verb) of every row of licctl's command table (verb None
+    for a group that is one command), read from its source."""
+    import os
+    import re
+    src = open(os.path.join(os.path.dirname(__file__), "..", "..", "fcgi",
+                            "licctl", "main.c")).read()
+    table = src.split("cmds[] = {", 1)[1].split("\n};", 1)[0]
+    rows = [(g, v or None) for g, v in re.findall(
+        r'^\t\{ "([a-z-]+)", (?:NULL|"([a-z-]+)")', table, re.M)]
+    # the license actions are rows too, through a macro
+    rows += [("license", v) for v in re.findall(r'^\tACTION\("([a-z-]+)"',
+                                                table, re.M)]
+    return rows
+
+
+def test_help_lists_every_command_and_each_has_its_usage():
+    p = bare("--help")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[:2] == ["usage: licctl [-c CONFIG] COMMAND ...", "commands:"]
+    listed = []
+    for line in lines[2:]:
+        if not line.startswith("  "):
+            break
+        words = line.split()
+        # "group verb  summary" or "group  summary": the name column
+        name = line[2:29].split()
+        assert words[:len(name)] == name and 1 <= len(name) <= 2, line
+        listed.append((name[0], name[1] if len(name) == 2 else None))
+    assert lines[2 + len(listed)].startswith("Every command takes --help.")
+    assert sorted(listed, key=str) == sorted(table_commands(), key=str)
+    assert len(listed) == len(set(listed))
+    groups = {}
+    for group, verb in listed:
+        groups.setdefault(group, []).append(verb)
+    for group, verbs in groups.items():
+        for verb in verbs:
+            words = [group] + ([verb] if verb else [])
+            p = bare(*words, "--help")
+            assert p.returncode == 0 and p.stderr == "", (words, p.stderr)
+            assert p.stdout.startswith("usage: licctl %s" % " ".join(words)), \
+                (words, p.stdout)
+            assert len(p.stdout.splitlines()) >= 2, (words, p.stdout)
+        if verbs == [None]:
+            continue
+        # GROUP --help: one usage line per verb, in the table's order
+        p = bare(group, "--help")
+        assert p.returncode == 0 and p.stderr == "", (group, p.stderr)
+        usage = [l for l in p.stdout.splitlines()
+                 if l.startswith(("usage: licctl ", "       licctl "))]
+        assert [l.split("licctl ", 1)[1].split()[1] for l in usage] == verbs, (group, p.stdout)
+
+
+def test_a_command_line_licctl_cannot_run_exits_2_with_one_line():
+    for args, says in ((["license", "frobnicate"],
+                        "licctl: unknown license command 'frobnicate'"),
+                       (["keys", "nope", "--alg", "EdDSA"],
+                        "licctl: unknown keys command 'nope'"),
+                       (["frobnicate"], "licctl: unknown command 'frobnicate'"),
+                       (["frobnicate", "list"],
+                        "licctl: unknown command 'frobnicate'")):
+        p = bare(*args)
+        assert p.returncode == 2 and p.stdout == "", (args, p)
+        assert p.stderr.splitlines() == [p.stderr.rstrip("\n")] and \
+            p.stderr.startswith(says), (args, p.stderr)
+    # no command at all, or a group without its verb: the usage, exit 2
+    p = bare()
+    assert p.returncode == 2 and p.stderr.startswith("usage: licctl"), p
+    p = bare("keys")
+    assert p.returncode == 2 and p.stderr.startswith("usage: licctl keys "), p

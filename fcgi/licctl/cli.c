@@ -1,0 +1,541 @@
+/*
+ * licctl's shared parts: option parsing by the command table's option
+ * lists, the one database connection and how its errors are told, the
+ * value checks every command uses, and output helpers.
+ */
+#include "cli.h"
+#include "config.h"
+#include "lic.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static PGconn *conn;
+
+/* ---- options ---------------------------------------------------------- */
+
+int cli_parse(const struct cli_cmd *c, int argc, char **argv,
+    struct cli_opts *o, char *err, size_t errlen)
+{
+	static const char *const none[] = { NULL };
+	const char *const *spec = c->options != NULL ? c->options : none;
+	int i, j;
+
+	memset(o, 0, sizeof(*o));
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strncmp(a, "--", 2) != 0) {
+			if (o->npos == CLI_MAX_POS) {
+				snprintf(err, errlen, "too many arguments");
+				return -1;
+			}
+			o->pos[o->npos++] = a;
+			continue;
+		}
+		for (j = 0; spec[j] != NULL; j++) {
+			size_t n = strlen(spec[j]);
+			int flag = spec[j][n - 1] == '!';
+
+			if (flag)
+				n--;
+			if (strlen(a + 2) == n && strncmp(a + 2, spec[j], n) == 0)
+				break;
+		}
+		if (spec[j] == NULL) {
+			snprintf(err, errlen, "unknown option %s (see --help)", a);
+			return -1;
+		}
+		if (o->n == CLI_MAX_OPTS) {
+			snprintf(err, errlen, "too many options");
+			return -1;
+		}
+		o->name[o->n] = spec[j];
+		if (spec[j][strlen(spec[j]) - 1] == '!') {
+			o->val[o->n++] = "1";
+		} else if (i + 1 >= argc) {
+			snprintf(err, errlen, "%s needs a value", a);
+			return -1;
+		} else {
+			o->val[o->n++] = argv[++i];
+		}
+	}
+	return 0;
+}
+
+const char *cli_opt(const struct cli_opts *o, const char *name)
+{
+	size_t n = strlen(name);
+	int i;
+
+	for (i = 0; i < o->n; i++)
+		if (strncmp(o->name[i], name, n) == 0 &&
+		    (o->name[i][n] == '\0' || o->name[i][n] == '!'))
+			return o->val[i];
+	return NULL;
+}
+
+void cli_usage_line(FILE *f, const struct cli_cmd *c, int first)
+{
+	fprintf(f, "%s licctl %s%s%s%s%s\n", first ? "usage:" : "      ",
+	    c->group, c->verb ? " " : "", c->verb ? c->verb : "",
+	    c->args[0] ? " " : "", c->args);
+}
+
+int cli_usage(const struct cli_cmd *c)
+{
+	cli_usage_line(stderr, c, 1);
+	return 2;
+}
+
+/* ---- stopping --------------------------------------------------------- */
+
+void cli_finish(void)
+{
+	if (conn != NULL)
+		PQfinish(conn);
+	conn = NULL;
+}
+
+void cli_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "licctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cli_finish();
+	exit(1);
+}
+
+void cli_bad(const char *option, const char *got, const char *accepts)
+{
+	fprintf(stderr, "licctl: %s: '%s' is not valid; expected %s\n", option,
+	    got, accepts);
+	cli_finish();
+	exit(2);
+}
+
+/* ---- the database ----------------------------------------------------- */
+
+PGconn *cli_conn(void)
+{
+	const char *keys[] = { "dbname", "application_name", "options", NULL };
+	const char *vals[] = { cfg_str("database_url", "dbname=licd"),
+	    "licctl", "-c TimeZone=UTC -c client_min_messages=warning", NULL };
+
+	if (conn != NULL)
+		return conn;
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(conn) != CONNECTION_OK)
+		cli_die("cannot connect to the database: %s",
+		    PQerrorMessage(conn));
+	return conn;
+}
+
+/* The schema's checks by name: what a refused value was and what the
+ * option accepts, for a value the checks in C did not catch. */
+static const struct {
+	const char *constraint, *option, *accepts;
+} refusals[] = {
+	{ "customers_email_check", "--email", CLI_EMAIL_ACCEPTS },
+	{ "customers_name_check", "--name", "at most 200 characters" },
+	{ "plans_code_check", "CODE", CLI_SLUG_ACCEPTS },
+	{ "plans_name_check", "--name", "1-200 characters" },
+	{ "plans_features_check", "--features", "names of " CLI_SLUG_ACCEPTS },
+	{ "plans_limits_check", "--limits", "name=integer pairs" },
+	{ "plans_billing_interval_check", "--interval", "month, year or once" },
+	{ "plans_price_cents_check", "--price-cents",
+	    "a non-negative integer" },
+	{ "plans_currency_check", "--currency", "three letters (usd)" },
+	{ "licenses_features_check", "--features", "names of " CLI_SLUG_ACCEPTS },
+	{ "licenses_limits_check", "--limits", "name=integer pairs" },
+	{ "licenses_domains_check", "--domains", CLI_DOMAIN_ACCEPTS },
+	{ "licenses_status_reason_check", "--reason", "at most 500 characters" },
+};
+
+/* A value the database refused (SQLSTATE classes 22 and 23): told as the
+ * option it came from, exit 2, never as PostgreSQL's text. */
+static void refused(const char *state, const char *cons)
+{
+	size_t i, n = sizeof(refusals) / sizeof(refusals[0]);
+
+	for (i = 0; cons != NULL && i < n; i++)
+		if (strcmp(refusals[i].constraint, cons) == 0)
+			break;
+	if (cons != NULL && i < n)
+		fprintf(stderr, "licctl: %s: not valid; expected %s\n",
+		    refusals[i].option, refusals[i].accepts);
+	else
+		fprintf(stderr, "licctl: a value was refused (%s %s); see "
+		    "--help for what each option accepts\n", state,
+		    cons ? cons : "");
+	cli_finish();
+	exit(2);
+}
+
+PGresult *cli_q(const char *sql, int n, const char *const *params)
+{
+	PGresult *r;
+	const char *state;
+	char msg[1024];
+	int st;
+
+	r = PQexecParams(cli_conn(), sql, n, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(r);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return r;
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (state != NULL && (strncmp(state, "22", 2) == 0 ||
+	    strncmp(state, "23", 2) == 0))
+		refused(state, PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME));
+	snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
+	msg[strcspn(msg, "\n")] = '\0';
+	PQclear(r);
+	cli_die("database error: %s", msg);
+}
+
+void cli_exec(const char *sql)
+{
+	PQclear(cli_q(sql, 0, NULL));
+}
+
+void cli_audit(const char *action, const char *type, const char *id,
+    const char *reason, const char *details)
+{
+	const char *p[5] = { action, type, id, reason, details };
+
+	PQclear(cli_q("INSERT INTO audit_log (actor, action, target_type, "
+	    "target_id, reason, details) VALUES ('licctl', $1, $2, $3, $4, "
+	    "$5::jsonb)", 5, p));
+}
+
+/* ---- value checks ----------------------------------------------------- */
+
+int cli_slug_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n < 1 || n > 64 || !(islower((unsigned char)s[0]) ||
+	    isdigit((unsigned char)s[0])))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!islower((unsigned char)s[i]) &&
+		    !isdigit((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '.' && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+int cli_email_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+	size_t i, n = strlen(s);
+
+	if (n > 254 || at == NULL || at == s || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (isspace((unsigned char)s[i]) || iscntrl((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* An exact host or "*.suffix", already lower case without a trailing dot. */
+static int domain_pattern_ok(const char *s)
+{
+	size_t label = 0, n;
+
+	if (strncmp(s, "*.", 2) == 0)
+		s += 2;
+	n = strlen(s);
+	if (n == 0 || n > 253)
+		return 0;
+	for (; *s; s++) {
+		if (*s == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if ((islower((unsigned char)*s) ||
+		    isdigit((unsigned char)*s) || *s == '-') && label < 63) {
+			label++;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0;
+}
+
+long long cli_int(const char *option, const char *v, long long lo,
+    long long hi, const char *accepts)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0 || n < lo || n > hi ||
+	    isspace((unsigned char)*v) || *v == '+')
+		cli_bad(option, v, accepts);
+	return n;
+}
+
+const char *cli_one_of(const char *option, const char *v,
+    const char *const *allowed, const char *accepts)
+{
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; allowed[i] != NULL; i++)
+		if (strcmp(v, allowed[i]) == 0)
+			return v;
+	cli_bad(option, v, accepts);
+}
+
+static int digits(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+const char *cli_period(const char *v)
+{
+	if (v != NULL && (strlen(v) != 7 || !digits(v, 4) || v[4] != '-' ||
+	    !digits(v + 5, 2) || strncmp(v, "2000", 4) < 0 ||
+	    strncmp(v + 5, "01", 2) < 0 || strncmp(v + 5, "12", 2) > 0))
+		cli_bad("--period", v, "a month as YYYY-MM (2026-11), from 2000");
+	return v;
+}
+
+/* An ISO 8601 date (YYYY-MM-DD, midnight UTC) or UTC timestamp
+ * (YYYY-MM-DDTHH:MM:SSZ) that exists and lies in the future. */
+void cli_expires(const char *v, char out[32])
+{
+	static const char accepts[] = "a future date YYYY-MM-DD or UTC time "
+	    "YYYY-MM-DDTHH:MM:SSZ";
+	struct tm tm, back;
+	time_t t;
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, ok;
+	size_t len = strlen(v);
+
+	memset(&tm, 0, sizeof(tm));
+	if (len == 10)
+		ok = sscanf(v, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 &&
+		    n == 10;
+	else if (len == 20)
+		ok = sscanf(v, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h,
+		    &mi, &sec, &n) == 6 && n == 20;
+	else
+		ok = 0;
+	if (!ok || v[4] != '-' || v[7] != '-' || !digits(v, 1) ||
+	    !digits(v + 5, 1) || !digits(v + 8, 1))
+		cli_bad("--expires", v, accepts);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	back = tm;
+	t = timegm(&tm);
+	/* timegm normalises 2027-02-30 to March 2nd: the date did not exist */
+	if (t == (time_t)-1 || tm.tm_year != back.tm_year ||
+	    tm.tm_mon != back.tm_mon || tm.tm_mday != back.tm_mday ||
+	    tm.tm_hour != back.tm_hour || tm.tm_min != back.tm_min ||
+	    tm.tm_sec != back.tm_sec || y < 2000)
+		cli_bad("--expires", v, accepts);
+	if (t <= time(NULL))
+		cli_bad("--expires", v, "a date in the future");
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The seat options' ranges (sql/023 holds the same), checked here so that
+ * a bad value gets a message naming it rather than the constraint's. */
+static const struct {
+	const char *name;
+	long lo, hi;
+} seat_ranges[] = {
+	{ "seat-ttl", 30, 86400 },
+	{ "max-borrow-days", 0, 366 },
+	{ "overdraft", 0, 1000000 },
+};
+
+const char *cli_seat_opt(const struct cli_opts *o, const char *name)
+{
+	const char *v = cli_opt(o, name);
+	size_t i;
+	char *end;
+	long n;
+
+	if (v == NULL)
+		return NULL;
+	if (strcmp(name, "seat-model") == 0) {
+		if (strcmp(v, "node") != 0 && strcmp(v, "floating") != 0)
+			cli_die("--seat-model must be node or floating");
+		return v;
+	}
+	for (i = 0; strcmp(seat_ranges[i].name, name) != 0; i++)
+		;
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < seat_ranges[i].lo ||
+	    n > seat_ranges[i].hi)
+		cli_die("--%s must be an integer %ld..%ld", name,
+		    seat_ranges[i].lo, seat_ranges[i].hi);
+	return v;
+}
+
+static char *json_text(struct json_object *o)
+{
+	char *out = strdup(json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN));
+
+	json_object_put(o);
+	if (out == NULL)
+		cli_die("out of memory");
+	return out;
+}
+
+/* Each item of a comma-separated list, leading blanks skipped, into the
+ * JSON array or object `into` by fn; the result as text. */
+typedef void item_fn(char *item, struct json_object *into);
+
+static char *csv_json(const char *csv, struct json_object *into,
+    item_fn *fn)
+{
+	char *copy = strdup(csv), *tok, *save = NULL;
+
+	if (copy == NULL)
+		cli_die("out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (isspace((unsigned char)*tok))
+			tok++;
+		fn(tok, into);
+	}
+	free(copy);
+	return json_text(into);
+}
+
+/* A feature or domain item: trailing blanks dropped, an empty one
+ * skipped; a domain lower-cased without its trailing dot. */
+static void list_item(char *tok, struct json_object *a, int domain)
+{
+	char *e = tok + strlen(tok);
+
+	while (e > tok && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	if (domain) {
+		for (e = tok; *e; e++)
+			*e = (char)tolower((unsigned char)*e);
+		if (e > tok && e[-1] == '.')
+			e[-1] = '\0';
+	}
+	if (*tok == '\0')
+		return;
+	if (domain && !domain_pattern_ok(tok))
+		cli_bad("--domains", tok, CLI_DOMAIN_ACCEPTS);
+	if (!domain && !cli_slug_ok(tok))
+		cli_bad("--features", tok, "names of " CLI_SLUG_ACCEPTS);
+	json_object_array_add(a, json_object_new_string(tok));
+}
+
+static void feature_item(char *tok, struct json_object *a)
+{
+	list_item(tok, a, 0);
+}
+
+static void domain_item(char *tok, struct json_object *a)
+{
+	list_item(tok, a, 1);
+}
+
+static void limit_item(char *tok, struct json_object *o)
+{
+	char *eq = strchr(tok, '='), *end;
+	long long v;
+
+	if (eq == NULL)
+		cli_bad("--limits", tok, "name=integer pairs, comma-separated");
+	*eq = '\0';
+	if (!cli_slug_ok(tok))
+		cli_bad("--limits", tok, "limit names of " CLI_SLUG_ACCEPTS);
+	errno = 0;
+	v = strtoll(eq + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == eq + 1 || v < 0 ||
+	    eq[1] == '+' || eq[1] == '-' || isspace((unsigned char)eq[1]))
+		cli_bad("--limits", eq + 1, "a non-negative integer");
+	json_object_object_add(o, tok, json_object_new_int64(v));
+}
+
+char *cli_list_json(const char *csv, int domains)
+{
+	return csv_json(csv, json_object_new_array(), domains ? domain_item :
+	    feature_item);
+}
+
+char *cli_limits_json(const char *csv)
+{
+	return csv_json(csv, json_object_new_object(), limit_item);
+}
+
+const char *cli_license_id(const char *v)
+{
+	if (!lic_uuid_valid(v))
+		cli_bad("LICENSE_ID", v, "a license id (UUID)");
+	return v;
+}
+
+char *cli_slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		cli_die("%s: %s", path, strerror(errno));
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 ||
+	    (buf = malloc((size_t)n + 1)) == NULL)
+		cli_die("%s: cannot read", path);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		cli_die("%s: short read", path);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+const char *cli_jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v = json_object_object_get(o, key);
+
+	return v != NULL ? json_object_get_string(v) : NULL;
+}
+
+void cli_rows(const PGresult *r, int as_json, const char *fmt)
+{
+	const char *col[7];
+	int i, j;
+
+	for (i = 0; i < PQntuples(r); i++) {
+		if (as_json) {
+			printf("%s\n", PQgetvalue(r, i, 0));
+			continue;
+		}
+		for (j = 1; j < 7; j++)
+			col[j] = j < PQnfields(r) ? PQgetvalue(r, i, j) : "";
+		printf(fmt, col[1], col[2], col[3], col[4], col[5], col[6]);
+	}
+}
