@@ -244,17 +244,29 @@ int keys_generate(const struct cli_cmd *c, const struct cli_opts *o)
 	return 0;
 }
 
-int keys_add(const struct cli_cmd *c, const struct cli_opts *o)
+/* A new key, published; with sign it signs from now on. */
+static int add(const struct cli_opts *o, int sign)
 {
 	char kid[64];
 	const char *alg;
 
-	(void)c;
 	new_key(o, kid, &alg);
+	if (sign)
+		activate(kid);
 	write_jwks();
-	printf("new %s key %s published; make it sign with: "
-	    "licctl keys activate %s\n", alg, kid, kid);
+	if (sign)
+		printf("new %s signing key %s is current; reload the programs "
+		    "(SIGHUP)\n", alg, kid);
+	else
+		printf("new %s key %s published; make it sign with: "
+		    "licctl keys activate %s\n", alg, kid, kid);
 	return 0;
+}
+
+int keys_add(const struct cli_cmd *c, const struct cli_opts *o)
+{
+	(void)c;
+	return add(o, 0);
 }
 
 int keys_activate(const struct cli_cmd *c, const struct cli_opts *o)
@@ -292,16 +304,8 @@ int keys_retire(const struct cli_cmd *c, const struct cli_opts *o)
 
 int keys_rotate(const struct cli_cmd *c, const struct cli_opts *o)
 {
-	char kid[64];
-	const char *alg;
-
 	(void)c;
-	new_key(o, kid, &alg);
-	activate(kid);
-	write_jwks();
-	printf("new %s signing key %s is current; reload the programs "
-	    "(SIGHUP)\n", alg, kid);
-	return 0;
+	return add(o, 1);
 }
 
 int keys_jwks(const struct cli_cmd *c, const struct cli_opts *o)

@@ -204,7 +204,8 @@ int licenses_show(const struct cli_cmd *c, const struct cli_opts *o)
 		goto out;
 	}
 	/* A floating license's seats beside the license. */
-	if (strcmp(cli_jstr(d, "seat_model"), "floating") == 0) {
+	if (cli_jstr(d, "seat_model") != NULL &&
+	    strcmp(cli_jstr(d, "seat_model"), "floating") == 0) {
 		const char *p[1] = { id };
 
 		r = cli_q("SELECT licd_admin_license($1)", 1, p);
