@@ -96,7 +96,7 @@ licd-check-embedded: $(CLIENT_ASAN)
 # (fcgi/lib, test side only) and OpenSSL directly.
 UNIT += $(CLIENT_UNIT)
 unit: $(CLIENT_UNIT)
-$(BUILD)/asan/unit/test_client: client/tests/test_client.c $(CLIENT_HDR) $(CLIENT_ASAN) \
+$(BUILD)/asan/unit/test_client: client/tests/test_client.c client/tests/handle.h $(CLIENT_HDR) $(CLIENT_ASAN) \
 		$(BUILD)/asan/liblicd.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g $(SAN) -Iclient -Itests/unit -o $@ $< \
@@ -104,13 +104,13 @@ $(BUILD)/asan/unit/test_client: client/tests/test_client.c $(CLIENT_HDR) $(CLIEN
 
 FUZZ += $(CLIENT_FUZZ)
 fuzz: $(CLIENT_FUZZ)
-$(BUILD)/fuzz/fuzz_client_%: client/fuzz/fuzz_client_%.c client/fuzz/fuzz_client.h $(CLIENT_SRC) $(CLIENT_HDR)
+$(BUILD)/fuzz/fuzz_client_%: client/fuzz/fuzz_client_%.c client/fuzz/fuzz_client.h client/tests/handle.h $(CLIENT_SRC) $(CLIENT_HDR)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -DLCL_NO_FSYNC -g -O1 $(FUZZ_FLAGS) -Iclient \
 		$(shell pkg-config --cflags $(CLIENT_PKGS) 2>/dev/null) -o $@ $< \
 		$(CLIENT_SRC) $(CLIENT_LIBS)
 
-$(BUILD)/bench/bench_check: client/bench/bench_check.c $(CLIENT_LIB) client/licd.h
+$(BUILD)/bench/bench_check: client/bench/bench_check.c client/tests/handle.h $(CLIENT_LIB) client/licd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CLIENT_CFLAGS) -O2 -Iclient -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
 
@@ -139,7 +139,7 @@ $(BUILD)/client/vg/licd-check: client/licd-check.c client/licd.h $(CLIENT_LIB) c
 		https://licensing.example.com $(dir $@)jwks.json client-vg
 	$(CC) $(CLIENT_CFLAGS) -O1 -g -Iclient -I$(dir $@)embed -o $@ \
 		client/licd-check.c $(CLIENT_LIB) $(CLIENT_LIBS)
-$(BUILD)/client/test_client_vg: client/tests/test_client.c $(CLIENT_HDR) $(CLIENT_LIB) $(BUILD)/liblicd.a tests/unit/unit.h
+$(BUILD)/client/test_client_vg: client/tests/test_client.c client/tests/handle.h $(CLIENT_HDR) $(CLIENT_LIB) $(BUILD)/liblicd.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g -Iclient -Itests/unit -o $@ $< \
 		$(CLIENT_LIB) $(BUILD)/liblicd.a $(LDLIBS)

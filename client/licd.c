@@ -527,6 +527,18 @@ static void new_nonce(char out[32])
 	lcl_b64url_encode(r, sizeof(r), out);
 }
 
+/* Every request names the license (by its key) and this installation. */
+static struct json_object *request_body(const struct licd *h)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "license_key",
+	    json_object_new_string(h->license_key));
+	json_object_object_add(o, "installation_id",
+	    json_object_new_string(h->iid));
+	return o;
+}
+
 static int post(struct licd *h, const char *path, struct json_object *body,
     struct licd_response *resp)
 {
@@ -681,7 +693,7 @@ static int exchange(struct licd *h, const char *path, int days,
     const char **why)
 {
 	char nonce[32];
-	struct json_object *req = json_object_new_object(), *ans = NULL;
+	struct json_object *req = request_body(h), *ans = NULL;
 	struct licd_response resp;
 	struct lcl_lease l;
 	struct lcl_expect e;
@@ -695,10 +707,6 @@ static int exchange(struct licd *h, const char *path, int days,
 	*why = "no randomness for a nonce";
 	if (nonce[0] == '\0' || req == NULL)
 		goto out;
-	json_object_object_add(req, "license_key",
-	    json_object_new_string(h->license_key));
-	json_object_object_add(req, "installation_id",
-	    json_object_new_string(h->iid));
 	json_object_object_add(req, "nonce", json_object_new_string(nonce));
 	if (h->version != NULL)
 		json_object_object_add(req, "version",
@@ -1019,11 +1027,7 @@ static int queue_flush(struct licd *h, const char *key, int *found,
 				*found = 1;
 			continue;
 		}
-		req = json_object_new_object();
-		json_object_object_add(req, "license_key",
-		    json_object_new_string(h->license_key));
-		json_object_object_add(req, "installation_id",
-		    json_object_new_string(h->iid));
+		req = request_body(h);
 		json_object_object_add(req, "feature", json_object_new_string(f));
 		json_object_object_add(req, "quantity", json_object_new_int64(
 		    json_object_get_int64(json_object_object_get(it, "q"))));
@@ -1203,11 +1207,7 @@ int licd_deactivate(licd_t *h, const char **msg)
 	}
 	licd_flush_usage(h);
 	pthread_mutex_lock(&h->refresh_mu);
-	req = json_object_new_object();
-	json_object_object_add(req, "license_key",
-	    json_object_new_string(h->license_key));
-	json_object_object_add(req, "installation_id",
-	    json_object_new_string(h->iid));
+	req = request_body(h);
 	if (post(h, "/api/deactivate", req, &resp) == 0) {
 		ans = parse_body(&resp);
 		if (resp.status == 200 && ans != NULL) {
@@ -1248,11 +1248,7 @@ static int checkin_locked(struct licd *h, const char **msg)
 	int rc = -1;
 
 	*msg = "licd is unreachable";
-	req = json_object_new_object();
-	json_object_object_add(req, "license_key",
-	    json_object_new_string(h->license_key));
-	json_object_object_add(req, "installation_id",
-	    json_object_new_string(h->iid));
+	req = request_body(h);
 	if (post(h, "/api/checkin", req, &resp) == 0) {
 		ans = parse_body(&resp);
 		if (resp.status == 200 && ans != NULL) {

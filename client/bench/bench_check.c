@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "licd.h"
+#include "../tests/handle.h"
 
 /* Every allocation in the process, the library's own and those json-c,
  * OpenSSL or libc make for it: these definitions take the place of libc's
@@ -163,15 +164,7 @@ int main(int argc, char **argv)
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	base = rss_kib();
-	licd_config_init(&cfg);
-	cfg.base_url = "http://bench.invalid";
-	cfg.issuer = ISS;
-	cfg.jwks = jwks;
-	cfg.license_key = lkey;
-	cfg.installation_id = "bench-1";
-	cfg.state_dir = dir;
-	cfg.refresh = LICD_REFRESH_MANUAL;
-	cfg.transport = fake;
+	lt_config(&cfg, ISS, jwks, lkey, "bench-1", dir, fake);
 	if (licd_open(&cfg, &h, err, sizeof(err)) != 0 ||
 	    licd_refresh(h, &in) != 0 || in.status != LICD_VALID) {
 		fprintf(stderr, "bench_check: set-up failed: %s\n", err);

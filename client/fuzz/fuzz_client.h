@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "../tests/handle.h"
+
 static struct lcl_keys fz_keys;
 static const char *fz_issuer, *fz_jwks, *fz_key;
 static char fz_dir[256], fz_state_path[512], fz_import_path[512];
@@ -23,15 +25,7 @@ static licd_t *fz_open(licd_transport_fn t)
 	licd_t *h = NULL;
 	char err[256];
 
-	licd_config_init(&c);
-	c.base_url = "http://fuzz.invalid";
-	c.issuer = fz_issuer;
-	c.jwks = fz_jwks;
-	c.license_key = fz_key;
-	c.installation_id = "pyjwt-inst-1";
-	c.state_dir = fz_dir;
-	c.refresh = LICD_REFRESH_MANUAL;
-	c.transport = t;
+	lt_config(&c, fz_issuer, fz_jwks, fz_key, "pyjwt-inst-1", fz_dir, t);
 	c.wall_clock = fz_wall;
 	c.mono_clock = fz_mono;
 	return licd_open(&c, &h, err, sizeof(err)) == 0 ? h : NULL;

@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 
 #include "internal.h"
+#include "handle.h"
 #include "lic.h"		/* the server's signer: test vectors only */
 #include "unit.h"
 
@@ -310,30 +311,35 @@ static void rm_rf(const char *dir)
 	rmdir(dir);
 }
 
-static licd_t *open_h(const char *iid, enum licd_mode mode,
-    enum licd_refresh_mode rm)
+/* The tests' configuration: the fake licd, injected clocks. */
+static void config(struct licd_config *c, const char *iid)
+{
+	lt_config(c, ISS, jwks_text, license_key, iid, statedir, fake_post);
+	c->wall_clock = clk_wall;
+	c->mono_clock = clk_mono;
+}
+
+static licd_t *open_g(const char *iid, enum licd_mode mode,
+    enum licd_refresh_mode rm, long grace, int keep_seat)
 {
 	struct licd_config c;
 	licd_t *h = NULL;
 	char err[256];
 
-	licd_config_init(&c);
-	c.base_url = "http://licd.invalid/";
-	c.issuer = ISS;
-	c.jwks = jwks_text;
-	c.product = "unit";
-	c.license_key = license_key;
-	c.installation_id = iid;
-	c.state_dir = statedir;
+	config(&c, iid);
 	c.mode = mode;
 	c.refresh = rm;
-	c.offline_grace = 86400;
-	c.transport = fake_post;
-	c.wall_clock = clk_wall;
-	c.mono_clock = clk_mono;
+	c.offline_grace = grace;
+	c.keep_seat_on_close = keep_seat;
 	if (licd_open(&c, &h, err, sizeof(err)) != 0)
 		fprintf(stderr, "open: %s\n", err);
 	return h;
+}
+
+static licd_t *open_h(const char *iid, enum licd_mode mode,
+    enum licd_refresh_mode rm)
+{
+	return open_g(iid, mode, rm, 86400, 0);
 }
 
 static enum licd_status st(licd_t *h, const char *feature)
@@ -966,14 +972,7 @@ static void test_bad_key(void)
 	char err[256];
 	struct licd_info in;
 
-	licd_config_init(&c);
-	c.base_url = "http://x";
-	c.issuer = ISS;
-	c.jwks = jwks_text;
-	c.license_key = "not.a.key";
-	c.installation_id = "i";
-	c.transport = fake_post;
-	c.refresh = LICD_REFRESH_MANUAL;
+	lt_config(&c, ISS, jwks_text, "not.a.key", "i", NULL, fake_post);
 	CHECK(licd_open(&c, &h, err, sizeof(err)) == 0);
 	CHECK(licd_check(h, NULL, &in) == LICD_DENY &&
 	    in.status == LICD_INVALID_KEY);
@@ -1022,17 +1021,7 @@ static void test_domain_offline_and_heartbeat(void)
 	reset_fake();
 	json_object_put(F.l.domains);
 	F.l.domains = json_tokener_parse("[\"*.example.com\"]");
-	licd_config_init(&c);
-	c.base_url = "http://x";
-	c.issuer = ISS;
-	c.jwks = jwks_text;
-	c.license_key = license_key;
-	c.installation_id = "inst-d";
-	c.state_dir = statedir;
-	c.refresh = LICD_REFRESH_MANUAL;
-	c.transport = fake_post;
-	c.wall_clock = clk_wall;
-	c.mono_clock = clk_mono;
+	config(&c, "inst-d");
 	c.domain = "app.example.com";
 	CHECK(licd_open(&c, &h, err, sizeof(err)) == 0);
 	CHECK(licd_refresh(h, &in) == 0 && in.status == LICD_VALID);
@@ -1069,27 +1058,7 @@ static void test_domain_offline_and_heartbeat(void)
 static licd_t *open_f(const char *iid, enum licd_mode mode,
     enum licd_refresh_mode rm, int keep)
 {
-	struct licd_config c;
-	licd_t *h = NULL;
-	char err[256];
-
-	licd_config_init(&c);
-	c.base_url = "http://licd.invalid";
-	c.issuer = ISS;
-	c.jwks = jwks_text;
-	c.license_key = license_key;
-	c.installation_id = iid;
-	c.state_dir = statedir;
-	c.mode = mode;
-	c.refresh = rm;
-	c.offline_grace = 600;
-	c.transport = fake_post;
-	c.wall_clock = clk_wall;
-	c.mono_clock = clk_mono;
-	c.keep_seat_on_close = keep;
-	if (licd_open(&c, &h, err, sizeof(err)) != 0)
-		fprintf(stderr, "open: %s\n", err);
-	return h;
+	return open_g(iid, mode, rm, 600, keep);
 }
 
 static void tick(int64_t s)
