@@ -121,17 +121,17 @@ static void create(struct http_req *req, struct http_resp *resp)
 		return;
 	}
 	if (ok_url == NULL)
-		ok_url = cfg_str("checkout_success_url", NULL);
+		ok_url = cfg_str("checkout_success_url");
 	if (cancel_url == NULL)
-		cancel_url = cfg_str("checkout_cancel_url", NULL);
+		cancel_url = cfg_str("checkout_cancel_url");
 	if (ok_url == NULL || !origin_allowed(ok_url,
-	    cfg_str("checkout_allowed_origins", ""))) {
+	    cfg_str("checkout_allowed_origins"))) {
 		http_error(resp, 400, "INVALID_FIELD",
 		    "field 'success_url' is not on the allowed origins");
 		return;
 	}
 	if (cancel_url == NULL || !origin_allowed(cancel_url,
-	    cfg_str("checkout_allowed_origins", ""))) {
+	    cfg_str("checkout_allowed_origins"))) {
 		http_error(resp, 400, "INVALID_FIELD",
 		    "field 'cancel_url' is not on the allowed origins");
 		return;
@@ -303,5 +303,4 @@ static const struct http_route routes[] = {
 
 HTTP_PROGRAM(
 	.name = "checkout",
-	.init = init,
-	.lock_timeout_ms = 10000)
+	.init = init)

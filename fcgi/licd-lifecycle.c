@@ -71,17 +71,11 @@ static int locked(void)
 	return 0;
 }
 
-/* "30,7,1" -> "{30,7,1}" for an int[] parameter; NULL if not a list. */
-static int int_list(const char *key, const char *def, char *out, size_t len)
+/* "30,7,1" (a list config checked) -> "{30,7,1}" for an int[] parameter;
+ * -1 if it does not fit. */
+static int int_list(const char *key, char *out, size_t len)
 {
-	const char *v = cfg_str(key, def), *s;
-
-	for (s = v; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || *s == ',' || *s == ' '))
-			return -1;
-	if (*v == '\0' || (size_t)snprintf(out, len, "{%s}", v) >= len)
-		return -1;
-	return 0;
+	return (size_t)snprintf(out, len, "{%s}", cfg_str(key)) >= len ? -1 : 0;
 }
 
 /* Runs one counting task; in --dry-run inside a transaction rolled back. */
@@ -150,8 +144,8 @@ static int retention(void)
 
 	if (!locked())
 		return -1;
-	snprintf(days, sizeof(days), "%ld", cfg_int("retention_days", 400));
-	snprintf(batch, sizeof(batch), "%ld", cfg_int("retention_batch", 5000));
+	snprintf(days, sizeof(days), "%ld", cfg_int("retention_days"));
+	snprintf(batch, sizeof(batch), "%ld", cfg_int("retention_batch"));
 	if (dry_run) {
 		printf("%-20s skipped (dry run)\n", "retention");
 		return 0;
@@ -273,8 +267,8 @@ static int deliver(void)
 		PQclear(res);
 		return 0;
 	}
-	snprintf(batch, sizeof(batch), "%ld", cfg_int("notify_batch", 50));
-	snprintf(lock, sizeof(lock), "%ld", cfg_int("notify_lock_secs", 300));
+	snprintf(batch, sizeof(batch), "%ld", cfg_int("notify_batch"));
+	snprintf(lock, sizeof(lock), "%ld", cfg_int("notify_lock_secs"));
 	for (rounds = 0; rounds < 1000; rounds++) {
 		if (!locked())
 			return -1;
@@ -313,15 +307,15 @@ static void usage(FILE *f)
 	    "(warns about webhook events waiting over an hour), retention,\n"
 	    "deliver. Safe to run at any time; overlapping runs wait for none\n"
 	    "and act once. --dry-run counts what would change and sends nothing.\n"
-	    "Config: expiry_warning_days (30,7,1), usage_warning_percents "
-	    "(80,100),\nstale_installation_secs (1209600), retention_days (400), "
-	    "smtp_url, smtp_from,\nnotify_webhook_url, notify_webhook_secret.\n");
+	    "Config: expiry_warning_days, usage_warning_percents,\n"
+	    "stale_installation_secs, retention_days, smtp_url, smtp_from,\n"
+	    "notify_webhook_url, notify_webhook_secret (licctl config keys).\n");
 }
 
 int main(int argc, char **argv)
 {
 	const char *conf = NULL, *p[1];
-	char err[512], days[128], pct[128], stale[24];
+	char cerr[4096], days[128], pct[128], stale[24];
 	PGresult *res = NULL;
 	int i, rc = 1, have_lock = 0;
 
@@ -340,20 +334,22 @@ int main(int argc, char **argv)
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (cfg_load(conf, err, sizeof(err)) != 0) {
-		fprintf(stderr, "licd-lifecycle: %s\n", err);
+	if (cfg_load(conf, cerr, sizeof(cerr)) != 0) {
+		fprintf(stderr, "%s\nlicd-lifecycle: the configuration is not "
+		    "valid; nothing done\n", cerr);
 		return 1;
 	}
 	if (log_init("licd-lifecycle") != 0)
 		return 1;
-	if (int_list("expiry_warning_days", "30,7,1", days, sizeof(days)) ||
-	    int_list("usage_warning_percents", "80,100", pct, sizeof(pct))) {
-		fprintf(stderr, "licd-lifecycle: expiry_warning_days and "
-		    "usage_warning_percents are comma-separated integers\n");
+	/* config checked them; only their length can fail here */
+	if (int_list("expiry_warning_days", days, sizeof(days)) ||
+	    int_list("usage_warning_percents", pct, sizeof(pct))) {
+		fprintf(stderr, "licd-lifecycle: expiry_warning_days or "
+		    "usage_warning_percents is too long\n");
 		return 1;
 	}
 	snprintf(stale, sizeof(stale), "%ld",
-	    cfg_int("stale_installation_secs", 14L * 86400));
+	    cfg_int("stale_installation_secs"));
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    (db = db_new(stmts, sizeof(stmts) / sizeof(stmts[0]))) == NULL)
 		return 1;

@@ -118,7 +118,7 @@ static void receive(struct http_req *req, struct http_resp *resp,
 	const char *header = http_param(req, stripe ? "HTTP_STRIPE_SIGNATURE" :
 	    "HTTP_PADDLE_SIGNATURE");
 	const char *secrets = cfg_str(stripe ? "stripe_webhook_secrets" :
-	    "paddle_webhook_secrets", "");
+	    "paddle_webhook_secrets");
 	const char *id, *type, *params[7];
 	struct json_object *ev = NULL, *act = NULL, *o;
 	struct js_err e;
@@ -134,7 +134,7 @@ static void receive(struct http_req *req, struct http_resp *resp,
 	clock_gettime(CLOCK_REALTIME, &now);
 	st = sig_verify(stripe ? SIG_STRIPE : SIG_PADDLE, header, secrets,
 	    req->body, req->body_len, now.tv_sec,
-	    cfg_int("webhook_tolerance", 300));
+	    cfg_int("webhook_tolerance"));
 	if (st != SIG_OK) {
 		http_error(resp, 400, "INVALID_SIGNATURE", "%s",
 		    sig_strerror(st));
@@ -182,7 +182,7 @@ static void receive(struct http_req *req, struct http_resp *resp,
 			goto out;
 		}
 	}
-	snprintf(grace, sizeof(grace), "%ld", cfg_int("grace_days", 7));
+	snprintf(grace, sizeof(grace), "%ld", cfg_int("grace_days"));
 	params[0] = provider;
 	params[1] = id;
 	params[2] = type;
@@ -256,5 +256,4 @@ HTTP_PROGRAM(
 	.name = "webhook",
 	.max_body = 512 * 1024,
 	.init = init,
-	.reload = lic_keys_reload,
-	.lock_timeout_ms = 10000)
+	.reload = lic_keys_reload)

@@ -42,7 +42,7 @@ static int unhex(const char *s, unsigned char *out, size_t n)
 
 int auth_init(void)
 {
-	const char *conf = cfg_str("admin_tokens", "");
+	const char *conf = cfg_str("admin_tokens");
 	char *copy = strdup(conf), *tok, *save = NULL;
 	int rc = -1;
 

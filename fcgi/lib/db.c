@@ -141,8 +141,8 @@ struct db *db_new(const struct db_stmt *stmts, size_t n)
 		return NULL;
 	db->stmts = stmts;
 	db->n = n;
-	db->lock_ms = cfg_int("lock_timeout_ms", DB_LOCK_TIMEOUT_MS);
-	db->stmt_ms = cfg_int("statement_timeout_ms", DB_STATEMENT_TIMEOUT_MS);
+	db->lock_ms = cfg_int("lock_timeout_ms");
+	db->stmt_ms = cfg_int("statement_timeout_ms");
 	return db;
 }
 
@@ -213,7 +213,7 @@ static int connect_db(struct db *db)
 	/* Generic plans: every statement is a key lookup, and custom plans
 	 * re-inline the SQL functions (a parse and a plan) on each call,
 	 * which measured as most of PostgreSQL's CPU per validate. */
-	const char *vals[] = { cfg_str("database_url", "dbname=licd"), "3",
+	const char *vals[] = { cfg_str("database_url"), "3",
 	    "licd", opts, NULL };
 	long long now = mono_ms();
 	size_t i;

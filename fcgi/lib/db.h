@@ -36,8 +36,6 @@ enum db_status {
 #define DB_RECONNECT_MIN_MS 100
 #define DB_RECONNECT_MAX_MS 2000
 #define DB_OUTAGE_LOG_SECS 10
-#define DB_LOCK_TIMEOUT_MS 250
-#define DB_STATEMENT_TIMEOUT_MS 10000
 
 /* retry: the statement may be sent again after a broken connection
  * (reads, and writes that are idempotent by construction). */

@@ -288,8 +288,7 @@ static long long all_at;
 /* health_programs: the programs /healthz answers for. */
 static size_t programs(char names[][32], size_t max)
 {
-	const char *v = cfg_str("health_programs",
-	    "validate,heartbeat,usage,revoke,checkout,webhook");
+	const char *v = cfg_str("health_programs");
 	size_t n = 0, len;
 
 	while (*v && n < max) {
@@ -310,7 +309,7 @@ static const char *socket_dir(char *buf, size_t len)
 {
 	struct sockaddr_un sa;
 	socklen_t sl = sizeof(sa);
-	const char *dir = cfg_str("socket_dir", NULL);
+	const char *dir = cfg_str("socket_dir");
 	char *slash;
 
 	if (dir != NULL && *dir != '\0')

@@ -905,14 +905,11 @@ static struct db *thread_db(void)
 {
 	struct db *db = db_new(prog->stmts, prog->nstmts);
 	char key[64];
-	long lock = prog->lock_timeout_ms > 0 ? prog->lock_timeout_ms :
-	    DB_LOCK_TIMEOUT_MS;
 
 	if (db == NULL)
 		return NULL;
 	snprintf(key, sizeof(key), "%s_lock_timeout_ms", prog->name);
-	db_set_timeouts(db, cfg_int(key, cfg_int("lock_timeout_ms", lock)),
-	    cfg_int("statement_timeout_ms", DB_STATEMENT_TIMEOUT_MS));
+	db_set_timeouts(db, cfg_int(key), cfg_int("statement_timeout_ms"));
 	return db;
 }
 
@@ -935,17 +932,17 @@ static int run_threads(void)
 	 * for the thread waiting on the database, whatever `threads` says;
 	 * more only add wake-ups (docs/PERFORMANCE.md). */
 	snprintf(key, sizeof(key), "%s_threads", prog->name);
-	nthreads = cfg_int(key, prog->defers ?
-	    sysconf(_SC_NPROCESSORS_ONLN) + 1 : cfg_int("threads", 4));
+	nthreads = cfg_set(key) || !prog->defers ? cfg_int(key) :
+	    sysconf(_SC_NPROCESSORS_ONLN) + 1;
 	nthreads = clamp(nthreads, 1, MAX_THREADS);
 	nctx = nthreads;
 	if (prog->defers) {
 		snprintf(key, sizeof(key), "%s_requests", prog->name);
-		nctx = clamp(cfg_int(key, 32), nthreads + 1, MAX_REQUESTS);
+		nctx = clamp(cfg_int(key), nthreads + 1, MAX_REQUESTS);
 	}
 	if (prog->resumes) {
 		snprintf(key, sizeof(key), "%s_resume_threads", prog->name);
-		nres = clamp(cfg_int(key, 4), 1, MAX_THREADS);
+		nres = clamp(cfg_int(key), 1, MAX_THREADS);
 	}
 	cap_arenas(nthreads + nres);
 	if (FCGX_Init() != 0) {
@@ -980,7 +977,7 @@ static int run_threads(void)
 	}
 	/* Before the workers start: they read whether lines are buffered
 	 * without a lock (log.h). */
-	if (log_buffer_start(cfg_int("log_flush_ms", 1000)) != 0)
+	if (log_buffer_start(cfg_int("log_flush_ms")) != 0)
 		log_warn("cannot start the log flusher; writing each line");
 	for (i = 0; i < nres; i++, rstarted++) {
 		if ((rs[i].db = thread_db()) == NULL ||
@@ -1155,7 +1152,7 @@ static int run_master(long nproc)
 int http_main(int argc, char **argv, const struct http_program *p)
 {
 	const char *conf = NULL;
-	char err[512], key[64];
+	char err[512], cerr[4096], key[64];
 	long nproc;
 	int i;
 
@@ -1174,8 +1171,9 @@ int http_main(int argc, char **argv, const struct http_program *p)
 		}
 	}
 	prog = p;
-	if (cfg_load(conf, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", p->name, err);
+	if (cfg_load(conf, cerr, sizeof(cerr)) != 0) {
+		fprintf(stderr, "%s\n%s: the configuration is not valid; "
+		    "not started\n", cerr, p->name);
 		return 1;
 	}
 	if (log_init(p->name) != 0)
@@ -1185,7 +1183,7 @@ int http_main(int argc, char **argv, const struct http_program *p)
 	if (p->init != NULL && p->init() != 0)
 		return 1;
 	snprintf(key, sizeof(key), "%s_listen", p->name);
-	if (cfg_str(key, NULL) != NULL) {
+	if (*cfg_str(key) != '\0') {
 		int fl = fcntl(0, F_GETFL), on = 0;
 		socklen_t len = sizeof(on);
 
@@ -1198,7 +1196,7 @@ int http_main(int argc, char **argv, const struct http_program *p)
 			    key);
 			return 1;
 		}
-		if ((tcp_fd = listen_tcp(cfg_str(key, NULL), err,
+		if ((tcp_fd = listen_tcp(cfg_str(key), err,
 		    sizeof(err))) < 0) {
 			log_error("%s: %s", key, err);
 			fprintf(stderr, "%s: %s: %s\n", p->name, key, err);
@@ -1208,9 +1206,9 @@ int http_main(int argc, char **argv, const struct http_program *p)
 			log_error("%s: fd 0 is not a listening socket", key);
 			return 1;
 		}
-		log_info("listening on %s as well", cfg_str(key, NULL));
+		log_info("listening on %s as well", cfg_str(key));
 	}
-	nproc = cfg_int("processes", 1);
+	nproc = cfg_int("processes");
 	if (nproc > MAX_PROCS)
 		nproc = MAX_PROCS;
 	if (nproc > 1)

@@ -88,11 +88,6 @@ struct http_program {
 	 * threads. And http_resume: the resume threads. */
 	int defers;
 	int resumes;
-	/* lock_timeout_ms unless configured (<program>_lock_timeout_ms,
-	 * lock_timeout_ms); 0: DB_LOCK_TIMEOUT_MS. Longer for programs whose
-	 * rows are contended by design (a provider's events for one purchase
-	 * at once), not on an installation's path. */
-	long lock_timeout_ms;
 };
 
 int http_main(int argc, char **argv, const struct http_program *prog);

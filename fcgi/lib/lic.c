@@ -142,17 +142,15 @@ static int reload_for(const char *key)
 
 static int init_keys(int sign, char *err, size_t errlen)
 {
-	keys_dir = cfg_str("keys_dir", "/etc/licd/keys");
+	keys_dir = cfg_str("keys_dir");
 	ring_signs = sign;
 	if (ring_load(err, errlen) != 0)
 		return -1;
-	issuer = cfg_str("issuer", "licd");
-	lease_ttl = cfg_int("lease_ttl", 7L * 24 * 3600);
-	if (lease_ttl < 60)
-		lease_ttl = 60;
-	heartbeat_interval = cfg_int("heartbeat_interval", 3600);
+	issuer = cfg_str("issuer");
+	lease_ttl = cfg_int("lease_ttl");
+	heartbeat_interval = cfg_int("heartbeat_interval");
 	snprintf(touch_param, sizeof(touch_param), "%ld",
-	    cfg_int("touch_interval", 60));
+	    cfg_int("touch_interval"));
 	return 0;
 }
 
@@ -915,7 +913,7 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	int cacheable, hit = 0, rc, w;
 
 	if (reuse < 0)
-		reuse = cfg_int("lease_reuse", 600);
+		reuse = cfg_int("lease_reuse");
 	cacheable = nonce == NULL && reuse > 0 &&
 	    lease_digest(l, iid, until, d) == 0;
 	if (cacheable) {

@@ -50,7 +50,7 @@ static void log_atfork_child(void)
 
 int log_init(const char *program)
 {
-	const char *path = cfg_str("log_file", NULL);
+	const char *path = cfg_str("log_file");
 	int fd;
 
 	snprintf(log_prog, sizeof(log_prog), "%s", program);

@@ -20,16 +20,16 @@ struct upload {
 
 int notify_email_enabled(void)
 {
-	const char *u = cfg_str("smtp_url", NULL);
+	const char *u = cfg_str("smtp_url");
 
-	return u != NULL && *u != '\0';
+	return *u != '\0';
 }
 
 int notify_webhook_enabled(void)
 {
-	const char *u = cfg_str("notify_webhook_url", NULL);
+	const char *u = cfg_str("notify_webhook_url");
 
-	return u != NULL && *u != '\0';
+	return *u != '\0';
 }
 
 static const char *pstr(struct json_object *p, const char *k, const char *def)
@@ -105,18 +105,17 @@ static void common_opts(CURL *c, char *errbuf)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-	    cfg_int("notify_connect_timeout_ms", 5000));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg_int("notify_timeout_ms",
-	    20000));
-	if (cfg_str("notify_ca_file", NULL) != NULL)
+	    cfg_int("notify_connect_timeout_ms"));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg_int("notify_timeout_ms"));
+	if (*cfg_str("notify_ca_file") != '\0')
 		curl_easy_setopt(c, CURLOPT_CAINFO,
-		    cfg_str("notify_ca_file", NULL));
+		    cfg_str("notify_ca_file"));
 }
 
 int notify_send_email(const struct notification *n, char *err, size_t errlen)
 {
-	const char *from = cfg_str("smtp_from", "licd@localhost");
-	const char *user = cfg_str("smtp_user", NULL);
+	const char *from = cfg_str("smtp_from");
+	const char *user = cfg_str("smtp_user");
 	char subject[256], date[64], *mail = NULL, errbuf[CURL_ERROR_SIZE] = "";
 	struct json_object *p = NULL;
 	struct curl_slist *rcpt = NULL;
@@ -163,16 +162,16 @@ int notify_send_email(const struct notification *n, char *err, size_t errlen)
 		goto out;
 	}
 	common_opts(c, errbuf);
-	curl_easy_setopt(c, CURLOPT_URL, cfg_str("smtp_url", NULL));
+	curl_easy_setopt(c, CURLOPT_URL, cfg_str("smtp_url"));
 	curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(c, CURLOPT_READDATA, &up);
 	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-	if (user != NULL) {
+	if (*user != '\0') {
 		curl_easy_setopt(c, CURLOPT_USERNAME, user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD,
-		    cfg_str("smtp_password", ""));
+		    cfg_str("smtp_password"));
 		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 	}
 	if (perform(c, errbuf, "smtp", err, errlen) != 0)
@@ -188,7 +187,7 @@ out:
 
 int notify_send_webhook(const struct notification *n, char *err, size_t errlen)
 {
-	const char *secret = cfg_str("notify_webhook_secret", "");
+	const char *secret = cfg_str("notify_webhook_secret");
 	struct json_object *o = json_object_new_object(), *p;
 	char sig[SIG_HEX_LEN + 1], hdr[2][160], errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL;
@@ -225,7 +224,7 @@ int notify_send_webhook(const struct notification *n, char *err, size_t errlen)
 		goto out;
 	}
 	common_opts(c, errbuf);
-	curl_easy_setopt(c, CURLOPT_URL, cfg_str("notify_webhook_url", NULL));
+	curl_easy_setopt(c, CURLOPT_URL, cfg_str("notify_webhook_url"));
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);

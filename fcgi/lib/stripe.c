@@ -65,8 +65,8 @@ static int call(const char *path, const struct stripe_form *f,
     const char *idempotency_key, struct json_object **out, char *err,
     size_t errlen)
 {
-	const char *key = cfg_str("stripe_secret_key", NULL);
-	const char *ca = cfg_str("stripe_ca_file", NULL);
+	const char *key = cfg_str("stripe_secret_key");
+	const char *ca = cfg_str("stripe_ca_file");
 	char url[1024], auth[512], idem[300];
 	struct curl_slist *hdrs = NULL;
 	struct reply r = { NULL, 0 };
@@ -84,7 +84,7 @@ static int call(const char *path, const struct stripe_form *f,
 		return STRIPE_ECONFIG;
 	}
 	snprintf(url, sizeof(url), "%s%s",
-	    cfg_str("stripe_api_base", "https://api.stripe.com"), path);
+	    cfg_str("stripe_api_base"), path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
 	hdrs = curl_slist_append(hdrs, auth);
 	hdrs = curl_slist_append(hdrs, "Stripe-Version: " STRIPE_API_VERSION);
@@ -108,9 +108,8 @@ static int call(const char *path, const struct stripe_form *f,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-	    cfg_int("stripe_connect_timeout_ms", 3000));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg_int("stripe_timeout_ms",
-	    10000));
+	    cfg_int("stripe_connect_timeout_ms"));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg_int("stripe_timeout_ms"));
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "licd/1");
 	if (ca != NULL && *ca != '\0')

@@ -173,7 +173,7 @@ static void *writer_main(void *arg)
 	struct db *db;
 	struct printbuf *pb;
 	struct timespec until;
-	long ms = cfg_int("touch_flush_ms", 100);
+	long ms = cfg_int("touch_flush_ms");
 	unsigned long lost;
 	size_t n;
 	int stop;
@@ -187,8 +187,6 @@ static void *writer_main(void *arg)
 		db = NULL;
 		pb = NULL;
 	}
-	if (ms < 1)
-		ms = 1;
 	pthread_mutex_lock(&mu);
 	for (;;) {
 		while (queued == 0 && !atomic_load(&counted) && !stopping)
@@ -283,8 +281,16 @@ int touch_queue(const char *license, const char *iid, long long at,
 
 void touch_count(const char *code)
 {
+	static atomic_int enabled = -1;	/* console_counts, read once */
+	int on = atomic_load_explicit(&enabled, memory_order_relaxed);
 	size_t i;
 
+	if (on < 0) {
+		on = cfg_bool("console_counts");
+		atomic_store_explicit(&enabled, on, memory_order_relaxed);
+	}
+	if (!on)
+		return;
 	for (i = 0; i < NCODES - 1 && strcmp(codes[i], code) != 0; i++)
 		;
 	atomic_fetch_add_explicit(&counts[i], 1, memory_order_relaxed);

@@ -31,7 +31,8 @@ int touch_queue(const char *license, const char *iid, long long at,
 /* Counts one validate answer with result `code` (validations per day
  * for the console's overview). Counting is two atomic adds; the writer
  * thread adds the counts to validation_counts (licd_count_validations)
- * with its next flush, so a count costs the request no database work. */
+ * with its next flush, so a count costs the request no database work.
+ * With console_counts off it returns at once (nothing counted). */
 void touch_count(const char *code);
 
 /* Writes what is queued and stops the writer thread; for the end of a

@@ -127,7 +127,7 @@ void cli_bad(const char *option, const char *got, const char *accepts)
 PGconn *cli_conn(void)
 {
 	const char *keys[] = { "dbname", "application_name", "options", NULL };
-	const char *vals[] = { cfg_str("database_url", "dbname=licd"),
+	const char *vals[] = { cfg_str("database_url"),
 	    "licctl", "-c TimeZone=UTC -c client_min_messages=warning", NULL };
 
 	if (conn != NULL)

@@ -115,6 +115,10 @@ void cli_rows(const PGresult *r, int as_json, const char *fmt);
 
 /* The commands, one file per concern; main.c's table names them. */
 cli_fn migrate_run;
+cli_fn conf_check, conf_keys;
+/* -c CONFIG as given, else NULL ($LICD_CONFIG, the default): for config
+ * check, which loads the file itself. */
+extern const char *cli_conf_file;
 cli_fn keys_generate, keys_add, keys_activate, keys_retire, keys_rotate,
     keys_list, keys_jwks, keys_token_create;
 cli_fn catalog_plan_set, catalog_plan_list, catalog_customer_create,

@@ -28,7 +28,7 @@
 
 static const char *keys_dir(void)
 {
-	return cfg_str("keys_dir", "/etc/licd/keys");
+	return cfg_str("keys_dir");
 }
 
 static void write_file(const char *path, const char *data, mode_t mode)
@@ -68,13 +68,13 @@ static void mkdirs(const char *dir, mode_t mode)
 
 static void write_jwks(void)
 {
-	const char *path = cfg_str("jwks_file", NULL);
+	const char *path = cfg_str("jwks_file");
 	struct jws_keyring kr;
 	struct json_object *doc, *arr;
 	char err[512], dir[4096], *slash;
 	size_t i;
 
-	if (path == NULL) {
+	if (*path == '\0') {
 		fprintf(stderr, "licctl: jwks_file not configured; not written\n");
 		return;
 	}
@@ -105,11 +105,11 @@ static void write_jwks(void)
 
 static gid_t keys_gid(const char *dir)
 {
-	const char *name = cfg_str("keys_group", NULL);
+	const char *name = cfg_str("keys_group");
 	struct stat st;
 	struct group *g;
 
-	if (name != NULL && *name != '\0') {
+	if (*name != '\0') {
 		if ((g = getgrnam(name)) == NULL)
 			cli_die("keys_group: no group '%s'", name);
 		return g->gr_gid;
@@ -155,7 +155,7 @@ static void new_key(const struct cli_opts *o, char kid[64], const char **alg)
 	EVP_PKEY *k;
 
 	*alg = cli_opt(o, "alg") ? cli_opt(o, "alg") :
-	    cfg_str("key_alg", "ES256");
+	    cfg_str("key_alg");
 	if (strcmp(*alg, "ES256") == 0)
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	else if (strcmp(*alg, "EdDSA") == 0)

@@ -186,6 +186,19 @@ static const struct cli_cmd cmds[] = {
 	    "Applies one pending event again now, e.g. after `licctl plan set` "
 	    "gave its\nprice a plan; a license it issues gets its key signed.\n",
 	    0 },
+
+	{ "config", "check", conf_check, NULL, "[FILE]",
+	    "check the configuration, print it with secrets masked",
+	    "Checks FILE (default: the file licctl loads) with the "
+	    "environment's LICD_<KEY>\noverrides: each problem as "
+	    "file:line: message, exit 2; else every key's\neffective value "
+	    "and where it comes from (file:line, LICD_<KEY>, default),\n"
+	    "secrets and passwords masked, exit 0.\n", 0 },
+	{ "config", "keys", conf_keys, OPTS("markdown!"), "[--markdown]",
+	    "every configuration key: type, default, range",
+	    "Every key of the configuration, tab-separated: name, type, "
+	    "default, range,\nsecret. --markdown: the table of README.md.\n",
+	    0 },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -275,7 +288,7 @@ int main(int argc, char **argv)
 	const struct cli_cmd *c;
 	const char *conf = NULL;
 	struct cli_opts o;
-	char err[512];
+	char err[4096];
 	int i = 1, used = 0, rc = 0;
 
 	if (argc > 2 && strcmp(argv[1], "-c") == 0) {
@@ -300,8 +313,14 @@ int main(int argc, char **argv)
 			fputs(c->help, stdout);
 			return 0;
 		}
-	if (cfg_load(conf, err, sizeof(err)) != 0)
-		cli_die("%s", err);
+	/* config check loads the file it checks itself */
+	cli_conf_file = conf;
+	if (strcmp(c->group, "config") != 0 &&
+	    cfg_load(conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\nlicctl: the configuration is not valid "
+		    "(licctl config check)\n", err);
+		return 2;
+	}
 	if (cli_parse(c, argc - i, argv + i, &o, err, sizeof(err)) != 0)
 		cli_die("%s", err);
 	rc = c->fn(c, &o);

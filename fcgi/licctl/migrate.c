@@ -53,7 +53,7 @@ static void sha256_hex(const char *s, char out[65])
 
 int migrate_run(const struct cli_cmd *c, const struct cli_opts *o)
 {
-	const char *dir = cfg_str("sql_dir", "/usr/share/licd/sql");
+	const char *dir = cfg_str("sql_dir");
 	int status = cli_opt(o, "status") != NULL;
 	struct dirent **names, **fns;
 	char fdir[2048];

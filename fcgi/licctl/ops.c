@@ -176,7 +176,7 @@ int ops_webhook_replay(const struct cli_cmd *c, const struct cli_opts *o)
 		return cli_usage(c);
 	p[0] = o->pos[0];
 	p[1] = o->pos[1];
-	snprintf(grace, sizeof(grace), "%ld", cfg_int("grace_days", 7));
+	snprintf(grace, sizeof(grace), "%ld", cfg_int("grace_days"));
 	p[2] = grace;
 	cli_exec("BEGIN");
 	r = cli_q("SELECT 1 FROM webhook_events WHERE provider = $1 AND "
