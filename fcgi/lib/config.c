@@ -121,8 +121,8 @@ static const struct cfg_key keys[] = {
 	STR("health_programs", "validate,heartbeat,usage,revoke,checkout,"
 	    "webhook", NULL, "the programs `/healthz` answers for, "
 	    "comma-separated"),
-	STR("sql_dir", "/usr/share/licd/sql", NULL, "migrations for `licctl "
-	    "migrate`"),
+	STR("sql_dir", "/usr/share/licd/sql", NULL, "migrations and "
+	    "`functions/` for `licctl migrate`"),
 	{ .name = "admin_tokens", .type = CFG_STR, .flags = CFG_SECRET,
 	    .def = "", .help = "`name:sha256hex,…` from `licctl token create "
 	    "NAME`" },
@@ -488,15 +488,48 @@ static void load_file(FILE *f, const char *path, struct errs *e)
 	}
 }
 
+/* Only variables named after a key: LICD_ also prefixes the client's and
+ * the scripts' own variables. */
+static void load_env(struct errs *e)
+{
+	char env[128], msg[4400];
+	const char *v;
+	size_t i;
+	long num;
+
+	for (i = 0; i < NKEYS; i++) {
+		env_key(keys[i].name, env, sizeof(env));
+		if ((v = getenv(env)) == NULL || *v == '\0')
+			continue;
+		if (parse(&keys[i], v, &num, msg, sizeof(msg)) != 0) {
+			strcat(env, " (environment)");
+			fail(e, env, msg);
+			continue;
+		}
+		if (give(i, v, 0) != 0)
+			fail(e, env, "out of memory");
+	}
+}
+
+/* A value read before any cfg_load (unit tests of other modules): the
+ * environment's valid values and the defaults. */
+static void lazy(void)
+{
+	struct errs e = { NULL, 0, 0, 0 };
+
+	if (resolved)
+		return;
+	load_env(&e);
+	resolve();
+}
+
 int cfg_load(const char *path, char *err, size_t errlen)
 {
 	struct errs e = { err, errlen, 0, 0 };
-	char env[128], msg[4400];
-	const char *v;
+	char msg[4400];
 	FILE *f;
 	int named = 1;
 	size_t i;
-	long num;
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -520,20 +553,7 @@ int cfg_load(const char *path, char *err, size_t errlen)
 		load_file(f, path, &e);
 		fclose(f);
 	}
-	/* Only variables named after a key: LICD_ also prefixes the
-	 * client's and the scripts' own variables. */
-	for (i = 0; i < NKEYS; i++) {
-		env_key(keys[i].name, env, sizeof(env));
-		if ((v = getenv(env)) == NULL || *v == '\0')
-			continue;
-		if (parse(&keys[i], v, &num, msg, sizeof(msg)) != 0) {
-			strcat(env, " (environment)");
-			fail(&e, env, msg);
-			continue;
-		}
-		if (give(i, v, 0) != 0)
-			fail(&e, env, "out of memory");
-	}
+	load_env(&e);
 	if (e.n > 20) {
 		snprintf(msg, sizeof(msg), "%d more problems", e.n - 20);
 		e.n = 20;
@@ -550,15 +570,13 @@ const char *cfg_path(void)
 
 const char *cfg_str(const char *key)
 {
-	if (!resolved)
-		resolve();
+	lazy();
 	return vals[row(key)].str;
 }
 
 long cfg_int(const char *key)
 {
-	if (!resolved)
-		resolve();
+	lazy();
 	return vals[row(key)].num;
 }
 
@@ -569,8 +587,7 @@ int cfg_bool(const char *key)
 
 int cfg_set(const char *key)
 {
-	if (!resolved)
-		resolve();
+	lazy();
 	return vals[row(key)].set;
 }
 
@@ -666,8 +683,7 @@ void cfg_print(FILE *out)
 	char shown[4200], from[4400], at[4200];
 	size_t i;
 
-	if (!resolved)
-		resolve();
+	lazy();
 	for (i = 0; i < NKEYS; i++) {
 		const struct val *v = &vals[i];
 
