@@ -4,7 +4,7 @@ docs show without arguments work; list and show tell the status validate
 would answer."""
 import pytest
 
-from conftest import issue, licctl, make_plan, sql, sql1, unique, validate
+from conftest import CONFIG, issue, licctl, make_plan, sql, sql1, unique, validate
 
 
 def counts():
@@ -168,7 +168,7 @@ def test_every_licctl_line_in_the_docs_runs():
     lic = issue()
     nid = sql1("SELECT coalesce(max(id), 1) FROM notifications")
     fill = {"LICENSE_ID": lic["id"], "ID": lic["id"], "ID|--all": "--all",
-            "NAME": "docs", "EVENT_ID": "evt_none"}
+            "NAME": "docs", "EVENT_ID": "evt_none", "FILE": CONFIG}
     ran = 0
     for line in doc_command_lines():
         if line.startswith(ELSEWHERE) or "…" in line or "<" in line or \
