@@ -275,3 +275,79 @@ def test_readme_table_is_the_c_table():
         assert k in md_keys or any(
             pat.startswith("<program>_") and k.endswith(pat[9:])
             for pat in md_keys), k
+
+
+def fcgi_validate(sock, key, iid):
+    """One FastCGI POST /api/validate straight to a program's socket."""
+    import json
+    import socket
+    import struct
+
+    def rec(t, content):
+        return struct.pack(">BBHHBB", 1, t, 1, len(content), 0, 0) + content
+
+    data = json.dumps({"license_key": key, "installation_id": iid}).encode()
+    params = b""
+    for k, v in ((b"REQUEST_METHOD", b"POST"),
+                 (b"DOCUMENT_URI", b"/api/validate"),
+                 (b"CONTENT_TYPE", b"application/json"),
+                 (b"CONTENT_LENGTH", str(len(data)).encode())):
+        params += bytes([len(k), len(v)]) + k + v
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sock)
+    s.sendall(rec(1, struct.pack(">HB5x", 1, 0)) + rec(4, params) + rec(4, b"")
+              + rec(5, data) + rec(5, b""))
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    stdout = b""
+    while len(out) >= 8:
+        _, t, _, n, pad = struct.unpack(">BBHHB", out[:7])
+        if t == 6:
+            stdout += out[8:8 + n]
+        out = out[8 + n + pad:]
+    return json.loads(stdout.partition(b"\r\n\r\n")[2])["code"]
+
+
+def counted_today():
+    from conftest import sql1
+    return sql1("SELECT coalesce(sum(n), 0) FROM validation_counts "
+                "WHERE day = (now() AT TIME ZONE 'UTC')::date AND code = 'VALID'")
+
+
+def validate_privately(tmp_path, lic, extra, calls):
+    """A validate process of its own on the stack's database with `extra`
+    config lines: `calls` VALID answers, then SIGTERM (which writes what
+    its writer holds) and its exit."""
+    import socket
+    conf = tmp_path / ("%d.conf" % len(list(tmp_path.iterdir())))
+    conf.write_text(open(CONFIG).read() + "\n" + extra + "\n")
+    path = str(tmp_path / ("v%d.sock" % len(list(tmp_path.iterdir()))))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(16)
+    p = subprocess.Popen([os.path.join(PROG_BIN, "validate"), "-c", str(conf)],
+                         stdin=s.fileno(), stderr=subprocess.PIPE, env=ENV)
+    s.close()
+    try:
+        for i in range(calls):
+            assert fcgi_validate(path, lic["key"], "cc-%d" % (i % 3)) == "VALID"
+    finally:
+        p.terminate()
+        assert p.wait(timeout=30) == 0, p.stderr.read()
+
+
+def test_console_counts_off_counts_nothing(tmp_path, lic):
+    """validate counts its answers for the console's overview unless
+    console_counts = off; a process's counts are written by its exit."""
+    before = counted_today()
+    validate_privately(tmp_path, lic, "console_counts = on", 5)
+    on = counted_today()
+    assert on - before >= 5
+    validate_privately(tmp_path, lic, "console_counts = off", 5)
+    assert counted_today() == on
