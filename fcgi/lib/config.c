@@ -366,17 +366,19 @@ static void unknown(const char *key, char *msg, size_t len)
 		snprintf(msg, len, "unknown key '%s'", key);
 }
 
+#define MAX_TOLD 20	/* problems told; then how many more */
+
 struct errs {
 	char *buf;
 	size_t len, used;
 	int n;
 };
 
-static void fail(struct errs *e, const char *where, const char *msg)
+static void tell(struct errs *e, const char *where, const char *msg)
 {
 	int w;
 
-	if (e->n++ >= 20 || e->used >= e->len)
+	if (e->used + 1 >= e->len)
 		return;
 	w = snprintf(e->buf + e->used, e->len - e->used, "%s%s: %s",
 	    e->used > 0 ? "\n" : "", where, msg);
@@ -384,6 +386,12 @@ static void fail(struct errs *e, const char *where, const char *msg)
 		e->used += (size_t)w;
 	if (e->used >= e->len)
 		e->used = e->len - 1;
+}
+
+static void fail(struct errs *e, const char *where, const char *msg)
+{
+	if (e->n++ < MAX_TOLD)
+		tell(e, where, msg);
 }
 
 static int give(size_t i, const char *val, int line)
@@ -551,13 +559,14 @@ int cfg_load(const char *path, char *err, size_t errlen)
 		}
 	} else {
 		load_file(f, path, &e);
+		if (ferror(f))		/* a directory, an I/O error */
+			fail(&e, path, strerror(errno));
 		fclose(f);
 	}
 	load_env(&e);
-	if (e.n > 20) {
-		snprintf(msg, sizeof(msg), "%d more problems", e.n - 20);
-		e.n = 20;
-		fail(&e, path, msg);
+	if (e.n > MAX_TOLD) {
+		snprintf(msg, sizeof(msg), "%d more problems", e.n - MAX_TOLD);
+		tell(&e, path, msg);
 	}
 	resolve();
 	return e.n > 0 ? -1 : 0;

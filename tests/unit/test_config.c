@@ -187,6 +187,26 @@ int main(void)
 	CHECK(load("threads = x\nok_not = 1\nlease_ttl = 1\n") != 0);
 	CHECK(strstr(err, ":1: threads:") && strstr(err, ":2: unknown key") &&
 	    strstr(err, ":3: lease_ttl:") && strchr(err, '\n'));
+	/* twenty problems told, then how many more */
+	{
+		char many[2048] = "";
+		const char *last;
+		int i, nl = 0;
+
+		for (i = 0; i < 25; i++)
+			strcat(many, "threads = x\n");
+		CHECK(load(many) != 0);
+		for (last = err; *last; last++)
+			nl += *last == '\n';
+		CHECK(nl == 20);
+		last = strrchr(err, '\n');
+		CHECK(last != NULL && strncmp(last + 1, path, strlen(path)) == 0 &&
+		    strstr(last, ": 5 more problems") != NULL);
+		CHECK(strstr(err, ":20: threads:") && !strstr(err, ":21: threads:"));
+	}
+	/* a directory is not a file */
+	CHECK(cfg_load("/tmp", err, sizeof(err)) != 0);
+	CHECK(strcmp(err, "/tmp: Is a directory") == 0);
 	/* a named file that is missing is an error; the default one is not */
 	CHECK(cfg_load("/nonexistent/licd.conf", err, sizeof(err)) != 0);
 	CHECK(strcmp(err, "/nonexistent/licd.conf: No such file or "
