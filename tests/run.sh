@@ -56,11 +56,14 @@ stripe_double() {
 	port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	$PY tests/stripe_double.py "$port" "$d/cert.pem" "$d/key.pem" "$d/pid" \
 		> "$RUN_DIR/log/stripe-double.log" 2>&1 &
+	# polls until it answers; not answering in 5 s fails the run
+	local up=0
 	for _ in $(seq 50); do
 		curl -sf --cacert "$d/cert.pem" "https://127.0.0.1:$port/__requests" \
-			>/dev/null && break
+			>/dev/null && { up=1; break; }
 		sleep 0.1
 	done
+	[ $up -eq 1 ] || return 1
 	export LICD_STRIPE_API_BASE="https://127.0.0.1:$port"
 	export LICD_STRIPE_CA_FILE="$d/cert.pem"
 	export LICD_STRIPE_TIMEOUT_MS=3000

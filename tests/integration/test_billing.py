@@ -13,8 +13,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (CFG, URL, api, error_code, licctl, log_text, logged,
-                      make_plan, sql, sql1, unique, validate)
+from util import (CFG, URL, api, error_code, licctl, log_text, logged,
+                  make_plan, sql, sql1, unique, validate)
 
 DOUBLE = os.environ.get("LICD_STRIPE_API_BASE")
 CA = os.environ.get("LICD_STRIPE_CA_FILE")

@@ -14,8 +14,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (CFG, URL, api, error_code, licctl, sql, sql1, unique,
-                      validate)
+from util import (CFG, URL, api, error_code, licctl, sql, sql1, unique,
+                  validate)
 from test_billing import (double, expires_epoch, key_of, license_of_sub,
                           licenses_count, paddle_customer, paddle_hook,
                           priced_plan, reset_double, stripe_hook, stripe_sig)
@@ -345,7 +345,7 @@ def test_pending_events_are_listed_and_warned_about():
 
 def lifecycle():
     import subprocess
-    from conftest import BIN, CONFIG
+    from util import BIN, CONFIG
     return subprocess.run([os.path.join(BIN, "licd-lifecycle"), "--dry-run"],
                           capture_output=True, timeout=120,
                           text=True, env=dict(os.environ, LICD_CONFIG=CONFIG))

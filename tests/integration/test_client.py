@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +18,8 @@ import time
 import pytest
 import requests
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from util import ROOT, eventually, free_port
+
 LOCAL = os.path.join(ROOT, "deploy", "local.sh")
 LICCTL = os.path.join(os.environ.get("LICD_BIN", os.path.join(ROOT, "build/bin")),
                       "licctl")
@@ -33,14 +33,6 @@ EXIT = {"VALID": 0, "REFRESH_DUE": 10, "GRACE": 11, "EXPIRED": 20,
         "CLOCK_SUSPECT": 28}
 SEAT_TTL = 30
 DAY = 86400
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Stack:
@@ -88,16 +80,13 @@ class Stack:
             os.unlink(os.path.join(piddir, f))
         for p in pids:
             os.kill(p, signal.SIGTERM)
-        end = time.time() + 15
-        for p in pids:
-            while time.time() < end:
-                try:
-                    os.kill(p, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
-            else:
-                raise AssertionError("program %d did not stop" % p)
+        def gone(p):
+            try:
+                os.kill(p, 0)
+            except ProcessLookupError:
+                return True
+            return False
+        eventually(lambda: all(gone(p) for p in pids), 15, "the programs to stop")
         self.sh("start")
 
     def stop(self):
@@ -119,10 +108,7 @@ class Outage:
 
     def __exit__(self, *exc):
         self.stack.sh("nginx-start")
-        end = time.time() + 15
-        while not self.stack.nginx_up():
-            assert time.time() < end, "nginx did not come back"
-            time.sleep(0.1)
+        eventually(self.stack.nginx_up, 15, "nginx to come back")
 
 
 def build_check(stack, out, jwks):

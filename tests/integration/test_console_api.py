@@ -13,8 +13,8 @@ import jwt
 import pytest
 import requests
 
-from conftest import (URL, admin_token, api, error_code, eventually, issue,
-                      licctl, make_plan, sql, sql1, unique, validate)
+from util import (URL, admin_token, api, error_code, eventually, issue,
+                  licctl, make_plan, sql, sql1, unique, validate)
 from test_validate import verify_with_jwks
 
 TOKEN_NAME = "local"      # deploy/local.sh's token

@@ -15,8 +15,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import (RUN_DIR, URL, admin_token, api, sql1, unique,
-                      validate)
+from util import (RUN_DIR, URL, admin_token, api, sql1, unique,
+                  validate)
 
 from selenium import webdriver                                   # noqa: E402
 from selenium.common.exceptions import (NoAlertPresentException,  # noqa: E402

@@ -15,7 +15,7 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import BIN, CFG, CONFIG
+from util import BIN, CFG, CONFIG
 
 BIG = {"licenses", "customers", "installations", "audit_log", "notifications",
        "webhook_events", "subscriptions", "usage_counters"}

@@ -7,69 +7,10 @@ import struct
 import jwt
 import pytest
 
-from conftest import (CFG, RUN_DIR, api, b64url, b64url_decode, error_code,
-                      heartbeat, issue, jwt_parts, log_text, logged, sql,
-                      unique, validate)
-
-
-def sock_path(program):
-    rt_file = os.path.join(RUN_DIR, "runtime-dir")
-    rt = open(rt_file).read().strip() if os.path.exists(rt_file) else RUN_DIR
-    return os.path.join(rt, "sock", program + ".sock")
-
-
-def record(rtype, content, rid=1):
-    return struct.pack(">BBHHBx", 1, rtype, rid, len(content), 0) + content
-
-
-def nv(name, value):
-    def ln(n):
-        return struct.pack(">B", n) if n < 128 else struct.pack(">I", n | 0x80000000)
-    return ln(len(name)) + ln(len(value)) + name + value
-
-
-def fcgi_request(program, params, body=b"", timeout=10, raw=None):
-    """One FastCGI request on the program's own socket, as nginx would send
-    it, with params as given (bytes, None = left out). Returns (status,
-    headers, body) or None when the program closed the connection."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock_path(program))
-    try:
-        if raw is not None:
-            s.sendall(raw)
-        else:
-            p = b"".join(nv(k, v) for k, v in params.items() if v is not None)
-            out = record(1, struct.pack(">HB5x", 1, 0))
-            for i in range(0, len(p), 65535):
-                out += record(4, p[i:i + 65535])
-            out += record(4, b"")
-            for i in range(0, len(body), 65535):
-                out += record(5, body[i:i + 65535])
-            out += record(5, b"")
-            s.sendall(out)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    stdout, pos = b"", 0
-    while pos + 8 <= len(data):
-        _, rtype, _, clen, plen = struct.unpack(">BBHHB", data[pos:pos + 7])
-        content = data[pos + 8:pos + 8 + clen]
-        if rtype == 6:
-            stdout += content
-        pos += 8 + clen + plen
-    if not stdout:
-        return None
-    head, _, rest = stdout.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(l.split(": ", 1) for l in lines if ": " in l)
-    status = int(headers["Status"].split()[0])
-    return status, headers, rest
+from util import (CFG, api, b64url, b64url_decode, error_code, fcgi_record,
+                  fcgi_request, sock_path,
+                  heartbeat, issue, jwt_parts, log_text, logged, sql,
+                  unique, validate)
 
 
 def base(**kw):
@@ -124,7 +65,7 @@ def test_hostile_fastcgi_parameters_get_an_answer(case, lic):
     a request id with a newline. Each gets the contract's JSON error (the
     400s are missing fields of an empty object) and the worker stays free."""
     params, body, want = HOSTILE[case]
-    got = fcgi_request("validate", params, body)
+    got = fcgi_request(sock_path("validate"), params, body)
     assert got is not None
     status, headers, rest = got
     assert status == want, rest
@@ -138,11 +79,11 @@ def test_empty_method_does_not_take_a_worker(lic):
     """An empty REQUEST_METHOD once spun a worker thread forever; more of
     them than the program has threads, then every worker still answers."""
     for _ in range(40):
-        status, _, body = fcgi_request("validate", base(REQUEST_METHOD=b""),
+        status, _, body = fcgi_request(sock_path("validate"), base(REQUEST_METHOD=b""),
                                        b"{}")
         assert status == 400 and b"BAD_REQUEST" in body
     for prog in ("heartbeat", "usage", "revoke", "checkout", "webhook"):
-        got = fcgi_request(prog, base(REQUEST_METHOD=b"", DOCUMENT_URI=b"/healthz"))
+        got = fcgi_request(sock_path(prog), base(REQUEST_METHOD=b"", DOCUMENT_URI=b"/healthz"))
         assert got is not None and got[0] == 400
     codes = [validate(lic["key"], "edge").json()["code"] for _ in range(20)]
     assert codes == ["VALID"] * 20
@@ -154,15 +95,15 @@ def test_broken_records_close_the_connection(lic):
     closes the connection and keeps serving."""
     bad = [
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        record(1, struct.pack(">HB5x", 9, 0)),               # unknown role
-        record(1, struct.pack(">HB5x", 1, 0)) + record(4, b"\x7f\x7f" + b"a" * 10),
-        record(1, struct.pack(">HB5x", 1, 0)) +
-        record(4, struct.pack(">II", 0xffffffff, 0xffffffff)),
-        record(1, struct.pack(">HB5x", 1, 0)) + record(5, b"{}") + record(4, b""),
+        fcgi_record(1, struct.pack(">HB5x", 9, 0)),               # unknown role
+        fcgi_record(1, struct.pack(">HB5x", 1, 0)) + fcgi_record(4, b"\x7f\x7f" + b"a" * 10),
+        fcgi_record(1, struct.pack(">HB5x", 1, 0)) +
+        fcgi_record(4, struct.pack(">II", 0xffffffff, 0xffffffff)),
+        fcgi_record(1, struct.pack(">HB5x", 1, 0)) + fcgi_record(5, b"{}") + fcgi_record(4, b""),
     ]
     for raw in bad:
         try:
-            got = fcgi_request("validate", None, raw=raw, timeout=20)
+            got = fcgi_request(sock_path("validate"), None, raw=raw, timeout=20)
         except socket.timeout:
             got = "timeout"
         assert got != "timeout"
@@ -190,7 +131,7 @@ def test_log_lines_cannot_be_forged():
         assert not line.startswith("2026-11-29T10:00:00.000Z revoke[1]")
     # the same through the program's socket, with every control character
     rid = "forge2." + unique("rid")
-    got = fcgi_request("checkout", {
+    got = fcgi_request(sock_path("checkout"), {
         b"REQUEST_METHOD": b"GET", b"LICD_REQUEST_ID": rid.encode(),
         b"DOCUMENT_URI": b"/api/checkout/session/\r\n\x1b[2J\t\x7f \\x0a"})
     assert got[0] == 400

@@ -18,24 +18,9 @@ import psycopg2
 import pytest
 import requests
 
-from conftest import CFG, URL, db, eventually, make_plan, issue, wait_healthy
+from util import (CFG, RUN_DIR, URL, db, eventually, issue, make_plan, poll, run,
+                  wait_healthy)
 from test_usage import metered
-
-
-def run(cmd):
-    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
-
-
-@pytest.fixture
-def database():
-    """The commands that stop, start and restart the stack's PostgreSQL;
-    afterwards it is running and the stack answers /healthz 200."""
-    cmds = {"stop": os.environ["LICD_PG_STOP"],
-            "start": os.environ["LICD_PG_START"],
-            "restart": os.environ["LICD_PG_RESTART"]}
-    yield lambda what: run(cmds[what])
-    run(cmds["start"])
-    assert wait_healthy(), "the stack did not recover"
 
 
 class Load:
@@ -71,14 +56,12 @@ class Load:
         with self.lock:
             return len(self.answers)
 
-    def wait(self, pred, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
+    def wait(self, pred, what, timeout=30):
+        """Until pred(answers so far) holds; raises naming `what` if not."""
+        def holds():
             with self.lock:
-                if pred(self.answers):
-                    return True
-            time.sleep(0.02)
-        return False
+                return pred(self.answers)
+        return eventually(holds, timeout, what, interval=0.02)
 
     def finish(self):
         self.stop.set()
@@ -129,13 +112,13 @@ def test_immediate_restarts_under_load_answer_503_never_500(database):
     try:
         for _ in range(5):
             start = load.count()
-            assert load.wait(lambda a: len(a) >= start + 60)
+            load.wait(lambda a: len(a) >= start + 60, "60 answers")
             database("restart")
             after = load.count()
             # served again after the restart, by every kind of call
-            assert load.wait(lambda a: {x[3] for x in a[after:] if x[0] == 200}
-                             >= {"validate", "activate", "heartbeat", "usage"}), \
-                "no recovery after the restart"
+            load.wait(lambda a: {x[3] for x in a[after:] if x[0] == 200}
+                      >= {"validate", "activate", "heartbeat", "usage"},
+                      "every kind of call answered 200 after the restart")
     finally:
         answers = load.finish()
     statuses = {}
@@ -202,7 +185,7 @@ def test_outage_is_logged_per_process_not_per_request(database):
                            ("/api/usage", {"license_key": lic["key"], "feature": "api_calls"})):
             s.post(URL + path, json=body, timeout=10)
         return any("database outage over" in l for l in log_lines_since(offset))
-    assert eventually(over, 15), "no process logged the outage's end"
+    eventually(over, 15, "a process to log the outage's end")
 
 
 def test_a_locked_license_delays_no_other_license():
@@ -278,9 +261,8 @@ def test_a_locked_license_delays_no_other_license():
         with concurrent.futures.ThreadPoolExecutor(22) as ex:
             lf = [ex.submit(locked_client, k) for k in ("activate", "usage")]
             # the locked license's calls are in flight before the others
-            end = time.time() + 10
-            while time.time() < end and not any(t[0] for t in timed):
-                time.sleep(0.01)
+            eventually(lambda: any(t[0] for t in timed), 10,
+                       "a call on the locked license answered", interval=0.01)
             of = [ex.submit(other_client, o) for o in others]
             for f in of:
                 f.result()
@@ -307,9 +289,6 @@ def test_a_locked_license_delays_no_other_license():
 
 
 # --- supervision ------------------------------------------------------------
-
-RUN_DIR = os.environ.get("LICD_RUN_DIR", "run")
-
 
 def _gone(pid):
     """Not running (a zombie not yet reaped by init counts as gone)."""
@@ -349,34 +328,10 @@ def _stack_pids():
     return pids
 
 
-def _until(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
-def _get_when(url, pred, timeout=10):
-    end = time.time() + timeout
-    while True:
-        r = requests.get(url, timeout=10)
-        if pred(r) or time.time() > end:
-            assert pred(r), r.text
-            return r
-        time.sleep(0.1)
-
-
 def _healthz_when(pred, timeout=10):
     """The first /healthz answer pred accepts (its cache lasts 1 s)."""
-    end = time.time() + timeout
-    while True:
-        h = requests.get(URL + "/healthz", timeout=10)
-        if pred(h) or time.time() > end:
-            assert pred(h), h.text
-            return h
-        time.sleep(0.1)
+    return poll(lambda: requests.get(URL + "/healthz", timeout=10), pred, timeout,
+                "a /healthz answer as wanted")
 
 
 def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
@@ -397,15 +352,15 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
     load = Load([use], threads=4)
     restored = False
     try:
-        assert load.wait(lambda a: len(a) >= 40)
+        load.wait(lambda a: len(a) >= 40, "40 answers")
         os.kill(master, 9)
-        assert _until(lambda: all(_gone(w) for w in workers + [master]), 15), \
-            "workers outlived their master"
+        eventually(lambda: all(_gone(w) for w in workers + [master]), 15,
+                   "the workers to end with their master")
         def status():
             return subprocess.run(os.environ["LICD_STACK_STATUS"], shell=True,
                                   capture_output=True, text=True)
-        assert _until(lambda: re.search(r"^usage\s+stopped$", status().stdout,
-                                        re.M), 10), status().stdout
+        poll(status, lambda p: re.search(r"^usage\s+stopped$", p.stdout, re.M), 10,
+             "status to say usage stopped")
         assert status().returncode != 0
         # /healthz tells: usage is down, the rest and the database are not
         h = _healthz_when(lambda h: h.status_code == 503 and
@@ -417,11 +372,12 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
         assert all(progs[p]["status"] == "ok" for p in progs if p != "usage"), progs
         assert h.json()["database"] == "ok"
         r = requests.get(URL + "/healthz/usage", timeout=10)
-        assert r.status_code in (502, 503) and _json(r)
+        assert r.status_code == 502 and _json(r), r.text   # from nginx
+        assert r.json()["error"]["code"] == "SERVICE_UNAVAILABLE", r.text
         run(os.environ["LICD_STACK_START"])
         restored = True
         n = load.count()
-        assert load.wait(lambda a: any(x[0] == 200 for x in a[n:]), 15)
+        load.wait(lambda a: any(x[0] == 200 for x in a[n:]), "usage served again", 15)
     finally:
         answers = load.finish()
         if not restored:
@@ -437,11 +393,10 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
     assert len(before) > 10
     try:
         run(os.environ["LICD_STACK_STOP"])
-        _until(lambda: all(_gone(p) for p in before), 10)
-        left = [p for p in before if not _gone(p)]
-        assert not left, subprocess.run(["ps", "-o", "pid,pgid,args", "-p",
-                                         ",".join(map(str, left))],
-                                        capture_output=True, text=True).stdout
+        eventually(lambda: all(_gone(p) for p in before), 10,
+                   "every process of the stack to end: " + subprocess.run(
+                       ["ps", "-o", "pid,pgid,args", "-p", ",".join(map(str, before))],
+                       capture_output=True, text=True).stdout)
     finally:
         run(os.environ["LICD_STACK_START"])
     assert wait_healthy()
@@ -460,7 +415,8 @@ def test_healthz_reports_every_program_and_each_has_its_own():
         # each process checks its database at most once a second, and a
         # process still in its reconnect backoff after an earlier test's
         # outage answers 503 until it is over
-        r = _get_when(URL + "/healthz/" + p, lambda r: r.status_code == 200)
+        r = poll(lambda: requests.get(URL + "/healthz/" + p, timeout=10),
+                 lambda r: r.status_code == 200, 10, "/healthz/%s to answer 200" % p)
         assert r.json()["program"] == p, r.text
         assert r.json()["database"] == "ok"
         assert requests.head(URL + "/healthz/" + p, timeout=10).status_code == 200
@@ -472,7 +428,8 @@ def test_healthz_during_an_outage(database):
     h = _healthz_when(lambda h: h.status_code == 503)
     assert h.json()["database"] == "unreachable"
     assert h.json()["status"] == "unavailable"
-    r = _get_when(URL + "/healthz/usage", lambda r: r.status_code == 503)
+    r = poll(lambda: requests.get(URL + "/healthz/usage", timeout=10),
+             lambda r: r.status_code == 503, 10, "/healthz/usage to answer 503")
     assert r.json()["database"] == "unreachable"
     database("start")
     assert _healthz_when(lambda h: h.status_code == 200).json()["database"] == "ok"
@@ -492,7 +449,7 @@ def _logged_by_all(path, text, pids, timeout=10):
             have = {m for m in re.findall(r"\[(\d+)\] \w+ " + re.escape(text),
                                           f.read())}
         return {str(p) for p in pids} <= have
-    return _until(seen, timeout)
+    return eventually(seen, timeout, "%r logged by every process" % text)
 
 
 def test_logrotate_and_every_process_reopens_its_log():
@@ -509,7 +466,7 @@ def test_logrotate_and_every_process_reopens_its_log():
     rid = "rot-" + uuid.uuid4().hex
     r = requests.get(URL + "/healthz/usage", headers={"X-Request-Id": rid}, timeout=10)
     assert r.status_code == 200
-    assert _until(lambda: rid in open(log).read(), 5)
+    eventually(lambda: rid in open(log).read(), 5, "request %s in the new log" % rid)
     assert rid not in open(log + ".1").read()
 
 
@@ -535,8 +492,8 @@ def test_unwritable_log_counts_dropped_lines():
         for f in os.listdir(os.path.join(RUN_DIR, "pid")):
             os.kill(int(open(os.path.join(RUN_DIR, "pid", f)).read()), 1)
     assert _logged_by_all(log, "log reopened", pids)
-    assert _until(lambda: re.search(r"warn log: \d+ lines could not be written",
-                                    open(log).read()), 5)
+    eventually(lambda: re.search(r"warn log: \d+ lines could not be written",
+                                 open(log).read()), 5, "the count of lines lost logged")
 
 
 # --- the lifecycle job's lock -----------------------------------------------
@@ -594,7 +551,7 @@ def test_lifecycle_that_loses_its_session_delivers_nothing_twice():
     gets its answer for X: the first records X as sent on a new session,
     cannot take the lock again and stops; the second delivers the rest.
     Nothing is delivered twice, then or by any later run."""
-    from conftest import BIN, CONFIG, sql, sql1
+    from util import BIN, CONFIG, sql, sql1
     from test_lifecycle import HOOK_SECRET, flush, job_env, set_clock
 
     gate = Gate()

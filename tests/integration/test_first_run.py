@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -16,19 +15,11 @@ import tempfile
 import pytest
 import requests
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+from util import ROOT, free_port, runtime_dir
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0,
     reason="only root runs the cluster and nginx's workers as other users")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def clean_env(**extra):
@@ -75,11 +66,6 @@ def checkout():
     if os.path.exists(rt):
         shutil.rmtree(open(rt).read().strip(), ignore_errors=True)
     shutil.rmtree(top, ignore_errors=True)
-
-
-def runtime_dir(run_dir):
-    with open(os.path.join(run_dir, "runtime-dir")) as f:
-        return f.read().strip()
 
 
 def assert_sockets_0660(run_dir):

@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from conftest import (URL, admin, api, error_code, heartbeat, issue, licctl,
-                      licctl_json, make_plan, sql, sql1, unique, validate)
+from util import (URL, admin, api, error_code, heartbeat, issue, licctl,
+                  licctl_json, make_plan, sql, sql1, unique, validate)
 
 DAY = 86400
 
@@ -495,7 +495,7 @@ def test_node_locked_answers_unchanged():
     assert epoch(v["lease_expires_at"]) > sql_now() + 6 * DAY
     h = heartbeat(lic["key"], "a").json()
     assert "seat_expires_at" not in h and h["next_heartbeat_in"] == int(
-        __import__("conftest").CFG.get("heartbeat_interval", 3600))
+        __import__("util").CFG.get("heartbeat_interval", 3600))
     assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
     assert sql1("SELECT seat_expires_at FROM installations WHERE license_id = %s",
                 lic["id"]) is None

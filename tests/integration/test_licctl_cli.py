@@ -4,7 +4,7 @@ docs show without arguments work; list and show tell the status validate
 would answer."""
 import pytest
 
-from conftest import CONFIG, issue, licctl, make_plan, sql, sql1, unique, validate
+from util import CONFIG, issue, licctl, make_plan, sql, sql1, unique, validate
 
 
 def counts():

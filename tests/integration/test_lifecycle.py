@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import (BIN, CONFIG, api, flushed, heartbeat, issue, sql, sql1,
-                      unique, validate)
+from util import (BIN, CONFIG, eventually, heartbeat, issue, sql, sql1, touches_written,
+                  unique, validate)
 
 DAY = 86400
 HOOK_SECRET = "nwh_test_secret"
@@ -31,7 +31,8 @@ class Hook:
     def __init__(self):
         self.requests = []
         self.fail = {}          # notification id -> failures still to give
-        self.delay = 0.0
+        self.delay = 0.0        # how long each answer takes (a slow receiver)
+        self.busy = 0           # requests being answered
         self.lock = threading.Lock()
         hook = self
 
@@ -40,6 +41,15 @@ class Hook:
                 pass
 
             def do_POST(self):
+                with hook.lock:
+                    hook.busy += 1
+                try:
+                    self.answer()
+                finally:
+                    with hook.lock:
+                        hook.busy -= 1
+
+            def answer(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if hook.delay:
                     time.sleep(hook.delay)
@@ -298,7 +308,7 @@ def test_stale_installation_freed_and_seat_reusable(clock):
     assert validate(lic["key"], "third").json()["code"] == "TOO_MANY_INSTALLATIONS"
     clock(10 * DAY)
     assert heartbeat(lic["key"], "busy").json()["code"] == "VALID"
-    flushed()                           # its last_seen is written behind
+    touches_written()                   # its last_seen is written behind
     clock(15 * DAY)                     # "old" silent for 15 days, "busy" for 5
     run_job()
     st = dict(sql("SELECT installation_id, status FROM installations WHERE license_id = %s",
@@ -310,7 +320,7 @@ def test_stale_installation_freed_and_seat_reusable(clock):
 
 
 def test_offline_installation_is_not_stale(clock):
-    from conftest import licctl_json
+    from util import licctl_json
     lic = issue(limits="installations=2", days=120)
     licctl_json("lease", "offline", "--license", lic["id"], "--installation",
                 "airgap", "--days", "60")
@@ -346,11 +356,7 @@ def test_two_runs_at_once_one_acts(hook):
     hook.delay = 0.4
     a = subprocess.Popen([os.path.join(BIN, "licd-lifecycle")], env=job_env(hook),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(100):
-        if hook.requests:
-            break
-        time.sleep(0.05)
-    assert hook.requests, "first run never delivered"
+    eventually(lambda: hook.requests, 5, "the first run's first delivery")
     b = run_job(hook=hook)
     assert "holds the lock" in b.stdout
     assert a.wait(60) == 0
@@ -422,14 +428,13 @@ def test_killed_mid_run_loses_and_duplicates_nothing(hook, clock):
     hook.delay = 0.3
     p = subprocess.Popen([os.path.join(BIN, "licd-lifecycle")], env=job_env(hook),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        if len(hook.requests) >= 3:
-            break
-        time.sleep(0.02)
+    eventually(lambda: len(hook.requests) >= 3, 10, "3 deliveries before the kill",
+               interval=0.02)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     hook.delay = 0
-    time.sleep(0.5)                     # let the in-flight request finish
+    # the request in flight at the kill is answered
+    eventually(lambda: hook.busy == 0, 5, "the receiver to answer what it holds")
     sent_before = set(hook.ok_ids())
     assert 0 < len(sent_before) < 8
     clock(301)                          # the dead run's claims expire

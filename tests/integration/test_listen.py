@@ -4,11 +4,11 @@ socket (tests/run.sh gives heartbeat a loopback port). The scale test
 import json
 import os
 import socket
-import struct
+import subprocess
 
 import pytest
 
-from conftest import RUN_DIR, heartbeat, validate
+from util import connect, fcgi_call, heartbeat, sock_path, validate
 
 TCP = os.environ.get("LICD_HEARTBEAT_TCP")
 pytestmark = pytest.mark.skipif(not TCP, reason="heartbeat_listen not set")
@@ -20,48 +20,12 @@ def tcp_addr():
 
 
 def unix_addr():
-    rt_file = os.path.join(RUN_DIR, "runtime-dir")
-    rt = open(rt_file).read().strip() if os.path.exists(rt_file) else RUN_DIR
-    return os.path.join(rt, "sock", "heartbeat.sock")
-
-
-def connect(addr):
-    s = socket.socket(socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET,
-                      socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(addr)
-    return s
+    return sock_path("heartbeat")
 
 
 def fcgi_post(addr, path, body):
     """One FastCGI POST straight to the program; (status, JSON body)."""
-    def rec(t, content):
-        return struct.pack(">BBHHBB", 1, t, 1, len(content), 0, 0) + content
-
-    data = json.dumps(body).encode()
-    params = b""
-    for k, v in ((b"REQUEST_METHOD", b"POST"), (b"DOCUMENT_URI", path.encode()),
-                 (b"CONTENT_TYPE", b"application/json"),
-                 (b"CONTENT_LENGTH", str(len(data)).encode())):
-        params += bytes([len(k), len(v)]) + k + v
-    s = connect(addr)
-    s.sendall(rec(1, struct.pack(">HB5x", 1, 0)) + rec(4, params) + rec(4, b"")
-              + rec(5, data) + rec(5, b""))
-    out = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    stdout = b""
-    while len(out) >= 8:        # the FCGI_STDOUT records' contents
-        _, t, _, n, pad = struct.unpack(">BBHHB", out[:7])
-        if t == 6:
-            stdout += out[8:8 + n]
-        out = out[8 + n + pad:]
-    head, _, payload = stdout.partition(b"\r\n\r\n")
-    status = int(head.split(b"Status: ")[1][:3])
+    status, _, payload = fcgi_call(addr, "POST", path, body)
     return status, json.loads(payload)
 
 
@@ -95,7 +59,6 @@ def test_connections_without_a_request_on_either_listener(lic):
 def test_tcp_listener_refuses_a_bad_address(tmp_path):
     """A listen address that cannot be bound stops the program at start
     with the key named, instead of serving on the socket alone."""
-    import subprocess
     conf = tmp_path / "licd.conf"
     conf.write_text(open(os.environ["LICD_CONFIG"]).read() +
                     "\nheartbeat_listen = 127.0.0.1:notaport\n")
@@ -116,7 +79,6 @@ def test_tcp_listener_refuses_a_bad_address(tmp_path):
 def test_tcp_listener_needs_the_socket_on_fd_0(tmp_path):
     """With <program>_listen the program still serves its socket on fd 0;
     started without one it refuses to start rather than run half."""
-    import subprocess
     conf = tmp_path / "licd.conf"
     conf.write_text(open(os.environ["LICD_CONFIG"]).read() +
                     "\nheartbeat_listen = 127.0.0.1:0\n")

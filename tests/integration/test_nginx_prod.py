@@ -12,23 +12,13 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 
 import pytest
 import requests
 
-from conftest import RUN_DIR, eventually
+from util import ROOT, RUN_DIR, eventually, free_port, raw_http
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HOST = "licenses.example.com"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def prod_site(d, http_port, https_port, real_ip=False):
@@ -119,17 +109,19 @@ def site():
         except requests.ConnectionError:
             return False
     try:    # nginx is stopped whatever fails, its start included
-        assert eventually(up, 10), open(d + "/error.log").read()
+        eventually(up, 10, lambda: "nginx to answer; error.log: " +
+                   open(d + "/error.log").read())
         yield {"dir": d, "http": "http://127.0.0.1:%d" % http_port,
                "https": "https://127.0.0.1:%d" % https_port,
                "https_port": https_port, "ca": d + "/cert.pem"}
     finally:
         nginx(d, "-s", "stop")
         silent.close()
-        end = time.time() + 10
-        while os.path.exists(d + "/nginx.pid") and time.time() < end:
-            time.sleep(0.05)
-        subprocess.run(["rm", "-rf", d])
+        try:
+            eventually(lambda: not os.path.exists(d + "/nginx.pid"), 10,
+                       "nginx to stop")
+        finally:
+            subprocess.run(["rm", "-rf", d])
 
 
 def get(site, path, method="GET", **kw):
@@ -195,18 +187,10 @@ def test_production_nginx_errors_are_json(site):
     json_error(get(site, "/" + "a" * 20000), 414, "URI_TOO_LONG")
     # a request line nginx cannot parse, over TLS
     ctx = ssl.create_default_context(cafile=site["ca"])
-    with socket.create_connection(("127.0.0.1", site["https_port"]), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
-            s.sendall(b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n")
-            out = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-    head, _, body = out.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400"), out
-    assert b"Strict-Transport-Security" in head and b"nosniff" in head
+    head, body = raw_http("127.0.0.1", site["https_port"], b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n",
+                          10, lambda s: ctx.wrap_socket(s, server_hostname="127.0.0.1"))
+    assert head.startswith("HTTP/1.1 400"), head
+    assert "Strict-Transport-Security" in head and "nosniff" in head
     assert b'"code":"BAD_REQUEST"' in body
 
 

@@ -4,7 +4,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from conftest import db, issue, sql1
+from util import db, issue, sql1
 
 IID_OK = ["a", "Z", "0", "b-0123456789abcdef", "host.example:8080_a-b",
           "x" * 128, "A1._:-" * 21 + "ab"]

@@ -7,7 +7,7 @@ import uuid
 
 import requests
 
-from conftest import URL, api, error_code, issue, make_plan, sql, sql1, unique
+from util import URL, api, error_code, issue, make_plan, sql, sql1, unique
 
 
 def usage(key, feature="api_calls", quantity=None, **kw):

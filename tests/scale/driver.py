@@ -19,6 +19,11 @@ import uuid
 
 import psycopg2
 
+# the FastCGI client of the integration suite
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from util import connect, fcgi_call  # noqa: E402
+
 LB = os.environ["LB_ADDR"]
 DBS = [os.environ["DB1"], os.environ["DB2"]]
 CTL = shlex.split(os.environ["SCALE_CTL"])
@@ -230,7 +235,9 @@ def passed_on_after_send(offset):
 
 
 def run_for(seconds):
-    """The load runs on for a bounded time around each fault."""
+    """The load runs on for a window around each fault: the window the
+    checks and figures that follow look at (not a wait for an event; those
+    are wait_for's)."""
     time.sleep(seconds)
 
 
@@ -245,40 +252,13 @@ def figures(log, t_fault, t_until):
 def fcgi_get(addr, path):
     """One FastCGI GET straight to a program (unix path or (host, port));
     returns the Status line's code."""
-    import socket
-    import struct
-    fam = socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(addr)
-
-    def rec(t, content):
-        return struct.pack(">BBHHBB", 1, t, 1, len(content), 0, 0) + content
-
-    params = b""
-    for k, v in ((b"REQUEST_METHOD", b"GET"), (b"DOCUMENT_URI", path.encode()),
-                 (b"QUERY_STRING", b""), (b"CONTENT_LENGTH", b"")):
-        params += bytes([len(k), len(v)]) + k + v
-    s.sendall(rec(1, struct.pack(">HB5x", 1, 0)) + rec(4, params) +
-              rec(4, b"") + rec(5, b""))
-    out = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    i = out.find(b"Status: ")
-    return int(out[i + 8:i + 11]) if i >= 0 else None
+    got = fcgi_call(addr, "GET", path, timeout=5)
+    return got[0] if got else None
 
 
 def junk(addr, data):
     """A connection that brings no request, or half a record."""
-    import socket
-    s = socket.socket(socket.AF_UNIX if isinstance(addr, str)
-                      else socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(addr)
+    s = connect(addr, 5)
     if data:
         s.sendall(data)
     s.close()

@@ -1,23 +1,17 @@
 """Billing while PostgreSQL is down: the webhook and checkout answer 503
 SERVICE_UNAVAILABLE as JSON (so Stripe and Paddle retry), nothing is
 recorded, and the same event delivered again once the database is back
-takes effect. Runs after the other suites (file name): it stops the
-shared database."""
+takes effect. The `database` fixture owns the outage: the database runs
+and the stack is healthy again after the test, whatever failed."""
 import json
-import os
-import subprocess
 import time
 import uuid
 
-from conftest import api, error_code, sql1, wait_healthy
 from test_billing import paddle_hook, priced_plan, stripe_hook
+from util import api, error_code, sql1, wait_healthy
 
 
-def run(cmd):
-    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
-
-
-def test_billing_database_down_then_back():
+def test_billing_database_down_then_back(database):
     plan = priced_plan()
     sub = "sub_" + uuid.uuid4().hex[:14]
     inv = {"id": "evt_" + uuid.uuid4().hex, "object": "event", "type": "invoice.paid",
@@ -31,20 +25,18 @@ def test_billing_database_down_then_back():
            "notification_id": "ntf_" + uuid.uuid4().hex[:26],
            "data": {"id": "ctm_" + uuid.uuid4().hex[:26],
                     "email": "down-%s@example.com" % uuid.uuid4().hex[:8]}}
-    run(os.environ["LICD_PG_STOP"])
-    try:
-        for _ in range(2):  # the first call finds the connection dead
-            r = stripe_hook(inv)
-            assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE", r.text
-            r = paddle_hook(pev)
-            assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE", r.text
-            r = api("/api/checkout/session", {"plan": plan, "email": "a@example.com"})
-            assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE", r.text
-            r = api("/api/public/plans", method="GET")
-            assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE"
-    finally:
-        run(os.environ["LICD_PG_START"])
-    assert wait_healthy()
+    database("stop")
+    for _ in range(2):  # the first call finds the connection dead
+        r = stripe_hook(inv)
+        assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE", r.text
+        r = paddle_hook(pev)
+        assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE", r.text
+        r = api("/api/checkout/session", {"plan": plan, "email": "a@example.com"})
+        assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE", r.text
+        r = api("/api/public/plans", method="GET")
+        assert r.status_code == 503 and error_code(r) == "SERVICE_UNAVAILABLE"
+    database("start")
+    wait_healthy()
     assert sql1("SELECT count(*) FROM webhook_events WHERE event_id IN (%s, %s)",
                 inv["id"], pev["event_id"]) == 0
     # as the providers do: deliver again until answered (each worker's
@@ -58,9 +50,10 @@ def test_billing_database_down_then_back():
 
 
 def redeliver(send, tries=20):
+    """Delivers until the answer is not 503 (at most `tries` times)."""
     for _ in range(tries):
         r = send()
         if r.status_code != 503:
             return r
         assert error_code(r) == "SERVICE_UNAVAILABLE"
-    return r
+    raise AssertionError("still 503 after %d deliveries: %s" % (tries, r.text))

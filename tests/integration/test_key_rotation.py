@@ -1,18 +1,22 @@
 """Signing-key rotation without downtime, under load: `licctl keys add`
 (published, not signing), `licctl keys activate KID` (licctl signs with it
 at once, the programs after SIGHUP), `licctl keys retire KID`. The running
-programs load a key whose kid they do not know yet by themselves. Runs
-late (test_zy): it leaves another key current, which later tests do not
-mind."""
+programs load a key whose kid they do not know yet by themselves. The
+`keys` fixture owns the rotation: afterwards keys_dir, the JWKS and the
+programs' signing key are as they were before the test, whatever failed."""
 import grp
 import os
 import re
+import shutil
 import signal
 import stat
+import tempfile
 import threading
 
-from conftest import (CFG, RUN_DIR, api, eventually, heartbeat, issue,
-                      jwt_parts, licctl, log_text, make_plan, unique, validate)
+import pytest
+
+from util import (CFG, RUN_DIR, api, eventually, heartbeat, issue,
+                  jwt_parts, licctl, log_text, make_plan, unique, validate)
 
 SIGNING = ("validate", "heartbeat", "usage", "revoke", "webhook")
 
@@ -34,24 +38,59 @@ def added_kid(out):
     return m.group(1)
 
 
-def lease_kid():
-    b = validate(ISSUED[0]["key"], "rot-lease", nonce=unique("n")).json()
+def lease_kid(lic):
+    """The kid of the lease the programs sign now."""
+    b = validate(lic["key"], "rot-lease", nonce=unique("n")).json()
     assert b["code"] == "VALID", b
     return kid_of(b["lease"])
 
 
-ISSUED = []
+def signing(lic, kid):
+    """Until every program process signs leases with kid (after hup())."""
+    eventually(lambda: all(lease_kid(lic) == kid for _ in range(10)), 20,
+               "leases signed with %s" % kid)
 
 
-def test_rotation_under_load_without_invalid_keys():
+@pytest.fixture
+def keys():
+    """Owns the signing keys: keys_dir and the JWKS as they were are put
+    back after the test, the programs reload them, and the test ends once
+    leases are signed with the first key again."""
+    kdir = CFG["keys_dir"]
+    saved = tempfile.mkdtemp(prefix="licd-keys-")
+    before = sorted(os.listdir(kdir))
+    for f in before:
+        shutil.copy2(os.path.join(kdir, f), saved)
+    jwks = open(CFG["jwks_file"], "rb").read()
+    current = open(os.path.join(kdir, "current")).read().strip()
+    lic = issue()
+    try:
+        yield lic
+    finally:
+        for f in os.listdir(kdir):
+            if f not in before:
+                os.unlink(os.path.join(kdir, f))
+        for f in before:
+            dst = os.path.join(kdir, f)
+            st = os.stat(os.path.join(saved, f))
+            shutil.copy2(os.path.join(saved, f), dst)
+            os.chown(dst, st.st_uid, st.st_gid)
+        with open(CFG["jwks_file"], "wb") as f:
+            f.write(jwks)
+        shutil.rmtree(saved)
+        hup()
+        signing(lic, current)
+        assert api("/.well-known/jwks.json", method="GET").content == jwks
+
+
+def test_rotation_under_load_without_invalid_keys(keys):
     kdir = CFG["keys_dir"]
     old = open(os.path.join(kdir, "current")).read().strip()
     plan = make_plan(limits="installations=1000")
     first = issue(plan=plan)
-    ISSUED.append(first)
     assert kid_of(first["key"]) == old
     stop = threading.Event()
-    codes, keys, errors = [], [], []
+    codes, issued, errors = [], [], []
 
     def validator():
         i = 0
@@ -69,7 +108,7 @@ def test_rotation_under_load_without_invalid_keys():
         while not stop.is_set():
             try:
                 lic = issue(plan=plan)
-                keys.append(lic["key"])
+                issued.append(lic["key"])
                 b = validate(lic["key"], "rot-i").json()
                 codes.append((kid_of(lic["key"]), b.get("code")))
                 r = api("/api/usage", {"license_key": lic["key"],
@@ -83,7 +122,7 @@ def test_rotation_under_load_without_invalid_keys():
     for t in threads:
         t.start()
     try:
-        assert eventually(lambda: len(keys) >= 3, 60)
+        eventually(lambda: len(issued) >= 3, 60, "3 keys issued")
         # step 1: a new key, published, not signing yet
         new = added_kid(licctl("keys", "add").stdout)
         assert new != old
@@ -92,19 +131,20 @@ def test_rotation_under_load_without_invalid_keys():
         st = os.stat(os.path.join(kdir, new + ".key"))
         assert stat.S_IMODE(st.st_mode) == 0o640
         assert st.st_gid == os.stat(kdir).st_gid
-        n = len(keys)
-        assert eventually(lambda: len(keys) >= n + 3, 60)
-        assert all(kid_of(k) == old for k in keys)
+        n = len(issued)
+        eventually(lambda: len(issued) >= n + 3, 60, "3 more keys issued")
+        assert all(kid_of(k) == old for k in issued)
         # step 2: it signs; licctl at once, the programs find it alone
         out = licctl("keys", "activate", new).stdout
         assert new in out
         assert "%s  ES256  current (signs)" % new in licctl("keys", "list").stdout
-        assert eventually(lambda: sum(kid_of(k) == new for k in keys) >= 5, 60)
-        # the programs still sign leases with the old key until SIGHUP
+        eventually(lambda: sum(kid_of(k) == new for k in issued) >= 5, 60,
+                   "5 keys issued with the new kid")
+        # the programs sign leases with it after SIGHUP at the latest
         hup()
-        assert eventually(lambda: all(lease_kid() == new for _ in range(10)), 20)
-        n = len(keys)
-        assert eventually(lambda: len(keys) >= n + 3, 60)
+        signing(keys, new)
+        n = len(issued)
+        eventually(lambda: len(issued) >= n + 3, 60, "3 more keys issued")
     finally:
         stop.set()
         for t in threads:
@@ -112,21 +152,22 @@ def test_rotation_under_load_without_invalid_keys():
     assert not errors, errors[:5]
     bad = [c for c in codes if c[1] not in ("VALID", 200)]
     assert not bad, bad[:10]
-    kids = {kid_of(k) for k in keys}
+    kids = {kid_of(k) for k in issued}
     assert kids == {old, new}
     assert "keys reloaded for kid %s" % new in log_text()
     # both kids keep validating afterwards
     assert validate(first["key"], "rot-after").json()["code"] == "VALID"
-    assert validate(keys[-1], "rot-after").json()["code"] == "VALID"
+    assert validate(issued[-1], "rot-after").json()["code"] == "VALID"
 
 
-def test_retired_key_stops_verifying_after_reload():
+def test_retired_key_stops_verifying_after_reload(keys):
     """A third key (group-readable by keys_group) becomes current; the
     second is retired: what it signed is INVALID_KEY once the programs
     reloaded, what the others signed stays valid. The current key cannot
     be retired."""
     kdir = CFG["keys_dir"]
-    k2 = open(os.path.join(kdir, "current")).read().strip()
+    k2 = added_kid(licctl("keys", "add").stdout)
+    licctl("keys", "activate", k2)
     lic2 = issue()
     assert kid_of(lic2["key"]) == k2
     assert validate(lic2["key"], "ret").json()["code"] == "VALID"
@@ -148,18 +189,18 @@ def test_retired_key_stops_verifying_after_reload():
     lic3 = issue()
     assert kid_of(lic3["key"]) == k3
     hup()
-    assert eventually(lambda: all(lease_kid() == k3 for _ in range(10)), 20)
+    signing(keys, k3)
     licctl("keys", "retire", k2)
     assert not os.path.exists(os.path.join(kdir, k2 + ".pub"))
     jwks = api("/.well-known/jwks.json", method="GET").json()
     assert k2 not in {k["kid"] for k in jwks["keys"]}
     hup()
-    assert eventually(lambda: validate(lic2["key"], "ret").json()["code"]
-                      == "INVALID_KEY", 20)
+    eventually(lambda: validate(lic2["key"], "ret").json()["code"] == "INVALID_KEY",
+               20, "the retired key's license refused")
     for _ in range(10):
         assert validate(lic2["key"], "ret").json()["code"] == "INVALID_KEY"
         assert heartbeat(lic2["key"], "ret").json()["code"] == "INVALID_KEY"
     assert validate(lic3["key"], "ret").json()["code"] == "VALID"
-    assert validate(ISSUED[0]["key"], "ret").json()["code"] == "VALID"
+    assert validate(keys["key"], "ret").json()["code"] == "VALID"
     p = licctl("keys", "retire", "nosuchkid", check=False)
     assert p.returncode != 0
