@@ -8,7 +8,7 @@ the fixture restores the stack whatever the test did and waits until it is
 healthy, so the test files run in any order."""
 import pytest
 
-from util import issue, pg, wait_healthy
+from util import issue, pg, set_clock, wait_healthy
 # Transitional: tests written before util.py imported the helpers from
 # here. Removed once every test imports them from util.
 from util import *  # noqa: F401,F403,E402
@@ -30,3 +30,13 @@ def database():
     finally:
         pg("start")
         wait_healthy()
+
+
+@pytest.fixture
+def clock():
+    """set_clock for the test; the SQL clock reads the real time again
+    afterwards, whatever failed."""
+    try:
+        yield set_clock
+    finally:
+        set_clock(0)

@@ -5,12 +5,10 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 
-import jwt
 
-from util import (BIN, CONFIG, admin, admin_token, api, error_code,
-                  heartbeat, issue, jwt_parts, licctl, licctl_json, sql,
+from util import (BIN, admin, admin_token, api, error_code,
+                  heartbeat, issue, licctl, licctl_json, sql,
                   sql1, unique, validate)
 from test_validate import verify_with_jwks
 

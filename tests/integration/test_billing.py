@@ -121,16 +121,6 @@ def buy(plan=None):
     return plan, sub, lic, key_of(lic)
 
 
-def set_clock(seconds):
-    sql("UPDATE licd_clock SET offset_s = %s", seconds)
-
-
-@pytest.fixture
-def clock():
-    yield set_clock
-    set_clock(0)
-
-
 # --- plans and checkout ---------------------------------------------------
 
 def test_public_plans():

@@ -6,15 +6,14 @@ database is read only to check what a call did."""
 import json
 import os
 import re
-import time
 import uuid
 
 import jwt
 import pytest
 import requests
 
-from util import (URL, admin_token, api, error_code, eventually, issue,
-                  licctl, make_plan, sql, sql1, unique, validate)
+from util import (URL, admin_token, api, error_code, eventually,
+                  make_plan, sql, sql1, unique, validate)
 from test_validate import verify_with_jwks
 
 TOKEN_NAME = "local"      # deploy/local.sh's token

@@ -6,11 +6,7 @@ operator would and checks the result both on the page and over the API
 no hostile value may run as script. Screenshots of every page go to the
 run directory's log/screenshots (and build/screenshots, which outlives a
 throw-away run)."""
-import json
 import os
-import shutil
-import time
-import uuid
 
 import pytest
 import requests
@@ -19,8 +15,7 @@ from util import (RUN_DIR, URL, admin_token, api, sql1, unique,
                   validate)
 
 from selenium import webdriver                                   # noqa: E402
-from selenium.common.exceptions import (NoAlertPresentException,  # noqa: E402
-                                        TimeoutException)
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.chrome.service import Service            # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By                      # noqa: E402

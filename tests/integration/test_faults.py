@@ -14,12 +14,10 @@ import threading
 import time
 import uuid
 
-import psycopg2
-import pytest
 import requests
 
-from util import (CFG, RUN_DIR, URL, db, eventually, issue, make_plan, poll, run,
-                  wait_healthy)
+from util import (CFG, RUN_DIR, URL, db, eventually, issue, log_since, make_plan,
+                  poll, run, wait_healthy)
 from test_usage import metered
 
 
@@ -132,12 +130,6 @@ def test_immediate_restarts_under_load_answer_503_never_500(database):
         unavailable[:5]
 
 
-def log_lines_since(offset):
-    with open(CFG["log_file"], "rb") as f:
-        f.seek(offset)
-        return f.read().decode("utf-8", "replace").splitlines()
-
-
 def test_outage_is_logged_per_process_not_per_request(database):
     """While PostgreSQL is down each connection backs off (503 at once) and
     each process logs the outage when it starts and when it ends: a few
@@ -161,7 +153,7 @@ def test_outage_is_logged_per_process_not_per_request(database):
     database("start")
     assert wait_healthy()
     assert set(statuses) == {503}
-    lines = [l for l in log_lines_since(offset)
+    lines = [l for l in log_since(offset)
              if re.search(r"\] (warn|error) ", l) and "database" in l]
     per_pid = {}
     for l in lines:
@@ -184,7 +176,7 @@ def test_outage_is_logged_per_process_not_per_request(database):
                            ("/api/heartbeat", {"license_key": lic["key"], "installation_id": "o1"}),
                            ("/api/usage", {"license_key": lic["key"], "feature": "api_calls"})):
             s.post(URL + path, json=body, timeout=10)
-        return any("database outage over" in l for l in log_lines_since(offset))
+        return any("database outage over" in l for l in log_since(offset))
     eventually(over, 15, "a process to log the outage's end")
 
 
@@ -551,8 +543,8 @@ def test_lifecycle_that_loses_its_session_delivers_nothing_twice():
     gets its answer for X: the first records X as sent on a new session,
     cannot take the lock again and stops; the second delivers the rest.
     Nothing is delivered twice, then or by any later run."""
-    from util import BIN, CONFIG, sql, sql1
-    from test_lifecycle import HOOK_SECRET, flush, job_env, set_clock
+    from test_lifecycle import HOOK_SECRET, flush, job_env
+    from util import BIN, set_clock, sql, sql1
 
     gate = Gate()
     try:

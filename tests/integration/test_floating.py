@@ -11,23 +11,12 @@ import random
 import threading
 import time
 
-import pytest
 import requests
 
 from util import (URL, admin, api, error_code, heartbeat, issue, licctl,
-                  licctl_json, make_plan, sql, sql1, unique, validate)
+                  licctl_json, make_plan, set_clock, sql, sql1, unique, validate)
 
 DAY = 86400
-
-
-def set_clock(secs):
-    sql("UPDATE licd_clock SET offset_s = %s", int(secs))
-
-
-@pytest.fixture
-def clock():
-    yield set_clock
-    set_clock(0)
 
 
 def clock_to(ts):

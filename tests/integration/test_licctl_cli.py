@@ -2,7 +2,6 @@
 option and what it accepts, exit 2, and nothing is written; commands the
 docs show without arguments work; list and show tell the status validate
 would answer."""
-import pytest
 
 from util import CONFIG, issue, licctl, make_plan, sql, sql1, unique, validate
 

@@ -181,16 +181,6 @@ def counts(out):
             for m in re.finditer(r"^(\S+)\s+(\d+) ", out, re.M)}
 
 
-def set_clock(secs):
-    sql("UPDATE licd_clock SET offset_s = %s", int(secs))
-
-
-@pytest.fixture
-def clock():
-    yield set_clock
-    set_clock(0)
-
-
 def notes(lic_id, kind=None):
     return sql("SELECT kind, payload FROM notifications WHERE license_id = %s"
                " AND (%s::text IS NULL OR kind = %s) ORDER BY id",

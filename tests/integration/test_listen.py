@@ -56,37 +56,35 @@ def test_connections_without_a_request_on_either_listener(lic):
                for _ in range(20))
 
 
-def test_tcp_listener_refuses_a_bad_address(tmp_path):
-    """A listen address that cannot be bound stops the program at start
-    with the key named, instead of serving on the socket alone."""
+def start_heartbeat(tmp_path, listen, stdin):
+    """heartbeat started by hand with heartbeat_listen = listen and stdin
+    as its fd 0; what it printed and its exit status."""
     conf = tmp_path / "licd.conf"
     conf.write_text(open(os.environ["LICD_CONFIG"]).read() +
-                    "\nheartbeat_listen = 127.0.0.1:notaport\n")
+                    "\nheartbeat_listen = %s\n" % listen)
     bindir = os.path.join(os.path.dirname(os.environ["LICD_BIN"]), "asan", "bin")
     if not os.path.exists(os.path.join(bindir, "heartbeat")):
         bindir = os.environ["LICD_BIN"]
+    return subprocess.run([os.path.join(bindir, "heartbeat"), "-c", str(conf)],
+                          stdin=stdin, capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+
+
+def test_tcp_listener_refuses_a_bad_address(tmp_path):
+    """A listen address that cannot be bound stops the program at start
+    with the key named, instead of serving on the socket alone."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(tmp_path / "hb.sock"))
     s.listen(1)
-    p = subprocess.run([os.path.join(bindir, "heartbeat"), "-c", str(conf)],
-                       stdin=s.fileno(), capture_output=True, text=True,
-                       timeout=30, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    p = start_heartbeat(tmp_path, "127.0.0.1:notaport", s.fileno())
     s.close()
-    assert p.returncode != 0
+    assert p.returncode == 1, (p.returncode, p.stderr)
     assert "heartbeat_listen" in p.stderr
 
 
 def test_tcp_listener_needs_the_socket_on_fd_0(tmp_path):
     """With <program>_listen the program still serves its socket on fd 0;
     started without one it refuses to start rather than run half."""
-    conf = tmp_path / "licd.conf"
-    conf.write_text(open(os.environ["LICD_CONFIG"]).read() +
-                    "\nheartbeat_listen = 127.0.0.1:0\n")
-    bindir = os.path.join(os.path.dirname(os.environ["LICD_BIN"]), "asan", "bin")
-    if not os.path.exists(os.path.join(bindir, "heartbeat")):
-        bindir = os.environ["LICD_BIN"]
-    p = subprocess.run([os.path.join(bindir, "heartbeat"), "-c", str(conf)],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=30, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
-    assert p.returncode != 0
+    p = start_heartbeat(tmp_path, "127.0.0.1:0", subprocess.DEVNULL)
+    assert p.returncode == 1, (p.returncode, p.stderr)
     assert "needs a listening socket on fd 0" in p.stderr

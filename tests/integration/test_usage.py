@@ -1,13 +1,12 @@
 """POST/GET /api/usage: exact monthly metering under concurrency,
 idempotency, the month boundary (SQL clock), and bad input."""
 import concurrent.futures
-import datetime
 import json
 import uuid
 
 import requests
 
-from util import URL, api, error_code, issue, make_plan, sql, sql1, unique
+from util import URL, api, error_code, issue, make_plan, sql, sql1
 
 
 def usage(key, feature="api_calls", quantity=None, **kw):

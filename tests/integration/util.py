@@ -204,6 +204,12 @@ def sql1(query, *args):
     return rows[0][0] if rows else None
 
 
+def set_clock(secs):
+    """Moves licd_now(), the clock of every SQL function and program, secs
+    seconds from the real time (the `clock` fixture puts it back)."""
+    sql("UPDATE licd_clock SET offset_s = %s", int(secs))
+
+
 # --- licctl and test data ---------------------------------------------------
 
 def licctl(*args, check=True):
