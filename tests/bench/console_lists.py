@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 os.environ.setdefault("LICD_CONFIG", os.path.join(HERE, "..", "..", "run", "licd.conf"))
 
 import psycopg2                                    # noqa: E402
-from conftest import BIN, CFG, CONFIG              # noqa: E402
+from util import BIN, CFG, CONFIG                  # noqa: E402
 from test_console_explain import CALLS, FILL       # noqa: E402
 
 

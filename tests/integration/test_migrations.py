@@ -14,7 +14,7 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import BIN, CFG
+from util import BIN, CFG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
