@@ -193,7 +193,7 @@ def bare(*args):
     """licctl with no configuration to read: help and usage need none."""
     import os
     import subprocess
-    from conftest import BIN
+    from util import BIN
     return subprocess.run([os.path.join(BIN, "licctl")] + list(args),
                           capture_output=True, text=True,
                           env=dict(os.environ,
