@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, CONFIG
+from util import BIN, CONFIG
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROGRAMS = ["validate", "heartbeat", "usage", "revoke", "checkout", "webhook"]
@@ -315,7 +315,7 @@ def fcgi_validate(sock, key, iid):
 
 
 def counted_today():
-    from conftest import sql1
+    from util import sql1
     return sql1("SELECT coalesce(sum(n), 0) FROM validation_counts "
                 "WHERE day = (now() AT TIME ZONE 'UTC')::date AND code = 'VALID'")
 
