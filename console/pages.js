@@ -100,17 +100,21 @@ export async function overview(view, args, ctx) {
     h('section', { class: 'card', id: 'chart-versions' },
       o.versions.length
         ? bars('Versions in the field (seen in 30 days)', o.versions.map((v, i) => ({ label: v.version || 'unknown', value: v.installations, k: i })))
-        : h('div', {}, h('h2', {}, 'Versions in the field'), h('p', { class: 'empty' }, 'No installation reported in 30 days.')))),
+        : h('div', {}, h('h2', {}, 'Versions in the field'), h('p', { class: 'empty' },
+          o.as_of ? 'No installation reported in 30 days.' : 'Not counted yet.')))),
   h('section', { class: 'card' }, h('h2', {}, 'Usage against limits (this month)'),
     table('Metered features closest to their monthly limit', ['License', 'Customer', 'Feature', 'Used', 'Limit', '%'],
       o.usage_near_limits.map((u) => [licLink(u.license_id), u.email, u.feature, String(u.used), String(u.limit),
         u.limit ? Math.round(100 * u.used / u.limit) + ' %' : '—']),
-      'No metered usage this month.')),
+      o.as_of ? 'No metered usage this month.' : 'Not counted yet.')),
   h('section', { class: 'card' }, h('h2', {}, 'Expiring in 30 days'),
     table('Active licenses ending soonest', ['License', 'Customer', 'Plan', 'Ends'],
       o.expiring_30d.licenses.map((l) => [licLink(l.id), l.email, l.plan, when(l.expires_at)]),
       'No license ends in the next 30 days.')),
-  h('p', { class: 'muted' }, 'Figures as of ' + when(o.generated_at) + '.'));
+  h('p', { class: 'muted', id: 'overview-as-of' }, 'Licenses, validations and expiring licenses as of ' +
+    when(o.generated_at) + '; installations seen, versions and usage ' +
+    (o.as_of ? 'as of ' + when(o.as_of) : 'not counted yet') +
+    ' (licd-lifecycle counts them every 15 minutes).'));
 }
 
 // ---- licenses ---------------------------------------------------------------

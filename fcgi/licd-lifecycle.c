@@ -8,12 +8,13 @@
  * then, this run records what it already did and stops. Each task runs as its own
  * short transaction: suspend unpaid subscriptions past grace, expire
  * licenses past their end, queue expiry and usage warnings, free stale
- * installations, delete old log rows, and deliver the notification outbox.
- * The tasks live in sql/functions/80_lifecycle.sql; each is idempotent,
- * so a run killed at any point is repaired by the next one. Delivery
- * records each channel as soon as it succeeds and backs off on failure;
- * nothing is dropped. Exit status: 0 done (or lock held), 1 a task
- * failed, 2 usage.
+ * installations, delete old log rows, deliver the notification outbox, and
+ * count the admin overview's figures that would be too slow to count on
+ * each request. The tasks live in sql/functions/80_lifecycle.sql; each is
+ * idempotent, so a run killed at any point is repaired by the next one.
+ * Delivery records each channel as soon as it succeeds and backs off on
+ * failure; nothing is dropped. Exit status: 0 done (or lock held), 1 a
+ * task failed, 2 usage.
  */
 #include "config.h"
 #include "db.h"
@@ -38,6 +39,7 @@ static const struct db_stmt stmts[] = {
 	{ "stale-installations",
 	    "SELECT licd_lc_stale_installations($1::bigint)", 0 },
 	{ "retention", "SELECT licd_lc_retention($1::int, $2::int)", 0 },
+	{ "figures", "SELECT licd_lc_figures()", 0 },
 	{ "due", "SELECT count(*) FROM notifications WHERE status = 'pending' "
 	    "AND next_attempt_at <= licd_now()", 0 },
 	{ "claim", "SELECT * FROM licd_lc_claim($1::int, $2::int)", 0 },
@@ -305,8 +307,9 @@ static void usage(FILE *f)
 	    "Runs every lifecycle task once: suspend-unpaid, expire,\n"
 	    "expiry-warnings, usage-warnings, stale-installations, pending-events\n"
 	    "(warns about webhook events waiting over an hour), retention,\n"
-	    "deliver. Safe to run at any time; overlapping runs wait for none\n"
-	    "and act once. --dry-run counts what would change and sends nothing.\n"
+	    "figures (the admin overview's counts), deliver. Safe to run at any\n"
+	    "time; overlapping runs wait for none and act once. --dry-run counts\n"
+	    "what would change and sends nothing.\n"
 	    "Config: expiry_warning_days, usage_warning_percents,\n"
 	    "stale_installation_secs, retention_days, smtp_url, smtp_from,\n"
 	    "notify_webhook_url, notify_webhook_secret (licctl config keys).\n");
@@ -391,6 +394,8 @@ int main(int argc, char **argv)
 	if (pending_events())
 		rc = 1;
 	if (retention())
+		rc = 1;
+	if (task("figures", "licenses counted (overview and plans)", 0, NULL))
 		rc = 1;
 	if (deliver())
 		rc = 1;

@@ -199,3 +199,49 @@ LANGUAGE sql AS $$
                            END
    WHERE id = p_id AND status = 'pending'
 $$;
+
+-- figures: licenses per plan and status counted afresh (replacing the
+-- rows the triggers of 94_license_counts.sql added since the last run, so
+-- the sum stays short and any drift is repaired: one statement, one
+-- snapshot, so a row a concurrent writer adds is neither deleted nor
+-- counted twice), and the admin overview's figures that change with every
+-- heartbeat and with time alone, stored with the time they were counted
+-- (console_figures, read by licd_admin_overview). Reads every license,
+-- installation and this month's usage counter: seconds with a million
+-- licenses, off every request. Returns the number of licenses counted.
+CREATE OR REPLACE FUNCTION licd_lc_figures() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  total bigint;
+BEGIN
+  WITH gone AS (DELETE FROM license_counts RETURNING 1)
+  INSERT INTO license_counts (plan_code, status, n)
+  SELECT plan_code, status, count(*) FROM licenses GROUP BY 1, 2;
+  SELECT coalesce(sum(n), 0) INTO total FROM license_counts;
+  INSERT INTO console_figures AS f (one, as_of, installations_seen, versions, usage_near_limits)
+  SELECT true, licd_now(),
+    (SELECT json_build_object(
+        '24h', count(*) FILTER (WHERE last_seen >= licd_now() - interval '24 hours'),
+        '7d', count(*))
+       FROM installations WHERE status = 'active' AND last_seen >= licd_now() - interval '7 days'),
+    coalesce((SELECT json_agg(json_build_object('version', v, 'installations', n)
+                                          ORDER BY n DESC, v)
+        FROM (SELECT coalesce(version, '') AS v, count(*) AS n FROM installations
+               WHERE status = 'active' AND last_seen >= licd_now() - interval '30 days'
+               GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) x), '[]'),
+    coalesce((SELECT json_agg(json_build_object(
+          'license_id', x.license_id, 'email', x.email, 'feature', x.feature,
+          'used', x.used, 'limit', x.lim) ORDER BY x.ratio DESC, x.used DESC)
+        FROM (SELECT u.license_id, c.email, u.feature, u.used, (l.limits ->> (u.feature || '_per_month'))::bigint AS lim,
+                     u.used::numeric / greatest((l.limits ->> (u.feature || '_per_month'))::numeric, 1) AS ratio
+                FROM usage_counters u JOIN licenses l ON l.id = u.license_id
+                JOIN customers c ON c.id = l.customer_id
+               WHERE u.period = licd_period(licd_now()) AND l.status = 'active'
+                 AND l.limits ? (u.feature || '_per_month')
+               ORDER BY 6 DESC, u.used DESC LIMIT 10) x), '[]')
+  ON CONFLICT (one) DO UPDATE SET as_of = EXCLUDED.as_of,
+    installations_seen = EXCLUDED.installations_seen, versions = EXCLUDED.versions,
+    usage_near_limits = EXCLUDED.usage_near_limits;
+  RETURN total;
+END
+$$;

@@ -25,7 +25,8 @@ $$;
 -- in_grace, past_due, cursor, limit; newest first. Returns {"licenses",
 -- "next_cursor"}.
 CREATE OR REPLACE FUNCTION licd_admin_licenses(p jsonb) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET max_parallel_workers_per_gather = 0 SET jit = off AS $$
 DECLARE
   lim   int := licd_arg_int(p, 'limit', 1, 200, 50);
   q     text := licd_arg_text(p, 'q', 254);
@@ -37,14 +38,19 @@ DECLARE
   cur   jsonb := licd_cursor_dec(p);
   c_at  timestamptz;
   c_id  uuid;
+  is_id boolean;
   qs    text;
   pat   text;
   w     text := '';
   ids   uuid[];
   ats   timestamptz[];
   cands uuid[];
-  ncand bigint;
+  n     bigint;
+  nlic  float8;
+  per   float8;
+  k     bigint;
   src   text := 'licenses l';
+  join_c text;
   nxt   text;
   docs  json;
 BEGIN
@@ -56,30 +62,53 @@ BEGIN
     END;
     w := w || ' AND (l.created_at, l.id) < ($6, $7)';
   END IF;
+  -- A selective filter (a search, past_due) is answered from the licenses
+  -- it names, looked up by their own indexes and sorted; a broad one walks
+  -- the newest licenses and tests each until the page is full. Either way
+  -- the answer is exact; the cheaper depends on how many licenses the
+  -- filter names: with K of N evenly spread, sorting them costs K lookups
+  -- and walking N * (limit + 1) / K tests, each a fraction of a lookup
+  -- (a third for a search, which reads the license's customer; a
+  -- sixteenth for past_due, a probe of a small hashed set).
+  SELECT greatest(reltuples, 1000) INTO nlic FROM pg_class WHERE oid = 'licenses'::regclass;
+  k := ceil(sqrt(nlic * (lim + 1) / 3));
   q := btrim(q);
   IF q <> '' THEN
-    -- Every license the value can name, each source by its own index.
     pat := replace(replace(replace(lower(q), '\', '\\'), '%', '\%'), '_', '\_') || '%';
-    qs := 'SELECT l2.id FROM customers c CROSS JOIN LATERAL'
-       || ' (SELECT x.id FROM licenses x WHERE x.customer_id = c.id OFFSET 0) l2'
-       || ' WHERE lower(c.email) LIKE $2 OR lower(c.name) LIKE $2'
-       || ' UNION ALL SELECT i.license_id FROM installations i WHERE i.installation_id = $1'
-       || ' UNION ALL SELECT i.license_id FROM installations i'
-       || '  WHERE lower(i.domain) = lower($1) AND i.domain IS NOT NULL'
-       || ' UNION ALL SELECT l3.id FROM licenses l3 WHERE l3.domains @> jsonb_build_array(lower($1))';
-    IF q ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-      qs := qs || ' UNION ALL SELECT $1::uuid'
-               || ' UNION ALL SELECT l4.id FROM licenses l4 WHERE l4.customer_id = $1::uuid';
-    END IF;
-    -- A narrow search (the usual: an e-mail, a key, an installation) is
-    -- answered from its candidates; a broad prefix ("a") walks the newest
-    -- licenses instead, where its matches are dense.
-    EXECUTE 'SELECT count(*), array_agg(DISTINCT id) FROM (SELECT id FROM (' || qs
-         || ') u(id) LIMIT 2001) x' INTO ncand, cands USING q, pat;
-    IF ncand <= 2000 THEN
-      src := 'unnest($9::uuid[]) cand(id) JOIN licenses l ON l.id = cand.id';
+    is_id := q ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+    -- How many licenses the customer prefix names, estimated from the
+    -- customers it names (counted in the indexes, at most what decides).
+    SELECT greatest(reltuples, 1) INTO per FROM pg_class WHERE oid = 'customers'::regclass;
+    per := greatest(nlic / per, 1);
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM customers c WHERE lower(c.email) LIKE pat
+                                   LIMIT ceil(k / per) + 1) a)
+         + (SELECT count(*) FROM (SELECT 1 FROM customers c WHERE lower(c.name) LIKE pat
+                                   LIMIT ceil(k / per) + 1) b)
+      INTO n;
+    IF n * per <= k THEN
+      -- Every license the value can name, each source by its own index,
+      -- read once with the columns the other filters and the order need.
+      qs := 'SELECT x.* FROM customers c CROSS JOIN LATERAL'
+         || ' (SELECT x.* FROM licenses x WHERE x.customer_id = c.id OFFSET 0) x'
+         || ' WHERE lower(c.email) LIKE $2 OR lower(c.name) LIKE $2'
+         || ' UNION ALL SELECT x.* FROM licenses x WHERE x.id = ANY (ARRAY(SELECT i.license_id'
+         || ' FROM installations i WHERE i.installation_id = $1'
+         || ' OR (lower(i.domain) = lower($1) AND i.domain IS NOT NULL)))'
+         || ' UNION ALL SELECT x.* FROM licenses x WHERE x.domains @> jsonb_build_array(lower($1))';
+      IF is_id THEN
+        qs := qs || ' UNION ALL SELECT x.* FROM licenses x'
+                 || ' WHERE x.id = $1::uuid OR x.customer_id = $1::uuid';
+      END IF;
+      src := '(SELECT DISTINCT ON (u.id) u.* FROM (' || qs || ') u) l';
     ELSE
-      w := w || ' AND l.id IN (' || qs || ')';
+      join_c := ' CROSS JOIN LATERAL (SELECT c.email, c.name FROM customers c'
+             || ' WHERE c.id = l.customer_id OFFSET 0) c';
+      w := w || ' AND (lower(c.email) LIKE $2 OR lower(c.name) LIKE $2'
+             || ' OR l.domains @> jsonb_build_array(lower($1))'
+             || ' OR l.id IN (SELECT i.license_id FROM installations i WHERE i.installation_id = $1'
+             || ' OR (lower(i.domain) = lower($1) AND i.domain IS NOT NULL))'
+             || CASE WHEN is_id THEN ' OR l.id = $1::uuid OR l.customer_id = $1::uuid' ELSE '' END
+             || ')';
     END IF;
   END IF;
   IF st IS NOT NULL THEN w := w || ' AND l.status = $3'; END IF;
@@ -93,15 +122,30 @@ BEGIN
   ELSIF grace IS FALSE THEN
     w := w || ' AND (l.grace_until IS NULL OR l.grace_until <= licd_now())';
   END IF;
-  IF pdue IS NOT NULL THEN
-    w := w || CASE WHEN pdue THEN ' AND' ELSE ' AND NOT' END
-           || ' l.id IN (SELECT s.license_id FROM subscriptions s'
-           || ' WHERE s.status IN (''past_due'', ''unpaid'') AND s.license_id IS NOT NULL)';
+  IF pdue IS TRUE AND src = 'licenses l' THEN
+    k := ceil(sqrt(nlic * (lim + 1) / 16));
+    SELECT count(*) INTO n FROM (SELECT 1 FROM subscriptions s
+      WHERE s.status IN ('past_due', 'unpaid') AND s.license_id IS NOT NULL LIMIT k + 1) x;
+    IF n <= k THEN
+      cands := ARRAY(SELECT s.license_id FROM subscriptions s
+                      WHERE s.status IN ('past_due', 'unpaid') AND s.license_id IS NOT NULL);
+      src := 'unnest($9::uuid[]) cand(id) JOIN licenses l ON l.id = cand.id';
+      pdue := NULL;
+    END IF;
+  END IF;
+  IF pdue IS TRUE THEN
+    -- tested against the hashed set, not joined (a join would probe the
+    -- index once per license walked)
+    w := w || ' AND (l.id IN (SELECT s.license_id FROM subscriptions s'
+           || ' WHERE s.status IN (''past_due'', ''unpaid'') AND s.license_id IS NOT NULL)) IS TRUE';
+  ELSIF pdue IS FALSE THEN
+    w := w || ' AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.license_id = l.id'
+           || ' AND s.status IN (''past_due'', ''unpaid''))';
   END IF;
   EXECUTE 'SELECT array_agg(id), array_agg(created_at) FROM (SELECT l.id, l.created_at'
-       || ' FROM ' || src || ' WHERE true' || w
+       || ' FROM ' || src || coalesce(join_c, '') || ' WHERE true' || w
        || ' ORDER BY l.created_at DESC, l.id DESC LIMIT $8) s'
-     INTO ids, ats USING q, pat, st, pl, expd, c_at, c_id, lim + 1, coalesce(cands, '{}');
+     INTO ids, ats USING q, pat, st, pl, expd, c_at, c_id, lim + 1, cands;
   IF coalesce(array_length(ids, 1), 0) > lim THEN
     nxt := licd_cursor_enc(jsonb_build_array(ats[lim], ids[lim]));
     ids := ids[1:lim];
@@ -243,7 +287,8 @@ END
 $$;
 
 -- GET /api/admin/plans: every plan, active or not, with its number of
--- licenses. Returns {"plans"}.
+-- licenses (summed from license_counts, 94_license_counts.sql). Returns
+-- {"plans"}.
 CREATE OR REPLACE FUNCTION licd_admin_plans(p jsonb) RETURNS text
 LANGUAGE sql STABLE AS $$
   SELECT json_build_object('plans', coalesce(json_agg(json_build_object(
@@ -251,9 +296,10 @@ LANGUAGE sql STABLE AS $$
            'interval', billing_interval, 'price_cents', price_cents,
            'currency', currency, 'stripe_price_id', stripe_price_id,
            'paddle_price_id', paddle_price_id, 'addon', is_addon,
-           'active', active, 'licenses', (SELECT count(*) FROM licenses l WHERE l.plan_code = plans.code),
+           'active', active, 'licenses', coalesce(k.n, 0),
            'updated_at', licd_iso(updated_at)) ORDER BY code), '[]'))::text
-    FROM plans
+    FROM plans LEFT JOIN (SELECT plan_code, sum(n) AS n FROM license_counts GROUP BY 1) k
+      ON k.plan_code = plans.code
 $$;
 
 -- GET /api/admin/audit: actor, action, target, since, until, cursor, limit;
@@ -390,41 +436,29 @@ $$;
 
 -- GET /api/admin/overview: the console's first page (licenses by status,
 -- installations seen, versions, 30 days of validation counts, usage near
--- its limits, licenses expiring within 30 days).
+-- its limits, licenses expiring within 30 days). Reads no whole table:
+-- licenses by status from license_counts; installations, versions and
+-- usage as licd-lifecycle last counted them (console_figures, with its
+-- as_of; zeros and empty lists before its first run); validations from
+-- the daily counters; expiring licenses from licenses_expiry_created.
 CREATE OR REPLACE FUNCTION licd_admin_overview(p jsonb) RETURNS text
 LANGUAGE sql STABLE AS $$
   SELECT json_build_object(
     'generated_at', licd_iso(licd_now()),
     'licenses_by_status', (SELECT json_build_object(
-        'active', count(*) FILTER (WHERE status = 'active'),
-        'suspended', count(*) FILTER (WHERE status = 'suspended'),
-        'revoked', count(*) FILTER (WHERE status = 'revoked'),
-        'expired', count(*) FILTER (WHERE status = 'expired')) FROM licenses),
-    'installations_seen', json_build_object(
-        '24h', (SELECT count(*) FROM installations WHERE status = 'active'
-                  AND last_seen >= licd_now() - interval '24 hours'),
-        '7d', (SELECT count(*) FROM installations WHERE status = 'active'
-                  AND last_seen >= licd_now() - interval '7 days')),
-    'versions', coalesce((SELECT json_agg(json_build_object('version', v, 'installations', n)
-                                          ORDER BY n DESC, v)
-        FROM (SELECT coalesce(version, '') AS v, count(*) AS n FROM installations
-               WHERE status = 'active' AND last_seen >= licd_now() - interval '30 days'
-               GROUP BY 1 ORDER BY 2 DESC LIMIT 20) x), '[]'),
+        'active', coalesce(sum(n) FILTER (WHERE status = 'active'), 0),
+        'suspended', coalesce(sum(n) FILTER (WHERE status = 'suspended'), 0),
+        'revoked', coalesce(sum(n) FILTER (WHERE status = 'revoked'), 0),
+        'expired', coalesce(sum(n) FILTER (WHERE status = 'expired'), 0)) FROM license_counts),
+    'as_of', licd_iso(f.as_of),
+    'installations_seen', coalesce(f.installations_seen, json_build_object('24h', 0, '7d', 0)),
+    'versions', coalesce(f.versions, '[]'),
     'validations', (SELECT json_agg(json_build_object('day', to_char(d, 'YYYY-MM-DD'),
                        'codes', coalesce((SELECT json_object_agg(code, n) FROM validation_counts vc
                                            WHERE vc.day = d::date), '{}')) ORDER BY d)
         FROM generate_series((licd_now() AT TIME ZONE 'UTC')::date - 29,
                              (licd_now() AT TIME ZONE 'UTC')::date, interval '1 day') d),
-    'usage_near_limits', coalesce((SELECT json_agg(json_build_object(
-          'license_id', x.license_id, 'email', x.email, 'feature', x.feature,
-          'used', x.used, 'limit', x.lim) ORDER BY x.ratio DESC, x.used DESC)
-        FROM (SELECT u.license_id, c.email, u.feature, u.used, (l.limits ->> (u.feature || '_per_month'))::bigint AS lim,
-                     u.used::numeric / greatest((l.limits ->> (u.feature || '_per_month'))::numeric, 1) AS ratio
-                FROM usage_counters u JOIN licenses l ON l.id = u.license_id
-                JOIN customers c ON c.id = l.customer_id
-               WHERE u.period = licd_period(licd_now()) AND l.status = 'active'
-                 AND l.limits ? (u.feature || '_per_month')
-               ORDER BY 6 DESC, u.used DESC LIMIT 10) x), '[]'),
+    'usage_near_limits', coalesce(f.usage_near_limits, '[]'),
     'expiring_30d', json_build_object(
         'count', (SELECT count(*) FROM licenses WHERE status = 'active'
                    AND expires_at > licd_now() AND expires_at <= licd_now() + interval '30 days'),
@@ -434,4 +468,5 @@ LANGUAGE sql STABLE AS $$
                    AND expires_at <= licd_now() + interval '30 days'
                  ORDER BY expires_at LIMIT 10) l JOIN customers c ON c.id = l.customer_id), '[]'))
   )::text
+  FROM (SELECT 1) one LEFT JOIN console_figures f ON true
 $$;

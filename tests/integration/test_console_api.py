@@ -6,13 +6,14 @@ database is read only to check what a call did."""
 import json
 import os
 import re
+import subprocess
 import uuid
 
 import jwt
 import pytest
 import requests
 
-from util import (URL, admin_token, api, error_code, eventually,
+from util import (BIN, CONFIG, URL, admin_token, api, error_code, eventually,
                   make_plan, sql, sql1, unique, validate)
 from test_validate import verify_with_jwks
 
@@ -672,22 +673,127 @@ def test_overview_counts_validations_off_the_request_path():
     o = ok(A("/api/admin/overview"))
     assert set(o["licenses_by_status"]) == {"active", "suspended", "revoked", "expired"}
     assert o["licenses_by_status"]["active"] >= 1
-    assert o["installations_seen"]["24h"] >= 4 and o["installations_seen"]["7d"] >= 4
-    assert isinstance(o["versions"], list)
     soon = new_license(days=3)
     o = ok(A("/api/admin/overview"))
-    assert o["expiring_30d"]["count"] >= 1
+    assert o["expiring_30d"]["count"] == sql1(
+        "SELECT count(*) FROM licenses WHERE status = 'active' AND expires_at > licd_now()"
+        " AND expires_at <= licd_now() + interval '30 days'")
+    assert soon["license"]["id"] in [x["id"] for x in o["expiring_30d"]["licenses"]] or \
+        len(o["expiring_30d"]["licenses"]) == 10
     # usage against limits: the fullest first
     plan = make_plan(features="sso,workflows", limits="installations=3,workflows_per_month=10")
     full = new_license(plan)
     r = api("/api/usage", {"license_key": full["license_key"], "feature": "workflows",
                            "quantity": 10})
     assert r.status_code == 200
-    near = ok(A("/api/admin/overview"))["usage_near_limits"]
+    # installations, versions and usage are counted by the lifecycle job
+    run_figures()
+    o = ok(A("/api/admin/overview"))
+    assert o["installations_seen"] == {
+        "24h": sql1("SELECT count(*) FROM installations WHERE status = 'active'"
+                    " AND last_seen >= licd_now() - interval '24 hours'"),
+        "7d": sql1("SELECT count(*) FROM installations WHERE status = 'active'"
+                   " AND last_seen >= licd_now() - interval '7 days'")}
+    assert o["installations_seen"]["24h"] >= 4
+    assert isinstance(o["versions"], list) and o["versions"]
+    near = o["usage_near_limits"]
     assert near[0]["used"] == near[0]["limit"]
     assert any(n["license_id"] == full["license"]["id"] and n["used"] == 10 and
                n["limit"] == 10 for n in near)
-    assert soon
+
+
+def run_figures():
+    """One run of licd-lifecycle, whose figures task counts the overview's
+    installations, versions and usage; returns the overview's as_of after it."""
+    env = dict(os.environ, LICD_CONFIG=CONFIG)
+    for k in list(env):
+        if k.startswith(("LICD_SMTP", "LICD_NOTIFY")):
+            del env[k]
+    p = subprocess.run([os.path.join(BIN, "licd-lifecycle")], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.search(r"^figures\s+(\d+) licenses counted", p.stdout, re.M)
+    assert m, p.stdout
+    assert int(m.group(1)) == sql1("SELECT count(*) FROM licenses")
+    return ok(A("/api/admin/overview"))["as_of"]
+
+
+def test_overview_installation_figures_are_as_of_the_lifecycle_run():
+    before = ok(A("/api/admin/overview"))
+    lic = new_license(make_plan(limits="installations=9"))
+    version = unique("v")
+    for i in range(3):
+        assert validate(lic["license_key"], "asof-%d" % i,
+                        version=version).json()["code"] == "VALID"
+    o = ok(A("/api/admin/overview"))
+    # until the job runs, the time-window figures stay as they were counted
+    assert (o["as_of"], o["installations_seen"], o["versions"], o["usage_near_limits"]) == \
+        (before["as_of"], before["installations_seen"], before["versions"],
+         before["usage_near_limits"])
+    assert version not in [v["version"] for v in o["versions"]]
+    as_of = run_figures()
+    assert as_of is not None and (before["as_of"] is None or as_of >= before["as_of"])
+    o = ok(A("/api/admin/overview"))
+    assert o["as_of"] == as_of and as_of <= o["generated_at"]
+    top = sql("SELECT coalesce(version, ''), count(*) FROM installations"
+              " WHERE status = 'active' AND last_seen >= licd_now() - interval '30 days'"
+              " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20")
+    assert [(v["version"], v["installations"]) for v in o["versions"]] == list(top)
+    assert (version, 3) in top or len(top) == 20
+
+
+def status_counts():
+    return ok(A("/api/admin/overview"))["licenses_by_status"]
+
+
+def plan_count(code):
+    return {p["code"]: p["licenses"] for p in ok(A("/api/admin/plans"))["plans"]}[code]
+
+
+def test_license_counts_follow_every_write_at_once():
+    """Licenses per status (overview) and per plan (plans) are exact right
+    after each write, and the lifecycle's recount agrees with them."""
+    plan, other = make_plan(), make_plan()
+    assert plan_count(plan) == 0
+    s0 = status_counts()
+
+    def moved(**delta):
+        want = dict(s0)
+        for k, v in delta.items():
+            want[k] += v
+        return want
+
+    a, b = new_license(plan), new_license(plan)
+    assert plan_count(plan) == 2 and status_counts() == moved(active=2)
+    aid, bid = a["license"]["id"], b["license"]["id"]
+    ok(A("/api/admin/licenses/%s/suspend" % aid, {"reason": "counting"}))
+    assert status_counts() == moved(active=1, suspended=1) and plan_count(plan) == 2
+    ok(A("/api/admin/licenses/%s/reinstate" % aid, {}))
+    assert status_counts() == moved(active=2)
+    ok(A("/api/admin/licenses/%s/revoke" % bid, {"reason": "counting"}))
+    assert status_counts() == moved(active=1, revoked=1) and plan_count(plan) == 2
+    # a plan change (as a subscription's new price makes it) moves the license
+    sql("UPDATE licenses SET plan_code = %s WHERE id = %s", other, aid)
+    assert (plan_count(plan), plan_count(other)) == (1, 1)
+    # a status and plan change in one statement, and a refused write
+    sql("UPDATE licenses SET plan_code = %s, status = 'expired' WHERE id = %s", plan, aid)
+    assert (plan_count(plan), plan_count(other)) == (2, 0)
+    assert status_counts() == moved(expired=1, revoked=1)
+    err(A("/api/admin/licenses/%s/edit" % bid, {"limits": {"x": 1}}), 409, "CONFLICT")
+    assert status_counts() == moved(expired=1, revoked=1)
+    sql("DELETE FROM licenses WHERE id = %s", bid)
+    assert plan_count(plan) == 1 and status_counts() == moved(expired=1)
+    truth = dict.fromkeys(("active", "suspended", "revoked", "expired"), 0)
+    truth.update(sql("SELECT status, count(*) FROM licenses GROUP BY 1"))
+    assert status_counts() == truth
+    # the lifecycle's recount (after its own changes) finds the same figures
+    run_figures()
+    truth = dict.fromkeys(truth, 0)
+    truth.update(sql("SELECT status, count(*) FROM licenses GROUP BY 1"))
+    assert plan_count(plan) == 1 and status_counts() == truth
+    assert {p["code"]: p["licenses"] for p in ok(A("/api/admin/plans"))["plans"]} == \
+        dict(sql("SELECT p.code, count(l.id) FROM plans p LEFT JOIN licenses l"
+                 " ON l.plan_code = p.code GROUP BY 1"))
 
 
 def test_signing_keys_and_which_is_current():

@@ -13,6 +13,7 @@ import requests
 
 from util import (RUN_DIR, URL, admin_token, api, sql1, unique,
                   validate)
+from test_console_api import run_figures
 
 from selenium import webdriver                                   # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
@@ -298,6 +299,7 @@ def test_overview_charts_render(signed_in, plan):
     # the counts are flushed behind the answers; wait for them in the API
     today = lambda: A("/api/admin/overview").json()["validations"][-1]["codes"]
     assert wait(d, lambda d: today().get("VALID", 0) >= 3 and today().get("INVALID_KEY", 0) >= 1)
+    as_of = run_figures()         # the lifecycle job counts the versions in the field
     go(d, "overview", "#chart-validations svg")
     bars = d.find_elements(By.CSS_SELECTOR, "#chart-validations svg rect.bar")
     assert len(bars) >= 2             # VALID and INVALID_KEY today at least
@@ -308,6 +310,9 @@ def test_overview_charts_render(signed_in, plan):
     assert d.find_elements(By.CSS_SELECTOR, "#chart-versions svg rect.bar")
     label = d.find_element(By.CSS_SELECTOR, "#chart-status svg").get_attribute("aria-label")
     assert "active:" in label
+    said = d.find_element(By.ID, "overview-as-of").text
+    assert "installations seen, versions and usage as of " + as_of.replace("T", " ").replace(
+        "Z", " UTC") in said
     size = d.find_element(By.CSS_SELECTOR, "#chart-validations svg").size
     assert size["width"] > 300 and size["height"] > 80
     shot(d, "01-overview")
