@@ -187,10 +187,8 @@ static void post_usage(struct http_req *req, struct http_resp *resp)
 	struct json_object *o;
 	struct js_err e;
 
-	if (js_string(req->json, "license_key", 1, 1, 16384, JS_TEXT, &key,
-	    &e) ||
-	    js_string(req->json, "installation_id", 0, 1, 128, JS_ID, &iid,
-	    &e) ||
+	if (js_field(req->json, &LIC_F_KEY, 1, &key, &e) ||
+	    js_field(req->json, &LIC_F_IID, 0, &iid, &e) ||
 	    js_string(req->json, "feature", 1, 1, 64, JS_TOKEN, &feature, &e) ||
 	    js_int(req->json, "quantity", 0, 1, 1000000, 1, &quantity, &e) ||
 	    js_string(req->json, "idempotency_key", 0, 1, 128, JS_TEXT, &idem,

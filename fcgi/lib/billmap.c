@@ -45,38 +45,46 @@ struct bm_event {
  * on its items; earlier versions had invoice.subscription and
  * subscription.current_period_end.
  */
+/* Field lists that more than one event type shares. */
+#define STRIPE_SESSION_FIELDS \
+		{ "session", BM_STR, 1, NULL, { { "data.object.id", STRIPE_ALL } } }, \
+		{ "sub", BM_STR, 0, NULL, \
+		  { { "data.object.subscription", STRIPE_ALL } } }, \
+		{ "customer_ref", BM_STR, 0, NULL, \
+		  { { "data.object.customer", STRIPE_ALL } } }, \
+		{ "email", BM_STR, 0, NULL, \
+		  { { "data.object.customer_details.email", STRIPE_ALL }, \
+		    { "data.object.customer_email", STRIPE_ALL } } },
+#define STRIPE_INVOICE_SUB \
+		{ "sub", BM_STR, 1, NULL, { \
+		    { "data.object.parent.subscription_details.subscription", \
+		      STRIPE_NEW }, \
+		    { "data.object.lines.data[].parent." \
+		      "subscription_item_details.subscription", STRIPE_NEW }, \
+		    { "data.object.subscription", STRIPE_OLD } } }
+#define STRIPE_PERIOD_END(name) \
+		{ name, BM_MAX_INT, 0, NULL, { \
+		    { "data.object.items.data[].current_period_end", STRIPE_NEW }, \
+		    { "data.object.current_period_end", STRIPE_OLD } } }
+#define STRIPE_CUSTOMER_FIELDS \
+		{ "customer_ref", BM_STR, 1, NULL, \
+		  { { "data.object.id", STRIPE_ALL } } }, \
+		{ "email", BM_STR, 0, NULL, { { "data.object.email", STRIPE_ALL } } }, \
+		{ "name", BM_STR, 0, NULL, { { "data.object.name", STRIPE_ALL } } },
+
 static const struct bm_event stripe_events[] = {
 	{ "checkout.session.completed", "issue",
 	  "data.object.payment_status", "unpaid", {
-		{ "session", BM_STR, 1, NULL, { { "data.object.id", STRIPE_ALL } } },
-		{ "sub", BM_STR, 0, NULL,
-		  { { "data.object.subscription", STRIPE_ALL } } },
-		{ "customer_ref", BM_STR, 0, NULL,
-		  { { "data.object.customer", STRIPE_ALL } } },
-		{ "email", BM_STR, 0, NULL,
-		  { { "data.object.customer_details.email", STRIPE_ALL },
-		    { "data.object.customer_email", STRIPE_ALL } } },
+		STRIPE_SESSION_FIELDS
 	} },
 	{ "checkout.session.async_payment_succeeded", "issue", NULL, NULL, {
-		{ "session", BM_STR, 1, NULL, { { "data.object.id", STRIPE_ALL } } },
-		{ "sub", BM_STR, 0, NULL,
-		  { { "data.object.subscription", STRIPE_ALL } } },
-		{ "customer_ref", BM_STR, 0, NULL,
-		  { { "data.object.customer", STRIPE_ALL } } },
-		{ "email", BM_STR, 0, NULL,
-		  { { "data.object.customer_details.email", STRIPE_ALL },
-		    { "data.object.customer_email", STRIPE_ALL } } },
+		STRIPE_SESSION_FIELDS
 	} },
 	{ "checkout.session.expired", "session_expired", NULL, NULL, {
 		{ "session", BM_STR, 1, NULL, { { "data.object.id", STRIPE_ALL } } },
 	} },
 	{ "invoice.paid", "renew", NULL, NULL, {
-		{ "sub", BM_STR, 1, NULL, {
-		    { "data.object.parent.subscription_details.subscription",
-		      STRIPE_NEW },
-		    { "data.object.lines.data[].parent."
-		      "subscription_item_details.subscription", STRIPE_NEW },
-		    { "data.object.subscription", STRIPE_OLD } } },
+		STRIPE_INVOICE_SUB,
 		/* The service period is on the lines; the invoice's own
 		 * period_end is the previous period for subscriptions. */
 		{ "period_end", BM_MAX_INT, 1, NULL, {
@@ -84,12 +92,7 @@ static const struct bm_event stripe_events[] = {
 		    { "data.object.period_end", STRIPE_ALL } } },
 	} },
 	{ "invoice.payment_failed", "payment_failed", NULL, NULL, {
-		{ "sub", BM_STR, 1, NULL, {
-		    { "data.object.parent.subscription_details.subscription",
-		      STRIPE_NEW },
-		    { "data.object.lines.data[].parent."
-		      "subscription_item_details.subscription", STRIPE_NEW },
-		    { "data.object.subscription", STRIPE_OLD } } },
+		STRIPE_INVOICE_SUB,
 	} },
 	{ "customer.subscription.updated", "update", NULL, NULL, {
 		{ "sub", BM_STR, 1, NULL, { { "data.object.id", STRIPE_ALL } } },
@@ -97,35 +100,35 @@ static const struct bm_event stripe_events[] = {
 		  { { "data.object.items.data[].price.id", STRIPE_ALL } } },
 		{ "cancel_at_period_end", BM_BOOL, 0, NULL,
 		  { { "data.object.cancel_at_period_end", STRIPE_ALL } } },
-		{ "period_end", BM_MAX_INT, 0, NULL, {
-		    { "data.object.items.data[].current_period_end", STRIPE_NEW },
-		    { "data.object.current_period_end", STRIPE_OLD } } },
+		STRIPE_PERIOD_END("period_end"),
 		{ "status", BM_STR, 0, NULL,
 		  { { "data.object.status", STRIPE_ALL } } },
 	} },
 	{ "customer.subscription.deleted", "cancel", NULL, NULL, {
 		{ "sub", BM_STR, 1, NULL, { { "data.object.id", STRIPE_ALL } } },
-		{ "ends_at", BM_MAX_INT, 0, NULL, {
-		    { "data.object.items.data[].current_period_end", STRIPE_NEW },
-		    { "data.object.current_period_end", STRIPE_OLD } } },
+		STRIPE_PERIOD_END("ends_at"),
 	} },
 	{ "customer.created", "customer", NULL, NULL, {
-		{ "customer_ref", BM_STR, 1, NULL,
-		  { { "data.object.id", STRIPE_ALL } } },
-		{ "email", BM_STR, 0, NULL, { { "data.object.email", STRIPE_ALL } } },
-		{ "name", BM_STR, 0, NULL, { { "data.object.name", STRIPE_ALL } } },
+		STRIPE_CUSTOMER_FIELDS
 	} },
 	{ "customer.updated", "customer", NULL, NULL, {
-		{ "customer_ref", BM_STR, 1, NULL,
-		  { { "data.object.id", STRIPE_ALL } } },
-		{ "email", BM_STR, 0, NULL, { { "data.object.email", STRIPE_ALL } } },
-		{ "name", BM_STR, 0, NULL, { { "data.object.name", STRIPE_ALL } } },
+		STRIPE_CUSTOMER_FIELDS
 	} },
 };
 
 /* Paddle Billing (API v1 notifications: event_id, event_type,
  * occurred_at, notification_id, data = the entity). One version. */
 #define PADDLE "Paddle Billing v1"
+
+#define PADDLE_SUBSCRIPTION_FIELDS \
+		{ "customer_ref", BM_STR, 1, NULL, { { "data.customer_id", PADDLE } } }, \
+		{ "prices", BM_STRS, 1, NULL, { { "data.items[].price.id", PADDLE } } }, \
+		{ "period_end_at", BM_STR, 0, NULL, \
+		  { { "data.current_billing_period.ends_at", PADDLE } } },
+#define PADDLE_CUSTOMER_FIELDS \
+		{ "customer_ref", BM_STR, 1, NULL, { { "data.id", PADDLE } } }, \
+		{ "email", BM_STR, 0, NULL, { { "data.email", PADDLE } } }, \
+		{ "name", BM_STR, 0, NULL, { { "data.name", PADDLE } } },
 
 static const struct bm_event paddle_events[] = {
 	/* subscription.created carries transaction_id, the purchase's
@@ -134,17 +137,11 @@ static const struct bm_event paddle_events[] = {
 	{ "subscription.created", "issue", NULL, NULL, {
 		{ "sub", BM_STR, 1, NULL, { { "data.id", PADDLE } } },
 		{ "session", BM_STR, 0, NULL, { { "data.transaction_id", PADDLE } } },
-		{ "customer_ref", BM_STR, 1, NULL, { { "data.customer_id", PADDLE } } },
-		{ "prices", BM_STRS, 1, NULL, { { "data.items[].price.id", PADDLE } } },
-		{ "period_end_at", BM_STR, 0, NULL,
-		  { { "data.current_billing_period.ends_at", PADDLE } } },
+		PADDLE_SUBSCRIPTION_FIELDS
 	} },
 	{ "subscription.activated", "issue", NULL, NULL, {
 		{ "sub", BM_STR, 1, NULL, { { "data.id", PADDLE } } },
-		{ "customer_ref", BM_STR, 1, NULL, { { "data.customer_id", PADDLE } } },
-		{ "prices", BM_STRS, 1, NULL, { { "data.items[].price.id", PADDLE } } },
-		{ "period_end_at", BM_STR, 0, NULL,
-		  { { "data.current_billing_period.ends_at", PADDLE } } },
+		PADDLE_SUBSCRIPTION_FIELDS
 	} },
 	/* The first transaction of a subscription issues (with the
 	 * subscription.created above, once); later ones renew it. */
@@ -174,14 +171,10 @@ static const struct bm_event paddle_events[] = {
 		  { { "data.current_billing_period.ends_at", PADDLE } } },
 	} },
 	{ "customer.created", "customer", NULL, NULL, {
-		{ "customer_ref", BM_STR, 1, NULL, { { "data.id", PADDLE } } },
-		{ "email", BM_STR, 0, NULL, { { "data.email", PADDLE } } },
-		{ "name", BM_STR, 0, NULL, { { "data.name", PADDLE } } },
+		PADDLE_CUSTOMER_FIELDS
 	} },
 	{ "customer.updated", "customer", NULL, NULL, {
-		{ "customer_ref", BM_STR, 1, NULL, { { "data.id", PADDLE } } },
-		{ "email", BM_STR, 0, NULL, { { "data.email", PADDLE } } },
-		{ "name", BM_STR, 0, NULL, { { "data.name", PADDLE } } },
+		PADDLE_CUSTOMER_FIELDS
 	} },
 };
 

@@ -17,19 +17,6 @@
 
 enum decide_call { DECIDE_VALIDATE, DECIDE_HEARTBEAT };
 
-/*
- * The steps of a validate or heartbeat, each taken once, in order, and
- * where each runs (validate.c, heartbeat.c):
- *   PARSE   the handler's thread: fields, the license id a key names
- *   LOOKUP  the thread that ran the lookup's batch (lookup.h): the row,
- *           then decide(), here
- *   WRITE   a resume thread (http_resume), only when the decision needs
- *           a write: the batch's thread must not wait for a disk flush,
- *           which every lookup queued behind it would wait for too
- *   REPLY   the thread of the step before: the answer
- */
-enum decide_step { DECIDE_PARSE, DECIDE_LOOKUP, DECIDE_WRITE, DECIDE_REPLY };
-
 /* What must be written, in the request, before the answer. */
 enum decide_write {
 	DECIDE_NO_WRITE,

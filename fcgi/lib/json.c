@@ -398,3 +398,10 @@ const char *js_path_str(struct json_object *o, const char *path)
 	return v != NULL && json_object_is_type(v, json_type_string) ?
 	    json_object_get_string(v) : NULL;
 }
+
+int js_field(struct json_object *obj, const struct js_field *f,
+    int required, const char **out, struct js_err *err)
+{
+	return js_string(obj, f->name, required, f->minlen, f->maxlen, f->cls,
+	    out, err);
+}

@@ -37,6 +37,16 @@ int js_string(struct json_object *obj, const char *name, int required,
     size_t minlen, size_t maxlen, enum js_class cls, const char **out,
     struct js_err *err);
 
+/* A string field's rules, for fields that several requests share
+ * (lic.h's LIC_F_*): js_field is js_string with them. */
+struct js_field {
+	const char *name;
+	size_t minlen, maxlen;
+	enum js_class cls;
+};
+int js_field(struct json_object *obj, const struct js_field *f,
+    int required, const char **out, struct js_err *err);
+
 /* A host name field (validate's domain): [A-Za-z0-9.-], one trailing
  * dot allowed, normalised to lower case without that dot (the field is
  * replaced in obj, *out points into it), then 1-JS_HOST_MAX characters in

@@ -1011,3 +1011,8 @@ int lic_sign_key(const struct lic *l, long long issued_at, char **key)
 	json_object_put(c);
 	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
 }
+
+const struct js_field LIC_F_KEY = { "license_key", 1, 16384, JS_TEXT };
+const struct js_field LIC_F_IID = { "installation_id", 1, 128, JS_ID };
+const struct js_field LIC_F_VERSION = { "version", 1, 64, JS_TEXT };
+const struct js_field LIC_F_NONCE = { "nonce", 1, 128, JS_TEXT };

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
+#include "json.h"
 #include "jwt.h"
 
 #define LIC_UUID_LEN 36
@@ -104,9 +105,9 @@ struct lic_lookup {
 int lic_lookup_read(const PGresult *res, const char *key, const char *id,
     int known, struct lic_lookup *lk);
 
-/* A licd_seat row (sql/functions/50_floating.sql): the code, the installation's first and last
- * contact, its seat's expiry and borrow end (0: none), whether it is an
- * overdraft seat. The code points into res. */
+/* A licd_seat row (sql/functions/50_floating.sql): the code, the
+ * installation's first and last contact, its seat's expiry and borrow end
+ * (0: none), whether it is an overdraft seat. The code points into res. */
 struct lic_seat {
 	const char *code;
 	long long first, last, expires, borrowed;
@@ -176,5 +177,9 @@ void lic_ts(long long t, char out[32]);
 struct json_object *lic_ts_json(long long t);
 
 int lic_uuid_valid(const char *s);
+
+/* The fields an installation's calls share (docs/API.md): validate,
+ * heartbeat, deactivate, checkin, borrow, usage. */
+extern const struct js_field LIC_F_KEY, LIC_F_IID, LIC_F_VERSION, LIC_F_NONCE;
 
 #endif

@@ -1,0 +1,237 @@
+/* call: see call.h. */
+#include "call.h"
+
+#include "db.h"
+#include "http.h"
+#include "touch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct call) <= HTTP_SCRATCH, "struct call too large");
+
+struct call *call_new(struct http_req *req, struct http_resp *resp,
+    enum decide_call kind)
+{
+	struct call *c = http_scratch(req);
+
+	memset(c, 0, sizeof(*c));
+	c->step = CALL_PARSE;
+	c->rq.call = kind;
+	c->req = req;
+	c->resp = resp;
+	return c;
+}
+
+/* REPLY: the answer, from the decision and the installation as it is
+ * now. */
+static void reply(struct call *c)
+{
+	struct http_req *req = c->req;
+	const struct lic_lookup *lk = &c->lk;
+	const struct lic *l = c->have_lic ? &lk->l : NULL;
+	struct json_object *out;
+	int rc;
+
+	c->step = CALL_REPLY;
+	if (c->d.touch && touch_queue(c->id, c->iid, (long long)req->now,
+	    c->version, c->metadata) == 0 && c->s.last < (long long)req->now)
+		c->s.last = (long long)req->now;
+	out = lic_result(c->d.code, l, req->now);
+	if (c->s.first != 0)
+		lic_add_installation(out, c->iid, c->d.active ? "active" :
+		    "inactive", c->s.first, c->s.last);
+	if (c->d.lease) {
+		rc = lk->seat_ttl > 0 ?
+		    lic_add_lease_until(out, l, c->iid, c->nonce, req->now,
+		    c->s.expires) :
+		    lic_add_lease(out, l, c->iid, c->nonce, req->now);
+		if (rc != LIC_OK) {
+			json_object_put(out);
+			http_error(c->resp, 500, "INTERNAL",
+			    "cannot sign lease");
+			return;
+		}
+		if (lk->seat_ttl > 0)
+			lic_add_seat(out, lk->seat_ttl, c->s.expires,
+			    c->s.borrowed, c->s.overdraft);
+		else if (c->rq.call == DECIDE_HEARTBEAT)
+			json_object_object_add(out, "next_heartbeat_in",
+			    json_object_new_int64(lic_heartbeat_interval()));
+	}
+	req->log_code = c->d.code;
+	if (c->rq.call == DECIDE_VALIDATE)
+		touch_count(req->log_code);
+	http_json(c->resp, 200, out);
+}
+
+/* Frees what the call holds past its answer. */
+static void finish(struct call *c)
+{
+	if (c->have_lic)
+		lic_free(&c->lk.l);
+	c->have_lic = 0;
+	PQclear(c->row);
+	c->row = NULL;
+}
+
+/* WRITE, node-locked: licd_touch records a newly allowed domain (and
+ * refreshes last_seen with it); licd_activate takes a seat, also for an
+ * installation deactivated between the lookup and licd_touch. */
+static int write_node(struct call *c)
+{
+	struct http_req *req = c->req;
+	const char *params[5] = { c->id, c->iid, c->version, c->metadata,
+	    c->rq.domain };
+	PGresult *w = NULL;
+	int st, rc = -1;
+
+	if (c->d.write == DECIDE_DOMAIN) {
+		if ((st = db_exec(req->db, "touch", 5, params, &w)) != DB_OK) {
+			http_db_error(req, c->resp, st, "touch");
+			goto out;
+		}
+		if (PQntuples(w) == 1) {
+			c->s.first = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
+			c->s.last = strtoll(PQgetvalue(w, 0, 1), NULL, 10);
+			decide_written(&c->d, "VALID");
+			rc = 0;
+			goto out;
+		}
+		if (PQntuples(w) != 0) {
+			http_error(c->resp, 500, "INTERNAL",
+			    "activation failed");
+			goto out;
+		}
+		/* Deactivated between our read and write. */
+		PQclear(w);
+		w = NULL;
+		c->d.write = DECIDE_ACTIVATE;
+	}
+	if ((st = db_exec(req->db, "activate", 5, params, &w)) != DB_OK) {
+		http_db_error(req, c->resp, st, "activate");
+		goto out;
+	}
+	if (PQntuples(w) != 1) {
+		http_error(c->resp, 500, "INTERNAL", "activation failed");
+		goto out;
+	}
+	decide_written(&c->d, PQgetvalue(w, 0, 0));
+	if (c->d.active) {
+		c->s.first = strtoll(PQgetvalue(w, 0, 1), NULL, 10);
+		c->s.last = strtoll(PQgetvalue(w, 0, 2), NULL, 10);
+	}
+	rc = 0;
+out:
+	PQclear(w);
+	return rc;
+}
+
+/* WRITE, floating: licd_seat 'take' (validate) takes a seat or renews the
+ * one held; 'renew' (heartbeat) only renews a live one; both under the
+ * license's lock (sql/functions/50_floating.sql). A refused call keeps
+ * the installation as the lookup saw it. */
+static int write_seat(struct call *c)
+{
+	struct http_req *req = c->req;
+	int take = c->d.write == DECIDE_SEAT_TAKE;
+	const char *params[7] = { c->id, c->iid, take ? "take" : "renew",
+	    NULL, c->version, take ? c->metadata : NULL,
+	    take ? c->rq.domain : NULL };
+	struct lic_seat s;
+	PGresult *w = NULL;
+	int st, rc = -1;
+
+	if ((st = db_exec(req->db, "seat", 7, params, &w)) != DB_OK) {
+		http_db_error(req, c->resp, st, "seat");
+		goto out;
+	}
+	if (lic_seat_read(w, &s) != LIC_OK) {
+		http_error(c->resp, 500, "INTERNAL", "seat failed");
+		goto out;
+	}
+	if (take && strcmp(s.code, "NOT_FLOATING") == 0) {
+		/* The license became node-locked since the lookup. */
+		http_error(c->resp, 503, "SERVICE_UNAVAILABLE",
+		    "the license changed; retry");
+		goto out;
+	}
+	decide_written(&c->d, s.code);
+	if (c->d.active) {
+		if (take)
+			c->s.first = s.first;
+		c->s.last = s.last;
+		c->s.expires = s.expires;
+		c->s.borrowed = s.borrowed;
+		c->s.overdraft = s.overdraft;
+	}
+	rc = 0;
+out:
+	PQclear(w);
+	return rc;
+}
+
+/* On a resume thread, with its connection; http.c answers after. */
+static void write_step(struct http_req *req, struct http_resp *resp)
+{
+	struct call *c = http_scratch(req);
+
+	(void)resp;
+	c->step = CALL_WRITE;
+	if ((c->d.write == DECIDE_ACTIVATE || c->d.write == DECIDE_DOMAIN ?
+	    write_node(c) : write_seat(c)) == 0)
+		reply(c);
+	finish(c);
+}
+
+/* LOOKUP, on the thread that ran the lookup's batch: the row, the
+ * decision, and the answer unless a write must come first. */
+static void looked_up(struct http_req *req, struct db *db, int st,
+    PGresult *res)
+{
+	struct call *c = http_scratch(req);
+
+	req->db = db;
+	c->row = res;
+	if (st != DB_OK) {
+		http_db_error(req, c->resp, st, "license state");
+		goto done;
+	}
+	switch (lookup_license(req, c->resp, res, c->key, c->id, c->known,
+	    &c->lk)) {
+	case LIC_OK:
+		c->have_lic = 1;
+		c->s = (struct lic_seat){ NULL, c->lk.first_seen,
+		    c->lk.last_seen, c->lk.seat_expires, c->lk.borrowed_until,
+		    c->lk.seat_overdraft };
+		break;
+	case LIC_ERROR:
+		goto done;
+	default:
+		break;			/* INVALID_KEY */
+	}
+	decide(&c->rq, c->have_lic ? &c->lk : NULL, &c->d);
+	if (c->d.write != DECIDE_NO_WRITE) {
+		http_resume(req, write_step);
+		return;
+	}
+	reply(c);
+done:
+	finish(c);
+	http_done(req);
+}
+
+void call_start(struct call *c)
+{
+	struct http_req *req = c->req;
+
+	if (lic_key_id(c->key, c->id, &c->known) != LIC_OK) {
+		decide(&c->rq, NULL, &c->d);
+		reply(c);
+		return;
+	}
+	c->step = CALL_LOOKUP;
+	http_defer(req);
+	lookup_read_then(&c->lookup, req, req->db, c->id, c->iid,
+	    lic_touch_param(), c->version, c->metadata, looked_up);
+}

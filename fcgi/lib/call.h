@@ -1,0 +1,85 @@
+/*
+ * call: the path of an installation's call by license key, validate's and
+ * heartbeat's, in steps, each taken once, in order:
+ *
+ *   PARSE   the program's handler (validate.c, heartbeat.c), on the thread
+ *           that accepted it: the fields, then call_start(): the license
+ *           id the key names (lic_key_id); a key naming none is answered
+ *           INVALID_KEY at once, else the lookup is queued (http_defer,
+ *           lookup_read_then) and the thread takes its next request.
+ *   LOOKUP  looked_up(), on the thread that ran the lookup's batch
+ *           (lookup.h): the row vouches for the key (lookup_license), then
+ *           decide() (decide.h, pure).
+ *   WRITE   write_step(), on a resume thread with its own connection
+ *           (http_resume), only when the decision needs a write:
+ *           licd_activate (a seat: it takes the license row lock and
+ *           counts seats), licd_touch (a newly allowed domain), licd_seat
+ *           'take' or 'renew' (a floating seat,
+ *           sql/functions/50_floating.sql). The batch's thread never
+ *           writes: every lookup queued behind it would wait for the disk
+ *           flush.
+ *   REPLY   reply(): a due last_seen/version/metadata refresh is queued
+ *           for the process's writer (touch.h), and the answer is built
+ *           and sent (http_done, or http.c after a resume).
+ *
+ * The call's state is one struct call in the request's http_scratch.
+ */
+#ifndef LICD_CALL_H
+#define LICD_CALL_H
+
+#include "decide.h"
+#include "lic.h"
+#include "lookup.h"
+#include "touch.h"
+
+struct http_req;
+struct http_resp;
+
+/* The statements a call runs; both programs list them. */
+#define CALL_STMTS \
+	LOOKUP_STMTS, \
+	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 }, \
+	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 }, \
+	{ "seat", "SELECT * FROM licd_seat($1, $2, $3, $4, $5, $6, $7)", 0 }
+
+/* The http_program settings of a program whose handlers take this path
+ * (http.h): signing keys, the refresh writer stopped last, deferred and
+ * resumed requests. */
+#define CALL_PROGRAM \
+	.init = lic_init, \
+	.reload = lic_keys_reload, \
+	.fini = touch_stop, \
+	.defers = 1, \
+	.resumes = 1
+
+enum call_step { CALL_PARSE, CALL_LOOKUP, CALL_WRITE, CALL_REPLY };
+
+struct call {
+	enum call_step step;
+	/* Filled by the handler (PARSE); the strings live as long as the
+	 * request's parsed JSON. */
+	struct decide_req rq;		/* validate or heartbeat; domain,
+					 * feature */
+	const char *key, *iid, *version, *nonce;
+	const char *metadata;		/* serialised JSON object, or NULL */
+	/* call.c's */
+	struct http_req *req;
+	struct http_resp *resp;
+	char id[LIC_UUID_LEN + 1];
+	int known;			/* lic_key_id's */
+	struct lookup_call lookup;
+	PGresult *row;			/* the lookup's; lk points into it */
+	int have_lic;			/* lk holds a license (lic_free) */
+	struct lic_lookup lk;
+	struct decision d;
+	struct lic_seat s;		/* the installation as answered */
+};
+
+/* The request's call (http_scratch), zeroed, for the handler to fill. */
+struct call *call_new(struct http_req *req, struct http_resp *resp,
+    enum decide_call kind);
+
+/* The steps after PARSE; the request is answered from here on. */
+void call_start(struct call *c);
+
+#endif
