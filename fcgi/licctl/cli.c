@@ -16,10 +16,47 @@
 
 static PGconn *conn;
 
+/* ---- errors ----------------------------------------------------------- */
+
+int cli_fail(struct cli_err *e, int status, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(e->msg, sizeof(e->msg), "licctl: ");
+
+	va_start(ap, fmt);
+	vsnprintf(e->msg + n, sizeof(e->msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	e->status = status;
+	return -1;
+}
+
+int cli_bad(struct cli_err *e, const char *option, const char *got,
+    const char *accepts)
+{
+	return cli_fail(e, 2, "%s: '%s' is not valid; expected %s", option,
+	    got, accepts);
+}
+
+int cli_usage(struct cli_err *e, const struct cli_cmd *c)
+{
+	snprintf(e->msg, sizeof(e->msg), "usage: licctl %s%s%s%s%s",
+	    c->group, c->verb ? " " : "", c->verb ? c->verb : "",
+	    c->args[0] ? " " : "", c->args);
+	e->status = 2;
+	return -1;
+}
+
+void cli_usage_line(FILE *f, const struct cli_cmd *c, int first)
+{
+	fprintf(f, "%s licctl %s%s%s%s%s\n", first ? "usage:" : "      ",
+	    c->group, c->verb ? " " : "", c->verb ? c->verb : "",
+	    c->args[0] ? " " : "", c->args);
+}
+
 /* ---- options ---------------------------------------------------------- */
 
 int cli_parse(const struct cli_cmd *c, int argc, char **argv,
-    struct cli_opts *o, char *err, size_t errlen)
+    struct cli_opts *o, struct cli_err *e)
 {
 	static const char *const none[] = { NULL };
 	const char *const *spec = c->options != NULL ? c->options : none;
@@ -30,39 +67,28 @@ int cli_parse(const struct cli_cmd *c, int argc, char **argv,
 		const char *a = argv[i];
 
 		if (strncmp(a, "--", 2) != 0) {
-			if (o->npos == CLI_MAX_POS) {
-				snprintf(err, errlen, "too many arguments");
-				return -1;
-			}
+			if (o->npos == CLI_MAX_POS)
+				return cli_fail(e, 1, "too many arguments");
 			o->pos[o->npos++] = a;
 			continue;
 		}
 		for (j = 0; spec[j] != NULL; j++) {
-			size_t n = strlen(spec[j]);
-			int flag = spec[j][n - 1] == '!';
+			size_t n = strcspn(spec[j], "!");
 
-			if (flag)
-				n--;
 			if (strlen(a + 2) == n && strncmp(a + 2, spec[j], n) == 0)
 				break;
 		}
-		if (spec[j] == NULL) {
-			snprintf(err, errlen, "unknown option %s (see --help)", a);
-			return -1;
-		}
-		if (o->n == CLI_MAX_OPTS) {
-			snprintf(err, errlen, "too many options");
-			return -1;
-		}
+		if (spec[j] == NULL)
+			return cli_fail(e, 1, "unknown option %s (see --help)", a);
+		if (o->n == CLI_MAX_OPTS)
+			return cli_fail(e, 1, "too many options");
 		o->name[o->n] = spec[j];
-		if (spec[j][strlen(spec[j]) - 1] == '!') {
+		if (strchr(spec[j], '!') != NULL)
 			o->val[o->n++] = "1";
-		} else if (i + 1 >= argc) {
-			snprintf(err, errlen, "%s needs a value", a);
-			return -1;
-		} else {
+		else if (i + 1 >= argc)
+			return cli_fail(e, 1, "%s needs a value", a);
+		else
 			o->val[o->n++] = argv[++i];
-		}
 	}
 	return 0;
 }
@@ -79,20 +105,7 @@ const char *cli_opt(const struct cli_opts *o, const char *name)
 	return NULL;
 }
 
-void cli_usage_line(FILE *f, const struct cli_cmd *c, int first)
-{
-	fprintf(f, "%s licctl %s%s%s%s%s\n", first ? "usage:" : "      ",
-	    c->group, c->verb ? " " : "", c->verb ? c->verb : "",
-	    c->args[0] ? " " : "", c->args);
-}
-
-int cli_usage(const struct cli_cmd *c)
-{
-	cli_usage_line(stderr, c, 1);
-	return 2;
-}
-
-/* ---- stopping --------------------------------------------------------- */
+/* ---- the database ----------------------------------------------------- */
 
 void cli_finish(void)
 {
@@ -101,30 +114,7 @@ void cli_finish(void)
 	conn = NULL;
 }
 
-void cli_die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "licctl: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cli_finish();
-	exit(1);
-}
-
-void cli_bad(const char *option, const char *got, const char *accepts)
-{
-	fprintf(stderr, "licctl: %s: '%s' is not valid; expected %s\n", option,
-	    got, accepts);
-	cli_finish();
-	exit(2);
-}
-
-/* ---- the database ----------------------------------------------------- */
-
-PGconn *cli_conn(void)
+PGconn *cli_conn(struct cli_err *e)
 {
 	const char *keys[] = { "dbname", "application_name", "options", NULL };
 	const char *vals[] = { cfg_str("database_url"),
@@ -133,9 +123,11 @@ PGconn *cli_conn(void)
 	if (conn != NULL)
 		return conn;
 	conn = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(conn) != CONNECTION_OK)
-		cli_die("cannot connect to the database: %s",
+	if (PQstatus(conn) != CONNECTION_OK) {
+		cli_fail(e, 1, "cannot connect to the database: %s",
 		    PQerrorMessage(conn));
+		cli_finish();
+	}
 	return conn;
 }
 
@@ -160,60 +152,64 @@ static const struct {
 	{ "licenses_status_reason_check", "--reason", "at most 500 characters" },
 };
 
-/* A value the database refused (SQLSTATE classes 22 and 23): told as the
- * option it came from, exit 2, never as PostgreSQL's text. */
-static void refused(const char *state, const char *cons)
+/* A failed statement: a value the database refused (SQLSTATE classes 22
+ * and 23) as the option it came from, status 2; else its first line. */
+static int failed(struct cli_err *e, const PGresult *r)
 {
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *cons = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
 	size_t i, n = sizeof(refusals) / sizeof(refusals[0]);
+	char msg[1024];
 
-	for (i = 0; cons != NULL && i < n; i++)
-		if (strcmp(refusals[i].constraint, cons) == 0)
-			break;
-	if (cons != NULL && i < n)
-		fprintf(stderr, "licctl: %s: not valid; expected %s\n",
-		    refusals[i].option, refusals[i].accepts);
-	else
-		fprintf(stderr, "licctl: a value was refused (%s %s); see "
-		    "--help for what each option accepts\n", state,
-		    cons ? cons : "");
-	cli_finish();
-	exit(2);
+	if (state != NULL && (strncmp(state, "22", 2) == 0 ||
+	    strncmp(state, "23", 2) == 0)) {
+		for (i = 0; cons != NULL && i < n; i++)
+			if (strcmp(refusals[i].constraint, cons) == 0)
+				return cli_fail(e, 2, "%s: not valid; expected %s",
+				    refusals[i].option, refusals[i].accepts);
+		return cli_fail(e, 2, "a value was refused (%s %s); see --help "
+		    "for what each option accepts", state, cons ? cons : "");
+	}
+	snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
+	msg[strcspn(msg, "\n")] = '\0';
+	return cli_fail(e, 1, "database error: %s", msg);
 }
 
-PGresult *cli_q(const char *sql, int n, const char *const *params)
+PGresult *cli_q(struct cli_err *e, const char *sql, int n,
+    const char *const *params)
 {
 	PGresult *r;
-	const char *state;
-	char msg[1024];
 	int st;
 
-	r = PQexecParams(cli_conn(), sql, n, NULL, params, NULL, NULL, 0);
+	if (cli_conn(e) == NULL)
+		return NULL;
+	r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(r);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return r;
-	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	if (state != NULL && (strncmp(state, "22", 2) == 0 ||
-	    strncmp(state, "23", 2) == 0))
-		refused(state, PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME));
-	snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
-	msg[strcspn(msg, "\n")] = '\0';
+	failed(e, r);
 	PQclear(r);
-	cli_die("database error: %s", msg);
+	return NULL;
 }
 
-void cli_exec(const char *sql)
+int cli_exec(struct cli_err *e, const char *sql)
 {
-	PQclear(cli_q(sql, 0, NULL));
+	PGresult *r = cli_q(e, sql, 0, NULL);
+
+	PQclear(r);
+	return r != NULL ? 0 : -1;
 }
 
-void cli_audit(const char *action, const char *type, const char *id,
-    const char *reason, const char *details)
+int cli_audit(struct cli_err *e, const char *action, const char *type,
+    const char *id, const char *reason, const char *details)
 {
 	const char *p[5] = { action, type, id, reason, details };
+	PGresult *r = cli_q(e, "INSERT INTO audit_log (actor, action, "
+	    "target_type, target_id, reason, details) VALUES ('licctl', $1, "
+	    "$2, $3, $4, $5::jsonb)", 5, p);
 
-	PQclear(cli_q("INSERT INTO audit_log (actor, action, target_type, "
-	    "target_id, reason, details) VALUES ('licctl', $1, $2, $3, $4, "
-	    "$5::jsonb)", 5, p));
+	PQclear(r);
+	return r != NULL ? 0 : -1;
 }
 
 /* ---- value checks ----------------------------------------------------- */
@@ -272,8 +268,8 @@ static int domain_pattern_ok(const char *s)
 	return label > 0;
 }
 
-long long cli_int(const char *option, const char *v, long long lo,
-    long long hi, const char *accepts)
+int cli_int(struct cli_err *e, const char *option, const char *v,
+    long long lo, long long hi, const char *accepts, long long *out)
 {
 	char *end;
 	long long n;
@@ -282,21 +278,23 @@ long long cli_int(const char *option, const char *v, long long lo,
 	n = strtoll(v, &end, 10);
 	if (*v == '\0' || *end != '\0' || errno != 0 || n < lo || n > hi ||
 	    isspace((unsigned char)*v) || *v == '+')
-		cli_bad(option, v, accepts);
-	return n;
+		return cli_bad(e, option, v, accepts);
+	if (out != NULL)
+		*out = n;
+	return 0;
 }
 
-const char *cli_one_of(const char *option, const char *v,
+int cli_one_of(struct cli_err *e, const char *option, const char *v,
     const char *const *allowed, const char *accepts)
 {
 	size_t i;
 
 	if (v == NULL)
-		return NULL;
+		return 0;
 	for (i = 0; allowed[i] != NULL; i++)
 		if (strcmp(v, allowed[i]) == 0)
-			return v;
-	cli_bad(option, v, accepts);
+			return 0;
+	return cli_bad(e, option, v, accepts);
 }
 
 static int digits(const char *s, size_t n)
@@ -309,18 +307,19 @@ static int digits(const char *s, size_t n)
 	return 1;
 }
 
-const char *cli_period(const char *v)
+int cli_period(struct cli_err *e, const char *v)
 {
 	if (v != NULL && (strlen(v) != 7 || !digits(v, 4) || v[4] != '-' ||
 	    !digits(v + 5, 2) || strncmp(v, "2000", 4) < 0 ||
 	    strncmp(v + 5, "01", 2) < 0 || strncmp(v + 5, "12", 2) > 0))
-		cli_bad("--period", v, "a month as YYYY-MM (2026-11), from 2000");
-	return v;
+		return cli_bad(e, "--period", v,
+		    "a month as YYYY-MM (2026-11), from 2000");
+	return 0;
 }
 
 /* An ISO 8601 date (YYYY-MM-DD, midnight UTC) or UTC timestamp
  * (YYYY-MM-DDTHH:MM:SSZ) that exists and lies in the future. */
-void cli_expires(const char *v, char out[32])
+int cli_expires(struct cli_err *e, const char *v, char out[32])
 {
 	static const char accepts[] = "a future date YYYY-MM-DD or UTC time "
 	    "YYYY-MM-DDTHH:MM:SSZ";
@@ -340,7 +339,7 @@ void cli_expires(const char *v, char out[32])
 		ok = 0;
 	if (!ok || v[4] != '-' || v[7] != '-' || !digits(v, 1) ||
 	    !digits(v + 5, 1) || !digits(v + 8, 1))
-		cli_bad("--expires", v, accepts);
+		return cli_bad(e, "--expires", v, accepts);
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
 	tm.tm_mday = d;
@@ -354,165 +353,202 @@ void cli_expires(const char *v, char out[32])
 	    tm.tm_mon != back.tm_mon || tm.tm_mday != back.tm_mday ||
 	    tm.tm_hour != back.tm_hour || tm.tm_min != back.tm_min ||
 	    tm.tm_sec != back.tm_sec || y < 2000)
-		cli_bad("--expires", v, accepts);
+		return cli_bad(e, "--expires", v, accepts);
 	if (t <= time(NULL))
-		cli_bad("--expires", v, "a date in the future");
+		return cli_bad(e, "--expires", v, "a date in the future");
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return 0;
 }
 
 /* The seat options' ranges (sql/023 holds the same), checked here so that
- * a bad value gets a message naming it rather than the constraint's. */
+ * a bad value gets a message naming it rather than the constraint's;
+ * seat-model's is its two values. */
 static const struct {
 	const char *name;
 	long lo, hi;
-} seat_ranges[] = {
+} seat_ranges[4] = {
+	{ "seat-model", 0, 0 },
 	{ "seat-ttl", 30, 86400 },
 	{ "max-borrow-days", 0, 366 },
 	{ "overdraft", 0, 1000000 },
 };
 
-const char *cli_seat_opt(const struct cli_opts *o, const char *name)
+int cli_seat_opts(struct cli_err *e, const struct cli_opts *o,
+    const char *seat[4])
 {
-	const char *v = cli_opt(o, name);
+	const char *v;
 	size_t i;
 	char *end;
 	long n;
 
-	if (v == NULL)
-		return NULL;
-	if (strcmp(name, "seat-model") == 0) {
-		if (strcmp(v, "node") != 0 && strcmp(v, "floating") != 0)
-			cli_die("--seat-model must be node or floating");
-		return v;
+	for (i = 0; i < 4; i++) {
+		seat[i] = v = cli_opt(o, seat_ranges[i].name);
+		if (v == NULL)
+			continue;
+		if (i == 0) {
+			if (strcmp(v, "node") != 0 && strcmp(v, "floating") != 0)
+				return cli_fail(e, 1, "--seat-model must be node "
+				    "or floating");
+			continue;
+		}
+		n = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || n < seat_ranges[i].lo ||
+		    n > seat_ranges[i].hi)
+			return cli_fail(e, 1, "--%s must be an integer %ld..%ld",
+			    seat_ranges[i].name, seat_ranges[i].lo,
+			    seat_ranges[i].hi);
 	}
-	for (i = 0; strcmp(seat_ranges[i].name, name) != 0; i++)
-		;
-	n = strtol(v, &end, 10);
-	if (*v == '\0' || *end != '\0' || n < seat_ranges[i].lo ||
-	    n > seat_ranges[i].hi)
-		cli_die("--%s must be an integer %ld..%ld", name,
-		    seat_ranges[i].lo, seat_ranges[i].hi);
-	return v;
-}
-
-static char *json_text(struct json_object *o)
-{
-	char *out = strdup(json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN));
-
-	json_object_put(o);
-	if (out == NULL)
-		cli_die("out of memory");
-	return out;
+	return 0;
 }
 
 /* Each item of a comma-separated list, leading blanks skipped, into the
- * JSON array or object `into` by fn; the result as text. */
-typedef void item_fn(char *item, struct json_object *into);
+ * JSON array or object `into` by fn; the result as text into *out. */
+typedef int item_fn(struct cli_err *e, char *item, struct json_object *into);
 
-static char *csv_json(const char *csv, struct json_object *into,
-    item_fn *fn)
+static int csv_json(struct cli_err *e, const char *csv,
+    struct json_object *into, item_fn *fn, char **out)
 {
 	char *copy = strdup(csv), *tok, *save = NULL;
+	int rc = -1;
 
-	if (copy == NULL)
-		cli_die("out of memory");
+	*out = NULL;
+	if (copy == NULL) {
+		cli_fail(e, 1, "out of memory");
+		goto out;
+	}
 	for (tok = strtok_r(copy, ",", &save); tok != NULL;
 	    tok = strtok_r(NULL, ",", &save)) {
 		while (isspace((unsigned char)*tok))
 			tok++;
-		fn(tok, into);
+		if (fn(e, tok, into) != 0)
+			goto out;
 	}
+	if ((*out = strdup(json_object_to_json_string_ext(into,
+	    JSON_C_TO_STRING_PLAIN))) == NULL) {
+		cli_fail(e, 1, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
 	free(copy);
-	return json_text(into);
+	json_object_put(into);
+	return rc;
 }
 
 /* A feature or domain item: trailing blanks dropped, an empty one
  * skipped; a domain lower-cased without its trailing dot. */
-static void list_item(char *tok, struct json_object *a, int domain)
+static int list_item(struct cli_err *e, char *tok, struct json_object *a,
+    int domain)
 {
-	char *e = tok + strlen(tok);
+	char *end = tok + strlen(tok), *c;
 
-	while (e > tok && isspace((unsigned char)e[-1]))
-		*--e = '\0';
+	while (end > tok && isspace((unsigned char)end[-1]))
+		*--end = '\0';
 	if (domain) {
-		for (e = tok; *e; e++)
-			*e = (char)tolower((unsigned char)*e);
-		if (e > tok && e[-1] == '.')
-			e[-1] = '\0';
+		for (c = tok; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		if (end > tok && end[-1] == '.')
+			end[-1] = '\0';
 	}
 	if (*tok == '\0')
-		return;
+		return 0;
 	if (domain && !domain_pattern_ok(tok))
-		cli_bad("--domains", tok, CLI_DOMAIN_ACCEPTS);
+		return cli_bad(e, "--domains", tok, CLI_DOMAIN_ACCEPTS);
 	if (!domain && !cli_slug_ok(tok))
-		cli_bad("--features", tok, "names of " CLI_SLUG_ACCEPTS);
+		return cli_bad(e, "--features", tok, "names of " CLI_SLUG_ACCEPTS);
 	json_object_array_add(a, json_object_new_string(tok));
+	return 0;
 }
 
-static void feature_item(char *tok, struct json_object *a)
+static int feature_item(struct cli_err *e, char *tok, struct json_object *a)
 {
-	list_item(tok, a, 0);
+	return list_item(e, tok, a, 0);
 }
 
-static void domain_item(char *tok, struct json_object *a)
+static int domain_item(struct cli_err *e, char *tok, struct json_object *a)
 {
-	list_item(tok, a, 1);
+	return list_item(e, tok, a, 1);
 }
 
-static void limit_item(char *tok, struct json_object *o)
+static int limit_item(struct cli_err *e, char *tok, struct json_object *o)
 {
 	char *eq = strchr(tok, '='), *end;
 	long long v;
 
 	if (eq == NULL)
-		cli_bad("--limits", tok, "name=integer pairs, comma-separated");
+		return cli_bad(e, "--limits", tok,
+		    "name=integer pairs, comma-separated");
 	*eq = '\0';
 	if (!cli_slug_ok(tok))
-		cli_bad("--limits", tok, "limit names of " CLI_SLUG_ACCEPTS);
+		return cli_bad(e, "--limits", tok,
+		    "limit names of " CLI_SLUG_ACCEPTS);
 	errno = 0;
 	v = strtoll(eq + 1, &end, 10);
 	if (errno != 0 || *end != '\0' || end == eq + 1 || v < 0 ||
 	    eq[1] == '+' || eq[1] == '-' || isspace((unsigned char)eq[1]))
-		cli_bad("--limits", eq + 1, "a non-negative integer");
+		return cli_bad(e, "--limits", eq + 1, "a non-negative integer");
 	json_object_object_add(o, tok, json_object_new_int64(v));
+	return 0;
 }
 
-char *cli_list_json(const char *csv, int domains)
+int cli_list_json(struct cli_err *e, const char *csv, int domains,
+    char **out)
 {
-	return csv_json(csv, json_object_new_array(), domains ? domain_item :
-	    feature_item);
+	return csv_json(e, csv, json_object_new_array(), domains ?
+	    domain_item : feature_item, out);
 }
 
-char *cli_limits_json(const char *csv)
+int cli_limits_json(struct cli_err *e, const char *csv, char **out)
 {
-	return csv_json(csv, json_object_new_object(), limit_item);
+	return csv_json(e, csv, json_object_new_object(), limit_item, out);
 }
 
-const char *cli_license_id(const char *v)
+int cli_features_limits(struct cli_err *e, const struct cli_opts *o,
+    char **features, char **limits)
+{
+	*features = *limits = NULL;
+	if (cli_opt(o, "features") != NULL &&
+	    cli_list_json(e, cli_opt(o, "features"), 0, features) != 0)
+		return -1;
+	if (cli_opt(o, "limits") != NULL &&
+	    cli_limits_json(e, cli_opt(o, "limits"), limits) != 0)
+		return -1;
+	return 0;
+}
+
+int cli_license_id(struct cli_err *e, const char *v)
 {
 	if (!lic_uuid_valid(v))
-		cli_bad("LICENSE_ID", v, "a license id (UUID)");
-	return v;
+		return cli_bad(e, "LICENSE_ID", v, "a license id (UUID)");
+	return 0;
 }
 
-char *cli_slurp(const char *path)
+int cli_slurp(struct cli_err *e, const char *path, char **out)
 {
 	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
 	long n;
+	int rc = -1;
 
+	*out = NULL;
 	if (f == NULL)
-		cli_die("%s: %s", path, strerror(errno));
+		return cli_fail(e, 1, "%s: %s", path, strerror(errno));
 	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
 	    fseek(f, 0, SEEK_SET) != 0 ||
-	    (buf = malloc((size_t)n + 1)) == NULL)
-		cli_die("%s: cannot read", path);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		cli_die("%s: short read", path);
-	buf[n] = '\0';
+	    (*out = malloc((size_t)n + 1)) == NULL) {
+		cli_fail(e, 1, "%s: cannot read", path);
+		goto out;
+	}
+	if (fread(*out, 1, (size_t)n, f) != (size_t)n) {
+		cli_fail(e, 1, "%s: short read", path);
+		free(*out);
+		*out = NULL;
+		goto out;
+	}
+	(*out)[n] = '\0';
+	rc = 0;
+out:
 	fclose(f);
-	return buf;
+	return rc;
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -538,4 +574,16 @@ void cli_rows(const PGresult *r, int as_json, const char *fmt)
 			col[j] = j < PQnfields(r) ? PQgetvalue(r, i, j) : "";
 		printf(fmt, col[1], col[2], col[3], col[4], col[5], col[6]);
 	}
+}
+
+int cli_list(struct cli_err *e, const struct cli_opts *o, const char *sql,
+    int n, const char *const *p, const char *fmt)
+{
+	PGresult *r = cli_q(e, sql, n, p);
+
+	if (r == NULL)
+		return -1;
+	cli_rows(r, cli_opt(o, "json") != NULL, fmt);
+	PQclear(r);
+	return 0;
 }

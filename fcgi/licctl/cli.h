@@ -1,11 +1,15 @@
 /*
  * What licctl's command files share: the command table's shape, option
  * parsing, the database connection and its errors, value checks and
- * output helpers. Messages start with "licctl: "; a value licd cannot take
- * exits 2 (cli_bad), anything else that stops a command exits 1 (cli_die).
- * Every state change runs in one transaction together with its audit_log
- * row (actor "licctl"); a transaction still open when licctl exits is
- * rolled back as the connection closes.
+ * output helpers.
+ *
+ * Errors: every function that can fail returns 0 (or a result) and, on
+ * failure, -1 (or NULL) with a cli_err filled: the message for stderr and
+ * the exit status, 2 for a command line or value licd cannot take (named
+ * by its option, nothing written), 1 for anything else. Every state change
+ * runs in one transaction together with its audit_log row (actor
+ * "licctl"); a transaction a failure leaves open is rolled back as the
+ * connection closes.
  */
 #ifndef LICCTL_CLI_H
 #define LICCTL_CLI_H
@@ -18,6 +22,13 @@
 #define CLI_MAX_OPTS 16
 #define CLI_MAX_POS 4
 
+/* What stopped a command: its message (one line, or the usage) and the
+ * exit status. */
+struct cli_err {
+	int status;
+	char msg[8192];
+};
+
 /* A command's options as given: "--name value" pairs and "--flag"
  * switches, then the positional arguments in order. */
 struct cli_opts {
@@ -29,14 +40,15 @@ struct cli_opts {
 };
 
 struct cli_cmd;
-typedef int cli_fn(const struct cli_cmd *, const struct cli_opts *);
+typedef int cli_fn(const struct cli_cmd *, const struct cli_opts *,
+    struct cli_err *);
 
 /* One row of the command table (main.c): the only place that names a
  * command, its options and its help. */
 struct cli_cmd {
 	const char *group;
 	const char *verb;		/* NULL: the group is one command */
-	cli_fn *fn;			/* returns the exit status */
+	cli_fn *fn;			/* 0, or -1 and the error */
 	const char *const *options;	/* "name" takes a value, "name!" not */
 	const char *args;		/* the synopsis after group and verb */
 	const char *summary;		/* its line in licctl --help */
@@ -44,40 +56,40 @@ struct cli_cmd {
 	int is_default;			/* run when the group has no verb */
 };
 
-/* Fills o from argv by the command's options; 0, or -1 with the reason
- * in err. */
+/* Fills o from argv by the command's options. */
 int cli_parse(const struct cli_cmd *c, int argc, char **argv,
-    struct cli_opts *o, char *err, size_t errlen);
+    struct cli_opts *o, struct cli_err *e);
 /* The value of option name (without "--"), "1" for a switch given, or
  * NULL. */
 const char *cli_opt(const struct cli_opts *o, const char *name);
 /* "usage: licctl GROUP VERB ARGS" (lead "usage:" or the indent of the
  * lines after it). */
 void cli_usage_line(FILE *f, const struct cli_cmd *c, int first);
-/* The command's usage on stderr; returns 2, the exit status of a command
- * line licctl cannot run. */
-int cli_usage(const struct cli_cmd *c);
 
-/* Stop: one line on stderr, exit 1 (cli_die) or exit 2 naming the option,
- * the value and what it accepts (cli_bad). */
-void cli_die(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-void cli_bad(const char *option, const char *got, const char *accepts)
-    __attribute__((noreturn));
+/* Fill e and return -1: "licctl: " and the message with the status
+ * (cli_fail); the option, the value and what it accepts, status 2
+ * (cli_bad); the command's usage line, status 2 (cli_usage). */
+int cli_fail(struct cli_err *e, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cli_bad(struct cli_err *e, const char *option, const char *got,
+    const char *accepts);
+int cli_usage(struct cli_err *e, const struct cli_cmd *c);
 void cli_finish(void);
 
 /* The database. cli_q runs one parameterised statement (connecting first
- * if need be) and returns its result for the caller to PQclear; it dies on
- * failure, telling a value the schema refused as the option it came from
- * (exit 2). */
-PGconn *cli_conn(void);
-PGresult *cli_q(const char *sql, int n, const char *const *params);
-void cli_exec(const char *sql);
-void cli_audit(const char *action, const char *type, const char *id,
-    const char *reason, const char *details);
+ * if need be) and returns its result for the caller to PQclear, or NULL
+ * with e filled; a value the schema refused is told as the option it
+ * came from (status 2), never as PostgreSQL's text. */
+PGconn *cli_conn(struct cli_err *e);
+PGresult *cli_q(struct cli_err *e, const char *sql, int n,
+    const char *const *params);
+int cli_exec(struct cli_err *e, const char *sql);
+int cli_audit(struct cli_err *e, const char *action, const char *type,
+    const char *id, const char *reason, const char *details);
 
 /* Value checks, the schema's in C, so that a bad value is named before any
- * statement runs (sql/functions/10_checks.sql). */
+ * statement runs (sql/functions/10_checks.sql). Each returns 0 or -1 with e
+ * filled. */
 #define CLI_SLUG_ACCEPTS "1-64 of a-z 0-9 _ . - starting with a letter or digit"
 #define CLI_DOMAIN_ACCEPTS "host names or *.suffix patterns of a-z 0-9 - " \
 	"(labels of 1-63, at most 253 characters), comma-separated"
@@ -85,33 +97,44 @@ void cli_audit(const char *action, const char *type, const char *id,
 	"characters)"
 int cli_slug_ok(const char *s);
 int cli_email_ok(const char *s);
-/* A whole number in [lo, hi], else cli_bad. */
-long long cli_int(const char *option, const char *v, long long lo,
-    long long hi, const char *accepts);
-/* v if it is one of allowed (NULL-terminated) or NULL, else cli_bad. */
-const char *cli_one_of(const char *option, const char *v,
+/* A whole number in [lo, hi] into *n (n may be NULL). */
+int cli_int(struct cli_err *e, const char *option, const char *v,
+    long long lo, long long hi, const char *accepts, long long *n);
+/* v NULL or one of allowed (NULL-terminated). */
+int cli_one_of(struct cli_err *e, const char *option, const char *v,
     const char *const *allowed, const char *accepts);
-/* A month YYYY-MM from 2000, or NULL. */
-const char *cli_period(const char *v);
+/* v NULL or a month YYYY-MM from 2000. */
+int cli_period(struct cli_err *e, const char *v);
 /* A future date or UTC time, as RFC 3339 into out. */
-void cli_expires(const char *v, char out[32]);
-/* A seat option (seat-model, seat-ttl, max-borrow-days, overdraft) in the
- * ranges of sql/023, or NULL when not given. */
-const char *cli_seat_opt(const struct cli_opts *o, const char *name);
+int cli_expires(struct cli_err *e, const char *v, char out[32]);
+/* The seat options given (seat-model, seat-ttl, max-borrow-days,
+ * overdraft, in that order; NULL where not given) in the ranges of
+ * sql/023. */
+#define CLI_SEAT_OPTS "seat-model", "seat-ttl", "max-borrow-days", "overdraft"
+int cli_seat_opts(struct cli_err *e, const struct cli_opts *o,
+    const char *seat[4]);
 /* "a,b" -> JSON array (features; domains when domains is set); "k=v,..."
- * -> JSON object of integers. The caller frees. */
-char *cli_list_json(const char *csv, int domains);
-char *cli_limits_json(const char *csv);
-/* A license id positional (LICENSE_ID) or cli_bad. */
-const char *cli_license_id(const char *v);
-/* The whole file, NUL-terminated; the caller frees. */
-char *cli_slurp(const char *path);
+ * -> JSON object of integers; into *out for the caller to free. */
+int cli_list_json(struct cli_err *e, const char *csv, int domains,
+    char **out);
+int cli_limits_json(struct cli_err *e, const char *csv, char **out);
+/* --features and --limits as JSON into *features and *limits (NULL where
+ * not given; the caller frees). */
+int cli_features_limits(struct cli_err *e, const struct cli_opts *o,
+    char **features, char **limits);
+/* A license id positional (LICENSE_ID). */
+int cli_license_id(struct cli_err *e, const char *v);
+/* The whole file, NUL-terminated, into *out for the caller to free. */
+int cli_slurp(struct cli_err *e, const char *path, char **out);
 
 /* Output. cli_jstr: the member's string form, or NULL. cli_rows: each row
  * of r, column 0 alone with as_json (a JSON document per line), else the
  * columns from 1 through fmt. */
 const char *cli_jstr(struct json_object *o, const char *key);
 void cli_rows(const PGresult *r, int as_json, const char *fmt);
+/* A listing: the statement's rows through cli_rows, as JSON with --json. */
+int cli_list(struct cli_err *e, const struct cli_opts *o, const char *sql,
+    int n, const char *const *p, const char *fmt);
 
 /* The commands, one file per concern; main.c's table names them. */
 cli_fn migrate_run;
@@ -131,6 +154,6 @@ cli_fn ops_usage, ops_audit, ops_notifications_list,
 
 /* Signs license id's key with the current key and stores it; the key
  * into *key (the caller frees). Within the caller's transaction. */
-void licenses_sign(const char *id, char **key);
+int licenses_sign(struct cli_err *e, const char *id, char **key);
 
 #endif

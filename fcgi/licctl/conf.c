@@ -15,16 +15,19 @@ const char *cli_conf_file;
 /* check [FILE]: FILE, else the file licctl loads (-c, $LICD_CONFIG, the
  * default). Exit 0 and every key's value and source, secrets masked; or
  * exit 2 and each problem as file:line: message. */
-int conf_check(const struct cli_cmd *c, const struct cli_opts *o)
+int conf_check(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	char err[4096];
 
 	if (o->npos > 1)
-		return cli_usage(c);
+		return cli_usage(e, c);
 	if (cfg_load(o->npos == 1 ? o->pos[0] : cli_conf_file, err,
 	    sizeof(err)) != 0) {
-		fprintf(stderr, "%s\nlicctl: %s is not valid\n", err, cfg_path());
-		return 2;
+		snprintf(e->msg, sizeof(e->msg), "%s\nlicctl: %s is not valid",
+		    err, cfg_path());
+		e->status = 2;
+		return -1;
 	}
 	printf("# %s: valid%s\n", cfg_path(), access(cfg_path(), F_OK) ?
 	    " (not found: defaults and environment only)" : "");
@@ -33,7 +36,8 @@ int conf_check(const struct cli_cmd *c, const struct cli_opts *o)
 }
 
 /* keys [--markdown]: one tab-separated line per key, or README's table. */
-int conf_keys(const struct cli_cmd *c, const struct cli_opts *o)
+int conf_keys(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	static const char *const types[] = { "string", "integer", "bool",
 		"enum", "list" };
@@ -42,7 +46,7 @@ int conf_keys(const struct cli_cmd *c, const struct cli_opts *o)
 	size_t i, n;
 
 	if (o->npos > 0)
-		return cli_usage(c);
+		return cli_usage(e, c);
 	if (cli_opt(o, "markdown") != NULL) {
 		cfg_markdown(stdout);
 		return 0;

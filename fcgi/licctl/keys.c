@@ -31,7 +31,8 @@ static const char *keys_dir(void)
 	return cfg_str("keys_dir");
 }
 
-static void write_file(const char *path, const char *data, mode_t mode)
+static int write_file(struct cli_err *e, const char *path, const char *data,
+    mode_t mode)
 {
 	char tmp[4200];
 	int fd;
@@ -42,15 +43,20 @@ static void write_file(const char *path, const char *data, mode_t mode)
 	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
-		cli_die("%s: %s", tmp, strerror(errno));
+		return cli_fail(e, 1, "%s: %s", tmp, strerror(errno));
 	if (fchmod(fd, mode) != 0 || write(fd, data, n) != (ssize_t)n ||
-	    fsync(fd) != 0 || close(fd) != 0)
-		cli_die("%s: write failed", tmp);
+	    fsync(fd) != 0) {
+		close(fd);
+		return cli_fail(e, 1, "%s: write failed", tmp);
+	}
+	if (close(fd) != 0)
+		return cli_fail(e, 1, "%s: write failed", tmp);
 	if (rename(tmp, path) != 0)
-		cli_die("%s: %s", path, strerror(errno));
+		return cli_fail(e, 1, "%s: %s", path, strerror(errno));
+	return 0;
 }
 
-static void mkdirs(const char *dir, mode_t mode)
+static int mkdirs(struct cli_err *e, const char *dir, mode_t mode)
 {
 	char buf[4096], *p;
 
@@ -63,23 +69,25 @@ static void mkdirs(const char *dir, mode_t mode)
 		}
 	}
 	if (mkdir(buf, mode) != 0 && errno != EEXIST)
-		cli_die("%s: %s", dir, strerror(errno));
+		return cli_fail(e, 1, "%s: %s", dir, strerror(errno));
+	return 0;
 }
 
-static void write_jwks(void)
+static int write_jwks(struct cli_err *e)
 {
 	const char *path = cfg_str("jwks_file");
 	struct jws_keyring kr;
 	struct json_object *doc, *arr;
 	char err[512], dir[4096], *slash;
 	size_t i;
+	int rc = -1;
 
 	if (*path == '\0') {
 		fprintf(stderr, "licctl: jwks_file not configured; not written\n");
-		return;
+		return 0;
 	}
 	if (jws_keyring_load(keys_dir(), &kr, err, sizeof(err)) != 0)
-		cli_die("%s", err);
+		return cli_fail(e, 1, "%s", err);
 	doc = json_object_new_object();
 	arr = json_object_new_array();
 	/* Current key first: clients that try keys in order find it fast. */
@@ -94,16 +102,21 @@ static void write_jwks(void)
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
-		mkdirs(dir, 0755);
+		if (mkdirs(e, dir, 0755) != 0)
+			goto out;
 	}
-	write_file(path, json_object_to_json_string_ext(doc,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644);
+	if (write_file(e, path, json_object_to_json_string_ext(doc,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644) != 0)
+		goto out;
+	printf("wrote %s\n", path);
+	rc = 0;
+out:
 	json_object_put(doc);
 	jws_keyring_free(&kr);
-	printf("wrote %s\n", path);
+	return rc;
 }
 
-static gid_t keys_gid(const char *dir)
+static int keys_gid(struct cli_err *e, const char *dir, gid_t *gid)
 {
 	const char *name = cfg_str("keys_group");
 	struct stat st;
@@ -111,48 +124,66 @@ static gid_t keys_gid(const char *dir)
 
 	if (*name != '\0') {
 		if ((g = getgrnam(name)) == NULL)
-			cli_die("keys_group: no group '%s'", name);
-		return g->gr_gid;
+			return cli_fail(e, 1, "keys_group: no group '%s'", name);
+		*gid = g->gr_gid;
+		return 0;
 	}
 	if (stat(dir, &st) != 0)
-		cli_die("%s: %s", dir, strerror(errno));
-	return st.st_gid;
+		return cli_fail(e, 1, "%s: %s", dir, strerror(errno));
+	*gid = st.st_gid;
+	return 0;
 }
 
-static void write_pem(const char *dir, const char *kid, EVP_PKEY *k,
-    int private)
+static int write_pem(struct cli_err *e, const char *dir, const char *kid,
+    EVP_PKEY *k, int private)
 {
 	char path[4200], tmp[4300];
-	FILE *f;
-	int fd;
+	FILE *f = NULL;
+	gid_t gid = 0;
+	int fd, rc = -1;
 
+	if (keys_gid(e, dir, &gid) != 0)
+		return -1;
 	snprintf(path, sizeof(path), "%s/%s.%s", dir, kid,
 	    private ? "key" : "pub");
 	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    private ? 0600 : 0644);
-	if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
-		cli_die("%s: %s", tmp, strerror(errno));
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		cli_fail(e, 1, "%s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
 	/* The group first, then the mode that lets it read. */
-	if (fchown(fd, (uid_t)-1, keys_gid(dir)) != 0)
-		cli_die("%s: cannot give it group %d: %s", tmp,
-		    (int)keys_gid(dir), strerror(errno));
+	if (fchown(fd, (uid_t)-1, gid) != 0) {
+		cli_fail(e, 1, "%s: cannot give it group %d: %s", tmp, (int)gid,
+		    strerror(errno));
+		goto out;
+	}
 	if (fchmod(fd, private ? 0640 : 0644) != 0 ||
 	    (private ? PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL,
 	    NULL) : PEM_write_PUBKEY(f, k)) != 1 || fflush(f) != 0 ||
-	    fsync(fd) != 0)
-		cli_die("%s: write failed", tmp);
+	    fsync(fd) != 0) {
+		cli_fail(e, 1, "%s: write failed", tmp);
+		goto out;
+	}
+	rc = 0;
+out:
 	fclose(f);
-	if (rename(tmp, path) != 0)
-		cli_die("%s: %s", path, strerror(errno));
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = cli_fail(e, 1, "%s: %s", path, strerror(errno));
+	return rc;
 }
 
 /* A new key pair in keys_dir of --alg (default key_alg); its kid (the JWK
  * thumbprint) into kid, its algorithm's name into *alg. */
-static void new_key(const struct cli_opts *o, char kid[64], const char **alg)
+static int new_key(struct cli_err *e, const struct cli_opts *o, char kid[64],
+    const char **alg)
 {
 	const char *dir = keys_dir();
-	EVP_PKEY *k;
+	EVP_PKEY *k = NULL;
+	int rc = -1;
 
 	*alg = cli_opt(o, "alg") ? cli_opt(o, "alg") :
 	    cfg_str("key_alg");
@@ -161,29 +192,37 @@ static void new_key(const struct cli_opts *o, char kid[64], const char **alg)
 	else if (strcmp(*alg, "EdDSA") == 0)
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	else
-		cli_die("--alg must be ES256 or EdDSA");
-	if (k == NULL || jws_thumbprint(k, kid, 64) != 0)
-		cli_die("key generation failed");
-	mkdirs(dir, 0750);
+		return cli_fail(e, 1, "--alg must be ES256 or EdDSA");
+	if (k == NULL || jws_thumbprint(k, kid, 64) != 0) {
+		cli_fail(e, 1, "key generation failed");
+		goto out;
+	}
 	/* The private key first: once the public one is there, programs
 	 * load the pair. */
-	write_pem(dir, kid, k, 1);
-	write_pem(dir, kid, k, 0);
+	if (mkdirs(e, dir, 0750) != 0 || write_pem(e, dir, kid, k, 1) != 0 ||
+	    write_pem(e, dir, kid, k, 0) != 0)
+		goto out;
+	rc = 0;
+out:
 	EVP_PKEY_free(k);
+	return rc;
 }
 
 /* The KID positional of activate and retire. */
-static const char *kid_arg(const struct cli_cmd *c, const struct cli_opts *o)
+static int kid_arg(struct cli_err *e, const struct cli_cmd *c,
+    const struct cli_opts *o, const char **kid)
 {
-	const char *kid = o->npos == 1 ? o->pos[0] : NULL;
-	size_t i, n = kid != NULL ? strlen(kid) : 0;
+	size_t i, n;
 
-	for (i = 0; i < n && (isalnum((unsigned char)kid[i]) ||
-	    kid[i] == '-' || kid[i] == '_'); i++)
+	*kid = o->npos == 1 ? o->pos[0] : "";
+	n = strlen(*kid);
+	for (i = 0; i < n && (isalnum((unsigned char)(*kid)[i]) ||
+	    (*kid)[i] == '-' || (*kid)[i] == '_'); i++)
 		;
 	if (n == 0 || n >= JWS_KID_MAX || i < n)
-		cli_die("usage: licctl keys %s KID (licctl keys list)", c->verb);
-	return kid;
+		return cli_fail(e, 1, "usage: licctl keys %s KID (licctl keys "
+		    "list)", c->verb);
+	return 0;
 }
 
 static void current_kid(char kid[JWS_KID_MAX + 2])
@@ -202,7 +241,7 @@ static void current_kid(char kid[JWS_KID_MAX + 2])
 }
 
 /* kid signs from now on: keys_dir/current names it. */
-static void activate(const char *kid)
+static int activate(struct cli_err *e, const char *kid)
 {
 	const char *dir = keys_dir();
 	char path[4200], line[80];
@@ -211,21 +250,26 @@ static void activate(const char *kid)
 
 	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
 	if ((f = fopen(path, "r")) == NULL)
-		cli_die("no key %s in %s (licctl keys list)", kid, dir);
+		return cli_fail(e, 1, "no key %s in %s (licctl keys list)", kid,
+		    dir);
 	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
-	if (k == NULL || jws_key_alg(k) == 0)
-		cli_die("%s: not a signing key licd can use", path);
+	if (k == NULL || jws_key_alg(k) == 0) {
+		EVP_PKEY_free(k);
+		return cli_fail(e, 1, "%s: not a signing key licd can use",
+		    path);
+	}
 	EVP_PKEY_free(k);
 	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
 	if (access(path, R_OK) != 0)
-		cli_die("%s: %s", path, strerror(errno));
+		return cli_fail(e, 1, "%s: %s", path, strerror(errno));
 	snprintf(path, sizeof(path), "%s/current", dir);
 	snprintf(line, sizeof(line), "%s\n", kid);
-	write_file(path, line, 0644);
+	return write_file(e, path, line, 0644);
 }
 
-int keys_generate(const struct cli_cmd *c, const struct cli_opts *o)
+int keys_generate(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	char path[4200], kid[64];
 	const char *alg;
@@ -236,24 +280,22 @@ int keys_generate(const struct cli_cmd *c, const struct cli_opts *o)
 		printf("a current signing key exists; nothing generated "
 		    "(use add and activate for a new one)\n");
 	} else {
-		new_key(o, kid, &alg);
-		activate(kid);
+		if (new_key(e, o, kid, &alg) != 0 || activate(e, kid) != 0)
+			return -1;
 		printf("new %s signing key %s is current\n", alg, kid);
 	}
-	write_jwks();
-	return 0;
+	return write_jwks(e);
 }
 
 /* A new key, published; with sign it signs from now on. */
-static int add(const struct cli_opts *o, int sign)
+static int add(struct cli_err *e, const struct cli_opts *o, int sign)
 {
 	char kid[64];
 	const char *alg;
 
-	new_key(o, kid, &alg);
-	if (sign)
-		activate(kid);
-	write_jwks();
+	if (new_key(e, o, kid, &alg) != 0 || (sign && activate(e, kid) != 0) ||
+	    write_jwks(e) != 0)
+		return -1;
 	if (sign)
 		printf("new %s signing key %s is current; reload the programs "
 		    "(SIGHUP)\n", alg, kid);
@@ -263,60 +305,69 @@ static int add(const struct cli_opts *o, int sign)
 	return 0;
 }
 
-int keys_add(const struct cli_cmd *c, const struct cli_opts *o)
+int keys_add(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	(void)c;
-	return add(o, 0);
+	return add(e, o, 0);
 }
 
-int keys_activate(const struct cli_cmd *c, const struct cli_opts *o)
+int keys_rotate(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
-	const char *kid = kid_arg(c, o);
+	(void)c;
+	return add(e, o, 1);
+}
 
-	activate(kid);
-	write_jwks();
+int keys_activate(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
+{
+	const char *kid;
+
+	if (kid_arg(e, c, o, &kid) != 0 || activate(e, kid) != 0 ||
+	    write_jwks(e) != 0)
+		return -1;
 	printf("%s is current; reload the programs (SIGHUP) for them to sign "
 	    "with it\n", kid);
 	return 0;
 }
 
-int keys_retire(const struct cli_cmd *c, const struct cli_opts *o)
+int keys_retire(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
-	const char *kid = kid_arg(c, o), *dir = keys_dir();
+	const char *kid, *dir = keys_dir();
 	char path[4200], cur[JWS_KID_MAX + 2];
 
+	if (kid_arg(e, c, o, &kid) != 0)
+		return -1;
 	current_kid(cur);
 	if (strcmp(cur, kid) == 0)
-		cli_die("%s is the current key; activate another one first",
-		    kid);
+		return cli_fail(e, 1, "%s is the current key; activate another "
+		    "one first", kid);
 	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
 	if (access(path, F_OK) != 0)
-		cli_die("no key %s in %s", kid, dir);
+		return cli_fail(e, 1, "no key %s in %s", kid, dir);
 	if (unlink(path) != 0)
-		cli_die("%s: %s", path, strerror(errno));
+		return cli_fail(e, 1, "%s: %s", path, strerror(errno));
 	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
 	if (unlink(path) != 0 && errno != ENOENT)
-		cli_die("%s: %s", path, strerror(errno));
-	write_jwks();
+		return cli_fail(e, 1, "%s: %s", path, strerror(errno));
+	if (write_jwks(e) != 0)
+		return -1;
 	printf("%s retired; reload the programs (SIGHUP)\n", kid);
 	return 0;
 }
 
-int keys_rotate(const struct cli_cmd *c, const struct cli_opts *o)
-{
-	(void)c;
-	return add(o, 1);
-}
-
-int keys_jwks(const struct cli_cmd *c, const struct cli_opts *o)
+int keys_jwks(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	(void)c;
 	(void)o;
-	write_jwks();
-	return 0;
+	return write_jwks(e);
 }
 
-int keys_list(const struct cli_cmd *c, const struct cli_opts *o)
+int keys_list(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	struct jws_keyring kr;
 	char err[512];
@@ -325,7 +376,7 @@ int keys_list(const struct cli_cmd *c, const struct cli_opts *o)
 	(void)c;
 	(void)o;
 	if (jws_keyring_load(keys_dir(), &kr, err, sizeof(err)) != 0)
-		cli_die("%s", err);
+		return cli_fail(e, 1, "%s", err);
 	for (i = 0; i < kr.n; i++)
 		printf("%s  %-5s  %s\n", kr.keys[i].kid,
 		    jws_alg_name(kr.keys[i].alg),
@@ -337,7 +388,8 @@ int keys_list(const struct cli_cmd *c, const struct cli_opts *o)
 
 /* An admin API token: printed once, only its SHA-256 goes into the
  * configuration. */
-int keys_token_create(const struct cli_cmd *c, const struct cli_opts *o)
+int keys_token_create(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	unsigned char rnd[32];
 	char token[64], hash[65];
@@ -345,14 +397,14 @@ int keys_token_create(const struct cli_cmd *c, const struct cli_opts *o)
 	size_t i;
 
 	if (o->npos != 1)
-		return cli_usage(c);
+		return cli_usage(e, c);
 	name = o->pos[0];
 	for (i = 0; name[i]; i++)
 		if (!isalnum((unsigned char)name[i]) && name[i] != '-' &&
 		    name[i] != '_')
-			cli_die("token names are [A-Za-z0-9_-]");
+			return cli_fail(e, 1, "token names are [A-Za-z0-9_-]");
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		cli_die("no randomness");
+		return cli_fail(e, 1, "no randomness");
 	jws_b64url_encode(rnd, sizeof(rnd), token);
 	auth_hash_hex(token, hash);
 	printf("token:  %s\nconfig: admin_tokens = %s:%s\n", token, name, hash);

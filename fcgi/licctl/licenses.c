@@ -18,57 +18,76 @@
 	"FROM license_view v JOIN licenses l ON l.id = v.id WHERE "
 
 /* The keys loaded once; a current signing key there. */
-static void need_signer(void)
+static int need_signer(struct cli_err *e)
 {
 	static int loaded;
 	char err[512];
 
 	if (!loaded && lic_init_keys(err, sizeof(err)) != 0)
-		cli_die("%s", err);
+		return cli_fail(e, 1, "%s", err);
 	loaded = 1;
 	if (lic_keyring()->signer == NULL)
-		cli_die("no current signing key (licctl keys generate)");
+		return cli_fail(e, 1, "no current signing key (licctl keys "
+		    "generate)");
+	return 0;
 }
 
 /* Row i of a LICENSE_ROW result signed: the key into *key. */
-static void sign_row(PGresult *v, int i, char **key)
+static int sign_row(struct cli_err *e, const PGresult *v, int i, char **key)
 {
 	struct lic l;
 	int rc;
 
 	if (lic_from_row(v, i, 0, &l) != LIC_OK)
-		cli_die("cannot sign the key of license %s", PQgetvalue(v, i, 0));
+		return cli_fail(e, 1, "cannot sign the key of license %s",
+		    PQgetvalue(v, i, 0));
 	rc = lic_sign_key(&l, strtoll(PQgetvalue(v, i, LIC_NCOLS), NULL, 10),
 	    key);
 	lic_free(&l);
 	if (rc != LIC_OK)
-		cli_die("cannot sign the key of license %s", PQgetvalue(v, i, 0));
+		return cli_fail(e, 1, "cannot sign the key of license %s",
+		    PQgetvalue(v, i, 0));
+	return 0;
 }
 
-void licenses_sign(const char *id, char **key)
+int licenses_sign(struct cli_err *e, const char *id, char **key)
 {
 	const char *p[3] = { id, NULL, NULL };
-	PGresult *v;
+	PGresult *v = NULL;
+	int rc = -1;
 
-	need_signer();
-	v = cli_q(LICENSE_ROW "v.id = $1", 1, p);
-	if (PQntuples(v) != 1)
-		cli_die("no license %s", id);
-	sign_row(v, 0, key);
+	*key = NULL;
+	if (need_signer(e) != 0 ||
+	    (v = cli_q(e, LICENSE_ROW "v.id = $1", 1, p)) == NULL)
+		goto out;
+	if (PQntuples(v) != 1) {
+		cli_fail(e, 1, "no license %s", id);
+		goto out;
+	}
+	if (sign_row(e, v, 0, key) != 0)
+		goto out;
 	PQclear(v);
 	p[1] = *key;
 	p[2] = lic_keyring()->signer->kid;
-	PQclear(cli_q("UPDATE licenses SET license_key = $2, key_kid = $3 "
-	    "WHERE id = $1", 3, p));
+	v = cli_q(e, "UPDATE licenses SET license_key = $2, key_kid = $3 "
+	    "WHERE id = $1", 3, p);
+	rc = v != NULL ? 0 : -1;
+out:
+	PQclear(v);
+	if (rc != 0) {
+		free(*key);
+		*key = NULL;
+	}
+	return rc;
 }
 
 /* ---- show and list ---------------------------------------------------- */
 
 /* A floating license's seats, one line each (licd_admin_license). */
-static void print_seats(const char *id)
+static int print_seats(struct cli_err *e, const char *id)
 {
 	const char *p[1] = { id };
-	PGresult *r = cli_q("SELECT s.seats, i.id, i.seat ->> 'state', "
+	PGresult *r = cli_q(e, "SELECT s.seats, i.id, i.seat ->> 'state', "
 	    "i.seat ->> 'expires_at', i.seat ->> 'borrowed_until', "
 	    "i.seat ->> 'overdraft' FROM (SELECT licd_admin_license($1)::jsonb "
 	    "AS d) a, LATERAL (SELECT a.d -> 'seats' AS seats) s LEFT JOIN "
@@ -78,6 +97,8 @@ static void print_seats(const char *id)
 	struct json_object *s;
 	int i;
 
+	if (r == NULL)
+		return -1;
 	if (PQntuples(r) == 0)
 		goto out;
 	s = json_tokener_parse(PQgetvalue(r, 0, 0));
@@ -103,6 +124,7 @@ static void print_seats(const char *id)
 	}
 out:
 	PQclear(r);
+	return 0;
 }
 
 /* A license document: as it is with as_json, else one "name value" line
@@ -124,37 +146,42 @@ static void print_license(struct json_object *d, int as_json)
 	}
 }
 
-/* license_admin_view's document of license id; put by the caller. */
-static struct json_object *admin_doc(const char *id)
+/* The JSON document in row 0, column 0 of the statement's result into
+ * *doc (put by the caller). */
+static int json_q(struct cli_err *e, const char *sql, const char *id,
+    struct json_object **doc)
 {
 	const char *p[1] = { id };
-	PGresult *r = cli_q("SELECT doc FROM license_admin_view WHERE id = $1",
-	    1, p);
-	struct json_object *d = PQntuples(r) == 1 ?
-	    json_tokener_parse(PQgetvalue(r, 0, 0)) : NULL;
+	PGresult *r = cli_q(e, sql, 1, p);
 
+	*doc = NULL;
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 1)
+		*doc = json_tokener_parse(PQgetvalue(r, 0, 0));
 	PQclear(r);
-	if (d == NULL)
-		cli_die("cannot read a license document");
-	return d;
+	if (*doc == NULL)
+		return cli_fail(e, 1, "cannot read a license document");
+	return 0;
 }
+
+#define ADMIN_DOC "SELECT doc FROM license_admin_view WHERE id = $1"
 
 /*
  * Licenses as operators see them (license_admin_view) with the status
  * validate would answer now (licd_now, the programs' clock): an active
  * license past its end of validity is "expired" before the lifecycle
  * job has written it, and one past its expiry but inside its payment
- * grace is "active" and in grace. Columns: doc (with "effective_status"
- * and "in_grace" added), effective status, in grace ('t'/'f'). NULL
- * parameters match everything.
+ * grace is "active" and in grace. Columns: doc, effective status, in
+ * grace ('t'/'f'). NULL parameters match everything.
  */
-static PGresult *licenses_q(const char *id, const char *customer,
-    const char *status)
+static PGresult *licenses_q(struct cli_err *e, const char *id,
+    const char *customer, const char *status)
 {
 	const char *p[3] = { id, customer, status };
 
-	return cli_q("SELECT v.doc, e.eff, e.grace FROM license_admin_view v "
-	    "JOIN licenses l ON l.id = v.id, LATERAL (SELECT CASE WHEN "
+	return cli_q(e, "SELECT v.doc, e.eff, e.grace FROM license_admin_view "
+	    "v JOIN licenses l ON l.id = v.id, LATERAL (SELECT CASE WHEN "
 	    "l.status <> 'active' OR l.expires_at IS NULL OR "
 	    "greatest(l.expires_at, l.grace_until) > licd_now() THEN l.status "
 	    "ELSE 'expired' END AS eff, (l.status = 'active' AND "
@@ -165,77 +192,87 @@ static PGresult *licenses_q(const char *id, const char *customer,
 	    "ORDER BY v.created_at", 3, p);
 }
 
-/* Row i's doc with its effective status; put by the caller. */
-static struct json_object *license_doc(const PGresult *r, int i)
+/* Row i's doc with "effective_status" and "in_grace" added, into *doc
+ * (put by the caller). */
+static int license_doc(struct cli_err *e, const PGresult *r, int i,
+    struct json_object **doc)
 {
-	struct json_object *d = json_tokener_parse(PQgetvalue(r, i, 0));
-
-	if (d == NULL)
-		cli_die("cannot read a license document");
-	json_object_object_add(d, "effective_status",
+	if ((*doc = json_tokener_parse(PQgetvalue(r, i, 0))) == NULL)
+		return cli_fail(e, 1, "cannot read a license document");
+	json_object_object_add(*doc, "effective_status",
 	    json_object_new_string(PQgetvalue(r, i, 1)));
-	json_object_object_add(d, "in_grace", json_object_new_boolean(
+	json_object_object_add(*doc, "in_grace", json_object_new_boolean(
 	    strcmp(PQgetvalue(r, i, 2), "t") == 0));
-	return d;
+	return 0;
 }
 
-int licenses_show(const struct cli_cmd *c, const struct cli_opts *o)
+int licenses_show(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
-	int as_json = cli_opt(o, "json") != NULL;
-	struct json_object *d, *a = NULL, *key;
-	const char *id;
+	int as_json = cli_opt(o, "json") != NULL, rc = -1;
+	struct json_object *d = NULL, *a = NULL, *key;
+	const char *id = o->npos == 1 ? o->pos[0] : NULL, *model;
 	PGresult *r;
 
 	(void)c;
-	if (o->npos != 1)
-		cli_die("usage: licctl license show LICENSE_ID");
-	id = cli_license_id(o->pos[0]);
-	r = licenses_q(id, NULL, NULL);
+	if (id == NULL)
+		return cli_fail(e, 1, "usage: licctl license show LICENSE_ID");
+	if (cli_license_id(e, id) != 0 ||
+	    (r = licenses_q(e, id, NULL, NULL)) == NULL)
+		return -1;
 	if (PQntuples(r) != 1)
-		cli_die("no license %s", id);
-	d = license_doc(r, 0);
+		cli_fail(e, 1, "no license %s", id);
+	else
+		license_doc(e, r, 0, &d);
 	PQclear(r);
+	if (d == NULL)
+		goto out;
 	if (!as_json) {
 		print_license(d, 0);
-		print_seats(id);
+		if (print_seats(e, id) != 0)
+			goto out;
 		if ((key = json_object_object_get(d, "key")) != NULL)
 			printf("\nlicense key:\n%s\n",
 			    json_object_get_string(key));
+		rc = 0;
 		goto out;
 	}
 	/* A floating license's seats beside the license. */
-	if (cli_jstr(d, "seat_model") != NULL &&
-	    strcmp(cli_jstr(d, "seat_model"), "floating") == 0) {
-		const char *p[1] = { id };
-
-		r = cli_q("SELECT licd_admin_license($1)", 1, p);
-		a = json_tokener_parse(PQgetvalue(r, 0, 0));
-		PQclear(r);
+	model = cli_jstr(d, "seat_model");
+	if (model != NULL && strcmp(model, "floating") == 0) {
+		if (json_q(e, "SELECT licd_admin_license($1)", id, &a) != 0)
+			goto out;
 		json_object_object_add(d, "seats", json_object_get(
 		    json_object_object_get(a, "seats")));
 	}
 	print_license(d, 1);
+	rc = 0;
 out:
 	json_object_put(a);
 	json_object_put(d);
-	return 0;
+	return rc;
 }
 
-int licenses_list(const struct cli_cmd *c, const struct cli_opts *o)
+int licenses_list(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	static const char *const st[] = { "active", "expired", "suspended",
 	    "revoked", NULL };
-	int i, as_json = cli_opt(o, "json") != NULL;
-	PGresult *r;
+	int i, as_json = cli_opt(o, "json") != NULL, rc = -1;
+	PGresult *r = NULL;
 
 	(void)c;
-	cli_one_of("--status", cli_opt(o, "status"), st,
-	    "active, expired, suspended or revoked");
-	r = licenses_q(NULL, cli_opt(o, "customer"), cli_opt(o, "status"));
+	if (cli_one_of(e, "--status", cli_opt(o, "status"), st,
+	    "active, expired, suspended or revoked") != 0 ||
+	    (r = licenses_q(e, NULL, cli_opt(o, "customer"),
+	    cli_opt(o, "status"))) == NULL)
+		return -1;
 	for (i = 0; i < PQntuples(r); i++) {
-		struct json_object *j = license_doc(r, i);
+		struct json_object *j;
 		char stb[24];
 
+		if (license_doc(e, r, i, &j) != 0)
+			goto out;
 		snprintf(stb, sizeof(stb), "%s%s", PQgetvalue(r, i, 1),
 		    strcmp(PQgetvalue(r, i, 2), "t") == 0 ? ",grace" : "");
 		if (as_json)
@@ -247,52 +284,61 @@ int licenses_list(const struct cli_cmd *c, const struct cli_opts *o)
 			    cli_jstr(j, "expires_at") : "never");
 		json_object_put(j);
 	}
+	rc = 0;
+out:
 	PQclear(r);
-	return 0;
+	return rc;
 }
 
 /* ---- issue ------------------------------------------------------------ */
 
 /* After an issue inserted nothing: which of the two does not exist. */
-static void unknown_customer_or_plan(const char *customer, const char *plan)
+static int unknown_customer_or_plan(struct cli_err *e, const char *customer,
+    const char *plan)
 {
 	const char *p[1] = { customer };
-	PGresult *r = cli_q("SELECT 1 FROM customers WHERE id::text = $1 OR "
-	    "lower(email) = lower($1)", 1, p);
-	int known = PQntuples(r) > 0;
+	PGresult *r = cli_q(e, "SELECT 1 FROM customers WHERE id::text = $1 "
+	    "OR lower(email) = lower($1)", 1, p);
+	int known = r != NULL && PQntuples(r) > 0;
 
+	if (r == NULL)
+		return -1;
 	PQclear(r);
 	if (!known)
-		fprintf(stderr, "licctl: --customer: unknown customer '%s' "
-		    "(licctl customer list)\n", customer);
-	else
-		fprintf(stderr, "licctl: --plan: unknown plan '%s' (licctl plan "
-		    "list)\n", plan);
-	cli_finish();
-	exit(2);
+		return cli_fail(e, 2, "--customer: unknown customer '%s' "
+		    "(licctl customer list)", customer);
+	return cli_fail(e, 2, "--plan: unknown plan '%s' (licctl plan list)",
+	    plan);
 }
 
-/* The end of validity the options give, as RFC 3339 into buf, or NULL
- * for --perpetual. */
-static const char *expiry(const struct cli_opts *o, char buf[32])
+/* The end of validity the options give, as RFC 3339 into buf, or *exp
+ * NULL for --perpetual. */
+static int expiry(struct cli_err *e, const struct cli_opts *o, char buf[32],
+    const char **exp)
 {
-	time_t t;
+	long long days;
 	struct tm tm;
+	time_t t;
 
+	*exp = NULL;
 	if (cli_opt(o, "perpetual"))
-		return NULL;
+		return 0;
 	if (cli_opt(o, "days")) {
-		t = time(NULL) + (time_t)cli_int("--days", cli_opt(o, "days"),
-		    1, 36500, "a number of days, 1-36500") * 86400;
+		if (cli_int(e, "--days", cli_opt(o, "days"), 1, 36500,
+		    "a number of days, 1-36500", &days) != 0)
+			return -1;
+		t = time(NULL) + (time_t)days * 86400;
 		gmtime_r(&t, &tm);
 		strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		return buf;
+	} else if (cli_opt(o, "expires")) {
+		if (cli_expires(e, cli_opt(o, "expires"), buf) != 0)
+			return -1;
+	} else {
+		return cli_fail(e, 1, "give --expires DATE, --days N or "
+		    "--perpetual");
 	}
-	if (cli_opt(o, "expires")) {
-		cli_expires(cli_opt(o, "expires"), buf);
-		return buf;
-	}
-	cli_die("give --expires DATE, --days N or --perpetual");
+	*exp = buf;
+	return 0;
 }
 
 /* A growing "{a,b,...}" PostgreSQL array literal. */
@@ -301,149 +347,189 @@ struct arr {
 	size_t len, cap;
 };
 
-static void arr_add(struct arr *a, const char *v)
+static int arr_add(struct cli_err *e, struct arr *a, const char *v)
 {
 	size_t n = strlen(v);
-	char sep = a->len == 0 ? '{' : ',';
+	char sep = a->len == 0 ? '{' : ',', *s;
 
 	if (a->len + n + 3 > a->cap) {
+		if ((s = realloc(a->s, (a->cap + n + 3) * 2)) == NULL)
+			return cli_fail(e, 1, "out of memory");
+		a->s = s;
 		a->cap = (a->cap + n + 3) * 2;
-		if ((a->s = realloc(a->s, a->cap)) == NULL)
-			cli_die("out of memory");
 	}
 	a->s[a->len++] = sep;
 	memcpy(a->s + a->len, v, n);
 	a->len += n;
 	a->s[a->len] = '}';
 	a->s[a->len + 1] = '\0';
+	return 0;
+}
+
+/* One chunk of a bulk issue: k licenses inserted, signed, their keys
+ * written to out and stored. */
+static int issue_chunk(struct cli_err *e, const char *const *p6, long k,
+    FILE *out, struct arr *ids, struct arr *keys)
+{
+	const char *pp[7];
+	char n[24], *key = NULL;
+	PGresult *r;
+	int i, rc = -1;
+
+	snprintf(n, sizeof(n), "%ld", k);
+	memcpy(pp, p6, sizeof(const char *) * 6);
+	pp[6] = n;
+	r = cli_q(e, "INSERT INTO licenses (customer_id, plan_code, features, "
+	    "limits, domains, expires_at) SELECT c.id, p.code, "
+	    "coalesce($3::jsonb, p.features), p.limits || coalesce($4::jsonb, "
+	    "'{}'), $5::jsonb, $6::timestamptz FROM customers c, plans p, "
+	    "generate_series(1, $7::int) WHERE (c.id::text = $1 OR "
+	    "lower(c.email) = lower($1)) AND p.code = $2 RETURNING id", 7, pp);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) != k) {
+		unknown_customer_or_plan(e, p6[0], p6[1]);
+		goto out;
+	}
+	ids->len = 0;
+	for (i = 0; i < PQntuples(r); i++)
+		if (arr_add(e, ids, PQgetvalue(r, i, 0)) != 0)
+			goto out;
+	PQclear(r);
+	pp[0] = ids->s;
+	if ((r = cli_q(e, LICENSE_ROW "v.id = ANY($1::uuid[])", 1, pp)) == NULL)
+		goto out;
+	/* ids again in the view's order, matching keys */
+	ids->len = keys->len = 0;
+	for (i = 0; i < PQntuples(r); i++) {
+		if (sign_row(e, r, i, &key) != 0 ||
+		    arr_add(e, keys, key) != 0 ||
+		    arr_add(e, ids, PQgetvalue(r, i, 0)) != 0)
+			goto out;
+		fprintf(out, "%s\n", key);
+		free(key);
+		key = NULL;
+	}
+	PQclear(r);
+	pp[0] = ids->s;
+	pp[1] = keys->s;
+	pp[2] = lic_keyring()->signer->kid;
+	r = cli_q(e, "UPDATE licenses l SET license_key = k.key, key_kid = $3 "
+	    "FROM unnest($1::uuid[], $2::text[]) AS k(id, key) WHERE "
+	    "l.id = k.id", 3, pp);
+	rc = r != NULL ? 0 : -1;
+out:
+	free(key);
+	PQclear(r);
+	return rc;
 }
 
 /* license issue --count N: N licenses of one customer and plan in one
  * transaction (volume sales, load tests), inserted and signed in chunks;
  * the keys go to --keys-out (one per line, 0600) or stdout. */
-static void bulk_issue(const char *const *p6, const char *count,
-    const char *out_path)
+static int bulk_issue(struct cli_err *e, const char *const *p6,
+    const char *count, const char *out_path)
 {
 	enum { CHUNK = 5000 };
-	long total = strtol(count, NULL, 10), done = 0;
+	long total = strtol(count, NULL, 10), done = 0, k;
 	struct arr ids = { NULL, 0, 0 }, keys = { NULL, 0, 0 };
+	const char *pa[2] = { NULL, p6[1] };
 	char n[24];
 	FILE *out = stdout;
+	PGresult *r;
+	int rc = -1;
 
 	if (out_path != NULL) {
 		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
-		if (fd < 0 || (out = fdopen(fd, "w")) == NULL)
-			cli_die("%s: %s", out_path, strerror(errno));
+		if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
+			if (fd >= 0)
+				close(fd);
+			return cli_fail(e, 1, "%s: %s", out_path,
+			    strerror(errno));
+		}
 	}
-	cli_exec("BEGIN");
-	while (done < total) {
-		long k = total - done < CHUNK ? total - done : CHUNK;
-		const char *pp[7];
-		PGresult *r;
-		int i;
-
-		snprintf(n, sizeof(n), "%ld", k);
-		memcpy(pp, p6, sizeof(const char *) * 6);
-		pp[6] = n;
-		r = cli_q("INSERT INTO licenses (customer_id, plan_code, "
-		    "features, limits, domains, expires_at) SELECT c.id, "
-		    "p.code, coalesce($3::jsonb, p.features), p.limits || "
-		    "coalesce($4::jsonb, '{}'), $5::jsonb, $6::timestamptz "
-		    "FROM customers c, plans p, generate_series(1, $7::int) "
-		    "WHERE (c.id::text = $1 OR lower(c.email) = lower($1)) AND "
-		    "p.code = $2 RETURNING id", 7, pp);
-		if (PQntuples(r) != k)
-			unknown_customer_or_plan(p6[0], p6[1]);
-		ids.len = 0;
-		for (i = 0; i < PQntuples(r); i++)
-			arr_add(&ids, PQgetvalue(r, i, 0));
-		PQclear(r);
-		pp[0] = ids.s;
-		r = cli_q(LICENSE_ROW "v.id = ANY($1::uuid[])", 1, pp);
-		/* ids again in the view's order, matching keys */
-		ids.len = keys.len = 0;
-		for (i = 0; i < PQntuples(r); i++) {
-			char *key = NULL;
-
-			sign_row(r, i, &key);
-			fprintf(out, "%s\n", key);
-			arr_add(&keys, key);
-			arr_add(&ids, PQgetvalue(r, i, 0));
-			free(key);
-		}
-		PQclear(r);
-		{
-			const char *pk[3] = { ids.s, keys.s,
-			    lic_keyring()->signer->kid };
-
-			PQclear(cli_q("UPDATE licenses l SET license_key = k.key, "
-			    "key_kid = $3 FROM unnest($1::uuid[], $2::text[]) AS "
-			    "k(id, key) WHERE l.id = k.id", 3, pk));
-		}
-		done += k;
+	if (cli_exec(e, "BEGIN") != 0)
+		goto out;
+	for (; done < total; done += k) {
+		k = total - done < CHUNK ? total - done : CHUNK;
+		if (issue_chunk(e, p6, k, out, &ids, &keys) != 0)
+			goto out;
 	}
 	snprintf(n, sizeof(n), "%ld", total);
-	{
-		const char *pa[2] = { n, p6[1] };
-
-		PQclear(cli_q("SELECT licd_audit('licctl', 'license.issue_bulk', "
-		    "'plan', $2, NULL, NULL, jsonb_build_object('count', "
-		    "$1::bigint))", 2, pa));
-	}
-	cli_exec("COMMIT");
-	if (out != stdout && fclose(out) != 0)
-		cli_die("%s: write failed", out_path);
-	fprintf(stderr, "issued %ld licenses\n", total);
+	pa[0] = n;
+	r = cli_q(e, "SELECT licd_audit('licctl', 'license.issue_bulk', "
+	    "'plan', $2, NULL, NULL, jsonb_build_object('count', $1::bigint))",
+	    2, pa);
+	PQclear(r);
+	if (r == NULL || cli_exec(e, "COMMIT") != 0)
+		goto out;
+	rc = 0;
+out:
+	if (out != stdout && fclose(out) != 0 && rc == 0)
+		rc = cli_fail(e, 1, "%s: write failed", out_path);
+	if (rc == 0)
+		fprintf(stderr, "issued %ld licenses\n", total);
 	free(ids.s);
 	free(keys.s);
+	return rc;
 }
 
-int licenses_issue(const struct cli_cmd *c, const struct cli_opts *o)
+/* The options of issue checked, converted, in the INSERT's order
+ * ($1-$10); the JSON texts into json[3] for the caller to free. */
+static int issue_params(struct cli_err *e, const struct cli_opts *o,
+    const char *p[10], char *json[3], char exp[32])
 {
 	const char *customer = cli_opt(o, "customer"), *plan = cli_opt(o, "plan");
-	char *feat = NULL, *lim = NULL, *dom = NULL, *key = NULL, *id = NULL;
-	char exp[32];
-	struct json_object *d;
-	const char *p[10];
-	PGresult *r;
 
-	(void)c;
 	if (customer == NULL || plan == NULL)
-		cli_die("license issue needs --customer and --plan");
+		return cli_fail(e, 1, "license issue needs --customer and --plan");
 	if (!cli_slug_ok(plan))
-		cli_bad("--plan", plan, "a plan code, " CLI_SLUG_ACCEPTS);
+		return cli_bad(e, "--plan", plan, "a plan code, "
+		    CLI_SLUG_ACCEPTS);
 	if (!lic_uuid_valid(customer) && !cli_email_ok(customer))
-		cli_bad("--customer", customer,
+		return cli_bad(e, "--customer", customer,
 		    "a customer id (UUID) or e-mail address");
-	if (cli_opt(o, "count") != NULL)
-		cli_int("--count", cli_opt(o, "count"), 1, 10000000,
-		    "a number of licenses, 1-10000000");
-	need_signer();
-	p[5] = expiry(o, exp);
-	if (cli_opt(o, "features"))
-		feat = cli_list_json(cli_opt(o, "features"), 0);
-	if (cli_opt(o, "limits"))
-		lim = cli_limits_json(cli_opt(o, "limits"));
-	dom = cli_list_json(cli_opt(o, "domains") ? cli_opt(o, "domains") : "",
-	    1);
+	if (cli_opt(o, "count") != NULL && cli_int(e, "--count",
+	    cli_opt(o, "count"), 1, 10000000, "a number of licenses, "
+	    "1-10000000", NULL) != 0)
+		return -1;
+	if (need_signer(e) != 0 || expiry(e, o, exp, &p[5]) != 0 ||
+	    cli_features_limits(e, o, &json[0], &json[1]) != 0 ||
+	    cli_list_json(e, cli_opt(o, "domains") ? cli_opt(o, "domains") :
+	    "", 1, &json[2]) != 0 || cli_seat_opts(e, o, p + 6) != 0)
+		return -1;
 	p[0] = customer;
 	p[1] = plan;
-	p[2] = feat;
-	p[3] = lim;
-	p[4] = dom;
-	p[6] = cli_seat_opt(o, "seat-model");
-	p[7] = cli_seat_opt(o, "seat-ttl");
-	p[8] = cli_seat_opt(o, "max-borrow-days");
-	p[9] = cli_seat_opt(o, "overdraft");
+	p[2] = json[0];
+	p[3] = json[1];
+	p[4] = json[2];
+	return 0;
+}
+
+int licenses_issue(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
+{
+	char *json[3] = { NULL, NULL, NULL }, *key = NULL, *id = NULL;
+	char exp[32];
+	struct json_object *d = NULL;
+	const char *p[10];
+	PGresult *r;
+	int rc = -1;
+
+	(void)c;
+	if (issue_params(e, o, p, json, exp) != 0)
+		goto out;
 	if (cli_opt(o, "count")) {
-		bulk_issue(p, cli_opt(o, "count"), cli_opt(o, "keys-out"));
+		rc = bulk_issue(e, p, cli_opt(o, "count"),
+		    cli_opt(o, "keys-out"));
 		goto out;
 	}
-	cli_exec("BEGIN");
+	if (cli_exec(e, "BEGIN") != 0)
+		goto out;
 	/* Seat options left NULL are the plan's
 	 * (licd_license_seat_defaults). */
-	r = cli_q("INSERT INTO licenses (customer_id, plan_code, features, "
+	r = cli_q(e, "INSERT INTO licenses (customer_id, plan_code, features, "
 	    "limits, domains, expires_at, seat_model, seat_ttl, "
 	    "max_borrow_days, overdraft) SELECT c.id, p.code, "
 	    "coalesce($3::jsonb, p.features), p.limits || "
@@ -452,106 +538,123 @@ int licenses_issue(const struct cli_cmd *c, const struct cli_opts *o)
 	    "FROM customers c, plans p WHERE (c.id::text = $1 OR "
 	    "lower(c.email) = lower($1)) AND p.code = $2 "
 	    "RETURNING id", 10, p);
-	if (PQntuples(r) != 1)
-		unknown_customer_or_plan(customer, plan);
-	id = strdup(PQgetvalue(r, 0, 0));
+	if (r == NULL)
+		goto out;
+	if (PQntuples(r) == 1 && (id = strdup(PQgetvalue(r, 0, 0))) == NULL)
+		cli_fail(e, 1, "out of memory");
+	else if (PQntuples(r) != 1)
+		unknown_customer_or_plan(e, p[0], p[1]);
 	PQclear(r);
-	if (id == NULL)
-		cli_die("out of memory");
-	licenses_sign(id, &key);
-	cli_audit("license.issue", "license", id, NULL, NULL);
-	d = admin_doc(id);
-	cli_exec("COMMIT");
+	if (id == NULL || licenses_sign(e, id, &key) != 0 ||
+	    cli_audit(e, "license.issue", "license", id, NULL, NULL) != 0 ||
+	    json_q(e, ADMIN_DOC, id, &d) != 0 || cli_exec(e, "COMMIT") != 0)
+		goto out;
 	print_license(d, cli_opt(o, "json") != NULL);
 	if (!cli_opt(o, "json"))
 		printf("\nlicense key:\n%s\n", key);
-	json_object_put(d);
+	rc = 0;
 out:
+	json_object_put(d);
 	free(id);
 	free(key);
-	free(feat);
-	free(lim);
-	free(dom);
-	return 0;
+	free(json[0]);
+	free(json[1]);
+	free(json[2]);
+	return rc;
 }
 
 /* ---- update and the actions ------------------------------------------- */
 
-int licenses_update(const struct cli_cmd *c, const struct cli_opts *o)
+int licenses_update(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
 	struct json_object *d;
 	const char *p[5];
 	PGresult *r;
+	int ok;
 
 	(void)c;
 	if (o->npos != 1 || !lic_uuid_valid(o->pos[0]))
-		cli_die("usage: licctl license update LICENSE_ID "
+		return cli_fail(e, 1, "usage: licctl license update LICENSE_ID "
 		    "[--seat-model node|floating] ...");
 	p[0] = o->pos[0];
-	p[1] = cli_seat_opt(o, "seat-model");
-	p[2] = cli_seat_opt(o, "seat-ttl");
-	p[3] = cli_seat_opt(o, "max-borrow-days");
-	p[4] = cli_seat_opt(o, "overdraft");
+	if (cli_seat_opts(e, o, p + 1) != 0)
+		return -1;
 	if (!p[1] && !p[2] && !p[3] && !p[4])
-		cli_die("license update needs --seat-model, --seat-ttl, "
-		    "--max-borrow-days or --overdraft");
-	r = cli_q("SELECT licd_license_seats_set($1, $2, $3::int, $4::int, "
-	    "$5::int, 'licctl', NULL)", 5, p);
-	if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0)
-		cli_die("no license %s", o->pos[0]);
+		return cli_fail(e, 1, "license update needs --seat-model, "
+		    "--seat-ttl, --max-borrow-days or --overdraft");
+	if ((r = cli_q(e, "SELECT licd_license_seats_set($1, $2, $3::int, "
+	    "$4::int, $5::int, 'licctl', NULL)", 5, p)) == NULL)
+		return -1;
+	ok = strcmp(PQgetvalue(r, 0, 0), "ok") == 0;
 	PQclear(r);
-	d = admin_doc(o->pos[0]);
+	if (!ok)
+		return cli_fail(e, 1, "no license %s", o->pos[0]);
+	if (json_q(e, ADMIN_DOC, o->pos[0], &d) != 0)
+		return -1;
 	print_license(d, cli_opt(o, "json") != NULL);
 	json_object_put(d);
 	return 0;
 }
 
 /* revoke, suspend, reinstate, reset-activations: the admin API's SQL
- * functions with actor "licctl". */
-int licenses_action(const struct cli_cmd *c, const struct cli_opts *o)
+ * functions with actor "licctl" ($1 the license, $2 the reason, $3 the
+ * actor, $4 the action), each answering its result and what fmt prints
+ * after the license id. */
+static const struct {
+	const char *verb;
+	int nparams;
+	const char *sql, *fmt;
+} actions[] = {
+	{ "revoke", 3, "SELECT result, to_char(to_timestamp(revoked_at) AT "
+	    "TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), CASE WHEN "
+	    "changed THEN '' ELSE ' (already revoked)' END FROM licd_revoke($1, "
+	    "$2, $3, NULL)", "license %s revoked at %s%s\n" },
+	{ "reset-activations", 3, "SELECT result, freed, '' FROM "
+	    "licd_reset_activations($1, $2, $3, NULL)",
+	    "license %s: %s installation(s) deactivated%s\n" },
+	{ NULL, 4, "SELECT result, status, CASE WHEN changed THEN '' ELSE "
+	    "' (unchanged)' END FROM licd_set_status($1, $4, $2, $3, NULL)",
+	    "license %s is %s%s\n" },
+};
+
+int licenses_action(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
 {
-	const char *action = c->verb, *reason = cli_opt(o, "reason"), *id;
+	const char *reason = cli_opt(o, "reason"), *result, *p[4];
 	PGresult *r;
+	size_t i;
+	int rc = -1;
 
 	if (o->npos != 1)
-		cli_die("usage: licctl license %s LICENSE_ID [--reason TEXT]",
-		    action);
-	id = cli_license_id(o->pos[0]);
+		return cli_fail(e, 1, "usage: licctl license %s LICENSE_ID "
+		    "[--reason TEXT]", c->verb);
+	if (cli_license_id(e, o->pos[0]) != 0)
+		return -1;
 	if (reason != NULL && strlen(reason) > 500)
-		cli_bad("--reason", reason, "at most 500 characters");
-	if (strcmp(action, "revoke") == 0) {
-		const char *p[3] = { id, reason, "licctl" };
-
-		r = cli_q("SELECT result, to_char(to_timestamp(revoked_at) AT "
-		    "TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-		    "changed FROM licd_revoke($1, $2, $3, NULL)", 3, p);
-		if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0)
-			cli_die("no license %s", id);
-		printf("license %s revoked at %s%s\n", id, PQgetvalue(r, 0, 1),
-		    strcmp(PQgetvalue(r, 0, 2), "t") == 0 ? "" :
-		    " (already revoked)");
-	} else if (strcmp(action, "reset-activations") == 0) {
-		const char *p[3] = { id, reason, "licctl" };
-
-		r = cli_q("SELECT result, freed FROM licd_reset_activations($1, "
-		    "$2, $3, NULL)", 3, p);
-		if (strcmp(PQgetvalue(r, 0, 0), "ok") != 0)
-			cli_die("no license %s", id);
-		printf("license %s: %s installation(s) deactivated\n", id,
+		return cli_bad(e, "--reason", reason, "at most 500 characters");
+	for (i = 0; actions[i].verb != NULL &&
+	    strcmp(actions[i].verb, c->verb) != 0; i++)
+		;
+	p[0] = o->pos[0];
+	p[1] = reason;
+	p[2] = "licctl";
+	p[3] = c->verb;
+	if ((r = cli_q(e, actions[i].sql, actions[i].nparams, p)) == NULL)
+		return -1;
+	result = PQgetvalue(r, 0, 0);
+	if (strcmp(result, "conflict") == 0) {
+		cli_fail(e, 1, "cannot %s license %s: it is %s", c->verb, p[0],
 		    PQgetvalue(r, 0, 1));
-	} else {
-		const char *p[4] = { id, action, reason, "licctl" };
-
-		r = cli_q("SELECT result, status, changed FROM licd_set_status("
-		    "$1, $2, $3, $4, NULL)", 4, p);
-		if (strcmp(PQgetvalue(r, 0, 0), "not_found") == 0)
-			cli_die("no license %s", id);
-		if (strcmp(PQgetvalue(r, 0, 0), "conflict") == 0)
-			cli_die("cannot %s license %s: it is %s", action, id,
-			    PQgetvalue(r, 0, 1));
-		printf("license %s is %s%s\n", id, PQgetvalue(r, 0, 1),
-		    strcmp(PQgetvalue(r, 0, 2), "t") == 0 ? "" : " (unchanged)");
+		goto out;
 	}
+	if (strcmp(result, "ok") != 0) {
+		cli_fail(e, 1, "no license %s", p[0]);
+		goto out;
+	}
+	printf(actions[i].fmt, p[0], PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+	rc = 0;
+out:
 	PQclear(r);
-	return 0;
+	return rc;
 }

@@ -10,8 +10,9 @@
  *   licctl GROUP --help         the group's usage lines
  *   licctl GROUP VERB --help    the command's usage and help
  * --help needs neither the configuration nor the database. A command line
- * licctl cannot run (no command, an unknown group or verb) exits 2; the
- * command's function returns the exit status otherwise.
+ * licctl cannot run (no command, an unknown group or verb) exits 2; a
+ * command that fails says why in one line and exits with the status its
+ * error carries (cli.h).
  */
 #include "cli.h"
 #include "config.h"
@@ -287,6 +288,7 @@ int main(int argc, char **argv)
 {
 	const struct cli_cmd *c;
 	const char *conf = NULL;
+	struct cli_err e = { 0, "" };
 	struct cli_opts o;
 	char err[4096];
 	int i = 1, used = 0, rc = 0;
@@ -321,9 +323,12 @@ int main(int argc, char **argv)
 		    "(licctl config check)\n", err);
 		return 2;
 	}
-	if (cli_parse(c, argc - i, argv + i, &o, err, sizeof(err)) != 0)
-		cli_die("%s", err);
-	rc = c->fn(c, &o);
+	rc = 0;
+	if (cli_parse(c, argc - i, argv + i, &o, &e) != 0 ||
+	    c->fn(c, &o, &e) != 0) {
+		fprintf(stderr, "%s\n", e.msg);
+		rc = e.status != 0 ? e.status : 1;
+	}
 	cli_finish();
 	return rc;
 }
