@@ -20,9 +20,10 @@
 -- fall (seats lapse), so it never exceeds the limit plus overdraft, and no
 -- sweeper is involved.
 
--- Trigger function (BEFORE INSERT ON licenses): a license whose insert does
--- not name seat_model, seat_ttl, max_borrow_days or overdraft gets its
--- plan's, whoever inserts it (licctl, the admin API, the billing webhooks).
+-- Trigger function of licenses_seat_defaults (99_triggers.sql, BEFORE
+-- INSERT ON licenses): a license whose insert does not name seat_model,
+-- seat_ttl, max_borrow_days or overdraft gets its plan's, whoever inserts
+-- it (licctl, the admin API, the billing webhooks).
 CREATE OR REPLACE FUNCTION licd_license_seat_defaults() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -36,10 +37,6 @@ BEGIN
   RETURN NEW;
 END
 $$;
-
--- Fills a new license's seat settings from its plan.
-CREATE OR REPLACE TRIGGER licenses_seat_defaults BEFORE INSERT ON licenses
-             FOR EACH ROW EXECUTE FUNCTION licd_license_seat_defaults();
 
 -- Seats of license p_license live at the start of UTC day d, counted from
 -- the rows as they are now: right only while no seat write of the license
