@@ -8,7 +8,7 @@
 -- Queues notification p_kind for license p_license and its customer's
 -- e-mail, with p_payload, once per p_dedupe (NULL: always). Returns the new
 -- id, or NULL when that dedupe key was queued before or there is no such
--- license. Called by the lifecycle tasks, the checkout webhook
+-- license. Called by the lifecycle tasks, the webhook program
 -- (license_issued) and licctl.
 CREATE OR REPLACE FUNCTION licd_notify(p_kind text, p_license uuid, p_dedupe text,
                                        p_payload jsonb)

@@ -102,7 +102,7 @@ $$;
 -- check-ins do: peaks recorded first, live seats marked released) and
 -- audits it. Locks the license row. Returns result 'ok' or 'not_found' and
 -- freed, the number of installations deactivated. Called by the admin API
--- and licctl license reset.
+-- and licctl license reset-activations.
 CREATE OR REPLACE FUNCTION licd_reset_activations(p_license uuid, p_reason text,
                                                   p_actor text, p_rid text)
 RETURNS TABLE (result text, freed bigint)

@@ -397,7 +397,7 @@ $$;
 -- or customer, in the order the provider created them. Locks the event's
 -- row and those of the waiting events. Rows: the outcome of the event
 -- itself first, then one row per license a replay issued. Called by
--- licd_webhook_event and licctl webhooks retry.
+-- licd_webhook_event and licctl webhook replay.
 CREATE OR REPLACE FUNCTION licd_webhook_apply(p_provider text, p_event_id text, p_grace_days int)
 RETURNS TABLE (outcome text, new_license uuid)
 LANGUAGE plpgsql AS $$

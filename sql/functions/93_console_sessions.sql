@@ -31,7 +31,8 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Ends the session of a cookie's hash and audits it; false when there was
--- no live one. Called by the admin program at DELETE /api/admin/session.
+-- no live one. Called by the admin program at POST
+-- /api/admin/session/end.
 CREATE OR REPLACE FUNCTION licd_session_end(p_hash bytea, p_rid text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
