@@ -9,9 +9,6 @@ healthy, so the test files run in any order."""
 import pytest
 
 from util import issue, pg, set_clock, wait_healthy
-# Transitional: tests written before util.py imported the helpers from
-# here. Removed once every test imports them from util.
-from util import *  # noqa: F401,F403,E402
 
 
 @pytest.fixture
