@@ -102,7 +102,7 @@ def poll(fn, pred, timeout=10.0, what=None, interval=0.1):
         last[:] = [fn()]
         return pred(last[0])
     try:
-        eventually(ok, timeout, what or getattr(pred, "__name__", repr(pred)),
+        eventually(ok, timeout, what or _described(pred),
                    interval)
     except WaitTimeout as e:
         v = last[0] if last else None
