@@ -7,7 +7,8 @@
 -- updated in place, so concurrent writers never wait on one another and a
 -- rolled-back write leaves nothing. licd-lifecycle's figures task
 -- (licd_lc_figures) replaces them with a fresh count. Validate, heartbeat
--- and usage never write licenses, so none of this is on their path.
+-- and usage never write licenses, so none of this is on their path. The
+-- triggers that call these functions are in 99_triggers.sql.
 
 CREATE OR REPLACE FUNCTION licd_license_counts_added() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -43,19 +44,3 @@ BEGIN
   RETURN NULL;
 END
 $$;
-
--- A statement's inserts and deletes as one row per plan and status (a bulk
--- import adds a handful of rows, not one per license); an update only when
--- it changes the plan or the status.
-CREATE OR REPLACE TRIGGER licenses_count_insert AFTER INSERT ON licenses
-  REFERENCING NEW TABLE AS added
-  FOR EACH STATEMENT EXECUTE FUNCTION licd_license_counts_added();
-CREATE OR REPLACE TRIGGER licenses_count_delete AFTER DELETE ON licenses
-  REFERENCING OLD TABLE AS removed
-  FOR EACH STATEMENT EXECUTE FUNCTION licd_license_counts_removed();
-CREATE OR REPLACE TRIGGER licenses_count_update AFTER UPDATE OF status, plan_code ON licenses
-  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-                     OR OLD.plan_code IS DISTINCT FROM NEW.plan_code)
-  EXECUTE FUNCTION licd_license_counts_changed();
-CREATE OR REPLACE TRIGGER licenses_count_truncate AFTER TRUNCATE ON licenses
-  FOR EACH STATEMENT EXECUTE FUNCTION licd_license_counts_truncated();
