@@ -57,8 +57,11 @@ static const struct db_stmt stmts[] = {
 	{ "deactivate", "SELECT licd_admin_deactivate($1, $2, $3, $4, $5)", 0 },
 	{ "retry", "SELECT licd_admin_notification_retry($1::bigint, $2, $3)",
 	    0 },
+	{ "lease_model", "SELECT seat_model FROM licenses WHERE id = $1", 0 },
 	{ "lease_activate", "SELECT a.code FROM licd_activate($1, $2, NULL, "
 	    "$3::jsonb, NULL) a", 0 },
+	{ "lease_borrow", "SELECT s.code FROM licd_seat($1, $2, 'borrow', "
+	    "$4::int, NULL, $3::jsonb, NULL) s", 0 },
 	{ "lease_read", "SELECT v.*, extract(epoch FROM licd_now())::bigint "
 	    "FROM license_view v WHERE v.id = $1", 0 },
 	{ "lease_hold", "UPDATE installations SET offline_until = greatest("
@@ -414,7 +417,9 @@ static void deactivate(struct http_req *req, struct http_resp *resp,
 
 /* POST …/{id}/lease {installation_id, days, metadata?, nonce?}: what
  * `licctl lease offline` does: the seat is taken like an online validate
- * and held while the lease runs; the lease is signed here. */
+ * and held while the lease runs (a floating license's borrowed for the
+ * lease's days, within its max_borrow_days, as licd_seat counts seats);
+ * the lease is signed here. */
 static void lease(struct http_req *req, struct http_resp *resp,
     const char *id, const char *actor)
 {
@@ -422,9 +427,9 @@ static void lease(struct http_req *req, struct http_resp *resp,
 	struct json_object *mo, *o;
 	long long days;
 	struct js_err e;
-	char *signed_lease = NULL, ts[32], exps[24];
+	char *signed_lease = NULL, ts[32], exps[24], ndays[24];
 	struct lic l;
-	int st, have = 0, open = 0;
+	int st, have = 0, open = 0, floating;
 	PGresult *res = NULL;
 	time_t exp, now;
 	size_t len;
@@ -449,10 +454,23 @@ static void lease(struct http_req *req, struct http_resp *resp,
 	}
 	open = 1;
 	params[0] = id;
+	if ((st = db_exec(req->db, "lease_model", 1, params, &res)) != DB_OK) {
+		sql_error(req, resp, st, res, "activate");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		http_error(resp, 404, "NOT_FOUND", "no such license");
+		goto out;
+	}
+	floating = strcmp(PQgetvalue(res, 0, 0), "floating") == 0;
+	PQclear(res);
+	res = NULL;
+	snprintf(ndays, sizeof(ndays), "%lld", days);
 	params[1] = iid;
 	params[2] = meta;
-	if ((st = db_exec(req->db, "lease_activate", 3, params, &res)) !=
-	    DB_OK) {
+	params[3] = ndays;
+	if ((st = floating ? db_exec(req->db, "lease_borrow", 4, params, &res) :
+	    db_exec(req->db, "lease_activate", 3, params, &res)) != DB_OK) {
 		sql_error(req, resp, st, res, "activate");
 		goto out;
 	}
@@ -915,7 +933,7 @@ static void session_get(struct http_req *req, struct http_resp *resp)
 	const char *params[1] = { hash };
 	struct json_object *o;
 	PGresult *res = NULL;
-	int st;
+	int st, live;
 
 	o = json_object_new_object();
 	if (auth_cookie(req, cookie, sizeof(cookie)) != 0) {
@@ -930,9 +948,9 @@ static void session_get(struct http_req *req, struct http_resp *resp)
 		http_db_error(req, resp, st, "session");
 		goto out;
 	}
-	json_object_object_add(o, "signed_in",
-	    json_object_new_boolean(PQntuples(res) == 1));
-	if (PQntuples(res) != 1) {
+	live = PQntuples(res) == 1 && auth_name_known(PQgetvalue(res, 0, 0));
+	json_object_object_add(o, "signed_in", json_object_new_boolean(live));
+	if (!live) {
 		http_json(resp, 200, o);
 		goto out;
 	}

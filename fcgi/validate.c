@@ -166,7 +166,7 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 	if (keyed_request(req, resp, &key, &iid, id, &e) != 0)
 		return;
 	if (js_int(req->json, "days", 1, 1, 3650, 0, &ndays, &e) ||
-	    js_string(req->json, "domain", 0, 1, 254, JS_HOST, &domain, &e) ||
+	    js_host(req->json, "domain", 0, &domain, &e) ||
 	    js_field(req->json, &LIC_F_VERSION, 0, &version, &e) ||
 	    js_field(req->json, &LIC_F_NONCE, 0, &nonce, &e)) {
 		http_field_error(resp, &e);

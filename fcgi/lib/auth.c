@@ -100,6 +100,16 @@ const char *auth_token_name(const char *token)
 	return match == AUTH_MAX ? NULL : tokens[match].name;
 }
 
+int auth_name_known(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < ntokens; i++)
+		if (strcmp(tokens[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 void auth_hash_bytea(const char *s, char out[67])
 {
 	out[0] = '\\';
@@ -151,7 +161,9 @@ static int auth_session(struct http_req *req, struct http_resp *resp,
 		http_db_error(req, resp, st, "session");
 		goto out;
 	}
-	if (PQntuples(res) != 1) {
+	/* A session ends with its token: one removed from admin_tokens
+	 * signs no more requests, whatever sessions it opened. */
+	if (PQntuples(res) != 1 || !auth_name_known(PQgetvalue(res, 0, 0))) {
 		resp->www_auth = "Bearer realm=\"licd-admin\"";
 		http_error(resp, 401, "UNAUTHORIZED",
 		    "the console session has ended; sign in again");

@@ -19,8 +19,9 @@ int auth_init(void);
  * that session's CSRF header (*actor = the name of the token the session
  * was opened with; valid until the handler returns). Otherwise -1 with the
  * response set: 401 without credentials or with a wrong token or an
- * ended session, 403 for a session cookie without its CSRF header, 503 if
- * the session cannot be read. */
+ * ended session (or one whose token is no longer configured), 403 for
+ * a session cookie without its CSRF header, 503 if the session cannot be
+ * read. */
 int auth_admin(struct http_req *req, struct http_resp *resp,
     const char **actor);
 
@@ -40,6 +41,10 @@ int auth_admin(struct http_req *req, struct http_resp *resp,
 /* The name of the configured token `token`, or NULL (constant time over
  * the configured hashes). */
 const char *auth_token_name(const char *token);
+
+/* 1 when name is a token configured now (a session opened by a token
+ * since removed from admin_tokens is refused). */
+int auth_name_known(const char *name);
 
 /* The session cookie's value in the request, copied to out (at most
  * outlen - 1 bytes of [A-Za-z0-9_-]); -1 when absent or malformed. */

@@ -6,8 +6,9 @@ import os
 import subprocess
 import tempfile
 
+import requests
 
-from util import (BIN, admin, admin_token, api, error_code,
+from util import (URL, BIN, admin, admin_token, api, error_code,
                   heartbeat, issue, licctl, licctl_json, sql,
                   sql1, unique, validate)
 from test_validate import verify_with_jwks
@@ -45,6 +46,26 @@ def test_every_admin_call_needs_a_valid_token(lic):
     assert sql1("SELECT status FROM licenses WHERE id = %s", lic["id"]) == "active"
     assert audit_rows(lic["id"]) == [("licctl", "license.issue", None, None)] or \
         all(a[0] == "licctl" for a in audit_rows(lic["id"]))
+
+
+def test_a_session_ends_with_its_token():
+    """A console session acts as the token that opened it: once that
+    token's name is no longer in admin_tokens (here: the row names one
+    that is not), the session signs nothing."""
+    s = requests.Session()
+    r = s.post(URL + "/api/admin/session", json={"token": admin_token()})
+    assert r.status_code == 201, r.text
+    h = {"X-Licd-CSRF": r.json()["csrf"]}
+    assert s.get(URL + "/api/admin/plans", headers=h).status_code == 200
+    value = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    sql("UPDATE admin_sessions SET actor = %s WHERE id_hash = "
+        "sha256(convert_to(%s, 'UTF8'))", unique("removed"), value)
+    r = s.get(URL + "/api/admin/plans", headers=h)
+    assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED", r.text
+    r = s.post(URL + "/api/admin/customers", json={"email": unique("x") +
+               "@example.com"}, headers=h)
+    assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED", r.text
+    assert s.get(URL + "/api/admin/session").json() == {"signed_in": False}
 
 
 def test_revoke_takes_effect_on_the_very_next_call(lic):

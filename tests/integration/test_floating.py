@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from util import (URL, admin, api, error_code, heartbeat, issue, licctl,
-                  licctl_json, make_plan, set_clock, sql, sql1, unique, validate)
+from util import (URL, admin, api, error_code, heartbeat, issue, json_error,
+                  licctl, licctl_json, make_plan, set_clock, sql, sql1, unique, validate)
 
 DAY = 86400
 
@@ -323,6 +323,21 @@ def test_checkin_and_borrow_refuse_bad_requests():
 
 # --- borrowing --------------------------------------------------------------
 
+def test_borrow_reads_the_domain_as_validate_does():
+    """One trailing dot and case are ignored and the host name is stored
+    normalised; a name that is not a host name is refused."""
+    lic = floating(limit=2, borrow=2, domains="*.company.com")
+    r = borrow(lic["key"], "a", domain="Build.Company.COM.")
+    assert r.status_code == 200 and r.json()["code"] == "VALID", r.text
+    assert sql1("SELECT domain FROM installations WHERE license_id = %s AND "
+                "installation_id = 'a'", lic["id"]) == "build.company.com"
+    for bad in ("a..company.com", ".company.com", "x" * 64 + ".company.com",
+                "."):
+        json_error(borrow(lic["key"], "b", domain=bad), 400, "INVALID_FIELD")
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                lic["id"]) == 1
+
+
 def test_borrow_holds_across_ttls_and_is_refused_past_the_maximum(clock):
     lic = floating(limit=1, ttl=60, borrow=3)
     r = borrow(lic["key"], "laptop", days=4)
@@ -384,6 +399,30 @@ def test_offline_lease_on_floating_license_borrows():
     p = licctl("lease", "offline", "--license", lic["id"], "--installation",
                "other", "--days", "11", check=False)
     assert p.returncode != 0 and "BORROW_LIMIT_EXCEEDED" in p.stderr
+
+
+def test_admin_offline_lease_on_floating_license_borrows():
+    """The admin API's lease holds a floating seat as licctl's does: the
+    seat counts against the limit, and days past max_borrow_days are
+    refused."""
+    lic = floating(limit=1, borrow=10)
+    path = "/api/admin/licenses/%s/lease" % lic["id"]
+    r = admin(path, {"installation_id": "airgap", "days": 5})
+    assert r.status_code == 200, r.text
+    row = sql("SELECT status, borrowed_until IS NOT NULL, seat_expires_at > "
+              "licd_clock_now() + interval '4 days' FROM installations WHERE "
+              "license_id = %s", lic["id"])
+    assert row == [("active", True, True)]
+    assert validate(lic["key"], "other").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    r = admin(path, {"installation_id": "airgap", "days": 11})
+    json_error(r, 409, "CONFLICT")
+    assert "BORROW_LIMIT_EXCEEDED" in r.json()["error"]["message"]
+    none = floating(limit=1)
+    r = admin("/api/admin/licenses/%s/lease" % none["id"],
+              {"installation_id": "airgap", "days": 1})
+    json_error(r, 409, "CONFLICT")
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                none["id"]) == 0
 
 
 # --- overdraft --------------------------------------------------------------
