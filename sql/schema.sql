@@ -1416,6 +1416,9 @@ CREATE FUNCTION public.licd_lc_figures() RETURNS bigint
 DECLARE
   total bigint;
 BEGIN
+  -- One recount at a time (a second run's snapshot would miss the first's
+  -- rows and add its count to theirs); writers never wait for it.
+  PERFORM pg_advisory_xact_lock(hashtext('licd_lc_figures'));
   WITH gone AS (DELETE FROM license_counts RETURNING 1)
   INSERT INTO license_counts (plan_code, status, n)
   SELECT plan_code, status, count(*) FROM licenses GROUP BY 1, 2;

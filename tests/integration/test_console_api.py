@@ -7,13 +7,14 @@ import json
 import os
 import re
 import subprocess
+import threading
 import uuid
 
 import jwt
 import pytest
 import requests
 
-from util import (BIN, CONFIG, URL, admin_token, api, error_code, eventually,
+from util import (BIN, CONFIG, URL, admin_token, api, db, error_code, eventually,
                   make_plan, sql, sql1, unique, validate)
 from test_validate import verify_with_jwks
 
@@ -794,6 +795,31 @@ def test_license_counts_follow_every_write_at_once():
     assert {p["code"]: p["licenses"] for p in ok(A("/api/admin/plans"))["plans"]} == \
         dict(sql("SELECT p.code, count(l.id) FROM plans p LEFT JOIN licenses l"
                  " ON l.plan_code = p.code GROUP BY 1"))
+
+
+def test_two_recounts_at_once_count_each_license_once():
+    """A figures task started while another has not committed waits for it
+    (else its snapshot would miss the first one's rows and add to them)."""
+    first = db()
+    first.autocommit = False
+    second = db()
+    try:
+        first.cursor().execute("SELECT licd_lc_figures()")
+        done = []
+        t = threading.Thread(target=lambda: done.append(
+            second.cursor().execute("SELECT licd_lc_figures()")))
+        t.start()
+        eventually(lambda: sql1("SELECT count(*) FROM pg_stat_activity WHERE"
+                                " wait_event = 'advisory' AND query LIKE '%%licd_lc_figures%%'"),
+                   what="the second figures task waiting for the first")
+        assert not done
+        first.commit()
+        t.join(60)
+        assert done and not t.is_alive()
+    finally:
+        first.close()
+        second.close()
+    assert sql1("SELECT sum(n) FROM license_counts") == sql1("SELECT count(*) FROM licenses")
 
 
 def test_signing_keys_and_which_is_current():
