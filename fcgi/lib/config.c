@@ -8,8 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+static cfg_check_fn check_tokens, check_programs, check_listen, check_http,
+    check_smtp;
+
 #define STR(n, d, dd, h) \
 	{ .name = n, .type = CFG_STR, .def = d, .defdoc = dd, .help = h }
+#define URL(n, d, dd, h) { .name = n, .type = CFG_STR, .def = d, \
+	.defdoc = dd, .help = h, .check = check_http }
 #define SECRET(n, h) \
 	{ .name = n, .type = CFG_STR, .flags = CFG_SECRET, .def = "", .help = h }
 #define INT(n, d, lo, hi, u, h) { .name = n, .type = CFG_INT, .def = d, \
@@ -28,6 +33,7 @@
 	"validate and heartbeat hold no thread while a lookup waits and take " \
 	"one per CPU plus one" }
 #define P_LISTEN(p) { .name = p "_listen", .type = CFG_STR, .def = "", \
+	.check = check_listen, \
 	.pattern = "<program>_listen", .help = "`ADDRESS:PORT` (IPv6 as " \
 	"`[addr]:port`): the program accepts FastCGI on this TCP address as " \
 	"well as on its socket, for an nginx on another host, e.g. " \
@@ -118,18 +124,18 @@ static const struct cfg_key keys[] = {
 	STR("socket_dir", "", "the directory of the program's own socket, "
 	    "else `/run/licd`", "where `/healthz` finds the other programs' "
 	    "FastCGI sockets (`<program>.sock`)"),
-	STR("health_programs", "validate,heartbeat,usage,revoke,checkout,"
-	    "webhook", NULL, "the programs `/healthz` answers for, "
-	    "comma-separated"),
+	{ .name = "health_programs", .type = CFG_STR, .def = "validate,"
+	    "heartbeat,usage,revoke,checkout,webhook", .help = "the programs "
+	    "`/healthz` answers for, comma-separated", .check = check_programs },
 	STR("sql_dir", "/usr/share/licd/sql", NULL, "migrations and "
 	    "`functions/` for `licctl migrate`"),
 	{ .name = "admin_tokens", .type = CFG_STR, .flags = CFG_SECRET,
 	    .def = "", .help = "`name:sha256hex,…` from `licctl token create "
-	    "NAME`" },
+	    "NAME`", .check = check_tokens },
 	INT("admin_session_ttl", "28800", 300, 604800, "seconds", "a console "
 	    "sign-in lasts this long"),
 	SECRET("stripe_secret_key", "Stripe secret key (checkout)"),
-	STR("stripe_api_base", "https://api.stripe.com", NULL, "Stripe API "
+	URL("stripe_api_base", "https://api.stripe.com", NULL, "Stripe API "
 	    "base URL (tests: the local double)"),
 	STR("stripe_ca_file", "", "system CAs", "CA bundle for the Stripe API "
 	    "(tests only)"),
@@ -146,9 +152,9 @@ static const struct cfg_key keys[] = {
 	INT("grace_days", "7", 0, 365, "days", "grace after a failed payment"),
 	STR("checkout_allowed_origins", "", NULL, "origins allowed in "
 	    "success/cancel URLs, comma-separated"),
-	STR("checkout_success_url", "", NULL, "success URL when a checkout "
+	URL("checkout_success_url", "", NULL, "success URL when a checkout "
 	    "request names none"),
-	STR("checkout_cancel_url", "", NULL, "cancel URL when a checkout "
+	URL("checkout_cancel_url", "", NULL, "cancel URL when a checkout "
 	    "request names none"),
 	INTLIST("expiry_warning_days", "30,7,1", 0, 3650, "days", "lifecycle: "
 	    "expiry warnings this many days before a license ends"),
@@ -161,14 +167,15 @@ static const struct cfg_key keys[] = {
 	    "log, webhook events, delivered notifications this long"),
 	INT("retention_batch", "5000", 1, 1000000, "rows", "lifecycle: rows "
 	    "deleted per statement by the retention task"),
-	STR("smtp_url", "", NULL, "lifecycle: e-mail delivery "
-	    "(`smtp://host:25`, `smtps://…`); unset: no e-mail"),
+	{ .name = "smtp_url", .type = CFG_STR, .def = "", .help = "lifecycle: "
+	    "e-mail delivery (`smtp://host:25`, `smtps://…`); unset: no e-mail",
+	    .check = check_smtp },
 	STR("smtp_from", "licd@localhost", NULL, "lifecycle: sender of the "
 	    "e-mails"),
 	STR("smtp_user", "", NULL, "lifecycle: SMTP user (then TLS is "
 	    "required)"),
 	SECRET("smtp_password", "lifecycle: SMTP password"),
-	STR("notify_webhook_url", "", NULL, "lifecycle: signed POST of every "
+	URL("notify_webhook_url", "", NULL, "lifecycle: signed POST of every "
 	    "notification to the vendor; unset: none"),
 	SECRET("notify_webhook_secret", "lifecycle: HMAC key of the "
 	    "`Licd-Signature` header"),
@@ -245,7 +252,7 @@ static int whole(const char *s, long *out)
 	return errno != 0 || *end != '\0' ? -1 : 0;
 }
 
-static const char *bools[][2] = {
+static const char *const bools[][2] = {
 	{ "on", "off" }, { "yes", "no" }, { "true", "false" }, { "1", "0" },
 };
 
@@ -254,6 +261,100 @@ static void range(const struct cfg_key *k, char *out, size_t len)
 {
 	snprintf(out, len, "%s%s%ld..%ld", k->unit ? k->unit : "",
 	    k->unit ? ", " : "", k->min, k->max);
+}
+
+/* The forms of strings. */
+
+static int check_tokens(const struct cfg_key *k, const char *val, char *msg,
+    size_t len)
+{
+	const char *s = val, *colon;
+	size_t n, i;
+	int entry = 0;
+
+	while (*(s += strspn(s, ", \t")) != '\0') {
+		n = strcspn(s, ", \t");
+		entry++;
+		colon = memchr(s, ':', n);
+		i = colon ? (size_t)(colon - s) : 0;
+		if (i == 0 || i >= 64 || n - i - 1 != 64)
+			goto bad;
+		for (i++; i < n; i++)
+			if (!isxdigit((unsigned char)s[i]))
+				goto bad;
+		s += n;
+	}
+	return 0;
+bad:
+	snprintf(msg, len, "%s: entry %d is not name:sha256hex (licctl token "
+	    "create NAME prints the line)", k->name, entry);
+	return -1;
+}
+
+static const char *const programs[] = { "validate", "heartbeat", "usage",
+	"revoke", "checkout", "webhook" };
+
+static int check_programs(const struct cfg_key *k, const char *val,
+    char *msg, size_t len)
+{
+	const char *s = val;
+	size_t n, i;
+
+	while (*(s += strspn(s, ", ")) != '\0') {
+		n = strcspn(s, ", ");
+		for (i = 0; i < sizeof(programs) / sizeof(programs[0]); i++)
+			if (strlen(programs[i]) == n &&
+			    strncmp(programs[i], s, n) == 0)
+				break;
+		if (i == sizeof(programs) / sizeof(programs[0])) {
+			snprintf(msg, len, "%s: '%.*s' is not a program (validate, "
+			    "heartbeat, usage, revoke, checkout, webhook)",
+			    k->name, (int)n, s);
+			return -1;
+		}
+		s += n;
+	}
+	return 0;
+}
+
+static int check_listen(const struct cfg_key *k, const char *val, char *msg,
+    size_t len)
+{
+	const char *port = strrchr(val, ':');
+	long p;
+
+	if (port == NULL || port == val || whole(port + 1, &p) != 0 || p < 0 ||
+	    p > 65535) {
+		snprintf(msg, len, "%s: '%s' is not ADDRESS:PORT (IPv6 as "
+		    "[addr]:port)", k->name, val);
+		return -1;
+	}
+	return 0;
+}
+
+/* URLs may carry a password: the message does not repeat them. */
+static int check_scheme(const struct cfg_key *k, const char *val,
+    const char *a, const char *b, char *msg, size_t len)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if ((strncasecmp(val, a, la) == 0 && val[la] != '\0') ||
+	    (strncasecmp(val, b, lb) == 0 && val[lb] != '\0'))
+		return 0;
+	snprintf(msg, len, "%s: not a %s or %s URL", k->name, a, b);
+	return -1;
+}
+
+static int check_http(const struct cfg_key *k, const char *val, char *msg,
+    size_t len)
+{
+	return check_scheme(k, val, "https://", "http://", msg, len);
+}
+
+static int check_smtp(const struct cfg_key *k, const char *val, char *msg,
+    size_t len)
+{
+	return check_scheme(k, val, "smtp://", "smtps://", msg, len);
 }
 
 /* Parses val for row k into num; 0, or -1 with a message in msg. */
@@ -266,7 +367,7 @@ static int parse(const struct cfg_key *k, const char *val, long *num,
 	*num = 0;
 	switch (k->type) {
 	case CFG_STR:
-		return 0;
+		return k->check ? k->check(k, val, msg, len) : 0;
 	case CFG_INT:
 		range(k, r, sizeof(r));
 		if (whole(val, num) != 0) {

@@ -24,6 +24,12 @@ enum cfg_type {
 
 #define CFG_SECRET 0x1	/* masked by cfg_print */
 
+struct cfg_key;
+/* A string's form beyond its type: 0, or -1 with a message (which never
+ * repeats a secret's value). */
+typedef int cfg_check_fn(const struct cfg_key *k, const char *val,
+    char *msg, size_t len);
+
 struct cfg_key {
 	const char *name;
 	enum cfg_type type;
@@ -36,6 +42,7 @@ struct cfg_key {
 	const char *defdoc;	/* the default in words when not a literal */
 	const char *pattern;	/* per-program row: "<program>_threads" */
 	const char *help;
+	cfg_check_fn *check;	/* CFG_STR: its form, when it has one */
 };
 
 /* path NULL: $LICD_CONFIG, else CFG_DEFAULT_PATH. A missing default file is

@@ -136,6 +136,9 @@ def test_a_missing_named_file_is_refused(tmp_path):
      "range (2..1024)"),
     ("LICD_CONSOLE_COUNTS", "perhaps", "console_counts: 'perhaps' is not on "
      "or off (also yes/no, true/false, 1/0)"),
+    ("LICD_HEALTH_PROGRAMS", "validate,valdate", "health_programs: 'valdate' "
+     "is not a program (validate, heartbeat, usage, revoke, checkout, "
+     "webhook)"),
 ])
 def test_environment_override_is_checked(var, value, msg):
     """A bad LICD_<KEY> stops a program, the lifecycle job and licctl the
@@ -179,6 +182,17 @@ def value_for(name, typ, default, rng):
         return "off" if default == "on" else "on"
     if typ == "enum":
         return [c for c in rng.split("|") if c != default][0]
+    # strings with a form (config.c's checks)
+    if name == "admin_tokens":
+        return "ops:%s,ci:%s" % ("ab" * 32, "cd" * 32)
+    if name == "health_programs":
+        return "validate,usage"
+    if name.endswith("_listen"):
+        return "127.0.0.1:%d" % (9000 + len(name))
+    if name == "smtp_url":
+        return "smtp://mail.example.com:25"
+    if name != "database_url" and name.endswith(("_url", "_base")):
+        return "https://%s.example.com/" % name.replace("_", "-")
     return "value-of-%s" % name
 
 

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define HASH "0123456789abcdef0123456789abcdef" \
+	"0123456789ABCDEF0123456789abcdef"
+
 static char path[64], err[4096];
 
 static int load(const char *text)
@@ -179,6 +182,32 @@ int main(void)
 	CHECK(load("expiry_warning_days = 9999\n") != 0);
 	CHECK(load("expiry_warning_days = 14, 3\n") == 0 &&
 	    strcmp(cfg_str("expiry_warning_days"), "14, 3") == 0);
+	/* strings with a form */
+	CHECK(load("admin_tokens = ops:" HASH ", ci:" HASH "\n") == 0);
+	CHECK(load("admin_tokens = ops:" HASH ",ci\n") != 0);
+	CHECK(said(1, "admin_tokens: entry 2 is not name:sha256hex (licctl "
+	    "token create NAME prints the line)"));
+	CHECK(load("admin_tokens = ops:" HASH "0\n") != 0);
+	CHECK(load("admin_tokens = :" HASH "\n") != 0);
+	CHECK(load("health_programs = validate, usage\n") == 0);
+	CHECK(load("health_programs = validate,valdate\n") != 0);
+	CHECK(said(1, "health_programs: 'valdate' is not a program (validate, "
+	    "heartbeat, usage, revoke, checkout, webhook)"));
+	CHECK(load("validate_listen = 10.0.0.11:9001\n") == 0);
+	CHECK(load("validate_listen = [::1]:9001\n") == 0);
+	CHECK(load("validate_listen = 127.0.0.1:0\n") == 0);
+	CHECK(load("validate_listen = 10.0.0.11\n") != 0);
+	CHECK(said(1, "validate_listen: '10.0.0.11' is not ADDRESS:PORT (IPv6 "
+	    "as [addr]:port)"));
+	CHECK(load("validate_listen = h:70000\n") != 0);
+	CHECK(load("smtp_url = smtps://u:pw@mail:465\n") == 0);
+	CHECK(load("smtp_url = mail.example.com:25\n") != 0);
+	CHECK(said(1, "smtp_url: not a smtp:// or smtps:// URL"));
+	CHECK(load("smtp_url = https://u:pw@mail\n") != 0 && !strstr(err, "pw"));
+	CHECK(load("notify_webhook_url = HTTPS://v.example/h\n") == 0);
+	CHECK(load("checkout_success_url = www.example.com/thanks\n") != 0);
+	CHECK(said(1, "checkout_success_url: not a https:// or http:// URL"));
+	CHECK(load("stripe_api_base = http://\n") != 0);
 	CHECK(load("no equals sign\n") != 0);
 	CHECK(said(1, "expected key = value"));
 	CHECK(load("= value\n") != 0);
