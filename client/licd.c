@@ -1462,6 +1462,33 @@ static char *dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/* Refusals (REVOKED, SUSPENDED, …) come unsigned, so whoever can answer
+ * for licd can lock an installation out: the library's own transport
+ * speaks to licd over TLS only, plain http only to this machine (a local
+ * proxy, tests). A vendor's transport answers for its own channel. */
+static int url_allowed(const char *url)
+{
+	static const char *const local[] = { "127.", "localhost", "[::1]" };
+	const char *host;
+	size_t i, n;
+
+	if (strncmp(url, "https://", 8) == 0)
+		return url[8] != '\0';
+	if (strncmp(url, "http://", 7) != 0)
+		return 0;
+	host = url + 7;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		n = strlen(local[i]);
+		if (strncmp(host, local[i], n) != 0)
+			continue;
+		if (local[i][n - 1] == '.')
+			n += strspn(host + n, "0123456789.");
+		if (host[n] == '\0' || host[n] == ':' || host[n] == '/')
+			return 1;
+	}
+	return 0;
+}
+
 int licd_open(const struct licd_config *cfg, licd_t **out, char *err,
     size_t errlen)
 {
@@ -1474,6 +1501,11 @@ int licd_open(const struct licd_config *cfg, licd_t **out, char *err,
 	*out = NULL;
 	if (cfg->base_url == NULL || cfg->issuer == NULL || cfg->jwks == NULL) {
 		snprintf(err, errlen, "base_url, jwks and issuer are required");
+		return -1;
+	}
+	if (cfg->transport == NULL && !url_allowed(cfg->base_url)) {
+		snprintf(err, errlen, "base_url must be https:// "
+		    "(plain http:// only to this machine)");
 		return -1;
 	}
 	if (cfg->license_key == NULL || cfg->license_key[0] == '\0') {

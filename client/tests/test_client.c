@@ -981,6 +981,50 @@ static void test_bad_key(void)
 	CHECK(licd_open(&c, &h, err, sizeof(err)) == -1 && h == NULL);
 }
 
+/* The library's own transport: TLS, or plain http to this machine only. */
+static void test_base_url(void)
+{
+	static const struct { const char *url; int ok; } t[] = {
+		{ "https://licensing.example.com", 1 },
+		{ "https://licensing.example.com:8443/licd/", 1 },
+		{ "http://127.0.0.1:8080", 1 },
+		{ "http://127.9.9.9", 1 },
+		{ "http://localhost:8080/", 1 },
+		{ "http://[::1]:8080", 1 },
+		{ "http://licensing.example.com", 0 },
+		{ "http://127.0.0.1.evil.example", 0 },
+		{ "http://localhost.evil.example", 0 },
+		{ "http://127.evil.example", 0 },
+		{ "http://[::1].evil", 0 },
+		{ "ftp://127.0.0.1", 0 },
+		{ "https://", 0 },
+		{ "127.0.0.1:8080", 0 },
+	};
+	struct licd_config c;
+	licd_t *h;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		lt_config(&c, ISS, jwks_text, license_key, "i", NULL, NULL);
+		c.base_url = t[i].url;
+		h = NULL;
+		err[0] = '\0';
+		if (t[i].ok) {
+			CHECK(licd_open(&c, &h, err, sizeof(err)) == 0 && h);
+			licd_close(h);
+		} else {
+			CHECK(licd_open(&c, &h, err, sizeof(err)) == -1 &&
+			    h == NULL && strstr(err, "https://") != NULL);
+		}
+	}
+	/* A vendor's transport answers for its own channel. */
+	lt_config(&c, ISS, jwks_text, license_key, "i", NULL, fake_post);
+	c.base_url = "http://licensing.example.com";
+	CHECK(licd_open(&c, &h, err, sizeof(err)) == 0);
+	licd_close(h);
+}
+
 static void test_background(void)
 {
 	licd_t *h;
@@ -1274,6 +1318,7 @@ int main(void)
 	test_offline_files();
 	test_installation_id();
 	test_bad_key();
+	test_base_url();
 	test_background();
 	test_domain_offline_and_heartbeat();
 	test_threads();
