@@ -735,7 +735,9 @@ void cfg_mask(const struct cfg_key *k, const char *val, char *out,
 	while (*s) {
 		if (strncmp(s, "://", 3) == 0) {
 			auth = s + 3;
-			end = auth + strcspn(auth, "/?#");
+			/* libpq ends the user part at '@' or '/' only: a
+			 * password may hold '?' or '#' */
+			end = auth + strcspn(auth, "/");
 			at = NULL;
 			for (colon = auth; colon < end; colon++)
 				if (*colon == '@')
@@ -749,8 +751,8 @@ void cfg_mask(const struct cfg_key *k, const char *val, char *out,
 				continue;
 			}
 		}
-		if (strncasecmp(s, "password", 8) == 0 &&
-		    (s == val || !isalnum((unsigned char)s[-1]))) {
+		/* password=, and any keyword ending so (sslpassword=) */
+		if (strncasecmp(s, "password", 8) == 0) {
 			const char *p = s + 8;
 
 			while (*p == ' ')

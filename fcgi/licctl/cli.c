@@ -387,14 +387,14 @@ int cli_seat_opts(struct cli_err *e, const struct cli_opts *o,
 			continue;
 		if (i == 0) {
 			if (strcmp(v, "node") != 0 && strcmp(v, "floating") != 0)
-				return cli_fail(e, 1, "--seat-model must be node "
+				return cli_fail(e, 2, "--seat-model must be node "
 				    "or floating");
 			continue;
 		}
 		n = strtol(v, &end, 10);
 		if (*v == '\0' || *end != '\0' || n < seat_ranges[i].lo ||
 		    n > seat_ranges[i].hi)
-			return cli_fail(e, 1, "--%s must be an integer %ld..%ld",
+			return cli_fail(e, 2, "--%s must be an integer %ld..%ld",
 			    seat_ranges[i].name, seat_ranges[i].lo,
 			    seat_ranges[i].hi);
 	}

@@ -93,16 +93,14 @@ def test_plan_and_license_seat_settings():
                        (("--max-borrow-days", "-1"), "--max-borrow-days"),
                        (("--overdraft", "x"), "--overdraft")):
         p = licctl("license", "update", lic["id"], *args, check=False)
-        assert p.returncode != 0 and word in p.stderr, (args, p.stderr)
+        assert p.returncode == 2 and word in p.stderr, (args, p.returncode, p.stderr)
         p = licctl("plan", "set", plan, *args, check=False)
-        assert p.returncode != 0 and word in p.stderr, (args, p.stderr)
+        assert p.returncode == 2 and word in p.stderr, (args, p.returncode, p.stderr)
     assert sql1("SELECT seat_ttl FROM licenses WHERE id = %s", lic["id"]) == 120
     p = licctl("license", "update", lic["id"], check=False)
     assert p.returncode != 0
 
 
-@pytest.mark.xfail(strict=True, reason="licctl exits 1, not 2, for a bad value of"
-                   " the floating-seat options (docs/DESIGN.md: a bad value is exit 2)")
 def test_bad_seat_option_values_exit_2():
     """The exit status of the bad values the test above refuses."""
     lic = issue()

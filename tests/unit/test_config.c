@@ -289,6 +289,12 @@ int main(void)
 	CHECK(masked("smtp_url", "smtps://me:p%40ss@mail:465/",
 	    "smtps://me:********@mail:465/"));
 	CHECK(masked("database_url", "dbname=licd", "dbname=licd"));
+	CHECK(masked("database_url", "host=x sslpassword=k3y dbname=y",
+	    "host=x sslpassword=******** dbname=y"));
+	CHECK(masked("database_url", "postgresql://u:pa?ss@h/d",
+	    "postgresql://u:********@h/d"));
+	CHECK(masked("database_url", "postgresql://h/d?sslpassword=k3y",
+	    "postgresql://h/d?sslpassword=********"));
 
 	/* cfg_print never shows a secret */
 	CHECK(load("stripe_secret_key = sk_live_SECRET1\n"
