@@ -25,6 +25,7 @@
 #include "jwt.h"
 #include "url.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,18 +290,70 @@ static const struct list {
 	{ "/api/admin/overview", "overview", { NULL } },
 };
 
+/* A license key is a compact JWS: three non-empty base64url segments joined
+ * by dots. Surrounding blanks (a pasted key) are ignored; *start and *len
+ * give the key itself. */
+static int key_shaped(const char *s, const char **start, size_t *len)
+{
+	size_t n, i, dots = 0, seg = 0;
+
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' ||
+	    s[n - 1] == '\r' || s[n - 1] == '\n'))
+		n--;
+	if (n < 40)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '.') {
+			if (seg == 0 || ++dots > 2)
+				return 0;
+			seg = 0;
+		} else if (isalnum((unsigned char)s[i]) || s[i] == '-' ||
+		    s[i] == '_') {
+			seg++;
+		} else {
+			return 0;
+		}
+	}
+	if (dots != 2 || seg == 0)
+		return 0;
+	*start = s;
+	*len = n;
+	return 1;
+}
+
 /* q holding a license key searches by the key's license: the key is
- * verified here, so a key this server did not sign finds nothing. */
-static int key_search(struct json_object *args, struct http_resp *resp)
+ * verified here, so a key this server did not sign finds nothing. Only
+ * POST …/search takes a key: a URL reaches nginx's error log whole (when
+ * the program is down or a rate limit refuses it), key included. */
+static int key_search(struct json_object *args, struct http_resp *resp,
+    int from_url)
 {
 	struct json_object *q = json_object_object_get(args, "q");
-	char id[LIC_UUID_LEN + 1];
+	char id[LIC_UUID_LEN + 1], *key;
 	const char *s = json_object_is_type(q, json_type_string) ?
-	    json_object_get_string(q) : NULL;
+	    json_object_get_string(q) : NULL, *k;
+	size_t n;
+	int rc;
 
-	if (s == NULL || strchr(s, '.') == NULL || strlen(s) < 40)
+	if (s == NULL || !key_shaped(s, &k, &n))
 		return 0;
-	if (lic_verify_key(s, id, NULL) != LIC_OK) {
+	if (from_url) {
+		http_error(resp, 400, "INVALID_FIELD", "parameter 'q' holds a "
+		    "license key: search by key with POST "
+		    "/api/admin/licenses/search, which keeps it out of URLs "
+		    "and logs");
+		return 1;
+	}
+	if ((key = strndup(k, n)) == NULL) {
+		http_error(resp, 500, "INTERNAL", "out of memory");
+		return 1;
+	}
+	rc = lic_verify_key(key, id, NULL);
+	free(key);
+	if (rc != LIC_OK) {
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "licenses", json_object_new_array());
@@ -357,7 +410,8 @@ static void list(struct http_req *req, struct http_resp *resp,
 			free(v);
 		}
 	}
-	if (strcmp(l->stmt, "licenses") == 0 && key_search(args, resp))
+	if (strcmp(l->stmt, "licenses") == 0 &&
+	    key_search(args, resp, body == NULL))
 		goto out;
 	params[0] = js_dump(args, &len);
 	json_answer(req, resp, 200, l->stmt, 1, params);

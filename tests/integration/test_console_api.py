@@ -181,16 +181,20 @@ def test_license_search_by_every_kind_of_value():
     lid, key = mine["license"]["id"], mine["license_key"]
     iid = unique("inst")
     assert validate(key, iid, domain="shop-%s.example" % cust["id"][:8]).json()["code"] == "VALID"
-    for q in (lid, lid.upper(), key, cust["email"], cust["email"][:12].upper(),
+    for q in (lid, lid.upper(), cust["email"], cust["email"][:12].upper(),
               name, name.lower()[:12], "shop-%s.example" % cust["id"][:8],
               "SHOP-%s.EXAMPLE" % cust["id"][:8], iid, cust["id"]):
-        got = ids(ok(A("/api/admin/licenses", params={"q": q})))
-        assert lid in got, q
-        assert other["license"]["id"] not in got, q
+        for got in (ok(A("/api/admin/licenses", params={"q": q})),
+                    ok(A("/api/admin/licenses/search", {"q": q}))):
+            assert lid in ids(got), q
+            assert other["license"]["id"] not in ids(got), q
+    # a key is searched for by POST only (pasted with blanks around it too)
+    for q in (key, " %s\n" % key):
+        assert ids(ok(A("/api/admin/licenses/search", {"q": q}))) == [lid], q
     # a key this server did not sign finds nothing; so does an unknown value
     h, p, _ = key.split(".")
     forged = h + "." + p + "." + "A" * 86
-    assert ok(A("/api/admin/licenses", params={"q": forged})) == \
+    assert ok(A("/api/admin/licenses/search", {"q": forged})) == \
         {"licenses": [], "next_cursor": None}
     assert ids(ok(A("/api/admin/licenses", params={"q": unique("none")}))) == []
     # LIKE wildcards are text, not patterns
@@ -201,6 +205,22 @@ def test_license_search_by_every_kind_of_value():
     assert row["plan"] == plan and row["status"] == "active"
     assert row["active_installations"] == 1 and "key" not in row
     assert "license_key" not in json.dumps(row)
+
+
+def test_a_license_key_in_a_get_search_is_refused():
+    lic = new_license(make_plan())
+    key = lic["license_key"]
+    h, p, _ = key.split(".")
+    forged = h + "." + p + "." + "A" * 86
+    for q in (key, " %s " % key, forged):
+        msg = err(A("/api/admin/licenses", params={"q": q}), 400,
+                  "INVALID_FIELD")
+        assert "POST /api/admin/licenses/search" in msg, msg
+        assert key not in msg and forged not in msg
+    # what only resembles a key is a plain search
+    for q in ("a" * 40 + "." + "b", "x" * 20 + ".y.z" + "w" * 20 + ".q",
+              "long.company-name." + "x" * 30 + "@example.com"):
+        assert ids(ok(A("/api/admin/licenses", params={"q": q}))) == [], q
 
 
 def test_license_search_by_post_keeps_the_key_out_of_urls():
