@@ -43,6 +43,87 @@ BEGIN
 END
 $$;
 
+-- Name: licd_domains_ok(jsonb); Type: FUNCTION
+
+CREATE FUNCTION public.licd_domains_ok(d jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT
+    AS $_$
+  SELECT jsonb_typeof(d) = 'array' AND NOT EXISTS (
+    SELECT 1 FROM jsonb_array_elements(d) e
+    WHERE jsonb_typeof(e) <> 'string'
+       OR NOT (e #>> '{}') ~ '^(\*\.)?[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*$'
+       OR length(e #>> '{}') > 253)
+$_$;
+
+-- Name: licd_features_ok(jsonb); Type: FUNCTION
+
+CREATE FUNCTION public.licd_features_ok(f jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT
+    AS $$
+  SELECT jsonb_typeof(f) = 'array' AND NOT EXISTS (
+    SELECT 1 FROM jsonb_array_elements(f) e
+    WHERE jsonb_typeof(e) <> 'string' OR NOT licd_slug_ok(e #>> '{}'))
+$$;
+
+-- Name: licd_limits_ok(jsonb); Type: FUNCTION
+
+CREATE FUNCTION public.licd_limits_ok(l jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE STRICT
+    AS $$
+  SELECT jsonb_typeof(l) = 'object' AND NOT EXISTS (
+    SELECT 1 FROM jsonb_each(l) e
+    WHERE NOT licd_slug_ok(e.key) OR jsonb_typeof(e.value) <> 'number'
+       OR (e.value::text)::numeric <> trunc((e.value::text)::numeric)
+       OR (e.value::text)::numeric < 0
+       OR (e.value::text)::numeric > 9223372036854775807)
+$$;
+
+-- Name: licenses; Type: TABLE
+
+CREATE TABLE public.licenses (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    customer_id uuid NOT NULL,
+    plan_code text NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    features jsonb DEFAULT '[]'::jsonb NOT NULL,
+    limits jsonb DEFAULT '{}'::jsonb NOT NULL,
+    domains jsonb DEFAULT '[]'::jsonb NOT NULL,
+    issued_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone,
+    grace_until timestamp with time zone,
+    suspended_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    status_reason text,
+    key_kid text,
+    license_key text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    purchase text,
+    seat_model text NOT NULL,
+    seat_ttl integer NOT NULL,
+    max_borrow_days integer NOT NULL,
+    overdraft integer NOT NULL,
+    CONSTRAINT licenses_domains_check CHECK (public.licd_domains_ok(domains)),
+    CONSTRAINT licenses_features_check CHECK (public.licd_features_ok(features)),
+    CONSTRAINT licenses_limits_check CHECK (public.licd_limits_ok(limits)),
+    CONSTRAINT licenses_max_borrow_days_check CHECK (((max_borrow_days >= 0) AND (max_borrow_days <= 366))),
+    CONSTRAINT licenses_overdraft_check CHECK (((overdraft >= 0) AND (overdraft <= 1000000))),
+    CONSTRAINT licenses_seat_model_check CHECK ((seat_model = ANY (ARRAY['node'::text, 'floating'::text]))),
+    CONSTRAINT licenses_seat_ttl_check CHECK (((seat_ttl >= 30) AND (seat_ttl <= 86400))),
+    CONSTRAINT licenses_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'revoked'::text, 'expired'::text]))),
+    CONSTRAINT licenses_status_reason_check CHECK ((length(status_reason) <= 500))
+);
+
+-- Name: licd_active_installations(public.licenses); Type: FUNCTION
+
+CREATE FUNCTION public.licd_active_installations(l public.licenses) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT count(*) FROM installations i
+   WHERE i.license_id = l.id AND i.status = 'active'
+     AND (l.seat_model = 'node' OR i.seat_expires_at > licd_now())
+$$;
+
 -- Name: licd_admin_audit(jsonb); Type: FUNCTION
 
 CREATE FUNCTION public.licd_admin_audit(p jsonb) RETURNS text
@@ -395,41 +476,6 @@ BEGIN
 END
 $_$;
 
--- Name: licd_domains_ok(jsonb); Type: FUNCTION
-
-CREATE FUNCTION public.licd_domains_ok(d jsonb) RETURNS boolean
-    LANGUAGE sql IMMUTABLE STRICT
-    AS $_$
-  SELECT jsonb_typeof(d) = 'array' AND NOT EXISTS (
-    SELECT 1 FROM jsonb_array_elements(d) e
-    WHERE jsonb_typeof(e) <> 'string'
-       OR NOT (e #>> '{}') ~ '^(\*\.)?[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*$'
-       OR length(e #>> '{}') > 253)
-$_$;
-
--- Name: licd_features_ok(jsonb); Type: FUNCTION
-
-CREATE FUNCTION public.licd_features_ok(f jsonb) RETURNS boolean
-    LANGUAGE sql IMMUTABLE STRICT
-    AS $$
-  SELECT jsonb_typeof(f) = 'array' AND NOT EXISTS (
-    SELECT 1 FROM jsonb_array_elements(f) e
-    WHERE jsonb_typeof(e) <> 'string' OR NOT licd_slug_ok(e #>> '{}'))
-$$;
-
--- Name: licd_limits_ok(jsonb); Type: FUNCTION
-
-CREATE FUNCTION public.licd_limits_ok(l jsonb) RETURNS boolean
-    LANGUAGE sql IMMUTABLE STRICT
-    AS $$
-  SELECT jsonb_typeof(l) = 'object' AND NOT EXISTS (
-    SELECT 1 FROM jsonb_each(l) e
-    WHERE NOT licd_slug_ok(e.key) OR jsonb_typeof(e.value) <> 'number'
-       OR (e.value::text)::numeric <> trunc((e.value::text)::numeric)
-       OR (e.value::text)::numeric < 0
-       OR (e.value::text)::numeric > 9223372036854775807)
-$$;
-
 -- Name: customers; Type: TABLE
 
 CREATE TABLE public.customers (
@@ -443,42 +489,6 @@ CREATE TABLE public.customers (
     CONSTRAINT customers_name_check CHECK ((length(name) <= 200))
 );
 
--- Name: licenses; Type: TABLE
-
-CREATE TABLE public.licenses (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    customer_id uuid NOT NULL,
-    plan_code text NOT NULL,
-    status text DEFAULT 'active'::text NOT NULL,
-    features jsonb DEFAULT '[]'::jsonb NOT NULL,
-    limits jsonb DEFAULT '{}'::jsonb NOT NULL,
-    domains jsonb DEFAULT '[]'::jsonb NOT NULL,
-    issued_at timestamp with time zone DEFAULT now() NOT NULL,
-    expires_at timestamp with time zone,
-    grace_until timestamp with time zone,
-    suspended_at timestamp with time zone,
-    revoked_at timestamp with time zone,
-    status_reason text,
-    key_kid text,
-    license_key text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    purchase text,
-    seat_model text NOT NULL,
-    seat_ttl integer NOT NULL,
-    max_borrow_days integer NOT NULL,
-    overdraft integer NOT NULL,
-    CONSTRAINT licenses_domains_check CHECK (public.licd_domains_ok(domains)),
-    CONSTRAINT licenses_features_check CHECK (public.licd_features_ok(features)),
-    CONSTRAINT licenses_limits_check CHECK (public.licd_limits_ok(limits)),
-    CONSTRAINT licenses_max_borrow_days_check CHECK (((max_borrow_days >= 0) AND (max_borrow_days <= 366))),
-    CONSTRAINT licenses_overdraft_check CHECK (((overdraft >= 0) AND (overdraft <= 1000000))),
-    CONSTRAINT licenses_seat_model_check CHECK ((seat_model = ANY (ARRAY['node'::text, 'floating'::text]))),
-    CONSTRAINT licenses_seat_ttl_check CHECK (((seat_ttl >= 30) AND (seat_ttl <= 86400))),
-    CONSTRAINT licenses_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'revoked'::text, 'expired'::text]))),
-    CONSTRAINT licenses_status_reason_check CHECK ((length(status_reason) <= 500))
-);
-
 -- Name: licd_admin_license_row(public.licenses, public.customers); Type: FUNCTION
 
 CREATE FUNCTION public.licd_admin_license_row(l public.licenses, c public.customers) RETURNS json
@@ -490,8 +500,7 @@ CREATE FUNCTION public.licd_admin_license_row(l public.licenses, c public.custom
     'issued_at', licd_iso(l.issued_at), 'expires_at', licd_iso(l.expires_at),
     'grace_until', licd_iso(l.grace_until),
     'domain_restrictions', l.domains, 'limits', l.limits,
-    'active_installations', (SELECT count(*) FROM installations i
-                              WHERE i.license_id = l.id AND i.status = 'active'),
+    'active_installations', licd_active_installations(l),
     'created_at', licd_iso(l.created_at))
 $$;
 
@@ -2544,9 +2553,7 @@ CREATE VIEW public.license_admin_view AS
     lower(c.email) AS email,
     l.status,
     l.created_at,
-    (json_build_object('id', l.id, 'customer_id', l.customer_id, 'email', c.email, 'plan', l.plan_code, 'status', l.status, 'status_reason', l.status_reason, 'features', l.features, 'limits', l.limits, 'domain_restrictions', l.domains, 'issued_at', to_char((l.issued_at AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'::text), 'expires_at', to_char((l.expires_at AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'::text), 'grace_until', to_char((l.grace_until AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'::text), 'kid', l.key_kid, 'key', l.license_key, 'active_installations', ( SELECT count(*) AS count
-           FROM public.installations i
-          WHERE ((i.license_id = l.id) AND (i.status = 'active'::text) AND ((l.seat_model = 'node'::text) OR (i.seat_expires_at > public.licd_now())))), 'seat_model', l.seat_model, 'seat_ttl', l.seat_ttl, 'max_borrow_days', l.max_borrow_days, 'overdraft', l.overdraft))::text AS doc
+    (json_build_object('id', l.id, 'customer_id', l.customer_id, 'email', c.email, 'plan', l.plan_code, 'status', l.status, 'status_reason', l.status_reason, 'features', l.features, 'limits', l.limits, 'domain_restrictions', l.domains, 'issued_at', to_char((l.issued_at AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'::text), 'expires_at', to_char((l.expires_at AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'::text), 'grace_until', to_char((l.grace_until AT TIME ZONE 'UTC'::text), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'::text), 'kid', l.key_kid, 'key', l.license_key, 'active_installations', public.licd_active_installations(l.*), 'seat_model', l.seat_model, 'seat_ttl', l.seat_ttl, 'max_borrow_days', l.max_borrow_days, 'overdraft', l.overdraft))::text AS doc
    FROM (public.licenses l
      JOIN public.customers c ON ((c.id = l.customer_id)));
 

@@ -319,3 +319,16 @@ LANGUAGE sql STABLE AS $$
     WHEN i.seat_expires_at <= licd_now() THEN 'lapsed'
     ELSE 'released' END
 $$;
+
+-- The installations of license l that hold a seat: a node-locked license's
+-- active installations, a floating license's live seats (live or
+-- borrowed: licd_seat_state). The one definition of active_installations
+-- for the license document (license_admin_view: detail, licctl) and the
+-- console's lists (licd_admin_license_row); reads only the license's
+-- active installations (index installations_active).
+CREATE OR REPLACE FUNCTION licd_active_installations(l licenses) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+  SELECT count(*) FROM installations i
+   WHERE i.license_id = l.id AND i.status = 'active'
+     AND (l.seat_model = 'node' OR i.seat_expires_at > licd_now())
+$$;

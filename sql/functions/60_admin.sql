@@ -5,7 +5,7 @@
 -- A license as operators see it: its id, customer, lower-case e-mail,
 -- status and creation time for filtering, and doc, the JSON document
 -- licctl license list/show and the admin API print (active_installations
--- counts only live seats of a floating license).
+-- counts only live seats of a floating license: licd_active_installations).
 CREATE OR REPLACE VIEW license_admin_view AS
 SELECT l.id, l.customer_id, lower(c.email) AS email, l.status, l.created_at,
        json_build_object(
@@ -17,10 +17,7 @@ SELECT l.id, l.customer_id, lower(c.email) AS email, l.status, l.created_at,
          'expires_at', to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
          'grace_until', to_char(l.grace_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
          'kid', l.key_kid, 'key', l.license_key,
-         'active_installations', (SELECT count(*) FROM installations i
-                                   WHERE i.license_id = l.id AND i.status = 'active'
-                                     AND (l.seat_model = 'node' OR
-                                          i.seat_expires_at > licd_now())),
+         'active_installations', licd_active_installations(l),
          'seat_model', l.seat_model, 'seat_ttl', l.seat_ttl,
          'max_borrow_days', l.max_borrow_days, 'overdraft', l.overdraft
        )::text AS doc

@@ -5,7 +5,8 @@
 -- list and search uses them). All read only.
 
 -- A license as the lists show it, with its customer's e-mail and name and
--- its count of active installations.
+-- its count of active installations (as the license document counts them:
+-- licd_active_installations).
 CREATE OR REPLACE FUNCTION licd_admin_license_row(l licenses, c customers) RETURNS json
 LANGUAGE sql STABLE AS $$
   SELECT json_build_object(
@@ -14,8 +15,7 @@ LANGUAGE sql STABLE AS $$
     'issued_at', licd_iso(l.issued_at), 'expires_at', licd_iso(l.expires_at),
     'grace_until', licd_iso(l.grace_until),
     'domain_restrictions', l.domains, 'limits', l.limits,
-    'active_installations', (SELECT count(*) FROM installations i
-                              WHERE i.license_id = l.id AND i.status = 'active'),
+    'active_installations', licd_active_installations(l),
     'created_at', licd_iso(l.created_at))
 $$;
 

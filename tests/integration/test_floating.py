@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from util import (URL, admin, api, error_code, heartbeat, issue, json_error,
+from util import (URL, admin, admin_token, api, error_code, heartbeat, issue, json_error,
                   licctl, licctl_json, make_plan, set_clock, sql, sql1, unique, validate)
 
 DAY = 86400
@@ -478,6 +478,25 @@ def test_admin_and_licctl_show_live_borrowed_and_lapsed_seats(clock):
     d = admin("/api/admin/licenses/" + node["id"], method="GET").json()
     assert d["seats"] == {"model": "node"}
     assert "seats:" not in licctl("license", "show", node["id"]).stdout
+
+
+def test_the_license_list_counts_floating_seats_as_the_detail_does():
+    lic = floating(limit=5, ttl=60)
+    for iid in ("up", "gone", "back"):
+        assert validate(lic["key"], iid).json()["code"] == "VALID"
+    assert checkin(lic["key"], "back").status_code == 200
+    sql("UPDATE installations SET seat_expires_at = licd_clock_now() - "
+        "interval '1 second' WHERE license_id = %s AND installation_id = 'gone'",
+        lic["id"])
+    d = admin("/api/admin/licenses/" + lic["id"], method="GET").json()
+    assert (d["seats"]["live"], d["seats"]["lapsed"]) == (1, 1)
+    assert d["license"]["active_installations"] == 1
+    rows = admin("/api/admin/licenses/search", {"q": lic["id"]}).json()["licenses"]
+    assert [(x["id"], x["active_installations"]) for x in rows] == [(lic["id"], 1)]
+    rows = api("/api/admin/licenses", method="GET", params={"q": lic["id"]},
+               headers={"Authorization": "Bearer " + admin_token()}).json()
+    assert [x["active_installations"] for x in rows["licenses"]] == [1]
+    assert licctl_json("license", "show", lic["id"])["active_installations"] == 1
 
 
 def test_peak_concurrency_across_a_day_boundary(clock):
