@@ -71,8 +71,8 @@ static const struct db_stmt stmts[] = {
 	{ "lease_audit", "SELECT licd_audit($3, 'lease.offline', 'license', $1,"
 	    " NULL, $4, jsonb_build_object('installation_id', $2::text, "
 	    "'lease_expires_at', $5::text))", 0 },
-	{ "session_open", "SELECT licd_session_open($1::bytea, $2, $3, $4::int, "
-	    "$5)", 0 },
+	{ "session_open", "SELECT licd_session_open($1::bytea, $2, $3, $4, "
+	    "$5::int, $6)", 0 },
 	{ "session_end", "SELECT licd_session_end($1::bytea, $2)", 0 },
 	AUTH_STMTS,
 };
@@ -924,8 +924,8 @@ static void set_cookie(struct http_req *req, struct http_resp *resp,
 static void session_open(struct http_req *req, struct http_resp *resp)
 {
 	unsigned char rnd[32];
-	char cookie[48], csrf[48], hash[67], ttl[16];
-	const char *token, *name, *params[5];
+	char cookie[48], csrf[48], hash[67], ttl[16], token_hash[65];
+	const char *token, *name, *params[6];
 	long secs = cfg_int("admin_session_ttl");
 	struct json_object *o;
 	struct js_err e;
@@ -958,10 +958,12 @@ static void session_open(struct http_req *req, struct http_resp *resp)
 	snprintf(ttl, sizeof(ttl), "%ld", secs);
 	params[0] = hash;
 	params[1] = csrf;
+	auth_hash_hex(token, token_hash);
 	params[2] = name;
-	params[3] = ttl;
-	params[4] = req->rid;
-	if ((st = db_exec(req->db, "session_open", 5, params, &res)) != DB_OK) {
+	params[3] = token_hash;
+	params[4] = ttl;
+	params[5] = req->rid;
+	if ((st = db_exec(req->db, "session_open", 6, params, &res)) != DB_OK) {
 		http_db_error(req, resp, st, "session");
 		goto out;
 	}
@@ -1002,7 +1004,8 @@ static void session_get(struct http_req *req, struct http_resp *resp)
 		http_db_error(req, resp, st, "session");
 		goto out;
 	}
-	live = PQntuples(res) == 1 && auth_name_known(PQgetvalue(res, 0, 0));
+	live = PQntuples(res) == 1 && auth_session_token_ok(PQgetvalue(res,
+	    0, 0), PQgetvalue(res, 0, 3));
 	json_object_object_add(o, "signed_in", json_object_new_boolean(live));
 	if (!live) {
 		http_json(resp, 200, o);

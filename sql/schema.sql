@@ -2158,24 +2158,25 @@ $$;
 
 -- Name: licd_session_get(bytea); Type: FUNCTION
 
-CREATE FUNCTION public.licd_session_get(p_hash bytea) RETURNS TABLE(actor text, csrf text, expires_at text)
+CREATE FUNCTION public.licd_session_get(p_hash bytea) RETURNS TABLE(actor text, csrf text, expires_at text, token_hash text)
     LANGUAGE sql STABLE
     AS $$
-  SELECT s.actor, s.csrf, licd_iso(s.expires_at) FROM admin_sessions s
+  SELECT s.actor, s.csrf, licd_iso(s.expires_at), s.token_hash FROM admin_sessions s
    WHERE s.id_hash = p_hash AND s.ended_at IS NULL AND s.expires_at > now()
+     AND s.token_hash IS NOT NULL
 $$;
 
--- Name: licd_session_open(bytea, text, text, integer, text); Type: FUNCTION
+-- Name: licd_session_open(bytea, text, text, text, integer, text); Type: FUNCTION
 
-CREATE FUNCTION public.licd_session_open(p_hash bytea, p_csrf text, p_actor text, p_ttl integer, p_rid text) RETURNS text
+CREATE FUNCTION public.licd_session_open(p_hash bytea, p_csrf text, p_actor text, p_token_hash text, p_ttl integer, p_rid text) RETURNS text
     LANGUAGE plpgsql
     AS $$
 DECLARE
   exp timestamptz := now() + make_interval(secs => p_ttl);
 BEGIN
   DELETE FROM admin_sessions WHERE expires_at < now() - interval '1 day';
-  INSERT INTO admin_sessions (id_hash, csrf, actor, expires_at)
-  VALUES (p_hash, p_csrf, p_actor, exp);
+  INSERT INTO admin_sessions (id_hash, csrf, actor, token_hash, expires_at)
+  VALUES (p_hash, p_csrf, p_actor, p_token_hash, exp);
   PERFORM licd_audit(p_actor, 'session.open', 'session', encode(substr(p_hash, 1, 8), 'hex'),
                      NULL, p_rid, NULL);
   RETURN licd_iso(exp);
@@ -2453,7 +2454,10 @@ CREATE TABLE public.admin_sessions (
     actor text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
-    ended_at timestamp with time zone
+    ended_at timestamp with time zone,
+    token_hash text,
+    CONSTRAINT admin_sessions_token_hash CHECK (((token_hash IS NOT NULL) OR (ended_at IS NOT NULL))),
+    CONSTRAINT admin_sessions_token_hash_check CHECK ((token_hash ~ '^[0-9a-f]{64}$'::text))
 );
 
 -- Name: audit_log; Type: TABLE

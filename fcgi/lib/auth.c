@@ -100,14 +100,20 @@ const char *auth_token_name(const char *token)
 	return match == AUTH_MAX ? NULL : tokens[match].name;
 }
 
-int auth_name_known(const char *name)
+int auth_session_token_ok(const char *name, const char *hex)
 {
+	unsigned char h[SHA256_DIGEST_LENGTH];
 	size_t i;
+	int ok = 0;
 
-	for (i = 0; name != NULL && i < ntokens; i++)
-		if (strcmp(tokens[i].name, name) == 0)
-			return 1;
-	return 0;
+	if (name == NULL || hex == NULL ||
+	    unhex(hex, h, sizeof(h)) != 0)
+		return 0;
+	for (i = 0; i < ntokens; i++)
+		if (strcmp(tokens[i].name, name) == 0 &&
+		    CRYPTO_memcmp(h, tokens[i].hash, sizeof(h)) == 0)
+			ok = 1;
+	return ok;
 }
 
 void auth_hash_bytea(const char *s, char out[67])
@@ -161,9 +167,11 @@ static int auth_session(struct http_req *req, struct http_resp *resp,
 		http_db_error(req, resp, st, "session");
 		goto out;
 	}
-	/* A session ends with its token: one removed from admin_tokens
-	 * signs no more requests, whatever sessions it opened. */
-	if (PQntuples(res) != 1 || !auth_name_known(PQgetvalue(res, 0, 0))) {
+	/* A session ends with its token: one removed from admin_tokens, or
+	 * given a new secret under the same name, signs no more requests,
+	 * whatever sessions it opened. */
+	if (PQntuples(res) != 1 || !auth_session_token_ok(PQgetvalue(res, 0,
+	    0), PQgetvalue(res, 0, 3))) {
 		resp->www_auth = "Bearer realm=\"licd-admin\"";
 		http_error(resp, 401, "UNAUTHORIZED",
 		    "the console session has ended; sign in again");

@@ -19,7 +19,8 @@ int auth_init(void);
  * that session's CSRF header (*actor = the name of the token the session
  * was opened with; valid until the handler returns). Otherwise -1 with the
  * response set: 401 without credentials or with a wrong token or an
- * ended session (or one whose token is no longer configured), 403 for
+ * ended session (or one whose token is no longer configured, or was
+ * configured anew under the same name since it signed in), 403 for
  * a session cookie without its CSRF header, 503 if the session cannot be
  * read. */
 int auth_admin(struct http_req *req, struct http_resp *resp,
@@ -42,9 +43,11 @@ int auth_admin(struct http_req *req, struct http_resp *resp,
  * the configured hashes). */
 const char *auth_token_name(const char *token);
 
-/* 1 when name is a token configured now (a session opened by a token
- * since removed from admin_tokens is refused). */
-int auth_name_known(const char *name);
+/* 1 when admin_tokens holds a token named name whose SHA-256 is hex (the
+ * hash stored with a session when its token signed in; constant-time
+ * compare): a session opened by a token since removed, or since given a
+ * new secret under the same name, is refused. */
+int auth_session_token_ok(const char *name, const char *hex);
 
 /* The session cookie's value in the request, copied to out (at most
  * outlen - 1 bytes of [A-Za-z0-9_-]); -1 when absent or malformed. */

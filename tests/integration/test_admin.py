@@ -1,16 +1,19 @@
 """The admin surface (program `revoke`): bearer tokens, revoke, suspend,
 reinstate, reset-activations, license detail, audit rows; the same actions
 through licctl; offline leases for air-gapped machines."""
+import hashlib
 import json
 import os
+import re
+import secrets
 import subprocess
 import tempfile
 
 import requests
 
-from util import (URL, BIN, admin, admin_token, api, error_code,
-                  heartbeat, issue, licctl, licctl_json, sql,
-                  sql1, unique, validate)
+from util import (URL, BIN, CONFIG, admin, admin_token, api, error_code,
+                  heartbeat, issue, licctl, licctl_json, run, sql,
+                  sql1, unique, validate, wait_healthy)
 from test_validate import verify_with_jwks
 
 
@@ -66,6 +69,58 @@ def test_a_session_ends_with_its_token():
                "@example.com"}, headers=h)
     assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED", r.text
     assert s.get(URL + "/api/admin/session").json() == {"signed_in": False}
+
+
+def _restart_with_config(text):
+    with open(CONFIG, "w") as f:
+        f.write(text)
+    run(os.environ["LICD_STACK_STOP"])
+    run(os.environ["LICD_STACK_START"])
+    wait_healthy()
+
+
+def test_a_session_ends_when_its_token_gets_a_new_secret():
+    """Rotating a token's secret under the same name (licctl token create
+    ops again, its line in admin_tokens edited) ends the sessions the old
+    secret opened, though the name is still configured; the old secret
+    kept under another name does not keep them alive either."""
+    old = admin_token()
+    old_hash = hashlib.sha256(old.encode()).hexdigest()
+    s = requests.Session()
+    r = s.post(URL + "/api/admin/session", json={"token": old})
+    assert r.status_code == 201, r.text
+    name, h = r.json()["actor"], {"X-Licd-CSRF": r.json()["csrf"]}
+    value = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    assert sql1("SELECT token_hash FROM admin_sessions WHERE id_hash = "
+                "sha256(convert_to(%s, 'UTF8'))", value) == old_hash
+    assert s.get(URL + "/api/admin/plans", headers=h).status_code == 200
+    with open(CONFIG) as f:
+        conf = f.read()
+    line = re.search(r"^admin_tokens *=.*$", conf, re.M).group(0)
+    assert (name + ":" + old_hash) in line, line
+    new = secrets.token_urlsafe(32)
+    new_hash = hashlib.sha256(new.encode()).hexdigest()
+    rotated = conf.replace(line, "admin_tokens = %s:%s,prev-%s:%s" % (
+        name, new_hash, name, old_hash))
+    _restart_with_config(rotated)
+    try:
+        r = s.get(URL + "/api/admin/plans", headers=h)
+        assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED", r.text
+        r = s.post(URL + "/api/admin/customers", json={"email": unique("x") +
+                   "@example.com"}, headers=h)
+        assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED", r.text
+        assert s.get(URL + "/api/admin/session").json() == {"signed_in": False}
+        # the new secret signs in under the name; the old one as prev-<name>
+        for tok, who in ((new, name), (old, "prev-" + name)):
+            t = requests.Session()
+            r = t.post(URL + "/api/admin/session", json={"token": tok})
+            assert r.status_code == 201 and r.json()["actor"] == who, r.text
+            th = {"X-Licd-CSRF": r.json()["csrf"]}
+            assert t.get(URL + "/api/admin/plans", headers=th).status_code == 200
+            assert t.get(URL + "/api/admin/session").json()["actor"] == who
+    finally:
+        _restart_with_config(conf)
+    assert admin("/api/admin/plans", method="GET").status_code == 200
 
 
 def test_revoke_takes_effect_on_the_very_next_call(lic):
