@@ -169,3 +169,26 @@ def test_an_applied_migration_that_changed_is_refused(database, tmp_path):
                                "was applied (SHA-256 now ")
     assert "applied" not in p.stdout
     assert rows(database, "SELECT to_regclass('not_applied') IS NULL") == [(True,)]
+
+
+def test_sessions_opened_before_027_are_ended(database, tmp_path):
+    """Migration 027 stores the hash of the token that opened a session;
+    a session from before it cannot say which secret opened it, so the
+    migration ends it (the console signs in again)."""
+    d = sql_copy(tmp_path)
+    (d / "027_session_token.sql").unlink()
+    # the session functions of 027 need its column: the copy has none
+    (d / "functions" / "93_console_sessions.sql").write_text("-- before 027\n")
+    schema.migrate(database, str(d), LICCTL)
+    conn = psycopg2.connect(database)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("INSERT INTO admin_sessions (id_hash, csrf, actor, expires_at)"
+                " VALUES (sha256('old'), 'c', 'ops', now() + interval '1 hour')")
+    conn.close()
+    p = schema.migrate(database, SQL, LICCTL)
+    assert "applied 027_session_token.sql" in p.stdout
+    assert rows(database, "SELECT ended_at IS NOT NULL, token_hash FROM "
+                          "admin_sessions") == [(True, None)]
+    assert rows(database, "SELECT count(*) FROM licd_session_get(sha256('old'))") == [(0,)]
+    same_as_schema_sql(database)
