@@ -80,6 +80,27 @@ static int int_list(const char *key, char *out, size_t len)
 	return (size_t)snprintf(out, len, "{%s}", cfg_str(key)) >= len ? -1 : 0;
 }
 
+/* Says that statement name failed (stderr and the log) and clears *res;
+ * returns -1. */
+static int failed(const char *name, PGresult **res)
+{
+	fprintf(stderr, "licd-lifecycle: %s failed: %s\n", name,
+	    *res ? PQresultErrorMessage(*res) : "database unavailable");
+	log_error("lifecycle %s failed", name);
+	PQclear(*res);
+	*res = NULL;
+	return -1;
+}
+
+/* Runs statement name; -1 when it fails, said by failed(). */
+static int run(const char *name, int n, const char *const *params,
+    PGresult **res)
+{
+	if (db_exec(db, name, n, params, res) != DB_OK)
+		return failed(name, res);
+	return 0;
+}
+
 /* Runs one counting task; in --dry-run inside a transaction rolled back. */
 static int task(const char *name, const char *what, int n,
     const char *const *params)
@@ -91,12 +112,12 @@ static int task(const char *name, const char *what, int n,
 	if (!locked())
 		return -1;
 	if (dry_run && db_begin(db) != DB_OK)
-		goto fail;
-	st = db_exec(db, name, n, params, &res);
+		return failed(name, &res);
+	st = run(name, n, params, &res);
 	if (dry_run)
 		db_rollback(db);
-	if (st != DB_OK)
-		goto fail;
+	if (st != 0)
+		return -1;
 	count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	printf("%-20s %lld %s%s\n", name, count, what,
 	    dry_run ? " (dry run: not done)" : "");
@@ -104,12 +125,6 @@ static int task(const char *name, const char *what, int n,
 	    dry_run ? " (dry run)" : "");
 	PQclear(res);
 	return 0;
-fail:
-	fprintf(stderr, "licd-lifecycle: %s failed: %s\n", name,
-	    res ? PQresultErrorMessage(res) : "database unavailable");
-	log_error("lifecycle %s failed", name);
-	PQclear(res);
-	return -1;
 }
 
 /* Provider events still waiting after an hour: a plan with their price,
@@ -120,11 +135,8 @@ static int pending_events(void)
 	PGresult *res = NULL;
 	long long n;
 
-	if (db_exec(db, "pending-events", 0, NULL, &res) != DB_OK) {
-		fprintf(stderr, "licd-lifecycle: pending-events failed\n");
-		PQclear(res);
+	if (run("pending-events", 0, NULL, &res) != 0)
 		return -1;
-	}
 	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	printf("%-20s %lld webhook events pending over an hour\n",
 	    "pending-events", n);
@@ -155,11 +167,8 @@ static int retention(void)
 	for (i = 0; i < 10000; i++) {
 		long long n;
 
-		if (db_exec(db, "retention", 2, p, &res) != DB_OK) {
-			fprintf(stderr, "licd-lifecycle: retention failed\n");
-			PQclear(res);
+		if (run("retention", 2, p, &res) != 0)
 			return -1;
-		}
 		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		PQclear(res);
 		res = NULL;
@@ -241,10 +250,8 @@ static int deliver_one(PGresult *res, int row, int email, int hook)
 	if (!ok)
 		log_warn("notification %s (%s) attempt %s failed: %s", n.id,
 		    n.kind, PQgetvalue(res, row, 5), err);
-	if (db_exec(db, "done", 3, p, &r) != DB_OK) {
-		PQclear(r);
+	if (run("done", 3, p, &r) != 0)
 		return -1;
-	}
 	PQclear(r);
 	return ok ? 1 : 0;
 }
@@ -259,10 +266,8 @@ static int deliver(void)
 	int i, rc;
 
 	if (dry_run || (!email && !hook)) {
-		if (db_exec(db, "due", 0, NULL, &res) != DB_OK) {
-			PQclear(res);
+		if (run("due", 0, NULL, &res) != 0)
 			return -1;
-		}
 		printf("%-20s %s notifications due%s\n", "deliver",
 		    PQgetvalue(res, 0, 0), dry_run ? " (dry run: not sent)" :
 		    " (no channel configured: smtp_url, notify_webhook_url)");
@@ -274,10 +279,8 @@ static int deliver(void)
 	for (rounds = 0; rounds < 1000; rounds++) {
 		if (!locked())
 			return -1;
-		if (db_exec(db, "claim", 2, p, &res) != DB_OK) {
-			PQclear(res);
+		if (run("claim", 2, p, &res) != 0)
 			return -1;
-		}
 		if (PQntuples(res) == 0)
 			break;
 		for (i = 0; i < PQntuples(res); i++) {

@@ -730,6 +730,20 @@ static int thread_epoll(void)
 	return thread_ep;
 }
 
+/* After a failed accept4: out of descriptors or memory waits a moment
+ * and tries again, as do a signal and a peer gone before it was taken;
+ * 1 when the listener itself is broken. */
+static int accept_broken(void)
+{
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM) {
+		usleep(10000);
+		return 0;
+	}
+	return errno != EINTR && errno != ECONNABORTED && errno != EAGAIN &&
+	    errno != EPROTO;
+}
+
 /* The next connection on either listener; -1 when stopping. */
 static int accept_either(void)
 {
@@ -744,11 +758,7 @@ static int accept_either(void)
 			fd = accept4(ev[i].data.fd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0)
 				return fd;
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM)
-				usleep(10000);
-			else if (errno != EINTR && errno != ECONNABORTED &&
-			    errno != EAGAIN && errno != EPROTO)
+			if (accept_broken())
 				return -1;
 		}
 	}
@@ -785,11 +795,7 @@ again:
 			fd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0)
 				break;
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM)
-				usleep(10000);
-			else if (errno != EINTR && errno != ECONNABORTED &&
-			    errno != EAGAIN && errno != EPROTO)
+			if (accept_broken())
 				return -1;
 		}
 		/* nginx sends a request whole and at once; a peer that stops
