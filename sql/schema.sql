@@ -1094,16 +1094,7 @@ BEGIN
     IF new_license IS NULL AND pend IS NOT NULL THEN
       -- A later payment of the purchase (Paddle's renewal transactions):
       -- as a paid invoice, it extends and ends any grace.
-      UPDATE licenses
-         SET expires_at = greatest(expires_at, pend), grace_until = NULL,
-             status = CASE WHEN status = 'suspended' AND status_reason = 'non-payment'
-                           THEN 'active'
-                           WHEN status = 'expired' AND greatest(expires_at, pend) > t
-                           THEN 'active' ELSE status END,
-             status_reason = CASE WHEN status_reason = 'non-payment' THEN NULL
-                                  ELSE status_reason END,
-             updated_at = t
-       WHERE id = lic AND expires_at IS NOT NULL;
+      PERFORM licd_license_paid(lic, pend, t, true);
       UPDATE subscriptions SET status = 'active', grace_until = NULL, updated_at = t
        WHERE provider = p_provider AND provider_subscription_id = a ->> 'sub';
     END IF;
@@ -1154,16 +1145,7 @@ BEGIN
     UPDATE subscriptions SET status = 'active', grace_until = NULL,
            current_period_end = greatest(current_period_end, pend), updated_at = t
      WHERE id = s.id;
-    UPDATE licenses
-       SET expires_at = greatest(expires_at, pend), grace_until = NULL,
-           status = CASE WHEN status = 'suspended' AND status_reason = 'non-payment'
-                         THEN 'active'
-                         WHEN status = 'expired' AND greatest(expires_at, pend) > t
-                         THEN 'active' ELSE status END,
-           status_reason = CASE WHEN status_reason = 'non-payment' THEN NULL
-                                ELSE status_reason END,
-           updated_at = t
-     WHERE id = s.license_id;
+    PERFORM licd_license_paid(s.license_id, pend, t, false);
   ELSIF op = 'payment_failed' THEN
     -- Providers retry failed payments: the first failure starts the grace
     -- period, later ones do not extend it.
@@ -1611,6 +1593,23 @@ BEGIN
   DELETE FROM license_counts;
   RETURN NULL;
 END
+$$;
+
+-- Name: licd_license_paid(uuid, timestamp with time zone, timestamp with time zone, boolean); Type: FUNCTION
+
+CREATE FUNCTION public.licd_license_paid(p_license uuid, p_until timestamp with time zone, t timestamp with time zone, p_term_only boolean) RETURNS void
+    LANGUAGE sql
+    AS $$
+  UPDATE licenses
+     SET expires_at = greatest(expires_at, p_until), grace_until = NULL,
+         status = CASE WHEN status = 'suspended' AND status_reason = 'non-payment'
+                       THEN 'active'
+                       WHEN status = 'expired' AND greatest(expires_at, p_until) > t
+                       THEN 'active' ELSE status END,
+         status_reason = CASE WHEN status_reason = 'non-payment' THEN NULL
+                              ELSE status_reason END,
+         updated_at = t
+   WHERE id = p_license AND (NOT p_term_only OR expires_at IS NOT NULL);
 $$;
 
 -- Name: licd_license_seat_defaults(); Type: FUNCTION
