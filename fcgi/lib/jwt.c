@@ -224,14 +224,26 @@ static EVP_PKEY *read_pem(const char *path, int private)
 	return k;
 }
 
-static int add_key(struct jws_keyring *kr, const char *kid, EVP_PKEY *pkey,
-    int is_private)
+/* Reads the PEM key at path (private or public) and adds it to kr as
+ * kid; on failure err says which file. */
+static int add_key(struct jws_keyring *kr, const char *kid, const char *path,
+    int is_private, char *err, size_t errlen)
 {
+	EVP_PKEY *pkey = read_pem(path, is_private);
 	struct jws_key *nk;
 
-	nk = realloc(kr->keys, (kr->n + 1) * sizeof(*nk));
-	if (nk == NULL)
+	if (pkey == NULL || jws_key_alg(pkey) == 0) {
+		EVP_PKEY_free(pkey);
+		snprintf(err, errlen, "unreadable %s key %s",
+		    is_private ? "private" : "public", path);
 		return -1;
+	}
+	nk = realloc(kr->keys, (kr->n + 1) * sizeof(*nk));
+	if (nk == NULL) {
+		EVP_PKEY_free(pkey);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	kr->keys = nk;
 	memset(&nk[kr->n], 0, sizeof(*nk));
 	snprintf(nk[kr->n].kid, sizeof(nk[kr->n].kid), "%s", kid);
@@ -264,7 +276,6 @@ static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
 	DIR *d = NULL;
 	struct dirent *de;
 	FILE *f;
-	EVP_PKEY *pk;
 	size_t i;
 	int rc = -1;
 
@@ -295,16 +306,8 @@ static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
 		if (sign && strcmp(kid, current) == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if ((pk = read_pem(path, 0)) == NULL || jws_key_alg(pk) == 0) {
-			EVP_PKEY_free(pk);
-			snprintf(err, errlen, "unreadable public key %s", path);
+		if (add_key(kr, kid, path, 0, err, errlen) != 0)
 			goto out;
-		}
-		if (add_key(kr, kid, pk, 0) != 0) {
-			EVP_PKEY_free(pk);
-			snprintf(err, errlen, "out of memory");
-			goto out;
-		}
 	}
 	if (sign && current[0] != '\0') {
 		if (!kid_ok(current)) {
@@ -312,16 +315,8 @@ static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
 			goto out;
 		}
 		snprintf(path, sizeof(path), "%s/%s.key", dir, current);
-		if ((pk = read_pem(path, 1)) == NULL || jws_key_alg(pk) == 0) {
-			EVP_PKEY_free(pk);
-			snprintf(err, errlen, "unreadable private key %s", path);
+		if (add_key(kr, current, path, 1, err, errlen) != 0)
 			goto out;
-		}
-		if (add_key(kr, current, pk, 1) != 0) {
-			EVP_PKEY_free(pk);
-			snprintf(err, errlen, "out of memory");
-			goto out;
-		}
 	}
 	for (i = 0; i < kr->n; i++)
 		if (kr->keys[i].is_private)
