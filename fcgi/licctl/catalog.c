@@ -102,7 +102,7 @@ int catalog_plan_set(const struct cli_cmd *c, const struct cli_opts *o,
 
 	(void)c;
 	if (o->npos != 1)
-		return cli_fail(e, 1, "usage: licctl plan set CODE --name NAME "
+		return cli_fail(e, 2, "usage: licctl plan set CODE --name NAME "
 		    "... (see --help)");
 	if (check_plan_opts(e, o) != 0 ||
 	    cli_features_limits(e, o, &feat, &lim) != 0 ||
@@ -181,7 +181,7 @@ int catalog_customer_create(const struct cli_cmd *c, const struct cli_opts *o,
 
 	(void)c;
 	if (email == NULL)
-		return cli_fail(e, 1, "usage: licctl customer create --email "
+		return cli_fail(e, 2, "usage: licctl customer create --email "
 		    "EMAIL [--name NAME]");
 	if (!cli_email_ok(email))
 		return cli_bad(e, "--email", email, CLI_EMAIL_ACCEPTS);

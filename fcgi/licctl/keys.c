@@ -192,7 +192,7 @@ static int new_key(struct cli_err *e, const struct cli_opts *o, char kid[64],
 	else if (strcmp(*alg, "EdDSA") == 0)
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	else
-		return cli_fail(e, 1, "--alg must be ES256 or EdDSA");
+		return cli_fail(e, 2, "--alg must be ES256 or EdDSA");
 	if (k == NULL || jws_thumbprint(k, kid, 64) != 0) {
 		cli_fail(e, 1, "key generation failed");
 		goto out;
@@ -220,7 +220,7 @@ static int kid_arg(struct cli_err *e, const struct cli_cmd *c,
 	    (*kid)[i] == '-' || (*kid)[i] == '_'); i++)
 		;
 	if (n == 0 || n >= JWS_KID_MAX || i < n)
-		return cli_fail(e, 1, "usage: licctl keys %s KID (licctl keys "
+		return cli_fail(e, 2, "usage: licctl keys %s KID (licctl keys "
 		    "list)", c->verb);
 	return 0;
 }
@@ -402,7 +402,7 @@ int keys_token_create(const struct cli_cmd *c, const struct cli_opts *o,
 	for (i = 0; name[i]; i++)
 		if (!isalnum((unsigned char)name[i]) && name[i] != '-' &&
 		    name[i] != '_')
-			return cli_fail(e, 1, "token names are [A-Za-z0-9_-]");
+			return cli_fail(e, 2, "token names are [A-Za-z0-9_-]");
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return cli_fail(e, 1, "no randomness");
 	jws_b64url_encode(rnd, sizeof(rnd), token);

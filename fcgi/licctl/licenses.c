@@ -216,7 +216,7 @@ int licenses_show(const struct cli_cmd *c, const struct cli_opts *o,
 
 	(void)c;
 	if (id == NULL)
-		return cli_fail(e, 1, "usage: licctl license show LICENSE_ID");
+		return cli_fail(e, 2, "usage: licctl license show LICENSE_ID");
 	if (cli_license_id(e, id) != 0 ||
 	    (r = licenses_q(e, id, NULL, NULL)) == NULL)
 		return -1;
@@ -334,7 +334,7 @@ static int expiry(struct cli_err *e, const struct cli_opts *o, char buf[32],
 		if (cli_expires(e, cli_opt(o, "expires"), buf) != 0)
 			return -1;
 	} else {
-		return cli_fail(e, 1, "give --expires DATE, --days N or "
+		return cli_fail(e, 2, "give --expires DATE, --days N or "
 		    "--perpetual");
 	}
 	*exp = buf;
@@ -483,7 +483,7 @@ static int issue_params(struct cli_err *e, const struct cli_opts *o,
 	const char *customer = cli_opt(o, "customer"), *plan = cli_opt(o, "plan");
 
 	if (customer == NULL || plan == NULL)
-		return cli_fail(e, 1, "license issue needs --customer and --plan");
+		return cli_fail(e, 2, "license issue needs --customer and --plan");
 	if (!cli_slug_ok(plan))
 		return cli_bad(e, "--plan", plan, "a plan code, "
 		    CLI_SLUG_ACCEPTS);
@@ -575,13 +575,13 @@ int licenses_update(const struct cli_cmd *c, const struct cli_opts *o,
 
 	(void)c;
 	if (o->npos != 1 || !lic_uuid_valid(o->pos[0]))
-		return cli_fail(e, 1, "usage: licctl license update LICENSE_ID "
+		return cli_fail(e, 2, "usage: licctl license update LICENSE_ID "
 		    "[--seat-model node|floating] ...");
 	p[0] = o->pos[0];
 	if (cli_seat_opts(e, o, p + 1) != 0)
 		return -1;
 	if (!p[1] && !p[2] && !p[3] && !p[4])
-		return cli_fail(e, 1, "license update needs --seat-model, "
+		return cli_fail(e, 2, "license update needs --seat-model, "
 		    "--seat-ttl, --max-borrow-days or --overdraft");
 	if ((r = cli_q(e, "SELECT licd_license_seats_set($1, $2, $3::int, "
 	    "$4::int, $5::int, 'licctl', NULL)", 5, p)) == NULL)
@@ -627,7 +627,7 @@ int licenses_action(const struct cli_cmd *c, const struct cli_opts *o,
 	int rc = -1;
 
 	if (o->npos != 1)
-		return cli_fail(e, 1, "usage: licctl license %s LICENSE_ID "
+		return cli_fail(e, 2, "usage: licctl license %s LICENSE_ID "
 		    "[--reason TEXT]", c->verb);
 	if (cli_license_id(e, o->pos[0]) != 0)
 		return -1;

@@ -132,7 +132,7 @@ int ops_notifications_retry(const struct cli_cmd *c, const struct cli_opts *o,
 	if (o->npos > 1)
 		return cli_usage(e, c);
 	if (p[0] == NULL && !cli_opt(o, "all"))
-		return cli_fail(e, 1, "give a notification id or --all");
+		return cli_fail(e, 2, "give a notification id or --all");
 	if (p[0] != NULL && cli_int(e, "ID", p[0], 1, 9223372036854775807LL,
 	    "a notification id (a positive integer)", NULL) != 0)
 		return -1;
@@ -376,17 +376,17 @@ int ops_lease_offline(const struct cli_cmd *c, const struct cli_opts *o,
 	    read_request(e, cli_opt(o, "request"), &q, &req) != 0)
 		goto out;
 	if (q.lid == NULL || !lic_uuid_valid(q.lid) || !cli_opt(o, "days")) {
-		cli_fail(e, 1, "lease offline needs --license UUID (or a "
+		cli_fail(e, 2, "lease offline needs --license UUID (or a "
 		    "--request with license_id) and --days N");
 		goto out;
 	}
 	days = strtol(cli_opt(o, "days"), NULL, 10);
 	if (days < 1 || days > 3650) {
-		cli_fail(e, 1, "--days must be 1..3650");
+		cli_fail(e, 2, "--days must be 1..3650");
 		goto out;
 	}
 	if (q.iid == NULL) {
-		cli_fail(e, 1, "give --installation or a --request with "
+		cli_fail(e, 2, "give --installation or a --request with "
 		    "installation_id");
 		goto out;
 	}

@@ -280,6 +280,6 @@ def test_offline_lease_for_an_air_gapped_machine():
     assert validate(lic["key"], "online").json()["code"] == "TOO_MANY_INSTALLATIONS"
     p = licctl("lease", "offline", "--license", lic["id"], "--installation",
                "vault-03", "--days", "10", check=False)
-    assert p.returncode != 0
+    assert p.returncode == 1, (p.returncode, p.stderr)
     assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
                 lic["id"]) == 2

@@ -124,7 +124,7 @@ def test_make_run_from_a_0700_checkout(checkout):
         requests.get("http://127.0.0.1:%d/healthz" % port, timeout=5)
     st = subprocess.run([os.path.join(checkout, "deploy/local.sh"), "status", run_dir],
                         env=env, capture_output=True, text=True, timeout=60)
-    assert st.returncode != 0 and "running" not in st.stdout, st.stdout
+    assert st.returncode == 1 and "running" not in st.stdout, st.stdout
 
 
 def test_test_stack_from_a_0700_checkout(checkout):
