@@ -5,6 +5,7 @@
 #include "json.h"
 #include "jwt.h"
 #include "log.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -259,34 +260,18 @@ static int json_content_type(const char *ct)
 static int text_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
 
 	while (*p) {
-		size_t n, i;
-
 		if (*p < 0x20 || *p == 0x7f)
 			return 0;
 		if (*p < 0x80) {
 			p++;
 			continue;
 		}
-		if (*p >= 0xc2 && *p <= 0xdf)
-			n = 1;
-		else if (*p >= 0xe0 && *p <= 0xef)
-			n = 2;
-		else if (*p >= 0xf0 && *p <= 0xf4)
-			n = 3;
-		else
+		if ((n = utf8_len(p)) == 0)
 			return 0;
-		for (i = 1; i <= n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		/* overlong forms, surrogates, above U+10FFFF */
-		if ((p[0] == 0xe0 && p[1] < 0xa0) ||
-		    (p[0] == 0xed && p[1] > 0x9f) ||
-		    (p[0] == 0xf0 && p[1] < 0x90) ||
-		    (p[0] == 0xf4 && p[1] > 0x8f))
-			return 0;
-		p += n + 1;
+		p += n;
 	}
 	return 1;
 }

@@ -1,6 +1,7 @@
 /* log: see log.h. */
 #include "log.h"
 #include "config.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -254,31 +255,6 @@ const char *log_field(const char *s, char *buf, size_t n)
 	}
 	buf[o] = '\0';
 	return buf;
-}
-
-/* Length of the well-formed UTF-8 sequence at p (1-4), 0 if there is
- * none (a stray byte, an overlong form, a surrogate). */
-static size_t utf8_len(const unsigned char *p)
-{
-	size_t n, i;
-
-	if (*p < 0x80)
-		return 1;
-	if (*p >= 0xc2 && *p <= 0xdf)
-		n = 2;
-	else if (*p >= 0xe0 && *p <= 0xef)
-		n = 3;
-	else if (*p >= 0xf0 && *p <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	for (i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-		return 0;
-	return n;
 }
 
 size_t log_escape(const char *s, char *out, size_t cap)
