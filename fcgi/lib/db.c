@@ -414,12 +414,21 @@ static int simple(struct db *db, const char *sql)
 
 int db_begin(struct db *db)
 {
-	int st;
+	int st = DB_UNAVAILABLE, attempt;
 
-	if ((st = ready(db)) != DB_OK)
-		return st;
-	if ((st = simple(db, "BEGIN")) == DB_OK)
-		db->in_tx = 1;
+	/* Nothing has been done yet, so BEGIN is safe to resend: a connection
+	 * found dead here (used in the last second, before the server
+	 * restarted) is replaced and the transaction starts on the new one. */
+	for (attempt = 0; attempt < 2; attempt++) {
+		if ((st = ready(db)) != DB_OK)
+			return st;
+		if ((st = simple(db, "BEGIN")) == DB_OK) {
+			db->in_tx = 1;
+			return DB_OK;
+		}
+		if (db->conn != NULL)	/* an error, not a lost connection */
+			return st;
+	}
 	return st;
 }
 

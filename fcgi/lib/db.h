@@ -70,8 +70,10 @@ int db_exec(struct db *db, const char *name, int nparams,
     const char *const *params, PGresult **res);
 
 /* Explicit transactions for a handler that must run several statements
- * atomically. Inside one, a broken connection is never retried or
- * reconnected: the transaction is lost and the caller answers 503. */
+ * atomically. A connection that BEGIN finds dead is replaced and BEGIN
+ * sent again (nothing has run yet). Inside a transaction, a broken
+ * connection is never retried or reconnected: the transaction is lost
+ * and the caller answers 503. */
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
