@@ -161,11 +161,8 @@ BEGIN
        || ' FROM (SELECT * FROM audit_log a WHERE true' || w
        || ' ORDER BY a.id DESC LIMIT $7) a'
      INTO rows USING act, acn, tgt, since, upto, c_id, lim + 1;
-  IF coalesce(jsonb_array_length(rows), 0) > lim THEN
-    rows := rows - lim;
-    nxt := licd_cursor_enc(jsonb_build_array(rows -> (lim - 1) -> 'id'));
-  END IF;
-  RETURN json_build_object('entries', coalesce(rows, '[]'), 'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, 'id');
+  RETURN json_build_object('entries', rows, 'next_cursor', nxt)::text;
 END
 $_$;
 
@@ -282,7 +279,6 @@ DECLARE
   c_i  text;
   w    text := '';
   rows jsonb;
-  n    int;
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
@@ -306,14 +302,8 @@ BEGIN
        || ' FROM (SELECT * FROM installations i WHERE true' || w
        || ' ORDER BY i.last_seen DESC, i.license_id DESC, i.installation_id DESC LIMIT $7) i'
      INTO rows USING ver, win, gone, c_at, c_l, c_i, lim + 1, st;
-  n := coalesce(jsonb_array_length(rows), 0);
-  IF n > lim THEN
-    nxt := licd_cursor_enc(rows -> (lim - 1) -> '_c');
-    rows := rows - lim;
-  END IF;
-  RETURN json_build_object('installations', coalesce((
-    SELECT jsonb_agg(e - '_c' ORDER BY o) FROM jsonb_array_elements(rows) WITH ORDINALITY x(e, o)), '[]'),
-    'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, '_c');
+  RETURN json_build_object('installations', rows, 'next_cursor', nxt)::text;
 END
 $_$;
 
@@ -696,11 +686,8 @@ BEGIN
        || ' FROM (SELECT * FROM notifications n WHERE true' || w
        || ' ORDER BY n.id DESC LIMIT $4) n'
      INTO rows USING st, lic, c_id, lim + 1;
-  IF coalesce(jsonb_array_length(rows), 0) > lim THEN
-    rows := rows - lim;
-    nxt := licd_cursor_enc(jsonb_build_array(rows -> (lim - 1) -> 'id'));
-  END IF;
-  RETURN json_build_object('notifications', coalesce(rows, '[]'), 'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, 'id');
+  RETURN json_build_object('notifications', rows, 'next_cursor', nxt)::text;
 END
 $_$;
 
@@ -827,13 +814,8 @@ BEGIN
        || ' FROM (SELECT * FROM webhook_events e WHERE true' || w
        || ' ORDER BY e.received_at DESC, e.provider DESC, e.event_id DESC LIMIT $6) e'
      INTO rows USING st, pv, c_at, c_p, c_e, lim + 1;
-  IF coalesce(jsonb_array_length(rows), 0) > lim THEN
-    nxt := licd_cursor_enc(rows -> (lim - 1) -> '_c');
-    rows := rows - lim;
-  END IF;
-  RETURN json_build_object('events', coalesce((
-    SELECT jsonb_agg(x - '_c' ORDER BY o) FROM jsonb_array_elements(rows) WITH ORDINALITY t(x, o)), '[]'),
-    'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, '_c');
+  RETURN json_build_object('events', rows, 'next_cursor', nxt)::text;
 END
 $_$;
 
@@ -1786,6 +1768,20 @@ CREATE FUNCTION public.licd_now() RETURNS timestamp with time zone
 BEGIN
   RETURN now() + make_interval(secs => coalesce((SELECT offset_s FROM licd_clock), 0));
 END
+$$;
+
+-- Name: licd_page(jsonb, integer, text); Type: FUNCTION
+
+CREATE FUNCTION public.licd_page(p_rows jsonb, p_lim integer, p_key text, OUT page jsonb, OUT next_cursor text) RETURNS record
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT coalesce((SELECT jsonb_agg(CASE WHEN p_key = '_c' THEN e - '_c' ELSE e END ORDER BY o)
+                     FROM jsonb_array_elements(p_rows) WITH ORDINALITY x(e, o)
+                    WHERE o <= p_lim), '[]'),
+         CASE WHEN jsonb_array_length(p_rows) > p_lim THEN licd_cursor_enc(
+           CASE jsonb_typeof(p_rows -> (p_lim - 1) -> p_key)
+             WHEN 'array' THEN p_rows -> (p_lim - 1) -> p_key
+             ELSE jsonb_build_array(p_rows -> (p_lim - 1) -> p_key) END) END
 $$;
 
 -- Name: licd_period(timestamp with time zone); Type: FUNCTION

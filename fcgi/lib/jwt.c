@@ -453,9 +453,9 @@ static int signing_input(const struct jws_key *k, const char *typ,
 /*
  * ES256 signs a SHA-256 digest, so each thread keeps one EVP_PKEY_CTX set
  * up for its key and signs digests with it. EVP_DigestSignInit would fetch
- * the algorithm and build a context on every call: 22.5 us a signature on
- * the VM of docs/PERFORMANCE.md against 19.1, and at a million licenses
- * nearly every validate signs (lic_add_lease). EdDSA signs the message
+ * the algorithm and build a context on every call, a cost each signature
+ * pays, and at a million licenses nearly every validate signs
+ * (lic_add_lease). EdDSA signs the message
  * itself, which only the one-shot EVP_DigestSign does. The context holds
  * a reference to its key, so a key freed elsewhere (a keyring reloaded)
  * lives on until the context is replaced, and its address cannot be

@@ -115,6 +115,23 @@ LANGUAGE sql IMMUTABLE AS $$
                          E'+/\n', '-_'), '=')
 $$;
 
+-- One page of a list: p_rows, fetched with LIMIT p_lim + 1 in the list's
+-- order, cut to its first p_lim, and the cursor of the next page when
+-- there was one more row (from the last kept row's p_key: one sort key,
+-- or an array of them). A key named _c is there for the cursor alone and is
+-- removed from the rows. Used by the console's lists (91_console_reads).
+CREATE OR REPLACE FUNCTION licd_page(p_rows jsonb, p_lim int, p_key text,
+                                     OUT page jsonb, OUT next_cursor text)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce((SELECT jsonb_agg(CASE WHEN p_key = '_c' THEN e - '_c' ELSE e END ORDER BY o)
+                     FROM jsonb_array_elements(p_rows) WITH ORDINALITY x(e, o)
+                    WHERE o <= p_lim), '[]'),
+         CASE WHEN jsonb_array_length(p_rows) > p_lim THEN licd_cursor_enc(
+           CASE jsonb_typeof(p_rows -> (p_lim - 1) -> p_key)
+             WHEN 'array' THEN p_rows -> (p_lim - 1) -> p_key
+             ELSE jsonb_build_array(p_rows -> (p_lim - 1) -> p_key) END) END
+$$;
+
 -- The keys of p's 'cursor' argument (licd_cursor_enc's), NULL when absent;
 -- 22023 for anything this server did not give.
 CREATE OR REPLACE FUNCTION licd_cursor_dec(p jsonb) RETURNS jsonb

@@ -251,7 +251,6 @@ DECLARE
   c_i  text;
   w    text := '';
   rows jsonb;
-  n    int;
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
@@ -275,14 +274,8 @@ BEGIN
        || ' FROM (SELECT * FROM installations i WHERE true' || w
        || ' ORDER BY i.last_seen DESC, i.license_id DESC, i.installation_id DESC LIMIT $7) i'
      INTO rows USING ver, win, gone, c_at, c_l, c_i, lim + 1, st;
-  n := coalesce(jsonb_array_length(rows), 0);
-  IF n > lim THEN
-    nxt := licd_cursor_enc(rows -> (lim - 1) -> '_c');
-    rows := rows - lim;
-  END IF;
-  RETURN json_build_object('installations', coalesce((
-    SELECT jsonb_agg(e - '_c' ORDER BY o) FROM jsonb_array_elements(rows) WITH ORDINALITY x(e, o)), '[]'),
-    'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, '_c');
+  RETURN json_build_object('installations', rows, 'next_cursor', nxt)::text;
 END
 $$;
 
@@ -338,11 +331,8 @@ BEGIN
        || ' FROM (SELECT * FROM audit_log a WHERE true' || w
        || ' ORDER BY a.id DESC LIMIT $7) a'
      INTO rows USING act, acn, tgt, since, upto, c_id, lim + 1;
-  IF coalesce(jsonb_array_length(rows), 0) > lim THEN
-    rows := rows - lim;
-    nxt := licd_cursor_enc(jsonb_build_array(rows -> (lim - 1) -> 'id'));
-  END IF;
-  RETURN json_build_object('entries', coalesce(rows, '[]'), 'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, 'id');
+  RETURN json_build_object('entries', rows, 'next_cursor', nxt)::text;
 END
 $$;
 
@@ -380,11 +370,8 @@ BEGIN
        || ' FROM (SELECT * FROM notifications n WHERE true' || w
        || ' ORDER BY n.id DESC LIMIT $4) n'
      INTO rows USING st, lic, c_id, lim + 1;
-  IF coalesce(jsonb_array_length(rows), 0) > lim THEN
-    rows := rows - lim;
-    nxt := licd_cursor_enc(jsonb_build_array(rows -> (lim - 1) -> 'id'));
-  END IF;
-  RETURN json_build_object('notifications', coalesce(rows, '[]'), 'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, 'id');
+  RETURN json_build_object('notifications', rows, 'next_cursor', nxt)::text;
 END
 $$;
 
@@ -424,13 +411,8 @@ BEGIN
        || ' FROM (SELECT * FROM webhook_events e WHERE true' || w
        || ' ORDER BY e.received_at DESC, e.provider DESC, e.event_id DESC LIMIT $6) e'
      INTO rows USING st, pv, c_at, c_p, c_e, lim + 1;
-  IF coalesce(jsonb_array_length(rows), 0) > lim THEN
-    nxt := licd_cursor_enc(rows -> (lim - 1) -> '_c');
-    rows := rows - lim;
-  END IF;
-  RETURN json_build_object('events', coalesce((
-    SELECT jsonb_agg(x - '_c' ORDER BY o) FROM jsonb_array_elements(rows) WITH ORDINALITY t(x, o)), '[]'),
-    'next_cursor', nxt)::text;
+  SELECT * INTO rows, nxt FROM licd_page(rows, lim, '_c');
+  RETURN json_build_object('events', rows, 'next_cursor', nxt)::text;
 END
 $$;
 
