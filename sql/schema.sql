@@ -136,19 +136,12 @@ DECLARE
   tgt   text := licd_arg_text(p, 'target', 200);
   since timestamptz := licd_arg_ts(p, 'since');
   upto  timestamptz := licd_arg_ts(p, 'until');
-  cur   jsonb := licd_cursor_dec(p);
-  c_id  bigint;
+  c_id  bigint := licd_cursor_id(p);
   w     text := '';
   rows  jsonb;
   nxt   text;
 BEGIN
-  IF cur IS NOT NULL THEN
-    BEGIN c_id := (cur ->> 0)::bigint;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
-    w := w || ' AND a.id < $6';
-  END IF;
+  IF c_id IS NOT NULL THEN w := w || ' AND a.id < $6'; END IF;
   IF act IS NOT NULL THEN w := w || ' AND a.actor = $1'; END IF;
   IF acn IS NOT NULL THEN w := w || ' AND a.action = $2'; END IF;
   IF tgt IS NOT NULL THEN w := w || ' AND a.target_id = $3'; END IF;
@@ -662,19 +655,12 @@ DECLARE
   st   text := licd_arg_text(p, 'status', 16, '^(pending|delivered)$');
   lic  text := licd_arg_text(p, 'license', 36,
                  '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$');
-  cur  jsonb := licd_cursor_dec(p);
-  c_id bigint;
+  c_id bigint := licd_cursor_id(p);
   w    text := '';
   rows jsonb;
   nxt  text;
 BEGIN
-  IF cur IS NOT NULL THEN
-    BEGIN c_id := (cur ->> 0)::bigint;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
-    w := w || ' AND n.id < $3';
-  END IF;
+  IF c_id IS NOT NULL THEN w := w || ' AND n.id < $3'; END IF;
   IF st IS NOT NULL THEN w := w || ' AND n.status = $1'; END IF;
   IF lic IS NOT NULL THEN w := w || ' AND n.license_id = $2::uuid'; END IF;
   EXECUTE 'SELECT jsonb_agg(jsonb_build_object(''id'', n.id, ''kind'', n.kind,'
@@ -1251,6 +1237,24 @@ CREATE FUNCTION public.licd_cursor_enc(v jsonb) RETURNS text
     AS $$
   SELECT rtrim(translate(encode(convert_to(v::text, 'UTF8'), 'base64'),
                          E'+/\n', '-_'), '=')
+$$;
+
+-- Name: licd_cursor_id(jsonb); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cursor_id(p jsonb) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+DECLARE
+  cur jsonb := licd_cursor_dec(p);
+BEGIN
+  IF cur IS NULL THEN RETURN NULL; END IF;
+  BEGIN
+    RETURN (cur ->> 0)::bigint;
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
+    RETURN NULL;
+  END;
+END
 $$;
 
 -- Name: licd_day_start(date); Type: FUNCTION

@@ -152,6 +152,23 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- The id in a cursor of one id (lists in id order: audit, notifications),
+-- NULL without a cursor; 22023 for anything this server did not give.
+CREATE OR REPLACE FUNCTION licd_cursor_id(p jsonb) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  cur jsonb := licd_cursor_dec(p);
+BEGIN
+  IF cur IS NULL THEN RETURN NULL; END IF;
+  BEGIN
+    RETURN (cur ->> 0)::bigint;
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
+    RETURN NULL;
+  END;
+END
+$$;
+
 -- Domain restrictions as stored: lower case, no trailing dot, each once.
 -- Anything that is not an array of strings comes back as it is, for
 -- licd_check_entitlements to refuse.
