@@ -8,7 +8,7 @@ the fixture restores the stack whatever the test did and waits until it is
 healthy, so the test files run in any order."""
 import pytest
 
-from util import issue, pg, renew_workers, set_clock, wait_healthy
+from util import issue, pg, set_clock, wait_healthy
 
 
 @pytest.fixture
@@ -20,15 +20,12 @@ def lic():
 @pytest.fixture
 def database():
     """PostgreSQL of the stack for a test to stop, start or restart
-    (database("stop")); afterwards it is running, every program's workers
-    are new (renew_workers) and /healthz answers 200 again, whatever the
-    test did."""
+    (database("stop")); afterwards it is running and every program answers
+    /healthz 200 again, whatever the test did."""
     try:
         yield pg
     finally:
         pg("start")
-        wait_healthy()
-        renew_workers()
         wait_healthy()
 
 

@@ -30,7 +30,6 @@ import inspect
 import json
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -517,24 +516,3 @@ def workers(program):
     master = pids()[program + ".pid"]
     out = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
     return sorted(out.split())
-
-
-def renew_workers():
-    """Replaces every worker process of every program (SIGTERM; the master
-    starts another at once) and waits until each program has as many new
-    workers as before. After a database outage a worker that refused calls
-    keeps refusing them at once until its reconnect backoff ends (answering
-    503 with Retry-After, as the contract says); new workers start with
-    fresh connections, so the next test finds the stack as a fresh start."""
-    old = {p[:-len(".pid")]: workers(p[:-len(".pid")]) for p in pids()}
-    for ws in old.values():
-        for w in ws:
-            try:
-                os.kill(int(w), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    def renewed():
-        return all(len(workers(p)) == len(ws) and not set(ws) & set(workers(p))
-                   for p, ws in old.items())
-    eventually(renewed, 30, "every program's workers replaced")
