@@ -48,13 +48,25 @@ def stripe_sig(body, secret=None, t=None, extra_v1=()):
     return ",".join(["t=%d" % t] + ["v1=" + v for v in extra_v1] + ["v1=" + mac])
 
 
-def stripe_hook(event, sig=None, body=None, headers=None):
+def delivered(send, retry):
+    """As Stripe and Paddle deliver: a 503 with Retry-After is tried again
+    (twice at most) after the time it names; retry=False sends once."""
+    r = send()
+    for _ in range(2 if retry else 0):
+        if r.status_code != 503 or "Retry-After" not in r.headers:
+            break
+        time.sleep(int(r.headers["Retry-After"]))
+        r = send()
+    return r
+
+
+def stripe_hook(event, sig=None, body=None, headers=None, retry=True):
     body = body if body is not None else json.dumps(event).encode()
     h = {"Stripe-Signature": sig if sig is not None else stripe_sig(body)}
     if sig is False:
         h = {}
     h.update(headers or {})
-    return api("/api/stripe/webhook", data=body, headers=h)
+    return delivered(lambda: api("/api/stripe/webhook", data=body, headers=h), retry)
 
 
 def stripe_event(type_, obj, eid=None, created=None):
@@ -64,13 +76,14 @@ def stripe_event(type_, obj, eid=None, created=None):
             "data": {"object": obj}}
 
 
-def paddle_hook(event, secret=None, ts=None):
+def paddle_hook(event, secret=None, ts=None, retry=True):
     body = json.dumps(event).encode()
     ts = int(time.time()) if ts is None else ts
     mac = hmac.new((secret or PADDLE_SECRET).encode(), b"%d:" % ts + body,
                    hashlib.sha256).hexdigest()
-    return api("/api/paddle/webhook", data=body,
-               headers={"Paddle-Signature": "ts=%d;h1=%s" % (ts, mac)})
+    return delivered(lambda: api("/api/paddle/webhook", data=body,
+                                 headers={"Paddle-Signature": "ts=%d;h1=%s" % (ts, mac)}),
+                     retry)
 
 
 # --- helpers --------------------------------------------------------------
