@@ -2220,7 +2220,7 @@ $$;
 -- Name: licd_slug_ok(text); Type: FUNCTION
 
 CREATE FUNCTION public.licd_slug_ok(s text) RETURNS boolean
-    LANGUAGE sql IMMUTABLE STRICT
+    LANGUAGE sql IMMUTABLE
     AS $_$
   SELECT length(s) <= 64 AND s ~ '^[a-z0-9][a-z0-9_.-]*$'
 $_$;
