@@ -1,0 +1,658 @@
+"""Freshness under load: a revoke, suspension, plan change, seat change
+or deactivation is seen by the very next call once its own answer has
+been given (docs/API.md, "No cache anywhere"; issue 28 keeps the promise
+whatever answers validate and heartbeat without a database round trip).
+
+Client threads call validate, heartbeat and usage for a set of licenses
+through nginx without pause, each on a keep-alive connection of its own,
+and record for every call the moment it was sent, the moment its answer
+arrived (one monotonic clock) and the answer. Meanwhile a driver per
+license changes it as the console and licctl do: the admin API, the old
+`POST /api/revoke`, licctl (straight to the SQL functions), a Stripe
+webhook's plan change and the client's own `POST /api/deactivate`; each
+change is acknowledged at the moment its answer (or licctl's exit)
+arrived. A call sent after that moment must get exactly what the contract
+gives in the new state; one sent before the previous acknowledgement and
+answered before the next change was sent, what it gives in the old
+state; a call in flight across a change, either. Every change waits for
+many answers on its license first (the license is hot in whatever the
+programs keep), and for many calls sent after its acknowledgement before
+the next: a window in which a stale answer can be given is seen.
+
+The stack runs each program as several worker processes (`processes`):
+the calls after the changes must have reached every worker of validate,
+heartbeat and usage, so that a change has to reach every process."""
+import concurrent.futures
+import http.client
+import itertools
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+from util import (CFG, URL, admin_token, b64url_decode, eventually, issue,
+                  licctl, log_since, make_plan, unique, validate, workers)
+
+# per change: calls on its license answered before it and sent after its
+# acknowledgement, in all and of each of the license's calls
+MIN_CALLS = 50
+MIN_PER_CALL = 10
+LOADERS = 10
+CHASE = 3           # calls of each kind sent the moment a change is acknowledged
+WAIT = 120          # a wait for calls or answers that takes longer fails
+NODE = {"installations": 1000}
+
+_url = urlsplit(URL)
+HOST, PORT = _url.hostname, _url.port
+NEW = itertools.count()
+
+
+# --- HTTP on a keep-alive connection per thread ----------------------------
+
+class Conn:
+    """One HTTP/1.1 keep-alive connection to nginx, for one thread."""
+
+    def __init__(self):
+        self.c = http.client.HTTPConnection(HOST, PORT, timeout=60)
+
+    def post(self, path, body, headers=None):
+        """(sent, answered, status, JSON body). A connection nginx closed
+        between two requests is opened again and the request sent again;
+        `sent` is then the first attempt's, which only widens the call's
+        window (a call is judged by the moment it may first have been
+        read)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        t0 = time.monotonic()
+        for attempt in (0, 1):
+            try:
+                self.c.request("POST", path, data, h)
+                r = self.c.getresponse()
+                raw = r.read()
+            except (http.client.HTTPException, OSError):
+                self.c.close()
+                if attempt:
+                    raise
+                continue
+            return t0, time.monotonic(), r.status, json.loads(raw)
+
+
+def admin(conn, path, body):
+    return conn.post(path, body, {"Authorization": "Bearer " + admin_token()})
+
+
+# --- what the load calls ---------------------------------------------------
+
+PATHS = {"validate": "/api/validate", "heartbeat": "/api/heartbeat",
+         "usage": "/api/usage"}
+
+
+class Lic:
+    """A license under load: its state as the contract sees it, the
+    changes made to it (sent, acknowledged, state after, label) and the
+    calls the load makes on it."""
+
+    def __init__(self, name, doc, state):
+        self.name, self.id, self.key = name, doc["id"], doc["key"]
+        self.state0 = self.state = state
+        self.events = []
+        self.targets = []
+
+    def call(self, kind, iid=None, feature=None, domain=None, new=False):
+        self.targets.append(Target(self, kind, iid, feature, domain, new))
+        return self
+
+
+class Target:
+    """One call the load repeats; records (sent, answered, iid, status,
+    body, request id) of each."""
+
+    def __init__(self, lic, kind, iid, feature, domain, new):
+        self.lic, self.kind, self.iid = lic, kind, iid
+        self.feature, self.domain, self.new = feature, domain, new
+        self.path = PATHS[kind]
+        self.records = []
+
+    def __repr__(self):
+        return "%s %s%s%s%s" % (self.kind, self.lic.name,
+                                " " + self.iid if self.iid else "",
+                                " feature=" + self.feature if self.feature else "",
+                                " new installation" if self.new else "")
+
+    def request(self):
+        iid = "%s-new-%d" % (self.lic.name, next(NEW)) if self.new else self.iid
+        b = {"license_key": self.lic.key}
+        if iid is not None:
+            b["installation_id"] = iid
+        if self.feature is not None:
+            b["feature"] = self.feature
+        if self.domain is not None:
+            b["domain"] = self.domain
+        if self.kind == "usage":
+            b["quantity"] = 1
+        return iid, b
+
+
+def state(features, limits, plan, domains=(), inactive=()):
+    return {"status": "active", "expired": False, "features": sorted(features),
+            "limits": dict(limits), "plan": plan, "domains": list(domains),
+            "inactive": frozenset(inactive)}
+
+
+def changed(st, **kw):
+    s = dict(st)
+    s.update(kw)
+    if "features" in kw:
+        s["features"] = sorted(kw["features"])
+    if "inactive" in kw:
+        s["inactive"] = frozenset(kw["inactive"])
+    return s
+
+
+# --- the contract: what a call gets in a state -----------------------------
+
+def domain_ok(domains, domain):
+    if not domains:
+        return True
+    if domain is None:
+        return False
+    return any(domain == d or (d.startswith("*.") and domain.endswith(d[1:]))
+               for d in domains)
+
+
+def expect(st, t):
+    """(HTTP status, code) docs/API.md gives call t in state st; usage
+    that is counted is (200, "ACCEPTED")."""
+    refused = {"revoked": "REVOKED", "suspended": "SUSPENDED"}.get(st["status"])
+    if refused is None and st["expired"]:
+        refused = "EXPIRED"
+    if t.kind == "usage":
+        if refused:
+            return 403, refused
+        if t.feature not in st["features"]:
+            return 403, "FEATURE_NOT_LICENSED"
+        lim = st["limits"].get(t.feature + "_per_month")
+        # the load has counted many before a limit of 1 is set
+        if lim is not None and lim <= 1:
+            return 429, "USAGE_LIMIT_EXCEEDED"
+        return 200, "ACCEPTED"
+    if refused:
+        return 200, refused
+    if t.kind == "heartbeat":
+        return 200, ("INSTALLATION_NOT_ACTIVE" if t.iid in st["inactive"]
+                     else "VALID")
+    if not domain_ok(st["domains"], t.domain):
+        return 200, "DOMAIN_NOT_ALLOWED"
+    if t.feature is not None and t.feature not in st["features"]:
+        return 200, "FEATURE_NOT_LICENSED"
+    if t.new and st["limits"].get("installations", 1 << 30) <= 1:
+        return 200, "TOO_MANY_INSTALLATIONS"
+    return 200, "VALID"
+
+
+def answer(t, status, doc):
+    if t.kind == "usage" and status == 200:
+        return 200, "ACCEPTED"
+    if status == 200 and t.kind != "usage":
+        return 200, doc.get("code")
+    return status, (doc.get("error") or {}).get("code")
+
+
+def claims(token):
+    return json.loads(b64url_decode(token.split(".")[1]))
+
+
+def granted_mismatch(st, t, doc):
+    """What a VALID or counted answer states that the state st does not:
+    features, limits, plan in the answer's license and in its lease."""
+    if t.kind == "usage":
+        lim = st["limits"].get(t.feature + "_per_month")
+        return None if doc.get("limit") == lim else \
+            "usage counted against limit %r, the license's is %r" % (doc.get("limit"), lim)
+    lic, lease = doc["license"], claims(doc["lease"])
+    got = {"features": sorted(lic["features"]), "lease feat": sorted(lease["feat"]),
+           "limits": lic["limits"], "lease limits": lease["limits"],
+           "plan": lic["plan"], "lease lic": lease["lic"]}
+    want = {"features": st["features"], "lease feat": st["features"],
+            "limits": st["limits"], "lease limits": st["limits"],
+            "plan": st["plan"], "lease lic": st["plan"]}
+    bad = {k: (got[k], want[k]) for k in got if got[k] != want[k]}
+    return None if not bad else "grants (answer, license) %r" % bad
+
+
+# --- load and drivers ------------------------------------------------------
+
+def loader(n, targets, stop, errors, prefix):
+    conn = Conn()
+    seq = itertools.count()
+    i = n * len(targets) // LOADERS
+    try:
+        while not stop.is_set():
+            t = targets[i % len(targets)]
+            i += 1
+            iid, body = t.request()
+            rid = "%s-%d-%d" % (prefix, n, next(seq))
+            t0, t1, status, doc = conn.post(t.path, body, {"X-Request-Id": rid})
+            t.records.append((t0, t1, iid, status, doc, rid))
+    except Exception as e:          # noqa: BLE001 - reported by the test
+        errors.append("loader %d: %r" % (n, e))
+
+
+def chaser(t, go, errors, prefix):
+    """Calls t CHASE times, on a connection already open, each time go
+    says a change of its license was acknowledged: the first is sent
+    within a fraction of a millisecond of the acknowledgement."""
+    conn = Conn()
+    try:
+        conn.c.connect()
+        while go.get() is not None:
+            for _ in range(CHASE):
+                iid, body = t.request()
+                rid = "%s-c-%d" % (prefix, next(NEW))
+                t0, t1, status, doc = conn.post(t.path, body, {"X-Request-Id": rid})
+                t.records.append((t0, t1, iid, status, doc, rid))
+    except Exception as e:          # noqa: BLE001 - reported by the test
+        errors.append("chaser of %r: %r" % (t, e))
+
+
+def sent_after(lic, t):
+    """Per call of lic: answers arrived of calls sent after moment t."""
+    return [sum(1 for r in list(tg.records) if r[0] > t) for tg in lic.targets]
+
+
+def wait_calls(lics, t_of, what):
+    def enough():
+        return all(sum(c) >= MIN_CALLS and min(c) >= MIN_PER_CALL
+                   for c in (sent_after(l, t_of(l)) for l in lics))
+    eventually(enough, WAIT, lambda: "%s: answers per call %s" % (
+        what, {l.name: sent_after(l, t_of(l)) for l in lics}), interval=0.02)
+
+
+def last_ack(lic, start):
+    return lic.events[-1][1] if lic.events else start
+
+
+def drive(steps, start, errors, prefix):
+    """steps: lists of (license, label, new state, action); the actions
+    of one step run at once, after the load has called each license of
+    the step enough since its last change. action(conn) returns the
+    moments the change was sent and acknowledged; the license's chasers
+    call it at once."""
+    lics = {s[0] for step in steps for s in step}
+    chasers = {}
+    for lic in lics:
+        for t in lic.targets:
+            q = queue.Queue()
+            th = threading.Thread(target=chaser, args=(t, q, errors, prefix))
+            th.start()
+            chasers.setdefault(lic, []).append((q, th))
+    try:
+        for step in steps:
+            lics = [s[0] for s in step]
+            wait_calls(lics, lambda l: last_ack(l, start),
+                       "before %s" % [s[1] for s in step])
+
+            def run(s, conn):
+                t_sent, t_ack = s[3](conn)
+                s[0].events.append((t_sent, t_ack, s[2], s[1]))
+                s[0].state = s[2]
+                for q, _ in chasers[s[0]]:
+                    q.put(1)
+            conns = [Conn() for _ in step]
+            if len(step) == 1:
+                run(step[0], conns[0])
+            else:
+                with concurrent.futures.ThreadPoolExecutor(len(step)) as ex:
+                    for f in [ex.submit(run, s, c) for s, c in zip(step, conns)]:
+                        f.result()
+        done = {s[0] for step in steps for s in step}
+        wait_calls(done, lambda l: last_ack(l, start),
+                   "after the last change of %s" % sorted(l.name for l in done))
+    except BaseException as e:      # noqa: BLE001 - reported by the test
+        errors.append(e)
+    finally:
+        for q, th in (c for v in chasers.values() for c in v):
+            q.put(None)
+            th.join(WAIT)
+
+
+# --- the changes, as the console, licctl, Stripe and the client make them --
+
+def ok(r, **want):
+    t0, t1, status, doc = r
+    assert status == 200, (status, doc)
+    for k, v in want.items():
+        assert doc[k] == v, (k, doc)
+    return t0, t1
+
+
+def admin_action(action, lic, **want):
+    return lambda c: ok(admin(c, "/api/admin/licenses/%s/%s" % (lic.id, action),
+                              {"reason": "freshness"}), **want)
+
+
+def admin_edit(lic, body):
+    def act(c):
+        t0, t1, status, doc = admin(c, "/api/admin/licenses/%s/edit" % lic.id, body)
+        assert status == 200, (status, doc)
+        for k in ("features", "limits"):
+            if k in body:
+                assert sorted(doc["license"][k]) == sorted(body[k]), doc
+        return t0, t1
+    return act
+
+
+def cli(*args):
+    def act(_):
+        t0 = time.monotonic()
+        licctl(*args)
+        return t0, time.monotonic()
+    return act
+
+
+def revoke_old(lic, by):
+    body = {"license_id": lic.id} if by == "id" else {"license_key": lic.key}
+    return lambda c: ok(admin(c, "/api/revoke", dict(body, reason="freshness")),
+                        status="revoked")
+
+
+def client_call(kind, lic, iid, code=None):
+    def act(c):
+        t0, t1, status, doc = c.post(PATHS.get(kind, "/api/" + kind),
+                                     {"license_key": lic.key, "installation_id": iid})
+        assert status == 200, (status, doc)
+        if code:
+            assert doc["code"] == code, doc
+        else:
+            assert doc == {"deactivated": True}, doc
+        return t0, t1
+    return act
+
+
+def webhook_plan(sub, plan):
+    from test_billing import stripe_sig, sub_event
+
+    def act(c):
+        body = json.dumps(sub_event("customer.subscription.updated", sub,
+                                    items={"data": [{"price": {"id": "price_" + plan}}]})).encode()
+        return ok(c.post("/api/stripe/webhook", body,
+                         {"Stripe-Signature": stripe_sig(body)}), outcome="applied")
+    return act
+
+
+# --- the test --------------------------------------------------------------
+
+def hot(lic, iids, domain=None):
+    """Activates the license's installations before the load starts; its
+    first answer is the state the test starts from (features, limits, plan)."""
+    for iid in iids:
+        v = validate(lic["key"], iid, **({"domain": domain} if domain else {})).json()
+        assert v["code"] == "VALID", v
+    return v["license"]
+
+
+def start_state(doc, **kw):
+    return changed(state(doc["features"], doc["limits"], doc["plan"],
+                         doc["domain_restrictions"] or ()), **kw)
+
+
+def scenarios():
+    """(licenses, driver step lists)."""
+    plan = make_plan(features="sso,workflows,reports",
+                     limits="installations=3,workflows_per_month=1000000")
+    lics, drivers = [], []
+
+    def new(name, iids=("a", "b"), domain=None, doc=None, **kw):
+        doc = doc or issue(plan=plan, **kw)
+        lic = Lic(name, doc, start_state(hot(doc, iids, domain)))
+        lics.append(lic)
+        return lic
+
+    def std(lic):
+        return lic.call("validate", "a").call("heartbeat", "b").call("usage", "a", "sso")
+
+    # revocation: admin route, then the old route by id, in sequence; by
+    # key and through licctl at the same moment
+    r = [std(new("rev%d" % i)) for i in range(4)]
+    rv = [changed(x.state, status="revoked") for x in r]
+    drivers.append([[(r[0], "revoke (admin)", rv[0],
+                      admin_action("revoke", r[0], status="revoked", changed=True))],
+                    [(r[1], "revoke (POST /api/revoke id)", rv[1], revoke_old(r[1], "id"))]])
+    drivers.append([[(r[2], "revoke (POST /api/revoke key)", rv[2], revoke_old(r[2], "key")),
+                     (r[3], "revoke (licctl)", rv[3], cli("license", "revoke", r[3].id))]])
+
+    # suspension and reinstatement, over and over; the admin API and licctl
+    for name, how in (("susp-admin", "admin"), ("susp-cli", "cli")):
+        s = std(new(name))
+        steps = []
+        for _ in range(3):
+            for act, st in (("suspend", changed(s.state0, status="suspended")),
+                            ("reinstate", s.state0)):
+                f = admin_action(act, s, status=st["status"], changed=True) \
+                    if how == "admin" else cli("license", act, s.id)
+                steps.append([(s, "%s (%s)" % (act, how), st, f)])
+        drivers.append(steps)
+
+    # a feature the calls ask for taken away and given back
+    f = new("feat").call("validate", "a", "reports").call("validate", "b") \
+        .call("heartbeat", "b").call("usage", "a", "reports")
+    less = changed(f.state0, features=["sso", "workflows"])
+    drivers.append([[(f, "features -reports", less, admin_edit(f, {"features": less["features"]}))],
+                    [(f, "features +reports", f.state0,
+                      admin_edit(f, {"features": f.state0["features"]}))]] * 2)
+
+    # a monthly usage limit lowered below what was counted, and raised
+    u = new("ulimit").call("usage", "a", "workflows").call("validate", "a")
+    low = changed(u.state0, limits={"installations": 3, "workflows_per_month": 1})
+    drivers.append([[(u, "workflows_per_month 1", low, admin_edit(u, {"limits": low["limits"]}))],
+                    [(u, "workflows_per_month back", u.state0,
+                      admin_edit(u, {"limits": u.state0["limits"]}))]] * 2)
+
+    # the seat limit lowered under the seats taken: new installations refused
+    s = new("seats", limits="installations=1000").call("validate", "x", new=True) \
+        .call("validate", "a").call("heartbeat", "b")
+    one = changed(s.state0, limits={"installations": 1, "workflows_per_month": 1000000})
+    drivers.append([[(s, "installations 1", one, admin_edit(s, {"limits": one["limits"]}))],
+                    [(s, "installations back", s.state0,
+                      admin_edit(s, {"limits": s.state0["limits"]}))]] * 2)
+
+    # deactivation: one installation (admin, the client itself), all of
+    # them (admin, licctl); validate activates them again
+    d = new("deact", ("d1", "d2", "d3")).call("heartbeat", "d1").call("heartbeat", "d2") \
+        .call("validate", "d3")
+    st0, steps = d.state0, []
+
+    def back(*iids):
+        left = set(iids)
+        for iid in iids:
+            left.discard(iid)
+            steps.append([(d, "validate %s" % iid, changed(st0, inactive=left),
+                           client_call("validate", d, iid, "VALID"))])
+    steps.append([(d, "deactivate d1 (admin)", changed(st0, inactive={"d1"}),
+                   lambda c: ok(admin(c, "/api/admin/licenses/%s/installations/d1/deactivate"
+                                      % d.id, {}), deactivated=True))])
+    back("d1")
+    steps.append([(d, "deactivate d1 (client)", changed(st0, inactive={"d1"}),
+                   client_call("deactivate", d, "d1"))])
+    back("d1")
+    # validate d3 by the load activates it again at once: it stays VALID
+    steps.append([(d, "reset-activations (admin)", changed(st0, inactive={"d1", "d2"}),
+                   admin_action("reset-activations", d))])
+    back("d1", "d2")
+    steps.append([(d, "reset-activations (licctl)", changed(st0, inactive={"d1", "d2"}),
+                   cli("license", "reset-activations", d.id))])
+    back("d1", "d2")
+    drivers.append(steps)
+
+    # node-locked to floating: the installations hold no seat lease
+    m = new("model", ("m1", "m2")).call("heartbeat", "m1").call("heartbeat", "m2")
+    gone = changed(m.state0, inactive={"m1", "m2"})
+    msteps = [[(m, "seat model floating (licctl)", gone,
+                cli("license", "update", m.id, "--seat-model", "floating"))],
+              [(m, "seat model node (licctl)", gone,
+                cli("license", "update", m.id, "--seat-model", "node"))]]
+    for i, iid in enumerate(("m1", "m2")):
+        msteps.append([(m, "validate " + iid, changed(m.state0, inactive={"m2"} if i == 0 else ()),
+                        client_call("validate", m, iid, "VALID"))])
+    drivers.append(msteps)
+
+    # the end moved into the past and back; domains changed and back
+    e = std(new("expiry"))
+    past = changed(e.state0, expired=True)
+    drivers.append([[(e, "expires_at past", past,
+                      admin_edit(e, {"expires_at": "2020-01-01T00:00:00Z"}))],
+                    [(e, "expires_at future", e.state0,
+                      admin_edit(e, {"expires_at": "2035-06-01T00:00:00Z"}))]] * 2)
+    dm = new("domain", ("a",), "app.example.com", domains="*.example.com") \
+        .call("validate", "a", domain="app.example.com")
+    other = changed(dm.state0, domains=["*.example.org"])
+    drivers.append([[(dm, "domains other", other,
+                      admin_edit(dm, {"domain_restrictions": other["domains"]}))],
+                    [(dm, "domains back", dm.state0,
+                      admin_edit(dm, {"domain_restrictions": dm.state0["domains"]}))]] * 2)
+
+    # a plan change by Stripe (the webhook program writes it)
+    if os.environ.get("LICD_STRIPE_API_BASE"):
+        from test_billing import buy, priced_plan
+        big = priced_plan(features="sso,workflows,audit",
+                          limits="installations=10,workflows_per_month=1000000")
+        small = priced_plan(features="sso,workflows",
+                            limits="installations=10,workflows_per_month=1000000")
+        _, sub, lid, key = buy(big)
+        p = new("plan", doc={"id": lid, "key": key}).call("validate", "a", "audit") \
+            .call("heartbeat", "b").call("usage", "a", "audit")
+        down = changed(p.state0, features=["sso", "workflows"], plan=small)
+        drivers.append([[(p, "plan %s -> %s (webhook)" % (big, small), down,
+                          webhook_plan(sub, small))],
+                        [(p, "plan back (webhook)", p.state0, webhook_plan(sub, big))]] * 2)
+    return lics, drivers
+
+
+def judge(lic):
+    """Every call on lic against the states it may have seen. Returns
+    (mismatches, stale grants, calls per change before it, after it per
+    call, request ids of calls sent after a change, how soon after each
+    acknowledgement the first call was sent)."""
+    ev, states = lic.events, [lic.state0] + [e[2] for e in lic.events]
+    bad, stale, after_ids = [], [], []
+    before = [0] * len(ev)
+    after = [[0] * len(lic.targets) for _ in ev]
+    first = [None] * len(ev)
+    for ti, t in enumerate(lic.targets):
+        for t0, t1, iid, status, doc, rid in t.records:
+            k = sum(1 for e in ev if e[1] < t0)     # acknowledged before it was sent
+            j = k
+            while j < len(ev) and ev[j][0] < t1:    # sent before it was answered
+                j += 1
+            got = answer(t, status, doc)
+            if j > k:
+                if not any(got == expect(s, t) for s in states[k:j + 1]):
+                    bad.append("%r (%s, in flight across %s): %s, the contract says one of %s"
+                               % (t, rid, [e[3] for e in ev[k:j]], got,
+                                  [expect(s, t) for s in states[k:j + 1]]))
+                continue
+            st, want = states[k], expect(states[k], t)
+            why = None
+            if got != want:
+                why = "answered %s, the contract says %s" % (got, want)
+            elif got[1] in ("VALID", "ACCEPTED"):
+                why = granted_mismatch(st, t, doc)
+            if why:
+                after_what = ("sent %.1f ms after %r was acknowledged" %
+                              ((t0 - ev[k - 1][1]) * 1000, ev[k - 1][3])) if k else "before any change"
+                line = "%r (%s, iid %s) %s: %s" % (t, rid, iid, after_what, why)
+                bad.append(line)
+                if got[1] in ("VALID", "ACCEPTED") and k:
+                    stale.append(line)
+                continue
+            if k < len(ev):
+                before[k] += 1
+            if k:
+                after[k - 1][ti] += 1
+                after_ids.append((t.kind, rid))
+                d = t0 - ev[k - 1][1]
+                first[k - 1] = d if first[k - 1] is None else min(first[k - 1], d)
+    return bad, stale, before, after, after_ids, first
+
+
+def served(rids, offset):
+    """{program: pids} of the processes that logged the given requests."""
+    pat = re.compile(r"Z (\w+)\[(\d+)\] .*\brid=(\S+) ")
+    want = set(rids)
+    out = {}
+    for line in log_since(offset):
+        m = pat.search(line)
+        if m and m.group(3) in want:
+            out.setdefault(m.group(1), set()).add(int(m.group(2)))
+    return out
+
+
+def test_changes_are_seen_by_the_very_next_call():
+    lics, steps = scenarios()
+    targets = [t for lic in lics for t in lic.targets]
+    prefix = unique("fresh")
+    offset = os.path.getsize(CFG["log_file"])
+    stop, load_errors, drive_errors = threading.Event(), [], []
+    start = time.monotonic()
+    loaders = [threading.Thread(target=loader, args=(n, targets, stop, load_errors, prefix))
+               for n in range(LOADERS)]
+    drivers = [threading.Thread(target=drive, args=(s, start, drive_errors, prefix))
+               for s in steps]
+    # a chaser woken by its driver takes the interpreter at once, not
+    # after the running thread's time slice
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        for t in loaders + drivers:
+            t.start()
+        for t in drivers:
+            t.join(WAIT * 4)
+            assert not t.is_alive(), "a driver did not finish"
+    finally:
+        stop.set()
+        for t in loaders:
+            t.join(60)
+        sys.setswitchinterval(switch)
+    assert not load_errors, load_errors[:5]
+    if drive_errors:
+        raise drive_errors[0] if isinstance(drive_errors[0], BaseException) \
+            else AssertionError(drive_errors[:5])
+    bad, stale, short, after_ids = [], [], [], []
+    for lic in lics:
+        b, s, before, after, ids, first = judge(lic)
+        bad += b
+        stale += s
+        after_ids += ids
+        for i, e in enumerate(lic.events):
+            n = sum(after[i])
+            # shown when the test fails
+            print("%-10s %-40s acknowledged in %5.1f ms; %3d answers before, %3d after,"
+                  " the first sent %.2f ms after" % (lic.name, e[3][:40], (e[1] - e[0]) * 1000,
+                                                     before[i], n, (first[i] or 0) * 1000))
+            if before[i] < MIN_CALLS or n < MIN_CALLS or min(after[i]) < MIN_PER_CALL:
+                short.append("%s %r: %d answers before it, %s after it"
+                             % (lic.name, e[3], before[i], dict(zip(map(repr, lic.targets),
+                                                                     after[i]))))
+    assert not stale, "%d calls sent after a change was acknowledged were granted " \
+        "what it took away:\n%s" % (len(stale), "\n".join(stale[:20]))
+    assert not bad, "%d answers not the contract's:\n%s" % (len(bad), "\n".join(bad[:20]))
+    # a test that can fail: each change was made on a hot license, and
+    # many calls of every kind came after it
+    assert not short, "\n".join(short)
+    assert sum(len(l.events) for l in lics) >= 40
+    # ... and reached every worker process of each program
+    rids = {kind: [r for k, r in after_ids if k == kind] for kind in PATHS}
+    want = {p: set(map(int, workers(p))) for p in PATHS}
+    assert all(len(w) == int(CFG.get("processes", "1")) for w in want.values()), want
+
+    def every_worker():
+        got = served([r for v in rids.values() for r in v], offset)
+        return all(want[p] <= got.get(p, set()) for p in PATHS) and got
+    eventually(every_worker, 10, lambda: "calls after the changes served by every "
+               "worker %s; served by %s" % (want, served(
+                   [r for v in rids.values() for r in v], offset)))
