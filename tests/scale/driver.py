@@ -22,7 +22,7 @@ import psycopg2
 # the FastCGI client of the integration suite
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
-from util import connect, fcgi_call  # noqa: E402
+from util import connect, fcgi_call, fcgi_request  # noqa: E402
 
 LB = os.environ["LB_ADDR"]
 DBS = [os.environ["DB1"], os.environ["DB2"]]
@@ -281,6 +281,142 @@ def listeners():
           " also after connections that brought no request")
 
 
+# --- scenario 4: a change on one host, seen by the other's next call ------------
+
+APP = {"app1": "198.18.0.11", "app2": "198.18.0.12"}
+FCGI_PORT = {"validate": 9001, "heartbeat": 9002, "usage": 9003, "revoke": 9004}
+FRESH_MIN = 30      # answers on a license before each change and after it
+
+
+def admin_token():
+    with open(os.path.join(os.environ["SCALE_DIR"], "token.txt")) as f:
+        return next(ln.split(":", 1)[1].strip() for ln in f
+                    if ln.startswith("token:"))
+
+
+def fcgi_post(host, program, path, body, token=None):
+    """A POST straight to a program on one app host: (status, JSON)."""
+    data = json.dumps(body).encode()
+    params = {b"REQUEST_METHOD": b"POST", b"DOCUMENT_URI": path.encode(),
+              b"QUERY_STRING": b"", b"CONTENT_TYPE": b"application/json",
+              b"CONTENT_LENGTH": str(len(data)).encode()}
+    if token:
+        params[b"HTTP_AUTHORIZATION"] = ("Bearer " + token).encode()
+    got = fcgi_request((APP[host], FCGI_PORT[program]), params, data, timeout=30)
+    if got is None:
+        raise RuntimeError("%s on %s closed without an answer" % (program, host))
+    return got[0], json.loads(got[2])
+
+
+def freshness(seat_plan_email, plan):
+    """Licenses changed through app1's admin API and through licctl
+    (straight to the database) while app2's validate, heartbeat and usage
+    answer them without pause: every call sent to app2 after a change was
+    acknowledged gets the new state's code. Runs after the failover, so
+    whatever app2 keeps is fed by the promoted database."""
+    tok = admin_token()
+    lics = [json.loads(licctl("license", "issue", "--customer", seat_plan_email,
+                              "--plan", plan, "--days", "30", "--json"))
+            for _ in range(4)]
+    for lic in lics:
+        st, ans = fcgi_post("app2", "validate", "/api/validate",
+                            {"license_key": lic["key"], "installation_id": "f"})
+        if ans.get("code") != "VALID":
+            raise RuntimeError("freshness set-up: %s %s" % (st, ans))
+    records, errors = [], []
+    stop = threading.Event()
+    calls = [(i, k) for i in range(len(lics))
+             for k in ("validate", "heartbeat", "usage")]
+
+    def one(i, kind):
+        body = {"license_key": lics[i]["key"], "installation_id": "f"}
+        if kind == "usage":
+            body.update(feature="api", quantity=1)
+        t0 = time.monotonic()
+        st, ans = fcgi_post("app2", kind, "/api/" + kind, body)
+        if kind == "usage":
+            code = "VALID" if st == 200 else (ans.get("error") or {}).get("code")
+        else:
+            code = ans.get("code") if st == 200 else "http %d" % st
+        records.append((t0, time.monotonic(), i, kind, code))
+
+    def load(n):
+        j = n
+        try:
+            while not stop.is_set():
+                one(*calls[j % len(calls)])
+                j += 1
+        except Exception as e:      # a bug here must fail the run
+            errors.append(repr(e))
+
+    events = [[] for _ in lics]     # per license: (sent, acknowledged, code after)
+
+    def enough(i, since):
+        return sum(1 for r in list(records) if r[2] == i and r[0] > since) >= FRESH_MIN
+
+    def change(i, code, how):
+        last = events[i][-1][1] if events[i] else t_load
+        wait_for("%d answers on license %d" % (FRESH_MIN, i),
+                 lambda: enough(i, last), 60)
+        t0 = time.monotonic()
+        if how == "licctl":
+            licctl("license", "suspend" if code == "SUSPENDED" else "reinstate",
+                   lics[i]["id"])
+        else:
+            action = {"REVOKED": "revoke", "SUSPENDED": "suspend",
+                      "VALID": "reinstate"}[code]
+            st, ans = fcgi_post("app1", "revoke", "/api/admin/licenses/%s/%s"
+                                % (lics[i]["id"], action), {}, tok)
+            if st != 200:
+                raise RuntimeError("%s on app1: %s %s" % (action, st, ans))
+        events[i].append((t0, time.monotonic(), code))
+        for kind in ("validate", "heartbeat", "usage"):     # at once
+            one(i, kind)
+
+    threads = [threading.Thread(target=load, args=(n,), daemon=True)
+               for n in range(4)]
+    t_load = time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        change(0, "REVOKED", "admin")
+        for code in ("SUSPENDED", "VALID", "SUSPENDED"):
+            change(1, code, "admin")
+            change(2, code, "licctl")
+        change(3, "SUSPENDED", "admin")
+        change(3, "VALID", "admin")
+        for i in range(len(lics)):
+            wait_for("%d answers on license %d after its last change" % (FRESH_MIN, i),
+                     lambda: enough(i, events[i][-1][1]), 60)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    stale, wrong, after = [], [], [[0] * len(e) for e in events]
+    for t0, t1, i, kind, code in records:
+        ev = events[i]
+        k = sum(1 for e in ev if e[1] < t0)
+        if any(e[0] < t1 for e in ev[k:]):
+            continue                # in flight across a change: either
+        want = ev[k - 1][2] if k else "VALID"
+        if code != want:
+            line = "%s of license %d sent %.1f ms after %s: %s" % (
+                kind, i, (t0 - ev[k - 1][1]) * 1000 if k else 0,
+                ev[k - 1][2] if k else "the start", code)
+            (stale if code == "VALID" and k else wrong).append(line)
+        elif k:
+            after[i][k - 1] += 1
+    short = [(i, n) for i, a in enumerate(after) for n in a if n < FRESH_MIN]
+    print("scenario 4: %d changes on app1 and by licctl, %d calls to app2; "
+          "answers after each change: %s" % (sum(map(len, events)), len(records),
+                                              after), flush=True)
+    check(not errors and not stale and not wrong and not short,
+          "a change through app1's admin API or licctl is seen by app2's very "
+          "next call: %d granted after the change %s, %d other answers %s, "
+          "changes with too few calls after them %s %s"
+          % (len(stale), stale[:5], len(wrong), wrong[:5], short, errors[:3]))
+
+
 # --- scenario 3's notification receiver ---------------------------------------
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -469,6 +605,9 @@ def main():
                 " AND status = 'delivered'", (list(ids),))
     check(cur.fetchone()[0] == len(ids), "the notifications are marked delivered")
     conn.close()
+
+    # 4. A change on one host, the calls on the other.
+    freshness(plan + "@example.com", plan)
 
     print("FIGURES app_kill_failed_attempts=%d app_kill_recover_s=%.2f "
           "db_failover_failed_attempts=%d db_failover_recover_s=%.2f "
