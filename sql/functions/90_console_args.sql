@@ -152,21 +152,33 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- The id in a cursor of one id (lists in id order: audit, notifications),
--- NULL without a cursor; 22023 for anything this server did not give.
-CREATE OR REPLACE FUNCTION licd_cursor_id(p jsonb) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-  cur jsonb := licd_cursor_dec(p);
+-- Key i (from 0) of cursor cur (licd_cursor_dec's) as the type of t, whose
+-- value is not used: licd_cursor_key(cur, 1, NULL::uuid). NULL without a
+-- cursor; 22023 when the cursor has no such key or it is not of that type
+-- (not a cursor this server gave). The one way the lists read a cursor.
+-- A cursor's keys are known again by their type: they were written as
+-- JSON (licd_page), a time as its text.
+CREATE OR REPLACE FUNCTION licd_cursor_key(cur jsonb, i int, t anyelement)
+RETURNS anyelement LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
   IF cur IS NULL THEN RETURN NULL; END IF;
   BEGIN
-    RETURN (cur ->> 0)::bigint;
+    t := cur ->> i;
   EXCEPTION WHEN OTHERS THEN
-    PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    RETURN NULL;
+    t := NULL;
   END;
+  IF t IS NULL THEN
+    PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
+  END IF;
+  RETURN t;
 END
+$$;
+
+-- The id in a cursor of one id (lists in id order: audit, notifications),
+-- NULL without a cursor; 22023 for anything this server did not give.
+CREATE OR REPLACE FUNCTION licd_cursor_id(p jsonb) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT licd_cursor_key(licd_cursor_dec(p), 0, NULL::bigint)
 $$;
 
 -- Domain restrictions as stored: lower case, no trailing dot, each once.

@@ -36,8 +36,8 @@ DECLARE
   grace boolean := licd_arg_bool(p, 'in_grace');
   pdue  boolean := licd_arg_bool(p, 'past_due');
   cur   jsonb := licd_cursor_dec(p);
-  c_at  timestamptz;
-  c_id  uuid;
+  c_at  timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_id  uuid := licd_cursor_key(cur, 1, NULL::uuid);
   is_id boolean;
   qs    text;
   pat   text;
@@ -54,14 +54,7 @@ DECLARE
   nxt   text;
   docs  json;
 BEGIN
-  IF cur IS NOT NULL THEN
-    BEGIN
-      c_at := (cur ->> 0)::timestamptz; c_id := (cur ->> 1)::uuid;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
-    w := w || ' AND (l.created_at, l.id) < ($6, $7)';
-  END IF;
+  IF cur IS NOT NULL THEN w := w || ' AND (l.created_at, l.id) < ($6, $7)'; END IF;
   -- A selective filter (a search, past_due) is answered from the licenses
   -- it names, looked up by their own indexes and sorted; a broad one walks
   -- the newest licenses and tests each until the page is full. Either way
@@ -193,8 +186,8 @@ DECLARE
   lim  int := licd_arg_int(p, 'limit', 1, 200, 50);
   q    text := btrim(licd_arg_text(p, 'q', 254));
   cur  jsonb := licd_cursor_dec(p);
-  c_at timestamptz;
-  c_id uuid;
+  c_at timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_id uuid := licd_cursor_key(cur, 1, NULL::uuid);
   pat  text;
   w    text := '';
   ids  uuid[];
@@ -202,14 +195,7 @@ DECLARE
   nxt  text;
   docs json;
 BEGIN
-  IF cur IS NOT NULL THEN
-    BEGIN
-      c_at := (cur ->> 0)::timestamptz; c_id := (cur ->> 1)::uuid;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
-    w := w || ' AND (c.created_at, c.id) < ($3, $4)';
-  END IF;
+  IF cur IS NOT NULL THEN w := w || ' AND (c.created_at, c.id) < ($3, $4)'; END IF;
   IF q <> '' THEN
     pat := replace(replace(replace(lower(q), '\', '\\'), '%', '\%'), '_', '\_') || '%';
     w := w || ' AND (lower(c.email) LIKE $2 OR lower(c.name) LIKE $2'
@@ -246,19 +232,14 @@ DECLARE
   gone int := licd_arg_int(p, 'not_seen_days', 0, 36500, NULL);
   st   text := licd_arg_text(p, 'status', 16, '^(active|inactive)$');
   cur  jsonb := licd_cursor_dec(p);
-  c_at timestamptz;
-  c_l  uuid;
-  c_i  text;
+  c_at timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_l  uuid := licd_cursor_key(cur, 1, NULL::uuid);
+  c_i  text := licd_cursor_key(cur, 2, NULL::text);
   w    text := '';
   rows jsonb;
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
-    BEGIN
-      c_at := (cur ->> 0)::timestamptz; c_l := (cur ->> 1)::uuid; c_i := cur ->> 2;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
     w := w || ' AND (i.last_seen, i.license_id, i.installation_id) < ($4, $5, $6)';
   END IF;
   IF ver IS NOT NULL THEN w := w || ' AND i.version = $1'; END IF;
@@ -372,18 +353,14 @@ DECLARE
   st   text := licd_arg_text(p, 'status', 32, '^[a-z_]+$');
   pv   text := licd_arg_text(p, 'provider', 16, '^(stripe|paddle)$');
   cur  jsonb := licd_cursor_dec(p);
-  c_at timestamptz;
-  c_p  text;
-  c_e  text;
+  c_at timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_p  text := licd_cursor_key(cur, 1, NULL::text);
+  c_e  text := licd_cursor_key(cur, 2, NULL::text);
   w    text := '';
   rows jsonb;
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
-    BEGIN c_at := (cur ->> 0)::timestamptz; c_p := cur ->> 1; c_e := cur ->> 2;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
     w := w || ' AND (e.received_at, e.provider, e.event_id) < ($3, $4, $5)';
   END IF;
   IF st IS NOT NULL THEN w := w || ' AND e.status = $1'; END IF;
