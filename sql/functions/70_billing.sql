@@ -117,6 +117,19 @@ RETURNS void LANGUAGE sql AS $$
    WHERE id = p_license AND (NOT p_term_only OR expires_at IS NOT NULL);
 $$;
 
+-- Subscription p_sub of p_provider is paid until p_until (at time t): active
+-- again, any grace ended, its period end moved out to p_until, never in.
+-- Called by licd_billing_apply with licd_license_paid for its license (a
+-- renewal; a later payment of a purchase).
+CREATE OR REPLACE FUNCTION licd_subscription_paid(p_provider text, p_sub text,
+                                                  p_until timestamptz, t timestamptz)
+RETURNS void LANGUAGE sql AS $$
+  UPDATE subscriptions
+     SET status = 'active', grace_until = NULL,
+         current_period_end = greatest(current_period_end, p_until), updated_at = t
+   WHERE provider = p_provider AND provider_subscription_id = p_sub;
+$$;
+
 -- Applies one provider-neutral billing action a of provider p_provider,
 -- audited with request id p_rid. Returns one row: outcome 'applied',
 -- 'pending' (waiting for a subscription, customer or plan, named by
@@ -276,8 +289,7 @@ BEGIN
       -- A later payment of the purchase (Paddle's renewal transactions):
       -- as a paid invoice, it extends and ends any grace.
       PERFORM licd_license_paid(lic, pend, t, true);
-      UPDATE subscriptions SET status = 'active', grace_until = NULL, updated_at = t
-       WHERE provider = p_provider AND provider_subscription_id = a ->> 'sub';
+      PERFORM licd_subscription_paid(p_provider, a ->> 'sub', pend, t);
     END IF;
     IF a ->> 'sub' IS NOT NULL THEN
       INSERT INTO subscriptions AS x (provider, provider_subscription_id, customer_id,
@@ -323,9 +335,7 @@ BEGIN
   END IF;
 
   IF op = 'renew' THEN
-    UPDATE subscriptions SET status = 'active', grace_until = NULL,
-           current_period_end = greatest(current_period_end, pend), updated_at = t
-     WHERE id = s.id;
+    PERFORM licd_subscription_paid(p_provider, s.provider_subscription_id, pend, t);
     PERFORM licd_license_paid(s.license_id, pend, t, false);
   ELSIF op = 'payment_failed' THEN
     -- Providers retry failed payments: the first failure starts the grace
