@@ -268,26 +268,29 @@ out:
 	PQclear(res);
 }
 
-/* The read endpoints: path, statement, and the query parameters passed on
- * (others are ignored). */
+/* The read endpoints: path, statement, the query parameters passed on
+ * (others are ignored), and whether q is searched for a license key
+ * (key_search). */
 static const struct list {
 	const char *path;
 	const char *stmt;
 	const char *params[9];
+	int key_q;
 } lists[] = {
 	{ "/api/admin/licenses", "licenses", { "q", "status", "plan",
-	    "expiring_days", "in_grace", "past_due", "cursor", "limit" } },
-	{ "/api/admin/customers", "customers", { "q", "cursor", "limit" } },
+	    "expiring_days", "in_grace", "past_due", "cursor", "limit" }, 1 },
+	{ "/api/admin/customers", "customers", { "q", "cursor", "limit" }, 1 },
 	{ "/api/admin/installations", "installations", { "version",
-	    "seen_within_days", "not_seen_days", "status", "cursor", "limit" } },
-	{ "/api/admin/plans", "plans", { NULL } },
+	    "seen_within_days", "not_seen_days", "status", "cursor",
+	    "limit" }, 0 },
+	{ "/api/admin/plans", "plans", { NULL }, 0 },
 	{ "/api/admin/audit", "audit", { "actor", "action", "target", "since",
-	    "until", "cursor", "limit" } },
+	    "until", "cursor", "limit" }, 0 },
 	{ "/api/admin/notifications", "notifications", { "status", "license",
-	    "cursor", "limit" } },
+	    "cursor", "limit" }, 0 },
 	{ "/api/admin/webhook-events", "webhook_events", { "status",
-	    "provider", "cursor", "limit" } },
-	{ "/api/admin/overview", "overview", { NULL } },
+	    "provider", "cursor", "limit" }, 0 },
+	{ "/api/admin/overview", "overview", { NULL }, 0 },
 };
 
 /* A license key is a compact JWS: three non-empty base64url segments joined
@@ -326,8 +329,10 @@ static int key_shaped(const char *s, const char **start, size_t *len)
 
 /* q holding a license key searches by the key's license: the key is
  * verified here, so a key this server did not sign finds nothing. Only
- * POST …/search takes a key: a URL reaches nginx's error log whole (when
- * the program is down or a rate limit refuses it), key included. */
+ * POST …/licenses/search takes a key: a URL reaches nginx's error log whole
+ * (when the program is down or a rate limit refuses it), key included, so
+ * every list whose q may be pasted a key (licenses, customers) refuses one
+ * in its URL. */
 static int key_search(struct json_object *args, struct http_resp *resp,
     int from_url)
 {
@@ -410,8 +415,7 @@ static void list(struct http_req *req, struct http_resp *resp,
 			free(v);
 		}
 	}
-	if (strcmp(l->stmt, "licenses") == 0 &&
-	    key_search(args, resp, body == NULL))
+	if (l->key_q && key_search(args, resp, body == NULL))
 		goto out;
 	params[0] = js_dump(args, &len);
 	json_answer(req, resp, 200, l->stmt, 1, params);
