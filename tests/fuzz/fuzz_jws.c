@@ -13,22 +13,30 @@ static struct jws_keyring kr;
 
 static void setup(void)
 {
-	char dir[] = "/tmp/licd-fuzz-XXXXXX", path[256], kid[64], err[256];
+	char dir[] = "/tmp/licd-fuzz-XXXXXX", key[256], cur[256], kid[64];
+	char err[256];
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	FILE *f;
+	int rc;
 
 	if (mkdtemp(dir) == NULL || k == NULL)
 		abort();
 	jws_thumbprint(k, kid, sizeof(kid));
-	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
-	f = fopen(path, "w");
+	snprintf(key, sizeof(key), "%s/%s.key", dir, kid);
+	f = fopen(key, "w");
 	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/current", dir);
-	f = fopen(path, "w");
+	snprintf(cur, sizeof(cur), "%s/current", dir);
+	f = fopen(cur, "w");
 	fprintf(f, "%s\n", kid);
 	fclose(f);
-	if (jws_keyring_load(dir, &kr, err, sizeof(err)) != 0)
+	rc = jws_keyring_load(dir, &kr, err, sizeof(err));
+	/* The keyring holds the keys now: the directory goes at once, so that
+	 * no run (a crash included) leaves it behind. */
+	unlink(key);
+	unlink(cur);
+	rmdir(dir);
+	if (rc != 0)
 		abort();
 	EVP_PKEY_free(k);
 }

@@ -37,7 +37,7 @@ def A(path, body=None, params=None):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -45,7 +45,10 @@ def browser():
               "--disable-background-networking", "--disable-sync", "--lang=en-US"):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    # chromium's temporary files (its shared memory too, under
+    # --disable-dev-shm-usage) go with the test's directory, not to /tmp
+    env = dict(os.environ, TMPDIR=str(tmp_path_factory.mktemp("chromium")))
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver", env=env), options=opts)
     d.set_page_load_timeout(30)
     for s in SHOTS:
         os.makedirs(s, exist_ok=True)
