@@ -193,8 +193,8 @@ DECLARE
   lim  int := licd_arg_int(p, 'limit', 1, 200, 50);
   q    text := btrim(licd_arg_text(p, 'q', 254));
   cur  jsonb := licd_cursor_dec(p);
-  c_at timestamptz;
-  c_id uuid;
+  c_at timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_id uuid := licd_cursor_key(cur, 1, NULL::uuid);
   pat  text;
   w    text := '';
   ids  uuid[];
@@ -202,14 +202,7 @@ DECLARE
   nxt  text;
   docs json;
 BEGIN
-  IF cur IS NOT NULL THEN
-    BEGIN
-      c_at := (cur ->> 0)::timestamptz; c_id := (cur ->> 1)::uuid;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
-    w := w || ' AND (c.created_at, c.id) < ($3, $4)';
-  END IF;
+  IF cur IS NOT NULL THEN w := w || ' AND (c.created_at, c.id) < ($3, $4)'; END IF;
   IF q <> '' THEN
     pat := replace(replace(replace(lower(q), '\', '\\'), '%', '\%'), '_', '\_') || '%';
     w := w || ' AND (lower(c.email) LIKE $2 OR lower(c.name) LIKE $2'
@@ -267,19 +260,14 @@ DECLARE
   gone int := licd_arg_int(p, 'not_seen_days', 0, 36500, NULL);
   st   text := licd_arg_text(p, 'status', 16, '^(active|inactive)$');
   cur  jsonb := licd_cursor_dec(p);
-  c_at timestamptz;
-  c_l  uuid;
-  c_i  text;
+  c_at timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_l  uuid := licd_cursor_key(cur, 1, NULL::uuid);
+  c_i  text := licd_cursor_key(cur, 2, NULL::text);
   w    text := '';
   rows jsonb;
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
-    BEGIN
-      c_at := (cur ->> 0)::timestamptz; c_l := (cur ->> 1)::uuid; c_i := cur ->> 2;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
     w := w || ' AND (i.last_seen, i.license_id, i.installation_id) < ($4, $5, $6)';
   END IF;
   IF ver IS NOT NULL THEN w := w || ' AND i.version = $1'; END IF;
@@ -503,8 +491,8 @@ DECLARE
   grace boolean := licd_arg_bool(p, 'in_grace');
   pdue  boolean := licd_arg_bool(p, 'past_due');
   cur   jsonb := licd_cursor_dec(p);
-  c_at  timestamptz;
-  c_id  uuid;
+  c_at  timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_id  uuid := licd_cursor_key(cur, 1, NULL::uuid);
   is_id boolean;
   qs    text;
   pat   text;
@@ -521,14 +509,7 @@ DECLARE
   nxt   text;
   docs  json;
 BEGIN
-  IF cur IS NOT NULL THEN
-    BEGIN
-      c_at := (cur ->> 0)::timestamptz; c_id := (cur ->> 1)::uuid;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
-    w := w || ' AND (l.created_at, l.id) < ($6, $7)';
-  END IF;
+  IF cur IS NOT NULL THEN w := w || ' AND (l.created_at, l.id) < ($6, $7)'; END IF;
   -- A selective filter (a search, past_due) is answered from the licenses
   -- it names, looked up by their own indexes and sorted; a broad one walks
   -- the newest licenses and tests each until the page is full. Either way
@@ -775,18 +756,14 @@ DECLARE
   st   text := licd_arg_text(p, 'status', 32, '^[a-z_]+$');
   pv   text := licd_arg_text(p, 'provider', 16, '^(stripe|paddle)$');
   cur  jsonb := licd_cursor_dec(p);
-  c_at timestamptz;
-  c_p  text;
-  c_e  text;
+  c_at timestamptz := licd_cursor_key(cur, 0, NULL::timestamptz);
+  c_p  text := licd_cursor_key(cur, 1, NULL::text);
+  c_e  text := licd_cursor_key(cur, 2, NULL::text);
   w    text := '';
   rows jsonb;
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
-    BEGIN c_at := (cur ->> 0)::timestamptz; c_p := cur ->> 1; c_e := cur ->> 2;
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    END;
     w := w || ' AND (e.received_at, e.provider, e.event_id) < ($3, $4, $5)';
   END IF;
   IF st IS NOT NULL THEN w := w || ' AND e.status = $1'; END IF;
@@ -1063,8 +1040,7 @@ BEGIN
       -- A later payment of the purchase (Paddle's renewal transactions):
       -- as a paid invoice, it extends and ends any grace.
       PERFORM licd_license_paid(lic, pend, t, true);
-      UPDATE subscriptions SET status = 'active', grace_until = NULL, updated_at = t
-       WHERE provider = p_provider AND provider_subscription_id = a ->> 'sub';
+      PERFORM licd_subscription_paid(p_provider, a ->> 'sub', pend, t);
     END IF;
     IF a ->> 'sub' IS NOT NULL THEN
       INSERT INTO subscriptions AS x (provider, provider_subscription_id, customer_id,
@@ -1110,9 +1086,7 @@ BEGIN
   END IF;
 
   IF op = 'renew' THEN
-    UPDATE subscriptions SET status = 'active', grace_until = NULL,
-           current_period_end = greatest(current_period_end, pend), updated_at = t
-     WHERE id = s.id;
+    PERFORM licd_subscription_paid(p_provider, s.provider_subscription_id, pend, t);
     PERFORM licd_license_paid(s.license_id, pend, t, false);
   ELSIF op = 'payment_failed' THEN
     -- Providers retry failed payments: the first failure starts the grace
@@ -1242,18 +1216,27 @@ $$;
 -- Name: licd_cursor_id(jsonb); Type: FUNCTION
 
 CREATE FUNCTION public.licd_cursor_id(p jsonb) RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT licd_cursor_key(licd_cursor_dec(p), 0, NULL::bigint)
+$$;
+
+-- Name: licd_cursor_key(jsonb, integer, anyelement); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cursor_key(cur jsonb, i integer, t anyelement) RETURNS anyelement
     LANGUAGE plpgsql IMMUTABLE
     AS $$
-DECLARE
-  cur jsonb := licd_cursor_dec(p);
 BEGIN
   IF cur IS NULL THEN RETURN NULL; END IF;
   BEGIN
-    RETURN (cur ->> 0)::bigint;
+    t := cur ->> i;
   EXCEPTION WHEN OTHERS THEN
-    PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
-    RETURN NULL;
+    t := NULL;
   END;
+  IF t IS NULL THEN
+    PERFORM licd_bad('field ''cursor'' is not a cursor this server gave');
+  END IF;
+  RETURN t;
 END
 $$;
 
@@ -2224,6 +2207,17 @@ CREATE FUNCTION public.licd_slug_ok(s text) RETURNS boolean
     AS $_$
   SELECT length(s) <= 64 AND s ~ '^[a-z0-9][a-z0-9_.-]*$'
 $_$;
+
+-- Name: licd_subscription_paid(text, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION
+
+CREATE FUNCTION public.licd_subscription_paid(p_provider text, p_sub text, p_until timestamp with time zone, t timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    AS $$
+  UPDATE subscriptions
+     SET status = 'active', grace_until = NULL,
+         current_period_end = greatest(current_period_end, p_until), updated_at = t
+   WHERE provider = p_provider AND provider_subscription_id = p_sub;
+$$;
 
 -- Name: licd_touch(uuid, text, text, jsonb, text); Type: FUNCTION
 
