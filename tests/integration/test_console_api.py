@@ -3,6 +3,7 @@ sql/functions/9*_console_*.sql): every list with its filters and keyset
 pages, the overview, every write with its audit row, console sessions
 with their CSRF header, and the errors. Over real HTTP through nginx; the
 database is read only to check what a call did."""
+import base64
 import json
 import os
 import re
@@ -208,19 +209,24 @@ def test_license_search_by_every_kind_of_value():
 
 
 def test_a_license_key_in_a_get_search_is_refused():
-    lic = new_license(make_plan())
+    cust = new_customer()
+    lic = new_license(make_plan(), customer=cust["email"])
     key = lic["license_key"]
     h, p, _ = key.split(".")
     forged = h + "." + p + "." + "A" * 86
-    for q in (key, " %s " % key, forged):
-        msg = err(A("/api/admin/licenses", params={"q": q}), 400,
-                  "INVALID_FIELD")
-        assert "POST /api/admin/licenses/search" in msg, msg
-        assert key not in msg and forged not in msg
+    for path in ("/api/admin/licenses", "/api/admin/customers"):
+        for q in (key, " %s " % key, forged):
+            msg = err(A(path, params={"q": q}), 400, "INVALID_FIELD")
+            assert "POST /api/admin/licenses/search" in msg, (path, msg)
+            assert key not in msg and forged not in msg
     # what only resembles a key is a plain search
     for q in ("a" * 40 + "." + "b", "x" * 20 + ".y.z" + "w" * 20 + ".q",
               "long.company-name." + "x" * 30 + "@example.com"):
         assert ids(ok(A("/api/admin/licenses", params={"q": q}))) == [], q
+        assert ok(A("/api/admin/customers", params={"q": q}))["customers"] == [], q
+    # the customer is found by what names it
+    got = ok(A("/api/admin/customers", params={"q": cust["id"]}))["customers"]
+    assert [c["id"] for c in got] == [cust["id"]]
 
 
 def test_license_search_by_post_keeps_the_key_out_of_urls():
@@ -307,6 +313,18 @@ def test_license_pages_are_keyset_and_complete():
 def test_license_list_bad_parameters(params, field):
     msg = err(A("/api/admin/licenses", params=params), 400, "INVALID_FIELD")
     assert field in msg
+
+
+@pytest.mark.parametrize("path", ["/api/admin/licenses", "/api/admin/customers",
+                                  "/api/admin/installations", "/api/admin/audit",
+                                  "/api/admin/notifications", "/api/admin/webhook-events"])
+def test_every_list_refuses_a_cursor_it_did_not_give(path):
+    def enc(v):
+        return base64.urlsafe_b64encode(json.dumps(v).encode()).decode().rstrip("=")
+    for keys in (["x", "y", "z"], ["2026-11-01T00:00:00+00:00"], [None, None, None],
+                 {"id": 1}, "2026-11-01"):
+        msg = err(A(path, params={"cursor": enc(keys)}), 400, "INVALID_FIELD")
+        assert "cursor" in msg, (path, keys, msg)
 
 
 def test_bad_query_string_bytes():
@@ -670,6 +688,12 @@ def test_webhook_events_pending_and_more():
     assert "payload" not in ev[0]
     all_ = ok(A("/api/admin/webhook-events", params={"limit": 1}))
     assert len(all_["events"]) == 1 and all_["next_cursor"]
+    more = ok(A("/api/admin/webhook-events", params={"limit": 1,
+                                                     "cursor": all_["next_cursor"]}))
+    assert len(more["events"]) == 1
+    first, second = all_["events"][0], more["events"][0]
+    assert (second["provider"], second["event_id"]) != (first["provider"], first["event_id"])
+    assert second["received_at"] <= first["received_at"]
     err(A("/api/admin/webhook-events", params={"provider": "paypal"}), 400, "INVALID_FIELD")
     err(A("/api/admin/webhook-events", params={"status": "Bad!"}), 400, "INVALID_FIELD")
 
