@@ -35,7 +35,8 @@ import time
 from urllib.parse import urlsplit
 
 from util import (CFG, URL, admin_token, b64url_decode, eventually, issue,
-                  licctl, log_since, make_plan, unique, validate, workers)
+                  licctl, log_since, make_plan, sql, sql1, unique, validate,
+                  workers)
 
 # per change: calls on its license answered before it and sent after its
 # acknowledgement, in all and of each of the license's calls
@@ -277,13 +278,19 @@ def last_ack(lic, start):
     return lic.events[-1][1] if lic.events else start
 
 
+def changes(s):
+    """(license, state after) of a step's entry: one action may change
+    several licenses at once (the SQL clock, the lifecycle job)."""
+    return list(zip(s[0], s[2])) if isinstance(s[0], list) else [(s[0], s[2])]
+
+
 def drive(steps, start, errors, prefix):
-    """steps: lists of (license, label, new state, action); the actions
-    of one step run at once, after the load has called each license of
-    the step enough since its last change. action(conn) returns the
-    moments the change was sent and acknowledged; the license's chasers
-    call it at once."""
-    lics = {s[0] for step in steps for s in step}
+    """steps: lists of (license or list of them, label, new state or list
+    of them, action); the actions of one step run at once, after the load
+    has called each license of the step enough since its last change.
+    action(conn) returns the moments the change was sent and
+    acknowledged; the license's chasers call it at once."""
+    lics = {lic for step in steps for s in step for lic, _ in changes(s)}
     chasers = {}
     for lic in lics:
         for t in lic.targets:
@@ -293,16 +300,16 @@ def drive(steps, start, errors, prefix):
             chasers.setdefault(lic, []).append((q, th))
     try:
         for step in steps:
-            lics = [s[0] for s in step]
-            wait_calls(lics, lambda l: last_ack(l, start),
-                       "before %s" % [s[1] for s in step])
+            wait_calls([lic for s in step for lic, _ in changes(s)],
+                       lambda l: last_ack(l, start), "before %s" % [s[1] for s in step])
 
             def run(s, conn):
                 t_sent, t_ack = s[3](conn)
-                s[0].events.append((t_sent, t_ack, s[2], s[1]))
-                s[0].state = s[2]
-                for q, _ in chasers[s[0]]:
-                    q.put(1)
+                for lic, st in changes(s):
+                    lic.events.append((t_sent, t_ack, st, s[1]))
+                    lic.state = st
+                    for q, _ in chasers[lic]:
+                        q.put(1)
             conns = [Conn() for _ in step]
             if len(step) == 1:
                 run(step[0], conns[0])
@@ -310,9 +317,8 @@ def drive(steps, start, errors, prefix):
                 with concurrent.futures.ThreadPoolExecutor(len(step)) as ex:
                     for f in [ex.submit(run, s, c) for s, c in zip(step, conns)]:
                         f.result()
-        done = {s[0] for step in steps for s in step}
-        wait_calls(done, lambda l: last_ack(l, start),
-                   "after the last change of %s" % sorted(l.name for l in done))
+        wait_calls(lics, lambda l: last_ack(l, start),
+                   "after the last change of %s" % sorted(l.name for l in lics))
     except BaseException as e:      # noqa: BLE001 - reported by the test
         errors.append(e)
     finally:
@@ -592,8 +598,9 @@ def served(rids, offset):
     return out
 
 
-def test_changes_are_seen_by_the_very_next_call():
-    lics, steps = scenarios()
+def exercise(lics, steps, min_events):
+    """Runs the load on lics and the drivers of steps, then judges every
+    call."""
     targets = [t for lic in lics for t in lic.targets]
     prefix = unique("fresh")
     offset = os.path.getsize(CFG["log_file"])
@@ -644,7 +651,7 @@ def test_changes_are_seen_by_the_very_next_call():
     # a test that can fail: each change was made on a hot license, and
     # many calls of every kind came after it
     assert not short, "\n".join(short)
-    assert sum(len(l.events) for l in lics) >= 40
+    assert sum(len(l.events) for l in lics) >= min_events
     # ... and reached every worker process of each program
     rids = {kind: [r for k, r in after_ids if k == kind] for kind in PATHS}
     want = {p: set(map(int, workers(p))) for p in PATHS}
@@ -656,3 +663,53 @@ def test_changes_are_seen_by_the_very_next_call():
     eventually(every_worker, 10, lambda: "calls after the changes served by every "
                "worker %s; served by %s" % (want, served(
                    [r for v in rids.values() for r in v], offset)))
+
+
+def test_changes_are_seen_by_the_very_next_call():
+    exercise(*scenarios(), min_events=40)
+
+
+def test_time_and_the_lifecycle_job_are_seen_by_the_very_next_call(clock):
+    """What answers without the database must still read time as the
+    database does: a license's end passing (the SQL clock moved past it,
+    as the suite moves time; and back) and a payment grace ending are
+    seen by the very next call, and so is licd-lifecycle's suspension for
+    non-payment once the job has exited."""
+    from test_lifecycle import run_job
+    plan = make_plan(features="sso,workflows,reports", limits="installations=3")
+    end = issue(plan=plan, expires=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                  time.gmtime(time.time() + 3600)))
+    grace = issue(plan=plan, days=30)
+    sql("INSERT INTO subscriptions (provider, provider_subscription_id, customer_id,"
+        " license_id, plan_code, status, current_period_end, grace_until)"
+        " SELECT 'stripe', %s, customer_id, id, plan_code, 'past_due', licd_now(),"
+        " licd_now() + interval '1 hour' FROM licenses WHERE id = %s",
+        unique("sub"), grace["id"])
+    sql("UPDATE licenses SET expires_at = licd_now() - interval '1 hour',"
+        " grace_until = licd_now() + interval '1 hour' WHERE id = %s", grace["id"])
+    lics = []
+    for name, doc in (("end", end), ("grace", grace)):
+        lic = Lic(name, doc, start_state(hot(doc, ("a", "b"))))
+        lics.append(lic.call("validate", "a").call("heartbeat", "b")
+                    .call("usage", "a", "sso"))
+    assert lics[1].state0 == lics[0].state0     # in grace: VALID as the other
+    ended = [changed(lic.state0, expired=True) for lic in lics]
+
+    def set_clock(secs):
+        def act(_):
+            t0 = time.monotonic()
+            clock(secs)
+            return t0, time.monotonic()
+        return act
+
+    def lifecycle(_):
+        t0 = time.monotonic()
+        run_job()
+        return t0, time.monotonic()
+    steps = [[(lics, "SQL clock +2 h", ended, set_clock(7200))],
+             [(lics, "SQL clock back", [l.state0 for l in lics], set_clock(0))],
+             [(lics, "SQL clock +2 h", ended, set_clock(7200))],
+             [(lics, "licd-lifecycle", [ended[0], changed(ended[1], status="suspended")],
+               lifecycle)]]
+    exercise(lics, [steps], min_events=8)
+    assert sql1("SELECT status FROM licenses WHERE id = %s", grace["id"]) == "suspended"
