@@ -367,7 +367,9 @@ def revoke_old(lic, by):
                         status="revoked")
 
 
-def client_call(kind, lic, iid, code=None):
+def client_call(kind, lic, iid, code=None, answer=None):
+    """The installation's own call: validate answering code, or
+    deactivate / checkin answering exactly `answer`."""
     def act(c):
         t0, t1, status, doc = c.post(PATHS.get(kind, "/api/" + kind),
                                      {"license_key": lic.key, "installation_id": iid})
@@ -375,7 +377,7 @@ def client_call(kind, lic, iid, code=None):
         if code:
             assert doc["code"] == code, doc
         else:
-            assert doc == {"deactivated": True}, doc
+            assert doc == answer, doc
         return t0, t1
     return act
 
@@ -484,7 +486,7 @@ def scenarios():
                                       % d.id, {}), deactivated=True))])
     back("d1")
     steps.append([(d, "deactivate d1 (client)", changed(st0, inactive={"d1"}),
-                   client_call("deactivate", d, "d1"))])
+                   client_call("deactivate", d, "d1", answer={"deactivated": True}))])
     back("d1")
     # validate d3 by the load activates it again at once: it stays VALID
     steps.append([(d, "reset-activations (admin)", changed(st0, inactive={"d1", "d2"}),
@@ -506,6 +508,17 @@ def scenarios():
         msteps.append([(m, "validate " + iid, changed(m.state0, inactive={"m2"} if i == 0 else ()),
                         client_call("validate", m, iid, "VALID"))])
     drivers.append(msteps)
+
+    # a floating seat checked in by its installation and taken again
+    fl = new("float", ("f1", "f2"), doc=issue(plan=make_plan(
+        features="sso,workflows,reports", limits="installations=3",
+        extra=("--seat-model", "floating")))) \
+        .call("heartbeat", "f1").call("validate", "f2").call("heartbeat", "f2")
+    out = changed(fl.state0, inactive={"f1"})
+    drivers.append([[(fl, "checkin f1 (client)", out,
+                      client_call("checkin", fl, "f1",
+                                  answer={"checked_in": True, "released": True}))],
+                    [(fl, "validate f1", fl.state0, client_call("validate", fl, "f1", "VALID"))]] * 2)
 
     # the end moved into the past and back; domains changed and back
     e = std(new("expiry"))
