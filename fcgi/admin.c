@@ -61,7 +61,7 @@ static const struct db_stmt stmts[] = {
 	{ "lease_model", "SELECT seat_model FROM licenses WHERE id = $1", 0 },
 	{ "lease_activate", "SELECT a.code FROM licd_activate($1, $2, NULL, "
 	    "$3::jsonb, NULL) a", 0 },
-	{ "lease_borrow", "SELECT s.code FROM licd_seat($1, $2, 'borrow', "
+	{ "lease_borrow", "SELECT s.code FROM licd_seat($1, $2, 'offline', "
 	    "$4::int, NULL, $3::jsonb, NULL) s", 0 },
 	{ "lease_read", "SELECT v.*, extract(epoch FROM licd_now())::bigint "
 	    "FROM license_view v WHERE v.id = $1", 0 },

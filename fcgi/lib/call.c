@@ -1,6 +1,7 @@
 /* call: see call.h. */
 #include "call.h"
 
+#include "activate.h"
 #include "db.h"
 #include "http.h"
 #include "touch.h"
@@ -75,10 +76,11 @@ static void finish(struct call *c)
 	c->row = NULL;
 }
 
-/* WRITE, node-locked: licd_touch records a newly allowed domain (and
- * refreshes last_seen with it); licd_activate takes a seat, also for an
- * installation deactivated between the lookup and licd_touch. */
-static int write_node(struct call *c)
+/* WRITE, a newly allowed domain: licd_touch records it (and refreshes
+ * last_seen with it). 0: done; -1: answered; 1: the installation was
+ * deactivated between the lookup and licd_touch, so it takes a seat
+ * instead. */
+static int write_domain(struct call *c)
 {
 	struct http_req *req = c->req;
 	const char *params[5] = { c->id, c->iid, c->version, c->metadata,
@@ -86,45 +88,73 @@ static int write_node(struct call *c)
 	PGresult *w = NULL;
 	int st, rc = -1;
 
-	if (c->d.write == DECIDE_DOMAIN) {
-		if ((st = db_exec(req->db, "touch", 5, params, &w)) != DB_OK) {
-			http_db_error(req, c->resp, st, "touch");
-			goto out;
-		}
-		if (PQntuples(w) == 1) {
-			c->s.first = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
-			c->s.last = strtoll(PQgetvalue(w, 0, 1), NULL, 10);
-			decide_written(&c->d, "VALID");
-			rc = 0;
-			goto out;
-		}
-		if (PQntuples(w) != 0) {
-			http_error(c->resp, 500, "INTERNAL",
-			    "activation failed");
-			goto out;
-		}
-		/* Deactivated between our read and write. */
-		PQclear(w);
-		w = NULL;
-		c->d.write = DECIDE_ACTIVATE;
-	}
-	if ((st = db_exec(req->db, "activate", 5, params, &w)) != DB_OK) {
-		http_db_error(req, c->resp, st, "activate");
+	if ((st = db_exec(req->db, "touch", 5, params, &w)) != DB_OK) {
+		http_db_error(req, c->resp, st, "touch");
 		goto out;
 	}
-	if (PQntuples(w) != 1) {
+	if (PQntuples(w) == 1) {
+		c->s.first = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
+		c->s.last = strtoll(PQgetvalue(w, 0, 1), NULL, 10);
+		decide_written(&c->d, "VALID");
+		rc = 0;
+	} else if (PQntuples(w) == 0) {
+		rc = 1;
+	} else {
 		http_error(c->resp, 500, "INTERNAL", "activation failed");
-		goto out;
 	}
-	decide_written(&c->d, PQgetvalue(w, 0, 0));
-	if (c->d.active) {
-		c->s.first = strtoll(PQgetvalue(w, 0, 1), NULL, 10);
-		c->s.last = strtoll(PQgetvalue(w, 0, 2), NULL, 10);
-	}
-	rc = 0;
 out:
 	PQclear(w);
 	return rc;
+}
+
+/* An activation answered (activate.h), on the thread that ran its batch:
+ * the call's answer, and the request's end. */
+static void activated(struct activation *a, struct db *db)
+{
+	struct call *c = a->arg;
+	struct http_req *req = c->req;
+
+	(void)db;
+	if (a->st != DB_OK) {
+		http_db_error(req, c->resp, a->st, "activate");
+	} else if (a->code == NULL) {
+		http_error(c->resp, 500, "INTERNAL", "activation failed");
+	} else if (strcmp(a->code, "NOT_FLOATING") == 0) {
+		/* The license became floating since the lookup: its seats are
+		 * licd_seat's, which the next call takes. */
+		http_error(c->resp, 503, "SERVICE_UNAVAILABLE",
+		    "the license changed; retry");
+	} else {
+		decide_written(&c->d, a->code);
+		if (c->d.active) {
+			c->s.first = a->first;
+			c->s.last = a->last;
+		}
+		reply(c);
+	}
+	finish(c);
+	http_done(req);
+}
+
+/* WRITE, node-locked: a seat, taken in the process's next activation
+ * batch (activate.h), which answers the call (activated). The request is
+ * deferred again: this thread takes the next resumed request meanwhile,
+ * unless it runs the batch itself. */
+static void write_activate(struct call *c)
+{
+	struct activation *a = &c->act;
+
+	memset(a, 0, sizeof(*a));
+	a->license = c->id;
+	a->iid = c->iid;
+	a->version = c->version;
+	a->metadata = c->metadata;
+	a->domain = c->rq.domain;
+	a->feature = c->rq.feature;
+	a->then = activated;
+	a->arg = c;
+	http_defer(c->req);
+	activate_submit(c->req->db, a);
 }
 
 /* WRITE, floating: licd_seat 'take' (validate) takes a seat or renews the
@@ -176,10 +206,24 @@ static void write_step(struct http_req *req, struct http_resp *resp)
 {
 	struct call *c = http_scratch(req);
 
+	int rc;
+
 	(void)resp;
 	c->step = CALL_WRITE;
-	if ((c->d.write == DECIDE_ACTIVATE || c->d.write == DECIDE_DOMAIN ?
-	    write_node(c) : write_seat(c)) == 0)
+	switch (c->d.write) {
+	case DECIDE_DOMAIN:
+		if ((rc = write_domain(c)) <= 0)
+			break;
+		c->d.write = DECIDE_ACTIVATE;
+		/* FALLTHROUGH */
+	case DECIDE_ACTIVATE:
+		write_activate(c);	/* c may be gone on return */
+		return;
+	default:
+		rc = write_seat(c);
+		break;
+	}
+	if (rc == 0)
 		reply(c);
 	finish(c);
 }

@@ -11,13 +11,14 @@
  *           (lookup.h): the row vouches for the key (lookup_license), then
  *           decide() (decide.h, pure).
  *   WRITE   write_step(), on a resume thread with its own connection
- *           (http_resume), only when the decision needs a write:
- *           licd_activate (a seat: it takes the license row lock and
- *           counts seats), licd_touch (a newly allowed domain), licd_seat
- *           'take' or 'renew' (a floating seat,
- *           sql/functions/50_floating.sql). The batch's thread never
- *           writes: every lookup queued behind it would wait for the disk
- *           flush.
+ *           (http_resume), only when the decision needs a write: an
+ *           activation (a seat, in the process's next activation batch,
+ *           activate.h: licd_activate_batch takes the license row lock and
+ *           counts seats; the batch's thread answers), licd_touch (a newly
+ *           allowed domain), licd_seat 'take' or 'renew' (a floating seat,
+ *           sql/functions/50_floating.sql). The lookup batch's thread
+ *           never writes: every lookup queued behind it would wait for the
+ *           disk flush.
  *   REPLY   reply(): a due last_seen/version/metadata refresh is queued
  *           for the process's writer (touch.h), and the answer is built
  *           and sent (http_done, or http.c after a resume).
@@ -27,6 +28,7 @@
 #ifndef LICD_CALL_H
 #define LICD_CALL_H
 
+#include "activate.h"
 #include "decide.h"
 #include "lic.h"
 #include "lookup.h"
@@ -39,7 +41,7 @@ struct http_resp;
 #define CALL_STMTS \
 	LOOKUP_STMTS, \
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 }, \
-	{ "activate", "SELECT * FROM licd_activate($1, $2, $3, $4, $5)", 1 }, \
+	ACTIVATE_STMTS, \
 	{ "seat", "SELECT * FROM licd_seat($1, $2, $3, $4, $5, $6, $7)", 0 }
 
 /* The http_program settings of a program whose handlers take this path
@@ -73,6 +75,7 @@ struct call {
 	struct lic_lookup lk;
 	struct decision d;
 	struct lic_seat s;		/* the installation as answered */
+	struct activation act;		/* WRITE's, while queued */
 };
 
 /* The request's call (http_scratch), zeroed, for the handler to fill. */

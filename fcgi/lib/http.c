@@ -516,8 +516,13 @@ void http_resume(struct http_req *req, http_handler fn)
 	struct ctx *c = req->ctx;
 
 	if (resumers == 0) {	/* a program without resume threads */
+		int was = deferred;
+
+		deferred = 0;
 		fn(req, &c->resp);
-		finish(c);
+		if (!deferred)
+			finish(c);
+		deferred = was;
 		return;
 	}
 	c->resume_fn = fn;
@@ -834,8 +839,12 @@ static void *resumer_main(void *arg)
 		if (c == NULL)
 			break;
 		c->req.db = w->db;
+		/* fn may defer the request again (http_defer), to be answered
+		 * by another thread's http_done. */
+		deferred = 0;
 		c->resume_fn(&c->req, &c->resp);
-		finish(c);
+		if (!deferred)
+			finish(c);
 	}
 	js_thread_end();
 	jws_thread_end();

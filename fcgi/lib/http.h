@@ -146,8 +146,10 @@ void http_db_error(struct http_req *req, struct http_resp *resp, int st,
  * frees the request's context. http_resume runs fn(req, resp) on one of
  * the program's resume threads (http_program.resumes), with that thread's
  * connection in req->db, and then answers: for the rest of a deferred
- * request that must wait on the database (an activation's write), which
- * the thread answering a batch must not. */
+ * request that must wait on the database (a write), which the thread
+ * answering a batch must not. fn may call http_defer again and hand the
+ * request on (an activation's batch, activate.h): then http_done answers
+ * it. */
 void http_defer(struct http_req *req);
 void http_done(struct http_req *req);
 void http_resume(struct http_req *req, http_handler fn);

@@ -298,7 +298,7 @@ static int take_seat(struct cli_err *e, const struct lease_req *q,
 	    strcmp(PQgetvalue(r, 0, 0), "floating") == 0;
 	PQclear(r);
 	r = floating ? cli_q(e, "SELECT s.code FROM licd_seat($1, $2, "
-	    "'borrow', $4::int, NULL, $3::jsonb, NULL) s", 4, p) :
+	    "'offline', $4::int, NULL, $3::jsonb, NULL) s", 4, p) :
 	    cli_q(e, "SELECT a.code FROM licd_activate($1, $2, NULL, "
 	    "$3::jsonb, NULL) a", 3, p);
 	if (r == NULL)

@@ -62,3 +62,19 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
        OR NOT (e #>> '{}') ~ '^(\*\.)?[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*$'
        OR length(e #>> '{}') > 253)
 $$;
+
+-- Host p_host (as validate records it: lower case, no trailing dot) is
+-- allowed by domain restrictions d (licd_domains_ok): d is empty, or one
+-- entry is p_host itself or "*.suffix" with p_host ending in ".suffix"
+-- after at least one label. NULL p_host passes only an empty d. The rule
+-- of docs/API.md, as lic_domain_allowed (fcgi/lib/lic.c) applies it to
+-- the lookup's row; this one is for the writes that must re-check it under
+-- the license's lock (licd_activate_batch, licd_seat).
+CREATE OR REPLACE FUNCTION licd_domain_allowed(d jsonb, p_host text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(jsonb_array_length(d) = 0, false) OR (p_host IS NOT NULL AND EXISTS (
+    SELECT 1 FROM jsonb_array_elements_text(d) p
+     WHERE p = p_host
+        OR (left(p, 2) = '*.' AND length(p_host) > length(p) - 1
+            AND right(p_host, length(p) - 1) = substr(p, 2))))
+$$;

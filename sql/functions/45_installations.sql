@@ -1,59 +1,111 @@
 -- functions/45_installations.sql: a node-locked installation's seat, its
 -- refresh, and the validation counters the refresh writer flushes.
 
+-- Activates the installations of many validate calls in one transaction
+-- (group commit: one WAL flush for all of them), each with the result it
+-- would have alone. p_items: [{"o": ordinal, "l": license, "i":
+-- installation, "v": version or null, "m": metadata as a JSON string or
+-- null, "d": domain or null, "f": feature or null, "c": true to apply the
+-- request's rules (domain restrictions; "f" licensed)}]. One row per item,
+-- ord = its "o": code VALID, INVALID_KEY (no such license), REVOKED /
+-- SUSPENDED / EXPIRED (the license's status, or its end and grace passed),
+-- NOT_FLOATING (the license is floating: its seats are licd_seat's),
+-- DOMAIN_NOT_ALLOWED, FEATURE_NOT_LICENSED or TOO_MANY_INSTALLATIONS, with
+-- first_seen, last_seen in epoch seconds for VALID.
+-- Every license of the batch is locked first (FOR UPDATE), in id order so
+-- that concurrent batches cannot deadlock, then each item is decided from
+-- the locked row, which no other writer can change until the commit: the
+-- seat count and the upsert of one license serialise with every other
+-- activation, seat write and status change of it, so limits.installations
+-- holds under any concurrency and a change acknowledged before the lock
+-- was taken is applied. Items go in (license, installation) order, the
+-- order licd_touch_batch locks installation rows in. Every check is a
+-- comparison that cannot raise, so one item's refusal never fails the
+-- others (an item that still fails the statement, say a constraint, makes
+-- the caller retry the items one by one). Called by validate
+-- (fcgi/lib/activate.c collects the items of a process's resume threads)
+-- and through licd_activate.
+CREATE OR REPLACE FUNCTION licd_activate_batch(p_items jsonb)
+RETURNS TABLE (ord int, code text, first_seen bigint, last_seen bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  t     timestamptz := licd_now();
+  it    record;
+  lic   licenses%ROWTYPE;
+  seats bigint;
+  used  bigint;
+BEGIN
+  PERFORM 1 FROM licenses l
+   WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+   ORDER BY l.id FOR UPDATE;
+  FOR it IN
+    SELECT x.* FROM jsonb_to_recordset(p_items)
+      AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
+     ORDER BY x.l, x.i, x.o
+  LOOP
+    ord := it.o; code := NULL; first_seen := NULL; last_seen := NULL;
+    IF lic.id IS DISTINCT FROM it.l THEN
+      SELECT * INTO lic FROM licenses l WHERE l.id = it.l;
+    END IF;
+    IF lic.id IS DISTINCT FROM it.l THEN
+      code := 'INVALID_KEY';
+    ELSIF lic.status <> 'active' THEN
+      code := upper(lic.status);
+    ELSIF lic.expires_at IS NOT NULL AND
+          greatest(lic.expires_at, lic.grace_until) <= t THEN
+      code := 'EXPIRED';
+    ELSIF lic.seat_model <> 'node' THEN
+      code := 'NOT_FLOATING';
+    ELSIF it.c AND NOT licd_domain_allowed(lic.domains, it.d) THEN
+      code := 'DOMAIN_NOT_ALLOWED';
+    ELSIF it.c AND it.f IS NOT NULL AND NOT coalesce(lic.features ? it.f, false) THEN
+      code := 'FEATURE_NOT_LICENSED';
+    ELSE
+      seats := (lic.limits ->> 'installations')::bigint;
+      IF seats IS NOT NULL THEN
+        SELECT count(*) INTO used FROM installations i
+         WHERE i.license_id = it.l AND i.status = 'active'
+           AND i.installation_id <> it.i;
+        IF used >= seats THEN
+          code := 'TOO_MANY_INSTALLATIONS';
+        END IF;
+      END IF;
+    END IF;
+    IF code IS NULL THEN
+      INSERT INTO installations AS i (license_id, installation_id, status, version,
+                                      metadata, domain, first_seen, last_seen,
+                                      activated_at)
+      VALUES (it.l, it.i, 'active', it.v, it.m::jsonb, it.d, t, t, t)
+      ON CONFLICT (license_id, installation_id) DO UPDATE
+         SET status = 'active', last_seen = t,
+             activated_at = CASE WHEN i.status = 'active' THEN i.activated_at ELSE t END,
+             deactivated_at = NULL,
+             version = coalesce(EXCLUDED.version, i.version),
+             metadata = coalesce(EXCLUDED.metadata, i.metadata),
+             domain = coalesce(EXCLUDED.domain, i.domain)
+      RETURNING 'VALID', extract(epoch FROM i.first_seen)::bigint,
+                extract(epoch FROM i.last_seen)::bigint
+           INTO code, first_seen, last_seen;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
 -- Activates installation p_iid of license p_license when a seat is free,
--- or reactivates it; records version, metadata and domain when given.
--- Locks the license row (FOR UPDATE): activations of one license
--- serialise, so concurrent new installations can never pass
--- limits.installations (the count and the upsert are one transaction);
--- other licenses are not blocked. Returns one row: code VALID,
--- INVALID_KEY (no such license), REVOKED / SUSPENDED / EXPIRED (the
--- license's status) or TOO_MANY_INSTALLATIONS, and first_seen, last_seen
--- in epoch seconds. Called by validate for an installation that is not
--- active (on a resume thread, synchronously committed), and for offline
+-- or reactivates it; records version, metadata and domain when given. One
+-- item of licd_activate_batch, without the request's domain and feature
+-- rules (an operator's offline lease); the same codes. Called for offline
 -- leases by the admin API and licctl.
 CREATE OR REPLACE FUNCTION licd_activate(p_license uuid, p_iid text, p_version text,
                                          p_metadata jsonb, p_domain text)
 RETURNS TABLE (code text, first_seen bigint, last_seen bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-  lic   licenses%ROWTYPE;
-  seats bigint;
-  used  bigint;
-  t     timestamptz := licd_now();
-BEGIN
-  SELECT * INTO lic FROM licenses WHERE licenses.id = p_license FOR UPDATE;
-  IF NOT FOUND THEN
-    code := 'INVALID_KEY'; RETURN NEXT; RETURN;
-  END IF;
-  IF lic.status <> 'active' THEN
-    code := upper(lic.status); RETURN NEXT; RETURN;
-  END IF;
-  seats := (lic.limits ->> 'installations')::bigint;
-  IF seats IS NOT NULL THEN
-    SELECT count(*) INTO used FROM installations i
-     WHERE i.license_id = p_license AND i.status = 'active'
-       AND i.installation_id <> p_iid;
-    IF used >= seats THEN
-      code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
-    END IF;
-  END IF;
-  INSERT INTO installations AS i (license_id, installation_id, status, version,
-                                  metadata, domain, first_seen, last_seen,
-                                  activated_at)
-  VALUES (p_license, p_iid, 'active', p_version, p_metadata, p_domain, t, t, t)
-  ON CONFLICT (license_id, installation_id) DO UPDATE
-     SET status = 'active', last_seen = t,
-         activated_at = CASE WHEN i.status = 'active' THEN i.activated_at ELSE t END,
-         deactivated_at = NULL,
-         version = coalesce(EXCLUDED.version, i.version),
-         metadata = coalesce(EXCLUDED.metadata, i.metadata),
-         domain = coalesce(EXCLUDED.domain, i.domain)
-  RETURNING 'VALID', extract(epoch FROM i.first_seen)::bigint,
-            extract(epoch FROM i.last_seen)::bigint
-       INTO code, first_seen, last_seen;
-  RETURN NEXT;
-END
+LANGUAGE sql AS $$
+  SELECT b.code, b.first_seen, b.last_seen
+    FROM licd_activate_batch(jsonb_build_array(jsonb_build_object(
+           'o', 0, 'l', p_license, 'i', p_iid, 'v', p_version,
+           'm', p_metadata::text, 'd', p_domain, 'c', false))) b
 $$;
 
 -- Records that active installation p_iid was seen now, with its version,

@@ -101,17 +101,22 @@ $$;
 -- license p_license, recording version, metadata and domain when given.
 -- p_mode: 'take' (validate: renew a live seat, else take one if the count
 -- allows), 'renew' (heartbeat: only a live seat, else
--- INSTALLATION_NOT_ACTIVE), 'borrow' (hold it p_days days: renewed, or
--- taken as by 'take'). Locks the license row first, then reads the clock
--- (licd_clock_now); a take first marks the license's lapsed seats inactive
--- (rows locked in key order). Returns one row: code VALID,
--- TOO_MANY_INSTALLATIONS, INSTALLATION_NOT_ACTIVE, BORROW_LIMIT_EXCEEDED,
--- NOT_FLOATING, INVALID_KEY, REVOKED, SUSPENDED or EXPIRED; first_seen,
+-- INSTALLATION_NOT_ACTIVE), 'borrow' (POST /api/borrow: hold it p_days
+-- days: renewed, or taken as by 'take'), 'offline' (an operator's offline
+-- lease: a borrow without the domain rule). 'take' and 'borrow' apply the
+-- license's domain restrictions to p_domain under the lock
+-- (licd_domain_allowed): the caller checked them on the row it read
+-- before, which a change acknowledged meanwhile may have made stale.
+-- Locks the license row first, then reads the clock (licd_clock_now); a
+-- take first marks the license's lapsed seats inactive (rows locked in
+-- key order). Returns one row: code VALID, TOO_MANY_INSTALLATIONS,
+-- INSTALLATION_NOT_ACTIVE, BORROW_LIMIT_EXCEEDED, NOT_FLOATING,
+-- DOMAIN_NOT_ALLOWED, INVALID_KEY, REVOKED, SUSPENDED or EXPIRED; first_seen,
 -- last_seen, seat_expires, borrowed_until in epoch seconds; overdraft (the
 -- seat is beyond the limit); the license's max_borrow_days. Called by
--- validate ('take', POST /api/borrow 'borrow'), heartbeat ('renew') and
--- licctl lease offline ('borrow'), on a resume thread where a request
--- writes.
+-- validate ('take', POST /api/borrow 'borrow'), heartbeat ('renew'), the
+-- admin API's and licctl's offline lease ('offline'), on a resume thread
+-- where a request writes.
 CREATE OR REPLACE FUNCTION licd_seat(p_license uuid, p_iid text, p_mode text, p_days int,
                                      p_version text, p_metadata jsonb, p_domain text)
 RETURNS TABLE (code text, first_seen bigint, last_seen bigint,
@@ -128,7 +133,7 @@ DECLARE
   used   bigint;
   over   boolean;
   span   interval;
-  borrow boolean := p_mode = 'borrow';
+  borrow boolean := p_mode IN ('borrow', 'offline');
 BEGIN
   SELECT * INTO lic FROM licenses l WHERE l.id = p_license FOR UPDATE;
   IF NOT FOUND THEN
@@ -145,6 +150,9 @@ BEGIN
   END IF;
   IF lic.seat_model <> 'floating' THEN
     code := 'NOT_FLOATING'; RETURN NEXT; RETURN;
+  END IF;
+  IF p_mode IN ('take', 'borrow') AND NOT licd_domain_allowed(lic.domains, p_domain) THEN
+    code := 'DOMAIN_NOT_ALLOWED'; RETURN NEXT; RETURN;
   END IF;
   IF borrow AND (p_days IS NULL OR p_days < 1 OR p_days > lic.max_borrow_days) THEN
     code := 'BORROW_LIMIT_EXCEEDED'; RETURN NEXT; RETURN;

@@ -387,7 +387,9 @@ def test_borrow_disabled_and_license_state():
 
 
 def test_offline_lease_on_floating_license_borrows():
-    lic = floating(limit=1, borrow=10)
+    # The operator's lease names no domain: the license's restrictions,
+    # which a borrow applies, do not apply to it.
+    lic = floating(limit=1, borrow=10, domains="*.company.com")
     out = licctl_json("lease", "offline", "--license", lic["id"],
                       "--installation", "airgap", "--days", "5")
     row = sql("SELECT status, borrowed_until IS NOT NULL, seat_expires_at > "
@@ -402,8 +404,8 @@ def test_offline_lease_on_floating_license_borrows():
 def test_admin_offline_lease_on_floating_license_borrows():
     """The admin API's lease holds a floating seat as licctl's does: the
     seat counts against the limit, and days past max_borrow_days are
-    refused."""
-    lic = floating(limit=1, borrow=10)
+    refused; the license's domain restrictions do not apply to it."""
+    lic = floating(limit=1, borrow=10, domains="*.company.com")
     path = "/api/admin/licenses/%s/lease" % lic["id"]
     r = admin(path, {"installation_id": "airgap", "days": 5})
     assert r.status_code == 200, r.text
@@ -411,7 +413,8 @@ def test_admin_offline_lease_on_floating_license_borrows():
               "licd_clock_now() + interval '4 days' FROM installations WHERE "
               "license_id = %s", lic["id"])
     assert row == [("active", True, True)]
-    assert validate(lic["key"], "other").json()["code"] == "TOO_MANY_INSTALLATIONS"
+    assert validate(lic["key"], "other", domain="x.company.com").json()["code"] \
+        == "TOO_MANY_INSTALLATIONS"
     r = admin(path, {"installation_id": "airgap", "days": 11})
     json_error(r, 409, "CONFLICT")
     assert "BORROW_LIMIT_EXCEEDED" in r.json()["error"]["message"]

@@ -1,0 +1,93 @@
+/* activate: see activate.h. */
+#include "activate.h"
+
+#include "db.h"
+#include "decide.h"
+#include "json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void add_str(struct json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v != NULL ? json_object_new_string(v) :
+	    NULL);
+}
+
+struct json_object *activate_items(struct activation *const *a, size_t n)
+{
+	struct json_object *arr = json_object_new_array_ext((int)n), *e;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		e = json_object_new_object();
+		json_object_object_add(e, "o",
+		    json_object_new_int64((int64_t)i));
+		add_str(e, "l", a[i]->license);
+		add_str(e, "i", a[i]->iid);
+		add_str(e, "v", a[i]->version);
+		add_str(e, "m", a[i]->metadata);
+		add_str(e, "d", a[i]->domain);
+		add_str(e, "f", a[i]->feature);
+		json_object_object_add(e, "c", json_object_new_boolean(1));
+		json_object_array_add(arr, e);
+	}
+	return arr;
+}
+
+/* batch_run_fn: every item in one licd_activate_batch call. A statement
+ * that fails (an item that breaks a constraint) or waits lock_timeout on a
+ * license held elsewhere is retried item by item, so that only the items
+ * it concerns fail or answer 503. */
+static void run(struct db *db, struct batch_item **items, size_t n)
+{
+	struct activation *a[BATCH_MAX] = { NULL };
+	struct json_object *arr;
+	const char *params[1];
+	PGresult *res = NULL;
+	size_t i;
+	int st, r, o;
+
+	for (i = 0; i < n; i++) {
+		a[i] = items[i]->arg;
+		a[i]->code = NULL;
+	}
+	arr = activate_items(a, n);
+	params[0] = js_dump(arr, NULL);
+	st = db_exec(db, "activate", 1, params, &res);
+	json_object_put(arr);
+	if ((st == DB_ERROR || st == DB_BUSY) && n > 1) {
+		PQclear(res);
+		for (i = 0; i < n; i++)
+			run(db, &items[i], 1);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		a[i]->st = st;
+	for (r = 0; st == DB_OK && r < PQntuples(res); r++) {
+		o = atoi(PQgetvalue(res, r, 0));
+		if (o < 0 || (size_t)o >= n)
+			continue;
+		a[o]->code = decide_code(PQgetvalue(res, r, 1));
+		a[o]->first = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+		a[o]->last = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+	}
+	PQclear(res);
+}
+
+static struct batch activations = BATCH_INIT(run, BATCH_MAX);
+
+static void answered(struct batch_item *it, struct db *db)
+{
+	struct activation *a = it->arg;
+
+	a->then(a, db);
+}
+
+void activate_submit(struct db *db, struct activation *a)
+{
+	memset(&a->it, 0, sizeof(a->it));
+	a->it.arg = a;
+	a->it.then = answered;
+	batch_submit(&activations, db, &a->it);
+}

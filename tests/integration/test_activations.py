@@ -1,0 +1,277 @@
+"""Activations of node-locked installations (licd_activate_batch,
+fcgi/lib/activate.c): the activations a process receives together share
+one transaction, yet each is decided alone under its license's lock, so
+limits.installations holds under any concurrency, one activation's refusal
+never fails another's, and a change to the license committed while an
+activation waits for the lock is applied to it. Seat writes of floating
+licenses (licd_seat) re-check the domain rule under the lock likewise."""
+import collections
+import concurrent.futures
+import threading
+import time
+
+import psycopg2
+import psycopg2.extras
+import pytest
+import requests
+
+from util import URL, db, issue, make_plan, sql, sql1, validate
+
+
+def activate(key, iid, **kw):
+    body = {"license_key": key, "installation_id": iid}
+    body.update(kw)
+    r = requests.post(URL + "/api/validate", json=body, timeout=60)
+    return r.status_code, r.json()
+
+
+def test_concurrent_new_installations_on_many_licenses_give_each_its_limit():
+    """Many new installations at once over several licenses, so that
+    batches mix licenses, refusals and grants: every license ends with
+    exactly its limit active, every other call of it is refused with the
+    contract's code, and the calls of a revoked license or of a domain the
+    license does not allow fail alone."""
+    limits = [1, 2, 3, 5, 8]
+    lics = [issue(limits="installations=%d" % n) for n in limits]
+    revoked = issue(limits="installations=50")
+    sql("UPDATE licenses SET status = 'revoked', revoked_at = now()"
+        " WHERE id = %s", revoked["id"])
+    restricted = issue(limits="installations=4", domains="*.company.com")
+    # the same new installation many times at once: one seat
+    same = issue(limits="installations=1")
+
+    calls = []
+    for n, l in enumerate(lics):
+        calls += [("lic", n, "n-%d-%d" % (n, i)) for i in range(30)]
+    calls += [("revoked", 0, "r-%d" % i) for i in range(20)]
+    calls += [("allowed", 0, "a-%d" % i) for i in range(12)]
+    calls += [("denied", 0, "d-%d" % i) for i in range(12)]
+    calls += [("same", 0, "the-one") for _ in range(16)]
+    # interleaved, so that every batch holds several kinds
+    calls = [calls[i] for i in sorted(range(len(calls)),
+                                      key=lambda i: (i * 7919) % len(calls))]
+
+    def one(c):
+        what, n, iid = c
+        if what == "lic":
+            return c, activate(lics[n]["key"], iid)
+        if what == "revoked":
+            return c, activate(revoked["key"], iid)
+        if what == "allowed":
+            return c, activate(restricted["key"], iid, domain="x.company.com")
+        if what == "denied":
+            return c, activate(restricted["key"], iid, domain="company.com")
+        return c, activate(same["key"], iid)
+
+    with concurrent.futures.ThreadPoolExecutor(64) as ex:
+        results = list(ex.map(one, calls))
+    codes = collections.defaultdict(collections.Counter)
+    for (what, n, iid), (status, b) in results:
+        assert status == 200, (what, b)
+        codes[(what, n)][b["code"]] += 1
+        if b["code"] == "VALID":
+            assert b["installation"]["status"] == "active"
+            assert b["installation"]["id"] == iid and b["lease"]
+        else:
+            assert "lease" not in b
+    for n, l in enumerate(lics):
+        assert codes[("lic", n)] == {"VALID": limits[n],
+                                     "TOO_MANY_INSTALLATIONS": 30 - limits[n]}
+        assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                    l["id"]) == limits[n]
+    assert codes[("revoked", 0)] == {"REVOKED": 20}
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                revoked["id"]) == 0
+    assert codes[("allowed", 0)] == {"VALID": 4, "TOO_MANY_INSTALLATIONS": 8}
+    assert codes[("denied", 0)] == {"DOMAIN_NOT_ALLOWED": 12}
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s"
+                " AND domain = 'x.company.com'", restricted["id"]) == 4
+    assert codes[("same", 0)] == {"VALID": 16}
+    assert sql("SELECT installation_id, status FROM installations"
+               " WHERE license_id = %s", same["id"]) == [("the-one", "active")]
+
+
+def test_the_batch_decides_each_item_alone():
+    """licd_activate_batch itself, called as validate's processes call it:
+    items of several licenses and of one license over its limit in one
+    call, each answered with its own ordinal; seats go in installation
+    order; an unknown license and a license whose rules refuse an item
+    fail that item alone; the same installation twice is one seat."""
+    a = issue(limits="installations=2", features="sso")
+    b = issue(limits="installations=1", domains="b.example")
+    gone = "00000000-0000-4000-8000-000000000000"
+    items = ('[{"o":0,"l":"%(a)s","i":"x0","c":true},'
+             '{"o":1,"l":"%(b)s","i":"y0","d":"b.example","c":true},'
+             '{"o":2,"l":"%(a)s","i":"x1","f":"sso","c":true},'
+             '{"o":3,"l":"%(gone)s","i":"z","c":true},'
+             '{"o":4,"l":"%(a)s","i":"x2","c":true},'
+             '{"o":5,"l":"%(b)s","i":"y1","d":"c.example","c":true},'
+             '{"o":6,"l":"%(a)s","i":"x3","f":"reports","c":true},'
+             '{"o":7,"l":"%(a)s","i":"x0","m":"{\\"k\\": 1}","v":"2.0","c":true}]'
+             % {"a": a["id"], "b": b["id"], "gone": gone})
+    rows = sql("SELECT ord, code, first_seen IS NOT NULL"
+               " FROM licd_activate_batch(%s::jsonb) ORDER BY ord", items)
+    assert rows == [(0, "VALID", True), (1, "VALID", True), (2, "VALID", True),
+                    (3, "INVALID_KEY", False),
+                    (4, "TOO_MANY_INSTALLATIONS", False),
+                    (5, "DOMAIN_NOT_ALLOWED", False),
+                    (6, "FEATURE_NOT_LICENSED", False),
+                    (7, "VALID", True)]
+    assert sql("SELECT installation_id, version, metadata FROM installations"
+               " WHERE license_id = %s ORDER BY 1", a["id"]) == [
+        ("x0", "2.0", {"k": 1}), ("x1", None, None)]
+
+
+# --- changes committed while an activation waits for the license's lock ------
+
+class Holder:
+    """A transaction that changes a license and holds its row lock until
+    a call is seen waiting for it, then commits: the call read the license
+    before the change and writes after it."""
+
+    def __init__(self, lic_id, change, *args):
+        self.conn = db()
+        self.conn.autocommit = False
+        self.cur = self.conn.cursor()
+        self.cur.execute(change, args)
+        assert self.cur.rowcount == 1
+        self.lic_id = lic_id
+
+    def commit_once_waited_on(self, fn_name, timeout=30.0):
+        watch = db()
+        try:
+            cur = watch.cursor()
+            deadline = time.monotonic() + timeout
+            while True:
+                cur.execute("SELECT count(*) FROM pg_stat_activity"
+                            " WHERE wait_event_type = 'Lock'"
+                            " AND query LIKE %s", ("%%" + fn_name + "%%",))
+                if cur.fetchone()[0] > 0:
+                    break
+                assert time.monotonic() < deadline, \
+                    "no call waited on the license's lock"
+                time.sleep(0.002)
+        finally:
+            watch.close()
+        self.conn.commit()
+        self.conn.close()
+
+
+COLS = "status, revoked_at, domains, features, limits, seat_model, seat_ttl"
+
+
+def raced(lic, change, args, fn_name, call):
+    """call() answered while change commits under it. A call whose wait
+    outlasted lock_timeout (503, busy: the machine was too slow to commit
+    within it) is tried again, on the license as it was before."""
+    before = sql("SELECT %s FROM licenses WHERE id = %%s" % COLS, lic["id"])[0]
+    for attempt in range(5):
+        h = Holder(lic["id"], change, *args)
+        out = []
+        t = threading.Thread(target=lambda: out.append(call()))
+        t.start()
+        try:
+            h.commit_once_waited_on(fn_name)
+        finally:
+            t.join(60)
+        status, b = out[0]
+        if not (status == 503 and "busy" in b["error"]["message"]):
+            return status, b
+        sql("UPDATE licenses SET (%s) = (%%s, %%s, %%s, %%s, %%s, %%s, %%s)"
+            " WHERE id = %%s" % COLS,
+            *[psycopg2.extras.Json(v) if isinstance(v, (dict, list)) else v
+              for v in before], lic["id"])
+    pytest.fail("every attempt outlasted lock_timeout")
+
+
+@pytest.mark.parametrize("change,args,code", [
+    ("UPDATE licenses SET status = 'revoked', revoked_at = now() WHERE id = %s",
+     (), "REVOKED"),
+    ("UPDATE licenses SET domains = '[\"other.example\"]' WHERE id = %s",
+     (), "DOMAIN_NOT_ALLOWED"),
+    ("UPDATE licenses SET features = '[\"reports\"]' WHERE id = %s",
+     (), "FEATURE_NOT_LICENSED"),
+    ("UPDATE licenses SET limits = '{\"installations\": 1}' WHERE id = %s",
+     (), "TOO_MANY_INSTALLATIONS"),
+])
+def test_activation_applies_a_change_committed_while_it_waits(change, args, code):
+    lic = issue(limits="installations=5", features="sso")
+    assert validate(lic["key"], "first").json()["code"] == "VALID"
+    status, b = raced(lic, change, args + (lic["id"],), "licd_activate_batch",
+                      lambda: activate(lic["key"], "second", feature="sso",
+                                       domain="a.example"))
+    assert status == 200 and b["code"] == code, b
+    assert "lease" not in b
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                lic["id"]) == 1
+
+
+def test_activation_of_a_license_turned_floating_meanwhile_is_retried():
+    """A node activation must not take a seat the floating model counts
+    differently: the license turned floating is refused (503, nothing
+    written) and the retry takes a floating seat."""
+    lic = issue(limits="installations=5")
+    status, b = raced(lic, "UPDATE licenses SET seat_model = 'floating',"
+                      " seat_ttl = 60 WHERE id = %s", (lic["id"],),
+                      "licd_activate_batch", lambda: activate(lic["key"], "n"))
+    assert status == 503 and b["error"]["code"] == "SERVICE_UNAVAILABLE", b
+    assert "changed" in b["error"]["message"]
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                lic["id"]) == 0
+    v = validate(lic["key"], "n").json()
+    assert v["code"] == "VALID" and "seat_expires_at" in v
+
+
+def floating(limit=5, borrow=3, **kw):
+    plan = make_plan(limits="installations=%d" % limit, extra=(
+        "--seat-model", "floating", "--seat-ttl", "60",
+        "--max-borrow-days", str(borrow)))
+    return issue(plan=plan, **kw)
+
+
+@pytest.mark.parametrize("path", ["/api/borrow", "/api/validate"])
+def test_floating_seat_applies_domains_changed_while_it_waits(path):
+    """A borrow (and a floating validate's take) checked the domain on the
+    row it read; restrictions committed before its seat write are applied
+    under the lock: DOMAIN_NOT_ALLOWED, no seat."""
+    lic = floating(domains="*.company.com")
+    body = {"license_key": lic["key"], "installation_id": "laptop",
+            "domain": "build.company.com"}
+    if path == "/api/borrow":
+        body["days"] = 2
+
+    def call():
+        r = requests.post(URL + path, json=body, timeout=60)
+        return r.status_code, r.json()
+
+    status, b = raced(lic, "UPDATE licenses SET domains = '[\"other.example\"]'"
+                      " WHERE id = %s", (lic["id"],), "licd_seat", call)
+    assert status == 200 and b["code"] == "DOMAIN_NOT_ALLOWED", b
+    assert "lease" not in b
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s"
+                " AND status = 'active'", lic["id"]) == 0
+
+
+# --- the domain rule in SQL is the contract's, as validate applies it --------
+
+CASES = [
+    (None, [("company.com", True), (None, True)]),
+    ("company.com", [("company.com", True), ("a.company.com", False),
+                     (None, False)]),
+    ("*.company.com", [("a.company.com", True), ("a.b.company.com", True),
+                       ("company.com", False), ("evilcompany.com", False),
+                       ("xcompany.com", False), (None, False)]),
+    ("x.org,*.company.com", [("x.org", True), ("y.x.org", False),
+                             ("q.company.com", True)]),
+]
+
+
+@pytest.mark.parametrize("domains,hosts", CASES)
+def test_sql_domain_rule_agrees_with_validate(domains, hosts):
+    lic = issue(limits="installations=100", domains=domains)
+    for n, (host, allowed) in enumerate(hosts):
+        assert sql1("SELECT licd_domain_allowed(domains, %s) FROM licenses"
+                    " WHERE id = %s", host, lic["id"]) is allowed, host
+        kw = {} if host is None else {"domain": host}
+        code = validate(lic["key"], "h-%d" % n, **kw).json()["code"]
+        assert code == ("VALID" if allowed else "DOMAIN_NOT_ALLOWED"), host
