@@ -1,45 +1,81 @@
 -- Name: licd_activate(uuid, text, text, jsonb, text); Type: FUNCTION
 
 CREATE FUNCTION public.licd_activate(p_license uuid, p_iid text, p_version text, p_metadata jsonb, p_domain text) RETURNS TABLE(code text, first_seen bigint, last_seen bigint)
+    LANGUAGE sql
+    AS $$
+  SELECT b.code, b.first_seen, b.last_seen
+    FROM licd_activate_batch(jsonb_build_array(jsonb_build_object(
+           'o', 0, 'l', p_license, 'i', p_iid, 'v', p_version,
+           'm', p_metadata::text, 'd', p_domain, 'c', false))) b
+$$;
+
+-- Name: licd_activate_batch(jsonb); Type: FUNCTION
+
+CREATE FUNCTION public.licd_activate_batch(p_items jsonb) RETURNS TABLE(ord integer, code text, first_seen bigint, last_seen bigint)
     LANGUAGE plpgsql
     AS $$
+#variable_conflict use_column
 DECLARE
+  t     timestamptz := licd_now();
+  it    record;
   lic   licenses%ROWTYPE;
   seats bigint;
   used  bigint;
-  t     timestamptz := licd_now();
 BEGIN
-  SELECT * INTO lic FROM licenses WHERE licenses.id = p_license FOR UPDATE;
-  IF NOT FOUND THEN
-    code := 'INVALID_KEY'; RETURN NEXT; RETURN;
-  END IF;
-  IF lic.status <> 'active' THEN
-    code := upper(lic.status); RETURN NEXT; RETURN;
-  END IF;
-  seats := (lic.limits ->> 'installations')::bigint;
-  IF seats IS NOT NULL THEN
-    SELECT count(*) INTO used FROM installations i
-     WHERE i.license_id = p_license AND i.status = 'active'
-       AND i.installation_id <> p_iid;
-    IF used >= seats THEN
-      code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
+  PERFORM 1 FROM licenses l
+   WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+   ORDER BY l.id FOR UPDATE;
+  FOR it IN
+    SELECT x.* FROM jsonb_to_recordset(p_items)
+      AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
+     ORDER BY x.l, x.i, x.o
+  LOOP
+    ord := it.o; code := NULL; first_seen := NULL; last_seen := NULL;
+    IF lic.id IS DISTINCT FROM it.l THEN
+      SELECT * INTO lic FROM licenses l WHERE l.id = it.l;
     END IF;
-  END IF;
-  INSERT INTO installations AS i (license_id, installation_id, status, version,
-                                  metadata, domain, first_seen, last_seen,
-                                  activated_at)
-  VALUES (p_license, p_iid, 'active', p_version, p_metadata, p_domain, t, t, t)
-  ON CONFLICT (license_id, installation_id) DO UPDATE
-     SET status = 'active', last_seen = t,
-         activated_at = CASE WHEN i.status = 'active' THEN i.activated_at ELSE t END,
-         deactivated_at = NULL,
-         version = coalesce(EXCLUDED.version, i.version),
-         metadata = coalesce(EXCLUDED.metadata, i.metadata),
-         domain = coalesce(EXCLUDED.domain, i.domain)
-  RETURNING 'VALID', extract(epoch FROM i.first_seen)::bigint,
-            extract(epoch FROM i.last_seen)::bigint
-       INTO code, first_seen, last_seen;
-  RETURN NEXT;
+    IF lic.id IS DISTINCT FROM it.l THEN
+      code := 'INVALID_KEY';
+    ELSIF lic.status <> 'active' THEN
+      code := upper(lic.status);
+    ELSIF lic.expires_at IS NOT NULL AND
+          greatest(lic.expires_at, lic.grace_until) <= t THEN
+      code := 'EXPIRED';
+    ELSIF lic.seat_model <> 'node' THEN
+      code := 'NOT_FLOATING';
+    ELSIF it.c AND NOT licd_domain_allowed(lic.domains, it.d) THEN
+      code := 'DOMAIN_NOT_ALLOWED';
+    ELSIF it.c AND it.f IS NOT NULL AND NOT coalesce(lic.features ? it.f, false) THEN
+      code := 'FEATURE_NOT_LICENSED';
+    ELSE
+      seats := (lic.limits ->> 'installations')::bigint;
+      IF seats IS NOT NULL THEN
+        SELECT count(*) INTO used FROM installations i
+         WHERE i.license_id = it.l AND i.status = 'active'
+           AND i.installation_id <> it.i;
+        IF used >= seats THEN
+          code := 'TOO_MANY_INSTALLATIONS';
+        END IF;
+      END IF;
+    END IF;
+    IF code IS NULL THEN
+      INSERT INTO installations AS i (license_id, installation_id, status, version,
+                                      metadata, domain, first_seen, last_seen,
+                                      activated_at)
+      VALUES (it.l, it.i, 'active', it.v, it.m::jsonb, it.d, t, t, t)
+      ON CONFLICT (license_id, installation_id) DO UPDATE
+         SET status = 'active', last_seen = t,
+             activated_at = CASE WHEN i.status = 'active' THEN i.activated_at ELSE t END,
+             deactivated_at = NULL,
+             version = coalesce(EXCLUDED.version, i.version),
+             metadata = coalesce(EXCLUDED.metadata, i.metadata),
+             domain = coalesce(EXCLUDED.domain, i.domain)
+      RETURNING 'VALID', extract(epoch FROM i.first_seen)::bigint,
+                extract(epoch FROM i.last_seen)::bigint
+           INTO code, first_seen, last_seen;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
 END
 $$;
 
@@ -1271,6 +1307,18 @@ BEGIN
 END
 $$;
 
+-- Name: licd_domain_allowed(jsonb, text); Type: FUNCTION
+
+CREATE FUNCTION public.licd_domain_allowed(d jsonb, p_host text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT coalesce(jsonb_array_length(d) = 0, false) OR (p_host IS NOT NULL AND EXISTS (
+    SELECT 1 FROM jsonb_array_elements_text(d) p
+     WHERE p = p_host
+        OR (left(p, 2) = '*.' AND length(p_host) > length(p) - 1
+            AND right(p_host, length(p) - 1) = substr(p, 2))))
+$$;
+
 -- Name: licd_interval_end(text, timestamp with time zone); Type: FUNCTION
 
 CREATE FUNCTION public.licd_interval_end(p_plan text, t timestamp with time zone) RETURNS timestamp with time zone
@@ -1894,7 +1942,7 @@ DECLARE
   used   bigint;
   over   boolean;
   span   interval;
-  borrow boolean := p_mode = 'borrow';
+  borrow boolean := p_mode IN ('borrow', 'offline');
 BEGIN
   SELECT * INTO lic FROM licenses l WHERE l.id = p_license FOR UPDATE;
   IF NOT FOUND THEN
@@ -1911,6 +1959,9 @@ BEGIN
   END IF;
   IF lic.seat_model <> 'floating' THEN
     code := 'NOT_FLOATING'; RETURN NEXT; RETURN;
+  END IF;
+  IF p_mode IN ('take', 'borrow') AND NOT licd_domain_allowed(lic.domains, p_domain) THEN
+    code := 'DOMAIN_NOT_ALLOWED'; RETURN NEXT; RETURN;
   END IF;
   IF borrow AND (p_days IS NULL OR p_days < 1 OR p_days > lic.max_borrow_days) THEN
     code := 'BORROW_LIMIT_EXCEEDED'; RETURN NEXT; RETURN;
