@@ -18,51 +18,47 @@ CREATE FUNCTION public.licd_activate_batch(p_items jsonb) RETURNS TABLE(ord inte
 DECLARE
   t     timestamptz := licd_now();
   it    record;
-  lic   licenses%ROWTYPE;
-  seats bigint;
+  seen  int[] := '{}';
   used  bigint;
 BEGIN
-  PERFORM 1 FROM licenses l
-   WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-   ORDER BY l.id FOR UPDATE;
+  -- One statement reads each item with its license, locking the license
+  -- rows as it goes, in id order (the sort is below the lock).
   FOR it IN
-    SELECT x.* FROM jsonb_to_recordset(p_items)
-      AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
+    SELECT x.o, x.i, x.v, x.m, x.d, x.f, x.c, l.id, l.status, l.expires_at,
+           l.grace_until, l.seat_model, l.domains, l.features,
+           (l.limits ->> 'installations')::bigint AS seats
+      FROM jsonb_to_recordset(p_items)
+        AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
+      JOIN licenses l ON l.id = x.l
      ORDER BY x.l, x.i, x.o
+       FOR UPDATE OF l
   LOOP
     ord := it.o; code := NULL; first_seen := NULL; last_seen := NULL;
-    IF lic.id IS DISTINCT FROM it.l THEN
-      SELECT * INTO lic FROM licenses l WHERE l.id = it.l;
-    END IF;
-    IF lic.id IS DISTINCT FROM it.l THEN
-      code := 'INVALID_KEY';
-    ELSIF lic.status <> 'active' THEN
-      code := upper(lic.status);
-    ELSIF lic.expires_at IS NOT NULL AND
-          greatest(lic.expires_at, lic.grace_until) <= t THEN
+    seen := seen || it.o;
+    IF it.status <> 'active' THEN
+      code := upper(it.status);
+    ELSIF it.expires_at IS NOT NULL AND
+          greatest(it.expires_at, it.grace_until) <= t THEN
       code := 'EXPIRED';
-    ELSIF lic.seat_model <> 'node' THEN
+    ELSIF it.seat_model <> 'node' THEN
       code := 'NOT_FLOATING';
-    ELSIF it.c AND NOT licd_domain_allowed(lic.domains, it.d) THEN
+    ELSIF it.c AND it.domains <> '[]' AND NOT licd_domain_allowed(it.domains, it.d) THEN
       code := 'DOMAIN_NOT_ALLOWED';
-    ELSIF it.c AND it.f IS NOT NULL AND NOT coalesce(lic.features ? it.f, false) THEN
+    ELSIF it.c AND it.f IS NOT NULL AND NOT coalesce(it.features ? it.f, false) THEN
       code := 'FEATURE_NOT_LICENSED';
-    ELSE
-      seats := (lic.limits ->> 'installations')::bigint;
-      IF seats IS NOT NULL THEN
-        SELECT count(*) INTO used FROM installations i
-         WHERE i.license_id = it.l AND i.status = 'active'
-           AND i.installation_id <> it.i;
-        IF used >= seats THEN
-          code := 'TOO_MANY_INSTALLATIONS';
-        END IF;
+    ELSIF it.seats IS NOT NULL THEN
+      SELECT count(*) INTO used FROM installations i
+       WHERE i.license_id = it.id AND i.status = 'active'
+         AND i.installation_id <> it.i;
+      IF used >= it.seats THEN
+        code := 'TOO_MANY_INSTALLATIONS';
       END IF;
     END IF;
     IF code IS NULL THEN
       INSERT INTO installations AS i (license_id, installation_id, status, version,
                                       metadata, domain, first_seen, last_seen,
                                       activated_at)
-      VALUES (it.l, it.i, 'active', it.v, it.m::jsonb, it.d, t, t, t)
+      VALUES (it.id, it.i, 'active', it.v, it.m::jsonb, it.d, t, t, t)
       ON CONFLICT (license_id, installation_id) DO UPDATE
          SET status = 'active', last_seen = t,
              activated_at = CASE WHEN i.status = 'active' THEN i.activated_at ELSE t END,
@@ -74,6 +70,14 @@ BEGIN
                 extract(epoch FROM i.last_seen)::bigint
            INTO code, first_seen, last_seen;
     END IF;
+    RETURN NEXT;
+  END LOOP;
+  -- Items whose license does not exist.
+  FOR it IN
+    SELECT x.o FROM jsonb_to_recordset(p_items) AS x(o int)
+     WHERE NOT x.o = ANY (seen)
+  LOOP
+    ord := it.o; code := 'INVALID_KEY'; first_seen := NULL; last_seen := NULL;
     RETURN NEXT;
   END LOOP;
 END
