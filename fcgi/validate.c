@@ -6,9 +6,10 @@
  * path it shares with heartbeat (call.h): the license and installation in
  * one read (licd_lookup, batched with other threads' lookups: lookup.h),
  * the decision (decide.h), a write only when one is needed (an activation
- * by licd_activate, a newly allowed domain by licd_touch, a floating seat
- * by licd_seat), and the answer with its lease. deactivate, checkin and
- * borrow run one statement each on the handler's thread.
+ * in the process's next batch of activations, activate.h; a newly allowed
+ * domain by licd_touch; a floating seat by licd_seat), and the answer with
+ * its lease. deactivate, checkin and borrow run one statement each on the
+ * handler's thread.
  */
 #include "call.h"
 #include "config.h"

@@ -20,7 +20,7 @@ enum decide_call { DECIDE_VALIDATE, DECIDE_HEARTBEAT };
 /* What must be written, in the request, before the answer. */
 enum decide_write {
 	DECIDE_NO_WRITE,
-	DECIDE_ACTIVATE,	/* licd_activate: a node-locked seat */
+	DECIDE_ACTIVATE,	/* licd_activate_batch: a node-locked seat */
 	DECIDE_DOMAIN,		/* licd_touch: record a newly allowed domain */
 	DECIDE_SEAT_TAKE,	/* licd_seat 'take': take or renew a floating seat */
 	DECIDE_SEAT_RENEW,	/* licd_seat 'renew': a heartbeat's renewal */
@@ -51,7 +51,7 @@ struct decide_req {
 void decide(const struct decide_req *rq, const struct lic_lookup *lk,
     struct decision *d);
 
-/* Folds in the code the write d->write returned (licd_activate's,
+/* Folds in the code the write d->write returned (licd_activate_batch's,
  * licd_seat's), as a code of the contract. */
 void decide_written(struct decision *d, const char *code);
 
