@@ -4,7 +4,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* s[0..n) URL-decoded into a malloc'd string, as libcurl's
+ * curl_easy_unescape does (a `%` without two hex digits after it stays as
+ * it is), with `+` as space (form encoding). NULL when the result would
+ * hold a NUL (%00), or out of memory. */
+static char *decode(const char *s, size_t n)
+{
+	char *out = malloc(n + 1), *o = out;
+	size_t i;
+	int hi, lo;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '+') {
+			*o++ = ' ';
+		} else if (s[i] == '%' && i + 2 < n &&
+		    (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
+			if ((hi | lo) == 0) {
+				free(out);
+				return NULL;
+			}
+			*o++ = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
 
 int url_query(const char *query, const char *name, char **out)
 {
@@ -18,25 +58,7 @@ int url_query(const char *query, const char *name, char **out)
 			end = p + strlen(p);
 		if ((size_t)(end - p) > n && strncmp(p, name, n) == 0 &&
 		    p[n] == '=') {
-			char *raw = strndup(p + n + 1, (size_t)(end - p) - n - 1);
-			char *dec, *c;
-			int len = 0;
-
-			if (raw == NULL)
-				return -1;
-			for (c = raw; *c; c++)	/* form encoding */
-				if (*c == '+')
-					*c = ' ';
-			dec = curl_easy_unescape(NULL, raw, 0, &len);
-			free(raw);
-			if (dec == NULL)
-				return -1;
-			if ((size_t)len != strlen(dec)) {
-				curl_free(dec);
-				return -1;
-			}
-			*out = strdup(dec);
-			curl_free(dec);
+			*out = decode(p + n + 1, (size_t)(end - p) - n - 1);
 			return *out != NULL ? 0 : -1;
 		}
 		p = *end ? end + 1 : end;

@@ -1,8 +1,8 @@
 /*
- * url: query-string parameters, URL-decoded by libcurl. Its own module
- * (and object in the archive) so that only the programs that read a query
- * string link libcurl: it and the eight libraries it alone brings are
- * resident pages in every process that loads them (docs/PERFORMANCE.md).
+ * url: query-string parameters, URL-decoded. Decoded here rather than by
+ * libcurl (curl_easy_unescape): the programs that read a query string
+ * (usage, the admin program) would otherwise load libcurl and the eight
+ * libraries it alone brings, resident pages in each of their processes.
  */
 #ifndef LICD_URL_H
 #define LICD_URL_H
