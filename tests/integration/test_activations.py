@@ -122,6 +122,59 @@ def test_the_batch_decides_each_item_alone():
         ("x0", "2.0", {"k": 1}), ("x1", None, None)]
 
 
+def test_activations_queued_behind_a_stuck_batch_commit_together():
+    """While a batch waits for a license held elsewhere, the activations
+    arriving meanwhile queue and then commit together (their rows share a
+    transaction id); the held license's call answers 503 busy after
+    lock_timeout, and no other activation fails with it. A round in which
+    the others happened to arrive one by one proves nothing, so up to five
+    are tried; committed one by one, every round would fail."""
+    held = issue(limits="installations=10")
+    others = [issue(limits="installations=10") for _ in range(20)]
+    ids = [l["id"] for l in others]
+    grouped = False
+    for rnd in range(5):
+        conn = db()
+        conn.autocommit = False
+        cur = conn.cursor()
+        cur.execute("UPDATE licenses SET updated_at = updated_at WHERE id = %s",
+                    (held["id"],))
+        watch = db()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(21) as ex:
+                stuck = ex.submit(activate, held["key"], "h-%d" % rnd)
+                wcur = watch.cursor()
+                deadline = time.monotonic() + 30
+                while not stuck.done():
+                    wcur.execute("SELECT count(*) FROM pg_stat_activity"
+                                 " WHERE wait_event_type = 'Lock'"
+                                 " AND query LIKE '%%licd_activate_batch%%'")
+                    if wcur.fetchone()[0] > 0:
+                        break
+                    assert time.monotonic() < deadline, "no batch waited"
+                    time.sleep(0.002)
+                rest = [ex.submit(activate, l["key"], "o-%d-%d" % (rnd, i))
+                        for i, l in enumerate(others)]
+                status, b = stuck.result()
+                assert status == 503 and "busy" in b["error"]["message"], b
+                for f in rest:
+                    status, b = f.result()
+                    assert status == 200 and b["code"] == "VALID", b
+        finally:
+            conn.rollback()
+            conn.close()
+            watch.close()
+        assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                    held["id"]) == 0
+        xids = sql1("SELECT count(DISTINCT xmin::text) FROM installations"
+                    " WHERE license_id::text = ANY (%s) AND installation_id"
+                    " LIKE %s", ids, "o-%d-%%" % rnd)
+        if xids < 20:
+            grouped = True
+            break
+    assert grouped, "every activation had a transaction of its own"
+
+
 # --- changes committed while an activation waits for the license's lock ------
 
 class Holder:
