@@ -35,8 +35,9 @@ static long long mono_ms(void)
 
 /*
  * The outage, per process: one line when the first connect fails (a
- * connection found lost is an info line until then), a summary every DB_OUTAGE_LOG_SECS while connects keep
- * failing, one line at the first connect that works again. The flag is
+ * connection found lost is an info line until then), a summary every
+ * DB_OUTAGE_LOG_SECS while connects keep failing, one line at the first
+ * connect that works again. The flag is
  * read without the lock on the request path; the rest is touched only
  * when a connection breaks or a connect is attempted.
  */
@@ -47,11 +48,6 @@ static unsigned long out_fails, out_lost, out_refused;
 /* Outages ended so far: once one connection of the process is back, the
  * others stop waiting out their backoff. */
 static atomic_ulong out_epoch;
-
-int db_outage(void)
-{
-	return atomic_load(&out_down);
-}
 
 static void outage_event(const char *what, const char *msg, int connect)
 {

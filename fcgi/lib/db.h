@@ -84,8 +84,4 @@ const char *db_sqlstate(const PGresult *res);
 /* Cheap liveness check for /healthz. */
 int db_ping(struct db *db);
 
-/* 1 while this process counts the database as unreachable (an outage
- * began and no connection has been made since). */
-int db_outage(void);
-
 #endif

@@ -24,19 +24,6 @@ const char *jws_alg_name(enum jws_alg alg)
 	return alg == JWS_EDDSA ? "EdDSA" : "ES256";
 }
 
-const char *jws_strerror(int status)
-{
-	switch (status) {
-	case JWS_OK: return "ok";
-	case JWS_EMALFORMED: return "malformed token";
-	case JWS_EALG: return "algorithm not accepted";
-	case JWS_EKID: return "unknown key id";
-	case JWS_ETYP: return "wrong token type";
-	case JWS_ESIG: return "bad signature";
-	default: return "internal error";
-	}
-}
-
 size_t jws_b64url_encode(const unsigned char *in, size_t n, char *out)
 {
 	int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);

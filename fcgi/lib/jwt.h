@@ -113,7 +113,6 @@ const struct jws_key *jws_token_key(const struct jws_keyring *kr,
 const EVP_MD *jws_sha256(void);
 
 const char *jws_alg_name(enum jws_alg alg);
-const char *jws_strerror(int status);
 
 /* base64url without padding. encode: out has room for 4*ceil(n/3)+1.
  * decode: returns decoded length or -1 on any invalid input, padding and

@@ -198,11 +198,6 @@ const struct jws_keyring *lic_keyring(void)
 	return &ring()->kr;
 }
 
-const char *lic_issuer(void)
-{
-	return issuer;
-}
-
 int lic_uuid_valid(const char *s)
 {
 	int i;

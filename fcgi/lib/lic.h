@@ -46,7 +46,6 @@ int lic_keys_reload(void);
 /* The current keys; read once per use, a reload may replace them (the
  * replaced ones stay valid until the process exits). */
 const struct jws_keyring *lic_keyring(void);
-const char *lic_issuer(void);
 /* touch_interval as a statement parameter, and heartbeat_interval: read
  * once at init, not per request. */
 const char *lic_touch_param(void);
