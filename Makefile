@@ -88,7 +88,7 @@ $(BUILD)/asan/bin/revoke: $(BUILD)/asan/obj/admin.o $(BUILD)/asan/liblicd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/asan/unit/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/asan/liblicd.a
+$(BUILD)/asan/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/keyfile.h $(BUILD)/asan/liblicd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -o $@ $< $(BUILD)/asan/liblicd.a $(LDLIBS) -ljwt
 

@@ -97,7 +97,7 @@ licd-check-embedded: $(CLIENT_ASAN)
 UNIT += $(CLIENT_UNIT)
 unit: $(CLIENT_UNIT)
 $(BUILD)/asan/unit/test_client: client/tests/test_client.c client/tests/handle.h $(CLIENT_HDR) $(CLIENT_ASAN) \
-		$(BUILD)/asan/liblicd.a tests/unit/unit.h
+		$(BUILD)/asan/liblicd.a tests/unit/unit.h tests/unit/keyfile.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g $(SAN) -Iclient -Itests/unit -o $@ $< \
 		$(CLIENT_ASAN) $(BUILD)/asan/liblicd.a $(LDLIBS)
@@ -139,7 +139,7 @@ $(BUILD)/client/vg/licd-check: client/licd-check.c client/licd.h $(CLIENT_LIB) c
 		https://licensing.example.com $(dir $@)jwks.json client-vg
 	$(CC) $(CLIENT_CFLAGS) -O1 -g -Iclient -I$(dir $@)embed -o $@ \
 		client/licd-check.c $(CLIENT_LIB) $(CLIENT_LIBS)
-$(BUILD)/client/test_client_vg: client/tests/test_client.c client/tests/handle.h $(CLIENT_HDR) $(CLIENT_LIB) $(BUILD)/liblicd.a tests/unit/unit.h
+$(BUILD)/client/test_client_vg: client/tests/test_client.c client/tests/handle.h $(CLIENT_HDR) $(CLIENT_LIB) $(BUILD)/liblicd.a tests/unit/unit.h tests/unit/keyfile.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CLIENT_CFLAGS) -O1 -g -Iclient -Itests/unit -o $@ $< \
 		$(CLIENT_LIB) $(BUILD)/liblicd.a $(LDLIBS)

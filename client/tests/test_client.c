@@ -22,6 +22,7 @@
 
 #include "internal.h"
 #include "handle.h"
+#include "keyfile.h"
 #include "lic.h"		/* the server's signer: test vectors only */
 #include "unit.h"
 
@@ -218,24 +219,8 @@ static EVP_PKEY *write_key(const char *dir, const char *type, char *kid,
 	EVP_PKEY *k = strcmp(type, "EC") == 0 ?
 	    EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256") :
 	    EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	char path[512];
-	FILE *f;
 
-	jws_thumbprint(k, kid, 64);
-	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
-	f = fopen(path, "w");
-	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
-	f = fopen(path, "w");
-	PEM_write_PUBKEY(f, k);
-	fclose(f);
-	if (current) {
-		snprintf(path, sizeof(path), "%s/current", dir);
-		f = fopen(path, "w");
-		fprintf(f, "%s\n", kid);
-		fclose(f);
-	}
+	unit_write_key(dir, k, kid, 64, current);
 	return k;
 }
 

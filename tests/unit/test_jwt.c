@@ -4,6 +4,7 @@
  * algorithm pinned), and forges the attack tokens ours must refuse.
  */
 #include "jwt.h"
+#include "keyfile.h"
 #include "unit.h"
 
 #include <jwt.h>	/* libjwt: <> finds the system header, not ours */
@@ -22,24 +23,8 @@ static char *make_key(const char *type, const char *curve, int current)
 	EVP_PKEY *k = curve ? EVP_PKEY_Q_keygen(NULL, NULL, type, curve) :
 	    EVP_PKEY_Q_keygen(NULL, NULL, type);
 	static char kid[64];
-	char path[512];
-	FILE *f;
 
-	jws_thumbprint(k, kid, sizeof(kid));
-	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
-	f = fopen(path, "w");
-	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
-	f = fopen(path, "w");
-	PEM_write_PUBKEY(f, k);
-	fclose(f);
-	if (current) {
-		snprintf(path, sizeof(path), "%s/current", dir);
-		f = fopen(path, "w");
-		fprintf(f, "%s\n", kid);
-		fclose(f);
-	}
+	unit_write_key(dir, k, kid, sizeof(kid), current);
 	EVP_PKEY_free(k);
 	return kid;
 }
