@@ -1,7 +1,7 @@
 """Freshness under load: a revoke, suspension, plan change, seat change
 or deactivation is seen by the very next call once its own answer has
-been given (docs/API.md, "No cache anywhere"; issue 28 keeps the promise
-whatever answers validate and heartbeat without a database round trip).
+been given (docs/API.md), whatever validate and heartbeat keep in memory
+to answer without a database round trip.
 
 Client threads call validate, heartbeat and usage for a set of licenses
 through nginx without pause, each on a keep-alive connection of its own,
@@ -9,19 +9,23 @@ and record for every call the moment it was sent, the moment its answer
 arrived (one monotonic clock) and the answer. Meanwhile a driver per
 license changes it as the console and licctl do: the admin API, the old
 `POST /api/revoke`, licctl (straight to the SQL functions), a Stripe
-webhook's plan change and the client's own `POST /api/deactivate`; each
-change is acknowledged at the moment its answer (or licctl's exit)
-arrived. A call sent after that moment must get exactly what the contract
-gives in the new state; one sent before the previous acknowledgement and
-answered before the next change was sent, what it gives in the old
-state; a call in flight across a change, either. Every change waits for
-many answers on its license first (the license is hot in whatever the
-programs keep), and for many calls sent after its acknowledgement before
-the next: a window in which a stale answer can be given is seen.
+webhook's plan change, the client's own `deactivate` and `checkin`, and
+(test 2) the SQL clock and licd-lifecycle; each change is acknowledged at
+the moment its answer (or the command's exit) arrived. A call sent after
+that moment must get exactly what the contract gives in the new state;
+one sent after the previous acknowledgement and answered before the next
+change was sent, what it gives in the old state; a call in flight across
+a change, either. Every change waits for many answers on its license
+first (the license is hot in whatever the programs keep), and for many
+calls sent after its acknowledgement before the next, the first of them
+by threads that wait for the acknowledgement and call at once: a window
+in which a stale answer can be given is seen. Test 3 makes changes right
+after, or while, the programs lose every database session.
 
 The stack runs each program as several worker processes (`processes`):
 the calls after the changes must have reached every worker of validate,
-heartbeat and usage, so that a change has to reach every process."""
+heartbeat and usage, so that a change has to reach every process.
+tests/scale/driver.py (scenario 4) does the same across two app hosts."""
 import concurrent.futures
 import http.client
 import itertools
@@ -45,7 +49,6 @@ MIN_PER_CALL = 10
 LOADERS = 10
 CHASE = 3           # calls of each kind sent the moment a change is acknowledged
 WAIT = 120          # a wait for calls or answers that takes longer fails
-NODE = {"installations": 1000}
 
 _url = urlsplit(URL)
 HOST, PORT = _url.hostname, _url.port
