@@ -1090,4 +1090,5 @@ static const struct http_route routes[] = {
 HTTP_PROGRAM(
 	.name = "revoke",
 	.init = init,
-	.reload = lic_keys_reload)
+	.reload = lic_keys_reload,
+	.after = http_after_write)

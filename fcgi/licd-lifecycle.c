@@ -318,6 +318,15 @@ static void usage(FILE *f)
 	    "notify_webhook_url, notify_webhook_secret (licctl config keys).\n");
 }
 
+/* The license caches' barrier after the tasks' commits; a failure is
+ * logged (the caches' fence still bounds how long the old state is
+ * answered). */
+static void cache_sync(void)
+{
+	if (db_cache_sync(db) != DB_OK)
+		log_warn("lifecycle: license cache barrier failed");
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = NULL, *p[1];
@@ -396,12 +405,16 @@ int main(int argc, char **argv)
 		rc = 1;
 	if (pending_events())
 		rc = 1;
+	/* The changes above are committed: validate and heartbeat answer
+	 * them from now on (db_cache_sync), not when the run ends. */
+	cache_sync();
 	if (retention())
 		rc = 1;
 	if (task("figures", "licenses counted (overview and plans)", 0, NULL))
 		rc = 1;
 	if (deliver())
 		rc = 1;
+	cache_sync();
 out:
 	PQclear(res);
 	if (have_lock && !lock_lost) {

@@ -109,6 +109,10 @@ static void deactivate(struct http_req *req, struct http_resp *resp)
 		http_error(resp, 403, "INVALID_KEY", "unknown license");
 		goto out;
 	}
+	/* Every process's memory of the installation goes before the
+	 * answer (cache.h); the deactivation stands either way. */
+	if (db_cache_sync(req->db) != DB_OK)
+		log_warn("license cache barrier failed after a deactivation");
 	o = json_object_new_object();
 	json_object_object_add(o, "deactivated", json_object_new_boolean(1));
 	http_json(resp, 200, o);

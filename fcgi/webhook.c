@@ -256,4 +256,5 @@ HTTP_PROGRAM(
 	.name = "webhook",
 	.max_body = 512 * 1024,
 	.init = init,
-	.reload = lic_keys_reload)
+	.reload = lic_keys_reload,
+	.after = http_after_write)

@@ -1182,6 +1182,129 @@ BEGIN
 END
 $$;
 
+-- Name: licd_cache_ack(bigint, bigint); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_ack(p_id bigint, p_acked bigint) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  UPDATE cache_listeners
+     SET acked = greatest(acked, p_acked),
+         alive_until = clock_timestamp() + licd_cache_lease()
+   WHERE id = p_id AND NOT doomed;
+  RETURN FOUND;
+END
+$$;
+
+-- Name: licd_cache_all_changed(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_all_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  PERFORM pg_notify('licd_license', '*');
+  RETURN NULL;
+END
+$$;
+
+-- Name: licd_cache_clock(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_clock() RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT coalesce((SELECT offset_s FROM licd_clock), 0)::bigint
+$$;
+
+-- Name: licd_cache_lease(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_lease() RETURNS interval
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT interval '2 s' $$;
+
+-- Name: licd_cache_license_changed(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_license_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF TG_TABLE_NAME = 'installations' THEN
+    IF TG_OP <> 'INSERT' THEN
+      PERFORM pg_notify('licd_license', OLD.license_id::text);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+      PERFORM pg_notify('licd_license', NEW.license_id::text);
+    END IF;
+  ELSE
+    IF TG_OP <> 'INSERT' THEN
+      PERFORM pg_notify('licd_license', OLD.id::text);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+      PERFORM pg_notify('licd_license', NEW.id::text);
+    END IF;
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+-- Name: licd_cache_register(text, integer, text); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_register(p_host text, p_pid integer, p_program text) RETURNS TABLE(id bigint, offset_s bigint)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  INSERT INTO cache_listeners (host, pid, program, acked, alive_until)
+  SELECT p_host, p_pid, p_program,
+         (SELECT CASE WHEN is_called THEN last_value ELSE 0 END
+            FROM cache_barrier_seq),
+         clock_timestamp() + licd_cache_lease()
+  RETURNING cache_listeners.id,
+            coalesce((SELECT c.offset_s FROM licd_clock c), 0)::bigint;
+END
+$$;
+
+-- Name: licd_cache_sync(integer); Type: PROCEDURE
+
+CREATE PROCEDURE public.licd_cache_sync(IN p_timeout_ms integer DEFAULT 1000)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  s      bigint;
+  t0     timestamptz := clock_timestamp();
+  doomed boolean := false;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM cache_listeners) THEN
+    RETURN;
+  END IF;
+  SET LOCAL synchronous_commit = off;
+  s := nextval('cache_barrier_seq');
+  PERFORM pg_notify('licd_license', 'b ' || s);
+  COMMIT;
+  LOOP
+    DELETE FROM cache_listeners
+     WHERE id IN (SELECT id FROM cache_listeners
+                   WHERE alive_until < clock_timestamp()
+                     FOR UPDATE SKIP LOCKED);
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM cache_listeners WHERE acked < s);
+    IF NOT doomed AND clock_timestamp() > t0 + make_interval(secs => p_timeout_ms / 1000.0) THEN
+      UPDATE cache_listeners SET doomed = true WHERE acked < s;
+      doomed := true;
+    END IF;
+    PERFORM pg_sleep(0.001);
+  END LOOP;
+  COMMIT;
+END
+$$;
+
+-- Name: licd_cache_unregister(bigint); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_unregister(p_id bigint) RETURNS void
+    LANGUAGE sql
+    AS $$
+  DELETE FROM cache_listeners WHERE id = p_id
+$$;
+
 -- Name: licd_check_entitlements(jsonb, jsonb, jsonb); Type: FUNCTION
 
 CREATE FUNCTION public.licd_check_entitlements(f jsonb, l jsonb, d jsonb) RETURNS void
@@ -2535,6 +2658,43 @@ CREATE SEQUENCE public.audit_log_id_seq
 
 ALTER SEQUENCE public.audit_log_id_seq OWNED BY public.audit_log.id;
 
+-- Name: cache_barrier_seq; Type: SEQUENCE
+
+CREATE SEQUENCE public.cache_barrier_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+-- Name: cache_listeners; Type: TABLE
+
+CREATE TABLE public.cache_listeners (
+    id bigint NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    program text NOT NULL,
+    acked bigint DEFAULT 0 NOT NULL,
+    alive_until timestamp with time zone NOT NULL,
+    doomed boolean DEFAULT false NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT cache_listeners_host_check CHECK ((length(host) <= 255)),
+    CONSTRAINT cache_listeners_program_check CHECK ((length(program) <= 32))
+);
+
+-- Name: cache_listeners_id_seq; Type: SEQUENCE
+
+CREATE SEQUENCE public.cache_listeners_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+-- Name: cache_listeners_id_seq; Type: SEQUENCE OWNED BY
+
+ALTER SEQUENCE public.cache_listeners_id_seq OWNED BY public.cache_listeners.id;
+
 -- Name: checkout_sessions; Type: TABLE
 
 CREATE TABLE public.checkout_sessions (
@@ -2859,6 +3019,10 @@ CREATE TABLE public.webhook_events (
 
 ALTER TABLE ONLY public.audit_log ALTER COLUMN id SET DEFAULT nextval('public.audit_log_id_seq'::regclass);
 
+-- Name: cache_listeners id; Type: DEFAULT
+
+ALTER TABLE ONLY public.cache_listeners ALTER COLUMN id SET DEFAULT nextval('public.cache_listeners_id_seq'::regclass);
+
 -- Name: license_addons id; Type: DEFAULT
 
 ALTER TABLE ONLY public.license_addons ALTER COLUMN id SET DEFAULT nextval('public.license_addons_id_seq'::regclass);
@@ -2884,6 +3048,11 @@ ALTER TABLE ONLY public.admin_sessions
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+-- Name: cache_listeners cache_listeners_pkey; Type: CONSTRAINT
+
+ALTER TABLE ONLY public.cache_listeners
+    ADD CONSTRAINT cache_listeners_pkey PRIMARY KEY (id);
 
 -- Name: checkout_sessions checkout_sessions_pkey; Type: CONSTRAINT
 
@@ -3156,6 +3325,34 @@ CREATE INDEX webhook_events_received ON public.webhook_events USING btree (recei
 -- Name: webhook_events_status; Type: INDEX
 
 CREATE INDEX webhook_events_status ON public.webhook_events USING btree (status, received_at);
+
+-- Name: installations installations_cache_delete; Type: TRIGGER
+
+CREATE TRIGGER installations_cache_delete AFTER DELETE ON public.installations FOR EACH ROW EXECUTE FUNCTION public.licd_cache_license_changed();
+
+-- Name: installations installations_cache_truncate; Type: TRIGGER
+
+CREATE TRIGGER installations_cache_truncate AFTER TRUNCATE ON public.installations FOR EACH STATEMENT EXECUTE FUNCTION public.licd_cache_all_changed();
+
+-- Name: installations installations_cache_update; Type: TRIGGER
+
+CREATE TRIGGER installations_cache_update AFTER UPDATE OF status, domain, first_seen, license_id, installation_id ON public.installations FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) OR (old.domain IS DISTINCT FROM new.domain) OR (old.first_seen IS DISTINCT FROM new.first_seen) OR (old.license_id IS DISTINCT FROM new.license_id) OR (old.installation_id IS DISTINCT FROM new.installation_id))) EXECUTE FUNCTION public.licd_cache_license_changed();
+
+-- Name: licd_clock licd_clock_cache; Type: TRIGGER
+
+CREATE TRIGGER licd_clock_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON public.licd_clock FOR EACH STATEMENT EXECUTE FUNCTION public.licd_cache_all_changed();
+
+-- Name: licenses licenses_cache_delete; Type: TRIGGER
+
+CREATE TRIGGER licenses_cache_delete AFTER DELETE ON public.licenses FOR EACH ROW EXECUTE FUNCTION public.licd_cache_license_changed();
+
+-- Name: licenses licenses_cache_truncate; Type: TRIGGER
+
+CREATE TRIGGER licenses_cache_truncate AFTER TRUNCATE ON public.licenses FOR EACH STATEMENT EXECUTE FUNCTION public.licd_cache_all_changed();
+
+-- Name: licenses licenses_cache_update; Type: TRIGGER
+
+CREATE TRIGGER licenses_cache_update AFTER UPDATE OF customer_id, plan_code, status, features, limits, domains, expires_at, grace_until, license_key, seat_model, seat_ttl, max_borrow_days, overdraft, id ON public.licenses FOR EACH ROW WHEN (((old.customer_id IS DISTINCT FROM new.customer_id) OR (old.plan_code IS DISTINCT FROM new.plan_code) OR (old.status IS DISTINCT FROM new.status) OR (old.features IS DISTINCT FROM new.features) OR (old.limits IS DISTINCT FROM new.limits) OR (old.domains IS DISTINCT FROM new.domains) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.grace_until IS DISTINCT FROM new.grace_until) OR (old.license_key IS DISTINCT FROM new.license_key) OR (old.seat_model IS DISTINCT FROM new.seat_model) OR (old.seat_ttl IS DISTINCT FROM new.seat_ttl) OR (old.max_borrow_days IS DISTINCT FROM new.max_borrow_days) OR (old.overdraft IS DISTINCT FROM new.overdraft) OR (old.id IS DISTINCT FROM new.id))) EXECUTE FUNCTION public.licd_cache_license_changed();
 
 -- Name: licenses licenses_count_delete; Type: TRIGGER
 

@@ -6,6 +6,7 @@
 #include "http.h"
 #include "touch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,32 @@ struct call *call_new(struct http_req *req, struct http_resp *resp,
 	return c;
 }
 
+/* The state the answer was decided from, for the next calls (cache.h):
+ * a known, active installation of a node-locked license answered without
+ * a write, read from the database, or from memory and refreshed since
+ * (touched: its refresh is queued). */
+static void remember(struct call *c, int touched)
+{
+	const struct lic_lookup *lk = &c->lk;
+	struct cache_fill f;
+
+	if (!c->have_lic || !lk->active || lk->seat_ttl > 0 ||
+	    c->d.write != DECIDE_NO_WRITE || (c->hit != NULL && !touched))
+		return;
+	f.license = c->id;
+	f.iid = c->iid;
+	f.l = &lk->l;
+	f.first_seen = c->s.first;
+	f.last_seen = c->s.last;
+	f.domain = lk->domain;
+	/* The database holds the call's version and metadata once its
+	 * refresh is queued, or when none was due; else they are not
+	 * known (a NULL one is never known). */
+	f.version = touched || !lk->needs_touch ? c->version : NULL;
+	f.metadata = touched || !lk->needs_touch ? c->metadata : NULL;
+	cache_put(c->ticket, &f);
+}
+
 /* REPLY: the answer, from the decision and the installation as it is
  * now. */
 static void reply(struct call *c)
@@ -32,12 +59,16 @@ static void reply(struct call *c)
 	const struct lic_lookup *lk = &c->lk;
 	const struct lic *l = c->have_lic ? &lk->l : NULL;
 	struct json_object *out;
-	int rc;
+	int rc, touched = 0;
 
 	c->step = CALL_REPLY;
 	if (c->d.touch && touch_queue(c->id, c->iid, (long long)req->now,
-	    c->version, c->metadata) == 0 && c->s.last < (long long)req->now)
-		c->s.last = (long long)req->now;
+	    c->version, c->metadata) == 0) {
+		touched = 1;
+		if (c->s.last < (long long)req->now)
+			c->s.last = (long long)req->now;
+	}
+	remember(c, touched);
 	out = lic_result(c->d.code, l, req->now);
 	if (c->s.first != 0)
 		lic_add_installation(out, c->iid, c->d.active ? "active" :
@@ -74,6 +105,8 @@ static void finish(struct call *c)
 	c->have_lic = 0;
 	PQclear(c->row);
 	c->row = NULL;
+	cache_release(c->hit);
+	c->hit = NULL;
 }
 
 /* WRITE, a newly allowed domain: licd_touch records it (and refreshes
@@ -265,17 +298,61 @@ done:
 	http_done(req);
 }
 
+/* LOOKUP from memory, on the handler's thread: 1 when answered; 0 when
+ * the call must read the database (no entry, the cache may not answer
+ * now, the key not verified in this process, or a write is due). */
+static int from_cache(struct call *c)
+{
+	struct http_req *req = c->req;
+	time_t now;
+
+	if (!c->known || (c->hit = cache_get(c->id, c->iid)) == NULL)
+		return 0;
+	now = cache_now();
+	if (cache_read(c->hit, now, atol(lic_touch_param()), c->version,
+	    c->metadata, &c->lk) != LIC_OK) {
+		finish(c);
+		return 0;
+	}
+	c->have_lic = 1;
+	c->s = (struct lic_seat){ NULL, c->lk.first_seen, c->lk.last_seen,
+	    0, 0, 0 };
+	decide(&c->rq, &c->lk, &c->d);
+	if (c->d.write != DECIDE_NO_WRITE) {
+		finish(c);
+		return 0;
+	}
+	req->now = now;
+	snprintf(req->log_subject, sizeof(req->log_subject),
+	    "license=%s cache=hit", c->id);
+	reply(c);
+	finish(c);
+	return 1;
+}
+
 void call_start(struct call *c)
 {
 	struct http_req *req = c->req;
 
+	cache_start(c->rq.call == DECIDE_VALIDATE ? "validate" : "heartbeat");
 	if (lic_key_id(c->key, c->id, &c->known) != LIC_OK) {
 		decide(&c->rq, NULL, &c->d);
 		reply(c);
 		return;
 	}
+	/* Before the entry or the lookup: what they read may be dropped
+	 * after it, and must then not be stored. */
+	c->ticket = cache_ticket(c->id);
+	if (from_cache(c))
+		return;
 	c->step = CALL_LOOKUP;
 	http_defer(req);
 	lookup_read_then(&c->lookup, req, req->db, c->id, c->iid,
 	    lic_touch_param(), c->version, c->metadata, looked_up);
+}
+
+void call_fini(void)
+{
+	cache_stop();
+	touch_stop();
 }

@@ -7,7 +7,11 @@
  *           id the key names (lic_key_id); a key naming none is answered
  *           INVALID_KEY at once, else the lookup is queued (http_defer,
  *           lookup_read_then) and the thread takes its next request.
- *   LOOKUP  looked_up(), on the thread that ran the lookup's batch
+ *   LOOKUP  a known, active installation of a node-locked license whose
+ *           state is in the process's memory (cache.h) is decided there
+ *           and then, on the handler's thread, at the host's clock
+ *           (from_cache()), unless the decision needs a write. Else
+ *           looked_up(), on the thread that ran the lookup's batch
  *           (lookup.h): the row vouches for the key (lookup_license), then
  *           decide() (decide.h, pure).
  *   WRITE   write_step(), on a resume thread with its own connection
@@ -20,8 +24,10 @@
  *           never writes: every lookup queued behind it would wait for the
  *           disk flush.
  *   REPLY   reply(): a due last_seen/version/metadata refresh is queued
- *           for the process's writer (touch.h), and the answer is built
- *           and sent (http_done, or http.c after a resume).
+ *           for the process's writer (touch.h), the state the answer was
+ *           decided from is remembered (cache_put: a lookup's, or a hit's
+ *           with its refresh), and the answer is built and sent
+ *           (http_done, or http.c after a resume).
  *
  * The call's state is one struct call in the request's http_scratch.
  */
@@ -29,6 +35,7 @@
 #define LICD_CALL_H
 
 #include "activate.h"
+#include "cache.h"
 #include "decide.h"
 #include "lic.h"
 #include "lookup.h"
@@ -50,7 +57,7 @@ struct http_resp;
 #define CALL_PROGRAM \
 	.init = lic_init, \
 	.reload = lic_keys_reload, \
-	.fini = touch_stop, \
+	.fini = call_fini, \
 	.defers = 1, \
 	.resumes = 1
 
@@ -69,6 +76,8 @@ struct call {
 	struct http_resp *resp;
 	char id[LIC_UUID_LEN + 1];
 	int known;			/* lic_key_id's */
+	unsigned long ticket;		/* cache_ticket's, before the lookup */
+	const struct cache_entry *hit;	/* held: lk was read from it */
 	struct lookup_call lookup;
 	PGresult *row;			/* the lookup's; lk points into it */
 	int have_lic;			/* lk holds a license (lic_free) */
@@ -84,5 +93,8 @@ struct call *call_new(struct http_req *req, struct http_resp *resp,
 
 /* The steps after PARSE; the request is answered from here on. */
 void call_start(struct call *c);
+
+/* The end of a process: the cache's listener, then the refresh writer. */
+void call_fini(void);
 
 #endif

@@ -80,6 +80,14 @@ static const struct cfg_key keys[] = {
 	INT("touch_flush_ms", "100", 1, 60000, "ms", "each validate/heartbeat "
 	    "process writes the due `last_seen` refreshes this often, in one "
 	    "transaction"),
+	BOOL("license_cache", "on", "validate and heartbeat answer a known, "
+	    "active installation of a node-locked license from memory, kept "
+	    "current by LISTEN/NOTIFY and a barrier every writer waits on "
+	    "(docs/DESIGN.md, \"The license cache\"); `off`: every call reads "
+	    "the database"),
+	INT("license_cache_entries", "100000", 0, 10000000, NULL, "installations "
+	    "each validate/heartbeat process keeps in memory (a few hundred "
+	    "bytes each); 0: none, as `license_cache = off`"),
 	BOOL("console_counts", "on", "validate counts its answers per day and "
 	    "code for the console's overview (`off`: not counted, the overview "
 	    "shows none)"),

@@ -408,6 +408,19 @@ static int simple(struct db *db, const char *sql)
 	return ok ? DB_OK : DB_ERROR;
 }
 
+int db_cache_sync(struct db *db)
+{
+	int attempt, st = DB_UNAVAILABLE;
+
+	if (db->in_tx)
+		return DB_ERROR;
+	/* Resent once on a fresh connection: the barrier is only a wait. */
+	for (attempt = 0; attempt < 2 && st == DB_UNAVAILABLE; attempt++)
+		if ((st = ready(db)) == DB_OK)
+			st = simple(db, "CALL licd_cache_sync()");
+	return st;
+}
+
 int db_begin(struct db *db)
 {
 	int st = DB_UNAVAILABLE, attempt;

@@ -78,6 +78,14 @@ int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
 
+/* After a committed change that may change an answer of validate or
+ * heartbeat, before the change's own answer: returns once every
+ * process's license cache has let go of the old state, or has lost the
+ * right to answer from memory (CALL licd_cache_sync(),
+ * sql/functions/36_cache.sql; cache.h). Outside a transaction. DB_OK, or
+ * db_exec's statuses. */
+int db_cache_sync(struct db *db);
+
 /* The SQLSTATE of a failed result, "" if none. */
 const char *db_sqlstate(const PGresult *res);
 

@@ -620,6 +620,8 @@ static void serve(struct worker *w, struct ctx *c)
 	 * it already. */
 	if (deferred)
 		return;
+	if (prog->after != NULL)
+		prog->after(req, resp);
 out:
 	finish(c);
 }
@@ -1214,4 +1216,18 @@ int http_main(int argc, char **argv, const struct http_program *p)
 	if (nproc > 1)
 		return run_master(nproc);
 	return run_threads();
+}
+
+void http_after_write(struct http_req *req, struct http_resp *resp)
+{
+	int st;
+
+	(void)resp;
+	if (strcmp(req->method, "GET") == 0 || req->db == NULL)
+		return;
+	/* The change is committed whatever the barrier says: its answer
+	 * stands (a retried issue or create would be done twice). */
+	if ((st = db_cache_sync(req->db)) != DB_OK)
+		log_warn("license cache barrier failed (%d): the change may "
+		    "be answered from memory until the caches' fence", st);
 }

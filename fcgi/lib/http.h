@@ -84,6 +84,9 @@ struct http_program {
 	int (*init)(void);		/* once per process before serving */
 	void (*fini)(void);		/* once per process after the last request */
 	int (*reload)(void);		/* on SIGHUP, in each serving process */
+	/* After a handler that answered on its own thread, before the
+	 * answer is sent (http_after_write). */
+	void (*after)(struct http_req *req, struct http_resp *resp);
 	/* Its handlers call http_defer: requests in flight beyond its
 	 * threads. And http_resume: the resume threads. */
 	int defers;
@@ -91,6 +94,12 @@ struct http_program {
 };
 
 int http_main(int argc, char **argv, const struct http_program *prog);
+
+/* An http_program's `after` for a program that changes licenses (the
+ * admin API, webhooks, checkout): after any request but a GET, waits for
+ * the license caches' barrier (db_cache_sync), so that validate and
+ * heartbeat answer the change from the next call on. */
+void http_after_write(struct http_req *req, struct http_resp *resp);
 
 /* A program's main(): its file's `routes` and `stmts` tables and the
  * other http_program fields, e.g.

@@ -107,10 +107,32 @@ const char *cli_opt(const struct cli_opts *o, const char *name)
 
 /* ---- the database ----------------------------------------------------- */
 
+/* Before leaving, after whatever the verb committed: validate and
+ * heartbeat answer it from the next call on (db_cache_sync's barrier,
+ * sql/functions/36_cache.sql). A database migrated before the barrier
+ * existed has nothing to wait for. */
+static void cache_sync(void)
+{
+	PGresult *r;
+
+	if (PQstatus(conn) != CONNECTION_OK ||
+	    PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return;
+	r = PQexec(conn, "CALL licd_cache_sync()");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE) ?
+	    PQresultErrorField(r, PG_DIAG_SQLSTATE) : "", "42883") != 0)
+		fprintf(stderr, "licctl: warning: the license caches' barrier "
+		    "failed: %s", PQresultErrorMessage(r));
+	PQclear(r);
+}
+
 void cli_finish(void)
 {
-	if (conn != NULL)
+	if (conn != NULL) {
+		cache_sync();
 		PQfinish(conn);
+	}
 	conn = NULL;
 }
 

@@ -28,3 +28,52 @@ CREATE OR REPLACE TRIGGER licenses_count_update AFTER UPDATE OF status, plan_cod
   EXECUTE FUNCTION licd_license_counts_changed();
 CREATE OR REPLACE TRIGGER licenses_count_truncate AFTER TRUNCATE ON licenses
   FOR EACH STATEMENT EXECUTE FUNCTION licd_license_counts_truncated();
+
+-- The license cache (36_cache.sql): a change of anything an answer of
+-- validate or heartbeat reads notifies licd_license with the license's
+-- id, in the changing transaction. Not last_seen, version or metadata
+-- (the refresh writer's), nor the lifecycle's bookkeeping columns.
+CREATE OR REPLACE TRIGGER licenses_cache_update AFTER UPDATE OF
+    customer_id, plan_code, status, features, limits, domains, expires_at,
+    grace_until, license_key, seat_model, seat_ttl, max_borrow_days,
+    overdraft, id ON licenses
+  FOR EACH ROW WHEN (OLD.customer_id IS DISTINCT FROM NEW.customer_id
+                     OR OLD.plan_code IS DISTINCT FROM NEW.plan_code
+                     OR OLD.status IS DISTINCT FROM NEW.status
+                     OR OLD.features IS DISTINCT FROM NEW.features
+                     OR OLD.limits IS DISTINCT FROM NEW.limits
+                     OR OLD.domains IS DISTINCT FROM NEW.domains
+                     OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
+                     OR OLD.grace_until IS DISTINCT FROM NEW.grace_until
+                     OR OLD.license_key IS DISTINCT FROM NEW.license_key
+                     OR OLD.seat_model IS DISTINCT FROM NEW.seat_model
+                     OR OLD.seat_ttl IS DISTINCT FROM NEW.seat_ttl
+                     OR OLD.max_borrow_days IS DISTINCT FROM NEW.max_borrow_days
+                     OR OLD.overdraft IS DISTINCT FROM NEW.overdraft
+                     OR OLD.id IS DISTINCT FROM NEW.id)
+  EXECUTE FUNCTION licd_cache_license_changed();
+CREATE OR REPLACE TRIGGER licenses_cache_delete AFTER DELETE ON licenses
+  FOR EACH ROW EXECUTE FUNCTION licd_cache_license_changed();
+-- Installations: an insert changes no answer the cache holds (it holds
+-- active installations only, and reactivating an inactive one is an
+-- update of status); nor do the seat columns (it holds no floating
+-- license, and a license's seat model is a licenses column).
+CREATE OR REPLACE TRIGGER installations_cache_update AFTER UPDATE OF
+    status, domain, first_seen, license_id, installation_id ON installations
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                     OR OLD.domain IS DISTINCT FROM NEW.domain
+                     OR OLD.first_seen IS DISTINCT FROM NEW.first_seen
+                     OR OLD.license_id IS DISTINCT FROM NEW.license_id
+                     OR OLD.installation_id IS DISTINCT FROM NEW.installation_id)
+  EXECUTE FUNCTION licd_cache_license_changed();
+CREATE OR REPLACE TRIGGER installations_cache_delete AFTER DELETE ON installations
+  FOR EACH ROW EXECUTE FUNCTION licd_cache_license_changed();
+-- The test clock moves every answer's time, and a TRUNCATE changes every
+-- license: '*'.
+CREATE OR REPLACE TRIGGER licenses_cache_truncate AFTER TRUNCATE ON licenses
+  FOR EACH STATEMENT EXECUTE FUNCTION licd_cache_all_changed();
+CREATE OR REPLACE TRIGGER installations_cache_truncate AFTER TRUNCATE ON installations
+  FOR EACH STATEMENT EXECUTE FUNCTION licd_cache_all_changed();
+CREATE OR REPLACE TRIGGER licd_clock_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+  ON licd_clock
+  FOR EACH STATEMENT EXECUTE FUNCTION licd_cache_all_changed();

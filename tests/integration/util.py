@@ -37,6 +37,7 @@ import time
 import uuid
 
 import psycopg2
+import psycopg2.errors
 import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -191,12 +192,21 @@ def db():
 
 
 def sql(query, *args):
+    """query, then the license caches' barrier as every writer of licd
+    runs it (licd_cache_sync): a change made here is answered by validate
+    and heartbeat from the next call on. A database without the barrier
+    (an old schema) has nothing to wait for."""
     with db() as conn, conn.cursor() as cur:
         cur.execute(query, args)
         try:
-            return cur.fetchall()
+            rows = cur.fetchall()
         except psycopg2.ProgrammingError:
-            return None
+            rows = None
+        try:
+            cur.execute("CALL licd_cache_sync()")
+        except psycopg2.errors.UndefinedFunction:
+            pass
+        return rows
 
 
 def sql1(query, *args):

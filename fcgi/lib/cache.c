@@ -1,0 +1,572 @@
+/* cache: see cache.h. */
+#include "cache.h"
+
+#include "config.h"
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * The table: buckets of entries, each under one of STRIPES locks. Every
+ * entry of a license lies in a bucket of the license's stripe (bucket
+ * index = stripe mod STRIPES), so dropping a license scans only its
+ * stripe's buckets, and the stripe's generation counts its
+ * invalidations. An entry is immutable once stored: a hit holds a
+ * reference and reads it without the lock; a change replaces it.
+ */
+#define STRIPES 64
+
+struct cache_entry {
+	struct cache_entry *next;
+	atomic_int refs;
+	char license[LIC_UUID_LEN + 1];
+	char customer_id[LIC_UUID_LEN + 1];
+	char plan[64];
+	char status[16];
+	long long expires_at, grace_until, first_seen, last_seen;
+	/* Into data; domain, version and metadata may be NULL. */
+	const char *iid, *features, *limits, *domains;
+	const char *domain, *version, *metadata;
+	char data[];
+};
+
+static struct {
+	struct cache_entry **buckets;
+	size_t nbuckets;		/* a multiple of STRIPES, or 0 */
+	size_t max;
+	pthread_mutex_t mu[STRIPES];
+	atomic_ulong gen[STRIPES];
+	atomic_size_t count;
+	atomic_llong fence_ms;		/* answers until (monotonic) */
+	atomic_llong offset_s;		/* licd_clock's */
+} T = {
+	.mu = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER },
+};
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* FNV-1a */
+static unsigned long hash(const char *s)
+{
+	unsigned long h = 1469598103934665603UL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211UL;
+	return h;
+}
+
+static size_t stripe_of(const char *license)
+{
+	return hash(license) % STRIPES;
+}
+
+static size_t bucket_of(const char *license, const char *iid)
+{
+	unsigned long hl = hash(license);
+
+	return ((hl / STRIPES ^ hash(iid)) % (T.nbuckets / STRIPES)) *
+	    STRIPES + hl % STRIPES;
+}
+
+void cache_release(const struct cache_entry *ce)
+{
+	struct cache_entry *e = (struct cache_entry *)ce;
+
+	if (e != NULL && atomic_fetch_sub(&e->refs, 1) == 1)
+		free(e);
+}
+
+/* Unlinks every entry of bucket b matching license (NULL: all); under
+ * the bucket's stripe lock. */
+static void drop_in(size_t b, const char *license)
+{
+	struct cache_entry **pp = &T.buckets[b], *e;
+
+	while ((e = *pp) != NULL) {
+		if (license == NULL || strcmp(e->license, license) == 0) {
+			*pp = e->next;
+			atomic_fetch_sub(&T.count, 1);
+			cache_release(e);
+		} else {
+			pp = &e->next;
+		}
+	}
+}
+
+static void drop_license(const char *license)
+{
+	size_t b, s = stripe_of(license);
+
+	pthread_mutex_lock(&T.mu[s]);
+	atomic_fetch_add(&T.gen[s], 1);
+	for (b = s; b < T.nbuckets; b += STRIPES)
+		drop_in(b, license);
+	pthread_mutex_unlock(&T.mu[s]);
+}
+
+void cache_flush(void)
+{
+	size_t b, s;
+
+	for (s = 0; s < STRIPES; s++) {
+		pthread_mutex_lock(&T.mu[s]);
+		atomic_fetch_add(&T.gen[s], 1);
+		for (b = s; b < T.nbuckets; b += STRIPES)
+			drop_in(b, NULL);
+		pthread_mutex_unlock(&T.mu[s]);
+	}
+}
+
+int cache_table_init(size_t max)
+{
+	struct cache_entry **nb = NULL;
+	size_t n = STRIPES, s;
+
+	while (max > 0 && n < max)
+		n *= 2;
+	if (max > 0 && (nb = calloc(n, sizeof(*nb))) == NULL)
+		return -1;
+	for (s = 0; s < STRIPES; s++)
+		pthread_mutex_lock(&T.mu[s]);
+	for (s = 0; s < STRIPES; s++) {
+		size_t b;
+
+		atomic_fetch_add(&T.gen[s], 1);
+		for (b = s; b < T.nbuckets; b += STRIPES)
+			drop_in(b, NULL);
+	}
+	free(T.buckets);
+	T.buckets = nb;
+	T.nbuckets = max > 0 ? n : 0;
+	T.max = max;
+	for (s = 0; s < STRIPES; s++)
+		pthread_mutex_unlock(&T.mu[s]);
+	return 0;
+}
+
+void cache_fence(long long until_ms, long long offset_s)
+{
+	atomic_store(&T.offset_s, offset_s);
+	atomic_store(&T.fence_ms, until_ms);
+}
+
+size_t cache_count(void)
+{
+	return atomic_load(&T.count);
+}
+
+static int answering(void)
+{
+	return T.nbuckets > 0 && mono_ms() < atomic_load(&T.fence_ms);
+}
+
+unsigned long cache_ticket(const char *license)
+{
+	return atomic_load(&T.gen[stripe_of(license)]);
+}
+
+const struct cache_entry *cache_get(const char *license, const char *iid)
+{
+	struct cache_entry *e;
+	size_t b, s;
+
+	if (!answering())
+		return NULL;
+	b = bucket_of(license, iid);
+	s = b % STRIPES;
+	pthread_mutex_lock(&T.mu[s]);
+	for (e = T.buckets[b]; e != NULL; e = e->next)
+		if (strcmp(e->license, license) == 0 &&
+		    strcmp(e->iid, iid) == 0) {
+			atomic_fetch_add(&e->refs, 1);
+			break;
+		}
+	pthread_mutex_unlock(&T.mu[s]);
+	return e;
+}
+
+time_t cache_now(void)
+{
+	return time(NULL) + (time_t)atomic_load(&T.offset_s);
+}
+
+int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
+    const char *version, const char *metadata, struct lic_lookup *lk)
+{
+	struct lic *l = &lk->l;
+
+	memset(lk, 0, sizeof(*lk));
+	memcpy(l->id, e->license, sizeof(l->id));
+	memcpy(l->customer_id, e->customer_id, sizeof(l->customer_id));
+	memcpy(l->plan, e->plan, sizeof(l->plan));
+	memcpy(l->status, e->status, sizeof(l->status));
+	l->expires_at = e->expires_at;
+	l->grace_until = e->grace_until;
+	l->features = js_from_text(e->features);
+	l->limits = js_from_text(e->limits);
+	l->domains = js_from_text(e->domains);
+	if (l->features == NULL || l->limits == NULL || l->domains == NULL) {
+		lic_free(l);
+		return LIC_ERROR;
+	}
+	lk->active = 1;
+	lk->first_seen = e->first_seen;
+	lk->last_seen = e->last_seen;
+	lk->now = now;
+	lk->domain = e->domain;
+	/* licd_lookup's needs_touch, against what the database is known to
+	 * hold: an unknown version or metadata counts as another. */
+	lk->needs_touch = strcmp(e->status, "active") == 0 &&
+	    (e->last_seen < (long long)now - touch_secs ||
+	    (version != NULL && (e->version == NULL ||
+	    strcmp(version, e->version) != 0)) ||
+	    (metadata != NULL && (e->metadata == NULL ||
+	    strcmp(metadata, e->metadata) != 0)));
+	return LIC_OK;
+}
+
+/* s copied to *at in e's data (NULL stays NULL). */
+static const char *put_str(char **at, const char *s)
+{
+	char *out = *at;
+	size_t n;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	memcpy(out, s, n);
+	*at += n;
+	return out;
+}
+
+static size_t len0(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static struct cache_entry *new_entry(const struct cache_fill *f)
+{
+	const char *feat, *lim, *dom;
+	struct cache_entry *e;
+	char *at;
+	size_t n;
+
+	if ((feat = js_dump(f->l->features, NULL)) == NULL ||
+	    (lim = js_dump(f->l->limits, NULL)) == NULL ||
+	    (dom = js_dump(f->l->domains, NULL)) == NULL)
+		return NULL;
+	n = len0(f->iid) + len0(feat) + len0(lim) + len0(dom) +
+	    len0(f->domain) + len0(f->version) + len0(f->metadata);
+	if ((e = malloc(sizeof(*e) + n)) == NULL)
+		return NULL;
+	e->next = NULL;
+	atomic_init(&e->refs, 1);
+	snprintf(e->license, sizeof(e->license), "%s", f->license);
+	memcpy(e->customer_id, f->l->customer_id, sizeof(e->customer_id));
+	memcpy(e->plan, f->l->plan, sizeof(e->plan));
+	memcpy(e->status, f->l->status, sizeof(e->status));
+	e->expires_at = f->l->expires_at;
+	e->grace_until = f->l->grace_until;
+	e->first_seen = f->first_seen;
+	e->last_seen = f->last_seen;
+	at = e->data;
+	e->iid = put_str(&at, f->iid);
+	e->features = put_str(&at, feat);
+	e->limits = put_str(&at, lim);
+	e->domains = put_str(&at, dom);
+	e->domain = put_str(&at, f->domain);
+	e->version = put_str(&at, f->version);
+	e->metadata = put_str(&at, f->metadata);
+	return e;
+}
+
+void cache_put(unsigned long ticket, const struct cache_fill *f)
+{
+	struct cache_entry *e, **pp, *old;
+	size_t b, s;
+
+	if (!answering() || f->iid == NULL || strlen(f->license) !=
+	    LIC_UUID_LEN || (e = new_entry(f)) == NULL)
+		return;
+	b = bucket_of(f->license, f->iid);
+	s = b % STRIPES;
+	pthread_mutex_lock(&T.mu[s]);
+	if (atomic_load(&T.gen[s]) != ticket) {
+		pthread_mutex_unlock(&T.mu[s]);
+		free(e);
+		return;
+	}
+	for (pp = &T.buckets[b]; (old = *pp) != NULL; pp = &old->next)
+		if (strcmp(old->license, f->license) == 0 &&
+		    strcmp(old->iid, f->iid) == 0)
+			break;
+	if (old != NULL) {
+		e->next = old->next;
+		*pp = e;
+		cache_release(old);
+	} else if (atomic_load(&T.count) < T.max ||
+	    (old = T.buckets[b]) != NULL) {
+		/* Full: the bucket's first entry makes room. */
+		if (old != NULL && atomic_load(&T.count) >= T.max) {
+			T.buckets[b] = old->next;
+			atomic_fetch_sub(&T.count, 1);
+			cache_release(old);
+		}
+		e->next = T.buckets[b];
+		T.buckets[b] = e;
+		atomic_fetch_add(&T.count, 1);
+	} else {
+		free(e);
+	}
+	pthread_mutex_unlock(&T.mu[s]);
+}
+
+int cache_apply(const char *payload, long long *barrier)
+{
+	char *end;
+
+	if (payload[0] == 'b' && payload[1] == ' ') {
+		errno = 0;
+		*barrier = strtoll(payload + 2, &end, 10);
+		if (errno == 0 && end != payload + 2 && *end == '\0' &&
+		    *barrier > 0)
+			return 2;
+	} else if (strcmp(payload, "*") == 0) {
+		cache_flush();
+		return 1;
+	} else if (lic_uuid_valid(payload)) {
+		drop_license(payload);
+		return 0;
+	}
+	cache_flush();
+	return -1;
+}
+
+/*
+ * The listener thread: one session at a time on its own connection;
+ * session() returns when the connection or the registration is lost, or
+ * at stop.
+ */
+static pthread_t listener_tid;
+static pthread_once_t started = PTHREAD_ONCE_INIT;
+static const char *listener_program;
+static int stop_pipe[2] = { -1, -1 };
+static atomic_int stopping;
+static int running;
+
+static PGconn *connect_db(void)
+{
+	const char *keys[] = { "dbname", "connect_timeout",
+	    "application_name", "options", NULL };
+	const char *vals[] = { cfg_str("database_url"), "3", "licd-cache",
+	    "-c TimeZone=UTC -c synchronous_commit=off "
+	    "-c statement_timeout=2000 -c lock_timeout=1000", NULL };
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* One statement's single value into out (NULL: none wanted); 0 or -1. */
+static int one(PGconn *conn, const char *sql, int n, const char *const *p,
+    char *out, size_t len)
+{
+	PGresult *r = PQexecParams(conn, sql, n, NULL, p, NULL, NULL, 0);
+	int ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+
+	if (!ok && PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_warn("license cache: %s", PQresultErrorMessage(r));
+	if (ok && out != NULL)
+		snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* Sleeps ms, or less when stopping. */
+static void nap(long long ms)
+{
+	struct pollfd p = { stop_pipe[0], POLLIN, 0 };
+
+	poll(&p, 1, (int)ms);
+}
+
+static int session(void)
+{
+	char id[32] = "", val[32], host[256], pid[24];
+	const char *p[3];
+	long long t0, seen = 0, acked = 0, renewed, offset;
+	PGresult *r = NULL;
+	PGnotify *n;
+	PGconn *conn;
+	int rc = -1, clock_moved;
+
+	if ((conn = connect_db()) == NULL)
+		return -1;
+	r = PQexec(conn, "LISTEN licd_license");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		goto out;
+	PQclear(r);
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	p[0] = host;
+	p[1] = pid;
+	p[2] = listener_program;
+	t0 = mono_ms();
+	r = PQexecParams(conn, "SELECT id, offset_s FROM "
+	    "licd_cache_register($1, $2, $3)", 3, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		goto out;
+	snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
+	offset = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	PQclear(r);
+	r = NULL;
+	/* What was stored before the registration may predate a change
+	 * this listener never heard of. */
+	cache_flush();
+	cache_fence(t0 + CACHE_FENCE_MS, offset);
+	renewed = t0;
+	log_info("license cache: listening (listener %s)", id);
+	while (!atomic_load(&stopping)) {
+		struct pollfd pf[2] = { { PQsocket(conn), POLLIN, 0 },
+		    { stop_pipe[0], POLLIN, 0 } };
+		long long now, wait;
+
+		clock_moved = 0;
+		while ((n = PQnotifies(conn)) != NULL) {
+			long long b;
+
+			switch (cache_apply(n->extra, &b)) {
+			case 1:
+				clock_moved = 1;
+				break;
+			case 2:
+				if (b > seen)
+					seen = b;
+				break;
+			}
+			PQfreemem(n);
+		}
+		if (clock_moved && one(conn, "SELECT licd_cache_clock()", 0,
+		    NULL, val, sizeof(val)) == 0)
+			offset = strtoll(val, NULL, 10);
+		now = mono_ms();
+		if (seen > acked || clock_moved ||
+		    now - renewed >= CACHE_RENEW_MS) {
+			char sv[24];
+
+			snprintf(sv, sizeof(sv), "%lld", seen);
+			p[0] = id;
+			p[1] = sv;
+			t0 = mono_ms();
+			if (one(conn, "SELECT licd_cache_ack($1, $2)", 2, p,
+			    val, sizeof(val)) != 0)
+				goto out;
+			if (strcmp(val, "t") != 0) {
+				log_warn("license cache: listener %s was "
+				    "given up on; registering again", id);
+				id[0] = '\0';
+				rc = 0;
+				goto out;
+			}
+			acked = seen;
+			renewed = t0;
+			cache_fence(t0 + CACHE_FENCE_MS, offset);
+			continue;	/* notifications read meanwhile */
+		}
+		wait = CACHE_RENEW_MS - (now - renewed);
+		if (poll(pf, 2, (int)(wait > 0 ? wait : 0)) < 0 &&
+		    errno != EINTR)
+			goto out;
+		if (PQconsumeInput(conn) == 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	/* Nothing from memory until registered again. */
+	cache_fence(0, 0);
+	cache_flush();
+	if (rc != 0 && !atomic_load(&stopping))
+		log_warn("license cache: lost the database (%s); answering "
+		    "from it until listening again",
+		    PQerrorMessage(conn)[0] ? PQerrorMessage(conn) :
+		    PQresultErrorMessage(r));
+	PQclear(r);
+	if (atomic_load(&stopping) && id[0] != '\0') {
+		p[0] = id;
+		one(conn, "SELECT licd_cache_unregister($1)", 1, p, NULL, 0);
+	}
+	PQfinish(conn);
+	return rc;
+}
+
+static void *listener_main(void *arg)
+{
+	long long backoff = 100;
+
+	(void)arg;
+	while (!atomic_load(&stopping)) {
+		if (session() == 0) {
+			backoff = 100;
+			continue;
+		}
+		nap(backoff);
+		if (backoff < 2000)
+			backoff *= 2;
+	}
+	return NULL;
+}
+
+static void start_once(void)
+{
+	long max = cfg_int("license_cache_entries");
+
+	if (!cfg_bool("license_cache") || max <= 0)
+		return;
+	if (cache_table_init((size_t)max) != 0 || pipe(stop_pipe) != 0) {
+		log_error("license cache: cannot start: %s", strerror(errno));
+		return;
+	}
+	if (pthread_create(&listener_tid, NULL, listener_main, NULL) != 0) {
+		log_error("license cache: cannot start its thread");
+		return;
+	}
+	running = 1;
+}
+
+void cache_start(const char *program)
+{
+	listener_program = program;
+	pthread_once(&started, start_once);
+}
+
+void cache_stop(void)
+{
+	if (!running)
+		return;
+	atomic_store(&stopping, 1);
+	if (write(stop_pipe[1], "x", 1) < 0)
+		log_warn("license cache: cannot wake the listener");
+	pthread_join(listener_tid, NULL);
+	running = 0;
+	cache_table_init(0);
+}

@@ -1,0 +1,170 @@
+"""The license cache (fcgi/lib/cache.h): validate and heartbeat answer a
+known, active installation from memory, and still answer a change from the
+very next call once the change's own answer has been given, in every
+process: the writers wait for every process's listener to acknowledge a
+barrier after their commit (licd_cache_sync, sql/functions/36_cache.sql).
+
+Each test first makes the cache hot in every worker process of both
+programs (their log lines say `cache=hit`), then changes the license and
+calls again at once."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from util import (admin, api, eventually, heartbeat, issue, licctl,
+                  log_since, served_by, sql, sql1, unique, validate, workers,
+                  CFG)
+
+
+def log_size():
+    return os.path.getsize(CFG["log_file"])
+
+
+def hot(lic, iid, programs=("validate", "heartbeat")):
+    """Calls until every worker process of each program has answered this
+    installation from memory."""
+    calls = {"validate": validate, "heartbeat": heartbeat}
+    want = {(p, int(w)) for p in programs for w in workers(p)}
+    pat = re.compile(r"Z (\w+)\[(\d+)\] .*license=%s cache=hit" % lic["id"])
+    offset = log_size()
+    seen = set()
+
+    def all_hot():
+        for p in programs:
+            assert calls[p](lic["key"], iid).json()["code"] == "VALID"
+        for line in log_since(offset):
+            m = pat.search(line)
+            if m:
+                seen.add((m.group(1), int(m.group(2))))
+        return want <= seen
+    eventually(all_hot, 30, "every process answering from memory",
+               interval=0.01)
+
+
+def answers(lic, iid, code, hb_code=None, **kw):
+    """Every process answers code now: enough calls that each worker of
+    each program takes some (libfcgi's accepts are uneven, so many)."""
+    for _ in range(12):
+        assert validate(lic["key"], iid, **kw).json()["code"] == code
+        assert heartbeat(lic["key"], iid).json()["code"] == (hb_code or code)
+
+
+@pytest.mark.parametrize("change", ["revoke", "suspend", "features",
+                                    "deactivate", "client-deactivate",
+                                    "expires"])
+def test_a_change_is_answered_from_the_next_call(change):
+    lic = issue(features="sso,reports")
+    iid = unique("c")
+    hot(lic, iid)
+    base = "/api/admin/licenses/%s/" % lic["id"]
+    if change == "revoke":
+        r = admin("/api/revoke", {"license_id": lic["id"], "reason": "x"})
+        assert r.status_code == 200, r.text
+        answers(lic, iid, "REVOKED")
+    elif change == "suspend":
+        r = admin(base + "suspend", {"reason": "x"})
+        assert r.status_code == 200, r.text
+        answers(lic, iid, "SUSPENDED")
+        r = admin(base + "reinstate", {"reason": "x"})
+        assert r.status_code == 200, r.text
+        answers(lic, iid, "VALID")
+    elif change == "features":
+        answers(lic, iid, "VALID", feature="reports")
+        r = admin(base + "edit", {"features": ["sso"], "reason": "x"})
+        assert r.status_code == 200, r.text
+        answers(lic, iid, "FEATURE_NOT_LICENSED", hb_code="VALID",
+                feature="reports")
+    elif change == "deactivate":
+        r = admin(base + "installations/%s/deactivate" % iid, {"reason": "x"})
+        assert r.status_code == 200 and r.json()["deactivated"], r.text
+        for _ in range(12):
+            assert heartbeat(lic["key"], iid).json()["code"] == \
+                "INSTALLATION_NOT_ACTIVE"
+    elif change == "client-deactivate":
+        r = api("/api/deactivate", {"license_key": lic["key"],
+                                    "installation_id": iid})
+        assert r.status_code == 200, r.text
+        for _ in range(12):
+            assert heartbeat(lic["key"], iid).json()["code"] == \
+                "INSTALLATION_NOT_ACTIVE"
+    elif change == "expires":
+        r = admin(base + "edit", {"expires_at": "2020-01-01T00:00:00Z",
+                                  "reason": "x"})
+        assert r.status_code == 200, r.text
+        answers(lic, iid, "EXPIRED")
+
+
+def test_licctl_changes_are_answered_from_the_next_call():
+    lic = issue()
+    iid = unique("c")
+    hot(lic, iid)
+    licctl("license", "suspend", lic["id"], "--reason", "x")
+    answers(lic, iid, "SUSPENDED")
+    licctl("license", "reinstate", lic["id"], "--reason", "x")
+    answers(lic, iid, "VALID")
+
+
+def listeners():
+    return {r[0] for r in sql("SELECT id FROM cache_listeners")}
+
+
+def test_a_lost_listener_stops_answering_and_comes_back():
+    """The listeners' connections are cut and the license suspended in the
+    same statement, so no listener hears of it: every process must still
+    answer SUSPENDED (nothing from before its new registration is kept),
+    and answer from memory again once listening."""
+    lic = issue()
+    iid = unique("c")
+    hot(lic, iid)
+    before = listeners()
+    assert len(before) == len(workers("validate")) + len(workers("heartbeat"))
+    cut = sql("WITH cut AS (SELECT pg_terminate_backend(pid) FROM "
+              "pg_stat_activity WHERE application_name = 'licd-cache') "
+              "UPDATE licenses SET status = 'suspended' WHERE id = %s "
+              "AND (SELECT count(*) FROM cut) > 0 RETURNING id", lic["id"])
+    assert cut == [(lic["id"],)]
+    answers(lic, iid, "SUSPENDED")
+    # registered anew, every one of them
+    eventually(lambda: len(listeners()) == len(before) and
+               not (listeners() & before), 20, "the listeners registering "
+               "again")
+    sql("UPDATE licenses SET status = 'active' WHERE id = %s", lic["id"])
+    hot(lic, iid)
+
+
+def test_a_stopped_process_holds_a_revoke_up_only_for_its_lease():
+    """A process that stops acknowledging (SIGSTOP) delays a revoke until
+    its lease lapses (licd_cache_lease), not for ever; resumed, it answers
+    nothing from its old memory."""
+    lic = issue()
+    iid = unique("c")
+    hot(lic, iid, ("validate",))
+    stopped = int(workers("validate")[0])
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = admin("/api/revoke", {"license_id": lic["id"], "reason": "x"})
+        waited = time.monotonic() - t0
+        assert r.status_code == 200, r.text
+        # bounded by the lease (2 s) plus the barrier's own timeout (1 s);
+        # generous for a loaded machine, but not for ever
+        assert waited < 15, waited
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    offset = log_size()
+    rids = []
+
+    def resumed_answered():
+        rid = unique("after")
+        rids.append(rid)
+        r = api("/api/validate", {"license_key": lic["key"],
+                                  "installation_id": iid},
+                headers={"X-Request-Id": rid})
+        assert r.json()["code"] == "REVOKED", r.text
+        by = served_by([rid], offset)
+        return by[rid][1] == stopped
+    eventually(resumed_answered, 30, "the resumed process answering",
+               interval=0.01)

@@ -1,0 +1,179 @@
+/* cache: the table of license state validate and heartbeat answer from
+ * (cache.h), without its listener: the fence, the notifications'
+ * payloads, invalidation by license, the generation that keeps a lookup
+ * older than a change from storing it, replacement, the size bound, and
+ * needs_touch against what the database is known to hold. */
+#include "cache.h"
+#include "unit.h"
+
+#include <json-c/json.h>
+#include <string.h>
+#include <time.h>
+
+#define L1 "11111111-1111-4111-8111-111111111111"
+#define L2 "22222222-2222-4222-8222-222222222222"
+#define NOW 1000000LL
+
+static long long mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct lic lic(const char *id, const char *status)
+{
+	struct lic l;
+
+	memset(&l, 0, sizeof(l));
+	snprintf(l.id, sizeof(l.id), "%s", id);
+	snprintf(l.customer_id, sizeof(l.customer_id), "%s", L2);
+	snprintf(l.plan, sizeof(l.plan), "pro");
+	snprintf(l.status, sizeof(l.status), "%s", status);
+	l.expires_at = NOW + 86400;
+	l.features = json_tokener_parse("[\"sso\"]");
+	l.limits = json_tokener_parse("{\"installations\":3}");
+	l.domains = json_tokener_parse("[]");
+	return l;
+}
+
+static void put(const char *license, const char *iid, const char *status,
+    const char *version, long long last_seen, unsigned long ticket)
+{
+	struct lic l = lic(license, status);
+	struct cache_fill f = { license, iid, &l, NOW - 100, last_seen,
+	    "a.example", version, NULL };
+
+	cache_put(ticket, &f);
+	lic_free(&l);
+}
+
+static int has(const char *license, const char *iid)
+{
+	const struct cache_entry *e = cache_get(license, iid);
+
+	cache_release(e);
+	return e != NULL;
+}
+
+int main(void)
+{
+	const struct cache_entry *e;
+	struct lic_lookup lk;
+	long long b = 0;
+	unsigned long t;
+	char iid[32];
+	int i;
+
+	CHECK(cache_table_init(8) == 0);
+
+	/* No fence: nothing is stored or answered. */
+	put(L1, "i1", "active", "1.0", NOW, cache_ticket(L1));
+	CHECK(cache_count() == 0 && !has(L1, "i1"));
+
+	cache_fence(mono() + 60000, 7);
+	put(L1, "i1", "active", "1.0", NOW, cache_ticket(L1));
+	put(L1, "i2", "active", NULL, NOW, cache_ticket(L1));
+	put(L2, "i1", "revoked", NULL, NOW, cache_ticket(L2));
+	CHECK(cache_count() == 3);
+	CHECK(has(L1, "i1") && has(L1, "i2") && has(L2, "i1"));
+	CHECK(!has(L1, "i3") && !has(L2, "i2"));
+	CHECK(cache_now() - time(NULL) == 7);
+
+	/* What a hit reads: the license as stored, the installation, and
+	 * needs_touch against last_seen, version and metadata. */
+	e = cache_get(L1, "i1");
+	CHECK(e != NULL);
+	CHECK(cache_read(e, NOW, 60, "1.0", NULL, &lk) == 0);
+	CHECK(strcmp(lk.l.id, L1) == 0 && strcmp(lk.l.plan, "pro") == 0);
+	CHECK(strcmp(lk.l.status, "active") == 0);
+	CHECK(lk.l.expires_at == NOW + 86400 && lk.now == NOW);
+	CHECK(lic_has_feature(&lk.l, "sso") && !lic_has_feature(&lk.l, "x"));
+	CHECK(lic_limit(&lk.l, "installations") == 3);
+	CHECK(lk.active && lk.first_seen == NOW - 100 && lk.last_seen == NOW);
+	CHECK(strcmp(lk.domain, "a.example") == 0 && lk.seat_ttl == 0);
+	CHECK(!lk.needs_touch);
+	lic_free(&lk.l);
+	CHECK(cache_read(e, NOW + 61, 60, "1.0", NULL, &lk) == 0 &&
+	    lk.needs_touch);
+	lic_free(&lk.l);
+	CHECK(cache_read(e, NOW, 60, "2.0", NULL, &lk) == 0 && lk.needs_touch);
+	lic_free(&lk.l);
+	CHECK(cache_read(e, NOW, 60, NULL, "{\"os\":\"bsd\"}", &lk) == 0 &&
+	    lk.needs_touch);
+	lic_free(&lk.l);
+	cache_release(e);
+	/* An unknown version is another one. */
+	e = cache_get(L1, "i2");
+	CHECK(cache_read(e, NOW, 60, "1.0", NULL, &lk) == 0 && lk.needs_touch);
+	lic_free(&lk.l);
+	CHECK(cache_read(e, NOW, 60, NULL, NULL, &lk) == 0 && !lk.needs_touch);
+	lic_free(&lk.l);
+	/* A held entry outlives its license's invalidation. */
+	CHECK(cache_apply(L1, &b) == 0);
+	CHECK(cache_read(e, NOW, 60, NULL, NULL, &lk) == 0 &&
+	    lk.first_seen == NOW - 100);
+	lic_free(&lk.l);
+	cache_release(e);
+	/* Refreshes are not due for a license that is not active. */
+	e = cache_get(L2, "i1");
+	CHECK(e != NULL && cache_read(e, NOW + 999, 60, "9", NULL, &lk) == 0 &&
+	    !lk.needs_touch && strcmp(lk.l.status, "revoked") == 0);
+	lic_free(&lk.l);
+	cache_release(e);
+
+	/* A license id drops that license's entries only. */
+	CHECK(!has(L1, "i1") && !has(L1, "i2") && has(L2, "i1"));
+	CHECK(cache_count() == 1);
+
+	/* A lookup sent before an invalidation does not store what it
+	 * read. */
+	t = cache_ticket(L1);
+	CHECK(cache_apply(L1, &b) == 0);
+	put(L1, "i1", "active", NULL, NOW, t);
+	CHECK(!has(L1, "i1"));
+	t = cache_ticket(L1);
+	cache_flush();
+	put(L1, "i1", "active", NULL, NOW, t);
+	CHECK(!has(L1, "i1") && cache_count() == 0);
+	t = cache_ticket(L1);
+	put(L1, "i1", "active", NULL, NOW, t);
+	CHECK(has(L1, "i1"));
+
+	/* Replacing keeps one entry. */
+	put(L1, "i1", "suspended", NULL, NOW, cache_ticket(L1));
+	CHECK(cache_count() == 1);
+	e = cache_get(L1, "i1");
+	CHECK(cache_read(e, NOW, 60, NULL, NULL, &lk) == 0 &&
+	    strcmp(lk.l.status, "suspended") == 0);
+	lic_free(&lk.l);
+	cache_release(e);
+
+	/* The payloads: '*', barriers, anything else drops everything. */
+	CHECK(cache_apply("b 42", &b) == 2 && b == 42 && cache_count() == 1);
+	CHECK(cache_apply("*", &b) == 1 && cache_count() == 0);
+	put(L1, "i1", "active", NULL, NOW, cache_ticket(L1));
+	CHECK(cache_apply("b x", &b) == -1 && cache_count() == 0);
+	put(L1, "i1", "active", NULL, NOW, cache_ticket(L1));
+	CHECK(cache_apply("b 0", &b) == -1 && cache_count() == 0);
+	put(L1, "i1", "active", NULL, NOW, cache_ticket(L1));
+	CHECK(cache_apply("not-a-uuid", &b) == -1 && cache_count() == 0);
+
+	/* The size bound. */
+	for (i = 0; i < 100; i++) {
+		snprintf(iid, sizeof(iid), "n%d", i);
+		put(L2, iid, "active", NULL, NOW, cache_ticket(L2));
+	}
+	CHECK(cache_count() <= 8 && cache_count() > 0);
+
+	/* The fence over: nothing answered, nothing stored. */
+	cache_fence(mono() - 1, 0);
+	CHECK(!has(L2, "n99"));
+	cache_flush();
+	put(L1, "i1", "active", NULL, NOW, cache_ticket(L1));
+	CHECK(cache_count() == 0);
+
+	CHECK(cache_table_init(0) == 0);
+	UNIT_DONE("cache");
+}
