@@ -196,17 +196,23 @@ def sql(query, *args):
     runs it (licd_cache_sync): a change made here is answered by validate
     and heartbeat from the next call on. A database without the barrier
     (an old schema) has nothing to wait for."""
-    with db() as conn, conn.cursor() as cur:
-        cur.execute(query, args)
-        try:
-            rows = cur.fetchall()
-        except psycopg2.ProgrammingError:
-            rows = None
-        try:
-            cur.execute("CALL licd_cache_sync()")
-        except psycopg2.errors.UndefinedFunction:
-            pass
-        return rows
+    conn = db()
+    try:
+        with conn.cursor() as cur:
+            # autocommit: query is its own transaction, committed before
+            # the barrier (which may not run inside one)
+            cur.execute(query, args)
+            try:
+                rows = cur.fetchall()
+            except psycopg2.ProgrammingError:
+                rows = None
+            try:
+                cur.execute("CALL licd_cache_sync()")
+            except psycopg2.errors.UndefinedFunction:
+                pass
+            return rows
+    finally:
+        conn.close()
 
 
 def sql1(query, *args):
