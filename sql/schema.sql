@@ -3336,7 +3336,7 @@ CREATE TRIGGER installations_cache_truncate AFTER TRUNCATE ON public.installatio
 
 -- Name: installations installations_cache_update; Type: TRIGGER
 
-CREATE TRIGGER installations_cache_update AFTER UPDATE OF status, domain, first_seen, license_id, installation_id ON public.installations FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) OR (old.domain IS DISTINCT FROM new.domain) OR (old.first_seen IS DISTINCT FROM new.first_seen) OR (old.license_id IS DISTINCT FROM new.license_id) OR (old.installation_id IS DISTINCT FROM new.installation_id))) EXECUTE FUNCTION public.licd_cache_license_changed();
+CREATE TRIGGER installations_cache_update AFTER UPDATE OF status, domain, first_seen, last_seen, license_id, installation_id ON public.installations FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) OR (old.domain IS DISTINCT FROM new.domain) OR (old.first_seen IS DISTINCT FROM new.first_seen) OR (old.last_seen > new.last_seen) OR (old.license_id IS DISTINCT FROM new.license_id) OR (old.installation_id IS DISTINCT FROM new.installation_id))) EXECUTE FUNCTION public.licd_cache_license_changed();
 
 -- Name: licd_clock licd_clock_cache; Type: TRIGGER
 

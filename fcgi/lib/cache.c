@@ -506,8 +506,8 @@ out:
 	cache_fence(0, 0);
 	cache_flush();
 	if (rc != 0 && !atomic_load(&stopping))
-		log_warn("license cache: lost the database (%s); answering "
-		    "from it until listening again",
+		log_warn("license cache: lost its connection (%s); calls "
+		    "read the database until it listens again",
 		    PQerrorMessage(conn)[0] ? PQerrorMessage(conn) :
 		    PQresultErrorMessage(r));
 	PQclear(r);

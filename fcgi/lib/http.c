@@ -1222,8 +1222,10 @@ void http_after_write(struct http_req *req, struct http_resp *resp)
 {
 	int st;
 
-	(void)resp;
-	if (strcmp(req->method, "GET") == 0 || req->db == NULL)
+	/* A 503 is a database that could not be reached or waited on: the
+	 * barrier would fail the same way, and nothing was changed. */
+	if (strcmp(req->method, "GET") == 0 || req->db == NULL ||
+	    resp->status == 503)
 		return;
 	/* The change is committed whatever the barrier says: its answer
 	 * stands (a retried issue or create would be done twice). */

@@ -57,12 +57,17 @@ CREATE OR REPLACE TRIGGER licenses_cache_delete AFTER DELETE ON licenses
 -- Installations: an insert changes no answer the cache holds (it holds
 -- active installations only, and reactivating an inactive one is an
 -- update of status); nor do the seat columns (it holds no floating
--- license, and a license's seat model is a licenses column).
+-- license, and a license's seat model is a licenses column). last_seen
+-- only when it moves back (an operator's or a test's update): the cache
+-- judges whether a refresh is due by it, and a refresh written elsewhere
+-- only moves it forward.
 CREATE OR REPLACE TRIGGER installations_cache_update AFTER UPDATE OF
-    status, domain, first_seen, license_id, installation_id ON installations
+    status, domain, first_seen, last_seen, license_id, installation_id
+    ON installations
   FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
                      OR OLD.domain IS DISTINCT FROM NEW.domain
                      OR OLD.first_seen IS DISTINCT FROM NEW.first_seen
+                     OR OLD.last_seen > NEW.last_seen
                      OR OLD.license_id IS DISTINCT FROM NEW.license_id
                      OR OLD.installation_id IS DISTINCT FROM NEW.installation_id)
   EXECUTE FUNCTION licd_cache_license_changed();
