@@ -134,7 +134,8 @@ def test_revoke_takes_effect_on_the_very_next_call(lic):
     b = r.json()
     assert b["license_id"] == lic["id"] and b["status"] == "revoked"
     assert b["revoked_at"].endswith("Z")
-    # no cache anywhere: the same second, every program refuses
+    # every process let go of the license before the answer (the license
+    # caches' barrier): the same second, every program refuses
     assert validate(lic["key"], "r1").json()["code"] == "REVOKED"
     assert heartbeat(lic["key"], "r1").json()["code"] == "REVOKED"
     assert usage_code(lic["key"]) == (403, "REVOKED")
