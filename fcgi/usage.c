@@ -2,13 +2,28 @@
  * usage: POST /api/usage counts metered use against monthly limits;
  * GET /api/usage reads a month's counters.
  *
- * The count is exact under any concurrency because PostgreSQL does it:
- * licd_usage_add_batch() moves the counter with a conditional upsert
- * (used + q <= limit) and claims the idempotency key in the same
- * transaction. The limit for feature X is limits["X_per_month"].
- * Increments arriving together share that transaction (batch.h: one WAL
- * flush for all of them); each is answered exactly as if alone. The
- * license is read first, with lookup_read (lookup.h).
+ * POST, in steps, the call's state one struct add in the request's
+ * http_scratch:
+ *   PARSE   post_usage(), on the thread that accepted it: the fields and
+ *           the license id the key names (lic_key_id; none: INVALID_KEY
+ *           at once); the increment is queued in the adds batch
+ *           (batch.h, http_defer) and the thread takes its next request.
+ *   COUNT   run_adds(), on the thread that leads the batch: one
+ *           licd_usage_add_batch call for every increment queued, one
+ *           transaction and one WAL flush (synchronous commit) for all of
+ *           them. It reads and locks each license, refuses what the
+ *           license does not allow (its code), moves the counter with a
+ *           conditional upsert (used + q <= limit, exact under any
+ *           concurrency), logs the increment and claims the idempotency
+ *           key, each item exactly as if alone
+ *           (sql/functions/55_usage.sql).
+ *   REPLY   added(), on the same thread, after the commit: the answer. A
+ *           key lic_key_id could not vouch for, and that is not the key
+ *           the license holds as issued, is checked by its signature
+ *           here and, when good, queued again (COUNT once more).
+ * The license is read in the counting transaction, not before it: a
+ * revoke or suspension acknowledged before the call is counted refuses
+ * it, and one that comes after waits for the count to commit.
  */
 #include "batch.h"
 #include "db.h"
@@ -30,56 +45,78 @@ static const struct db_stmt stmts[] = {
 	{ "get", "SELECT * FROM licd_usage_get($1, $2)", 1 },
 };
 
-/* One increment: what post_usage asks, and the answer. */
+/* One increment: what the call asks (PARSE), and what the batch
+ * answered (COUNT). */
 struct add {
-	const char *license, *iid, *feature, *idem, *rid;
-	long long qty, lim;		/* lim < 0: unmetered */
+	struct batch_item it;
+	struct http_req *req;
+	struct http_resp *resp;
+	const char *key, *iid, *feature, *idem;	/* in the request's JSON */
+	char id[LIC_UUID_LEN + 1];
+	int known;			/* lic_key_id vouched for the key */
+	long long qty;
 	int st;				/* DB_OK or db_exec's failure */
 	int answered;			/* a row came back for it */
+	char code[24];			/* the license's refusal, or "" */
+	char *stored;			/* UNVOUCHED: the key as issued */
 	int accepted;			/* 1, 0, or -1: unresolved (NULL) */
 	int replayed;
 	char period[16], feature_was[72];
-	long long used, lim_was, qty_was;	/* lim_was < 0: NULL */
+	long long used, lim, qty_was;	/* lim < 0: unmetered (NULL) */
 };
+
+_Static_assert(sizeof(struct add) <= HTTP_SCRATCH, "struct add too large");
 
 static void add_item(struct json_object *a, size_t o, const struct add *x)
 {
 	struct json_object *e = json_object_new_object();
 
 	json_object_object_add(e, "o", json_object_new_int64((int64_t)o));
-	json_object_object_add(e, "l", json_object_new_string(x->license));
+	json_object_object_add(e, "l", json_object_new_string(x->id));
 	json_object_object_add(e, "i", x->iid ?
 	    json_object_new_string(x->iid) : NULL);
 	json_object_object_add(e, "f", json_object_new_string(x->feature));
 	json_object_object_add(e, "q", json_object_new_int64(x->qty));
-	json_object_object_add(e, "m", x->lim < 0 ? NULL :
-	    json_object_new_int64(x->lim));
 	json_object_object_add(e, "k", x->idem ?
 	    json_object_new_string(x->idem) : NULL);
-	json_object_object_add(e, "r", json_object_new_string(x->rid));
+	json_object_object_add(e, "r", json_object_new_string(x->req->rid));
+	if (!x->known)
+		json_object_object_add(e, "key",
+		    json_object_new_string(x->key));
 	json_object_array_add(a, e);
 }
 
+static long long ll_or(PGresult *res, int row, int col, long long dflt)
+{
+	return PQgetisnull(res, row, col) ? dflt :
+	    strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* licd_usage_add_batch's columns: ord, code, accepted, period, used, lim,
+ * replayed, req_feature, req_quantity, license_key. */
 static void take_row(PGresult *res, int row, struct add *x)
 {
 	x->answered = 1;
-	x->accepted = PQgetisnull(res, row, 1) ? -1 :
-	    strcmp(PQgetvalue(res, row, 1), "t") == 0;
-	snprintf(x->period, sizeof(x->period), "%s", PQgetvalue(res, row, 2));
-	x->used = strtoll(PQgetvalue(res, row, 3), NULL, 10);
-	x->lim_was = PQgetisnull(res, row, 4) ? -1 :
-	    strtoll(PQgetvalue(res, row, 4), NULL, 10);
-	x->replayed = strcmp(PQgetvalue(res, row, 5), "t") == 0;
+	snprintf(x->code, sizeof(x->code), "%s", PQgetvalue(res, row, 1));
+	x->accepted = PQgetisnull(res, row, 2) ? -1 :
+	    strcmp(PQgetvalue(res, row, 2), "t") == 0;
+	snprintf(x->period, sizeof(x->period), "%s", PQgetvalue(res, row, 3));
+	x->used = ll_or(res, row, 4, 0);
+	x->lim = ll_or(res, row, 5, -1);
+	x->replayed = strcmp(PQgetvalue(res, row, 6), "t") == 0;
 	snprintf(x->feature_was, sizeof(x->feature_was), "%s",
-	    PQgetvalue(res, row, 6));
-	x->qty_was = strtoll(PQgetvalue(res, row, 7), NULL, 10);
+	    PQgetvalue(res, row, 7));
+	x->qty_was = ll_or(res, row, 8, 0);
+	if (!PQgetisnull(res, row, 9) && (x->stored =
+	    strdup(PQgetvalue(res, row, 9))) == NULL)
+		x->st = DB_ERROR;
 }
 
-/* batch_run_fn: all items in one licd_usage_add_batch call. If the call
- * fails as a statement (not as a connection), each item is retried alone
- * so that one item's error cannot fail the others; so is a batch that
- * waited lock_timeout on a counter row held elsewhere: only the items of
- * that row wait again and answer 503. */
+/* batch_run_fn (COUNT): all items in one licd_usage_add_batch call. If
+ * the call fails as a statement (not as a connection), each item is
+ * retried alone so that one item's error cannot fail the others; so is a
+ * batch that waited lock_timeout on a row held elsewhere: only the items
+ * of that row wait again and answer 503. */
 static void run_adds(struct db *db, struct batch_item **items, size_t n)
 {
 	struct json_object *a = json_object_new_array();
@@ -92,6 +129,7 @@ static void run_adds(struct db *db, struct batch_item **items, size_t n)
 		struct add *x = items[i]->arg;
 
 		x->answered = 0;
+		x->stored = NULL;
 		add_item(a, i, x);
 	}
 	params[0] = js_dump(a, NULL);
@@ -116,12 +154,161 @@ static void run_adds(struct db *db, struct batch_item **items, size_t n)
 
 static struct batch adds = BATCH_INIT(run_adds, BATCH_MAX);
 
-/* Verifies the key and loads the license; on failure the response is set
- * (403 with the license's code, or a database error). */
+static void limit_name(char *buf, size_t n, const char *feature)
+{
+	snprintf(buf, n, "%s_per_month", feature);
+}
+
+static void add_counts(struct json_object *o, long long used, long long lim)
+{
+	json_object_object_add(o, "used", json_object_new_int64(used));
+	json_object_object_add(o, "limit", lim < 0 ? NULL :
+	    json_object_new_int64(lim));
+	json_object_object_add(o, "remaining", lim < 0 ? NULL :
+	    json_object_new_int64(lim > used ? lim - used : 0));
+}
+
+/* REPLY: the answer from the batch's row. Returns 1 when the item was
+ * queued again instead (a key confirmed by its signature), 0 when
+ * answered. */
+static int reply(struct add *x, struct db *db)
+{
+	struct http_req *req = x->req;
+	struct http_resp *resp = x->resp;
+	struct json_object *o;
+
+	req->db = db;
+	if (x->st != DB_OK) {
+		http_db_error(req, resp, x->st, "usage add");
+		return 0;
+	}
+	if (!x->answered) {
+		http_error(resp, 500, "INTERNAL", "usage add: no answer");
+		return 0;
+	}
+	if (strcmp(x->code, "UNKNOWN") == 0) {
+		http_error(resp, 403, "INVALID_KEY", "unknown license");
+		return 0;
+	}
+	if (strcmp(x->code, "UNVOUCHED") == 0) {
+		if (lic_key_confirm(x->key, x->id, x->stored) != LIC_OK) {
+			http_error(resp, 403, "INVALID_KEY",
+			    "the license key is not valid");
+			return 0;
+		}
+		x->known = 1;
+		return 1;
+	}
+	/* The row vouched for the key: remembered like a verified one. */
+	if (!x->known)
+		lic_key_confirm(x->key, x->id, x->key);
+	snprintf(req->log_subject, sizeof(req->log_subject), "license=%s",
+	    x->id);
+	if (strcmp(x->code, "FEATURE_NOT_LICENSED") == 0) {
+		http_error(resp, 403, "FEATURE_NOT_LICENSED",
+		    "feature '%s' is not licensed", x->feature);
+		return 0;
+	}
+	if (x->code[0] != '\0') {	/* REVOKED, SUSPENDED, EXPIRED */
+		char eff[24];
+		size_t i;
+
+		for (i = 0; x->code[i] != '\0' && i + 1 < sizeof(eff); i++)
+			eff[i] = (char)(x->code[i] - 'A' + 'a');
+		eff[i] = '\0';
+		http_error(resp, 403, x->code, "the license is %s", eff);
+		return 0;
+	}
+	if (x->accepted < 0) {
+		/* A replay of a request that failed before it answered. */
+		http_error(resp, 409, "CONFLICT",
+		    "a request with this idempotency_key is still unresolved");
+		return 0;
+	}
+	if (x->replayed && (strcmp(x->feature_was, x->feature) != 0 ||
+	    x->qty_was != x->qty)) {
+		http_error(resp, 409, "IDEMPOTENCY_KEY_REUSED",
+		    "idempotency_key was used for a different request");
+		return 0;
+	}
+	if (x->accepted) {
+		o = json_object_new_object();
+		json_object_object_add(o, "feature",
+		    json_object_new_string(x->feature));
+		json_object_object_add(o, "period",
+		    json_object_new_string(x->period));
+		add_counts(o, x->used, x->lim);
+		http_json(resp, 200, o);
+	} else {
+		http_error(resp, 429, "USAGE_LIMIT_EXCEEDED",
+		    "the monthly limit of '%s' would be exceeded", x->feature);
+		json_object_object_add(resp->body, "used",
+		    json_object_new_int64(x->used));
+		json_object_object_add(resp->body, "limit",
+		    json_object_new_int64(x->lim));
+	}
+	if (x->replayed)
+		req->log_code = "REPLAYED";
+	return 0;
+}
+
+/* The item's continuation, on the thread that ran its batch. */
+static void added(struct batch_item *it, struct db *db)
+{
+	struct add *x = it->arg;
+	int again = reply(x, db);
+
+	free(x->stored);
+	x->stored = NULL;
+	if (again)
+		batch_submit(&adds, db, &x->it);	/* x is answered there */
+	else
+		http_done(x->req);
+}
+
+/* PARSE. */
+static void post_usage(struct http_req *req, struct http_resp *resp)
+{
+	struct add *x = http_scratch(req);
+	const char *key, *iid, *feature, *idem;
+	long long quantity;
+	struct js_err e;
+
+	if (js_field(req->json, &LIC_F_KEY, 1, &key, &e) ||
+	    js_field(req->json, &LIC_F_IID, 0, &iid, &e) ||
+	    js_string(req->json, "feature", 1, 1, 64, JS_TOKEN, &feature, &e) ||
+	    js_int(req->json, "quantity", 0, 1, 1000000, 1, &quantity, &e) ||
+	    js_string(req->json, "idempotency_key", 0, 1, 128, JS_TEXT, &idem,
+	    &e)) {
+		http_field_error(resp, &e);
+		return;
+	}
+	memset(x, 0, sizeof(*x));
+	if (lic_key_id(key, x->id, &x->known) != LIC_OK) {
+		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
+		return;
+	}
+	x->req = req;
+	x->resp = resp;
+	x->key = key;
+	x->iid = iid;
+	x->feature = feature;
+	x->idem = idem;
+	x->qty = quantity;
+	x->it.arg = x;
+	x->it.then = added;
+	http_defer(req);
+	batch_submit(&adds, req->db, &x->it);
+}
+
+/* Verifies the key and loads the license (licd_lookup, alone); on failure
+ * the response is set (403 with the license's code, or a database
+ * error). */
 static int load_license(struct http_req *req, struct http_resp *resp,
-    const char *key, const char *iid, struct lic *l)
+    const char *key, struct lic *l)
 {
 	char id[LIC_UUID_LEN + 1];
+	const char *params[5] = { id, NULL, "0", NULL, NULL };
 	struct lic_lookup lk;
 	const char *code, *eff;
 	PGresult *res = NULL;
@@ -131,8 +318,7 @@ static int load_license(struct http_req *req, struct http_resp *resp,
 		http_error(resp, 403, "INVALID_KEY", "the license key is not valid");
 		return -1;
 	}
-	if ((st = lookup_read(req->db, id, iid, "0", NULL, NULL, &res)) !=
-	    DB_OK) {
+	if ((st = db_exec(req->db, "lookup", 5, params, &res)) != DB_OK) {
 		http_db_error(req, resp, st, "license state");
 		goto out;
 	}
@@ -160,95 +346,6 @@ static int load_license(struct http_req *req, struct http_resp *resp,
 out:
 	PQclear(res);
 	return rc;
-}
-
-static void limit_name(char *buf, size_t n, const char *feature)
-{
-	snprintf(buf, n, "%s_per_month", feature);
-}
-
-static void add_counts(struct json_object *o, long long used, long long lim)
-{
-	json_object_object_add(o, "used", json_object_new_int64(used));
-	json_object_object_add(o, "limit", lim < 0 ? NULL :
-	    json_object_new_int64(lim));
-	json_object_object_add(o, "remaining", lim < 0 ? NULL :
-	    json_object_new_int64(lim > used ? lim - used : 0));
-}
-
-static void post_usage(struct http_req *req, struct http_resp *resp)
-{
-	const char *key, *iid, *feature, *idem;
-	char lname[96];
-	long long quantity;
-	struct add x = { 0 };
-	struct batch_item it = { 0 };
-	struct lic l;
-	struct json_object *o;
-	struct js_err e;
-
-	if (js_field(req->json, &LIC_F_KEY, 1, &key, &e) ||
-	    js_field(req->json, &LIC_F_IID, 0, &iid, &e) ||
-	    js_string(req->json, "feature", 1, 1, 64, JS_TOKEN, &feature, &e) ||
-	    js_int(req->json, "quantity", 0, 1, 1000000, 1, &quantity, &e) ||
-	    js_string(req->json, "idempotency_key", 0, 1, 128, JS_TEXT, &idem,
-	    &e)) {
-		http_field_error(resp, &e);
-		return;
-	}
-	if (load_license(req, resp, key, iid, &l) != 0)
-		return;
-	if (!lic_has_feature(&l, feature)) {
-		http_error(resp, 403, "FEATURE_NOT_LICENSED",
-		    "feature '%s' is not licensed", feature);
-		goto out;
-	}
-	limit_name(lname, sizeof(lname), feature);
-	x.license = l.id;
-	x.iid = iid;
-	x.feature = feature;
-	x.qty = quantity;
-	x.lim = lic_limit(&l, lname);
-	x.idem = idem;
-	x.rid = req->rid;
-	it.arg = &x;
-	batch_submit(&adds, req->db, &it);
-	if (x.st != DB_OK) {
-		http_db_error(req, resp, x.st, "usage add");
-		goto out;
-	}
-	if (!x.answered || x.accepted < 0) {
-		/* A replay of a request that failed before it answered. */
-		http_error(resp, 409, "CONFLICT",
-		    "a request with this idempotency_key is still unresolved");
-		goto out;
-	}
-	if (x.replayed && (strcmp(x.feature_was, feature) != 0 ||
-	    x.qty_was != quantity)) {
-		http_error(resp, 409, "IDEMPOTENCY_KEY_REUSED",
-		    "idempotency_key was used for a different request");
-		goto out;
-	}
-	if (x.accepted) {
-		o = json_object_new_object();
-		json_object_object_add(o, "feature",
-		    json_object_new_string(feature));
-		json_object_object_add(o, "period",
-		    json_object_new_string(x.period));
-		add_counts(o, x.used, x.lim_was);
-		http_json(resp, 200, o);
-	} else {
-		http_error(resp, 429, "USAGE_LIMIT_EXCEEDED",
-		    "the monthly limit of '%s' would be exceeded", feature);
-		json_object_object_add(resp->body, "used",
-		    json_object_new_int64(x.used));
-		json_object_object_add(resp->body, "limit",
-		    json_object_new_int64(x.lim_was));
-	}
-	if (x.replayed)
-		req->log_code = "REPLAYED";
-out:
-	lic_free(&l);
 }
 
 static int period_valid(const char *p)
@@ -285,7 +382,7 @@ static void get_usage(struct http_req *req, struct http_resp *resp)
 		    "field 'period' must be YYYY-MM");
 		goto out;
 	}
-	if (load_license(req, resp, key, NULL, &l) != 0)
+	if (load_license(req, resp, key, &l) != 0)
 		goto out;
 	have_lic = 1;
 	params[0] = l.id;
@@ -353,4 +450,5 @@ static const struct http_route routes[] = {
 HTTP_PROGRAM(
 	.name = "usage",
 	.init = lic_init_verifier,
-	.reload = lic_keys_reload)
+	.reload = lic_keys_reload,
+	.defers = 1)

@@ -2457,25 +2457,68 @@ $$;
 
 -- Name: licd_usage_add_batch(jsonb); Type: FUNCTION
 
-CREATE FUNCTION public.licd_usage_add_batch(p_items jsonb) RETURNS TABLE(ord integer, accepted boolean, period text, used bigint, lim bigint, replayed boolean, req_feature text, req_quantity bigint)
+CREATE FUNCTION public.licd_usage_add_batch(p_items jsonb) RETURNS TABLE(ord integer, code text, accepted boolean, period text, used bigint, lim bigint, replayed boolean, req_feature text, req_quantity bigint, license_key text)
     LANGUAGE plpgsql
-    AS $$
+    AS $_$
 #variable_conflict use_column
 DECLARE
   t       timestamptz := licd_now();
+  now_s   bigint := extract(epoch FROM t)::bigint;
   per     date := licd_period(t);
+  v       jsonb;
   it      record;
   n       bigint;
   r       usage_requests%ROWTYPE;
   claimed int[] := '{}';
 BEGIN
+  -- 0. The licenses, locked; each item with its refusal ("c") or its
+  -- limit ("m").
+  WITH lic AS MATERIALIZED (
+    SELECT l.id, l.status, l.expires_at, l.grace_until, l.features,
+           l.limits, l.license_key
+      FROM licenses l
+     WHERE l.id IN (SELECT (e ->> 'l')::uuid FROM jsonb_array_elements(p_items) e)
+     ORDER BY l.id
+       FOR SHARE)
+  SELECT coalesce(jsonb_agg(x.e || jsonb_build_object(
+           'c', y.c,
+           'm', CASE WHEN y.c IS NULL AND jsonb_typeof(lic.limits -> y.lname) = 'number'
+                      AND (lic.limits ->> y.lname) ~ '^[0-9]+$'
+                     THEN least((lic.limits ->> y.lname)::numeric,
+                                9223372036854775807)::bigint END,
+           's', CASE WHEN y.c = 'UNVOUCHED' THEN lic.license_key END)), '[]')
+    INTO v
+    FROM jsonb_array_elements(p_items) AS x(e)
+    LEFT JOIN lic ON lic.id = (x.e ->> 'l')::uuid
+   CROSS JOIN LATERAL (SELECT
+      CASE WHEN lic.id IS NULL THEN 'UNKNOWN'
+           WHEN x.e ->> 'key' IS NOT NULL
+                AND lic.license_key IS DISTINCT FROM x.e ->> 'key' THEN 'UNVOUCHED'
+           WHEN lic.status = 'revoked' THEN 'REVOKED'
+           WHEN lic.status = 'suspended' THEN 'SUSPENDED'
+           WHEN lic.status = 'expired'
+                OR (lic.expires_at IS NOT NULL AND now_s >= extract(epoch FROM
+                    greatest(lic.expires_at, lic.grace_until))::bigint)
+             THEN 'EXPIRED'
+           WHEN NOT (jsonb_typeof(lic.features) = 'array'
+                     AND lic.features ? (x.e ->> 'f'))
+             THEN 'FEATURE_NOT_LICENSED'
+      END AS c,
+      (x.e ->> 'f') || '_per_month' AS lname) y;
+
+  RETURN QUERY
+  SELECT x.o, x.c, NULL::boolean, NULL::text, NULL::bigint, NULL::bigint,
+         false, x.f, x.q, x.s
+    FROM jsonb_to_recordset(v) AS x(o int, c text, f text, q bigint, s text)
+   WHERE x.c IS NOT NULL;
+
   -- 1. Claim the idempotency keys. A key claimed by a concurrent
   -- transaction waits for it; a key seen before (in this batch too) is a
   -- replay, answered in step 3.
   FOR it IN
-    SELECT x.* FROM jsonb_to_recordset(p_items)
-      AS x(o int, l uuid, f text, q bigint, k text)
-     WHERE x.k IS NOT NULL ORDER BY x.l, x.k, x.o
+    SELECT x.* FROM jsonb_to_recordset(v)
+      AS x(o int, l uuid, f text, q bigint, k text, c text)
+     WHERE x.k IS NOT NULL AND x.c IS NULL ORDER BY x.l, x.k, x.o
   LOOP
     INSERT INTO usage_requests (license_id, idempotency_key, feature, quantity)
     VALUES (it.l, it.k, it.f, it.q)
@@ -2487,9 +2530,11 @@ BEGIN
 
   -- 2. Count the new increments, in counter order.
   FOR it IN
-    SELECT x.* FROM jsonb_to_recordset(p_items)
-      AS x(o int, l uuid, i text, f text, q bigint, m bigint, k text, r text)
-     WHERE x.k IS NULL OR x.o = ANY (claimed) ORDER BY x.l, x.f, x.o
+    SELECT x.* FROM jsonb_to_recordset(v)
+      AS x(o int, l uuid, i text, f text, q bigint, m bigint, k text, r text,
+           c text)
+     WHERE x.c IS NULL AND (x.k IS NULL OR x.o = ANY (claimed))
+     ORDER BY x.l, x.f, x.o
   LOOP
     n := NULL;
     IF it.m IS NULL OR it.q <= it.m THEN
@@ -2515,26 +2560,29 @@ BEGIN
              period = per, used = licd_usage_add_batch.used, lim = it.m
        WHERE license_id = it.l AND idempotency_key = it.k;
     END IF;
-    ord := it.o; period := to_char(per, 'YYYY-MM'); lim := it.m;
+    ord := it.o; code := NULL; period := to_char(per, 'YYYY-MM'); lim := it.m;
     replayed := false; req_feature := it.f; req_quantity := it.q;
+    license_key := NULL;
     RETURN NEXT;
   END LOOP;
 
   -- 3. Replays: the stored answer (written in step 2 for a key first seen
   -- in this batch).
   FOR it IN
-    SELECT x.* FROM jsonb_to_recordset(p_items) AS x(o int, l uuid, k text)
-     WHERE x.k IS NOT NULL AND NOT (x.o = ANY (claimed)) ORDER BY x.o
+    SELECT x.* FROM jsonb_to_recordset(v) AS x(o int, l uuid, k text, c text)
+     WHERE x.k IS NOT NULL AND x.c IS NULL AND NOT (x.o = ANY (claimed))
+     ORDER BY x.o
   LOOP
     SELECT * INTO r FROM usage_requests
      WHERE license_id = it.l AND idempotency_key = it.k;
-    ord := it.o; accepted := r.accepted; period := to_char(r.period, 'YYYY-MM');
+    ord := it.o; code := NULL; accepted := r.accepted;
+    period := to_char(r.period, 'YYYY-MM');
     used := r.used; lim := r.lim; replayed := true;
-    req_feature := r.feature; req_quantity := r.quantity;
+    req_feature := r.feature; req_quantity := r.quantity; license_key := NULL;
     RETURN NEXT;
   END LOOP;
 END
-$$;
+$_$;
 
 -- Name: licd_usage_get(uuid, text); Type: FUNCTION
 

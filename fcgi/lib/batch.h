@@ -1,32 +1,27 @@
 /*
- * batch: calls that arrive together go to the database together. Threads
- * of a program submit items; while one of them (the leader) runs a batch
- * on its own connection, the items arriving meanwhile queue up and the
- * next leader runs them all in one call. Usage increments share one
- * transaction and one disk flush (usage.c); license lookups share one
- * statement (lookup.h). Nobody waits longer than for the batch in front of
+ * batch: calls that arrive together go to the database together. A
+ * program's threads submit items; while one of them (the leader) runs a
+ * batch on its own connection, the items arriving meanwhile queue up and
+ * the next leader runs them all in one call. License lookups share one
+ * statement (lookup.h); usage increments share one transaction and one
+ * disk flush (usage.c). Nobody waits longer than for the batch in front of
  * it plus its own: no timer, no added latency when idle.
  *
- * Each waiter sleeps on its own semaphore and is woken once: when its item
- * is answered or when it must lead the next batch. A broadcast would wake
- * every waiting thread for every batch, and a condition variable would
- * make each woken thread take the queue's lock again; on small VMs a
- * wake-up costs more than the work it waits for.
- *
- * An item with a continuation (`then`) is not waited for at all: its
+ * Nobody waits at all: an item carries a continuation (`then`), its
  * submitter returns at once (to take its next request, http.h's
  * http_defer) and whichever thread runs the batch calls `then` right
- * after it. Such a leader gives up the lead as soon as its batch has run,
- * so that the next batch runs while it answers, and leads again if
- * nobody took what is queued; nobody is woken. A leader with a waiting
- * submitter of its own hands the lead on as before, to the first waiting
- * item, once its own item has run.
+ * after it. A thread that would sleep until its item is answered costs a
+ * wake-up per item, and on small VMs a wake-up costs more than the work
+ * it waits for. A leader gives up the lead as soon as its batch has run,
+ * before answering it, so that the next batch (a newcomer's) runs in the
+ * database while it answers; then it leads again if items are queued and
+ * nobody took them, so none is left behind however quiet the program
+ * gets.
  */
 #ifndef LICD_BATCH_H
 #define LICD_BATCH_H
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stddef.h>
 
 struct db;
@@ -34,11 +29,9 @@ struct db;
 struct batch_item {
 	void *arg;		/* the submitter's request and answer */
 	/* Called once the item is answered, with the running thread's
-	 * connection; NULL: the submitter waits. The item may be gone once
-	 * it is called. */
+	 * connection. The item is batch.c's no more once it is called: it
+	 * may be submitted again, reused or gone. */
 	void (*then)(struct batch_item *it, struct db *db);
-	int done;		/* answered, when wake is posted */
-	sem_t wake;		/* batch_submit's, for an item without then */
 	struct batch_item *next;
 };
 
@@ -50,7 +43,7 @@ typedef void (*batch_run_fn)(struct db *db, struct batch_item **items,
 struct batch {
 	pthread_mutex_t mu;
 	struct batch_item *head, *tail;
-	int leading;		/* a batch runs or its leader is chosen */
+	int leading;		/* a batch runs */
 	size_t max;		/* items per call, at most BATCH_MAX */
 	batch_run_fn run;
 };
@@ -59,10 +52,9 @@ struct batch {
 #define BATCH_INIT(fn, max) { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, \
 	(max), (fn) }
 
-/* Queues it and returns once a batch containing it has run (possibly on
- * this thread, with db); with it->then set, returns at once unless this
- * thread must lead, in which case `then` has been called when it
- * returns. */
+/* Queues it (it->then set) and returns, at once unless this thread must
+ * lead: then batches run on db, and their items' continuations are
+ * called, it's among them, before it returns. */
 void batch_submit(struct batch *b, struct db *db, struct batch_item *it);
 
 #endif

@@ -30,8 +30,8 @@ static cfg_check_fn check_tokens, check_programs, check_listen, check_http,
 	.def = "", .inherit = inh, .defdoc = dd, .min = 1, .max = 64, \
 	.pattern = "<program>_threads", .help = "worker threads of one " \
 	"program (one PostgreSQL connection each); unset: `threads`, but " \
-	"validate and heartbeat hold no thread while a lookup waits and take " \
-	"one per CPU plus one" }
+	"validate, heartbeat and usage hold no thread while the database " \
+	"works for them and take one per CPU plus one" }
 #define P_LISTEN(p) { .name = p "_listen", .type = CFG_STR, .def = "", \
 	.check = check_listen, \
 	.pattern = "<program>_listen", .help = "`ADDRESS:PORT` (IPv6 as " \
@@ -96,12 +96,13 @@ static const struct cfg_key keys[] = {
 	    "webhook; the example config uses 8"),
 	P_THREADS("validate", NULL, "one per CPU plus one"),
 	P_THREADS("heartbeat", NULL, "one per CPU plus one"),
-	P_THREADS("usage", "threads", NULL),
+	P_THREADS("usage", NULL, "one per CPU plus one"),
 	P_THREADS("revoke", "threads", NULL),
 	P_THREADS("checkout", "threads", NULL),
 	P_THREADS("webhook", "threads", NULL),
 	P_REQUESTS("validate"),
 	P_REQUESTS("heartbeat"),
+	P_REQUESTS("usage"),
 	P_RESUME("validate"),
 	P_RESUME("heartbeat"),
 	INT("processes", "1", 1, 32, NULL, ">1: a master keeps this many "

@@ -228,7 +228,7 @@ static const char *claim_str(struct json_object *c, const char *k)
 /*
  * Verified-key cache: SHA-256(key) -> license id, for keys authenticated
  * before in this process (verified, or confirmed as the stored key: see
- * key_confirm). The keys loaded change only with a new ring, which
+ * lic_key_confirm). The keys loaded change only with a new ring, which
  * empties the cache, so a key whose exact bytes were good once is good
  * again until then. A hit saves decoding
  * and parsing the key's payload; a miss costs no signature check either
@@ -425,13 +425,8 @@ static int twin(const char *stored, const char *key)
 	return memcmp(a, b, 32) == 0;
 }
 
-/* The key confirmed by the stored one, column col of res's first row
- * (licd_lookup's license_key), or by its signature (lic.h, lic_key_id). */
-static int key_confirm(const char *key, const char *id, const PGresult *res,
-    int col)
+int lic_key_confirm(const char *key, const char *id, const char *stored)
 {
-	const char *stored = PQgetisnull(res, 0, col) ? NULL :
-	    PQgetvalue(res, 0, col);
 	char vid[LIC_UUID_LEN + 1];
 	unsigned char d[32];
 	size_t n = strlen(key);
@@ -533,7 +528,8 @@ int lic_lookup_read(const PGresult *res, const char *key, const char *id,
 		return LIC_UNKNOWN;
 	if (PQnfields(res) < LK_NCOLS)
 		return LIC_ERROR;
-	if (!known && key_confirm(key, id, res, LK_KEY) != LIC_OK)
+	if (!known && lic_key_confirm(key, id, PQgetisnull(res, 0, LK_KEY) ?
+	    NULL : PQgetvalue(res, 0, LK_KEY)) != LIC_OK)
 		return LIC_INVALID;
 	if (lic_from_row(res, 0, 0, &lk->l) != LIC_OK)
 		return LIC_ERROR;

@@ -71,6 +71,13 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  * Either way it is cached like a verified key.
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
+/* That confirmation for a key lic_key_id did not know, given the key the
+ * license holds as issued (stored, NULL: none): LIC_OK and cached, or
+ * LIC_INVALID. lic_lookup_read calls it; usage, whose row stays in
+ * PostgreSQL, calls it with the stored key licd_usage_add_batch returns
+ * when the bytes differ, or with key itself once the bytes matched there
+ * (to cache it). */
+int lic_key_confirm(const char *key, const char *id, const char *stored);
 
 /* A licd_lookup row (sql/functions/40_lookup.sql, lookup.h): the license,
  * its installation (first_seen 0 when there is none) and the database's

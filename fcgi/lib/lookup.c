@@ -14,10 +14,8 @@
 
 #define LOOKUP_BATCH 32		/* lookups per statement */
 
-/* A batch's answer, shared by its lookups: each copies its own row (a
- * waiting one in its own thread: what a thread allocates, it frees, as
- * glibc's malloc takes an arena's lock to free another thread's memory;
- * a deferred one in the thread that answers it), the last one frees it. */
+/* A batch's answer, shared by its lookups: each copies its own row in
+ * the thread that answers it, the last one frees it. */
 struct lookup_shared {
 	PGresult *res;
 	atomic_int refs;
@@ -163,20 +161,6 @@ static void prepare(struct lookup_call *x, const char *license, const char *iid,
 	x->res = NULL;
 	x->sh = NULL;
 	x->row = -1;
-}
-
-int lookup_read(struct db *db, const char *license, const char *iid,
-    const char *touch_secs, const char *version, const char *metadata,
-    PGresult **res)
-{
-	struct lookup_call x;
-
-	prepare(&x, license, iid, touch_secs, version, metadata);
-	x.then = NULL;
-	batch_submit(&lookups, db, &x.it);
-	own_result(&x);
-	*res = x.res;
-	return x.st;
 }
 
 static void answered(struct batch_item *it, struct db *db)

@@ -1,11 +1,12 @@
 /*
- * lookup: the one read of a validate, heartbeat or usage call, its license
- * and installation (licd_lookup, sql/functions/40_lookup.sql), shared
- * between the threads of a program. The lookups that arrive while one
- * thread is waiting on the database go out together in one
- * licd_lookup_batch call (same file) on the next free thread's
- * connection; a lone lookup goes alone. No timer, so an idle server adds
- * no latency (batch.h).
+ * lookup: the one read of a validate or heartbeat call, its license and
+ * installation (licd_lookup, sql/functions/40_lookup.sql), shared between
+ * the threads of a program (GET /api/usage runs licd_lookup alone; a usage
+ * increment reads its license in its own transaction, usage.c). The
+ * lookups that arrive while one thread is waiting on the database go out
+ * together in one licd_lookup_batch call (same file) on the next free
+ * thread's connection; a lone lookup goes alone. No timer, so an idle
+ * server adds no latency (batch.h).
  *
  * Why: most of a lookup's cost in PostgreSQL is the statement round trip,
  * not the row (docs/PERFORMANCE.md), so lookups sent together cost little
@@ -24,33 +25,28 @@ struct http_req;
 struct http_resp;
 struct lookup_shared;
 
-/* The statements lookup_read runs; every program that calls it lists
- * these in its statement table. */
+/* The statements of a lookup; every program that reads a license lists
+ * these in its statement table ("lookup" alone: licd_lookup). */
 #define LOOKUP_STMTS \
 	{ "lookup", "SELECT * FROM licd_lookup($1, $2, $3, $4, $5)", 1 }, \
 	{ "lookup_batch", "SELECT * FROM licd_lookup_batch($1::jsonb)", 1 }
 
-/* licd_lookup(license, iid, touch_secs, version, metadata), perhaps
- * batched with other threads' lookups. license must be a UUID
- * (lic_uuid_valid), touch_secs a decimal string; iid, version and
- * metadata (serialised JSON object) may be NULL. Returns DB_OK with *res
- * holding licd_lookup's columns (and maybe more after them) in zero rows
- * (no such license) or one, the caller's to PQclear; else db_exec's
- * status and *res NULL. */
-int lookup_read(struct db *db, const char *license, const char *iid,
-    const char *touch_secs, const char *version, const char *metadata,
-    PGresult **res);
-
 /* What a deferred request (http_defer) gets when its lookup has run: its
- * request, the running thread's connection, lookup_read's status and
- * result (the callee's to PQclear). */
+ * request, the running thread's connection, and licd_lookup(license, iid,
+ * touch_secs, version, metadata) as db_exec gives it: DB_OK with res
+ * holding licd_lookup's columns (and maybe more after them) in zero rows
+ * (no such license) or one, else db_exec's status and res NULL. res is
+ * the callee's to PQclear. */
 typedef void (*lookup_then)(struct http_req *req, struct db *db, int st,
     PGresult *res);
 
-/* A lookup whose caller does not wait: lookup_read_then queues it and
- * returns; `then` is called on whichever thread ran its batch, perhaps
- * before lookup_read_then returns. The call lives in the request's own
- * state (http_scratch), as do the strings, until `then` is called. */
+/* lookup_read_then queues the lookup, perhaps batched with other threads'
+ * lookups, and returns; `then` is called on whichever thread ran its
+ * batch, perhaps before lookup_read_then returns. license must be a UUID
+ * (lic_uuid_valid), touch_secs a decimal string; iid, version and
+ * metadata (serialised JSON object) may be NULL. The call lives in the
+ * request's own state (http_scratch), as do the strings, until `then` is
+ * called. */
 struct lookup_call {
 	struct batch_item it;		/* lookup.c's, as are the rest */
 	const char *params[5];		/* licd_lookup's, in order */

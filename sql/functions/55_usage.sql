@@ -6,40 +6,107 @@
 
 -- Counts the increments of many usage calls in one transaction (group
 -- commit: one WAL flush, one lock of a hot counter, for all of them), each
--- with the exact semantics it would have alone: the idempotency row is
--- claimed first (a racing retry waits on it, then reads the answer), the
--- counter moves only if it stays within the limit (NULL: unmetered), and
--- an accepted increment is logged.
+-- with the exact semantics it would have alone, after reading its license
+-- in the same transaction:
+-- 0. Every license of the batch is locked FOR SHARE, in id order, and each
+--    item is checked against it as lic_state() and lic_has_feature() do
+--    for validate (fcgi/lib/lic.c; same clock, same rounding): an unknown
+--    license, a key that is not the license's as issued (when the caller
+--    has not authenticated it: "key"), REVOKED, SUSPENDED, EXPIRED,
+--    FEATURE_NOT_LICENSED are answered with that code and not counted; the
+--    limit is the license's limits["<feature>_per_month"] when that is a
+--    non-negative integer (else unmetered). Why the lock: a revoke or
+--    suspension (an UPDATE of the row) conflicts with FOR SHARE. If it
+--    came first, this batch waits for its commit and then reads the new
+--    status (READ COMMITTED re-reads a locked row's newest version), so a
+--    call answered after the revoke is refused; if this batch came first,
+--    the revoke waits until the increments are committed. So no increment
+--    is ever committed after a change of status, and none is counted by a
+--    batch that began after the change was acknowledged.
+-- 1. The idempotency row is claimed (a racing retry waits on it, then
+--    reads the answer).
+-- 2. The counter moves only if it stays within the limit (NULL:
+--    unmetered), and an accepted increment is logged.
+-- 3. A replay of an earlier request (of this batch or not) gets the stored
+--    answer with replayed true, and the feature and quantity of the
+--    request that first used the key, so that a reused key can be told
+--    apart.
 -- p_items: [{"o": ordinal, "l": license, "i": installation or null,
--- "f": feature, "q": quantity, "m": limit or null, "k": idempotency key or
--- null, "r": request id}, ...]. One row per item, ord = its "o"; an item
--- whose key is a replay of an earlier request (of this batch or not) gets
--- the stored answer with replayed true, and the feature and quantity of
--- the request that first used the key, so that a reused key can be told
--- apart. Locks, in this order so that concurrent batches cannot deadlock:
--- every idempotency row by (license, key), then every counter by (license,
--- feature). Called by usage (fcgi/lib/batch.c collects the items; a lone
+-- "f": feature, "q": quantity, "k": idempotency key or null, "r": request
+-- id, "key": the license key when the caller has not authenticated it,
+-- else absent}, ...]. One row per item, ord = its "o"; code NULL when the
+-- license allowed the call (then accepted says whether it was counted;
+-- NULL for a replay of a request that never finished), else the refusal
+-- ('UNKNOWN': no such license; 'UNVOUCHED': key is not the one issued,
+-- license_key is, for the caller to check the key's signature). Locks, in
+-- this order so that concurrent batches cannot deadlock: the licenses by
+-- id, every idempotency row by (license, key), then every counter by
+-- (license, feature). Called by usage (run_adds in fcgi/usage.c; a lone
 -- call is a batch of one).
 CREATE OR REPLACE FUNCTION licd_usage_add_batch(p_items jsonb)
-RETURNS TABLE (ord int, accepted boolean, period text, used bigint, lim bigint,
-               replayed boolean, req_feature text, req_quantity bigint)
+RETURNS TABLE (ord int, code text, accepted boolean, period text, used bigint,
+               lim bigint, replayed boolean, req_feature text,
+               req_quantity bigint, license_key text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   t       timestamptz := licd_now();
+  now_s   bigint := extract(epoch FROM t)::bigint;
   per     date := licd_period(t);
+  v       jsonb;
   it      record;
   n       bigint;
   r       usage_requests%ROWTYPE;
   claimed int[] := '{}';
 BEGIN
+  -- 0. The licenses, locked; each item with its refusal ("c") or its
+  -- limit ("m").
+  WITH lic AS MATERIALIZED (
+    SELECT l.id, l.status, l.expires_at, l.grace_until, l.features,
+           l.limits, l.license_key
+      FROM licenses l
+     WHERE l.id IN (SELECT (e ->> 'l')::uuid FROM jsonb_array_elements(p_items) e)
+     ORDER BY l.id
+       FOR SHARE)
+  SELECT coalesce(jsonb_agg(x.e || jsonb_build_object(
+           'c', y.c,
+           'm', CASE WHEN y.c IS NULL AND jsonb_typeof(lic.limits -> y.lname) = 'number'
+                      AND (lic.limits ->> y.lname) ~ '^[0-9]+$'
+                     THEN least((lic.limits ->> y.lname)::numeric,
+                                9223372036854775807)::bigint END,
+           's', CASE WHEN y.c = 'UNVOUCHED' THEN lic.license_key END)), '[]')
+    INTO v
+    FROM jsonb_array_elements(p_items) AS x(e)
+    LEFT JOIN lic ON lic.id = (x.e ->> 'l')::uuid
+   CROSS JOIN LATERAL (SELECT
+      CASE WHEN lic.id IS NULL THEN 'UNKNOWN'
+           WHEN x.e ->> 'key' IS NOT NULL
+                AND lic.license_key IS DISTINCT FROM x.e ->> 'key' THEN 'UNVOUCHED'
+           WHEN lic.status = 'revoked' THEN 'REVOKED'
+           WHEN lic.status = 'suspended' THEN 'SUSPENDED'
+           WHEN lic.status = 'expired'
+                OR (lic.expires_at IS NOT NULL AND now_s >= extract(epoch FROM
+                    greatest(lic.expires_at, lic.grace_until))::bigint)
+             THEN 'EXPIRED'
+           WHEN NOT (jsonb_typeof(lic.features) = 'array'
+                     AND lic.features ? (x.e ->> 'f'))
+             THEN 'FEATURE_NOT_LICENSED'
+      END AS c,
+      (x.e ->> 'f') || '_per_month' AS lname) y;
+
+  RETURN QUERY
+  SELECT x.o, x.c, NULL::boolean, NULL::text, NULL::bigint, NULL::bigint,
+         false, x.f, x.q, x.s
+    FROM jsonb_to_recordset(v) AS x(o int, c text, f text, q bigint, s text)
+   WHERE x.c IS NOT NULL;
+
   -- 1. Claim the idempotency keys. A key claimed by a concurrent
   -- transaction waits for it; a key seen before (in this batch too) is a
   -- replay, answered in step 3.
   FOR it IN
-    SELECT x.* FROM jsonb_to_recordset(p_items)
-      AS x(o int, l uuid, f text, q bigint, k text)
-     WHERE x.k IS NOT NULL ORDER BY x.l, x.k, x.o
+    SELECT x.* FROM jsonb_to_recordset(v)
+      AS x(o int, l uuid, f text, q bigint, k text, c text)
+     WHERE x.k IS NOT NULL AND x.c IS NULL ORDER BY x.l, x.k, x.o
   LOOP
     INSERT INTO usage_requests (license_id, idempotency_key, feature, quantity)
     VALUES (it.l, it.k, it.f, it.q)
@@ -51,9 +118,11 @@ BEGIN
 
   -- 2. Count the new increments, in counter order.
   FOR it IN
-    SELECT x.* FROM jsonb_to_recordset(p_items)
-      AS x(o int, l uuid, i text, f text, q bigint, m bigint, k text, r text)
-     WHERE x.k IS NULL OR x.o = ANY (claimed) ORDER BY x.l, x.f, x.o
+    SELECT x.* FROM jsonb_to_recordset(v)
+      AS x(o int, l uuid, i text, f text, q bigint, m bigint, k text, r text,
+           c text)
+     WHERE x.c IS NULL AND (x.k IS NULL OR x.o = ANY (claimed))
+     ORDER BY x.l, x.f, x.o
   LOOP
     n := NULL;
     IF it.m IS NULL OR it.q <= it.m THEN
@@ -79,22 +148,25 @@ BEGIN
              period = per, used = licd_usage_add_batch.used, lim = it.m
        WHERE license_id = it.l AND idempotency_key = it.k;
     END IF;
-    ord := it.o; period := to_char(per, 'YYYY-MM'); lim := it.m;
+    ord := it.o; code := NULL; period := to_char(per, 'YYYY-MM'); lim := it.m;
     replayed := false; req_feature := it.f; req_quantity := it.q;
+    license_key := NULL;
     RETURN NEXT;
   END LOOP;
 
   -- 3. Replays: the stored answer (written in step 2 for a key first seen
   -- in this batch).
   FOR it IN
-    SELECT x.* FROM jsonb_to_recordset(p_items) AS x(o int, l uuid, k text)
-     WHERE x.k IS NOT NULL AND NOT (x.o = ANY (claimed)) ORDER BY x.o
+    SELECT x.* FROM jsonb_to_recordset(v) AS x(o int, l uuid, k text, c text)
+     WHERE x.k IS NOT NULL AND x.c IS NULL AND NOT (x.o = ANY (claimed))
+     ORDER BY x.o
   LOOP
     SELECT * INTO r FROM usage_requests
      WHERE license_id = it.l AND idempotency_key = it.k;
-    ord := it.o; accepted := r.accepted; period := to_char(r.period, 'YYYY-MM');
+    ord := it.o; code := NULL; accepted := r.accepted;
+    period := to_char(r.period, 'YYYY-MM');
     used := r.used; lim := r.lim; replayed := true;
-    req_feature := r.feature; req_quantity := r.quantity;
+    req_feature := r.feature; req_quantity := r.quantity; license_key := NULL;
     RETURN NEXT;
   END LOOP;
 END

@@ -29,7 +29,7 @@ key_alg = RS256
 expiry_warning_days = 30,,1
 admin_tokens =
 not a key value line
-usage_requests = 64
+revoke_requests = 64
 """
 
 
@@ -47,7 +47,7 @@ def bad_lines(path):
         "%s:9: expiry_warning_days: '30,,1' is not a comma-separated list "
         "of whole numbers (days, 0..3650)" % path,
         "%s:11: expected key = value" % path,
-        "%s:12: unknown key 'usage_requests'" % path,
+        "%s:12: unknown key 'revoke_requests'" % path,
     ]
 
 

@@ -6,7 +6,8 @@ import uuid
 
 import requests
 
-from util import URL, api, error_code, issue, make_plan, sql, sql1
+from util import (URL, admin, api, b64url, b64url_decode, db, error_code,
+                  eventually, issue, make_plan, sql, sql1)
 
 
 def usage(key, feature="api_calls", quantity=None, **kw):
@@ -249,3 +250,98 @@ def test_not_valid_license_refused():
         r = usage(lic["key"])
         assert r.status_code == 403 and error_code(r) == code
         assert counter(lic["id"]) == 0
+
+
+def test_status_changes_apply_to_the_next_call():
+    """Revoke, suspend and reinstate through the admin API: the very next
+    usage call answers the license's code and counts nothing, or counts
+    again once reinstated."""
+    lic = metered()
+    assert usage(lic["key"]).status_code == 200
+    r = admin("/api/admin/licenses/%s/suspend" % lic["id"], {"reason": "t"})
+    assert r.status_code == 200, r.text
+    r = usage(lic["key"])
+    assert r.status_code == 403 and error_code(r) == "SUSPENDED"
+    assert r.json()["error"]["message"] == "the license is suspended"
+    r = admin("/api/admin/licenses/%s/reinstate" % lic["id"], {"reason": "t"})
+    assert r.status_code == 200, r.text
+    assert usage(lic["key"]).json()["used"] == 2
+    r = admin("/api/revoke", {"license_id": lic["id"], "reason": "t"})
+    assert r.status_code == 200, r.text
+    r = usage(lic["key"], idempotency_key="after-revoke")
+    assert r.status_code == 403 and error_code(r) == "REVOKED"
+    assert counter(lic["id"]) == 2 and logged(lic["id"]) == (2, 2)
+    assert sql1("SELECT count(*) FROM usage_requests WHERE license_id = %s",
+                lic["id"]) == 0
+
+
+def test_call_waiting_on_a_revoke_is_refused():
+    """A usage call whose batch meets a revoke not yet committed waits for
+    it (the license row lock) and then reads the revoked status: refused,
+    nothing counted. Read before the increment, the license would still
+    have said active."""
+    lic = metered()
+    assert usage(lic["key"]).status_code == 200
+    conn, watch = db(), db()
+    conn.autocommit = False
+
+    def blocked():
+        with watch.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity"
+                        " WHERE %s = ANY (pg_blocking_pids(pid))", (pid,))
+            return cur.fetchone()[0]
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+            cur.execute("UPDATE licenses SET status = 'revoked', revoked_at = now()"
+                        " WHERE id = %s", (lic["id"],))
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            f = ex.submit(usage, lic["key"])
+            # Committed well within the batch's lock_timeout.
+            eventually(blocked, what="the usage batch to wait on the revoke's"
+                       " row lock", interval=0.005)
+            conn.commit()
+            r = f.result(timeout=30)
+    finally:
+        conn.close()
+        watch.close()
+    assert r.status_code == 403 and error_code(r) == "REVOKED", r.text
+    assert counter(lic["id"]) == 1 and logged(lic["id"]) == (1, 1)
+
+
+def test_limits_and_features_as_committed():
+    """The limit and the features are the license's as committed when the
+    call is counted."""
+    lic = metered(limit=10)
+    assert usage(lic["key"], quantity=5).json()["limit"] == 10
+    sql("UPDATE licenses SET limits = limits || '{\"api_calls_per_month\": 6}'"
+        " WHERE id = %s", lic["id"])
+    r = usage(lic["key"], quantity=2)
+    assert r.status_code == 429 and r.json()["limit"] == 6
+    sql("UPDATE licenses SET limits = limits - 'api_calls_per_month'"
+        " WHERE id = %s", lic["id"])
+    assert usage(lic["key"], quantity=2).json()["limit"] is None
+    sql("UPDATE licenses SET features = '[\"sso\"]' WHERE id = %s", lic["id"])
+    r = usage(lic["key"])
+    assert r.status_code == 403 and error_code(r) == "FEATURE_NOT_LICENSED"
+    assert counter(lic["id"]) == 7 and logged(lic["id"]) == (2, 7)
+
+
+def test_key_not_as_issued():
+    """A key usage has not seen, that is not byte for byte the one the
+    license holds: counted once when its signature is good (a key
+    re-signed since), refused and not counted when it is not."""
+    lic = metered()
+    sql("UPDATE licenses SET license_key = 'x' || license_key WHERE id = %s",
+        lic["id"])
+    r = usage(lic["key"], quantity=3)
+    assert r.status_code == 200 and r.json()["used"] == 3, r.text
+    other = metered()
+    head, body, sig = other["key"].split(".")
+    bad = bytearray(b64url_decode(sig))
+    bad[5] ^= 1
+    r = usage(".".join((head, body, b64url(bytes(bad)))))
+    assert r.status_code == 403 and error_code(r) == "INVALID_KEY"
+    assert counter(lic["id"]) == 3 and logged(lic["id"]) == (1, 3)
+    assert counter(other["id"]) == 0

@@ -108,7 +108,8 @@ static void table(void)
 	CHECK(load("validate_threads = 3\nusage_threads = 2\n"
 	    "webhook_lock_timeout_ms = 1\ncheckout_listen = 127.0.0.1:1\n"
 	    "heartbeat_requests = 64\nvalidate_resume_threads = 2\n") == 0);
-	CHECK(load("usage_requests = 3\n") != 0);	/* usage never defers */
+	CHECK(load("usage_requests = 3\n") == 0);
+	CHECK(load("revoke_requests = 3\n") != 0);	/* revoke never defers */
 	CHECK(load("frobnicate_threads = 3\n") != 0);
 }
 
@@ -258,13 +259,15 @@ int main(void)
 	/* per-program keys: own value, else the inherited key's, else own
 	 * default, else the inherited default */
 	CHECK(load("\n") == 0);
-	CHECK(cfg_int("usage_threads") == 4 && !cfg_set("usage_threads"));
+	CHECK(cfg_int("revoke_threads") == 4 && !cfg_set("revoke_threads"));
+	CHECK(cfg_int("usage_threads") == 0 && !cfg_set("usage_threads"));
 	CHECK(cfg_int("validate_threads") == 0 && !cfg_set("validate_threads"));
 	CHECK(cfg_int("validate_lock_timeout_ms") == 250);
 	CHECK(cfg_int("revoke_lock_timeout_ms") == 10000);
 	CHECK(load("threads = 6\nlock_timeout_ms = 500\n") == 0);
-	CHECK(cfg_int("usage_threads") == 6 && cfg_set("usage_threads"));
+	CHECK(cfg_int("revoke_threads") == 6 && cfg_set("revoke_threads"));
 	CHECK(cfg_int("validate_threads") == 0);	/* does not inherit */
+	CHECK(cfg_int("usage_threads") == 0);
 	CHECK(cfg_int("revoke_lock_timeout_ms") == 500);
 	CHECK(cfg_int("usage_lock_timeout_ms") == 500);
 	CHECK(load("threads = 6\nusage_threads = 32\nrevoke_lock_timeout_ms = 3\n")
