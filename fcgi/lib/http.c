@@ -888,8 +888,8 @@ static void stop_thread(pthread_t tid)
 /*
  * glibc gives each thread its own malloc arena, up to 8 per CPU, and each
  * arena keeps the pages it once touched. That fits threads that compute;
- * usage's 32 threads mostly wait on a WAL flush, and at most a few run at
- * once. Four arenas per CPU keep less resident without slowing it; fewer
+ * a program given many threads (`<program>_threads`) has most of them
+ * waiting on PostgreSQL, and at most a few run at once. Four arenas per CPU keep less resident without slowing it; fewer
  * made one hot license's calls contend for an arena (docs/PERFORMANCE.md).
  * Programs with fewer threads than that are unchanged, and so is a
  * MALLOC_ARENA_MAX the operator set.
@@ -928,11 +928,10 @@ static int run_threads(void)
 	long nthreads, nctx, nres = 0, i, started = 0, rstarted = 0;
 	int sig, rc = 1;
 
-	/* <program>_threads overrides threads: usage waits on WAL flushes and
-	 * batches more with more threads. A program that defers holds no
-	 * thread while its lookup waits, so it needs one per core and one
-	 * for the thread waiting on the database, whatever `threads` says;
-	 * more only add wake-ups (docs/PERFORMANCE.md). */
+	/* <program>_threads overrides threads. A program that defers holds
+	 * no thread while the database works for it, so it needs one per
+	 * core and one for the thread waiting on the database, whatever
+	 * `threads` says; more only add wake-ups (docs/PERFORMANCE.md). */
 	snprintf(key, sizeof(key), "%s_threads", prog->name);
 	nthreads = cfg_set(key) || !prog->defers ? cfg_int(key) :
 	    sysconf(_SC_NPROCESSORS_ONLN) + 1;

@@ -10,7 +10,8 @@
 #   BENCH_REPEAT=3        rounds over all workloads; the median run (by
 #                         req/s) is kept, ratios are medians of per-round ratios
 #   BENCH_RUN_DIR         default run/bench (kept for inspection)
-#   BENCH_PROCESSES=1, BENCH_THREADS=8, BENCH_USAGE_THREADS=32   licd concurrency
+#   BENCH_PROCESSES=1, BENCH_THREADS=8, BENCH_USAGE_THREADS   licd concurrency
+#                         (usage_threads unset: one per CPU plus one)
 #   BENCH_SHARED_BUFFERS  both clusters' shared_buffers (128MB; 2GB from
 #                         100,000 licenses, so a million fit in memory)
 #   BENCH_CONF            more licd.conf lines (say "touch_interval = 900")
@@ -43,9 +44,9 @@ REPEAT=${BENCH_REPEAT:-3}
 # under systemd, which restarts a crashed process.
 PROCS=${BENCH_PROCESSES:-1}
 THREADS=${BENCH_THREADS:-8}
-# usage waits on WAL flushes; more threads give its group commit more to
-# batch (16 measured ~20 % faster than 8 there, and slower for validate).
-USAGE_THREADS=${BENCH_USAGE_THREADS:-32}
+# usage defers its requests (no thread waits on a WAL flush): as validate,
+# it takes one thread per CPU plus one unless this is set.
+USAGE_THREADS=${BENCH_USAGE_THREADS:-}
 if [ "$N" -ge 100000 ]; then SB=${BENCH_SHARED_BUFFERS:-2GB}; else SB=${BENCH_SHARED_BUFFERS:-128MB}; fi
 RUN_DIR=${BENCH_RUN_DIR:-$ROOT/run/bench}
 PORT=${BENCH_PORT:-18080}
