@@ -19,8 +19,18 @@ DECLARE
   t     timestamptz := licd_now();
   it    record;
   seen  int[] := '{}';
+  held  uuid[];
   used  bigint;
 BEGIN
+  -- Items marked "w": false come again after their batch waited
+  -- lock_timeout on a license held elsewhere: only the licenses free now
+  -- are locked (held), the others' items answer BUSY at once.
+  IF p_items @> '[{"w": false}]' THEN
+    SELECT coalesce(array_agg(z.id), '{}') INTO held FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  END IF;
   -- One statement reads each item with its license, locking the license
   -- rows as it goes, in id order (the sort is below the lock).
   FOR it IN
@@ -30,6 +40,7 @@ BEGIN
       FROM jsonb_to_recordset(p_items)
         AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
       JOIN licenses l ON l.id = x.l
+     WHERE held IS NULL OR x.l = ANY (held)
      ORDER BY x.l, x.i, x.o
        FOR UPDATE OF l
   LOOP
@@ -72,12 +83,15 @@ BEGIN
     END IF;
     RETURN NEXT;
   END LOOP;
-  -- Items whose license does not exist.
+  -- Items whose license does not exist, or was held elsewhere.
   FOR it IN
-    SELECT x.o FROM jsonb_to_recordset(p_items) AS x(o int)
+    SELECT x.o, x.l FROM jsonb_to_recordset(p_items) AS x(o int, l uuid)
      WHERE NOT x.o = ANY (seen)
   LOOP
-    ord := it.o; code := 'INVALID_KEY'; first_seen := NULL; last_seen := NULL;
+    ord := it.o; first_seen := NULL; last_seen := NULL;
+    code := CASE WHEN held IS NOT NULL AND
+                      EXISTS (SELECT 1 FROM licenses l WHERE l.id = it.l)
+                 THEN 'BUSY' ELSE 'INVALID_KEY' END;
     RETURN NEXT;
   END LOOP;
 END

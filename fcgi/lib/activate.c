@@ -14,7 +14,8 @@ static void add_str(struct json_object *o, const char *k, const char *v)
 	    NULL);
 }
 
-struct json_object *activate_items(struct activation *const *a, size_t n)
+struct json_object *activate_items(struct activation *const *a, size_t n,
+    int wait)
 {
 	struct json_object *arr = json_object_new_array_ext((int)n), *e;
 	size_t i;
@@ -30,20 +31,26 @@ struct json_object *activate_items(struct activation *const *a, size_t n)
 		add_str(e, "d", a[i]->domain);
 		add_str(e, "f", a[i]->feature);
 		json_object_object_add(e, "c", json_object_new_boolean(1));
+		if (!wait)
+			json_object_object_add(e, "w",
+			    json_object_new_boolean(0));
 		json_object_array_add(arr, e);
 	}
 	return arr;
 }
 
-/* batch_run_fn: every item in one licd_activate_batch call. A statement
- * that fails (an item that breaks a constraint) or waits lock_timeout on a
- * license held elsewhere is retried item by item, so that only the items
- * it concerns fail or answer 503. */
-static void run(struct db *db, struct batch_item **items, size_t n)
+/* Items in one licd_activate_batch call. A statement that fails (an item
+ * that breaks a constraint) is sent again item by item, so that only that
+ * item fails. One that waited lock_timeout on a license held elsewhere is
+ * sent again without waiting (wait 0: such a license's items answer BUSY,
+ * the others are written), so that only the held license's items answer
+ * 503, after one wait. */
+static void run_items(struct db *db, struct batch_item **items, size_t n,
+    int wait)
 {
 	struct activation *a[BATCH_MAX] = { NULL };
 	struct json_object *arr;
-	const char *params[1];
+	const char *params[1], *code;
 	PGresult *res = NULL;
 	size_t i;
 	int st, r, o;
@@ -52,14 +59,19 @@ static void run(struct db *db, struct batch_item **items, size_t n)
 		a[i] = items[i]->arg;
 		a[i]->code = NULL;
 	}
-	arr = activate_items(a, n);
+	arr = activate_items(a, n, wait);
 	params[0] = js_dump(arr, NULL);
 	st = db_exec(db, "activate", 1, params, &res);
 	json_object_put(arr);
+	if (st == DB_BUSY && wait) {
+		PQclear(res);
+		run_items(db, items, n, 0);
+		return;
+	}
 	if ((st == DB_ERROR || st == DB_BUSY) && n > 1) {
 		PQclear(res);
 		for (i = 0; i < n; i++)
-			run(db, &items[i], 1);
+			run_items(db, &items[i], 1, wait);
 		return;
 	}
 	for (i = 0; i < n; i++)
@@ -68,11 +80,22 @@ static void run(struct db *db, struct batch_item **items, size_t n)
 		o = atoi(PQgetvalue(res, r, 0));
 		if (o < 0 || (size_t)o >= n)
 			continue;
-		a[o]->code = decide_code(PQgetvalue(res, r, 1));
+		code = PQgetvalue(res, r, 1);
+		if (strcmp(code, "BUSY") == 0) {
+			a[o]->st = DB_BUSY;
+			continue;
+		}
+		a[o]->code = decide_code(code);
 		a[o]->first = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 		a[o]->last = strtoll(PQgetvalue(res, r, 3), NULL, 10);
 	}
 	PQclear(res);
+}
+
+/* batch_run_fn */
+static void run(struct db *db, struct batch_item **items, size_t n)
+{
+	run_items(db, items, n, 1);
 }
 
 static struct batch activations = BATCH_INIT(run, BATCH_MAX);

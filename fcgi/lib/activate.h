@@ -50,8 +50,10 @@ struct activation {
 void activate_submit(struct db *db, struct activation *a);
 
 /* The p_items argument of licd_activate_batch for a[0..n) (ordinal i for
- * a[i]), with the request's rules applied (domain, feature). Pure. The
- * caller owns the array. */
-struct json_object *activate_items(struct activation *const *a, size_t n);
+ * a[i]), with the request's rules applied (domain, feature); wait 0: a
+ * license held elsewhere is skipped (its items answer BUSY) instead of
+ * waited for. Pure. The caller owns the array. */
+struct json_object *activate_items(struct activation *const *a, size_t n,
+    int wait);
 
 #endif

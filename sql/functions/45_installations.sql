@@ -6,8 +6,10 @@
 -- would have alone. p_items: [{"o": ordinal, "l": license, "i":
 -- installation, "v": version or null, "m": metadata as a JSON string or
 -- null, "d": domain or null, "f": feature or null, "c": true to apply the
--- request's rules (domain restrictions; "f" licensed)}]. One row per item,
--- ord = its "o": code VALID, INVALID_KEY (no such license), REVOKED /
+-- request's rules (domain restrictions; "f" licensed), "w": false on every
+-- item to skip licenses held elsewhere instead of waiting for them}]. One
+-- row per item, ord = its "o": code VALID, INVALID_KEY (no such license),
+-- BUSY (only with "w": false: its license is held elsewhere), REVOKED /
 -- SUSPENDED / EXPIRED (the license's status, or its end and grace passed),
 -- NOT_FLOATING (the license is floating: its seats are licd_seat's),
 -- DOMAIN_NOT_ALLOWED, FEATURE_NOT_LICENSED or TOO_MANY_INSTALLATIONS, with
@@ -24,7 +26,9 @@
 -- licd_touch_batch locks installation rows in. Every check is a
 -- comparison that cannot raise, so one item's refusal never fails the
 -- others (an item that still fails the statement, say a constraint, makes
--- the caller retry the items one by one). Called by validate
+-- the caller retry the items one by one; a batch that waited lock_timeout
+-- is sent again with "w": false, so that only the held license's items
+-- answer busy). Called by validate
 -- (fcgi/lib/activate.c collects the items of a process's resume threads)
 -- and through licd_activate.
 CREATE OR REPLACE FUNCTION licd_activate_batch(p_items jsonb)
@@ -35,8 +39,18 @@ DECLARE
   t     timestamptz := licd_now();
   it    record;
   seen  int[] := '{}';
+  held  uuid[];
   used  bigint;
 BEGIN
+  -- Items marked "w": false come again after their batch waited
+  -- lock_timeout on a license held elsewhere: only the licenses free now
+  -- are locked (held), the others' items answer BUSY at once.
+  IF p_items @> '[{"w": false}]' THEN
+    SELECT coalesce(array_agg(z.id), '{}') INTO held FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  END IF;
   -- One statement reads each item with its license, locking the license
   -- rows as it goes, in id order (the sort is below the lock).
   FOR it IN
@@ -46,6 +60,7 @@ BEGIN
       FROM jsonb_to_recordset(p_items)
         AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
       JOIN licenses l ON l.id = x.l
+     WHERE held IS NULL OR x.l = ANY (held)
      ORDER BY x.l, x.i, x.o
        FOR UPDATE OF l
   LOOP
@@ -88,12 +103,15 @@ BEGIN
     END IF;
     RETURN NEXT;
   END LOOP;
-  -- Items whose license does not exist.
+  -- Items whose license does not exist, or was held elsewhere.
   FOR it IN
-    SELECT x.o FROM jsonb_to_recordset(p_items) AS x(o int)
+    SELECT x.o, x.l FROM jsonb_to_recordset(p_items) AS x(o int, l uuid)
      WHERE NOT x.o = ANY (seen)
   LOOP
-    ord := it.o; code := 'INVALID_KEY'; first_seen := NULL; last_seen := NULL;
+    ord := it.o; first_seen := NULL; last_seen := NULL;
+    code := CASE WHEN held IS NOT NULL AND
+                      EXISTS (SELECT 1 FROM licenses l WHERE l.id = it.l)
+                 THEN 'BUSY' ELSE 'INVALID_KEY' END;
     RETURN NEXT;
   END LOOP;
 END

@@ -175,6 +175,33 @@ def test_activations_queued_behind_a_stuck_batch_commit_together():
     assert grouped, "every activation had a transaction of its own"
 
 
+def test_a_batch_sent_again_without_waiting_skips_only_the_held_license():
+    """After a batch waited lock_timeout, validate sends it again with
+    "w": false: the items of a license held elsewhere answer BUSY at once
+    (503 to their callers), every other item is written as before."""
+    held, free = issue(limits="installations=5"), issue(limits="installations=5")
+    gone = "00000000-0000-4000-8000-000000000000"
+    holder = db()
+    holder.autocommit = False
+    holder.cursor().execute("SELECT 1 FROM licenses WHERE id = %s FOR UPDATE",
+                            (held["id"],))
+    try:
+        items = ('[{"o":0,"l":"%(h)s","i":"a","c":true,"w":false},'
+                 '{"o":1,"l":"%(f)s","i":"b","c":true,"w":false},'
+                 '{"o":2,"l":"%(g)s","i":"c","c":true,"w":false},'
+                 '{"o":3,"l":"%(h)s","i":"d","c":true,"w":false}]'
+                 % {"h": held["id"], "f": free["id"], "g": gone})
+        rows = sql("SELECT ord, code FROM licd_activate_batch(%s::jsonb)"
+                   " ORDER BY ord", items)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert rows == [(0, "BUSY"), (1, "VALID"), (2, "INVALID_KEY"), (3, "BUSY")]
+    assert sql("SELECT license_id::text, installation_id FROM installations"
+               " WHERE license_id IN (%s, %s)", held["id"], free["id"]) == [
+        (free["id"], "b")]
+
+
 # --- changes committed while an activation waits for the license's lock ------
 
 class Holder:

@@ -1,7 +1,8 @@
 /* activate_items(): the p_items argument of licd_activate_batch, one entry
  * per activation with its ordinal, absent fields as JSON null (never an
- * empty string), metadata as the string it was given, and the request's
- * rules on; and decide_written's reading of the codes the batch answers. */
+ * empty string), metadata as the string it was given, the request's rules
+ * on, "w": false on every item only when sent again without waiting;
+ * and decide_written's reading of the codes the batch answers. */
 #include "activate.h"
 #include "decide.h"
 #include "unit.h"
@@ -35,7 +36,7 @@ int main(void)
 	b.license = "22222222-2222-4222-8222-222222222222";
 	b.iid = "host:2";
 
-	arr = activate_items(both, 2);
+	arr = activate_items(both, 2, 1);
 	CHECK(json_object_is_type(arr, json_type_array));
 	CHECK(json_object_array_length(arr) == 2);
 	e = json_object_array_get_idx(arr, 0);
@@ -57,6 +58,7 @@ int main(void)
 	CHECK(str(e, "m") == NULL);
 	CHECK(str(e, "d") == NULL);
 	CHECK(str(e, "f") == NULL);
+	CHECK(strcmp(str(e, "w"), "<absent>") == 0);
 	/* The text PostgreSQL parses: the metadata stays one string. */
 	text = strdup(json_object_to_json_string(arr));
 	json_object_put(arr);
@@ -65,7 +67,14 @@ int main(void)
 	CHECK(arr != NULL && strcmp(str(json_object_array_get_idx(arr, 0),
 	    "m"), a.metadata) == 0);
 	json_object_put(arr);
-	arr = activate_items(both, 0);
+	/* Sent again without waiting: every item says so. */
+	arr = activate_items(both, 2, 0);
+	CHECK(json_object_object_get_ex(json_object_array_get_idx(arr, 0), "w",
+	    &v) && v != NULL && !json_object_get_boolean(v));
+	CHECK(json_object_object_get_ex(json_object_array_get_idx(arr, 1), "w",
+	    &v) && v != NULL && !json_object_get_boolean(v));
+	json_object_put(arr);
+	arr = activate_items(both, 0, 1);
 	CHECK(json_object_array_length(arr) == 0);
 	CHECK(strcmp(json_object_to_json_string(arr), "[ ]") == 0 ||
 	    strcmp(json_object_to_json_string(arr), "[]") == 0);
