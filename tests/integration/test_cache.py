@@ -10,11 +10,12 @@ calls again at once."""
 import os
 import re
 import signal
+import threading
 import time
 
 import pytest
 
-from util import (admin, api, eventually, heartbeat, issue, licctl,
+from util import (admin, api, db, eventually, heartbeat, issue, licctl,
                   log_since, served_by, sql, unique, validate,
                   CFG)
 
@@ -172,3 +173,36 @@ def test_a_stopped_process_holds_a_revoke_up_only_for_its_lease():
         return by[rid][1] == stopped
     eventually(resumed_answered, 30, "the resumed process answering",
                interval=0.01)
+
+
+def test_a_listener_renewing_without_acknowledging_is_given_up():
+    """A listener row that keeps renewing its lease but never acknowledges
+    (a process whose listener hears nothing) does not hold a writer up for
+    ever: the barrier dooms it after its timeout, the renewals are refused
+    from then on, and its lease runs out."""
+    conn = db()     # the listener's own statements, without a barrier
+    cur = conn.cursor()
+    cur.execute("SELECT id FROM licd_cache_register('test-host', 1, 'test')")
+    lid = cur.fetchone()[0]
+    stop = threading.Event()
+    renewed = []
+
+    def renew():
+        while not stop.is_set():
+            cur.execute("SELECT licd_cache_ack(%s, 0)", (lid,))
+            renewed.append(cur.fetchone()[0])
+            stop.wait(0.2)
+    t = threading.Thread(target=renew)
+    t.start()
+    try:
+        eventually(lambda: renewed, 10, "a first renewal")
+        # the barrier (sql() runs one after its statement) returns
+        sql("SELECT 1")
+        assert sql("SELECT count(*) FROM cache_listeners WHERE id = %s",
+                   lid) == [(0,)]
+        eventually(lambda: renewed[-1] is False, 10, "a refused renewal")
+        assert True in renewed
+    finally:
+        stop.set()
+        t.join()
+        conn.close()
