@@ -821,7 +821,7 @@ void lic_add_installation(struct json_object *o, const char *iid,
  * a fresh one's. Never with a nonce: a nonce asks for a fresh answer.
  * A slot keeps the signature, not the token: the claims are rebuilt from
  * the same inputs and iat, byte for byte, and joined to it (jws_join), so
- * a slot is a sixth of a token's size. The cache is 4-way set
+ * a slot is a small part of a token's size. The cache is 4-way set
  * associative and a full set drops its oldest signature: with as many
  * installations as slots calling in random order, it keeps far more of
  * their leases than a direct-mapped one (docs/PERFORMANCE.md).
@@ -829,9 +829,13 @@ void lic_add_installation(struct json_object *o, const char *iid,
 #define LCACHE_WAYS 4
 #define LCACHE_SETS 4096
 
+/* A way: the first half of the lease inputs' SHA-256 (a collision would
+ * only join a signature to claims it does not sign, a lease its client
+ * refuses) and the iat of the signature (0: empty; seconds, unsigned
+ * 32-bit until 2106). */
 struct lslot {
-	unsigned char digest[32];
-	int64_t iat;
+	unsigned char digest[16];
+	uint32_t iat;
 	unsigned char sig[JWS_SIG_LEN];
 };
 
@@ -913,8 +917,9 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 		    &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)] : NULL;
 		for (w = 0; set != NULL && w < LCACHE_WAYS && !hit; w++) {
 			s = &set[w];
-			if (s->iat != 0 && CRYPTO_memcmp(s->digest, d, 32) == 0 &&
-			    now >= s->iat && now - s->iat < reuse) {
+			if (s->iat != 0 && CRYPTO_memcmp(s->digest, d, 16) == 0 &&
+			    now >= (time_t)s->iat &&
+			    now - (time_t)s->iat < reuse) {
 				iat = (time_t)s->iat;
 				memcpy(sig, s->sig, JWS_SIG_LEN);
 				hit = 1;
@@ -950,15 +955,15 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 			s = &set[0];
 			for (w = 0; w < LCACHE_WAYS; w++) {
 				if (set[w].iat != 0 &&
-				    memcmp(set[w].digest, d, 32) == 0) {
+				    memcmp(set[w].digest, d, 16) == 0) {
 					s = &set[w];
 					break;
 				}
 				if (set[w].iat < s->iat)
 					s = &set[w];
 			}
-			memcpy(s->digest, d, 32);
-			s->iat = (int64_t)iat;
+			memcpy(s->digest, d, 16);
+			s->iat = (uint32_t)iat;
 			memcpy(s->sig, sig, JWS_SIG_LEN);
 		}
 		pthread_mutex_unlock(&lcache_mu);
