@@ -137,7 +137,9 @@ int cache_table_init(size_t max)
 	struct cache_entry **nb = NULL;
 	size_t n = STRIPES, s;
 
-	while (max > 0 && n < max)
+	/* Chains of four entries at most on average when full: the array's
+	 * pages are resident as soon as entries are spread over them. */
+	while (max > 0 && n < max / 4)
 		n *= 2;
 	if (max > 0 && (nb = calloc(n, sizeof(*nb))) == NULL)
 		return -1;
