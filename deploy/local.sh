@@ -230,7 +230,7 @@ nginx_start() {
 	mkdir -p "$RT/nginx"/{body,proxy,fastcgi,uwsgi,scgi}
 	local user="" conf=$RT/nginx/nginx.conf
 	[ $IS_ROOT -eq 1 ] && user="user nobody nogroup;"
-	sed -e "s|@FCGI@|include /etc/nginx/fastcgi_params; fastcgi_param LICD_REQUEST_ID \$licd_request_id; fastcgi_pass unix:@RT@/sock/|g" \
+	sed -e "s|@FCGI@|include /etc/nginx/fastcgi_params; fastcgi_param LICD_REQUEST_ID \$licd_request_id; fastcgi_keep_conn on; fastcgi_pass licd_|g" \
 	    -e "s|@USER@|$user|" -e "s|@RT@|$RT|g" -e "s|@RUN_DIR@|$RUN_DIR|g" \
 	    -e "s|@PORT@|$PORT|g" -e "s|@RATE@|${LICD_RATE:-20000}|g" \
 	    -e "s|@BURST@|${LICD_BURST:-20000}|g" \

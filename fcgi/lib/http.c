@@ -70,6 +70,11 @@ struct ctx {
 
 static atomic_int stopping;
 
+/* The epoll set the workers wait on (next_connection); -1 when libfcgi
+ * accepts. */
+static int proc_ep = -1;
+static void park(int fd);
+
 /* Free contexts. A worker takes one before it accepts; when none is free
  * (every one deferred), it waits for an answer to free one. */
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -471,6 +476,7 @@ static void finish(struct ctx *c)
 	struct http_resp *resp = &c->resp;
 	struct timespec t1;
 	char mbuf[32], pbuf[512];
+	int eof;
 
 	if (resp->body == NULL)
 		http_error(resp, 500, "INTERNAL", "handler gave no answer");
@@ -489,14 +495,26 @@ static void finish(struct ctx *c)
 		json_object_put(req->json);
 	json_object_put(resp->body);
 	/* Once the empty FCGI_STDIN record has been read nginx sends
-	 * nothing more, so close at once: libfcgi's lingering close
-	 * (shutdown, poll until nginx closes, read) costs three syscalls and
-	 * a wait on nginx per request. A request not read to its end still
-	 * gets the lingering close, so unread input can never turn into a
-	 * reset. */
-	if (FCGX_HasSeenEOF(c->fcgi.in) == EOF)
+	 * nothing more for this request: a connection nginx keeps is parked
+	 * for its next one, any other closed at once (libfcgi's lingering
+	 * close, shutdown, poll until nginx closes, read, costs three
+	 * syscalls and a wait on nginx per request). A request not read to
+	 * its end is never kept, its unread records would be taken for the
+	 * next request's, and gets the lingering close, so unread input can
+	 * never turn into a reset. */
+	eof = FCGX_HasSeenEOF(c->fcgi.in) == EOF;
+	if (!eof || proc_ep < 0 || atomic_load(&stopping))
+		c->fcgi.keepConnection = 0;
+	if (eof)
 		FCGX_Detach(&c->fcgi);
 	FCGX_Finish_r(&c->fcgi);
+	if (c->fcgi.ipcFd >= 0) {	/* kept: nginx asked, nothing failed */
+		int fd = c->fcgi.ipcFd;
+
+		c->fcgi.ipcFd = -1;
+		c->fcgi.detached = 0;
+		park(fd);
+	}
 	ctx_put(c);
 }
 
@@ -635,25 +653,27 @@ static int own_accept;
  * the request at once, so the poll is one more syscall per request. The
  * connection is accepted here and handed to FCGX_Accept_r, which reads
  * the request from an already-open ipcFd as it does on a kept connection
- * (fcgiapp.c; ipcFd and keepConnection are FCGX_Request fields the header
- * calls internal, unchanged throughout libfcgi 2.4). A connection closed
- * without a request, or with a broken one, is dropped by libfcgi, which
- * would then accept the next one itself, without the receive timeout:
- * its requests have no listen socket (-1), so that accept fails at once
- * and the next connection is accepted here again. One nginx keeps open
- * (fastcgi_keep_conn) is read again.
- */
-/*
+ * (fcgiapp.c; ipcFd, keepConnection and detached are FCGX_Request fields
+ * the header calls internal, unchanged throughout libfcgi 2.4). A
+ * connection closed without a request, or with a broken one, is dropped
+ * by libfcgi, which would then accept the next one itself: the requests
+ * have no listen socket (-1), so that accept fails at once and the next
+ * connection is taken here again.
+ *
+ * Connections nginx keeps open (fastcgi_keep_conn with an upstream
+ * keepalive pool) spare both sides a socket, a connect, an accept and a
+ * close per request. libfcgi would read the next request of a kept
+ * connection on the thread that answered the last one, which then waits
+ * for nginx, idle; here an answered kept connection goes back into the
+ * process's epoll set (one-shot), beside the listeners, and whichever
+ * worker is free takes the next event: a new connection or a request on
+ * a kept one. No thread ever waits on an idle connection.
+ *
  * <program>_listen: a TCP listener beside fd 0, for an nginx on another
- * host. Both listeners are non-blocking and watched by one epoll set per
- * thread (EPOLLEXCLUSIVE: a connection wakes one waiting thread, not all).
- * The requests' own listen socket is then -1, so when a connection brings
- * no request libfcgi's own accept fails at once and next_request() takes
- * the next connection itself; a blocking accept there would hold a thread
- * on one of the two listeners.
+ * host. The listeners are non-blocking, in every process's set
+ * (EPOLLEXCLUSIVE: a connection wakes one process, not all).
  */
 static int tcp_fd = -1;
-static _Thread_local int thread_ep = -1;
 
 static int listen_tcp(const char *spec, char *err, size_t errlen)
 {
@@ -698,28 +718,48 @@ static int listen_tcp(const char *spec, char *err, size_t errlen)
 	return fd;
 }
 
-/* This thread's epoll set over fd 0 and the TCP listener. */
-static int thread_epoll(void)
+/* The process's epoll set over fd 0, the TCP listener if any, and the
+ * kept connections waiting for their next request. */
+static int proc_epoll(void)
 {
 	struct epoll_event ev;
 	int fds[2] = { 0, tcp_fd }, i;
 
-	if (thread_ep >= 0)
-		return thread_ep;
-	if ((thread_ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	if ((proc_ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -1;
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 2 && fds[i] >= 0; i++) {
+		int fl = fcntl(fds[i], F_GETFL);
+
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
 		ev.data.fd = fds[i];
-		if (epoll_ctl(thread_ep, EPOLL_CTL_ADD, fds[i], &ev) != 0) {
-			log_error("epoll_ctl: %s", strerror(errno));
-			close(thread_ep);
-			thread_ep = -1;
+		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+		    epoll_ctl(proc_ep, EPOLL_CTL_ADD, fds[i], &ev) != 0) {
+			log_error("epoll on fd %d: %s", fds[i], strerror(errno));
+			close(proc_ep);
+			proc_ep = -1;
 			return -1;
 		}
 	}
-	return thread_ep;
+	return 0;
+}
+
+/* An answered connection nginx keeps open waits in the epoll set for its
+ * next request; closed if it cannot. */
+static void park(int fd)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLONESHOT;
+	ev.data.fd = fd;
+	/* A connection parked before is still in the set, disarmed. */
+	if (epoll_ctl(proc_ep, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return;
+	if (errno == ENOENT && epoll_ctl(proc_ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return;
+	log_warn("epoll_ctl on a kept connection: %s", strerror(errno));
+	close(fd);
 }
 
 /* After a failed accept4: out of descriptors or memory waits a moment
@@ -736,72 +776,56 @@ static int accept_broken(void)
 	    errno != EPROTO;
 }
 
-/* The next connection on either listener; -1 when stopping. */
-static int accept_either(void)
-{
-	struct epoll_event ev[2];
-	int ep = thread_epoll(), n, i, fd;
+static const struct timeval recv_timeout = { HTTP_RECV_TIMEOUT_S, 0 };
 
-	while (ep >= 0 && !atomic_load(&stopping)) {
-		n = epoll_wait(ep, ev, 2, -1);
+/* The next connection with a request to read: a new one from either
+ * listener or a kept one; -1 when stopping. */
+static int next_connection(void)
+{
+	struct epoll_event ev;
+	int n, fd;
+
+	while (!atomic_load(&stopping)) {
+		n = epoll_wait(proc_ep, &ev, 1, -1);
 		if (n < 0 && errno != EINTR)
 			break;
-		for (i = 0; i < n; i++) {
-			fd = accept4(ev[i].data.fd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0)
-				return fd;
-			if (accept_broken())
-				return -1;
+		if (n <= 0)
+			continue;
+		if (ev.data.fd != 0 && ev.data.fd != tcp_fd)
+			return ev.data.fd;
+		fd = accept4(ev.data.fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			/* nginx sends a request whole and at once; a peer
+			 * that stops mid-record would otherwise hold this
+			 * worker forever. */
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &recv_timeout,
+			    sizeof(recv_timeout));
+			return fd;
 		}
+		if (accept_broken())
+			return -1;
 	}
 	return -1;
 }
-
-static const struct timeval recv_timeout = { HTTP_RECV_TIMEOUT_S, 0 };
 
 static int next_request(FCGX_Request *r)
 {
 	int fd, rc;
 
-	if (tcp_fd >= 0) {
-		/* A connection that brings no request: libfcgi's accept on
-		 * listen socket -1 fails and the next is taken here. */
-		do {
-			if (r->ipcFd < 0) {
-				if ((fd = accept_either()) < 0)
-					return -1;
-				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO,
-				    &recv_timeout, sizeof(recv_timeout));
-				r->ipcFd = fd;
-				r->keepConnection = 1;
-			}
-			rc = FCGX_Accept_r(r);
-		} while (rc < 0 && !atomic_load(&stopping));
-		return rc;
-	}
-again:
-	if (own_accept && r->ipcFd < 0) {
-		for (;;) {
-			if (atomic_load(&stopping))
+	if (proc_ep < 0)	/* fd 0 is not a unix socket: libfcgi's accept */
+		return FCGX_Accept_r(r);
+	for (;;) {
+		if (r->ipcFd < 0) {
+			if ((fd = next_connection()) < 0)
 				return -1;
-			fd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0)
-				break;
-			if (accept_broken())
-				return -1;
+			r->ipcFd = fd;
+			/* not closed by FCGX_Accept_r's own FCGX_Finish_r */
+			r->keepConnection = 1;
 		}
-		/* nginx sends a request whole and at once; a peer that stops
-		 * mid-record would otherwise hold this worker forever. */
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &recv_timeout,
-		    sizeof(recv_timeout));
-		r->ipcFd = fd;
-		/* not closed by FCGX_Accept_r's own FCGX_Finish_r */
-		r->keepConnection = 1;
+		rc = FCGX_Accept_r(r);
+		if (rc >= 0 || atomic_load(&stopping))
+			return rc;
 	}
-	rc = FCGX_Accept_r(r);
-	if (rc < 0 && own_accept && r->ipcFd < 0 && !atomic_load(&stopping))
-		goto again;
-	return rc;
 }
 
 static void *worker_main(void *arg)
@@ -816,8 +840,6 @@ static void *worker_main(void *arg)
 		}
 		serve(w, c);
 	}
-	if (thread_ep >= 0)
-		close(thread_ep);
 	/* Per-thread parsers live as long as the thread. */
 	js_thread_end();
 	jws_thread_end();
@@ -951,6 +973,8 @@ static int run_threads(void)
 		return 1;
 	}
 	own_accept = is_unix_socket(0);
+	if ((own_accept || tcp_fd >= 0) && proc_epoll() != 0)
+		return 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_wake;	/* no SA_RESTART: accept gets EINTR */
 	sigaction(SIGUSR2, &sa, NULL);
