@@ -470,6 +470,26 @@ static struct ctx *ctx_get(void)
 
 /* Writes the answer, logs the request's line and closes the connection;
  * the context is free again. */
+/* Whether the request's input has been read to its end, reading what is
+ * left of it (a GET's empty FCGI_STDIN record, the rest of a body too
+ * large to take) up to a bound. A connection nginx keeps must be read to
+ * the end: nginx takes it for its next request once the answer has come,
+ * and a connection closed at that moment fails that request (502). */
+static int drained(FCGX_Request *r)
+{
+	char sink[4096];
+	int left = 1 << 20;
+
+	while (FCGX_HasSeenEOF(r->in) != EOF && left > 0) {
+		int n = FCGX_GetStr(sink, (int)sizeof(sink), r->in);
+
+		if (n <= 0 && FCGX_HasSeenEOF(r->in) != EOF)
+			return 0;	/* a read failed */
+		left -= n;
+	}
+	return FCGX_HasSeenEOF(r->in) == EOF;
+}
+
 static void finish(struct ctx *c)
 {
 	struct http_req *req = &c->req;
@@ -502,7 +522,7 @@ static void finish(struct ctx *c)
 	 * its end is never kept, its unread records would be taken for the
 	 * next request's, and gets the lingering close, so unread input can
 	 * never turn into a reset. */
-	eof = FCGX_HasSeenEOF(c->fcgi.in) == EOF;
+	eof = drained(&c->fcgi);
 	if (!eof || proc_ep < 0 || atomic_load(&stopping))
 		c->fcgi.keepConnection = 0;
 	if (eof)
