@@ -58,6 +58,7 @@ struct http_resp;
 	.init = lic_init, \
 	.reload = lic_keys_reload, \
 	.fini = call_fini, \
+	.sync = touch_sync, \
 	.defers = 1, \
 	.resumes = 1
 

@@ -1046,11 +1046,15 @@ static int run_threads(void)
 			sig = SIGTERM;
 		if (sig != SIGHUP && sig != SIGUSR1)
 			break;
-		/* SIGHUP: reload the keys and reopen the log; SIGUSR1 (as
-		 * nginx): reopen the log only. */
+		/* SIGHUP: reload the keys, reopen the log, write what is held
+		 * back (sync); SIGUSR1 (as nginx): reopen the log only. */
 		if (sig == SIGHUP && prog->reload != NULL)
 			prog->reload();
 		log_reopen();	/* after logrotate moved the file */
+		if (sig == SIGHUP && prog->sync != NULL) {
+			prog->sync();
+			log_info("SIGHUP: queued writes written");
+		}
 	}
 	log_info("signal %d: finishing requests in flight", sig);
 	rc = 0;

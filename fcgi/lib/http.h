@@ -87,6 +87,8 @@ struct http_program {
 	/* After a handler that answered on its own thread, before the
 	 * answer is sent (http_after_write). */
 	void (*after)(struct http_req *req, struct http_resp *resp);
+	void (*sync)(void);		/* on SIGHUP after reload: write what
+					 * is held back, return when written */
 	/* Its handlers call http_defer: requests in flight beyond its
 	 * threads. And http_resume: the resume threads. */
 	int defers;

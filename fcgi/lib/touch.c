@@ -46,6 +46,9 @@ static struct item *queue;	/* TOUCH_QUEUE items, owned by mu */
 static struct item *spare;	/* the writer's, while it writes */
 static size_t queued;
 static unsigned long dropped;
+/* touch_sync's: writes asked for and done, a generation each */
+static pthread_cond_t synced = PTHREAD_COND_INITIALIZER;
+static unsigned long sync_asked, sync_done;
 
 static void clear(struct item *it, size_t n)
 {
@@ -174,7 +177,7 @@ static void *writer_main(void *arg)
 	struct printbuf *pb;
 	struct timespec until;
 	long ms = cfg_int("touch_flush_ms");
-	unsigned long lost;
+	unsigned long lost, asked;
 	size_t n;
 	int stop;
 
@@ -189,7 +192,8 @@ static void *writer_main(void *arg)
 	}
 	pthread_mutex_lock(&mu);
 	for (;;) {
-		while (queued == 0 && !atomic_load(&counted) && !stopping)
+		while (queued == 0 && !atomic_load(&counted) && !stopping &&
+		    sync_done == sync_asked)
 			pthread_cond_wait(&wake, &mu);
 		/* Let a batch gather for up to ms after the first item. */
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -200,6 +204,7 @@ static void *writer_main(void *arg)
 			until.tv_nsec -= 1000000000L;
 		}
 		while (queued < TOUCH_BATCH && !stopping &&
+		    sync_done == sync_asked &&
 		    pthread_cond_timedwait(&wake, &mu, &until) == 0)
 			;
 		/* Swap buffers: requests queue into the other meanwhile. */
@@ -211,6 +216,7 @@ static void *writer_main(void *arg)
 		lost = dropped;
 		dropped = 0;
 		stop = stopping;
+		asked = sync_asked;
 		pthread_mutex_unlock(&mu);
 		if (lost > 0)
 			log_warn("touch: queue full, %lu last_seen refreshes "
@@ -222,10 +228,14 @@ static void *writer_main(void *arg)
 			flush_counts(db);
 		clear(mine, n);
 		pthread_mutex_lock(&mu);
+		sync_done = asked;
+		pthread_cond_broadcast(&synced);
 		if (stop && queued == 0)
 			break;
 	}
 	spare = mine;
+	sync_done = sync_asked;
+	pthread_cond_broadcast(&synced);
 	pthread_mutex_unlock(&mu);
 	if (pb != NULL)
 		printbuf_free(pb);
@@ -301,6 +311,20 @@ void touch_count(const char *code)
 	pthread_once(&once, start);
 	pthread_mutex_lock(&mu);
 	pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&mu);
+}
+
+void touch_sync(void)
+{
+	unsigned long want;
+
+	pthread_mutex_lock(&mu);
+	if (running && !stopping) {
+		want = ++sync_asked;
+		pthread_cond_signal(&wake);
+		while (sync_done < want)
+			pthread_cond_wait(&synced, &mu);
+	}
 	pthread_mutex_unlock(&mu);
 }
 

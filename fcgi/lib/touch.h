@@ -35,6 +35,11 @@ int touch_queue(const char *license, const char *iid, long long at,
  * With console_counts off it returns at once (nothing counted). */
 void touch_count(const char *code);
 
+/* Writes what is queued at once and returns when it is written (or its
+ * transaction failed, logged); for SIGHUP (http_program.sync), so that an
+ * operator or a test can know every refresh queued before it is in the
+ * database. */
+void touch_sync(void);
 /* Writes what is queued and stops the writer thread; for the end of a
  * process (http_program.fini). */
 void touch_stop(void);

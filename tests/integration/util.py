@@ -30,6 +30,7 @@ import inspect
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -332,78 +333,35 @@ def served_by(rids, offset=0, timeout=5.0):
 
 # --- the write-behind of validate and heartbeat -----------------------------
 
-_SENTINEL = {}
+def _workers(prog):
+    """The pids of a program's serving processes: its prefork master's
+    children, or the process itself when it runs alone."""
+    pid = int(open(os.path.join(RUN_DIR, "pid", prog + ".pid")).read())
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                          text=True).stdout.split()
+    return [int(k) for k in kids] or [pid]
 
 
-def _sentinel(n):
-    """A license of the barrier's own with n activated installations per
-    program; tests that count rows leave it out (touch_sentinel_id())."""
-    if not _SENTINEL:
-        lic = issue(perpetual=True, limits="installations=1000")
-        for i in range(n):
-            for prog in ("validate", "heartbeat"):
-                r = validate(lic["key"], "%s-%d" % (prog, i))
-                assert r.json()["code"] == "VALID", r.text
-        _SENTINEL.update(lic)
-    return _SENTINEL
-
-
-def touch_sentinel_id():
-    """The id of the license touches_written() refreshes."""
-    return _sentinel(_sentinel_size())["id"]
-
-
-def _sentinel_size():
-    return 4 * int(CFG.get("processes", "1"))
-
-
-def touches_written(timeout=60.0):
-    """Returns once every validate and heartbeat worker process has written
-    the last_seen/version/metadata refreshes it had queued before the call
-    (fcgi/lib/touch.h: a writer thread per process writes its queue every
-    touch_flush_ms, in queue order). The proof, per process: one of the
-    sentinel license's installations, made due by setting its last_seen
-    back, is called on that process (its log line names the pid) and its
-    refresh is seen in the database; what the process queued earlier went
-    out in the same or an earlier flush."""
-    n = _sentinel_size()
-    lic = _sentinel(n)
-    procs = int(CFG.get("processes", "1"))
-    end = time.monotonic() + timeout
-    proven = set()              # (program, pid)
-
-    def one(prog, i):
-        rid = unique("touch")
-        r = api("/api/" + prog, {"license_key": lic["key"],
-                                 "installation_id": "%s-%d" % (prog, i)},
-                headers={"X-Request-Id": rid})
-        assert r.json()["code"] == "VALID", r.text
-        return rid
-
-    def rows():
-        return dict(sql("SELECT installation_id, last_seen FROM installations"
-                        " WHERE license_id = %s", lic["id"]))
+def touches_written(timeout=30.0):
+    """Returns once every validate and heartbeat process has written the
+    last_seen/version/metadata refreshes and counts it had queued before
+    the call: SIGHUP makes each write its queue at once and then log
+    "SIGHUP: queued writes written" (fcgi/lib/touch.h, touch_sync;
+    http.c). Each prefork master passes the signal on to its workers."""
+    offset = os.path.getsize(CFG["log_file"])
+    want = []
+    for prog in ("validate", "heartbeat"):
+        want += ["%s[%d] " % (prog, pid) for pid in _workers(prog)]
+        pid = int(open(os.path.join(RUN_DIR, "pid", prog + ".pid")).read())
+        os.kill(pid, signal.SIGHUP)
 
     def missing():
-        return [p for p in ("validate", "heartbeat")
-                if sum(1 for k in proven if k[0] == p) < procs]
-    while missing():
-        if time.monotonic() > end:
-            raise WaitTimeout("touches_written: calls reached only %s of %d "
-                              "processes per program" % (sorted(proven), procs))
-        progs = missing()
-        sql("UPDATE installations SET last_seen = licd_now() - interval '2 hours',"
-            " status = 'active' WHERE license_id = %s", lic["id"])
-        before = rows()
-        offset = os.path.getsize(CFG["log_file"])
-        calls = [(p, i) for p in progs for i in range(n)]
-        with concurrent.futures.ThreadPoolExecutor(len(calls)) as ex:
-            rids = list(ex.map(lambda a: one(*a), calls))
-        due = {"%s-%d" % c for c in calls}
-        eventually(lambda: all(v > before[k] for k, v in rows().items() if k in due),
-                   max(1.0, end - time.monotonic()),
-                   "the sentinel installations' refresh")
-        proven.update(served_by(rids, offset).values())
+        # from the start of a log file moved away and opened anew since
+        off = offset if os.path.getsize(CFG["log_file"]) >= offset else 0
+        lines = [l for l in log_since(off) if "SIGHUP: queued writes written" in l]
+        return [w for w in want if not any(w in l for l in lines)]
+    eventually(lambda: not missing(), timeout,
+               "every validate and heartbeat process to write its queue")
 
 
 # --- raw sockets ------------------------------------------------------------
