@@ -83,6 +83,7 @@ class Conn:
                 if attempt:
                     raise
                 continue
+            self.retry_after = r.getheader("Retry-After")
             return t0, time.monotonic(), r.status, json.loads(raw)
 
 
@@ -777,7 +778,9 @@ def test_changes_right_after_lost_database_connections_are_seen():
         return run
 
     def admin_retried(action, lic):
-        """The admin call as an operator's script makes it: again after a 503."""
+        """The admin call as an operator's script makes it: again after a
+        503, once the time its Retry-After names has passed (a program's
+        process answers 503 at once while it waits to reconnect)."""
         def act(c):
             first = None
             for _ in range(5):
@@ -786,6 +789,7 @@ def test_changes_right_after_lost_database_connections_are_seen():
                 if status != 503:
                     assert status == 200, (status, doc)
                     return first, t1
+                time.sleep(float(c.retry_after))
             raise AssertionError("%s answered 503 five times" % action)
         return act
     def cli_retried(*args):
