@@ -85,9 +85,10 @@ static const struct cfg_key keys[] = {
 	    "current by LISTEN/NOTIFY and a barrier every writer waits on "
 	    "(docs/DESIGN.md, \"The license cache\"); `off`: every call reads "
 	    "the database"),
-	INT("license_cache_entries", "100000", 0, 10000000, NULL, "installations "
+	INT("license_cache_entries", "16384", 0, 10000000, NULL, "installations "
 	    "each validate/heartbeat process keeps in memory (a few hundred "
-	    "bytes each); 0: none, as `license_cache = off`"),
+	    "bytes each, taken as they call; raise it where more installations "
+	    "call often); 0: none, as `license_cache = off`"),
 	BOOL("console_counts", "on", "validate counts its answers per day and "
 	    "code for the console's overview (`off`: not counted, the overview "
 	    "shows none)"),
