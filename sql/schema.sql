@@ -2484,6 +2484,8 @@ DECLARE
   n       bigint;
   r       usage_requests%ROWTYPE;
   claimed int[] := '{}';
+  done    jsonb;
+  done_o  int[];
 BEGIN
   -- 0. The licenses, locked; each item with its refusal ("c") or its
   -- limit ("m").
@@ -2542,12 +2544,68 @@ BEGIN
     END IF;
   END LOOP;
 
-  -- 2. Count the new increments, in counter order.
+  -- 2. Count. The new increments of one counter go in together, one
+  -- upsert for all of them, when their sum stays within the limit: each
+  -- would then be accepted alone too, in arrival order, and its count is
+  -- the counter before the batch plus the increments up to its own. Then
+  -- all are logged in one insert. The counters locked, in (license,
+  -- feature) order, by that upsert.
+  WITH todo AS (
+    SELECT x.o, x.l, x.i, x.f, x.q, x.m, x.k, x.r
+      FROM jsonb_to_recordset(v)
+        AS x(o int, l uuid, i text, f text, q bigint, m bigint, k text,
+             r text, c text)
+     WHERE x.c IS NULL AND (x.k IS NULL OR x.o = ANY (claimed))),
+  g AS (
+    SELECT todo.l, todo.f, max(todo.m) AS m, sum(todo.q)::bigint AS q
+      FROM todo GROUP BY todo.l, todo.f),
+  up AS (
+    INSERT INTO usage_counters AS c (license_id, feature, period, used, updated_at)
+    SELECT g.l, g.f, per, g.q, t FROM g
+     WHERE g.m IS NULL OR g.q <= g.m
+     ORDER BY g.l, g.f
+    ON CONFLICT (license_id, feature, period) DO UPDATE
+       SET used = c.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
+     WHERE NOT EXISTS (SELECT 1 FROM g
+                        WHERE g.l = c.license_id AND g.f = c.feature
+                          AND g.m IS NOT NULL AND c.used + EXCLUDED.used > g.m)
+    RETURNING c.license_id, c.feature, c.used),
+  acc AS (
+    SELECT todo.*, (up.used - g.q + sum(todo.q) OVER (PARTITION BY todo.l, todo.f
+                                                  ORDER BY todo.o))::bigint AS n
+      FROM todo
+      JOIN g ON g.l = todo.l AND g.f = todo.f
+      JOIN up ON up.license_id = todo.l AND up.feature = todo.f),
+  lg AS (
+    INSERT INTO usage_log (license_id, installation_id, feature, period, quantity,
+                           at, idempotency_key, request_id)
+    SELECT acc.l, acc.i, acc.f, per, acc.q, t, acc.k, acc.r FROM acc ORDER BY acc.o),
+  rq AS (
+    UPDATE usage_requests u SET accepted = true, period = per, used = acc.n,
+           lim = acc.m
+      FROM acc
+     WHERE acc.k IS NOT NULL AND u.license_id = acc.l
+       AND u.idempotency_key = acc.k)
+  SELECT coalesce(jsonb_agg(jsonb_build_object('o', acc.o, 'n', acc.n, 'm', acc.m,
+                                               'f', acc.f, 'q', acc.q)), '[]'),
+         coalesce(array_agg(acc.o), '{}')
+    INTO done, done_o
+    FROM acc;
+
+  RETURN QUERY
+  SELECT x.o, NULL::text, true, to_char(per, 'YYYY-MM'), x.n, x.m, false,
+         x.f, x.q, NULL::text
+    FROM jsonb_to_recordset(done) AS x(o int, n bigint, m bigint, f text, q bigint);
+
+  -- 2b. The counters whose increments together would pass the limit:
+  -- item by item, in counter and arrival order, each counted only if it
+  -- stays within the limit.
   FOR it IN
     SELECT x.* FROM jsonb_to_recordset(v)
       AS x(o int, l uuid, i text, f text, q bigint, m bigint, k text, r text,
            c text)
      WHERE x.c IS NULL AND (x.k IS NULL OR x.o = ANY (claimed))
+       AND NOT (x.o = ANY (done_o))
      ORDER BY x.l, x.f, x.o
   LOOP
     n := NULL;
