@@ -134,9 +134,17 @@ exp_rss = max([r["rss_kib"] for r in rows if r["server"] == "express"] or [0])
 if exp_rss:
     x = ratio("rss_vs_express", licd_rss, exp_rss)
     checks.append(("licd RSS <= 1/4 of express", x, x <= 0.25))
-# Fresh activations have no Express counterpart: printed, judged against
-# the figure in docs/PERFORMANCE.md by a reader, not here.
+# Fresh activations have no Express counterpart. Issue 28 asks for twice
+# the rate measured when it was filed (3.0k req/s against a FastCGI floor
+# of 24.1k in that run), "in the same run": across runs only ratios
+# compare, so the target is twice that share of the floor measured in
+# these rounds.
 nv = get("licd", "validate-new")
+if nv and floor:
+    x = rratio("validate_new_vs_floor", nv, floor)
+    lim = 2 * 3000 / 24100
+    checks.append(("validate-new >= %.3f of the floor (2x 3.0k/24.1k)" % lim, x,
+                   x is not None and x >= lim))
 
 out.append("")
 out.append("ratios (targets in docs/PERFORMANCE.md; median of the per-round ratios):")
