@@ -373,10 +373,14 @@ static int running;
 
 static PGconn *connect_db(void)
 {
+	/* tcp_user_timeout: a database host gone silent breaks the
+	 * connection in seconds, not at TCP's retransmission limit, so the
+	 * listener registers again soon after the network comes back (the
+	 * fence stopped answers from memory long before). */
 	const char *keys[] = { "dbname", "connect_timeout",
-	    "application_name", "options", NULL };
+	    "application_name", "tcp_user_timeout", "options", NULL };
 	const char *vals[] = { cfg_str("database_url"), "3", "licd-cache",
-	    "-c TimeZone=UTC -c synchronous_commit=off "
+	    "5000", "-c TimeZone=UTC -c synchronous_commit=off "
 	    "-c statement_timeout=2000 -c lock_timeout=1000", NULL };
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
