@@ -152,7 +152,7 @@ static void run_adds(struct db *db, struct batch_item **items, size_t n)
 	json_object_put(a);
 }
 
-static struct batch adds = BATCH_INIT_N(run_adds, BATCH_MAX, 2);
+static struct batch adds = BATCH_INIT(run_adds, BATCH_MAX);
 
 static void limit_name(char *buf, size_t n, const char *feature)
 {

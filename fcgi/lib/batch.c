@@ -36,16 +36,15 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 	else
 		b->head = it;
 	b->tail = it;
-	while (b->leading < (b->leaders > 1 ? b->leaders : 1) &&
-	    b->head != NULL) {
-		b->leading++;
+	while (!b->leading && b->head != NULL) {
+		b->leading = 1;
 		n = take(b, items);
 		pthread_mutex_unlock(&b->mu);
 
 		b->run(db, items, n);
 
 		pthread_mutex_lock(&b->mu);
-		b->leading--;
+		b->leading = 0;
 		pthread_mutex_unlock(&b->mu);
 		/* An item may be gone as soon as it is answered. */
 		for (i = 0; i < n; i++)

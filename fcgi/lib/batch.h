@@ -43,19 +43,14 @@ typedef void (*batch_run_fn)(struct db *db, struct batch_item **items,
 struct batch {
 	pthread_mutex_t mu;
 	struct batch_item *head, *tail;
-	int leading;		/* batches running */
+	int leading;		/* a batch runs */
 	size_t max;		/* items per call, at most BATCH_MAX */
 	batch_run_fn run;
-	int leaders;		/* batches that may run at once (0: 1) */
 };
 
 #define BATCH_MAX 64
-#define BATCH_INIT(fn, max) BATCH_INIT_N(fn, max, 1)
-/* A queue whose batches may run `leaders` at a time, on as many threads
- * and connections: for work whose time is mostly the database's, where
- * one batch's flush can overlap the next one's statement. */
-#define BATCH_INIT_N(fn, max, leaders) { PTHREAD_MUTEX_INITIALIZER, NULL, \
-	NULL, 0, (max), (fn), (leaders) }
+#define BATCH_INIT(fn, max) { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, \
+	(max), (fn) }
 
 /* Queues it (it->then set) and returns, at once unless this thread must
  * lead: then batches run on db, and their items' continuations are

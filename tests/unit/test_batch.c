@@ -1,8 +1,7 @@
 /* batch.c: every submitted item is run exactly once, by one leader at a
  * time, items arriving during a run are grouped, each continuation is
  * called exactly once, after its item's run, none is left unanswered when
- * submissions stop, a continuation may submit its item again, and a
- * queue with two leaders runs at most two batches at once. */
+ * submissions stop, and a continuation may submit its item again. */
 #include "batch.h"
 #include "unit.h"
 
@@ -161,70 +160,6 @@ static void again_then(struct batch_item *it, struct db *db)
 		batch_submit(&again, db, it);
 }
 
-/* A queue with two leaders: at most two batches run at once, every item
- * runs once and is answered once. */
-#define DUO_ITEMS 2000
-static atomic_int duo_running, duo_max, duo_ran[DUO_ITEMS], duo_answered;
-
-static void run_duo(struct db *db, struct batch_item **items, size_t n)
-{
-	struct timespec ts = { 0, 20000 };
-	int now = atomic_fetch_add(&duo_running, 1) + 1, m;
-	size_t i;
-
-	(void)db;
-	while ((m = atomic_load(&duo_max)) < now &&
-	    !atomic_compare_exchange_weak(&duo_max, &m, now))
-		;
-	for (i = 0; i < n; i++)
-		atomic_fetch_add(&duo_ran[(int)(long)items[i]->arg], 1);
-	nanosleep(&ts, NULL);
-	atomic_fetch_sub(&duo_running, 1);
-}
-
-static struct batch duo = BATCH_INIT_N(run_duo, 8, 2);
-
-static void duo_then(struct batch_item *it, struct db *db)
-{
-	(void)db;
-	atomic_fetch_add(&duo_answered, 1);
-	free(it);
-}
-
-static void *duo_client(void *arg)
-{
-	int t = (int)(long)arg, i;
-
-	for (i = t; i < DUO_ITEMS; i += THREADS) {
-		struct batch_item *it = calloc(1, sizeof(*it));
-
-		if (it == NULL)
-			abort();
-		it->arg = (void *)(long)i;
-		it->then = duo_then;
-		batch_submit(&duo, NULL, it);
-	}
-	return NULL;
-}
-
-static void test_two_leaders(void)
-{
-	pthread_t th[THREADS];
-	int t, i, once = 1;
-
-	for (t = 0; t < THREADS; t++)
-		CHECK(pthread_create(&th[t], NULL, duo_client,
-		    (void *)(long)t) == 0);
-	for (t = 0; t < THREADS; t++)
-		pthread_join(th[t], NULL);
-	for (i = 0; i < DUO_ITEMS; i++)
-		once &= atomic_load(&duo_ran[i]) == 1;
-	CHECK(once);
-	CHECK(atomic_load(&duo_answered) == DUO_ITEMS);
-	CHECK(atomic_load(&duo_max) <= 2);
-	CHECK(duo.head == NULL && duo.leading == 0);
-}
-
 static void test_submit_again(void)
 {
 	struct batch_item it = { .then = again_then };
@@ -264,6 +199,5 @@ int main(void)
 	CHECK(atomic_load(&runs) < THREADS * PER_THREAD);
 	test_nothing_left_behind();
 	test_submit_again();
-	test_two_leaders();
 	UNIT_DONE("batch");
 }
