@@ -30,11 +30,12 @@ struct cache_entry {
 	atomic_int refs;
 	char license[LIC_UUID_LEN + 1];
 	char customer_id[LIC_UUID_LEN + 1];
-	char plan[64];
-	char status[16];
+	char status[10];		/* the longest is "suspended" */
 	long long expires_at, grace_until, first_seen, last_seen;
-	/* Into data; domain, version and metadata may be NULL. */
-	const char *iid, *features, *limits, *domains;
+	/* Into data, so that an entry is as long as its strings (every
+	 * validate and heartbeat process holds thousands); domain, version
+	 * and metadata may be NULL. */
+	const char *plan, *iid, *features, *limits, *domains;
 	const char *domain, *version, *metadata;
 	char data[];
 };
@@ -215,8 +216,8 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	memset(lk, 0, sizeof(*lk));
 	memcpy(l->id, e->license, sizeof(l->id));
 	memcpy(l->customer_id, e->customer_id, sizeof(l->customer_id));
-	memcpy(l->plan, e->plan, sizeof(l->plan));
-	memcpy(l->status, e->status, sizeof(l->status));
+	memcpy(l->plan, e->plan, strlen(e->plan) + 1);	/* it came from one */
+	memcpy(l->status, e->status, sizeof(e->status));
 	l->expires_at = e->expires_at;
 	l->grace_until = e->grace_until;
 	l->features = js_from_text(e->features);
@@ -272,21 +273,25 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 	    (lim = js_dump(f->l->limits, NULL)) == NULL ||
 	    (dom = js_dump(f->l->domains, NULL)) == NULL)
 		return NULL;
-	n = len0(f->iid) + len0(feat) + len0(lim) + len0(dom) +
-	    len0(f->domain) + len0(f->version) + len0(f->metadata);
+	if (strlen(f->l->status) >= sizeof(e->status))
+		return NULL;
+	n = len0(f->l->plan) + len0(f->iid) + len0(feat) + len0(lim) +
+	    len0(dom) + len0(f->domain) + len0(f->version) +
+	    len0(f->metadata);
 	if ((e = malloc(sizeof(*e) + n)) == NULL)
 		return NULL;
 	e->next = NULL;
 	atomic_init(&e->refs, 1);
 	snprintf(e->license, sizeof(e->license), "%s", f->license);
 	memcpy(e->customer_id, f->l->customer_id, sizeof(e->customer_id));
-	memcpy(e->plan, f->l->plan, sizeof(e->plan));
-	memcpy(e->status, f->l->status, sizeof(e->status));
+	memset(e->status, 0, sizeof(e->status));
+	memcpy(e->status, f->l->status, strlen(f->l->status));
 	e->expires_at = f->l->expires_at;
 	e->grace_until = f->l->grace_until;
 	e->first_seen = f->first_seen;
 	e->last_seen = f->last_seen;
 	at = e->data;
+	e->plan = put_str(&at, f->l->plan);
 	e->iid = put_str(&at, f->iid);
 	e->features = put_str(&at, feat);
 	e->limits = put_str(&at, lim);
