@@ -205,7 +205,16 @@ const struct cache_entry *cache_get(const char *license, const char *iid)
 
 time_t cache_now(void)
 {
-	return time(NULL) + (time_t)atomic_load(&T.offset_s);
+	struct timespec ts;
+
+	/* Rounded to the nearest second, as the lookup's extract(epoch
+	 * ...)::bigint rounds the database's clock: a floor here would make
+	 * an answer from memory up to a second earlier than the database's
+	 * answer before it, and a lease signed then (its iat) would look
+	 * newer than now and not be handed out again (lease_reuse). */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + (ts.tv_nsec >= 500000000L) +
+	    (time_t)atomic_load(&T.offset_s);
 }
 
 int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
