@@ -931,8 +931,9 @@ static void stop_thread(pthread_t tid)
  * glibc gives each thread its own malloc arena, up to 8 per CPU, and each
  * arena keeps the pages it once touched. That fits threads that compute;
  * a program given many threads (`<program>_threads`) has most of them
- * waiting on PostgreSQL, and at most a few run at once. Four arenas per CPU keep less resident without slowing it; fewer
- * made one hot license's calls contend for an arena (docs/PERFORMANCE.md).
+ * waiting on PostgreSQL, and at most a few run at once. Four arenas per
+ * CPU keep less resident without slowing it; fewer made one hot
+ * license's calls contend for an arena (docs/PERFORMANCE.md).
  * Programs with fewer threads than that are unchanged, and so is a
  * MALLOC_ARENA_MAX the operator set.
  */
