@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,18 +26,16 @@
  */
 #define STRIPES 64
 
+/* An entry's strings, one after the other in its data (a few hundred
+ * bytes in all: the table may hold many). */
+enum { F_LICENSE, F_IID, F_CUSTOMER, F_PLAN, F_STATUS, F_FEATURES,
+	F_LIMITS, F_DOMAINS, F_DOMAIN, F_VERSION, F_METADATA, NFIELDS };
+
 struct cache_entry {
 	struct cache_entry *next;
-	atomic_int refs;
-	char license[LIC_UUID_LEN + 1];
-	char customer_id[LIC_UUID_LEN + 1];
-	char status[10];		/* the longest is "suspended" */
 	long long expires_at, grace_until, first_seen, last_seen;
-	/* Into data, so that an entry is as long as its strings (every
-	 * validate and heartbeat process holds thousands); domain, version
-	 * and metadata may be NULL. */
-	const char *plan, *iid, *features, *limits, *domains;
-	const char *domain, *version, *metadata;
+	atomic_int refs;
+	uint32_t at[NFIELDS];	/* 1 + the field's offset in data; 0: NULL */
 	char data[];
 };
 
@@ -52,6 +51,11 @@ static struct {
 } T = {
 	.mu = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER },
 };
+
+static const char *fld(const struct cache_entry *e, int f)
+{
+	return e->at[f] != 0 ? e->data + e->at[f] - 1 : NULL;
+}
 
 static long long mono_ms(void)
 {
@@ -99,7 +103,7 @@ static void drop_in(size_t b, const char *license)
 	struct cache_entry **pp = &T.buckets[b], *e;
 
 	while ((e = *pp) != NULL) {
-		if (license == NULL || strcmp(e->license, license) == 0) {
+		if (license == NULL || strcmp(fld(e, F_LICENSE), license) == 0) {
 			*pp = e->next;
 			atomic_fetch_sub(&T.count, 1);
 			cache_release(e);
@@ -194,8 +198,8 @@ const struct cache_entry *cache_get(const char *license, const char *iid)
 	s = b % STRIPES;
 	pthread_mutex_lock(&T.mu[s]);
 	for (e = T.buckets[b]; e != NULL; e = e->next)
-		if (strcmp(e->license, license) == 0 &&
-		    strcmp(e->iid, iid) == 0) {
+		if (strcmp(fld(e, F_LICENSE), license) == 0 &&
+		    strcmp(fld(e, F_IID), iid) == 0) {
 			atomic_fetch_add(&e->refs, 1);
 			break;
 		}
@@ -222,16 +226,20 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 {
 	struct lic *l = &lk->l;
 
+	const char *version_was = fld(e, F_VERSION);
+	const char *metadata_was = fld(e, F_METADATA);
+
 	memset(lk, 0, sizeof(*lk));
-	memcpy(l->id, e->license, sizeof(l->id));
-	memcpy(l->customer_id, e->customer_id, sizeof(l->customer_id));
-	memcpy(l->plan, e->plan, strlen(e->plan) + 1);	/* it came from one */
-	memcpy(l->status, e->status, sizeof(e->status));
+	snprintf(l->id, sizeof(l->id), "%s", fld(e, F_LICENSE));
+	snprintf(l->customer_id, sizeof(l->customer_id), "%s",
+	    fld(e, F_CUSTOMER));
+	snprintf(l->plan, sizeof(l->plan), "%s", fld(e, F_PLAN));
+	snprintf(l->status, sizeof(l->status), "%s", fld(e, F_STATUS));
 	l->expires_at = e->expires_at;
 	l->grace_until = e->grace_until;
-	l->features = js_from_text(e->features);
-	l->limits = js_from_text(e->limits);
-	l->domains = js_from_text(e->domains);
+	l->features = js_from_text(fld(e, F_FEATURES));
+	l->limits = js_from_text(fld(e, F_LIMITS));
+	l->domains = js_from_text(fld(e, F_DOMAINS));
 	if (l->features == NULL || l->limits == NULL || l->domains == NULL) {
 		lic_free(l);
 		return LIC_ERROR;
@@ -240,30 +248,16 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	lk->first_seen = e->first_seen;
 	lk->last_seen = e->last_seen;
 	lk->now = now;
-	lk->domain = e->domain;
+	lk->domain = fld(e, F_DOMAIN);
 	/* licd_lookup's needs_touch, against what the database is known to
 	 * hold: an unknown version or metadata counts as another. */
-	lk->needs_touch = strcmp(e->status, "active") == 0 &&
+	lk->needs_touch = strcmp(l->status, "active") == 0 &&
 	    (e->last_seen < (long long)now - touch_secs ||
-	    (version != NULL && (e->version == NULL ||
-	    strcmp(version, e->version) != 0)) ||
-	    (metadata != NULL && (e->metadata == NULL ||
-	    strcmp(metadata, e->metadata) != 0)));
+	    (version != NULL && (version_was == NULL ||
+	    strcmp(version, version_was) != 0)) ||
+	    (metadata != NULL && (metadata_was == NULL ||
+	    strcmp(metadata, metadata_was) != 0)));
 	return LIC_OK;
-}
-
-/* s copied to *at in e's data (NULL stays NULL). */
-static const char *put_str(char **at, const char *s)
-{
-	char *out = *at;
-	size_t n;
-
-	if (s == NULL)
-		return NULL;
-	n = strlen(s) + 1;
-	memcpy(out, s, n);
-	*at += n;
-	return out;
 }
 
 static size_t len0(const char *s)
@@ -273,41 +267,43 @@ static size_t len0(const char *s)
 
 static struct cache_entry *new_entry(const struct cache_fill *f)
 {
-	const char *feat, *lim, *dom;
+	const char *v[NFIELDS];
 	struct cache_entry *e;
-	char *at;
-	size_t n;
+	size_t n = 0, i, k;
 
-	if ((feat = js_dump(f->l->features, NULL)) == NULL ||
-	    (lim = js_dump(f->l->limits, NULL)) == NULL ||
-	    (dom = js_dump(f->l->domains, NULL)) == NULL)
+	v[F_LICENSE] = f->license;
+	v[F_IID] = f->iid;
+	v[F_CUSTOMER] = f->l->customer_id;
+	v[F_PLAN] = f->l->plan;
+	v[F_STATUS] = f->l->status;
+	v[F_FEATURES] = js_dump(f->l->features, NULL);
+	v[F_LIMITS] = js_dump(f->l->limits, NULL);
+	v[F_DOMAINS] = js_dump(f->l->domains, NULL);
+	v[F_DOMAIN] = f->domain;
+	v[F_VERSION] = f->version;
+	v[F_METADATA] = f->metadata;
+	if (v[F_FEATURES] == NULL || v[F_LIMITS] == NULL ||
+	    v[F_DOMAINS] == NULL)
 		return NULL;
-	if (strlen(f->l->status) >= sizeof(e->status))
-		return NULL;
-	n = len0(f->l->plan) + len0(f->iid) + len0(feat) + len0(lim) +
-	    len0(dom) + len0(f->domain) + len0(f->version) +
-	    len0(f->metadata);
-	if ((e = malloc(sizeof(*e) + n)) == NULL)
+	for (i = 0; i < NFIELDS; i++)
+		n += len0(v[i]);
+	if (n >= UINT32_MAX || (e = malloc(sizeof(*e) + n)) == NULL)
 		return NULL;
 	e->next = NULL;
 	atomic_init(&e->refs, 1);
-	snprintf(e->license, sizeof(e->license), "%s", f->license);
-	memcpy(e->customer_id, f->l->customer_id, sizeof(e->customer_id));
-	memset(e->status, 0, sizeof(e->status));
-	memcpy(e->status, f->l->status, strlen(f->l->status));
 	e->expires_at = f->l->expires_at;
 	e->grace_until = f->l->grace_until;
 	e->first_seen = f->first_seen;
 	e->last_seen = f->last_seen;
-	at = e->data;
-	e->plan = put_str(&at, f->l->plan);
-	e->iid = put_str(&at, f->iid);
-	e->features = put_str(&at, feat);
-	e->limits = put_str(&at, lim);
-	e->domains = put_str(&at, dom);
-	e->domain = put_str(&at, f->domain);
-	e->version = put_str(&at, f->version);
-	e->metadata = put_str(&at, f->metadata);
+	for (i = 0, n = 0; i < NFIELDS; i++) {
+		e->at[i] = 0;
+		if (v[i] == NULL)
+			continue;
+		k = strlen(v[i]) + 1;
+		memcpy(e->data + n, v[i], k);
+		e->at[i] = (uint32_t)n + 1;
+		n += k;
+	}
 	return e;
 }
 
@@ -328,8 +324,8 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 		return;
 	}
 	for (pp = &T.buckets[b]; (old = *pp) != NULL; pp = &old->next)
-		if (strcmp(old->license, f->license) == 0 &&
-		    strcmp(old->iid, f->iid) == 0)
+		if (strcmp(fld(old, F_LICENSE), f->license) == 0 &&
+		    strcmp(fld(old, F_IID), f->iid) == 0)
 			break;
 	if (old != NULL) {
 		e->next = old->next;
