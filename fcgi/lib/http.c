@@ -690,8 +690,12 @@ static int own_accept;
  * a kept one. No thread ever waits on an idle connection.
  *
  * <program>_listen: a TCP listener beside fd 0, for an nginx on another
- * host. The listeners are non-blocking, in every process's set
- * (EPOLLEXCLUSIVE: a connection wakes one process, not all).
+ * host. The listeners are non-blocking and in every process's set, not
+ * EPOLLEXCLUSIVE: that wakes the first process with an idle thread every
+ * time, so one process would take every connection nginx keeps while
+ * the others serve none. A new connection wakes one thread per process
+ * instead and the first accept takes it (the others find none); with
+ * kept connections a new one is rare.
  */
 static int tcp_fd = -1;
 
@@ -751,7 +755,7 @@ static int proc_epoll(void)
 		int fl = fcntl(fds[i], F_GETFL);
 
 		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.events = EPOLLIN;
 		ev.data.fd = fds[i];
 		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
 		    epoll_ctl(proc_ep, EPOLL_CTL_ADD, fds[i], &ev) != 0) {
