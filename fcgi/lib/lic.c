@@ -234,12 +234,16 @@ static const char *claim_str(struct json_object *c, const char *k)
  * and parsing the key's payload; a miss costs no signature check either
  * (the row read anyway holds the key as issued), which is why a small
  * cache per program is enough: it holds the benchmark's licenses and
- * keeps resident memory down. Only successes are cached; status, revocation and
- * everything else still come from the database on every call. 2-way set
- * associative, one mutex per process, allocated on first use (after the
- * prefork).
+ * keeps resident memory down. Only successes are cached; status,
+ * revocation and everything else come from the license row (the database
+ * or the license cache, cache.h), which answers from memory only for a
+ * key found here. 8-way set associative: with 2 ways a few percent of
+ * the sets hold three keys or more at 10,000 licenses, and those keys
+ * kept evicting each other; one mutex per process, allocated on first
+ * use (after the prefork).
  */
-#define VCACHE_SETS 16384	/* × 2 ways × 32 bytes = 1 MiB */
+#define VCACHE_WAYS 8
+#define VCACHE_SETS 4096	/* × 8 ways × 32 bytes = 1 MiB */
 
 /* A way: the first half of the key's SHA-256 (a forged key would need a
  * 128-bit second preimage to hit) and the license id in binary. */
@@ -307,8 +311,8 @@ static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1])
 
 	pthread_mutex_lock(&vcache_mu);
 	if (vcache != NULL) {
-		set = &vcache[2 * slot_of(d, VCACHE_SETS)];
-		for (i = 0; i < 2 && !hit; i++) {
+		set = &vcache[VCACHE_WAYS * slot_of(d, VCACHE_SETS)];
+		for (i = 0; i < VCACHE_WAYS && !hit; i++) {
 			if (memcmp(set[i].id, zero, 16) != 0 &&
 			    CRYPTO_memcmp(set[i].digest, d, 16) == 0) {
 				uuid_unpack(set[i].id, id);
@@ -335,12 +339,15 @@ static void vcache_put(const unsigned char d[32], const char *id,
 		return;
 	}
 	if (vcache == NULL)
-		vcache = calloc(2 * VCACHE_SETS, sizeof(*vcache));
+		vcache = calloc(VCACHE_WAYS * VCACHE_SETS, sizeof(*vcache));
 	if (vcache != NULL) {
-		set = &vcache[2 * slot_of(d, VCACHE_SETS)];
+		set = &vcache[VCACHE_WAYS * slot_of(d, VCACHE_SETS)];
 		/* An empty way, else one picked by another digest byte. */
-		way = memcmp(set[0].id, zero, 16) == 0 ? 0 :
-		    memcmp(set[1].id, zero, 16) == 0 ? 1 : d[3] & 1;
+		for (way = 0; way < VCACHE_WAYS &&
+		    memcmp(set[way].id, zero, 16) != 0; way++)
+			;
+		if (way == VCACHE_WAYS)
+			way = d[3] % VCACHE_WAYS;
 		memcpy(set[way].digest, d, 16);
 		uuid_pack(id, set[way].id);
 	}
@@ -847,7 +854,7 @@ static void caches_clear(unsigned gen)
 {
 	pthread_mutex_lock(&vcache_mu);
 	if (vcache != NULL)
-		memset(vcache, 0, 2 * VCACHE_SETS * sizeof(*vcache));
+		memset(vcache, 0, VCACHE_WAYS * VCACHE_SETS * sizeof(*vcache));
 	vcache_gen = gen;
 	pthread_mutex_unlock(&vcache_mu);
 	pthread_mutex_lock(&lcache_mu);
