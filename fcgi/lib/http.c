@@ -1274,9 +1274,13 @@ void http_after_write(struct http_req *req, struct http_resp *resp)
 {
 	int st;
 
-	/* A 503 is a database that could not be reached or waited on: the
-	 * barrier would fail the same way, and nothing was changed. */
+	/* A refusal (4xx: a bad token, field or state) changed nothing, and
+	 * an unauthenticated caller must not make the barrier's wait on
+	 * every process cheap to ask for; a 503 is a database that could
+	 * not be reached or waited on, where the barrier would fail the same
+	 * way. */
 	if (strcmp(req->method, "GET") == 0 || req->db == NULL ||
+	    (resp->status >= 400 && resp->status < 500) ||
 	    resp->status == 503)
 		return;
 	/* The change is committed whatever the barrier says: its answer

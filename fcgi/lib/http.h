@@ -98,9 +98,10 @@ struct http_program {
 int http_main(int argc, char **argv, const struct http_program *prog);
 
 /* An http_program's `after` for a program that changes licenses (the
- * admin API, webhooks, checkout): after any request but a GET, waits for
- * the license caches' barrier (db_cache_sync), so that validate and
- * heartbeat answer the change from the next call on. */
+ * admin API, webhooks, checkout): after any request but a GET or a
+ * refusal (4xx), waits for the license caches' barrier (db_cache_sync),
+ * so that validate and heartbeat answer the change from the next call
+ * on. */
 void http_after_write(struct http_req *req, struct http_resp *resp);
 
 /* A program's main(): its file's `routes` and `stmts` tables and the
