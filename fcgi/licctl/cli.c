@@ -127,10 +127,11 @@ static void cache_sync(void)
 	PQclear(r);
 }
 
-void cli_finish(void)
+void cli_finish(int sync)
 {
 	if (conn != NULL) {
-		cache_sync();
+		if (sync)
+			cache_sync();
 		PQfinish(conn);
 	}
 	conn = NULL;
@@ -148,7 +149,7 @@ PGconn *cli_conn(struct cli_err *e)
 	if (PQstatus(conn) != CONNECTION_OK) {
 		cli_fail(e, 1, "cannot connect to the database: %s",
 		    PQerrorMessage(conn));
-		cli_finish();
+		cli_finish(0);
 	}
 	return conn;
 }

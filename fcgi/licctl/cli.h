@@ -53,8 +53,15 @@ struct cli_cmd {
 	const char *args;		/* the synopsis after group and verb */
 	const char *summary;		/* its line in licctl --help */
 	const char *help;		/* what GROUP VERB --help adds */
-	int is_default;			/* run when the group has no verb */
+	int flags;			/* CLI_DEFAULT, CLI_WRITES */
 };
+
+/* The command runs when its group is given without a verb. */
+#define CLI_DEFAULT 1
+/* The command may change the database: the license caches' barrier runs
+ * after it (cli_finish), so that validate and heartbeat answer the change
+ * from the very next call. Commands that only read skip the wait. */
+#define CLI_WRITES 2
 
 /* Fills o from argv by the command's options. */
 int cli_parse(const struct cli_cmd *c, int argc, char **argv,
@@ -74,7 +81,10 @@ int cli_fail(struct cli_err *e, int status, const char *fmt, ...)
 int cli_bad(struct cli_err *e, const char *option, const char *got,
     const char *accepts);
 int cli_usage(struct cli_err *e, const struct cli_cmd *c);
-void cli_finish(void);
+/* Closes the database connection, after the license caches' barrier when
+ * sync is set (a command with CLI_WRITES; a failed one too, as it may
+ * have committed part of its work). */
+void cli_finish(int sync);
 
 /* The database. cli_q runs one parameterised statement (connecting first
  * if need be) and returns its result for the caller to PQclear, or NULL

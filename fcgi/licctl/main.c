@@ -3,8 +3,9 @@
  * published JWKS, plans, customers, licenses and day-to-day operations.
  *
  * Every command is one row of the table below: its group and verb, the
- * function that runs it (one file per concern), the options it takes and
- * its help. Dispatch, --help at every level and the messages for a
+ * function that runs it (one file per concern), the options it takes, its
+ * help and its flags (CLI_WRITES: the license caches' barrier runs after
+ * it, cli.h). Dispatch, --help at every level and the messages for a
  * command line licctl cannot run all come from this table:
  *   licctl --help               every command, one line each
  *   licctl GROUP --help         the group's usage lines
@@ -27,7 +28,7 @@
 #define ACTION(verb, summary) { "license", verb, licenses_action, \
 	OPTS("reason"), "LICENSE_ID [--reason TEXT]", summary, \
 	"Through the same SQL function as the admin API; the audit log's " \
-	"actor is licctl.\n", 0 }
+	"actor is licctl.\n", CLI_WRITES }
 
 static const struct cli_cmd cmds[] = {
 	{ "migrate", NULL, migrate_run, OPTS("status!"), "[--status]",
@@ -37,7 +38,7 @@ static const struct cli_cmd cmds[] = {
 	    "files of sql_dir/functions\nin one. Refuses to run when an applied "
 	    "migration's file has changed.\nSafe to re-run and to run "
 	    "concurrently. --status lists each file's state\nand applies "
-	    "nothing.\n", 0 },
+	    "nothing.\n", CLI_WRITES },
 
 	{ "keys", "generate", keys_generate, ALG, "[--alg ES256|EdDSA]",
 	    "the first signing key (nothing if one is current)",
@@ -96,7 +97,7 @@ static const struct cli_cmd cmds[] = {
 	    "'installations' caps seats. A floating seat\nis held while its "
 	    "lease (--seat-ttl, default 900) runs; --max-borrow-days\n(default "
 	    "0) allows borrowing, --overdraft (default 0) seats beyond the "
-	    "limit.\n", 0 },
+	    "limit.\n", CLI_WRITES },
 	{ "plan", "list", catalog_plan_list, OPTS("json!"), "[--json]",
 	    "the plans",
 	    "Every plan: code, name, features, limits and seat model.\n", 0 },
@@ -106,7 +107,7 @@ static const struct cli_cmd cmds[] = {
 	    "--email EMAIL [--name NAME] [--json]",
 	    "a customer (idempotent per e-mail address)",
 	    "Creates a customer, idempotent per e-mail address "
-	    "(case-insensitive), and\nprints the id.\n", 0 },
+	    "(case-insensitive), and\nprints the id.\n", CLI_WRITES },
 	{ "customer", "list", catalog_customer_list, OPTS("json!"),
 	    "[--json]", "the customers",
 	    "Every customer, oldest first: id, e-mail address, name.\n", 0 },
@@ -125,12 +126,12 @@ static const struct cli_cmd cmds[] = {
 	    "\n--limits overrides single limits) and seat model (the seat "
 	    "options override\nit), signs the key with the current key and "
 	    "prints it. --count N issues N\nlicenses at once, keys one per "
-	    "line (to --keys-out FILE, 0600).\n", 0 },
+	    "line (to --keys-out FILE, 0600).\n", CLI_WRITES },
 	{ "license", "update", licenses_update, OPTS(SEAT_OPTS, "json!"),
 	    "LICENSE_ID " SEAT_ARGS " [--json]",
 	    "change a license's seat model",
 	    "Changes the seat model of one license; options left out stay.\n",
-	    0 },
+	    CLI_WRITES },
 	{ "license", "show", licenses_show, OPTS("json!"),
 	    "LICENSE_ID [--json]", "one license with its seats",
 	    "One license with the status validate would answer now, its seats "
@@ -166,17 +167,17 @@ static const struct cli_cmd cmds[] = {
 	    "end), for an air-gapped\nmachine. --request takes the JSON the "
 	    "machine printed:\n  {\"installation_id\": \"...\", \"metadata\": "
 	    "{...}, \"nonce\": \"...\"}\nand, from licd-check request-file, "
-	    "\"license_id\" (then --license may be left out).\n", 0 },
+	    "\"license_id\" (then --license may be left out).\n", CLI_WRITES },
 	{ "notifications", "list", ops_notifications_list,
 	    OPTS("status", "license", "limit", "json!"),
 	    "[--status pending|delivered] [--license ID] [--limit N] [--json]",
 	    "the delivery outbox (the default)",
 	    "Lists the outbox (newest first) with attempts and the last error."
-	    "\n", 1 },
+	    "\n", CLI_DEFAULT },
 	{ "notifications", "retry", ops_notifications_retry, OPTS("all!"),
 	    "(ID | --all)", "make pending notifications due now",
 	    "Makes pending notifications due now (the next licd-lifecycle run "
-	    "sends them).\n", 0 },
+	    "sends them).\n", CLI_WRITES },
 	{ "webhook", "pending", ops_webhook_pending, OPTS("json!"), "[--json]",
 	    "provider events not applied",
 	    "Lists provider events recorded but not applied: their "
@@ -186,7 +187,7 @@ static const struct cli_cmd cmds[] = {
 	    "stripe|paddle EVENT_ID", "apply a pending event again",
 	    "Applies one pending event again now, e.g. after `licctl plan set` "
 	    "gave its\nprice a plan; a license it issues gets its key signed.\n",
-	    0 },
+	    CLI_WRITES },
 
 	{ "config", "check", conf_check, NULL, "[FILE]",
 	    "check the configuration, print it with secrets masked",
@@ -262,7 +263,7 @@ static const struct cli_cmd *lookup(int argc, char **argv, int *used,
 			*used = 2;
 			return &cmds[i];
 		}
-		if (cmds[i].is_default)
+		if (cmds[i].flags & CLI_DEFAULT)
 			dflt = &cmds[i];
 	}
 	*rc = 2;
@@ -329,6 +330,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", e.msg);
 		rc = e.status != 0 ? e.status : 1;
 	}
-	cli_finish();
+	cli_finish(c->flags & CLI_WRITES);
 	return rc;
 }

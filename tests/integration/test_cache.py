@@ -115,6 +115,35 @@ def test_licctl_changes_are_answered_from_the_next_call():
     answers(lic, iid, "VALID")
 
 
+def barriers():
+    """The last barrier number taken, read without running one (util.sql
+    would)."""
+    conn = db()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT last_value FROM cache_barrier_seq")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_licctl_runs_the_barrier_only_after_a_verb_that_writes():
+    lic = issue()
+    iid = unique("c")
+    hot(lic, iid)
+    assert listeners(), "the barrier waits only when someone listens"
+    before = barriers()
+    for verb in (("license", "show", lic["id"]), ("license", "list"),
+                 ("plan", "list"), ("customer", "list"),
+                 ("audit", "--limit", "1"), ("notifications",),
+                 ("usage", lic["id"]), ("webhook", "pending")):
+        licctl(*verb)
+    assert barriers() == before
+    licctl("license", "suspend", lic["id"], "--reason", "x")
+    assert barriers() > before
+    answers(lic, iid, "SUSPENDED")
+
+
 def listeners():
     return {r[0] for r in sql("SELECT id FROM cache_listeners")}
 
