@@ -699,13 +699,27 @@ static int own_accept;
  */
 static int tcp_fd = -1;
 
+/*
+ * A kept TCP connection waits in the epoll set with no read pending, so
+ * nothing here would ever notice that its front vanished without closing
+ * it (a host powered off, a partition): the descriptor would stay open
+ * for the process's life. Keepalive probes on the listener, which Linux
+ * copies to every connection it accepts (as TCP_NODELAY), end such a
+ * connection with an error event; the worker that takes it closes it.
+ * Unix sockets need none: their peer's end always closes with it.
+ */
+#define TCP_KEEP_IDLE_S 60
+#define TCP_KEEP_INTVL_S 10
+#define TCP_KEEP_CNT 3
+
 static int listen_tcp(const char *spec, char *err, size_t errlen)
 {
 	struct addrinfo hints, *ai = NULL;
 	char host[256];
 	const char *colon = strrchr(spec, ':');
 	size_t hl;
-	int fd = -1, one = 1, rc;
+	int fd = -1, one = 1, rc, idle = TCP_KEEP_IDLE_S,
+	    intvl = TCP_KEEP_INTVL_S, cnt = TCP_KEEP_CNT;
 
 	if (colon == NULL || colon == spec || colon[1] == '\0' ||
 	    (hl = (size_t)(colon - spec)) >= sizeof(host)) {
@@ -731,6 +745,12 @@ static int listen_tcp(const char *spec, char *err, size_t errlen)
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+	    sizeof(idle)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+	    sizeof(intvl)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
 	    listen(fd, 1024) != 0) {
 		snprintf(err, errlen, "%s: %s", spec, strerror(errno));

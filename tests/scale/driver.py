@@ -281,6 +281,20 @@ def listeners():
           " also after connections that brought no request")
 
 
+def kept_to_programs():
+    """lb's established TCP connections to the programs' listeners (ports
+    9001-9006 of either app host)."""
+    out = subprocess.run(["ss", "-Htn", "state", "established"],
+                         capture_output=True, text=True, check=True).stdout
+    n = 0
+    for ln in out.splitlines():
+        peer = ln.split()[-1]
+        host, _, port = peer.rpartition(":")
+        if host in APP.values() and 9001 <= int(port) <= 9006:
+            n += 1
+    return n
+
+
 # --- scenario 4: a change on one host, seen by the other's next call ------------
 
 APP = {"app1": "198.18.0.11", "app2": "198.18.0.12"}
@@ -531,6 +545,11 @@ def main():
     stopped = load.stop()
     check(stopped and not load.errors,
           "the load stopped within its bounds %s" % (load.errors[:3] or ""))
+    # With every call answered, only connections nginx keeps for the next
+    # requests are still open (fastcgi_keep_conn, upstream keepalive).
+    kept = kept_to_programs()
+    check(kept > 0, "nginx keeps its TCP connections to the programs open "
+          "between requests (%d open after the load)" % kept)
 
     with log.mu:
         calls = list(log.calls)

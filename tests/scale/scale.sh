@@ -31,6 +31,9 @@ declare -A ADDR=([lb]=198.18.0.2 [app1]=198.18.0.11 [app2]=198.18.0.12
 	[db1]=198.18.0.21 [db2]=198.18.0.22)
 declare -A PORT=([validate]=9001 [heartbeat]=9002 [usage]=9003
 	[revoke]=9004 [checkout]=9005 [webhook]=9006)
+# idle connections lb's nginx keeps to each app host, as nginx/licd.conf
+declare -A KEEP=([validate]=32 [heartbeat]=32 [usage]=32 [revoke]=8
+	[checkout]=8 [webhook]=8)
 
 say() { echo "scale: $*"; }
 die() { echo "scale: $*" >&2; exit 1; }
@@ -155,7 +158,7 @@ lb_start() {
 	local d=$T/lb p up=""
 	mkdir -p "$d"/{body,proxy,fastcgi,uwsgi,scgi}
 	for p in $PROGRAMS; do
-		up+="upstream licd_$p { server ${ADDR[app1]}:${PORT[$p]} max_fails=1 fail_timeout=2s; server ${ADDR[app2]}:${PORT[$p]} max_fails=1 fail_timeout=2s; }"$'\n'
+		up+="upstream licd_$p { server ${ADDR[app1]}:${PORT[$p]} max_fails=1 fail_timeout=2s; server ${ADDR[app2]}:${PORT[$p]} max_fails=1 fail_timeout=2s; keepalive ${KEEP[$p]}; keepalive_requests 100; }"$'\n'
 	done
 	sed -e "s|@T@|$d|g" -e "s|@ADDR@|${ADDR[lb]}|g" \
 	    "$ROOT/tests/scale/lb.conf.in" >"$d/nginx.conf"
