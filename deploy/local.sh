@@ -77,18 +77,29 @@ as_pg() {	# run a PostgreSQL tool as the cluster owner
 
 # Running, not a zombie waiting for init to reap it.
 running() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" | cut -c1)" != Z ]; }
+# A pid file's process, or a process of a pid file's group, is this
+# stack's only when it is still the one started: pids are reused (quickly
+# on a busy machine), so a live pid alone proves nothing. The programs
+# carry this stack's LICD_SOCKET_DIR; nginx's master, its configuration.
+ours() {
+	grep -qF -- "$RT/nginx/nginx.conf" "/proc/$1/cmdline" 2>/dev/null ||
+		tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | grep -qxF "LICD_SOCKET_DIR=$RT/sock"
+}
 alive() {
 	local p
-	[ -f "$1" ] && p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && running "$p"
+	[ -f "$1" ] && p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && running "$p" && ours "$p"
 }
 
 # spawn-fcgi starts each program in a session of its own, so the pid it
 # records is also the process group of every process the program forks: the
 # group, not the one pid, says whether anything of it still runs.
 group_alive() {
-	local g
-	[ -f "$1" ] && g=$(cat "$1" 2>/dev/null) && [ -n "$g" ] &&
-		ps -eo pgid=,stat= | awk -v g="$g" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'
+	local g p
+	[ -f "$1" ] && g=$(cat "$1" 2>/dev/null) && [ -n "$g" ] || return 1
+	for p in $(ps -eo pid=,pgid=,stat= | awk -v g="$g" '$2 == g && $3 !~ /^Z/ { print $1 }'); do
+		ours "$p" && return 0
+	done
+	return 1
 }
 
 pg_running() { as_pg "$PGBIN/pg_ctl" -D "$RT/pg/data" status >/dev/null 2>&1; }
