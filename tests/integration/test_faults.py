@@ -282,13 +282,27 @@ def test_a_locked_license_delays_no_other_license():
 
 # --- supervision ------------------------------------------------------------
 
-def _gone(pid):
-    """Not running (a zombie not yet reaped by init counts as gone)."""
+def _stat(pid):
+    """(state, start time) of a process, or None when there is none."""
     try:
         with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            fields = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return True
+        return None
+    return fields[0], fields[19]
+
+
+def _gone(pid, started=None):
+    """Not running (a zombie not yet reaped by init counts as gone); with
+    started (_stat's start time when it ran), a process reusing the pid
+    since does not count: pids come round quickly on a busy machine."""
+    st = _stat(pid)
+    return st is None or st[0] == "Z" or (started is not None and
+                                           st[1] != started)
+
+
+def _starts(pids):
+    return {p: st[1] for p, st in ((p, _stat(p)) for p in pids) if st}
 
 
 def _group(pgid):
@@ -345,8 +359,9 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
     restored = False
     try:
         load.wait(lambda a: len(a) >= 40, "40 answers")
+        starts = _starts(workers + [master])
         os.kill(master, 9)
-        eventually(lambda: all(_gone(w) for w in workers + [master]), 15,
+        eventually(lambda: all(_gone(p, t) for p, t in starts.items()), 15,
                    "the workers to end with their master")
         def status():
             return subprocess.run(os.environ["LICD_STACK_STATUS"], shell=True,
@@ -381,11 +396,11 @@ def test_killed_master_takes_its_workers_and_stop_leaves_nothing(database):
     new_master = int(open(pidfile).read())
     assert new_master != master and len(_children(new_master)) == len(workers)
 
-    before = _stack_pids()
+    before = _starts(_stack_pids())
     assert len(before) > 10
     try:
         run(os.environ["LICD_STACK_STOP"])
-        eventually(lambda: all(_gone(p) for p in before), 10,
+        eventually(lambda: all(_gone(p, t) for p, t in before.items()), 10,
                    "every process of the stack to end: " + subprocess.run(
                        ["ps", "-o", "pid,pgid,args", "-p", ",".join(map(str, before))],
                        capture_output=True, text=True).stdout)
