@@ -34,6 +34,7 @@ enum { F_LICENSE, F_IID, F_CUSTOMER, F_PLAN, F_STATUS, F_FEATURES,
 struct cache_entry {
 	struct cache_entry *next;
 	long long expires_at, grace_until, first_seen, last_seen;
+	struct lic_keytag key;	/* the key it was filled for */
 	atomic_int refs;
 	uint32_t at[NFIELDS];	/* 1 + the field's offset in data; 0: NULL */
 	char data[];
@@ -94,6 +95,11 @@ void cache_release(const struct cache_entry *ce)
 
 	if (e != NULL && atomic_fetch_sub(&e->refs, 1) == 1)
 		free(e);
+}
+
+int cache_key_ok(const struct cache_entry *e, const struct lic_keytag *tag)
+{
+	return lic_keytag_match(&e->key, tag);
 }
 
 /* Unlinks every entry of bucket b matching license (NULL: all); under
@@ -295,6 +301,10 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 	e->grace_until = f->l->grace_until;
 	e->first_seen = f->first_seen;
 	e->last_seen = f->last_seen;
+	if (f->key != NULL)
+		e->key = *f->key;
+	else
+		memset(&e->key, 0, sizeof(e->key));
 	for (i = 0, n = 0; i < NFIELDS; i++) {
 		e->at[i] = 0;
 		if (v[i] == NULL)

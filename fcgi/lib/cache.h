@@ -54,12 +54,14 @@ struct cache_entry;
 /* What cache_put stores for (license, iid): the license as read, the
  * installation's first and last contact, its domain, and the version and
  * metadata (serialised JSON object) the database is known to hold (NULL:
- * not known). */
+ * not known); the tag of the call's key, authenticated for the license
+ * (NULL: none). */
 struct cache_fill {
 	const char *license, *iid;
 	const struct lic *l;
 	long long first_seen, last_seen;
 	const char *domain, *version, *metadata;
+	const struct lic_keytag *key;
 };
 
 /* Starts the listener for program, once per process (later calls return
@@ -76,6 +78,10 @@ unsigned long cache_ticket(const char *license);
  * may answer now; else NULL. */
 const struct cache_entry *cache_get(const char *license, const char *iid);
 void cache_release(const struct cache_entry *e);
+/* 1 when the entry was filled for the very key text tag is of, under the
+ * same key ring (lic_keytag_match): a key the verified-key cache does not
+ * hold (lic_key_id's *known = 0) may then be answered from e. */
+int cache_key_ok(const struct cache_entry *e, const struct lic_keytag *tag);
 
 /* The call's time for an answer from memory: this host's clock plus the
  * test clock offset. */

@@ -48,6 +48,9 @@ static void remember(struct call *c, int touched)
 	 * known (a NULL one is never known). */
 	f.version = touched || !lk->needs_touch ? c->version : NULL;
 	f.metadata = touched || !lk->needs_touch ? c->metadata : NULL;
+	/* The key is the license's: the row vouched for it, or the
+	 * verified-key cache or this entry's tag knew it. */
+	f.key = &c->tag;
 	cache_put(c->ticket, &f);
 }
 
@@ -300,14 +303,19 @@ done:
 
 /* LOOKUP from memory, on the handler's thread: 1 when answered; 0 when
  * the call must read the database (no entry, the cache may not answer
- * now, the key not verified in this process, or a write is due). */
+ * now, a key neither in the verified-key cache nor the very text the
+ * entry was filled for under the current key ring, or a write is due). */
 static int from_cache(struct call *c)
 {
 	struct http_req *req = c->req;
 	time_t now;
 
-	if (!c->known || (c->hit = cache_get(c->id, c->iid)) == NULL)
+	if ((c->hit = cache_get(c->id, c->iid)) == NULL)
 		return 0;
+	if (!c->known && !cache_key_ok(c->hit, &c->tag)) {
+		finish(c);
+		return 0;
+	}
 	now = cache_now();
 	if (cache_read(c->hit, now, atol(lic_touch_param()), c->version,
 	    c->metadata, &c->lk) != LIC_OK) {
@@ -335,7 +343,7 @@ void call_start(struct call *c)
 	struct http_req *req = c->req;
 
 	cache_start(c->rq.call == DECIDE_VALIDATE ? "validate" : "heartbeat");
-	if (lic_key_id(c->key, c->id, &c->known) != LIC_OK) {
+	if (lic_key_id_tag(c->key, c->id, &c->known, &c->tag) != LIC_OK) {
 		decide(&c->rq, NULL, &c->d);
 		reply(c);
 		return;

@@ -77,6 +77,7 @@ struct call {
 	struct http_resp *resp;
 	char id[LIC_UUID_LEN + 1];
 	int known;			/* lic_key_id's */
+	struct lic_keytag tag;		/* the key's (lic_key_id_tag) */
 	unsigned long ticket;		/* cache_ticket's, before the lookup */
 	const struct cache_entry *hit;	/* held: lk was read from it */
 	struct lookup_call lookup;

@@ -236,8 +236,9 @@ static const char *claim_str(struct json_object *c, const char *k)
  * cache per program is enough: it holds the benchmark's licenses and
  * keeps resident memory down. Only successes are cached; status,
  * revocation and everything else come from the license row (the database
- * or the license cache, cache.h), which answers from memory only for a
- * key found here. 8-way set associative: with 2 ways a few percent of
+ * or the license cache, cache.h, which answers from memory a key found
+ * here, or one whose exact text its entry was filled for under this
+ * ring: lic_key_id_tag). 8-way set associative: with 2 ways a few percent of
  * the sets hold three keys or more at 10,000 licenses, and those keys
  * kept evicting each other; one mutex per process, allocated on first
  * use (after the prefork).
@@ -303,7 +304,9 @@ static void uuid_unpack(const unsigned char b[16], char id[LIC_UUID_LEN + 1])
 	*p = '\0';
 }
 
-static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1])
+/* *gen: the ring the hit was authenticated under. */
+static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1],
+    unsigned *gen)
 {
 	static const unsigned char zero[16];
 	struct vslot *set;
@@ -320,6 +323,7 @@ static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1])
 			}
 		}
 	}
+	*gen = vcache_gen;
 	pthread_mutex_unlock(&vcache_mu);
 	return hit;
 }
@@ -365,7 +369,7 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
 	if (claims != NULL)
 		return lic_verify_key_full(key, id, claims);
 	have_digest = key_digest(key, d) == 0;
-	if (have_digest && vcache_get(d, id))
+	if (have_digest && vcache_get(d, id, &gen))
 		return LIC_OK;
 	gen = ring()->gen;
 	if (lic_verify_key_full(key, id, NULL) != LIC_OK)
@@ -386,15 +390,29 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 {
+	return lic_key_id_tag(key, id, known, NULL);
+}
+
+int lic_key_id_tag(const char *key, char id[LIC_UUID_LEN + 1], int *known,
+    struct lic_keytag *tag)
+{
 	struct json_object *c = NULL;
 	unsigned char d[32];
 	const char *sub, *iss;
-	int rc = LIC_INVALID, js;
+	unsigned gen = ring()->gen, vgen;
+	int rc = LIC_INVALID, js, have_digest;
 
 	id[0] = '\0';
 	*known = 0;
-	if (key_digest(key, d) == 0 && vcache_get(d, id)) {
+	if (tag != NULL)
+		memset(tag, 0, sizeof(*tag));
+	have_digest = key_digest(key, d) == 0;
+	if (have_digest && vcache_get(d, id, &vgen)) {
 		*known = 1;
+		if (tag != NULL) {
+			memcpy(tag->digest, d, LIC_KEYTAG_LEN);
+			tag->gen = vgen;
+		}
 		return LIC_OK;
 	}
 	/* The issuer too: a key the database vouches for is still refused
@@ -407,9 +425,20 @@ int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 	    (sub = claim_str(c, "sub")) != NULL && lic_uuid_valid(sub)) {
 		memcpy(id, sub, LIC_UUID_LEN + 1);
 		rc = LIC_OK;
+		if (tag != NULL && have_digest) {
+			memcpy(tag->digest, d, LIC_KEYTAG_LEN);
+			tag->gen = gen;
+		}
 	}
 	json_object_put(c);
 	return rc;
+}
+
+int lic_keytag_match(const struct lic_keytag *stored,
+    const struct lic_keytag *seen)
+{
+	return stored->gen != 0 && stored->gen == seen->gen &&
+	    CRYPTO_memcmp(stored->digest, seen->digest, LIC_KEYTAG_LEN) == 0;
 }
 
 /* 1 when key is stored's signature made over again from the same

@@ -71,6 +71,31 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  * Either way it is cached like a verified key.
  */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known);
+
+/*
+ * What the license cache keeps of the key an entry was filled for
+ * (cache.h), so that a key the verified-key cache does not hold is still
+ * answered from memory when it is that very text: the first half of its
+ * SHA-256 (the verified-key cache's digest: a forged key would need a
+ * 128-bit second preimage) and the generation of the key ring it was
+ * authenticated under (0: none), so that a ring change (a retired kid)
+ * voids every stored tag as it empties the verified-key cache.
+ */
+#define LIC_KEYTAG_LEN 16
+struct lic_keytag {
+	unsigned char digest[LIC_KEYTAG_LEN];
+	unsigned gen;
+};
+/* lic_key_id, and on LIC_OK the key's tag: the ring it is authenticated
+ * under once lic_key_id knew it or the row confirmed it (the ring read
+ * before either, so a ring replaced meanwhile leaves a stale tag, never
+ * a newer one). */
+int lic_key_id_tag(const char *key, char id[LIC_UUID_LEN + 1], int *known,
+    struct lic_keytag *tag);
+/* 1 when stored (an entry's) is seen's (a call's) key text under the
+ * same ring, compared in constant time; 0 when either is none. */
+int lic_keytag_match(const struct lic_keytag *stored,
+    const struct lic_keytag *seen);
 /* That confirmation for a key lic_key_id did not know, given the key the
  * license holds as issued (stored, NULL: none): LIC_OK and cached, or
  * LIC_INVALID. lic_lookup_read calls it; usage, whose row stays in

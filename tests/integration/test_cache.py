@@ -14,42 +14,15 @@ import signal
 import threading
 import time
 
+import jwt  # PyJWT from Debian: re-signs a license's key
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 
-from util import (admin, api, db, eventually, heartbeat, issue, licctl,
-                  log_since, served_by, sql, unique, validate,
+from util import (admin, api, b64url, b64url_decode, db, eventually,
+                  heartbeat, hot, issue, jwt_parts, licctl, log_since,
+                  log_size, pids, served_by, sql, unique, validate, workers,
                   CFG, URL)
-
-
-def log_size():
-    return os.path.getsize(CFG["log_file"])
-
-
-def hot(lic, iid, programs=("validate", "heartbeat")):
-    """Calls until each program has answered this installation from memory
-    in every worker process that served one of these calls (libfcgi's
-    accepts are uneven: a worker may serve none)."""
-    calls = {"validate": validate, "heartbeat": heartbeat}
-    pat = re.compile(r"Z (\w+)\[(\d+)\] .*license=%s( cache=hit)?"
-                     % lic["id"])
-    offset = log_size()
-    served, hits = set(), set()
-
-    def all_hot():
-        for p in programs:
-            assert calls[p](lic["key"], iid).json()["code"] == "VALID"
-        for line in log_since(offset):
-            m = pat.search(line)
-            if m:
-                served.add((m.group(1), int(m.group(2))))
-                if m.group(3):
-                    hits.add((m.group(1), int(m.group(2))))
-        return served <= hits and {p for p, _ in hits} == set(programs)
-    eventually(all_hot, 30, lambda: "every serving process answering from "
-               "memory (served %s, from memory %s)" % (served, hits),
-               interval=0.01)
-    return hits
 
 
 def answers(lic, iid, code, hb_code=None, **kw):
@@ -246,3 +219,78 @@ def test_a_listener_renewing_without_acknowledging_is_given_up():
         stop.set()
         t.join()
         conn.close()
+
+
+def test_a_key_ring_reload_voids_what_the_entries_know_of_the_key():
+    """A reload of the signing keys (SIGHUP) voids what every entry knows
+    of its key, as it empties the verified-key cache (a retired kid's keys
+    are no longer the license's): in each process, the first call after
+    its reload reads the database and answers as before, and the calls
+    after it are answered from memory again."""
+    lic = issue()
+    iid = unique("c")
+    hot(lic, iid)
+    offset = log_size()
+    want = {(p, int(w)) for p in ("validate", "heartbeat")
+            for w in workers(p)}
+    for p in ("validate", "heartbeat"):
+        os.kill(int(pids()[p + ".pid"]), signal.SIGHUP)
+    pat = re.compile(r"Z (\w+)\[(\d+)\] .*(keys reloaded|license=%s( "
+                     r"cache=hit)?)" % lic["id"])
+
+    def lines():
+        for line in log_since(offset):
+            m = pat.search(line)
+            if m:
+                yield (m.group(1), int(m.group(2))), m.group(3), m.group(4)
+    eventually(lambda: want <= {p for p, what, _ in lines()
+                                if what == "keys reloaded"}, 20,
+               "every process's reload")
+    hot(lic, iid)
+    reloaded, first = set(), {}
+    for proc, what, hit in lines():
+        if what == "keys reloaded":
+            reloaded.add(proc)
+        elif proc in reloaded and proc not in first:
+            first[proc] = hit
+    assert first and not any(first.values()), first
+
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def test_a_changed_license_key_drops_the_entries():
+    """A license whose stored key changes (re-signed: licenses.license_key
+    notifies its id) is read from the database by the next call; the new
+    key is then answered from memory, and the old one, which verifies
+    still, stays VALID."""
+    lic = issue()
+    iid = unique("c")
+    hot(lic, iid)
+    header, claims, _ = jwt_parts(lic["key"])
+    claims["iat"] += 1
+    with open(os.path.join(CFG["keys_dir"], header["kid"] + ".key"),
+              "rb") as f:
+        pem = f.read()
+    new = jwt.encode(claims, serialization.load_pem_private_key(pem, None),
+                     algorithm=header["alg"], headers={"kid": header["kid"],
+                                                       "typ": "JWT"})
+    if header["alg"] == "ES256":
+        # licd takes the low-S signature only (jwt.c)
+        h, p, sig = new.split(".")
+        sig = b64url_decode(sig)
+        s = int.from_bytes(sig[32:], "big")
+        if s > P256_N // 2:
+            new = "%s.%s.%s" % (h, p, b64url(sig[:32] + (P256_N - s)
+                                            .to_bytes(32, "big")))
+    assert new != lic["key"]
+    offset = log_size()
+    sql("UPDATE licenses SET license_key = %s WHERE id = %s", new, lic["id"])
+    assert validate(lic["key"], iid).json()["code"] == "VALID"
+    pat = re.compile(r"license=%s( cache=hit)?" % lic["id"])
+    line = eventually(lambda: next((m for m in map(pat.search,
+                                                   log_since(offset)) if m),
+                                   None), 10, "the call's log line")
+    assert line.group(1) is None, line.group(0)
+    hot(dict(lic, key=new), iid)
+    assert validate(lic["key"], iid).json()["code"] == "VALID"

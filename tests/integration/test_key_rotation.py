@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from util import (CFG, RUN_DIR, api, eventually, heartbeat, issue,
+from util import (CFG, RUN_DIR, api, eventually, heartbeat, hot, issue,
                   jwt_parts, licctl, log_text, make_plan, unique, validate)
 
 SIGNING = ("validate", "heartbeat", "usage", "revoke", "webhook")
@@ -165,7 +165,8 @@ def test_rotation_under_load_without_invalid_keys(keys):
 def test_retired_key_stops_verifying_after_reload(keys):
     """A third key (group-readable by keys_group) becomes current; the
     second is retired: what it signed is INVALID_KEY once the programs
-    reloaded, what the others signed stays valid. The current key cannot
+    reloaded, even where its license was answered from memory, what the
+    others signed stays valid. The current key cannot
     be retired."""
     kdir = CFG["keys_dir"]
     k2 = added_kid(licctl("keys", "add").stdout)
@@ -192,6 +193,9 @@ def test_retired_key_stops_verifying_after_reload(keys):
     assert kid_of(lic3["key"]) == k3
     hup()
     signing(keys, k3)
+    # its license answered from memory in every process: retiring the
+    # kid must stop that too
+    hot(lic2, "ret")
     licctl("keys", "retire", k2)
     assert not os.path.exists(os.path.join(kdir, k2 + ".pub"))
     jwks = api("/.well-known/jwks.json", method="GET").json()

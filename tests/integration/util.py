@@ -331,6 +331,39 @@ def served_by(rids, offset=0, timeout=5.0):
     return found
 
 
+# --- the license cache (fcgi/lib/cache.h) ------------------------------------
+
+def log_size():
+    return os.path.getsize(CFG["log_file"])
+
+
+def hot(lic, iid, programs=("validate", "heartbeat")):
+    """Calls until each program has answered this installation from memory
+    in every worker process that served one of these calls (libfcgi's
+    accepts are uneven: a worker may serve none)."""
+    calls = {"validate": validate, "heartbeat": heartbeat}
+    pat = re.compile(r"Z (\w+)\[(\d+)\] .*license=%s( cache=hit)?"
+                     % lic["id"])
+    offset = log_size()
+    served, hits = set(), set()
+
+    def all_hot():
+        for p in programs:
+            assert calls[p](lic["key"], iid).json()["code"] == "VALID"
+        for line in log_since(offset):
+            m = pat.search(line)
+            if m:
+                served.add((m.group(1), int(m.group(2))))
+                if m.group(3):
+                    hits.add((m.group(1), int(m.group(2))))
+        return served <= hits and {p for p, _ in hits} == set(programs)
+    eventually(all_hot, 30, lambda: "every serving process answering from "
+               "memory (served %s, from memory %s)" % (served, hits),
+               interval=0.01)
+    return hits
+
+
+
 # --- the write-behind of validate and heartbeat -----------------------------
 
 def _workers(prog):

@@ -43,7 +43,7 @@ static void put(const char *license, const char *iid, const char *status,
 {
 	struct lic l = lic(license, status);
 	struct cache_fill f = { license, iid, &l, NOW - 100, last_seen,
-	    "a.example", version, NULL };
+	    "a.example", version, NULL, NULL };
 
 	cache_put(ticket, &f);
 	lic_free(&l);
