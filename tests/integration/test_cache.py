@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from util import (admin, api, b64url, b64url_decode, db, eventually,
                   heartbeat, hot, issue, jwt_parts, licctl, log_since,
-                  log_size, pids, served_by, sql, unique, validate, workers,
+                  log_size, logged, pids, served_by, sql, unique, validate, workers,
                   CFG, URL)
 
 
@@ -284,13 +284,14 @@ def test_a_changed_license_key_drops_the_entries():
             new = "%s.%s.%s" % (h, p, b64url(sig[:32] + (P256_N - s)
                                             .to_bytes(32, "big")))
     assert new != lic["key"]
-    offset = log_size()
     sql("UPDATE licenses SET license_key = %s WHERE id = %s", new, lic["id"])
-    assert validate(lic["key"], iid).json()["code"] == "VALID"
-    pat = re.compile(r"license=%s( cache=hit)?" % lic["id"])
-    line = eventually(lambda: next((m for m in map(pat.search,
-                                                   log_since(offset)) if m),
-                                   None), 10, "the call's log line")
-    assert line.group(1) is None, line.group(0)
+    rid = unique("rekeyed")
+    r = requests.post(URL + "/api/validate", timeout=30,
+                      json={"license_key": lic["key"], "installation_id": iid},
+                      headers={"X-Request-Id": rid})
+    assert r.json()["code"] == "VALID", r.text
+    lines = logged(rid)
+    assert len(lines) == 1 and "license=%s " % lic["id"] in lines[0] + " " \
+        and "cache=hit" not in lines[0], lines
     hot(dict(lic, key=new), iid)
     assert validate(lic["key"], iid).json()["code"] == "VALID"
