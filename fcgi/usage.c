@@ -16,7 +16,11 @@
  *           conditional upsert (used + q <= limit, exact under any
  *           concurrency), logs the increment and claims the idempotency
  *           key, each item exactly as if alone
- *           (sql/functions/55_usage.sql).
+ *           (sql/functions/55_usage.sql). A license held elsewhere is
+ *           skipped, not waited for: its items come back BUSY.
+ *   WAIT    wait_add(), on a resume thread, only for a BUSY item: the
+ *           item alone, waiting for its license up to lock_timeout (503
+ *           with Retry-After beyond), while the batches go on.
  *   REPLY   added(), on the same thread, after the commit: the answer. A
  *           key lic_key_id could not vouch for, and that is not the key
  *           the license holds as issued, is checked by its signature
@@ -54,6 +58,8 @@ struct add {
 	const char *key, *iid, *feature, *idem;	/* in the request's JSON */
 	char id[LIC_UUID_LEN + 1];
 	int known;			/* lic_key_id vouched for the key */
+	int wait;			/* sent alone, waiting for a license
+					 * held elsewhere (wait_add) */
 	long long qty;
 	int st;				/* DB_OK or db_exec's failure */
 	int answered;			/* a row came back for it */
@@ -83,6 +89,8 @@ static void add_item(struct json_object *a, size_t o, const struct add *x)
 	if (!x->known)
 		json_object_object_add(e, "key",
 		    json_object_new_string(x->key));
+	if (x->wait)
+		json_object_object_add(e, "w", json_object_new_boolean(1));
 	json_object_array_add(a, e);
 }
 
@@ -112,11 +120,15 @@ static void take_row(PGresult *res, int row, struct add *x)
 		x->st = DB_ERROR;
 }
 
-/* batch_run_fn (COUNT): all items in one licd_usage_add_batch call. If
- * the call fails as a statement (not as a connection), each item is
- * retried alone so that one item's error cannot fail the others; so is a
- * batch that waited lock_timeout on a row held elsewhere: only the items
- * of that row wait again and answer 503. */
+/* batch_run_fn (COUNT): all items in one licd_usage_add_batch call. The
+ * items of a license held elsewhere come back BUSY at once, counted for
+ * nothing, and wait on a resume thread (added()); the others are counted
+ * without waiting for it. If the call fails as a statement (not as a
+ * connection), each item is retried alone so that one item's error
+ * cannot fail the others; so is a batch that waited lock_timeout on
+ * another row held elsewhere (a counter): only that row's items wait
+ * again and answer 503. A failed statement counted nothing, so no item
+ * sent again is counted twice. */
 static void run_adds(struct db *db, struct batch_item **items, size_t n)
 {
 	struct json_object *a = json_object_new_array();
@@ -154,6 +166,28 @@ static void run_adds(struct db *db, struct batch_item **items, size_t n)
 
 static struct batch adds = BATCH_INIT(run_adds, BATCH_MAX);
 
+static int reply(struct add *x, struct db *db);
+
+/* COUNT again, on a resume thread, for an item whose license was held
+ * elsewhere: alone, waiting for the license up to lock_timeout (then 503
+ * with Retry-After, as an activation of a held license), so that the
+ * batches of every other license go on meanwhile. http.c answers after. */
+static void wait_add(struct http_req *req, struct http_resp *resp)
+{
+	struct add *x = http_scratch(req);
+	struct batch_item *it = &x->it;
+
+	(void)resp;
+	x->wait = 1;
+	do {
+		run_adds(req->db, &it, 1);
+		if (x->answered && strcmp(x->code, "BUSY") == 0)
+			x->st = DB_BUSY;
+	} while (reply(x, req->db) == 1);
+	free(x->stored);
+	x->stored = NULL;
+}
+
 static void limit_name(char *buf, size_t n, const char *feature)
 {
 	snprintf(buf, n, "%s_per_month", feature);
@@ -168,9 +202,9 @@ static void add_counts(struct json_object *o, long long used, long long lim)
 	    json_object_new_int64(lim > used ? lim - used : 0));
 }
 
-/* REPLY: the answer from the batch's row. Returns 1 when the item was
- * queued again instead (a key confirmed by its signature), 0 when
- * answered. */
+/* REPLY: the answer from the batch's row. Returns 1 when the item is to
+ * be counted again instead (a key confirmed by its signature), 2 when its
+ * license was held elsewhere (BUSY: to wait for it), 0 when answered. */
 static int reply(struct add *x, struct db *db)
 {
 	struct http_req *req = x->req;
@@ -182,6 +216,8 @@ static int reply(struct add *x, struct db *db)
 		http_db_error(req, resp, x->st, "usage add");
 		return 0;
 	}
+	if (x->answered && strcmp(x->code, "BUSY") == 0)
+		return 2;
 	if (!x->answered) {
 		http_error(resp, 500, "INTERNAL", "usage add: no answer");
 		return 0;
@@ -260,8 +296,10 @@ static void added(struct batch_item *it, struct db *db)
 
 	free(x->stored);
 	x->stored = NULL;
-	if (again)
+	if (again == 1)
 		batch_submit(&adds, db, &x->it);	/* x is answered there */
+	else if (again == 2)
+		http_resume(x->req, wait_add);
 	else
 		http_done(x->req);
 }
@@ -451,4 +489,5 @@ HTTP_PROGRAM(
 	.name = "usage",
 	.init = lic_init_verifier,
 	.reload = lic_keys_reload,
-	.defers = 1)
+	.defers = 1,
+	.resumes = 1)

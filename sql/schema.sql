@@ -2488,14 +2488,21 @@ DECLARE
   done_o  int[];
 BEGIN
   -- 0. The licenses, locked; each item with its refusal ("c") or its
-  -- limit ("m").
+  -- limit ("m"). Waiting ("w"), the licenses are locked first, in id
+  -- order; the statement below then holds them already and skips none.
+  IF p_items @> '[{"w": true}]' THEN
+    PERFORM 1 FROM licenses l
+     WHERE l.id IN (SELECT (e ->> 'l')::uuid FROM jsonb_array_elements(p_items) e)
+     ORDER BY l.id
+       FOR SHARE;
+  END IF;
   WITH lic AS MATERIALIZED (
     SELECT l.id, l.status, l.expires_at, l.grace_until, l.features,
            l.limits, l.license_key
       FROM licenses l
      WHERE l.id IN (SELECT (e ->> 'l')::uuid FROM jsonb_array_elements(p_items) e)
      ORDER BY l.id
-       FOR SHARE)
+       FOR SHARE SKIP LOCKED)
   SELECT coalesce(jsonb_agg(x.e || jsonb_build_object(
            'c', y.c,
            'm', CASE WHEN y.c IS NULL AND jsonb_typeof(lic.limits -> y.lname) = 'number'
@@ -2507,7 +2514,10 @@ BEGIN
     FROM jsonb_array_elements(p_items) AS x(e)
     LEFT JOIN lic ON lic.id = (x.e ->> 'l')::uuid
    CROSS JOIN LATERAL (SELECT
-      CASE WHEN lic.id IS NULL THEN 'UNKNOWN'
+      CASE WHEN lic.id IS NULL THEN
+             CASE WHEN EXISTS (SELECT 1 FROM licenses z
+                                WHERE z.id = (x.e ->> 'l')::uuid)
+                  THEN 'BUSY' ELSE 'UNKNOWN' END
            WHEN x.e ->> 'key' IS NOT NULL
                 AND lic.license_key IS DISTINCT FROM x.e ->> 'key' THEN 'UNVOUCHED'
            WHEN lic.status = 'revoked' THEN 'REVOKED'

@@ -51,7 +51,8 @@ static cfg_check_fn check_tokens, check_programs, check_listen, check_http,
 #define P_RESUME(p) { .name = p "_resume_threads", .type = CFG_INT, \
 	.def = "4", .min = 1, .max = 64, .pattern = "<program>_resume_threads", \
 	.help = "threads (one PostgreSQL connection each) that finish the " \
-	"requests which must write (an activation, a newly recorded domain)" }
+	"requests which must write (an activation, a newly recorded domain) " \
+	"or wait for a license held elsewhere (usage)" }
 
 static const struct cfg_key keys[] = {
 	STR("database_url", "dbname=licd", NULL, "libpq conninfo string or "
@@ -106,6 +107,7 @@ static const struct cfg_key keys[] = {
 	P_REQUESTS("usage"),
 	P_RESUME("validate"),
 	P_RESUME("heartbeat"),
+	P_RESUME("usage"),
 	INT("processes", "1", 1, 32, NULL, ">1: a master keeps this many "
 	    "worker processes alive"),
 	P_LISTEN("validate"),

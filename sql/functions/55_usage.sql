@@ -23,6 +23,13 @@
 --    the revoke waits until the increments are committed. So no increment
 --    is ever committed after a change of status, and none is counted by a
 --    batch that began after the change was acknowledged.
+--    A license held elsewhere (row-locked by another transaction: an
+--    admin edit, a revoke, an activation, an operator's open transaction)
+--    is skipped (SKIP LOCKED): its items answer BUSY, are not counted and
+--    claim nothing, and every other item is counted without waiting for
+--    it. Items marked "w": true wait for their licenses instead (up to
+--    lock_timeout): usage sends a BUSY item again so, alone, from a
+--    thread that answers no other call.
 -- 1. The idempotency row is claimed (a racing retry waits on it, then
 --    reads the answer).
 -- 2. The counter moves only if it stays within the limit (NULL:
@@ -37,11 +44,13 @@
 -- p_items: [{"o": ordinal, "l": license, "i": installation or null,
 -- "f": feature, "q": quantity, "k": idempotency key or null, "r": request
 -- id, "key": the license key when the caller has not authenticated it,
--- else absent}, ...]. One row per item, ord = its "o"; code NULL when the
+-- else absent, "w": true to wait for a license held elsewhere, else
+-- absent}, ...]. One row per item, ord = its "o"; code NULL when the
 -- license allowed the call (then accepted says whether it was counted;
 -- NULL for a replay of a request that never finished), else the refusal
 -- ('UNKNOWN': no such license; 'UNVOUCHED': key is not the one issued,
--- license_key is, for the caller to check the key's signature). Locks, in
+-- license_key is, for the caller to check the key's signature; 'BUSY':
+-- the license is held elsewhere, nothing done). Locks, in
 -- this order so that concurrent batches cannot deadlock: the licenses by
 -- id, every idempotency row by (license, key), then the counters by
 -- (license, feature); a counter counted item by item (at its limit) is
@@ -68,14 +77,21 @@ DECLARE
   done_o  int[];
 BEGIN
   -- 0. The licenses, locked; each item with its refusal ("c") or its
-  -- limit ("m").
+  -- limit ("m"). Waiting ("w"), the licenses are locked first, in id
+  -- order; the statement below then holds them already and skips none.
+  IF p_items @> '[{"w": true}]' THEN
+    PERFORM 1 FROM licenses l
+     WHERE l.id IN (SELECT (e ->> 'l')::uuid FROM jsonb_array_elements(p_items) e)
+     ORDER BY l.id
+       FOR SHARE;
+  END IF;
   WITH lic AS MATERIALIZED (
     SELECT l.id, l.status, l.expires_at, l.grace_until, l.features,
            l.limits, l.license_key
       FROM licenses l
      WHERE l.id IN (SELECT (e ->> 'l')::uuid FROM jsonb_array_elements(p_items) e)
      ORDER BY l.id
-       FOR SHARE)
+       FOR SHARE SKIP LOCKED)
   SELECT coalesce(jsonb_agg(x.e || jsonb_build_object(
            'c', y.c,
            'm', CASE WHEN y.c IS NULL AND jsonb_typeof(lic.limits -> y.lname) = 'number'
@@ -87,7 +103,10 @@ BEGIN
     FROM jsonb_array_elements(p_items) AS x(e)
     LEFT JOIN lic ON lic.id = (x.e ->> 'l')::uuid
    CROSS JOIN LATERAL (SELECT
-      CASE WHEN lic.id IS NULL THEN 'UNKNOWN'
+      CASE WHEN lic.id IS NULL THEN
+             CASE WHEN EXISTS (SELECT 1 FROM licenses z
+                                WHERE z.id = (x.e ->> 'l')::uuid)
+                  THEN 'BUSY' ELSE 'UNKNOWN' END
            WHEN x.e ->> 'key' IS NOT NULL
                 AND lic.license_key IS DISTINCT FROM x.e ->> 'key' THEN 'UNVOUCHED'
            WHEN lic.status = 'revoked' THEN 'REVOKED'

@@ -4,6 +4,8 @@ import concurrent.futures
 import json
 import uuid
 
+import psycopg2.errors
+import pytest
 import requests
 
 from util import (URL, admin, api, b64url, b64url_decode, db, error_code,
@@ -308,6 +310,51 @@ def test_call_waiting_on_a_revoke_is_refused():
         watch.close()
     assert r.status_code == 403 and error_code(r) == "REVOKED", r.text
     assert counter(lic["id"]) == 1 and logged(lic["id"]) == (1, 1)
+
+
+def test_a_batch_skips_a_license_held_elsewhere():
+    """licd_usage_add_batch does not wait for a license another
+    transaction holds: its items answer BUSY at once, claim no
+    idempotency key and count nothing, while the batch's other items are
+    counted. Sent again with "w": true the item waits for the license (up
+    to lock_timeout), and once the holder is gone it is counted, once."""
+    held, free = metered(), metered()
+    gone = str(uuid.uuid4())
+    holder = db()
+    holder.autocommit = False
+    holder.cursor().execute("SELECT 1 FROM licenses WHERE id = %s FOR UPDATE",
+                            (held["id"],))
+    item = {"o": 0, "l": held["id"], "i": None, "f": "api_calls", "q": 2,
+            "k": "k-held", "r": "t"}
+    items = [item, dict(item, o=1, l=free["id"], k=None),
+             dict(item, o=2, l=gone), dict(item, o=3, k=None)]
+    conn = db()
+    try:
+        cur = conn.cursor()
+        # waiting here would fail the statement
+        cur.execute("SET lock_timeout = '50ms'")
+        cur.execute("SELECT ord, code, accepted, used FROM"
+                    " licd_usage_add_batch(%s::jsonb) ORDER BY ord",
+                    (json.dumps(items),))
+        assert cur.fetchall() == [(0, "BUSY", None, None), (1, None, True, 2),
+                                  (2, "UNKNOWN", None, None),
+                                  (3, "BUSY", None, None)]
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            cur.execute("SELECT * FROM licd_usage_add_batch(%s::jsonb)",
+                        (json.dumps([dict(item, w=True)]),))
+        assert sql1("SELECT count(*) FROM usage_requests WHERE license_id = %s",
+                    held["id"]) == 0
+        assert counter(held["id"]) == 0 and logged(held["id"]) == (0, 0)
+        holder.rollback()
+        cur.execute("SELECT ord, code, accepted, used FROM"
+                    " licd_usage_add_batch(%s::jsonb)",
+                    (json.dumps([dict(item, w=True)]),))
+        assert cur.fetchall() == [(0, None, True, 2)]
+    finally:
+        holder.close()
+        conn.close()
+    assert counter(held["id"]) == 2 and logged(held["id"]) == (1, 2)
+    assert counter(free["id"]) == 2 and logged(free["id"]) == (1, 2)
 
 
 def test_limits_and_features_as_committed():
