@@ -11,18 +11,18 @@
  * and returns the answer's JSON, and every write and its
  * audit row are one transaction, so an action is never recorded without
  * taking effect or the reverse. Only issuing a license and signing an
- * offline lease need C in between (the signature). Validate, heartbeat
- * and usage read the license row on every call, so a change applies to
- * the next call.
+ * offline lease need C in between (the signature). After a write the
+ * answer waits for the license caches' barrier (http_after_write, cache.h),
+ * so validate and heartbeat in every process answer the change from the
+ * next call on; usage reads the license on every call.
  */
 #include "auth.h"
+#include "config.h"
 #include "db.h"
 #include "http.h"
 #include "json.h"
-#include "lic.h"
-
-#include "config.h"
 #include "jwt.h"
+#include "lic.h"
 #include "url.h"
 
 #include <ctype.h>

@@ -1,6 +1,8 @@
 /* jwt: see jwt.h. */
 #include "jwt.h"
 
+#include "json.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -602,16 +604,6 @@ static struct json_object *parse_part(const unsigned char *s, long len)
 	return o;
 }
 
-static const char *get_str(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 static const struct jws_key *find_key(const struct jws_keyring *kr,
     const char *kid)
 {
@@ -662,7 +654,7 @@ const struct jws_key *jws_token_key(const struct jws_keyring *kr,
 	n = jws_b64url_decode(token, hl, hdrbuf, sizeof(hdrbuf));
 	if (n <= 0 || (h = parse_part(hdrbuf, n)) == NULL)
 		return NULL;
-	if ((name = get_str(h, "kid")) != NULL && kid_ok(name)) {
+	if ((name = js_path_str(h, "kid")) != NULL && kid_ok(name)) {
 		k = find_key(kr, name);
 		if (kid != NULL)
 			snprintf(kid, JWS_KID_MAX, "%s", name);
@@ -690,7 +682,8 @@ int jws_peek(const struct jws_keyring *kr, const char *token, size_t len,
 	if (hlen <= 0 || (hdr = parse_part(hdrbuf, hlen)) == NULL)
 		goto out;
 	rc = JWS_EKID;
-	if ((kid = get_str(hdr, "kid")) == NULL || find_key(kr, kid) == NULL)
+	if ((kid = js_path_str(hdr, "kid")) == NULL ||
+	    find_key(kr, kid) == NULL)
 		goto out;
 	rc = JWS_EMALFORMED;
 	plen = jws_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), payload,
@@ -734,19 +727,19 @@ int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
 		goto out;
 	/* The key, not the token, fixes the algorithm. */
 	rc = JWS_EALG;
-	if ((alg = get_str(hdr, "alg")) == NULL)
+	if ((alg = js_path_str(hdr, "alg")) == NULL)
 		goto out;
 	if (json_object_object_get_ex(hdr, "crit", &v))
 		goto out;	/* no extensions understood */
 	rc = JWS_EKID;
-	if ((kid = get_str(hdr, "kid")) == NULL ||
+	if ((kid = js_path_str(hdr, "kid")) == NULL ||
 	    (k = find_key(kr, kid)) == NULL)
 		goto out;
 	rc = JWS_EALG;
 	if (strcmp(alg, jws_alg_name(k->alg)) != 0)
 		goto out;
 	rc = JWS_ETYP;
-	if ((t = get_str(hdr, "typ")) == NULL || strcmp(t, typ) != 0)
+	if ((t = js_path_str(hdr, "typ")) == NULL || strcmp(t, typ) != 0)
 		goto out;
 	rc = JWS_EMALFORMED;
 	slen = jws_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig,

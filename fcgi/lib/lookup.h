@@ -40,13 +40,7 @@ struct lookup_shared;
 typedef void (*lookup_then)(struct http_req *req, struct db *db, int st,
     PGresult *res);
 
-/* lookup_read_then queues the lookup, perhaps batched with other threads'
- * lookups, and returns; `then` is called on whichever thread ran its
- * batch, perhaps before lookup_read_then returns. license must be a UUID
- * (lic_uuid_valid), touch_secs a decimal string; iid, version and
- * metadata (serialised JSON object) may be NULL. The call lives in the
- * request's own state (http_scratch), as do the strings, until `then` is
- * called. */
+/* One queued lookup, in the request's own state (http_scratch). */
 struct lookup_call {
 	struct batch_item it;		/* lookup.c's, as are the rest */
 	const char *params[5];		/* licd_lookup's, in order */
@@ -58,6 +52,12 @@ struct lookup_call {
 	lookup_then then;
 };
 
+/* Queues the lookup, perhaps batched with other threads' lookups, and
+ * returns; `then` is called on whichever thread ran its batch, perhaps
+ * before lookup_read_then returns. license must be a UUID
+ * (lic_uuid_valid), touch_secs a decimal string; iid, version and
+ * metadata (serialised JSON object) may be NULL. c and the strings must
+ * live until `then` is called. */
 void lookup_read_then(struct lookup_call *c, struct http_req *req,
     struct db *db, const char *license, const char *iid,
     const char *touch_secs, const char *version, const char *metadata,
