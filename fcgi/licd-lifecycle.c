@@ -320,10 +320,10 @@ static void usage(FILE *f)
 
 /* The license caches' barrier after the tasks' commits; a failure is
  * logged (the caches' fence still bounds how long the old state is
- * answered). */
+ * answered). A dry run commits nothing to wait for. */
 static void cache_sync(void)
 {
-	if (db_cache_sync(db) != DB_OK)
+	if (!dry_run && db_cache_sync(db) != DB_OK)
 		log_warn("lifecycle: license cache barrier failed");
 }
 
@@ -419,10 +419,8 @@ out:
 	PQclear(res);
 	if (have_lock && !lock_lost) {
 		res = NULL;
-		if (db_exec(db, "unlock", 0, NULL, &res) == DB_OK)
-			PQclear(res);
-		else
-			PQclear(res);
+		db_exec(db, "unlock", 0, NULL, &res);
+		PQclear(res);
 	}
 	db_free(db);
 	curl_global_cleanup();

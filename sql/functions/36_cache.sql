@@ -79,8 +79,9 @@ $$;
 -- and waited out (its lease ends within licd_cache_lease()), so the
 -- wait is bounded by p_timeout_ms plus the lease. The barrier's own
 -- commit need not wait for the disk: the change it follows already did.
--- Called by the admin API, webhook and checkout programs (db_cache_sync),
--- licctl and the lifecycle job.
+-- Called by the admin API and webhook programs (http_after_write,
+-- db_cache_sync), validate's deactivate, licctl after a verb that writes
+-- and the lifecycle job.
 CREATE OR REPLACE PROCEDURE licd_cache_sync(p_timeout_ms int DEFAULT 1000)
 LANGUAGE plpgsql AS $$
 DECLARE
