@@ -15,6 +15,7 @@
  *    issued licenses are signed and stored, and a license_issued
  *    notification is queued.
  */
+#include "billmap.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -22,7 +23,6 @@
 #include "lic.h"
 #include "log.h"
 #include "sig.h"
-#include "billmap.h"
 #include "stripe.h"
 
 #include <stdio.h>

@@ -7,7 +7,7 @@
  * parsed request and fill a response.
  *
  * A request lives in one of a fixed set of contexts per process: one per
- * thread, or <program>_requests (32) in a program that defers. A handler
+ * thread, or <program>_requests in a program that defers. A handler
  * that hands its request to a batch calls http_defer() and returns; its
  * thread takes the next request at once instead of sleeping until the
  * batch has run, and the batch's thread answers with http_done(), or

@@ -23,12 +23,12 @@ enum js_class {
 	JS_HOST,	/* [A-Za-z0-9.-] host names, trailing dot allowed */
 };
 
-/* Parses one JSON object from buf. 0 on success (*out owned by caller),
- * -1 with err filled (MALFORMED_JSON) otherwise. Uses a per-thread
- * tokener. */
 /* Frees this thread's parser (call when a worker thread ends). */
 void js_thread_end(void);
 
+/* Parses one JSON object from buf. 0 on success (*out owned by caller),
+ * -1 with err filled (MALFORMED_JSON) otherwise. Uses a per-thread
+ * tokener. */
 int js_parse_object(const char *buf, size_t len, struct json_object **out,
     struct js_err *err);
 
