@@ -36,7 +36,10 @@ struct cache_entry {
 	long long expires_at, grace_until, first_seen, last_seen;
 	struct lic_keytag key;	/* the key it was filled for */
 	atomic_int refs;
-	uint32_t at[NFIELDS];	/* 1 + the field's offset in data; 0: NULL */
+	/* 1 + the field's offset in data; 0: NULL. 16 bits: the key's tag
+	 * costs no more per entry than wider offsets did, and a larger entry
+	 * (metadata is at most 2 KiB) is not stored. */
+	uint16_t at[NFIELDS];
 	char data[];
 };
 
@@ -293,7 +296,7 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 		return NULL;
 	for (i = 0; i < NFIELDS; i++)
 		n += len0(v[i]);
-	if (n >= UINT32_MAX || (e = malloc(sizeof(*e) + n)) == NULL)
+	if (n >= UINT16_MAX || (e = malloc(sizeof(*e) + n)) == NULL)
 		return NULL;
 	e->next = NULL;
 	atomic_init(&e->refs, 1);
@@ -311,7 +314,7 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 			continue;
 		k = strlen(v[i]) + 1;
 		memcpy(e->data + n, v[i], k);
-		e->at[i] = (uint32_t)n + 1;
+		e->at[i] = (uint16_t)(n + 1);
 		n += k;
 	}
 	return e;

@@ -124,6 +124,7 @@ static char *twin_of(const char *key)
 
 int main(void)
 {
+	const struct cache_entry *e;
 	struct lic_keytag t1, t2;
 	char conf[64], kid1[64], kid2[64], cmd[600], id[LIC_UUID_LEN + 1];
 	char *k1, *k1b, *twin, *k2;
@@ -235,6 +236,27 @@ int main(void)
 	CHECK(answers(k2, &known) == -1);
 	/* The stale entry's tag answers no other key either. */
 	CHECK(answers(k1, &known) == 0);
+
+	/* An entry too large for its 16-bit offsets is not stored (the
+	 * call takes the database path). */
+	{
+		char *big = malloc(70000);
+		struct lic l = lic();
+		struct cache_fill f = { L1, "i2", &l, 1, 1, NULL, NULL, big,
+		    NULL };
+
+		memset(big, 'x', 69999);
+		big[69999] = '\0';
+		cache_put(cache_ticket(L1), &f);
+		CHECK(cache_get(L1, "i2") == NULL);
+		big[60000] = '\0';
+		cache_put(cache_ticket(L1), &f);
+		e = cache_get(L1, "i2");
+		CHECK(e != NULL);
+		cache_release(e);
+		lic_free(&l);
+		free(big);
+	}
 
 	free(k1);
 	free(k1b);
