@@ -56,6 +56,26 @@ def test_connections_without_a_request_on_either_listener(lic):
                for _ in range(20))
 
 
+def test_tcp_connections_carry_keepalive_probes():
+    """A connection nginx keeps waits with no read pending; only TCP
+    keepalive ends one whose front vanished without closing it. The
+    program's side of a new TCP connection runs the keepalive timer (the
+    listener's settings, inherited), its unix socket needs none."""
+    port = tcp_addr()[1]
+    s = connect(tcp_addr())
+    try:
+        mine = "%s:%d" % s.getsockname()
+        out = subprocess.run(["ss", "-Htno", "state", "established",
+                              "sport", "=", ":%d" % port],
+                             capture_output=True, text=True,
+                             check=True).stdout
+        lines = [ln for ln in out.splitlines() if mine in ln]
+        assert len(lines) == 1, out
+        assert "timer:(keepalive," in lines[0], lines[0]
+    finally:
+        s.close()
+
+
 def start_heartbeat(tmp_path, listen, stdin):
     """heartbeat started by hand with heartbeat_listen = listen and stdin
     as its fd 0; what it printed and its exit status."""
