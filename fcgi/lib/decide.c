@@ -113,7 +113,7 @@ void decide_written(struct decision *d, const char *code)
 		return;
 	case DECIDE_DOMAIN:
 		/* licd_touch answers the row it refreshed: still VALID. */
-		d->code = codes[0];
+		d->code = "VALID";
 		break;
 	case DECIDE_ACTIVATE:
 	case DECIDE_SEAT_TAKE:
