@@ -159,7 +159,7 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 {
 	char id[LIC_UUID_LEN + 1], days[24];
 	const char *key, *iid, *domain, *version, *nonce, *code, *eff;
-	const char *params[7];
+	const char *params[8];
 	struct json_object *out = NULL;
 	struct lic_lookup lk;
 	struct js_err e;
@@ -212,7 +212,8 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 		params[4] = version;
 		params[5] = NULL;
 		params[6] = domain;
-		if ((st = db_exec(req->db, "seat", 7, params, &w)) != DB_OK) {
+		params[7] = NULL;
+		if ((st = db_exec(req->db, "seat", 8, params, &w)) != DB_OK) {
 			http_db_error(req, resp, st, "seat");
 			goto out;
 		}

@@ -2068,9 +2068,9 @@ BEGIN
 END
 $$;
 
--- Name: licd_seat(uuid, text, text, integer, text, jsonb, text); Type: FUNCTION
+-- Name: licd_seat(uuid, text, text, integer, text, jsonb, text, text); Type: FUNCTION
 
-CREATE FUNCTION public.licd_seat(p_license uuid, p_iid text, p_mode text, p_days integer, p_version text, p_metadata jsonb, p_domain text) RETURNS TABLE(code text, first_seen bigint, last_seen bigint, seat_expires bigint, borrowed_until bigint, overdraft boolean, max_borrow_days integer)
+CREATE FUNCTION public.licd_seat(p_license uuid, p_iid text, p_mode text, p_days integer, p_version text, p_metadata jsonb, p_domain text, p_feature text DEFAULT NULL::text) RETURNS TABLE(code text, first_seen bigint, last_seen bigint, seat_expires bigint, borrowed_until bigint, overdraft boolean, max_borrow_days integer)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -2103,6 +2103,10 @@ BEGIN
   END IF;
   IF p_mode IN ('take', 'borrow') AND NOT licd_domain_allowed(lic.domains, p_domain) THEN
     code := 'DOMAIN_NOT_ALLOWED'; RETURN NEXT; RETURN;
+  END IF;
+  IF p_mode = 'take' AND p_feature IS NOT NULL AND
+     NOT (jsonb_typeof(lic.features) = 'array' AND lic.features ? p_feature) THEN
+    code := 'FEATURE_NOT_LICENSED'; RETURN NEXT; RETURN;
   END IF;
   IF borrow AND (p_days IS NULL OR p_days < 1 OR p_days > lic.max_borrow_days) THEN
     code := 'BORROW_LIMIT_EXCEEDED'; RETURN NEXT; RETURN;

@@ -194,21 +194,22 @@ static void write_activate(struct call *c)
 }
 
 /* WRITE, floating: licd_seat 'take' (validate) takes a seat or renews the
- * one held; 'renew' (heartbeat) only renews a live one; both under the
- * license's lock (sql/functions/50_floating.sql). A refused call keeps
- * the installation as the lookup saw it. */
+ * one held, with the request's domain and feature checked again; 'renew'
+ * (heartbeat) only renews a live one; both under the license's lock
+ * (sql/functions/50_floating.sql). A refused call keeps the installation
+ * as the lookup saw it. */
 static int write_seat(struct call *c)
 {
 	struct http_req *req = c->req;
 	int take = c->d.write == DECIDE_SEAT_TAKE;
-	const char *params[7] = { c->id, c->iid, take ? "take" : "renew",
+	const char *params[8] = { c->id, c->iid, take ? "take" : "renew",
 	    NULL, c->version, take ? c->metadata : NULL,
-	    take ? c->rq.domain : NULL };
+	    take ? c->rq.domain : NULL, take ? c->rq.feature : NULL };
 	struct lic_seat s;
 	PGresult *w = NULL;
 	int st, rc = -1;
 
-	if ((st = db_exec(req->db, "seat", 7, params, &w)) != DB_OK) {
+	if ((st = db_exec(req->db, "seat", 8, params, &w)) != DB_OK) {
 		http_db_error(req, c->resp, st, "seat");
 		goto out;
 	}

@@ -49,7 +49,7 @@ struct http_resp;
 	LOOKUP_STMTS, \
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 }, \
 	ACTIVATE_STMTS, \
-	{ "seat", "SELECT * FROM licd_seat($1, $2, $3, $4, $5, $6, $7)", 0 }
+	{ "seat", "SELECT * FROM licd_seat($1, $2, $3, $4, $5, $6, $7, $8)", 0 }
 
 /* The http_program settings of a program whose handlers take this path
  * (http.h): signing keys, the refresh writer stopped last, deferred and

@@ -105,20 +105,22 @@ $$;
 -- days: renewed, or taken as by 'take'), 'offline' (an operator's offline
 -- lease: a borrow without the domain rule). 'take' and 'borrow' apply the
 -- license's domain restrictions to p_domain under the lock
--- (licd_domain_allowed): the caller checked them on the row it read
+-- (licd_domain_allowed), and 'take' requires feature p_feature (when not
+-- NULL) to be licensed: the caller checked both on the row it read
 -- before, which a change acknowledged meanwhile may have made stale.
 -- Locks the license row first, then reads the clock (licd_clock_now); a
 -- take first marks the license's lapsed seats inactive (rows locked in
 -- key order). Returns one row: code VALID, TOO_MANY_INSTALLATIONS,
 -- INSTALLATION_NOT_ACTIVE, BORROW_LIMIT_EXCEEDED, NOT_FLOATING,
--- DOMAIN_NOT_ALLOWED, INVALID_KEY, REVOKED, SUSPENDED or EXPIRED; first_seen,
+-- DOMAIN_NOT_ALLOWED, FEATURE_NOT_LICENSED, INVALID_KEY, REVOKED, SUSPENDED or EXPIRED; first_seen,
 -- last_seen, seat_expires, borrowed_until in epoch seconds; overdraft (the
 -- seat is beyond the limit); the license's max_borrow_days. Called by
 -- validate ('take', POST /api/borrow 'borrow'), heartbeat ('renew'), the
--- admin API's and licctl's offline lease ('offline'), on a resume thread
--- where a request writes.
+-- admin API's and licctl's offline lease ('offline', without p_feature),
+-- on a resume thread where a request writes.
 CREATE OR REPLACE FUNCTION licd_seat(p_license uuid, p_iid text, p_mode text, p_days int,
-                                     p_version text, p_metadata jsonb, p_domain text)
+                                     p_version text, p_metadata jsonb, p_domain text,
+                                     p_feature text DEFAULT NULL)
 RETURNS TABLE (code text, first_seen bigint, last_seen bigint,
                seat_expires bigint, borrowed_until bigint, overdraft boolean,
                max_borrow_days int)
@@ -153,6 +155,10 @@ BEGIN
   END IF;
   IF p_mode IN ('take', 'borrow') AND NOT licd_domain_allowed(lic.domains, p_domain) THEN
     code := 'DOMAIN_NOT_ALLOWED'; RETURN NEXT; RETURN;
+  END IF;
+  IF p_mode = 'take' AND p_feature IS NOT NULL AND
+     NOT (jsonb_typeof(lic.features) = 'array' AND lic.features ? p_feature) THEN
+    code := 'FEATURE_NOT_LICENSED'; RETURN NEXT; RETURN;
   END IF;
   IF borrow AND (p_days IS NULL OR p_days < 1 OR p_days > lic.max_borrow_days) THEN
     code := 'BORROW_LIMIT_EXCEEDED'; RETURN NEXT; RETURN;

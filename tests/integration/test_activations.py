@@ -332,6 +332,26 @@ def test_floating_seat_applies_domains_changed_while_it_waits(path):
                 " AND status = 'active'", lic["id"]) == 0
 
 
+def test_floating_seat_applies_features_changed_while_it_waits():
+    """A floating validate's take checked the requested feature on the row
+    it read; the feature removed before its seat write is applied under
+    the lock: FEATURE_NOT_LICENSED, no seat, no lease."""
+    lic = floating(features="sso,reports")
+
+    def call():
+        r = requests.post(URL + "/api/validate", json={
+            "license_key": lic["key"], "installation_id": "laptop",
+            "feature": "reports"}, timeout=60)
+        return r.status_code, r.json()
+
+    status, b = raced(lic, "UPDATE licenses SET features = '[\"sso\"]'"
+                      " WHERE id = %s", (lic["id"],), "licd_seat", call)
+    assert status == 200 and b["code"] == "FEATURE_NOT_LICENSED", b
+    assert "lease" not in b and "seat_expires_at" not in b
+    assert sql1("SELECT count(*) FROM installations WHERE license_id = %s",
+                lic["id"]) == 0
+
+
 # --- the domain rule in SQL is the contract's, as validate applies it --------
 
 CASES = [
