@@ -91,7 +91,7 @@ static void reply(struct call *c)
 			lic_add_seat(out, lk->seat_ttl, c->s.expires,
 			    c->s.borrowed, c->s.overdraft);
 		else if (c->rq.call == DECIDE_HEARTBEAT)
-			json_object_object_add(out, "next_heartbeat_in",
+			js_put(out, "next_heartbeat_in",
 			    json_object_new_int64(lic_heartbeat_interval()));
 	}
 	req->log_code = c->d.code;

@@ -131,9 +131,9 @@ void http_error(struct http_resp *resp, int status, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_object_object_add(e, "code", json_object_new_string(code));
-	json_object_object_add(e, "message", json_object_new_string(msg));
-	json_object_object_add(o, "error", e);
+	js_put(e, "code", json_object_new_string(code));
+	js_put(e, "message", json_object_new_string(msg));
+	js_put(o, "error", e);
 	http_json(resp, status, o);
 }
 

@@ -68,6 +68,11 @@ int js_object(struct json_object *obj, const char *name, size_t maxbytes,
 /* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int js_utf8_valid(const char *s, size_t len);
 
+/* Adds key: v to obj, which has no member key yet, where key outlives obj
+ * (a string literal): json-c neither looks it up nor copies it. An
+ * answer is built of such members. */
+void js_put(struct json_object *obj, const char *key, struct json_object *v);
+
 /* Compact serialisation; the string lives as long as obj. */
 const char *js_dump(struct json_object *obj, size_t *len);
 /* The same for a jsonb value: PostgreSQL's jsonb cannot hold U+0000, so

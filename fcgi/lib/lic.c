@@ -756,17 +756,15 @@ struct json_object *lic_json(const struct lic *l, time_t now)
 	const char *eff;
 
 	lic_state(l, now, &eff);
-	json_object_object_add(o, "id", json_object_new_string(l->id));
-	json_object_object_add(o, "customer_id",
-	    json_object_new_string(l->customer_id));
-	json_object_object_add(o, "plan", json_object_new_string(l->plan));
-	json_object_object_add(o, "status", json_object_new_string(eff));
-	json_object_object_add(o, "expires_at", lic_ts_json(l->expires_at));
-	json_object_object_add(o, "grace_until", lic_ts_json(l->grace_until));
-	json_object_object_add(o, "features", json_object_get(l->features));
-	json_object_object_add(o, "limits", json_object_get(l->limits));
-	json_object_object_add(o, "domain_restrictions",
-	    json_object_get(l->domains));
+	js_put(o, "id", json_object_new_string(l->id));
+	js_put(o, "customer_id", json_object_new_string(l->customer_id));
+	js_put(o, "plan", json_object_new_string(l->plan));
+	js_put(o, "status", json_object_new_string(eff));
+	js_put(o, "expires_at", lic_ts_json(l->expires_at));
+	js_put(o, "grace_until", lic_ts_json(l->grace_until));
+	js_put(o, "features", json_object_get(l->features));
+	js_put(o, "limits", json_object_get(l->limits));
+	js_put(o, "domain_restrictions", json_object_get(l->domains));
 	return o;
 }
 
@@ -782,28 +780,25 @@ static const char *lease_claims(const struct lic *l, const char *iid,
 	if (end != 0 && e > end)
 		e = end;
 	*c = json_object_new_object();
-	json_object_object_add(*c, "iss", json_object_new_string(issuer));
-	json_object_object_add(*c, "sub", json_object_new_string(l->id));
-	json_object_object_add(*c, "iid", json_object_new_string(iid));
-	json_object_object_add(*c, "lic", json_object_new_string(l->plan));
-	json_object_object_add(*c, "feat", json_object_get(l->features));
-	json_object_object_add(*c, "limits", json_object_get(l->limits));
-	json_object_object_add(*c, "iat", json_object_new_int64(now));
-	json_object_object_add(*c, "exp", json_object_new_int64(e));
+	js_put(*c, "iss", json_object_new_string(issuer));
+	js_put(*c, "sub", json_object_new_string(l->id));
+	js_put(*c, "iid", json_object_new_string(iid));
+	js_put(*c, "lic", json_object_new_string(l->plan));
+	js_put(*c, "feat", json_object_get(l->features));
+	js_put(*c, "limits", json_object_get(l->limits));
+	js_put(*c, "iat", json_object_new_int64(now));
+	js_put(*c, "exp", json_object_new_int64(e));
 	/* What a client needs to decide offline (docs/CLIENT.md): the
 	 * license's own end, its payment grace end, its domains. */
 	if (l->expires_at != 0)
-		json_object_object_add(*c, "license_exp",
-		    json_object_new_int64(l->expires_at));
+		js_put(*c, "license_exp", json_object_new_int64(l->expires_at));
 	if (l->grace_until != 0)
-		json_object_object_add(*c, "grace_until",
+		js_put(*c, "grace_until",
 		    json_object_new_int64(l->grace_until));
 	if (l->domains != NULL)
-		json_object_object_add(*c, "domain_restrictions",
-		    json_object_get(l->domains));
+		js_put(*c, "domain_restrictions", json_object_get(l->domains));
 	if (nonce != NULL)
-		json_object_object_add(*c, "nonce",
-		    json_object_new_string(nonce));
+		js_put(*c, "nonce", json_object_new_string(nonce));
 	*exp = (time_t)e;
 	return js_dump(*c, len);
 }
@@ -828,11 +823,10 @@ struct json_object *lic_result(const char *code, const struct lic *l,
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "valid",
-	    json_object_new_boolean(strcmp(code, "VALID") == 0));
-	json_object_object_add(o, "code", json_object_new_string(code));
+	js_put(o, "valid", json_object_new_boolean(strcmp(code, "VALID") == 0));
+	js_put(o, "code", json_object_new_string(code));
 	if (l != NULL)
-		json_object_object_add(o, "license", lic_json(l, now));
+		js_put(o, "license", lic_json(l, now));
 	return o;
 }
 
@@ -841,11 +835,11 @@ void lic_add_installation(struct json_object *o, const char *iid,
 {
 	struct json_object *i = json_object_new_object();
 
-	json_object_object_add(i, "id", json_object_new_string(iid));
-	json_object_object_add(i, "status", json_object_new_string(status));
-	json_object_object_add(i, "first_seen", lic_ts_json(first_seen));
-	json_object_object_add(i, "last_seen", lic_ts_json(last_seen));
-	json_object_object_add(o, "installation", i);
+	js_put(i, "id", json_object_new_string(iid));
+	js_put(i, "status", json_object_new_string(status));
+	js_put(i, "first_seen", lic_ts_json(first_seen));
+	js_put(i, "last_seen", lic_ts_json(last_seen));
+	js_put(o, "installation", i);
 }
 
 /*
@@ -976,8 +970,8 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	json_object_put(c);
 	if (rc != JWS_OK)
 		return LIC_ERROR;
-	json_object_object_add(o, "lease", json_object_new_string(lease));
-	json_object_object_add(o, "lease_expires_at", lic_ts_json(exp));
+	js_put(o, "lease", json_object_new_string(lease));
+	js_put(o, "lease_expires_at", lic_ts_json(exp));
 	free(lease);
 	if (cacheable && !hit) {
 		pthread_mutex_lock(&lcache_mu);
@@ -1010,13 +1004,11 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 void lic_add_seat(struct json_object *o, long ttl, long long expires,
     long long borrowed_until, int overdraft)
 {
-	json_object_object_add(o, "seat_expires_at", lic_ts_json(expires));
-	json_object_object_add(o, "next_heartbeat_in",
+	js_put(o, "seat_expires_at", lic_ts_json(expires));
+	js_put(o, "next_heartbeat_in",
 	    json_object_new_int64(ttl / 3 > 0 ? ttl / 3 : 1));
-	json_object_object_add(o, "borrowed_until",
-	    lic_ts_json(borrowed_until));
-	json_object_object_add(o, "overdraft",
-	    json_object_new_boolean(overdraft));
+	js_put(o, "borrowed_until", lic_ts_json(borrowed_until));
+	js_put(o, "overdraft", json_object_new_boolean(overdraft));
 }
 
 int lic_sign_key(const struct lic *l, long long issued_at, char **key)
@@ -1026,18 +1018,16 @@ int lic_sign_key(const struct lic *l, long long issued_at, char **key)
 	size_t len;
 	int rc;
 
-	json_object_object_add(c, "iss", json_object_new_string(issuer));
-	json_object_object_add(c, "sub", json_object_new_string(l->id));
-	json_object_object_add(c, "cid", json_object_new_string(l->customer_id));
-	json_object_object_add(c, "lic", json_object_new_string(l->plan));
-	json_object_object_add(c, "iat", json_object_new_int64(issued_at));
+	js_put(c, "iss", json_object_new_string(issuer));
+	js_put(c, "sub", json_object_new_string(l->id));
+	js_put(c, "cid", json_object_new_string(l->customer_id));
+	js_put(c, "lic", json_object_new_string(l->plan));
+	js_put(c, "iat", json_object_new_int64(issued_at));
 	if (l->expires_at != 0)
-		json_object_object_add(c, "exp",
-		    json_object_new_int64(l->expires_at));
-	json_object_object_add(c, "feat", json_object_get(l->features));
-	json_object_object_add(c, "limits", json_object_get(l->limits));
-	json_object_object_add(c, "domain_restrictions",
-	    json_object_get(l->domains));
+		js_put(c, "exp", json_object_new_int64(l->expires_at));
+	js_put(c, "feat", json_object_get(l->features));
+	js_put(c, "limits", json_object_get(l->limits));
+	js_put(c, "domain_restrictions", json_object_get(l->domains));
 	txt = js_dump(c, &len);
 	rc = jws_sign(&ring()->kr, "JWT", txt, len, key);
 	json_object_put(c);

@@ -266,7 +266,7 @@ size_t log_escape(const char *s, char *out, size_t cap)
 	if (cap == 0)
 		return 0;
 	while (*p) {
-		k = utf8_len(p);
+		k = *p < 0x80 ? 1 : utf8_len(p);
 		if (k == 1 && *p >= 0x20 && *p != 0x7f && *p != '\\') {
 			if (o + 1 >= cap)
 				break;

@@ -48,6 +48,39 @@ static void test_utf8(void)
 	CHECK(!js_utf8_valid("\xe0\x80\xaf", 3));	/* overlong */
 	CHECK(!js_utf8_valid("\xf4\x90\x80\x80", 4));	/* > U+10FFFF */
 	CHECK(!js_utf8_valid("\x80", 1));
+	/* ASCII is taken eight bytes at a time: whatever follows it, at
+	 * any offset, is still checked, and a sequence may straddle. */
+	CHECK(js_utf8_valid("0123456789abcdef", 16));
+	CHECK(js_utf8_valid("0123456\xc3\xa9" "789abcdef", 18));
+	CHECK(js_utf8_valid("01234567\xf0\x9f\x98\x80" "abcdefgh", 20));
+	CHECK(!js_utf8_valid("01234567\x80", 9));
+	CHECK(!js_utf8_valid("0123456789abcdef\xc3", 17));
+	CHECK(!js_utf8_valid("0123456\xe0\x80\xaf" "89abcdef", 18));
+	CHECK(!js_utf8_valid("0123456789abcde\xed\xa0\x80", 18));
+	CHECK(js_utf8_valid("0123456789abcdef", 12));	/* up to len only */
+}
+
+static void test_put(void)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *i = json_object_new_object();
+	struct json_object *v;
+
+	js_put(o, "valid", json_object_new_boolean(1));
+	js_put(o, "code", json_object_new_string("VALID"));
+	js_put(i, "id", json_object_new_string("a\"b"));
+	js_put(i, "last_seen", NULL);
+	js_put(o, "installation", i);
+	CHECK(strcmp(js_dump(o, NULL), "{\"valid\":true,\"code\":\"VALID\","
+	    "\"installation\":{\"id\":\"a\\\"b\",\"last_seen\":null}}") == 0);
+	CHECK(json_object_object_get_ex(o, "code", &v) &&
+	    strcmp(json_object_get_string(v), "VALID") == 0);
+	/* an ordinary add of the same key still replaces the member */
+	json_object_object_add(o, "code", json_object_new_string("REVOKED"));
+	CHECK(json_object_object_length(o) == 3);
+	CHECK(json_object_object_get_ex(o, "code", &v) &&
+	    strcmp(json_object_get_string(v), "REVOKED") == 0);
+	json_object_put(o);
 }
 
 static void test_fields(void)
@@ -206,6 +239,7 @@ int main(void)
 	test_from_text();
 	test_parse();
 	test_utf8();
+	test_put();
 	test_fields();
 	UNIT_DONE("json");
 }
