@@ -396,33 +396,63 @@ static int read_body(struct worker *w, struct http_req *req)
 	return 0;
 }
 
+/* v in decimal, in buf[24]; returns buf. */
+static const char *decimal(char buf[24], unsigned long v)
+{
+	char *p = buf + 23;
+
+	*p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return memmove(buf, p, (size_t)(buf + 24 - p));
+}
+
+static void put(FCGX_Stream *out, const char *s)
+{
+	FCGX_PutStr(s, (int)strlen(s), out);
+}
+
+static void put_header(FCGX_Stream *out, const char *name, const char *value)
+{
+	if (value == NULL)
+		return;
+	put(out, name);
+	put(out, value);
+	put(out, "\r\n");
+}
+
+/* The head goes into libfcgi's output buffer piece by piece, without a
+ * format: every answer writes one. */
 static void write_response(struct http_req *req, struct http_resp *resp)
 {
-	char head[1024];
+	FCGX_Stream *out = req->fcgi->out;
 	const char *body;
 	size_t blen = 0;
-	int n;
+	char num[24];
 
 	if (resp->body == NULL)
 		http_error(resp, 500, "INTERNAL", "no response");
 	body = js_dump(resp->body, &blen);
-	n = snprintf(head, sizeof(head),
-	    "Status: %d %s\r\nContent-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\nX-Request-Id: %s\r\n"
-	    "Content-Length: %zu\r\n%s%s%s%s%s%s%s%s%s%s\r\n",
-	    resp->status, reason(resp->status), req->rid, blen + 1,
-	    /* every 503 is a fault that passes: tell clients when to retry */
-	    resp->status == 503 ? "Retry-After: 1\r\n" : "",
-	    resp->allow ? "Allow: " : "", resp->allow ? resp->allow : "",
-	    resp->allow ? "\r\n" : "",
-	    resp->www_auth ? "WWW-Authenticate: " : "",
-	    resp->www_auth ? resp->www_auth : "", resp->www_auth ? "\r\n" : "",
-	    resp->set_cookie ? "Set-Cookie: " : "",
-	    resp->set_cookie ? resp->set_cookie : "",
-	    resp->set_cookie ? "\r\n" : "");
-	FCGX_PutStr(head, n, req->fcgi->out);
-	FCGX_PutStr(body, (int)blen, req->fcgi->out);
-	FCGX_PutStr("\n", 1, req->fcgi->out);
+	put(out, "Status: ");
+	put(out, decimal(num, (unsigned long)resp->status));
+	put(out, " ");
+	put(out, reason(resp->status));
+	put(out, "\r\nContent-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\nX-Request-Id: ");
+	put(out, req->rid);
+	put(out, "\r\nContent-Length: ");
+	put(out, decimal(num, (unsigned long)blen + 1));
+	put(out, "\r\n");
+	/* every 503 is a fault that passes: tell clients when to retry */
+	if (resp->status == 503)
+		put(out, "Retry-After: 1\r\n");
+	put_header(out, "Allow: ", resp->allow);
+	put_header(out, "WWW-Authenticate: ", resp->www_auth);
+	put_header(out, "Set-Cookie: ", resp->set_cookie);
+	put(out, "\r\n");
+	FCGX_PutStr(body, (int)blen, out);
+	FCGX_PutStr("\n", 1, out);
 }
 
 static const char *error_code(const struct http_resp *resp)

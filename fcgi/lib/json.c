@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/printbuf.h>
+
 static _Thread_local struct json_tokener *js_tok;
 
 static struct json_tokener *tokener(void)
@@ -331,6 +333,36 @@ void js_put(struct json_object *obj, const char *key, struct json_object *v)
 {
 	json_object_object_add_ex(obj, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW |
 	    JSON_C_OBJECT_ADD_CONSTANT_KEY);
+}
+
+static int plain_out(struct json_object *o, struct printbuf *pb, int level,
+    int flags)
+{
+	(void)level;
+	(void)flags;
+	printbuf_memappend_fast(pb, "\"", 1);
+	printbuf_memappend_fast(pb, json_object_get_string(o),
+	    json_object_get_string_len(o));
+	printbuf_memappend_fast(pb, "\"", 1);
+	return 0;
+}
+
+/* The characters json-c writes as they are, with or without its flags. */
+static const unsigned char plain_chars[256] = {
+	[' ' ... '!'] = 1, ['#' ... '.'] = 1, ['0' ... '['] = 1,
+	[']' ... '~'] = 1,
+};
+
+struct json_object *js_new_plain(const char *s)
+{
+	struct json_object *o = json_object_new_string(s);
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (plain_chars[*p])
+		p++;
+	if (o != NULL && *p == '\0')
+		json_object_set_serializer(o, plain_out, NULL, NULL);
+	return o;
 }
 
 const char *js_dump(struct json_object *obj, size_t *len)

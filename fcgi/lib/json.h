@@ -73,6 +73,11 @@ int js_utf8_valid(const char *s, size_t len);
  * answer is built of such members. */
 void js_put(struct json_object *obj, const char *key, struct json_object *v);
 
+/* A JSON string of s, which serialisation copies as it is when none of
+ * its characters needs an escape (a JWS: base64url and dots), instead of
+ * json-c's pass over every character; an ordinary string otherwise. */
+struct json_object *js_new_plain(const char *s);
+
 /* Compact serialisation; the string lives as long as obj. */
 const char *js_dump(struct json_object *obj, size_t *len);
 /* The same for a jsonb value: PostgreSQL's jsonb cannot hold U+0000, so

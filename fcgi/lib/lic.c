@@ -970,7 +970,7 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	json_object_put(c);
 	if (rc != JWS_OK)
 		return LIC_ERROR;
-	js_put(o, "lease", json_object_new_string(lease));
+	js_put(o, "lease", js_new_plain(lease));
 	js_put(o, "lease_expires_at", lic_ts_json(exp));
 	free(lease);
 	if (cacheable && !hit) {

@@ -301,17 +301,25 @@ size_t log_escape(const char *s, char *out, size_t cap)
 static size_t vformat(char *line, const char *level, const char *fmt,
     va_list ap)
 {
+	/* The date and time to the second, formatted once a second by each
+	 * thread: a busy program writes thousands of lines in it. */
+	static _Thread_local time_t stamp_sec = -1;
+	static _Thread_local char stamp[80];
 	struct timeval tv;
 	struct tm tm;
 	char msg[LINE_MAX_LEN];
 	int n;
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = snprintf(line, LINE_MAX_LEN,
-	    "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d] %s ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_prog,
+	if (tv.tv_sec != stamp_sec) {
+		gmtime_r(&tv.tv_sec, &tm);
+		snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec);
+		stamp_sec = tv.tv_sec;
+	}
+	n = snprintf(line, LINE_MAX_LEN, "%s.%03dZ %s[%d] %s ", stamp,
+	    (int)(tv.tv_usec / 1000), log_prog,
 	    (int)(log_pid != 0 ? log_pid : getpid()), level);
 	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
 		msg[0] = '\0';

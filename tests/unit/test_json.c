@@ -81,6 +81,16 @@ static void test_put(void)
 	CHECK(json_object_object_get_ex(o, "code", &v) &&
 	    strcmp(json_object_get_string(v), "REVOKED") == 0);
 	json_object_put(o);
+	/* a JWS is copied as it is; anything json-c escapes is escaped */
+	o = json_object_new_object();
+	js_put(o, "a", js_new_plain("eyJ0.eyJp-_x.c2ln"));
+	js_put(o, "b", js_new_plain("x\"y\\z/\n\x7f"));
+	js_put(o, "c", js_new_plain(""));
+	CHECK(strcmp(js_dump(o, NULL), "{\"a\":\"eyJ0.eyJp-_x.c2ln\","
+	    "\"b\":\"x\\\"y\\\\z/\\n\x7f\",\"c\":\"\"}") == 0);
+	CHECK(json_object_object_get_ex(o, "a", &v) &&
+	    strcmp(json_object_get_string(v), "eyJ0.eyJp-_x.c2ln") == 0);
+	json_object_put(o);
 }
 
 static void test_fields(void)
