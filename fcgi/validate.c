@@ -143,6 +143,11 @@ static void checkin(struct http_req *req, struct http_resp *resp)
 		not_floating(resp);
 		goto out;
 	}
+	/* Every process's memory of the seat goes before the answer
+	 * (cache.h): the installation's next call must not find it still
+	 * held while licd_seat gives it to another. */
+	if (db_cache_sync(req->db) != DB_OK)
+		log_warn("license cache barrier failed after a check-in");
 	o = json_object_new_object();
 	json_object_object_add(o, "checked_in", json_object_new_boolean(1));
 	json_object_object_add(o, "released", json_object_new_boolean(
@@ -239,6 +244,10 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 		if (strcmp(code, "VALID") != 0) {
 			s.first = lk.first_seen;
 			s.last = lk.last_seen;
+		} else if (db_cache_sync(req->db) != DB_OK) {
+			/* The borrow stands; a process answering the seat
+			 * from memory must show it borrowed (cache.h). */
+			log_warn("license cache barrier failed after a borrow");
 		}
 	}
 	out = lic_result(code, &lk.l, req->now);

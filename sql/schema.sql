@@ -1278,6 +1278,25 @@ BEGIN
 END
 $$;
 
+-- Name: licd_cache_seat_changed(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_cache_seat_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF OLD.borrowed_until IS NOT DISTINCT FROM NEW.borrowed_until
+     AND OLD.seat_overdraft IS NOT DISTINCT FROM NEW.seat_overdraft
+     AND OLD.license_id = NEW.license_id
+     AND NEW.seat_expires_at - OLD.seat_expires_at >
+         (SELECT make_interval(secs => l.seat_ttl / 4)
+            FROM licenses l WHERE l.id = NEW.license_id) THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_notify('licd_license', NEW.license_id::text);
+  RETURN NULL;
+END
+$$;
+
 -- Name: licd_cache_sync(integer); Type: PROCEDURE
 
 CREATE PROCEDURE public.licd_cache_sync(IN p_timeout_ms integer DEFAULT 1000)
@@ -3471,6 +3490,10 @@ CREATE TRIGGER installations_cache_truncate AFTER TRUNCATE ON public.installatio
 -- Name: installations installations_cache_update; Type: TRIGGER
 
 CREATE TRIGGER installations_cache_update AFTER UPDATE OF status, domain, first_seen, last_seen, license_id, installation_id ON public.installations FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) OR (old.domain IS DISTINCT FROM new.domain) OR (old.first_seen IS DISTINCT FROM new.first_seen) OR (old.last_seen > new.last_seen) OR (old.license_id IS DISTINCT FROM new.license_id) OR (old.installation_id IS DISTINCT FROM new.installation_id))) EXECUTE FUNCTION public.licd_cache_license_changed();
+
+-- Name: installations installations_seat_cache; Type: TRIGGER
+
+CREATE TRIGGER installations_seat_cache AFTER UPDATE OF seat_expires_at, borrowed_until, seat_overdraft ON public.installations FOR EACH ROW WHEN (((old.seat_expires_at IS DISTINCT FROM new.seat_expires_at) OR (old.borrowed_until IS DISTINCT FROM new.borrowed_until) OR (old.seat_overdraft IS DISTINCT FROM new.seat_overdraft))) EXECUTE FUNCTION public.licd_cache_seat_changed();
 
 -- Name: licd_clock licd_clock_cache; Type: TRIGGER
 

@@ -35,6 +35,8 @@ struct cache_entry {
 	struct cache_entry *next;
 	long long expires_at, grace_until, first_seen, last_seen;
 	struct lic_keytag key;	/* the key it was filled for */
+	long long seat_expires, borrowed_until;	/* cache_fill's */
+	int seat_ttl, seat_overdraft;	/* a ttl is at most a day */
 	atomic_int refs;
 	/* 1 + the field's offset in data; 0: NULL. 16 bits: the key's tag
 	 * costs no more per entry than wider offsets did, and a larger entry
@@ -258,6 +260,10 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	lk->last_seen = e->last_seen;
 	lk->now = now;
 	lk->domain = fld(e, F_DOMAIN);
+	lk->seat_ttl = e->seat_ttl;
+	lk->seat_expires = e->seat_expires;
+	lk->borrowed_until = e->borrowed_until;
+	lk->seat_overdraft = e->seat_overdraft;
 	/* licd_lookup's needs_touch, against what the database is known to
 	 * hold: an unknown version or metadata counts as another. */
 	lk->needs_touch = strcmp(l->status, "active") == 0 &&
@@ -308,6 +314,10 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 		e->key = *f->key;
 	else
 		memset(&e->key, 0, sizeof(e->key));
+	e->seat_ttl = (int)f->seat_ttl;
+	e->seat_expires = f->seat_expires;
+	e->borrowed_until = f->borrowed_until;
+	e->seat_overdraft = f->seat_overdraft;
 	for (i = 0, n = 0; i < NFIELDS; i++) {
 		e->at[i] = 0;
 		if (v[i] == NULL)

@@ -1,7 +1,8 @@
 /*
  * cache: validate's and heartbeat's memory of license and installation
- * state, so that a known, active installation of a node-locked license
- * is answered without a database round trip (call.h's LOOKUP step), while
+ * state, so that a known, active installation (of a node-locked license,
+ * or holding a floating seat far from its renewal) is answered without a
+ * database round trip (call.h's LOOKUP step), while
  * a change is still seen by the very next call once the change's own
  * answer has been given, in every process on every host.
  *
@@ -34,8 +35,9 @@
  * Time: a hit is decided at the app host's clock plus the test clock
  * offset (licd_clock), read by the listener; hosts run NTP.
  *
- * Floating licenses, inactive or unknown installations and calls that
- * need a write are never answered from memory.
+ * Inactive or unknown installations, floating seats that are lapsed or
+ * near their renewal (decide_from_memory) and calls that need a write are
+ * never answered from memory.
  */
 #ifndef LICD_CACHE_H
 #define LICD_CACHE_H
@@ -55,13 +57,17 @@ struct cache_entry;
  * installation's first and last contact, its domain, and the version and
  * metadata (serialised JSON object) the database is known to hold (NULL:
  * not known); the tag of the call's key, authenticated for the license
- * (NULL: none). */
+ * (NULL: none); on a floating license (seat_ttl > 0) the installation's
+ * seat as lic_lookup's fields hold it. */
 struct cache_fill {
 	const char *license, *iid;
 	const struct lic *l;
 	long long first_seen, last_seen;
 	const char *domain, *version, *metadata;
 	const struct lic_keytag *key;
+	long seat_ttl;
+	long long seat_expires, borrowed_until;
+	int seat_overdraft;
 };
 
 /* Starts the listener for program, once per process (later calls return
@@ -88,8 +94,8 @@ int cache_key_ok(const struct cache_entry *e, const struct lic_keytag *tag);
 time_t cache_now(void);
 
 /* Fills lk as lic_lookup_read fills it from a row: the license (the
- * caller lic_free()s lk->l), its installation (lk->domain points into e),
- * now, and needs_touch for a call at now with version and metadata
+ * caller lic_free()s lk->l), its installation and seat (lk->domain points
+ * into e), now, and needs_touch for a call at now with version and metadata
  * (either NULL) and touch_secs. LIC_OK or LIC_ERROR. */
 int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
     const char *version, const char *metadata, struct lic_lookup *lk);

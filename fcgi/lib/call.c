@@ -26,16 +26,17 @@ struct call *call_new(struct http_req *req, struct http_resp *resp,
 }
 
 /* The state the answer was decided from, for the next calls (cache.h):
- * a known, active installation of a node-locked license answered without
- * a write, read from the database, or from memory and refreshed since
- * (touched: its refresh is queued). */
+ * a known, active installation answered without a write (holding a
+ * floating seat far from its renewal: decide_from_memory), read from the
+ * database, or from memory and refreshed since (touched: its refresh is
+ * queued). */
 static void remember(struct call *c, int touched)
 {
 	const struct lic_lookup *lk = &c->lk;
 	struct cache_fill f;
 
-	if (!c->have_lic || !lk->active || lk->seat_ttl > 0 ||
-	    c->d.write != DECIDE_NO_WRITE || (c->hit != NULL && !touched))
+	if (!c->have_lic || !lk->active || !decide_from_memory(lk, &c->d) ||
+	    (c->hit != NULL && !touched))
 		return;
 	f.license = c->id;
 	f.iid = c->iid;
@@ -51,6 +52,10 @@ static void remember(struct call *c, int touched)
 	/* The key is the license's: the row vouched for it, or the
 	 * verified-key cache or this entry's tag knew it. */
 	f.key = &c->tag;
+	f.seat_ttl = lk->seat_ttl;
+	f.seat_expires = c->s.expires;
+	f.borrowed_until = c->s.borrowed;
+	f.seat_overdraft = c->s.overdraft;
 	cache_put(c->ticket, &f);
 }
 
@@ -305,7 +310,8 @@ done:
 /* LOOKUP from memory, on the handler's thread: 1 when answered; 0 when
  * the call must read the database (no entry, the cache may not answer
  * now, a key neither in the verified-key cache nor the very text the
- * entry was filled for under the current key ring, or a write is due). */
+ * entry was filled for under the current key ring, a write is due, or a
+ * floating seat is near its renewal). */
 static int from_cache(struct call *c)
 {
 	struct http_req *req = c->req;
@@ -325,9 +331,9 @@ static int from_cache(struct call *c)
 	}
 	c->have_lic = 1;
 	c->s = (struct lic_seat){ NULL, c->lk.first_seen, c->lk.last_seen,
-	    0, 0, 0 };
+	    c->lk.seat_expires, c->lk.borrowed_until, c->lk.seat_overdraft };
 	decide(&c->rq, &c->lk, &c->d);
-	if (c->d.write != DECIDE_NO_WRITE) {
+	if (!decide_from_memory(&c->lk, &c->d)) {
 		finish(c);
 		return 0;
 	}

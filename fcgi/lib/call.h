@@ -7,10 +7,11 @@
  *           id the key names (lic_key_id); a key naming none is answered
  *           INVALID_KEY at once, else the lookup is queued (http_defer,
  *           lookup_read_then) and the thread takes its next request.
- *   LOOKUP  a known, active installation of a node-locked license whose
- *           state is in the process's memory (cache.h) is decided there
- *           and then, on the handler's thread, at the host's clock
- *           (from_cache()), unless the decision needs a write. Else
+ *   LOOKUP  a known, active installation whose state is in the
+ *           process's memory (cache.h) is decided there and then, on the
+ *           handler's thread, at the host's clock (from_cache()), unless
+ *           the decision needs a write or a floating seat is near its
+ *           renewal (decide_from_memory). Else
  *           looked_up(), on the thread that ran the lookup's batch
  *           (lookup.h): the row vouches for the key (lookup_license), then
  *           decide() (decide.h, pure).

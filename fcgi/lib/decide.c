@@ -104,6 +104,16 @@ void decide(const struct decide_req *rq, const struct lic_lookup *lk,
 	d->lease = is_valid(d->code);
 }
 
+int decide_from_memory(const struct lic_lookup *lk,
+    const struct decision *d)
+{
+	if (d->write != DECIDE_NO_WRITE)
+		return 0;
+	return lk->seat_ttl <= 0 || (seat_live(lk) &&
+	    lk->seat_expires - (long long)lk->now >
+	    LIC_SEAT_RENEW_LEFT(lk->seat_ttl) + DECIDE_SEAT_SKEW);
+}
+
 void decide_written(struct decision *d, const char *code)
 {
 	const char *c = decide_code(code);

@@ -55,6 +55,21 @@ void decide(const struct decide_req *rq, const struct lic_lookup *lk,
  * licd_seat's), as a code of the contract. */
 void decide_written(struct decision *d, const char *code);
 
+/* Seconds an answer from memory allows for between the database's clock
+ * and an app host's (NTP), and for rounding each to the second. */
+#define DECIDE_SEAT_SKEW 2
+
+/* 1 when decision d, decided from lk, may be answered from the license
+ * cache (cache.h) and lk remembered for later calls: no write, and on a
+ * floating license a live seat with more than LIC_SEAT_RENEW_LEFT(ttl) +
+ * DECIDE_SEAT_SKEW seconds left at lk->now. A renewal only ever extends
+ * a seat that had less than LIC_SEAT_RENEW_LEFT(ttl) left at the
+ * database's clock, and notifies nothing (docs/DESIGN.md, "The license
+ * cache"): every remembered state of a seat it renewed is then past this
+ * margin, in every process, and is read from the database again. */
+int decide_from_memory(const struct lic_lookup *lk,
+    const struct decision *d);
+
 /* code as the contract's static string; NULL when it is none of them. */
 const char *decide_code(const char *code);
 

@@ -114,7 +114,8 @@ $$;
 
 -- The notifications: a row trigger on licenses, installations (the
 -- columns an answer reads, not last_seen, version or metadata, which the
--- refresh writer updates) and a statement trigger on licd_clock ('*').
+-- refresh writer updates; the seat columns: licd_cache_seat_changed) and
+-- a statement trigger on licd_clock ('*').
 -- 99_triggers.sql creates them.
 CREATE OR REPLACE FUNCTION licd_cache_license_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -134,6 +135,33 @@ BEGIN
       PERFORM pg_notify('licd_license', NEW.id::text);
     END IF;
   END IF;
+  RETURN NULL;
+END
+$$;
+
+-- A floating seat's columns changed (seat_expires_at, borrowed_until,
+-- seat_overdraft; 99_triggers.sql): notifies, except for a renewal. A
+-- renewal moves only seat_expires_at, forward by more than a quarter of
+-- the license's seat_ttl: it renews a seat that had less than
+-- LIC_SEAT_RENEW_LEFT (three quarters) of its ttl left at the write's
+-- clock, and no process answers such a seat from memory
+-- (decide_from_memory, fcgi/lib/decide.h), so nothing needs dropping.
+-- Renewals are then free of NOTIFY's commit lock, which serialises the
+-- commits of every notifying transaction. A borrow, an overdraft flag, a
+-- seat taken, released or moved back, and a second renewal of a seat
+-- already renewed (a smaller move) notify.
+CREATE OR REPLACE FUNCTION licd_cache_seat_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.borrowed_until IS NOT DISTINCT FROM NEW.borrowed_until
+     AND OLD.seat_overdraft IS NOT DISTINCT FROM NEW.seat_overdraft
+     AND OLD.license_id = NEW.license_id
+     AND NEW.seat_expires_at - OLD.seat_expires_at >
+         (SELECT make_interval(secs => l.seat_ttl / 4)
+            FROM licenses l WHERE l.id = NEW.license_id) THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_notify('licd_license', NEW.license_id::text);
   RETURN NULL;
 END
 $$;

@@ -56,8 +56,8 @@ CREATE OR REPLACE TRIGGER licenses_cache_delete AFTER DELETE ON licenses
   FOR EACH ROW EXECUTE FUNCTION licd_cache_license_changed();
 -- Installations: an insert changes no answer the cache holds (it holds
 -- active installations only, and reactivating an inactive one is an
--- update of status); nor do the seat columns (it holds no floating
--- license, and a license's seat model is a licenses column). last_seen
+-- update of status); the seat columns have their own trigger, below
+-- (a renewal notifies nothing: licd_cache_seat_changed). last_seen
 -- only when it moves back (an operator's or a test's update): the cache
 -- judges whether a refresh is due by it, and a refresh written elsewhere
 -- only moves it forward.
@@ -71,6 +71,12 @@ CREATE OR REPLACE TRIGGER installations_cache_update AFTER UPDATE OF
                      OR OLD.license_id IS DISTINCT FROM NEW.license_id
                      OR OLD.installation_id IS DISTINCT FROM NEW.installation_id)
   EXECUTE FUNCTION licd_cache_license_changed();
+CREATE OR REPLACE TRIGGER installations_seat_cache AFTER UPDATE OF
+    seat_expires_at, borrowed_until, seat_overdraft ON installations
+  FOR EACH ROW WHEN (OLD.seat_expires_at IS DISTINCT FROM NEW.seat_expires_at
+                     OR OLD.borrowed_until IS DISTINCT FROM NEW.borrowed_until
+                     OR OLD.seat_overdraft IS DISTINCT FROM NEW.seat_overdraft)
+  EXECUTE FUNCTION licd_cache_seat_changed();
 CREATE OR REPLACE TRIGGER installations_cache_delete AFTER DELETE ON installations
   FOR EACH ROW EXECUTE FUNCTION licd_cache_license_changed();
 -- The test clock moves every answer's time, and a TRUNCATE changes every

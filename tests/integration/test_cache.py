@@ -7,6 +7,7 @@ barrier after their commit (licd_cache_sync, sql/functions/36_cache.sql).
 Each test first makes the cache hot in every worker process of both
 programs (their log lines say `cache=hit`), then changes the license and
 calls again at once."""
+import calendar
 import concurrent.futures
 import os
 import re
@@ -21,8 +22,8 @@ from cryptography.hazmat.primitives import serialization
 
 from util import (admin, api, b64url, b64url_decode, db, eventually,
                   heartbeat, hot, issue, jwt_parts, licctl, log_since,
-                  log_size, logged, pids, served_by, sql, unique, validate, workers,
-                  CFG, URL)
+                  log_size, logged, make_plan, pids, served_by, sql, sql1,
+                  unique, validate, workers, CFG, URL)
 
 
 def answers(lic, iid, code, hb_code=None, **kw):
@@ -295,3 +296,240 @@ def test_a_changed_license_key_drops_the_entries():
         and "cache=hit" not in lines[0], lines
     hot(dict(lic, key=new), iid)
     assert validate(lic["key"], iid).json()["code"] == "VALID"
+
+
+# --- floating seats -----------------------------------------------------------
+# A floating installation holding a seat far from its renewal is answered
+# from memory (decide_from_memory); everything that changes its seat, or
+# another installation's, is answered by the very next call.
+
+def floating(limit=1, ttl=600, borrow=0):
+    plan = make_plan(limits="installations=%d" % limit, extra=(
+        "--seat-model", "floating", "--seat-ttl", str(ttl),
+        "--max-borrow-days", str(borrow)))
+    return issue(plan=plan)
+
+
+def seat_row(lic, iid):
+    return sql("SELECT status, extract(epoch FROM seat_expires_at)::bigint,"
+               " borrowed_until IS NOT NULL FROM installations WHERE "
+               "license_id = %s AND installation_id = %s", lic["id"], iid)[0]
+
+
+def epoch(ts):
+    return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def test_a_floating_seat_is_answered_from_memory_as_it_is():
+    lic = floating(limit=1, ttl=600)
+    first = validate(lic["key"], "a").json()
+    assert first["code"] == "VALID", first
+    row = seat_row(lic, "a")
+    hot(lic, "a")
+    # Answered from memory without renewing: the seat as the database
+    # holds it, the lease ending with it, next_heartbeat_in a third of
+    # the ttl, for validate and heartbeat alike.
+    assert seat_row(lic, "a") == row
+    for call in (validate, heartbeat):
+        r = call(lic["key"], "a").json()
+        assert r["code"] == "VALID" and r["installation"]["status"] == \
+            "active", r
+        assert r["seat_expires_at"] == first["seat_expires_at"]
+        assert epoch(r["seat_expires_at"]) == row[1]
+        assert r["lease_expires_at"] == r["seat_expires_at"]
+        assert r["next_heartbeat_in"] == 200
+        assert r["borrowed_until"] is None and r["overdraft"] is False
+        assert r["license"]["limits"] == {"installations": 1}
+    assert seat_row(lic, "a") == row
+
+
+def answers_seat(lic, iid, code, hb_code=None, n=12):
+    """Every process answers code for iid now (see answers())."""
+    out = []
+    for _ in range(n):
+        v = validate(lic["key"], iid).json()
+        h = heartbeat(lic["key"], iid).json()
+        assert v["code"] == code, v
+        assert h["code"] == (hb_code or code), h
+        out += [v, h]
+    return out
+
+
+@pytest.mark.parametrize("change", ["checkin", "client-deactivate",
+                                    "admin-deactivate", "revoke", "suspend",
+                                    "seat-limit", "seat-model", "borrow",
+                                    "take"])
+def test_a_floating_change_is_answered_from_the_next_call(change):
+    lic = floating(limit=2, ttl=600, borrow=3)
+    base = "/api/admin/licenses/%s/" % lic["id"]
+    hot(lic, "a")
+    assert validate(lic["key"], "b").json()["code"] == "VALID"
+    if change in ("checkin", "client-deactivate", "admin-deactivate"):
+        if change == "checkin":
+            r = api("/api/checkin", {"license_key": lic["key"],
+                                     "installation_id": "a"})
+            assert r.json() == {"checked_in": True, "released": True}, r.text
+        elif change == "client-deactivate":
+            r = api("/api/deactivate", {"license_key": lic["key"],
+                                        "installation_id": "a"})
+            assert r.status_code == 200, r.text
+        else:
+            r = admin(base + "installations/a/deactivate", {"reason": "x"})
+            assert r.status_code == 200 and r.json()["deactivated"], r.text
+        # The freed seat goes to another installation at once, and the
+        # one that let it go holds nothing in any process.
+        assert validate(lic["key"], "c").json()["code"] == "VALID"
+        for _ in range(12):
+            h = heartbeat(lic["key"], "a").json()
+            assert h["code"] == "INSTALLATION_NOT_ACTIVE", h
+            assert "lease" not in h and "seat_expires_at" not in h
+            assert validate(lic["key"], "a").json()["code"] == \
+                "TOO_MANY_INSTALLATIONS"
+        assert seat_row(lic, "a")[0] == "inactive"
+    elif change == "revoke":
+        r = admin("/api/revoke", {"license_id": lic["id"], "reason": "x"})
+        assert r.status_code == 200, r.text
+        for r in answers_seat(lic, "a", "REVOKED"):
+            assert "lease" not in r and "seat_expires_at" not in r
+    elif change == "suspend":
+        r = admin(base + "suspend", {"reason": "x"})
+        assert r.status_code == 200, r.text
+        answers_seat(lic, "a", "SUSPENDED")
+        r = admin(base + "reinstate", {"reason": "x"})
+        assert r.status_code == 200, r.text
+        answers_seat(lic, "a", "VALID")
+    elif change == "seat-limit":
+        # Both seats taken: a third installation waits; a lower limit is
+        # in every answer at once (the seats held stay held, as the
+        # database's path answers them), a higher one seats the third.
+        assert validate(lic["key"], "c").json()["code"] == \
+            "TOO_MANY_INSTALLATIONS"
+        r = admin(base + "edit", {"limits": {"installations": 1},
+                                  "reason": "x"})
+        assert r.status_code == 200, r.text
+        for r in answers_seat(lic, "a", "VALID"):
+            assert r["license"]["limits"] == {"installations": 1}
+        assert validate(lic["key"], "c").json()["code"] == \
+            "TOO_MANY_INSTALLATIONS"
+        r = admin(base + "edit", {"limits": {"installations": 3},
+                                  "reason": "x"})
+        assert r.status_code == 200, r.text
+        assert validate(lic["key"], "c").json()["code"] == "VALID"
+        for r in answers_seat(lic, "a", "VALID"):
+            assert r["license"]["limits"] == {"installations": 3}
+    elif change == "seat-model":
+        licctl("license", "update", lic["id"], "--seat-model", "node")
+        for r in answers_seat(lic, "a", "VALID"):
+            assert "seat_expires_at" not in r and \
+                "borrowed_until" not in r, r
+    elif change == "borrow":
+        r = api("/api/borrow", {"license_key": lic["key"],
+                                "installation_id": "a", "days": 2})
+        assert r.status_code == 200 and r.json()["code"] == "VALID", r.text
+        until = r.json()["borrowed_until"]
+        assert until is not None
+        for r in answers_seat(lic, "a", "VALID"):
+            assert r["borrowed_until"] == until
+            assert r["seat_expires_at"] == until
+            assert r["lease_expires_at"] == until
+    elif change == "take":
+        # Another installation's take of the last seat: the next newcomer
+        # is refused, the holders keep theirs, from memory.
+        row = seat_row(lic, "a")
+        assert validate(lic["key"], "c").json()["code"] == \
+            "TOO_MANY_INSTALLATIONS"
+        answers_seat(lic, "a", "VALID")
+        assert seat_row(lic, "a") == row
+        hot(lic, "a")
+
+
+def test_a_floating_seat_near_its_renewal_or_lapsed_is_read_again(clock):
+    """The clock moves (as time does): a seat with less than three
+    quarters of its ttl left is renewed by the next call, whichever
+    process takes it, and a lapsed one is free for another installation
+    at once and held by nobody else."""
+    ttl = 600
+    lic = floating(limit=1, ttl=ttl)
+    hot(lic, "a")
+    exp = seat_row(lic, "a")[1]
+    # a quarter of the ttl and a second later: due, renewed by the next
+    # call and answered as renewed by every process after it
+    clock(ttl // 4 + 1)
+    v = validate(lic["key"], "a").json()
+    assert v["code"] == "VALID" and epoch(v["seat_expires_at"]) > exp, v
+    renewed = seat_row(lic, "a")[1]
+    assert renewed == epoch(v["seat_expires_at"])
+    for r in answers_seat(lic, "a", "VALID"):
+        assert epoch(r["seat_expires_at"]) == renewed, r
+    hot(lic, "a")
+    # lapsed: nobody holds it, the next installation takes it (2 s past
+    # the rounded expiry: the clock offset is whole seconds)
+    clock(renewed - time.time() + 2)
+    h = heartbeat(lic["key"], "a").json()
+    assert h["code"] == "INSTALLATION_NOT_ACTIVE", h
+    assert validate(lic["key"], "b").json()["code"] == "VALID"
+    for _ in range(12):
+        assert heartbeat(lic["key"], "a").json()["code"] == \
+            "INSTALLATION_NOT_ACTIVE"
+        assert validate(lic["key"], "a").json()["code"] == \
+            "TOO_MANY_INSTALLATIONS"
+
+
+def test_floating_seats_never_exceed_the_limit_with_holders_in_memory():
+    """Holders answered from memory check in and validate again while
+    newcomers race for the seats: the database never counts more live
+    seats than the limit, and at the end every installation whose last
+    answer was VALID holds a live seat in the database, and no other."""
+    limit = 4
+    lic = floating(limit=limit, ttl=600)
+    holders = ["h%d" % i for i in range(limit)]
+    for h in holders:
+        assert validate(lic["key"], h).json()["code"] == "VALID"
+    hot(lic, holders[0])
+    stop = time.time() + 4
+    last, over = {}, []
+
+    def live():
+        return sql1("SELECT count(*) FROM installations WHERE license_id ="
+                    " %s AND status = 'active' AND seat_expires_at > "
+                    "licd_clock_now()", lic["id"])
+
+    def post(s, path, iid):
+        r = s.post(URL + path, timeout=60, json={
+            "license_key": lic["key"], "installation_id": iid})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def holder(iid):
+        with requests.Session() as s:
+            while time.time() < stop:
+                for _ in range(5):
+                    last[iid] = post(s, "/api/validate", iid)["code"]
+                post(s, "/api/checkin", iid)
+                last[iid] = "CHECKED_IN"
+                last[iid] = post(s, "/api/validate", iid)["code"]
+
+    def newcomer(iid):
+        with requests.Session() as s:
+            while time.time() < stop:
+                last[iid] = post(s, "/api/validate", iid)["code"]
+
+    def sampler():
+        while time.time() < stop:
+            n = live()
+            if n > limit:
+                over.append(n)
+
+    with concurrent.futures.ThreadPoolExecutor(limit + 9) as ex:
+        fs = [ex.submit(holder, h) for h in holders]
+        fs += [ex.submit(newcomer, "n%d" % i) for i in range(8)]
+        fs.append(ex.submit(sampler))
+        for f in fs:
+            f.result()
+    assert over == []
+    held = {r[0] for r in sql(
+        "SELECT installation_id FROM installations WHERE license_id = %s "
+        "AND status = 'active' AND seat_expires_at > licd_clock_now()",
+        lic["id"])}
+    assert {i for i, c in last.items() if c == "VALID"} == held
+    assert len(held) == limit

@@ -528,6 +528,18 @@ def scenarios():
                                   answer={"checked_in": True, "released": True}))],
                     [(fl, "validate f1", fl.state0, client_call("validate", fl, "f1", "VALID"))]] * 2)
 
+    # a floating license suspended and reinstated while its seats are
+    # held (answered from memory between renewals)
+    fs = new("fsusp", ("f1", "f2"), doc=issue(plan=make_plan(
+        features="sso,workflows,reports", limits="installations=3",
+        extra=("--seat-model", "floating")))) \
+        .call("heartbeat", "f1").call("validate", "f2")
+    drivers.append([[(fs, "suspend (admin, floating)",
+                      changed(fs.state0, status="suspended"),
+                      admin_action("suspend", fs, status="suspended", changed=True))],
+                    [(fs, "reinstate (admin, floating)", fs.state0,
+                      admin_action("reinstate", fs, status="active", changed=True))]] * 2)
+
     # the end moved into the past and back; domains changed and back
     e = std(new("expiry"))
     past = changed(e.state0, expired=True)

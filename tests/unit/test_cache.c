@@ -43,7 +43,7 @@ static void put(const char *license, const char *iid, const char *status,
 {
 	struct lic l = lic(license, status);
 	struct cache_fill f = { license, iid, &l, NOW - 100, last_seen,
-	    "a.example", version, NULL, NULL };
+	    "a.example", version, NULL, NULL, 0, 0, 0, 0 };
 
 	cache_put(ticket, &f);
 	lic_free(&l);
@@ -127,6 +127,25 @@ int main(void)
 	    !lk.needs_touch && strcmp(lk.l.status, "revoked") == 0);
 	lic_free(&lk.l);
 	cache_release(e);
+
+	/* A floating seat comes back as it was stored. */
+	{
+		struct lic fl = lic(L1, "active");
+		struct cache_fill f = { L1, "f1", &fl, NOW - 100, NOW,
+		    NULL, NULL, NULL, NULL, 900, NOW + 800, NOW + 86400, 1 };
+
+		cache_put(cache_ticket(L1), &f);
+		lic_free(&fl);
+		e = cache_get(L1, "f1");
+		CHECK(e != NULL && cache_read(e, NOW, 60, NULL, NULL,
+		    &lk) == 0);
+		CHECK(lk.seat_ttl == 900 && lk.seat_expires == NOW + 800 &&
+		    lk.borrowed_until == NOW + 86400 && lk.seat_overdraft == 1 &&
+		    lk.active && lk.domain == NULL);
+		lic_free(&lk.l);
+		cache_release(e);
+		CHECK(cache_apply(L1, &b) == 0 && !has(L1, "f1"));
+	}
 
 	/* A license id drops that license's entries only. */
 	CHECK(!has(L1, "i1") && !has(L1, "i2") && has(L2, "i1"));

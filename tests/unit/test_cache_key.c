@@ -61,7 +61,7 @@ static char *sign(long long iat)
 static void fill(const struct lic_keytag *tag)
 {
 	struct lic l = lic();
-	struct cache_fill f = { L1, "i1", &l, 1, 1, NULL, NULL, NULL, tag };
+	struct cache_fill f = { L1, "i1", &l, 1, 1, NULL, NULL, NULL, tag, 0, 0, 0, 0 };
 
 	cache_put(cache_ticket(L1), &f);
 	lic_free(&l);
@@ -243,7 +243,7 @@ int main(void)
 		char *big = malloc(70000);
 		struct lic l = lic();
 		struct cache_fill f = { L1, "i2", &l, 1, 1, NULL, NULL, big,
-		    NULL };
+		    NULL, 0, 0, 0, 0 };
 
 		memset(big, 'x', 69999);
 		big[69999] = '\0';

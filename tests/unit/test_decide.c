@@ -214,6 +214,68 @@ static void test_table(void)
 		run(&cases[i]);
 }
 
+/* Which decisions may be answered from memory (decide_from_memory): no
+ * write, and a floating seat live with more than three quarters of its
+ * ttl plus DECIDE_SEAT_SKEW left. */
+static int from_memory(const struct row *r, enum decide_call call,
+    const char *domain)
+{
+	struct decide_req rq = { call, domain, NULL };
+	struct lic_lookup lk;
+	struct decision d;
+	int m;
+
+	fill(r, &lk);
+	decide(&rq, &lk, &d);
+	m = decide_from_memory(&lk, &d);
+	lic_free(&lk.l);
+	return m;
+}
+
+static void test_from_memory(void)
+{
+	struct row node = ok, fl = ok, revoked;
+	long left = LIC_SEAT_RENEW_LEFT(TTL) + DECIDE_SEAT_SKEW;
+	int v;
+
+	fl.ttl = TTL;
+	for (v = 0; v < 2; v++) {
+		enum decide_call call = v ? DECIDE_HEARTBEAT : DECIDE_VALIDATE;
+
+		CHECK(from_memory(&node, call, NULL));
+		fl.seat_expires = NOW + TTL;
+		CHECK(from_memory(&fl, call, NULL));
+		fl.seat_expires = NOW + left + 1;
+		CHECK(from_memory(&fl, call, NULL));
+		/* within the margin: no write due yet, but the database's
+		 * clock may already have renewed it */
+		fl.seat_expires = NOW + left;
+		CHECK(!from_memory(&fl, call, NULL));
+		fl.seat_expires = NOW + LIC_SEAT_RENEW_LEFT(TTL);
+		CHECK(!from_memory(&fl, call, NULL));
+		fl.seat_expires = NOW + 1;
+		CHECK(!from_memory(&fl, call, NULL));
+		fl.seat_expires = NOW;		/* lapsed */
+		CHECK(!from_memory(&fl, call, NULL));
+		fl.seat_expires = 0;		/* none */
+		CHECK(!from_memory(&fl, call, NULL));
+		/* a refused call of a lapsed seat: no write, but not held */
+		revoked = with(fl, "revoked", 0, 0);
+		CHECK(!from_memory(&revoked, call, NULL));
+		revoked.seat_expires = NOW + TTL;
+		CHECK(from_memory(&revoked, call, NULL));
+	}
+	/* writes: a new domain (a take), an activation */
+	fl.seat_expires = NOW + TTL;
+	CHECK(!from_memory(&fl, DECIDE_VALIDATE, "new.example"));
+	node.active = 0;
+	CHECK(!from_memory(&node, DECIDE_VALIDATE, NULL));
+	node.inst_domain = "old.example";
+	node.active = 1;
+	CHECK(!from_memory(&node, DECIDE_VALIDATE, "new.example"));
+	CHECK(from_memory(&node, DECIDE_VALIDATE, "old.example"));
+}
+
 static void test_invalid_key(void)
 {
 	struct decide_req v = { DECIDE_VALIDATE, "a.example", "sso" };
@@ -275,6 +337,7 @@ static void test_written(void)
 int main(void)
 {
 	test_table();
+	test_from_memory();
 	test_invalid_key();
 	test_written();
 	UNIT_DONE("decide");
