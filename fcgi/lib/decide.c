@@ -9,14 +9,29 @@ static const char *const codes[] = { "VALID", "INVALID_KEY", "REVOKED",
     "TOO_MANY_INSTALLATIONS", "INSTALLATION_NOT_ACTIVE",
     "BORROW_LIMIT_EXCEEDED", "NOT_FLOATING" };
 
+_Static_assert(sizeof(codes) / sizeof(codes[0]) == DECIDE_NCODES,
+    "DECIDE_NCODES is the number of codes");
+
+int decide_code_index(const char *code)
+{
+	int i;
+
+	for (i = 0; code != NULL && i < DECIDE_NCODES; i++)
+		if (strcmp(code, codes[i]) == 0)
+			return i;
+	return -1;
+}
+
 const char *decide_code(const char *code)
 {
-	size_t i;
+	int i = decide_code_index(code);
 
-	for (i = 0; code != NULL && i < sizeof(codes) / sizeof(codes[0]); i++)
-		if (strcmp(code, codes[i]) == 0)
-			return codes[i];
-	return NULL;
+	return i >= 0 ? codes[i] : NULL;
+}
+
+const char *decide_code_at(size_t i)
+{
+	return i < DECIDE_NCODES ? codes[i] : NULL;
 }
 
 static int is_valid(const char *code)

@@ -15,6 +15,8 @@
 
 #include "lic.h"
 
+#include <stddef.h>
+
 enum decide_call { DECIDE_VALIDATE, DECIDE_HEARTBEAT };
 
 /* What must be written, in the request, before the answer. */
@@ -72,5 +74,12 @@ int decide_from_memory(const struct lic_lookup *lk,
 
 /* code as the contract's static string; NULL when it is none of them. */
 const char *decide_code(const char *code);
+
+/* The contract's result codes in a fixed order, for counting answers per
+ * code (touch_count): the i-th (i < DECIDE_NCODES), and code's place
+ * among them (-1: none). */
+#define DECIDE_NCODES 11
+const char *decide_code_at(size_t i);
+int decide_code_index(const char *code);
 
 #endif

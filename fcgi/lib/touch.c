@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "decide.h"
 #include "json.h"
 #include "log.h"
 
@@ -28,12 +29,9 @@ static const struct db_stmt stmts[] = {
 	{ "count", "SELECT licd_count_validations($1::jsonb)", 0 },
 };
 
-/* validate's answer codes (docs/API.md), counted per process until the
- * writer's next flush; anything else counts as OTHER. */
-static const char *const codes[] = { "VALID", "INVALID_KEY", "REVOKED",
-	"SUSPENDED", "EXPIRED", "DOMAIN_NOT_ALLOWED", "FEATURE_NOT_LICENSED",
-	"TOO_MANY_INSTALLATIONS", "OTHER" };
-#define NCODES (sizeof(codes) / sizeof(codes[0]))
+/* validate's answers per code (decide.h's table, then OTHER for anything
+ * else), counted per process until the writer's next flush. */
+#define NCODES (DECIDE_NCODES + 1)
 static atomic_ulong counts[NCODES];
 static atomic_int counted;	/* counts were added since the last flush */
 
@@ -141,7 +139,7 @@ static void flush(struct db *db, struct printbuf *pb, struct item *it,
 static void flush_counts(struct db *db)
 {
 	unsigned long took[NCODES];
-	char buf[512];
+	char buf[1024];
 	const char *p[1] = { buf };
 	size_t i, len = 0;
 	PGresult *res = NULL;
@@ -154,7 +152,8 @@ static void flush_counts(struct db *db)
 		if (took[i] == 0)
 			continue;
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\":%lu",
-		    any ? "," : "", codes[i], took[i]);
+		    any ? "," : "", i < DECIDE_NCODES ? decide_code_at(i) :
+		    "OTHER", took[i]);
 		any = 1;
 	}
 	snprintf(buf + len, sizeof(buf) - len, "}");
@@ -293,7 +292,7 @@ void touch_count(const char *code)
 {
 	static atomic_int enabled = -1;	/* console_counts, read once */
 	int on = atomic_load_explicit(&enabled, memory_order_relaxed);
-	size_t i;
+	int i;
 
 	if (on < 0) {
 		on = cfg_bool("console_counts");
@@ -301,8 +300,8 @@ void touch_count(const char *code)
 	}
 	if (!on)
 		return;
-	for (i = 0; i < NCODES - 1 && strcmp(codes[i], code) != 0; i++)
-		;
+	if ((i = decide_code_index(code)) < 0)
+		i = DECIDE_NCODES;
 	atomic_fetch_add_explicit(&counts[i], 1, memory_order_relaxed);
 	if (atomic_load_explicit(&counted, memory_order_relaxed) ||
 	    atomic_exchange(&counted, 1))
