@@ -103,7 +103,13 @@ def shot(d, name):
 
 
 def go(d, hash_, ready_css):
-    d.get(URL + "/console/#/" + hash_)
+    """The page at #/hash_, loaded afresh: a browser already there takes
+    the same URL as a jump within the page and would keep what it shows."""
+    url = URL + "/console/#/" + hash_
+    if d.current_url == url:
+        d.refresh()
+    else:
+        d.get(url)
     visible(d, ready_css)
     wait(d, lambda d: not d.find_elements(By.CSS_SELECTOR, "[aria-busy=true]"))
 
