@@ -49,6 +49,7 @@ struct db;
 
 /* The statement table must outlive every connection. */
 struct db *db_new(const struct db_stmt *stmts, size_t n);
+/* Closes the connection and frees db (NULL: nothing). */
 void db_free(struct db *db);
 
 /* Runs sql (one statement, no parameters, answering one boolean) on

@@ -95,6 +95,11 @@ struct http_program {
 	int resumes;
 };
 
+/* The program's main (HTTP_PROGRAM): -c CONFIG, the configuration and
+ * the log, prog->init, the TCP listener (<program>_listen), then serves
+ * on fd 0 (threads, under a prefork master when processes > 1) until
+ * stopped. The exit status: 0 after a clean stop (or --help), 1 when it
+ * could not start or serve, 2 for a bad command line. */
 int http_main(int argc, char **argv, const struct http_program *prog);
 
 /* An http_program's `after` for a program that changes licenses (the

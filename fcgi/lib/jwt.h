@@ -112,6 +112,7 @@ const struct jws_key *jws_token_key(const struct jws_keyring *kr,
  * profiles). NULL if OpenSSL has none. */
 const EVP_MD *jws_sha256(void);
 
+/* The JOSE name: "ES256" or "EdDSA". */
 const char *jws_alg_name(enum jws_alg alg);
 
 /* base64url without padding. encode: out has room for 4*ceil(n/3)+1.

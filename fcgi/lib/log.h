@@ -25,6 +25,9 @@
 
 #include <stddef.h>
 
+/* Once per process, after the configuration: lines carry program's name;
+ * log_file is opened for appending (0640), stderr when it is unset or
+ * "-". 0, or -1 with the reason on stderr. */
 int log_init(const char *program);
 /* Starts buffering info lines in this process (0 = never); call after
  * fork, from the process that serves. */
@@ -38,12 +41,12 @@ int log_reopen(void);
 unsigned long log_dropped(void);
 #define LOG_DROP_REPORT_SECS 10
 
+/* One line at level. The formatted message is escaped before it is
+ * written (log_escape): control characters and bytes that are not UTF-8
+ * as \xNN, a backslash as \\, so no field can end its line or forge
+ * another. */
 void log_msg(const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-
-/* The formatted message is escaped before it is written (log_escape):
- * control characters and bytes that are not UTF-8 as \xNN, a backslash
- * as \\, so no field can end its line or forge another. */
 
 /* s with control characters, DEL, bytes that are not well-formed UTF-8
  * as \xNN and '\\' doubled, into out (cap bytes, NUL-terminated,

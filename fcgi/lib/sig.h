@@ -39,6 +39,7 @@ int sig_parse(enum sig_scheme scheme, const char *header, struct sig_header *h);
 int sig_verify(enum sig_scheme scheme, const char *header, const char *secrets,
     const char *body, size_t len, time_t now, long tolerance);
 
+/* sig_verify's status in words, for the log. */
 const char *sig_strerror(int status);
 
 /* Signs an outgoing body the Stripe way, for licd's own notification
