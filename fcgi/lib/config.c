@@ -82,8 +82,8 @@ static const struct cfg_key keys[] = {
 	    "process writes the due `last_seen` refreshes this often, in one "
 	    "transaction"),
 	BOOL("license_cache", "on", "validate and heartbeat answer a known, "
-	    "active installation of a node-locked license from memory, kept "
-	    "current by LISTEN/NOTIFY and a barrier every writer waits on "
+	    "active installation (node-locked, or holding a floating seat far "
+	    "from its renewal) from memory, kept current by LISTEN/NOTIFY and a barrier every writer waits on "
 	    "(docs/DESIGN.md, \"The license cache\"); `off`: every call reads "
 	    "the database"),
 	INT("license_cache_entries", "16384", 0, 10000000, NULL, "installations "
