@@ -36,7 +36,7 @@ BEGIN
   FOR it IN
     SELECT x.o, x.i, x.v, x.m, x.d, x.f, x.c, l.id, l.status, l.expires_at,
            l.grace_until, l.seat_model, l.domains, l.features,
-           (l.limits ->> 'installations')::bigint AS seats
+           (l.limits ->> 'installations')::numeric::bigint AS seats
       FROM jsonb_to_recordset(p_items)
         AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
       JOIN licenses l ON l.id = x.l
@@ -372,7 +372,7 @@ CREATE FUNCTION public.licd_admin_license(p_license uuid) RETURNS text
     'seats', CASE WHEN l.seat_model = 'floating' THEN json_build_object(
       'model', l.seat_model, 'ttl', l.seat_ttl,
       'max_borrow_days', l.max_borrow_days, 'overdraft', l.overdraft,
-      'limit', (l.limits ->> 'installations')::bigint,
+      'limit', (l.limits ->> 'installations')::numeric::bigint,
       'live', (SELECT count(*) FROM installations i WHERE i.license_id = l.id
                 AND licd_seat_state(i) IN ('live', 'borrowed')),
       'borrowed', (SELECT count(*) FROM installations i WHERE i.license_id = l.id
@@ -1605,7 +1605,7 @@ BEGIN
     coalesce((SELECT json_agg(json_build_object(
           'license_id', x.license_id, 'email', x.email, 'feature', x.feature,
           'used', x.used, 'limit', x.lim) ORDER BY x.ratio DESC, x.used DESC)
-        FROM (SELECT u.license_id, c.email, u.feature, u.used, (l.limits ->> (u.feature || '_per_month'))::bigint AS lim,
+        FROM (SELECT u.license_id, c.email, u.feature, u.used, (l.limits ->> (u.feature || '_per_month'))::numeric::bigint AS lim,
                      u.used::numeric / greatest((l.limits ->> (u.feature || '_per_month'))::numeric, 1) AS ratio
                 FROM usage_counters u JOIN licenses l ON l.id = u.license_id
                 JOIN customers c ON c.id = l.customer_id
@@ -1709,7 +1709,7 @@ CREATE FUNCTION public.licd_lc_usage_warnings(p_percents integer[]) RETURNS bigi
     AS $$
   WITH c AS (
     SELECT u.license_id, u.feature, u.period, u.used,
-           (l.limits ->> (u.feature || '_per_month'))::bigint AS lim
+           (l.limits ->> (u.feature || '_per_month'))::numeric::bigint AS lim
       FROM usage_counters u JOIN licenses l ON l.id = u.license_id
      WHERE u.period = licd_period(licd_now()) AND l.status = 'active'
        AND jsonb_typeof(l.limits -> (u.feature || '_per_month')) = 'number'
@@ -2173,7 +2173,7 @@ BEGIN
   SELECT count(*) INTO used FROM installations i
    WHERE i.license_id = p_license AND i.status = 'active'
      AND i.installation_id <> p_iid;
-  seats := (lic.limits ->> 'installations')::bigint;
+  seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
     code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
   END IF;
@@ -2496,7 +2496,7 @@ $$;
 
 CREATE FUNCTION public.licd_usage_add_batch(p_items jsonb) RETURNS TABLE(ord integer, code text, accepted boolean, period text, used bigint, lim bigint, replayed boolean, req_feature text, req_quantity bigint, license_key text)
     LANGUAGE plpgsql
-    AS $_$
+    AS $$
 #variable_conflict use_column
 DECLARE
   t       timestamptz := licd_now();
@@ -2529,9 +2529,7 @@ BEGIN
   SELECT coalesce(jsonb_agg(x.e || jsonb_build_object(
            'c', y.c,
            'm', CASE WHEN y.c IS NULL AND jsonb_typeof(lic.limits -> y.lname) = 'number'
-                      AND (lic.limits ->> y.lname) ~ '^[0-9]+$'
-                     THEN least((lic.limits ->> y.lname)::numeric,
-                                9223372036854775807)::bigint END,
+                     THEN (lic.limits ->> y.lname)::numeric::bigint END,
            's', CASE WHEN y.c = 'UNVOUCHED' THEN lic.license_key END)), '[]')
     INTO v
     FROM jsonb_array_elements(p_items) AS x(e)
@@ -2601,7 +2599,7 @@ BEGIN
        SET used = c.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
      WHERE NOT EXISTS (SELECT 1 FROM g
                         WHERE g.l = c.license_id AND g.f = c.feature
-                          AND g.m IS NOT NULL AND c.used + EXCLUDED.used > g.m)
+                          AND g.m IS NOT NULL AND c.used > g.m - EXCLUDED.used)
     RETURNING c.license_id, c.feature, c.used),
   acc AS (
     SELECT todo.*, (up.used - g.q + sum(todo.q) OVER (PARTITION BY todo.l, todo.f
@@ -2647,7 +2645,7 @@ BEGIN
       VALUES (it.l, it.f, per, it.q, t)
       ON CONFLICT (license_id, feature, period) DO UPDATE
          SET used = c.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
-       WHERE it.m IS NULL OR c.used + EXCLUDED.used <= it.m
+       WHERE it.m IS NULL OR c.used <= it.m - EXCLUDED.used
       RETURNING c.used INTO n;
     END IF;
     IF n IS NOT NULL THEN
@@ -2687,7 +2685,7 @@ BEGIN
     RETURN NEXT;
   END LOOP;
 END
-$_$;
+$$;
 
 -- Name: licd_usage_get(uuid, text); Type: FUNCTION
 

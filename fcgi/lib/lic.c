@@ -653,10 +653,18 @@ long long lic_limit(const struct lic *l, const char *name)
 {
 	struct json_object *v;
 
-	if (l->limits == NULL || !json_object_object_get_ex(l->limits, name, &v)
-	    || !json_object_is_type(v, json_type_int))
+	double d;
+
+	if (l->limits == NULL || !json_object_object_get_ex(l->limits, name, &v))
 		return -1;
-	return json_object_get_int64(v);
+	if (json_object_is_type(v, json_type_int))
+		return json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_double))
+		return -1;
+	d = json_object_get_double(v);
+	if (!(d >= 0 && d < 9223372036854775808.0) || d != (double)(long long)d)
+		return -1;
+	return (long long)d;
 }
 
 /* Lower-cased copy without one trailing dot; 0 if it is not a plausible

@@ -160,7 +160,10 @@ const char *lic_state(const struct lic *l, time_t now, const char **effective);
 long long lic_valid_until(const struct lic *l);
 
 int lic_has_feature(const struct lic *l, const char *feature);
-/* limits[name] as an integer; -1 when absent. */
+/* limits[name] as an integer; -1 when absent or not a non-negative
+ * integer. An integer written with a fraction (10.0), which the schema's
+ * check admits and jsonb keeps as written, is that integer, as the SQL
+ * functions read it (::numeric::bigint). */
 long long lic_limit(const struct lic *l, const char *name);
 
 /* Contract matching: exact host or "*.suffix" (any depth below, never the

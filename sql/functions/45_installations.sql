@@ -56,7 +56,7 @@ BEGIN
   FOR it IN
     SELECT x.o, x.i, x.v, x.m, x.d, x.f, x.c, l.id, l.status, l.expires_at,
            l.grace_until, l.seat_model, l.domains, l.features,
-           (l.limits ->> 'installations')::bigint AS seats
+           (l.limits ->> 'installations')::numeric::bigint AS seats
       FROM jsonb_to_recordset(p_items)
         AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
       JOIN licenses l ON l.id = x.l

@@ -206,7 +206,7 @@ BEGIN
   SELECT count(*) INTO used FROM installations i
    WHERE i.license_id = p_license AND i.status = 'active'
      AND i.installation_id <> p_iid;
-  seats := (lic.limits ->> 'installations')::bigint;
+  seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
     code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
   END IF;

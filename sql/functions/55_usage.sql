@@ -14,8 +14,9 @@
 --    license, a key that is not the license's as issued (when the caller
 --    has not authenticated it: "key"), REVOKED, SUSPENDED, EXPIRED,
 --    FEATURE_NOT_LICENSED are answered with that code and not counted; the
---    limit is the license's limits["<feature>_per_month"] when that is a
---    non-negative integer (else unmetered). Why the lock: a revoke or
+--    limit is the license's limits["<feature>_per_month"] (a non-negative
+--    integer by the table's check, maybe written 10.0; absent: unmetered).
+--    tests/usage_rules.txt holds these rules and C's to the same cases. Why the lock: a revoke or
 --    suspension (an UPDATE of the row) conflicts with FOR SHARE. If it
 --    came first, this batch waits for its commit and then reads the new
 --    status (READ COMMITTED re-reads a locked row's newest version), so a
@@ -95,9 +96,7 @@ BEGIN
   SELECT coalesce(jsonb_agg(x.e || jsonb_build_object(
            'c', y.c,
            'm', CASE WHEN y.c IS NULL AND jsonb_typeof(lic.limits -> y.lname) = 'number'
-                      AND (lic.limits ->> y.lname) ~ '^[0-9]+$'
-                     THEN least((lic.limits ->> y.lname)::numeric,
-                                9223372036854775807)::bigint END,
+                     THEN (lic.limits ->> y.lname)::numeric::bigint END,
            's', CASE WHEN y.c = 'UNVOUCHED' THEN lic.license_key END)), '[]')
     INTO v
     FROM jsonb_array_elements(p_items) AS x(e)
@@ -167,7 +166,7 @@ BEGIN
        SET used = c.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
      WHERE NOT EXISTS (SELECT 1 FROM g
                         WHERE g.l = c.license_id AND g.f = c.feature
-                          AND g.m IS NOT NULL AND c.used + EXCLUDED.used > g.m)
+                          AND g.m IS NOT NULL AND c.used > g.m - EXCLUDED.used)
     RETURNING c.license_id, c.feature, c.used),
   acc AS (
     SELECT todo.*, (up.used - g.q + sum(todo.q) OVER (PARTITION BY todo.l, todo.f
@@ -213,7 +212,7 @@ BEGIN
       VALUES (it.l, it.f, per, it.q, t)
       ON CONFLICT (license_id, feature, period) DO UPDATE
          SET used = c.used + EXCLUDED.used, updated_at = EXCLUDED.updated_at
-       WHERE it.m IS NULL OR c.used + EXCLUDED.used <= it.m
+       WHERE it.m IS NULL OR c.used <= it.m - EXCLUDED.used
       RETURNING c.used INTO n;
     END IF;
     IF n IS NOT NULL THEN

@@ -165,7 +165,7 @@ LANGUAGE sql STABLE AS $$
     'seats', CASE WHEN l.seat_model = 'floating' THEN json_build_object(
       'model', l.seat_model, 'ttl', l.seat_ttl,
       'max_borrow_days', l.max_borrow_days, 'overdraft', l.overdraft,
-      'limit', (l.limits ->> 'installations')::bigint,
+      'limit', (l.limits ->> 'installations')::numeric::bigint,
       'live', (SELECT count(*) FROM installations i WHERE i.license_id = l.id
                 AND licd_seat_state(i) IN ('live', 'borrowed')),
       'borrowed', (SELECT count(*) FROM installations i WHERE i.license_id = l.id

@@ -83,7 +83,7 @@ CREATE OR REPLACE FUNCTION licd_lc_usage_warnings(p_percents int[]) RETURNS bigi
 LANGUAGE sql AS $$
   WITH c AS (
     SELECT u.license_id, u.feature, u.period, u.used,
-           (l.limits ->> (u.feature || '_per_month'))::bigint AS lim
+           (l.limits ->> (u.feature || '_per_month'))::numeric::bigint AS lim
       FROM usage_counters u JOIN licenses l ON l.id = u.license_id
      WHERE u.period = licd_period(licd_now()) AND l.status = 'active'
        AND jsonb_typeof(l.limits -> (u.feature || '_per_month')) = 'number'
@@ -235,7 +235,7 @@ BEGIN
     coalesce((SELECT json_agg(json_build_object(
           'license_id', x.license_id, 'email', x.email, 'feature', x.feature,
           'used', x.used, 'limit', x.lim) ORDER BY x.ratio DESC, x.used DESC)
-        FROM (SELECT u.license_id, c.email, u.feature, u.used, (l.limits ->> (u.feature || '_per_month'))::bigint AS lim,
+        FROM (SELECT u.license_id, c.email, u.feature, u.used, (l.limits ->> (u.feature || '_per_month'))::numeric::bigint AS lim,
                      u.used::numeric / greatest((l.limits ->> (u.feature || '_per_month'))::numeric, 1) AS ratio
                 FROM usage_counters u JOIN licenses l ON l.id = u.license_id
                 JOIN customers c ON c.id = l.customer_id

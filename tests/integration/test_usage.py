@@ -2,14 +2,15 @@
 idempotency, the month boundary (SQL clock), and bad input."""
 import concurrent.futures
 import json
+import os
 import uuid
 
 import psycopg2.errors
 import pytest
 import requests
 
-from util import (URL, admin, api, b64url, b64url_decode, db, error_code,
-                  eventually, issue, make_plan, sql, sql1)
+from util import (ROOT, URL, admin, api, b64url, b64url_decode, db, error_code,
+                  eventually, issue, make_plan, sql, sql1, validate)
 
 
 def usage(key, feature="api_calls", quantity=None, **kw):
@@ -355,6 +356,87 @@ def test_a_batch_skips_a_license_held_elsewhere():
         conn.close()
     assert counter(held["id"]) == 2 and logged(held["id"]) == (1, 2)
     assert counter(free["id"]) == 2 and logged(free["id"]) == (1, 2)
+
+
+def usage_rules():
+    """tests/usage_rules.txt: (status, expires, grace, features, limit,
+    used, qty, code) per case."""
+    out = []
+    with open(os.path.join(ROOT, "tests", "usage_rules.txt")) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                st, ex, gr, fe, li, used, qty, code = line.split()
+                out.append((st, None if ex == "-" else int(ex),
+                            None if gr == "-" else int(gr),
+                            [] if fe == "-" else fe.split(","),
+                            "{}" if li == "-" else
+                            '{"api_calls_per_month": %s}' % li,
+                            int(used), int(qty), code))
+    return out
+
+
+SET_CASE = ("UPDATE licenses SET status = %s,"
+            " expires_at = licd_now() + make_interval(secs => %s),"
+            " grace_until = licd_now() + make_interval(secs => %s),"
+            " features = %s::jsonb, limits = %s::jsonb WHERE id = %s")
+SET_USED = ("INSERT INTO usage_counters AS c (license_id, feature, period,"
+            " used, updated_at) VALUES (%s, 'api_calls',"
+            " licd_period(licd_now()), %s, licd_now()) ON CONFLICT"
+            " (license_id, feature, period) DO UPDATE SET used = EXCLUDED.used")
+
+
+def test_usage_rules_agree():
+    """The license rules of a usage call exist twice: in C (lic_state,
+    lic_has_feature, lic_limit: validate and GET /api/usage) and in SQL
+    (licd_usage_add_batch, which decides POST /api/usage under the
+    license's lock). Every case of tests/usage_rules.txt (exactly at the
+    end, at the grace's end, suspended, revoked, at the limit, ...) is
+    decided by the SQL at the case's exact time: one transaction, in
+    which licd_now() stands still. tests/unit/test_usage_rules.c holds C
+    to the same table. The cases a day or more from an edge also go over
+    HTTP: POST (SQL) answers what validate and GET (C) answer."""
+    lic = metered()
+    cases = usage_rules()
+    assert len(cases) >= 20
+    conn = db()
+    conn.autocommit = False
+    try:
+        cur = conn.cursor()
+        for st, ex, gr, fe, li, used, qty, code in cases:
+            cur.execute(SET_CASE, (st, ex, gr, json.dumps(fe), li, lic["id"]))
+            cur.execute(SET_USED, (lic["id"], used))
+            cur.execute("SELECT code, accepted FROM licd_usage_add_batch(%s)",
+                        (json.dumps([{"o": 0, "l": lic["id"], "i": None,
+                                      "f": "api_calls", "q": qty, "k": None,
+                                      "r": "rules"}]),))
+            got, accepted = cur.fetchone()
+            conn.rollback()
+            got = got or ("VALID" if accepted else "USAGE_LIMIT_EXCEEDED")
+            assert got == code, (st, ex, gr, fe, li, used, qty)
+    finally:
+        conn.close()
+    for n, (st, ex, gr, fe, li, used, qty, code) in enumerate(cases):
+        if any(t is not None and abs(t) < 86400 for t in (ex, gr)):
+            continue
+        case = (st, ex, gr, fe, li, used, qty)
+        sql(SET_CASE, st, ex, gr, json.dumps(fe), li, lic["id"])
+        sql(SET_USED, lic["id"], used)
+        r = usage(lic["key"], quantity=qty)
+        post = {200: "VALID", 429: "USAGE_LIMIT_EXCEEDED"}.get(
+            r.status_code) or (r.status_code == 403 and error_code(r))
+        assert post == code, (case, r.text)
+        v = validate(lic["key"], "rules", feature="api_calls").json()["code"]
+        assert v == ("VALID" if code == "USAGE_LIMIT_EXCEEDED" else code), case
+        if code == "FEATURE_NOT_LICENSED":
+            continue
+        sql(SET_USED, lic["id"], used)
+        g = api("/api/usage", method="GET", params={"license_key": lic["key"]})
+        if code in ("VALID", "USAGE_LIMIT_EXCEEDED"):
+            c = g.json()["features"]["api_calls"]
+            fits = c["remaining"] is None or qty <= c["remaining"]
+            assert fits == (code == "VALID"), (case, g.text)
+        else:
+            assert g.status_code == 403 and error_code(g) == code, (case, g.text)
 
 
 def test_limits_and_features_as_committed():
