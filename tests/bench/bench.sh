@@ -166,7 +166,10 @@ stack() {
 		FROM licenses WHERE plan_code = 'bench' ON CONFLICT DO NOTHING"
 	# Floating licenses (up to 10,000) for validate-floating, each with
 	# its installation holding a live seat lease, as after its first call:
-	# the calls are then answered from the lookup, and renew when due.
+	# the calls are then answered from memory, and renew when due. Their
+	# expiries are spread as in steady state (a seat is renewed once less
+	# than three quarters of its ttl is left): all alike, every seat would
+	# come due in the same second and renew in one burst.
 	if [ "$dir" = "$RUN_DIR" ]; then
 		$L plan set bench-floating --name "Bench floating" \
 			--features sso,api_calls --limits installations=1000000 \
@@ -177,7 +180,8 @@ stack() {
 		$PGBIN/psql -q -h "$rt/pg" -U licd -d licd -c "INSERT INTO installations
 			(license_id, installation_id, version, domain, seat_since,
 			seat_expires_at) SELECT id, 'b-' || right(license_key, 16),
-			'1.0.0', 'app.example.com', now(), now() + interval '900 s'
+			'1.0.0', 'app.example.com', now(),
+			now() + interval '675 s' + random() * interval '225 s'
 			FROM licenses WHERE plan_code = 'bench-floating'
 			ON CONFLICT DO NOTHING"
 		fixed "$dir/floating.txt" "$dir/floating-fixed.txt"
