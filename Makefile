@@ -6,7 +6,7 @@ CC       ?= cc
 PKGS     := libpq json-c libcurl openssl
 CPPFLAGS += -iquote fcgi/lib -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -pthread
+CFLAGS   += -std=c11 -pedantic -Wall -Wextra -Werror -pthread
 LDLIBS   := -Wl,--as-needed -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljson-c -lcurl -lssl -lcrypto) -pthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

@@ -12,7 +12,7 @@
 CLIENT_PKGS   := json-c libcurl libcrypto
 CLIENT_SRC    := client/licd.c client/jws.c client/state.c client/http.c
 CLIENT_HDR    := client/licd.h client/internal.h
-CLIENT_CFLAGS := -std=c11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE \
+CLIENT_CFLAGS := -std=c11 -pedantic -Wall -Wextra -Werror -pthread -D_GNU_SOURCE \
 	-fPIC $(shell pkg-config --cflags $(CLIENT_PKGS) 2>/dev/null)
 CLIENT_LIBS   := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null || \
 	echo -ljson-c -lcurl -lcrypto) -pthread

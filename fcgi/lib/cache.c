@@ -54,9 +54,21 @@ static struct {
 	atomic_size_t count;
 	atomic_llong fence_ms;		/* answers until (monotonic) */
 	atomic_llong offset_s;		/* licd_clock's */
-} T = {
-	.mu = { [0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER },
-};
+} T;
+
+/* C11 has no initialiser for a whole array of mutexes: the stripes'
+ * locks are initialised once, by whichever of cache_table_init and
+ * cache_flush comes first (every other path runs after the table's
+ * init). */
+static pthread_once_t locks_once = PTHREAD_ONCE_INIT;
+
+static void locks_init(void)
+{
+	size_t s;
+
+	for (s = 0; s < STRIPES; s++)
+		pthread_mutex_init(&T.mu[s], NULL);
+}
 
 static const char *fld(const struct cache_entry *e, int f)
 {
@@ -139,6 +151,7 @@ void cache_flush(void)
 {
 	size_t b, s;
 
+	pthread_once(&locks_once, locks_init);
 	for (s = 0; s < STRIPES; s++) {
 		pthread_mutex_lock(&T.mu[s]);
 		atomic_fetch_add(&T.gen[s], 1);
@@ -159,6 +172,7 @@ int cache_table_init(size_t max)
 		n *= 2;
 	if (max > 0 && (nb = calloc(n, sizeof(*nb))) == NULL)
 		return -1;
+	pthread_once(&locks_once, locks_init);
 	for (s = 0; s < STRIPES; s++)
 		pthread_mutex_lock(&T.mu[s]);
 	for (s = 0; s < STRIPES; s++) {
@@ -236,7 +250,6 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
     const char *version, const char *metadata, struct lic_lookup *lk)
 {
 	struct lic *l = &lk->l;
-
 	const char *version_was = fld(e, F_VERSION);
 	const char *metadata_was = fld(e, F_METADATA);
 

@@ -347,18 +347,19 @@ static int plain_out(struct json_object *o, struct printbuf *pb, int level,
 	return 0;
 }
 
-/* The characters json-c writes as they are, with or without its flags. */
-static const unsigned char plain_chars[256] = {
-	[' ' ... '!'] = 1, ['#' ... '.'] = 1, ['0' ... '['] = 1,
-	[']' ... '~'] = 1,
-};
+/* The characters json-c writes as they are, with or without its flags:
+ * printable ASCII but the quote, the slash and the backslash. */
+static int plain_char(unsigned char c)
+{
+	return c >= ' ' && c <= '~' && c != '"' && c != '/' && c != '\\';
+}
 
 struct json_object *js_new_plain(const char *s)
 {
 	struct json_object *o = json_object_new_string(s);
 	const unsigned char *p = (const unsigned char *)s;
 
-	while (plain_chars[*p])
+	while (plain_char(*p))
 		p++;
 	if (o != NULL && *p == '\0')
 		json_object_set_serializer(o, plain_out, NULL, NULL);
