@@ -238,10 +238,10 @@ static const char *claim_str(struct json_object *c, const char *k)
  * revocation and everything else come from the license row (the database
  * or the license cache, cache.h, which answers from memory a key found
  * here, or one whose exact text its entry was filled for under this
- * ring: lic_key_id_tag). 8-way set associative: with 2 ways a few percent of
- * the sets hold three keys or more at 10,000 licenses, and those keys
- * kept evicting each other; one mutex per process, allocated on first
- * use (after the prefork).
+ * ring: lic_key_id_tag). 8-way set associative: with few ways, the keys
+ * that hash to a crowded set evict each other and each of their calls
+ * verifies again; one mutex per process, allocated on first use (after
+ * the prefork).
  */
 #define VCACHE_WAYS 8
 #define VCACHE_SETS 4096	/* × 8 ways × 32 bytes = 1 MiB */
