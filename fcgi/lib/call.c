@@ -18,7 +18,6 @@ struct call *call_new(struct http_req *req, struct http_resp *resp,
 	struct call *c = http_scratch(req);
 
 	memset(c, 0, sizeof(*c));
-	c->step = CALL_PARSE;
 	c->rq.call = kind;
 	c->req = req;
 	c->resp = resp;
@@ -69,7 +68,6 @@ static void reply(struct call *c)
 	struct json_object *out;
 	int rc, touched = 0;
 
-	c->step = CALL_REPLY;
 	if (c->d.touch && touch_queue(c->id, c->iid, (long long)req->now,
 	    c->version, c->metadata) == 0) {
 		touched = 1;
@@ -247,11 +245,9 @@ out:
 static void write_step(struct http_req *req, struct http_resp *resp)
 {
 	struct call *c = http_scratch(req);
-
 	int rc;
 
 	(void)resp;
-	c->step = CALL_WRITE;
 	switch (c->d.write) {
 	case DECIDE_DOMAIN:
 		if ((rc = write_domain(c)) <= 0)
@@ -360,7 +356,6 @@ void call_start(struct call *c)
 	c->ticket = cache_ticket(c->id);
 	if (from_cache(c))
 		return;
-	c->step = CALL_LOOKUP;
 	http_defer(req);
 	lookup_read_then(&c->lookup, req, req->db, c->id, c->iid,
 	    lic_touch_param(), c->version, c->metadata, looked_up);

@@ -63,10 +63,7 @@ struct http_resp;
 	.defers = 1, \
 	.resumes = 1
 
-enum call_step { CALL_PARSE, CALL_LOOKUP, CALL_WRITE, CALL_REPLY };
-
 struct call {
-	enum call_step step;
 	/* Filled by the handler (PARSE); the strings live as long as the
 	 * request's parsed JSON. */
 	struct decide_req rq;		/* validate or heartbeat; domain,
