@@ -12,8 +12,8 @@ import tempfile
 import requests
 
 from util import (URL, BIN, CONFIG, admin, admin_token, api, error_code,
-                  heartbeat, issue, licctl, licctl_json, run, sql,
-                  sql1, unique, validate, wait_healthy)
+                  heartbeat, issue, licctl, licctl_json, restart_with_config,
+                  sql, sql1, unique, validate)
 from test_validate import verify_with_jwks
 
 
@@ -71,14 +71,6 @@ def test_a_session_ends_with_its_token():
     assert s.get(URL + "/api/admin/session").json() == {"signed_in": False}
 
 
-def _restart_with_config(text):
-    with open(CONFIG, "w") as f:
-        f.write(text)
-    run(os.environ["LICD_STACK_STOP"])
-    run(os.environ["LICD_STACK_START"])
-    wait_healthy()
-
-
 def test_a_session_ends_when_its_token_gets_a_new_secret():
     """Rotating a token's secret under the same name (licctl token create
     ops again, its line in admin_tokens edited) ends the sessions the old
@@ -102,7 +94,7 @@ def test_a_session_ends_when_its_token_gets_a_new_secret():
     new_hash = hashlib.sha256(new.encode()).hexdigest()
     rotated = conf.replace(line, "admin_tokens = %s:%s,prev-%s:%s" % (
         name, new_hash, name, old_hash))
-    _restart_with_config(rotated)
+    restart_with_config(rotated)
     try:
         r = s.get(URL + "/api/admin/plans", headers=h)
         assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED", r.text
@@ -119,7 +111,7 @@ def test_a_session_ends_when_its_token_gets_a_new_secret():
             assert t.get(URL + "/api/admin/plans", headers=th).status_code == 200
             assert t.get(URL + "/api/admin/session").json()["actor"] == who
     finally:
-        _restart_with_config(conf)
+        restart_with_config(conf)
     assert admin("/api/admin/plans", method="GET").status_code == 200
 
 

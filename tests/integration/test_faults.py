@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from util import (CFG, CONFIG, RUN_DIR, URL, db, eventually, issue, log_since,
-                  make_plan, poll, run, sql, sql1, wait_healthy)
+                  make_plan, poll, restart_with_config, run, sql, sql1,
+                  wait_healthy)
 from test_usage import metered
 
 
@@ -181,14 +182,6 @@ def test_outage_is_logged_per_process_not_per_request(database):
     eventually(over, 15, "a process to log the outage's end")
 
 
-def _restart_with_config(text):
-    with open(CONFIG, "w") as f:
-        f.write(text)
-    run(os.environ["LICD_STACK_STOP"])
-    run(os.environ["LICD_STACK_START"])
-    wait_healthy()
-
-
 def _lock_waiters(fn_name):
     """Backends waiting for a lock in a statement calling fn_name."""
     return sql1("SELECT count(*) FROM pg_stat_activity"
@@ -223,7 +216,7 @@ def test_a_locked_license_delays_no_other_license():
         conf = f.read()
     assert re.search(r"^processes *=", conf, re.M), conf
     assert not re.search(r"^(statement|usage_lock)_timeout_ms", conf, re.M)
-    _restart_with_config(re.sub(r"^processes *=.*$", "processes = 1", conf,
+    restart_with_config(re.sub(r"^processes *=.*$", "processes = 1", conf,
                                 flags=re.M).rstrip("\n") +
                          "\nusage_lock_timeout_ms = 25000\n"
                          "statement_timeout_ms = 25000\n")
@@ -280,7 +273,7 @@ def test_a_locked_license_delays_no_other_license():
         if holder is not None:
             holder.rollback()
             holder.close()
-        _restart_with_config(conf)
+        restart_with_config(conf)
 
 
 def test_a_locked_licenses_calls_answer_503_with_retry_after():

@@ -507,6 +507,16 @@ def run(cmd):
     subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
 
 
+def restart_with_config(text):
+    """The whole stack stopped, its licd.conf replaced by text, started and
+    healthy again."""
+    with open(CONFIG, "w") as f:
+        f.write(text)
+    run(os.environ["LICD_STACK_STOP"])
+    run(os.environ["LICD_STACK_START"])
+    wait_healthy()
+
+
 def pg(what):
     """PostgreSQL of the stack: "stop", "start" or "restart"."""
     run(os.environ["LICD_PG_" + what.upper()])
