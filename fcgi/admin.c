@@ -50,10 +50,9 @@ static const struct db_stmt stmts[] = {
 	    0 },
 	{ "plan_set", "SELECT licd_admin_plan_set($1::jsonb, $2, $3)", 0 },
 	{ "issue", "SELECT licd_admin_license_issue($1::jsonb, $2, $3)", 0 },
-	{ "issued", "SELECT v.*, extract(epoch FROM l.issued_at)::bigint FROM "
-	    "license_view v JOIN licenses l ON l.id = v.id WHERE v.id = $1", 0 },
-	{ "keyed", "UPDATE licenses SET license_key = $2, key_kid = $3 "
-	    "WHERE id = $1", 0 },
+	{ "issued", LIC_KEY_ROW "v.id = $1", 0 },
+	{ "keyed", "SELECT licd_license_keys_store(ARRAY[$1::uuid], "
+	    "ARRAY[$2::text], $3)", 0 },
 	{ "edit", "SELECT licd_admin_license_edit($1, $2::jsonb, $3, $4)", 0 },
 	{ "deactivate", "SELECT licd_admin_deactivate($1, $2, $3, $4, $5)", 0 },
 	{ "retry", "SELECT licd_admin_notification_retry($1::bigint, $2, $3)",
@@ -746,9 +745,8 @@ static void issue(struct http_req *req, struct http_resp *resp,
 	const char *params[3] = { body_text(req), actor, req->rid };
 	char id[LIC_UUID_LEN + 1], *key = NULL;
 	struct json_object *o, *doc;
-	struct lic l;
 	PGresult *res = NULL;
-	int st, have = 0, open = 0;
+	int st, open = 0;
 
 	if (lic_keyring()->signer == NULL) {
 		http_error(resp, 503, "SERVICE_UNAVAILABLE",
@@ -771,13 +769,11 @@ static void issue(struct http_req *req, struct http_resp *resp,
 		http_db_error(req, resp, st, "issue");
 		goto out;
 	}
-	if (PQntuples(res) != 1 || lic_from_row(res, 0, 0, &l) != LIC_OK) {
+	if (PQntuples(res) != 1) {
 		http_error(resp, 500, "INTERNAL", "cannot read the new license");
 		goto out;
 	}
-	have = 1;
-	if (lic_sign_key(&l, strtoll(PQgetvalue(res, 0, LIC_NCOLS), NULL, 10),
-	    &key) != LIC_OK) {
+	if (lic_sign_row(res, 0, &key) != LIC_OK) {
 		http_error(resp, 500, "INTERNAL", "cannot sign the key");
 		goto out;
 	}
@@ -814,8 +810,6 @@ static void issue(struct http_req *req, struct http_resp *resp,
 out:
 	if (open)
 		db_rollback(req->db);
-	if (have)
-		lic_free(&l);
 	free(key);
 	PQclear(res);
 }

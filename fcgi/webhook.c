@@ -33,11 +33,9 @@
 static const struct db_stmt stmts[] = {
 	{ "event", "SELECT * FROM licd_webhook_event($1, $2, $3, $4, $5, $6, $7)",
 	    0 },
-	{ "license", "SELECT v.*, extract(epoch FROM l.issued_at)::bigint "
-	    "FROM license_view v JOIN licenses l ON l.id = v.id WHERE v.id = $1",
-	    0 },
-	{ "store_key", "UPDATE licenses SET license_key = $2, key_kid = $3 "
-	    "WHERE id = $1", 0 },
+	{ "license", LIC_KEY_ROW "v.id = $1", 0 },
+	{ "store_key", "SELECT licd_license_keys_store(ARRAY[$1::uuid], "
+	    "ARRAY[$2::text], $3)", 0 },
 	{ "known", "SELECT EXISTS (SELECT 1 FROM checkout_sessions WHERE id = $1 "
 	    "AND created_by = 'licd') OR EXISTS (SELECT 1 FROM webhook_events "
 	    "WHERE provider = 'stripe' AND event_id = $2)", 0 },
@@ -82,19 +80,13 @@ static int issue_key(struct http_req *req, const char *id)
 {
 	const char *params[3] = { id, NULL, NULL };
 	PGresult *res = NULL;
-	struct lic l;
-	long long issued;
 	char *key = NULL;
-	int st, have = 0;
+	int st;
 
 	if ((st = db_exec(req->db, "license", 1, params, &res)) != DB_OK)
 		goto out;
 	st = DB_ERROR;
-	if (PQntuples(res) != 1 || lic_from_row(res, 0, 0, &l) != LIC_OK)
-		goto out;
-	have = 1;
-	issued = strtoll(PQgetvalue(res, 0, LIC_NCOLS), NULL, 10);
-	if (lic_sign_key(&l, issued, &key) != LIC_OK)
+	if (PQntuples(res) != 1 || lic_sign_row(res, 0, &key) != LIC_OK)
 		goto out;
 	PQclear(res);
 	params[1] = key;
@@ -105,8 +97,6 @@ static int issue_key(struct http_req *req, const char *id)
 	st = db_exec(req->db, "notify", 2, params, &res);
 out:
 	PQclear(res);
-	if (have)
-		lic_free(&l);
 	free(key);
 	return st;
 }

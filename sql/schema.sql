@@ -1772,6 +1772,16 @@ BEGIN
 END
 $$;
 
+-- Name: licd_license_keys_store(uuid[], text[], text); Type: FUNCTION
+
+CREATE FUNCTION public.licd_license_keys_store(p_ids uuid[], p_keys text[], p_kid text) RETURNS void
+    LANGUAGE sql
+    AS $$
+  UPDATE licenses l SET license_key = k.key, key_kid = p_kid
+    FROM unnest(p_ids, p_keys) AS k(id, key)
+   WHERE l.id = k.id;
+$$;
+
 -- Name: licd_license_paid(uuid, timestamp with time zone, timestamp with time zone, boolean); Type: FUNCTION
 
 CREATE FUNCTION public.licd_license_paid(p_license uuid, p_until timestamp with time zone, t timestamp with time zone, p_term_only boolean) RETURNS void

@@ -1042,6 +1042,20 @@ int lic_sign_key(const struct lic *l, long long issued_at, char **key)
 	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
 }
 
+int lic_sign_row(const PGresult *res, int row, char **key)
+{
+	struct lic l;
+	int rc;
+
+	*key = NULL;
+	if (lic_from_row(res, row, 0, &l) != LIC_OK)
+		return LIC_ERROR;
+	rc = lic_sign_key(&l, strtoll(PQgetvalue(res, row, LIC_NCOLS), NULL,
+	    10), key);
+	lic_free(&l);
+	return rc;
+}
+
 const struct js_field LIC_F_KEY = { "license_key", 1, 16384, JS_TEXT };
 const struct js_field LIC_F_IID = { "installation_id", 1, 128, JS_ID };
 const struct js_field LIC_F_VERSION = { "version", 1, 64, JS_TEXT };

@@ -185,6 +185,14 @@ int lic_lease(const struct lic *l, const char *iid, const char *nonce,
  * *key is malloc'd. Needs a keyring with a signer (lic_init or
  * lic_init_keys). */
 int lic_sign_key(const struct lic *l, long long issued_at, char **key);
+/* The query of the licenses to sign: license_view's columns, then
+ * issued_at in epoch seconds; the caller appends its condition. */
+#define LIC_KEY_ROW "SELECT v.*, extract(epoch FROM l.issued_at)::bigint " \
+	"FROM license_view v JOIN licenses l ON l.id = v.id WHERE "
+/* lic_sign_key of row `row` of a LIC_KEY_ROW result. The caller stores
+ * the key under the signer's kid with licd_license_keys_store
+ * (sql/functions/60_admin.sql). */
+int lic_sign_row(const PGresult *res, int row, char **key);
 /* lic_init without logging setup: for licctl. */
 int lic_init_keys(char *err, size_t errlen);
 

@@ -14,9 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LICENSE_ROW "SELECT v.*, extract(epoch FROM l.issued_at)::bigint " \
-	"FROM license_view v JOIN licenses l ON l.id = v.id WHERE "
-
 /* The keys loaded once; a current signing key there. */
 static int need_signer(struct cli_err *e)
 {
@@ -32,19 +29,10 @@ static int need_signer(struct cli_err *e)
 	return 0;
 }
 
-/* Row i of a LICENSE_ROW result signed: the key into *key. */
+/* Row i of a LIC_KEY_ROW result signed: the key into *key. */
 static int sign_row(struct cli_err *e, const PGresult *v, int i, char **key)
 {
-	struct lic l;
-	int rc;
-
-	if (lic_from_row(v, i, 0, &l) != LIC_OK)
-		return cli_fail(e, 1, "cannot sign the key of license %s",
-		    PQgetvalue(v, i, 0));
-	rc = lic_sign_key(&l, strtoll(PQgetvalue(v, i, LIC_NCOLS), NULL, 10),
-	    key);
-	lic_free(&l);
-	if (rc != LIC_OK)
+	if (lic_sign_row(v, i, key) != LIC_OK)
 		return cli_fail(e, 1, "cannot sign the key of license %s",
 		    PQgetvalue(v, i, 0));
 	return 0;
@@ -58,7 +46,7 @@ int licenses_sign(struct cli_err *e, const char *id, char **key)
 
 	*key = NULL;
 	if (need_signer(e) != 0 ||
-	    (v = cli_q(e, LICENSE_ROW "v.id = $1", 1, p)) == NULL)
+	    (v = cli_q(e, LIC_KEY_ROW "v.id = $1", 1, p)) == NULL)
 		goto out;
 	if (PQntuples(v) != 1) {
 		cli_fail(e, 1, "no license %s", id);
@@ -69,8 +57,8 @@ int licenses_sign(struct cli_err *e, const char *id, char **key)
 	PQclear(v);
 	p[1] = *key;
 	p[2] = lic_keyring()->signer->kid;
-	v = cli_q(e, "UPDATE licenses SET license_key = $2, key_kid = $3 "
-	    "WHERE id = $1", 3, p);
+	v = cli_q(e, "SELECT licd_license_keys_store(ARRAY[$1::uuid], "
+	    "ARRAY[$2::text], $3)", 3, p);
 	rc = v != NULL ? 0 : -1;
 out:
 	PQclear(v);
@@ -397,7 +385,7 @@ static int issue_chunk(struct cli_err *e, const char *const *p6, long k,
 			goto out;
 	PQclear(r);
 	pp[0] = ids->s;
-	if ((r = cli_q(e, LICENSE_ROW "v.id = ANY($1::uuid[])", 1, pp)) == NULL)
+	if ((r = cli_q(e, LIC_KEY_ROW "v.id = ANY($1::uuid[])", 1, pp)) == NULL)
 		goto out;
 	/* ids again in the view's order, matching keys */
 	ids->len = keys->len = 0;
@@ -414,9 +402,8 @@ static int issue_chunk(struct cli_err *e, const char *const *p6, long k,
 	pp[0] = ids->s;
 	pp[1] = keys->s;
 	pp[2] = lic_keyring()->signer->kid;
-	r = cli_q(e, "UPDATE licenses l SET license_key = k.key, key_kid = $3 "
-	    "FROM unnest($1::uuid[], $2::text[]) AS k(id, key) WHERE "
-	    "l.id = k.id", 3, pp);
+	r = cli_q(e, "SELECT licd_license_keys_store($1::uuid[], $2::text[], "
+	    "$3)", 3, pp);
 	rc = r != NULL ? 0 : -1;
 out:
 	free(key);

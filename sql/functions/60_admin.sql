@@ -180,3 +180,17 @@ LANGUAGE sql STABLE AS $$
       ELSE json_build_object('model', l.seat_model) END)::text
   FROM license_admin_view v JOIN licenses l ON l.id = v.id WHERE v.id = p_license
 $$;
+
+-- Stores the license keys the caller signed: p_keys[i] for license
+-- p_ids[i], under the signing key p_kid. The keys are signed outside the
+-- database (it never holds a private key), in the caller's transaction;
+-- an id with no license is passed over. Called by the webhook (a license
+-- an event issued), the admin API (POST /api/admin/licenses) and licctl
+-- (license issue, one or in bulk, and a replayed event's license).
+CREATE OR REPLACE FUNCTION licd_license_keys_store(p_ids uuid[], p_keys text[],
+                                                   p_kid text) RETURNS void
+LANGUAGE sql AS $$
+  UPDATE licenses l SET license_key = k.key, key_kid = p_kid
+    FROM unnest(p_ids, p_keys) AS k(id, key)
+   WHERE l.id = k.id;
+$$;
