@@ -8,10 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void add_str(struct json_object *o, const char *k, const char *v)
+/* Adds v as o's k; -1 (v released) when v is NULL or the add fails: an
+ * item missing one of its fields would drop that field's rule. */
+static int add(struct json_object *o, const char *k, struct json_object *v)
 {
-	json_object_object_add(o, k, v != NULL ? json_object_new_string(v) :
-	    NULL);
+	if (v == NULL || json_object_object_add(o, k, v) != 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* A string, or JSON null for NULL. */
+static int add_str(struct json_object *o, const char *k, const char *v)
+{
+	struct json_object *s = NULL;
+
+	if (v != NULL && (s = json_object_new_string(v)) == NULL)
+		return -1;
+	if (json_object_object_add(o, k, s) != 0) {
+		json_object_put(s);
+		return -1;
+	}
+	return 0;
 }
 
 struct json_object *activate_items(struct activation *const *a, size_t n,
@@ -20,23 +39,29 @@ struct json_object *activate_items(struct activation *const *a, size_t n,
 	struct json_object *arr = json_object_new_array_ext((int)n), *e;
 	size_t i;
 
+	if (arr == NULL)
+		return NULL;
 	for (i = 0; i < n; i++) {
-		e = json_object_new_object();
-		json_object_object_add(e, "o",
-		    json_object_new_int64((int64_t)i));
-		add_str(e, "l", a[i]->license);
-		add_str(e, "i", a[i]->iid);
-		add_str(e, "v", a[i]->version);
-		add_str(e, "m", a[i]->metadata);
-		add_str(e, "d", a[i]->domain);
-		add_str(e, "f", a[i]->feature);
-		json_object_object_add(e, "c", json_object_new_boolean(1));
-		if (!wait)
-			json_object_object_add(e, "w",
-			    json_object_new_boolean(0));
-		json_object_array_add(arr, e);
+		if ((e = json_object_new_object()) == NULL ||
+		    json_object_array_add(arr, e) != 0) {
+			json_object_put(e);
+			goto fail;
+		}
+		if (add(e, "o", json_object_new_int64((int64_t)i)) != 0 ||
+		    add_str(e, "l", a[i]->license) != 0 ||
+		    add_str(e, "i", a[i]->iid) != 0 ||
+		    add_str(e, "v", a[i]->version) != 0 ||
+		    add_str(e, "m", a[i]->metadata) != 0 ||
+		    add_str(e, "d", a[i]->domain) != 0 ||
+		    add_str(e, "f", a[i]->feature) != 0 ||
+		    add(e, "c", json_object_new_boolean(1)) != 0 ||
+		    (!wait && add(e, "w", json_object_new_boolean(0)) != 0))
+			goto fail;
 	}
 	return arr;
+fail:
+	json_object_put(arr);
+	return NULL;
 }
 
 /* Items in one licd_activate_batch call. A statement that fails (an item
@@ -59,9 +84,13 @@ static void run_items(struct db *db, struct batch_item **items, size_t n,
 		a[i] = items[i]->arg;
 		a[i]->code = NULL;
 	}
+	/* Out of memory fails as a failed statement would: one item at a
+	 * time, then 500 (http_db_error). */
 	arr = activate_items(a, n, wait);
-	params[0] = js_dump(arr, NULL);
-	st = db_exec(db, "activate", 1, params, &res);
+	if (arr == NULL || (params[0] = js_dump(arr, NULL)) == NULL)
+		st = DB_ERROR;
+	else
+		st = db_exec(db, "activate", 1, params, &res);
 	json_object_put(arr);
 	if (st == DB_BUSY && wait) {
 		PQclear(res);

@@ -52,7 +52,8 @@ void activate_submit(struct db *db, struct activation *a);
 /* The p_items argument of licd_activate_batch for a[0..n) (ordinal i for
  * a[i]), with the request's rules applied (domain, feature); wait 0: a
  * license held elsewhere is skipped (its items answer BUSY) instead of
- * waited for. Pure. The caller owns the array. */
+ * waited for. Pure. The caller owns the array; NULL when out of
+ * memory (never an item short of a field). */
 struct json_object *activate_items(struct activation *const *a, size_t n,
     int wait);
 
