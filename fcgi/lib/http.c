@@ -35,6 +35,10 @@
 #define MAX_PROCS 32
 /* How long a connection may go silent in the middle of its request. */
 #define HTTP_RECV_TIMEOUT_S 5
+/* How long an answer may wait for the front to read it: a front that
+ * stops reading would otherwise hold the worker until TCP gives up (on a
+ * unix socket, forever). */
+#define HTTP_SEND_TIMEOUT_S 5
 
 static long clamp(long v, long lo, long hi)
 {
@@ -851,6 +855,7 @@ static int accept_broken(void)
 }
 
 static const struct timeval recv_timeout = { HTTP_RECV_TIMEOUT_S, 0 };
+static const struct timeval send_timeout = { HTTP_SEND_TIMEOUT_S, 0 };
 
 /* The next connection with a request to read: a new one from either
  * listener or a kept one; -1 when stopping. */
@@ -874,6 +879,8 @@ static int next_connection(void)
 			 * worker forever. */
 			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &recv_timeout,
 			    sizeof(recv_timeout));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+			    sizeof(send_timeout));
 			return fd;
 		}
 		if (accept_broken())
