@@ -289,11 +289,6 @@ static void status(struct http_req *req, struct http_resp *resp)
 	PQclear(res);
 }
 
-static int init(void)
-{
-	return lic_init() != 0 || stripe_init() != 0 ? -1 : 0;
-}
-
 static const struct http_route routes[] = {
 	{ "/api/public/plans", 0, "GET", HTTP_BODY_NONE, plans },
 	{ "/api/checkout/session", 0, "POST", HTTP_BODY_JSON, create },
@@ -303,4 +298,4 @@ static const struct http_route routes[] = {
 
 HTTP_PROGRAM(
 	.name = "checkout",
-	.init = init)
+	.init = lic_init)

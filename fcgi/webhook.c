@@ -231,11 +231,6 @@ static void paddle_hook(struct http_req *req, struct http_resp *resp)
 	receive(req, resp, "paddle");
 }
 
-static int init(void)
-{
-	return lic_init() != 0 || stripe_init() != 0 ? -1 : 0;
-}
-
 static const struct http_route routes[] = {
 	{ "/api/stripe/webhook", 0, "POST", HTTP_BODY_RAW, stripe_hook },
 	{ "/api/paddle/webhook", 0, "POST", HTTP_BODY_RAW, paddle_hook },
@@ -245,6 +240,6 @@ static const struct http_route routes[] = {
 HTTP_PROGRAM(
 	.name = "webhook",
 	.max_body = 512 * 1024,
-	.init = init,
+	.init = lic_init,
 	.reload = lic_keys_reload,
 	.after = http_after_write)

@@ -2,6 +2,7 @@
 #include "stripe.h"
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,16 @@ struct reply {
 	size_t len;
 };
 
-int stripe_init(void)
+/* libcurl, and the TLS library under it, is set up at the first call to
+ * Stripe rather than at the start: most checkout and webhook processes
+ * never make one, and what the set-up touches would stay resident in
+ * each of them. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_rc = CURLE_FAILED_INIT;
+
+static void curl_start(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 void stripe_form_add(struct stripe_form *f, const char *key, const char *val)
@@ -95,6 +103,11 @@ static int call(const char *path, const struct stripe_form *f,
 		snprintf(idem, sizeof(idem), "Idempotency-Key: %s",
 		    idempotency_key);
 		hdrs = curl_slist_append(hdrs, idem);
+	}
+	pthread_once(&curl_once, curl_start);
+	if (curl_rc != CURLE_OK) {
+		snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(curl_rc));
+		goto out;
 	}
 	if ((c = curl_easy_init()) == NULL)
 		goto out;

@@ -26,7 +26,6 @@ struct stripe_form {
 	int overflow;
 };
 
-int stripe_init(void);	/* curl_global_init, once per process */
 void stripe_form_add(struct stripe_form *f, const char *key, const char *val);
 
 enum stripe_status {
