@@ -776,53 +776,85 @@ struct json_object *lic_json(const struct lic *l, time_t now)
 	return o;
 }
 
-/* A lease's claims; the same inputs always give the same bytes, which
- * lease reuse relies on (lic_add_lease). *c is the caller's to put. */
-static const char *lease_claims(const struct lic *l, const char *iid,
-    const char *nonce, time_t now, long long until, struct json_object **c,
-    size_t *len, time_t *exp)
-{
-	long long end = lic_valid_until(l);
-	long long e = until > 0 ? until : (long long)now + lease_ttl;
+/* Room for ,"iat":N,"exp":N} after a lease's base, and for what
+ * lease_digest puts there first. */
+#define LEASE_TIMES_MAX 64
 
-	if (end != 0 && e > end)
-		e = end;
-	*c = json_object_new_object();
-	js_put(*c, "iss", json_object_new_string(issuer));
-	js_put(*c, "sub", json_object_new_string(l->id));
-	js_put(*c, "iid", json_object_new_string(iid));
-	js_put(*c, "lic", json_object_new_string(l->plan));
-	js_put(*c, "feat", json_object_get(l->features));
-	js_put(*c, "limits", json_object_get(l->limits));
-	js_put(*c, "iat", json_object_new_int64(now));
-	js_put(*c, "exp", json_object_new_int64(e));
+/* A lease's claims as JSON text in *txt (the caller's to free), iat and
+ * exp last: the *base bytes before them depend only on the license, the
+ * installation and the nonce, and are what lease reuse digests
+ * (lic_add_lease_until); the same inputs always give the same bytes.
+ * lease_times completes the text. */
+static int lease_text(const struct lic *l, const char *iid,
+    const char *nonce, char **txt, size_t *base)
+{
+	struct json_object *c = json_object_new_object();
+	const char *s;
+	size_t n = 0;
+
+	js_put(c, "iss", json_object_new_string(issuer));
+	js_put(c, "sub", json_object_new_string(l->id));
+	js_put(c, "iid", json_object_new_string(iid));
+	js_put(c, "lic", json_object_new_string(l->plan));
+	js_put(c, "feat", json_object_get(l->features));
+	js_put(c, "limits", json_object_get(l->limits));
 	/* What a client needs to decide offline (docs/CLIENT.md): the
 	 * license's own end, its payment grace end, its domains. */
 	if (l->expires_at != 0)
-		js_put(*c, "license_exp", json_object_new_int64(l->expires_at));
+		js_put(c, "license_exp", json_object_new_int64(l->expires_at));
 	if (l->grace_until != 0)
-		js_put(*c, "grace_until",
-		    json_object_new_int64(l->grace_until));
+		js_put(c, "grace_until", json_object_new_int64(l->grace_until));
 	if (l->domains != NULL)
-		js_put(*c, "domain_restrictions", json_object_get(l->domains));
+		js_put(c, "domain_restrictions", json_object_get(l->domains));
 	if (nonce != NULL)
-		js_put(*c, "nonce", json_object_new_string(nonce));
-	*exp = (time_t)e;
-	return js_dump(*c, len);
+		js_put(c, "nonce", json_object_new_string(nonce));
+	s = js_dump(c, &n);
+	/* the object's closing brace goes: lease_times writes it after iat
+	 * and exp, in the room left (LEASE_TIMES_MAX) */
+	*txt = s != NULL && n >= 2 ? malloc(n - 1 + LEASE_TIMES_MAX) : NULL;
+	if (*txt != NULL) {
+		memcpy(*txt, s, n - 1);
+		*base = n - 1;
+	}
+	json_object_put(c);
+	return *txt != NULL ? 0 : -1;
+}
+
+/* A lease's exp: lease_ttl after iat, or until; never past the license's
+ * end. */
+static long long lease_exp(const struct lic *l, long long iat, long long until)
+{
+	long long end = lic_valid_until(l);
+	long long e = until > 0 ? until : iat + lease_ttl;
+
+	return end != 0 && e > end ? end : e;
+}
+
+/* Completes lease_text's claims with iat and exp; their length. */
+static size_t lease_times(char *txt, size_t base, long long iat,
+    long long exp)
+{
+	int n = snprintf(txt + base, LEASE_TIMES_MAX,
+	    ",\"iat\":%lld,\"exp\":%lld}", iat, exp);
+
+	return base + (size_t)n;
 }
 
 int lic_lease(const struct lic *l, const char *iid, const char *nonce,
     time_t now, long ttl, char **lease, time_t *exp)
 {
-	struct json_object *c;
-	const char *txt;
-	size_t len;
+	char *txt;
+	size_t base, len;
+	long long e;
 	int rc;
 
-	txt = lease_claims(l, iid, nonce, now,
-	    ttl > 0 ? (long long)now + ttl : 0, &c, &len, exp);
+	if (lease_text(l, iid, nonce, &txt, &base) != 0)
+		return LIC_ERROR;
+	e = lease_exp(l, (long long)now, ttl > 0 ? (long long)now + ttl : 0);
+	len = lease_times(txt, base, (long long)now, e);
 	rc = jws_sign(&ring()->kr, "lease+jwt", txt, len, lease);
-	json_object_put(c);
+	free(txt);
+	*exp = (time_t)e;
 	return rc == JWS_OK ? LIC_OK : LIC_ERROR;
 }
 
@@ -895,34 +927,18 @@ static void caches_clear(unsigned gen)
 	pthread_mutex_unlock(&lcache_mu);
 }
 
-static int lease_digest(const struct lic *l, const char *iid,
+/* The digest of a lease's inputs: its claims but iat and exp (lease_text)
+ * and what its exp is computed from besides iat. The room after the base
+ * holds the latter until lease_times overwrites it. */
+static int lease_digest(char *txt, size_t base, const struct lic *l,
     long long until, unsigned char d[32])
 {
-	char buf[96];
+	long long v[2] = { lic_valid_until(l), until };
 	unsigned int n = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	const char *f = json_object_to_json_string_ext(l->features,
-	    JSON_C_TO_STRING_PLAIN);
-	const char *m = json_object_to_json_string_ext(l->limits,
-	    JSON_C_TO_STRING_PLAIN);
-	const char *dm = l->domains ? json_object_to_json_string_ext(
-	    l->domains, JSON_C_TO_STRING_PLAIN) : "";
-	int ok;
 
-	snprintf(buf, sizeof(buf), "|%lld|%lld|%lld|%lld|", lic_valid_until(l),
-	    until, l->expires_at, l->grace_until);
-	ok = ctx != NULL && jws_sha256() != NULL &&
-	    EVP_DigestInit_ex(ctx, jws_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(ctx, l->id, strlen(l->id) + 1) == 1 &&
-	    EVP_DigestUpdate(ctx, iid, strlen(iid) + 1) == 1 &&
-	    EVP_DigestUpdate(ctx, l->plan, strlen(l->plan) + 1) == 1 &&
-	    EVP_DigestUpdate(ctx, f, strlen(f) + 1) == 1 &&
-	    EVP_DigestUpdate(ctx, m, strlen(m) + 1) == 1 &&
-	    EVP_DigestUpdate(ctx, dm, strlen(dm) + 1) == 1 &&
-	    EVP_DigestUpdate(ctx, buf, strlen(buf)) == 1 &&
-	    EVP_DigestFinal_ex(ctx, d, &n) == 1 && n == 32;
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -1;
+	memcpy(txt + base, v, sizeof(v));
+	return jws_sha256() != NULL && EVP_Digest(txt, base + sizeof(v), d, &n,
+	    jws_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
 }
 
 int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
@@ -937,18 +953,18 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	static long reuse = -1;
 	struct ring *r = ring();
 	unsigned char d[32], sig[JWS_SIG_LEN];
-	struct json_object *c;
 	struct lslot *set, *s;
-	const char *txt;
-	char *lease = NULL;
+	char *txt, *lease = NULL;
 	time_t iat = now, exp;
-	size_t len;
+	size_t base, len;
 	int cacheable, hit = 0, rc, w;
 
 	if (reuse < 0)
 		reuse = cfg_int("lease_reuse");
+	if (lease_text(l, iid, nonce, &txt, &base) != 0)
+		return LIC_ERROR;
 	cacheable = nonce == NULL && reuse > 0 &&
-	    lease_digest(l, iid, until, d) == 0;
+	    lease_digest(txt, base, l, until, d) == 0;
 	if (cacheable) {
 		pthread_mutex_lock(&lcache_mu);
 		set = lcache && lcache_gen == r->gen ?
@@ -965,17 +981,17 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 		}
 		pthread_mutex_unlock(&lcache_mu);
 	}
-	txt = lease_claims(l, iid, nonce, iat, until, &c, &len, &exp);
+	exp = (time_t)lease_exp(l, (long long)iat, until);
 	if (hit && exp <= now) {
 		/* The license ends before a reused lease would: sign anew. */
-		json_object_put(c);
 		hit = 0;
 		iat = now;
-		txt = lease_claims(l, iid, nonce, iat, until, &c, &len, &exp);
+		exp = (time_t)lease_exp(l, (long long)iat, until);
 	}
+	len = lease_times(txt, base, (long long)iat, (long long)exp);
 	rc = hit ? jws_join(&r->kr, "lease+jwt", txt, len, sig, &lease) :
 	    jws_sign_raw(&r->kr, "lease+jwt", txt, len, &lease, sig);
-	json_object_put(c);
+	free(txt);
 	if (rc != JWS_OK)
 		return LIC_ERROR;
 	js_put(o, "lease", js_new_plain(lease));
