@@ -64,6 +64,7 @@ struct ctx {
 	struct http_resp resp;
 	FCGX_Request fcgi;
 	struct timespec t0;
+	int probe;		/* LICD_HEALTH_PROBE: not logged */
 	http_handler resume_fn;
 	struct ctx *next;	/* on the free list or the resume queue */
 	union {
@@ -205,11 +206,11 @@ void http_healthz(struct http_req *req, struct http_resp *resp)
 		req->log_code = "SERVICE_UNAVAILABLE";
 }
 
-/* nginx already resolved the id ($licd_request_id); check it again since
- * a program may be reached without nginx, and generate one otherwise. */
-static void request_id(struct http_req *req)
+/* rid: LICD_REQUEST_ID, the id nginx resolved ($licd_request_id); checked
+ * again since a program may be reached without nginx, and generated
+ * otherwise. */
+static void request_id(struct http_req *req, const char *rid)
 {
-	const char *rid = http_param(req, "LICD_REQUEST_ID");
 	unsigned char rnd[16];
 	size_t i;
 
@@ -537,7 +538,7 @@ static void finish(struct ctx *c)
 	write_response(req, resp);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* /healthz asking the other programs (health.h): not a request */
-	if (http_param(req, "LICD_HEALTH_PROBE") == NULL)
+	if (!c->probe)
 		log_info("rid=%s %s %s status=%d code=%s%s%s us=%ld", req->rid,
 		    log_field(req->method, mbuf, sizeof(mbuf)),
 		    log_field(req->path, pbuf, sizeof(pbuf)), resp->status,
@@ -614,6 +615,44 @@ void *http_scratch(struct http_req *req)
 	return ((struct ctx *)req->ctx)->scratch.bytes;
 }
 
+/* The parameters every request reads, found in one pass over them
+ * (FCGX_GetParam scans them all again for each name); the first of a
+ * name counts, as there. */
+struct params {
+	const char *method, *path, *query, *rid, *ctype, *clen, *probe;
+};
+
+static void read_params(char **envp, struct params *p)
+{
+#define P(n, f) { n "=", sizeof(n), offsetof(struct params, f) }
+	static const struct {
+		const char *name;	/* with its '=' */
+		size_t len;
+		size_t off;
+	} want[] = {
+		P("REQUEST_METHOD", method), P("DOCUMENT_URI", path),
+		P("QUERY_STRING", query), P("LICD_REQUEST_ID", rid),
+		P("CONTENT_TYPE", ctype), P("CONTENT_LENGTH", clen),
+		P("LICD_HEALTH_PROBE", probe),
+	};
+#undef P
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	for (; envp != NULL && *envp != NULL; envp++) {
+		for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			const char **f = (const char **)((char *)p +
+			    want[i].off);
+
+			if ((*envp)[0] == want[i].name[0] && *f == NULL &&
+			    strncmp(*envp, want[i].name, want[i].len) == 0) {
+				*f = *envp + want[i].len;
+				break;
+			}
+		}
+	}
+}
+
 /* Answers the request in c, unless its handler deferred it: then c may
  * already be answered and reused by the time the handler returns. */
 static void serve(struct worker *w, struct ctx *c)
@@ -622,6 +661,7 @@ static void serve(struct worker *w, struct ctx *c)
 	struct http_resp *resp = &c->resp;
 	const struct http_route *route;
 	struct http_check chk;
+	struct params prm;
 	struct js_err jerr;
 
 	clock_gettime(CLOCK_MONOTONIC, &c->t0);
@@ -631,13 +671,15 @@ static void serve(struct worker *w, struct ctx *c)
 	req->fcgi = &c->fcgi;
 	req->db = w->db;
 	req->now = time(NULL);
-	req->method = http_param(req, "REQUEST_METHOD");
-	req->path = http_param(req, "DOCUMENT_URI");
-	req->query = http_param(req, "QUERY_STRING");
+	read_params(c->fcgi.envp, &prm);
+	c->probe = prm.probe != NULL;
+	req->method = prm.method;
+	req->path = prm.path;
+	req->query = prm.query;
 	if (req->query == NULL)
 		req->query = "";
 	req->param = "";
-	request_id(req);
+	request_id(req, prm.rid);
 
 	/* Each program's own health (health.h), beside its routes. Method
 	 * and path may be missing (http_check answers that). */
@@ -657,8 +699,7 @@ static void serve(struct worker *w, struct ctx *c)
 	/* Every parameter is checked before use: a program's socket may be
 	 * reached without nginx (tests/fuzz/fuzz_request.c). */
 	if (http_check(prog->routes, prog->nroutes, req->method, req->path,
-	    http_param(req, "CONTENT_TYPE"), http_param(req, "CONTENT_LENGTH"),
-	    max_body, &chk) != 0) {
+	    prm.ctype, prm.clen, max_body, &chk) != 0) {
 		if (chk.status == 405) {
 			resp->allow = chk.route->methods;
 			http_error(resp, 405, chk.code,
