@@ -7,8 +7,9 @@ import struct
 import jwt
 import pytest
 
-from util import (CFG, api, b64url, b64url_decode, error_code, fcgi_record,
-                  fcgi_request, sock_path,
+from util import (CFG, admin_token, api, b64url, b64url_decode, connect,
+                  error_code, fcgi_nv, fcgi_record, fcgi_request, read_all,
+                  sock_path,
                   heartbeat, issue, jwt_parts, log_text, logged, sql,
                   unique, validate)
 
@@ -299,3 +300,43 @@ def test_webhook_event_with_nul_is_recorded_not_500():
     r = stripe_signed(body)
     assert r.status_code == 200, r.text
     assert sql("SELECT count(*) FROM webhook_events WHERE event_id = %s", eid) == [(1,)]
+
+
+def test_answer_never_read_frees_its_worker():
+    """A front that stops reading: an answer larger than the socket's send
+    buffer (200 installations with 4 KiB of metadata each) to a request
+    sent straight to the program, and never read. The program gives up
+    after its send timeout (HTTP_SEND_TIMEOUT_S, fcgi/lib/http.c): the
+    request's log line, written once its answer is sent or has failed,
+    appears while nothing is read (without the timeout the worker would
+    wait for the reader for ever), and what was sent ends without
+    FastCGI's end-of-request record."""
+    lic = issue()
+    version = unique("big")[:60]
+    sql("INSERT INTO installations (license_id, installation_id, version, "
+        "metadata) SELECT %s, 'big-' || g, %s, jsonb_build_object('m', "
+        "repeat('x', 4000)) FROM generate_series(1, 200) g", lic["id"], version)
+    rid = unique("unread")
+    params = {b"REQUEST_METHOD": b"GET",
+              b"DOCUMENT_URI": b"/api/admin/installations",
+              b"QUERY_STRING": b"limit=200&version=" + version.encode(),
+              b"CONTENT_LENGTH": b"",
+              b"HTTP_AUTHORIZATION": b"Bearer " + admin_token().encode(),
+              b"HTTP_X_REQUEST_ID": rid.encode()}
+    p = b"".join(fcgi_nv(k, v) for k, v in params.items())
+    s = connect(sock_path("revoke"), timeout=30)
+    try:
+        s.sendall(fcgi_record(1, struct.pack(">HB5x", 1, 0)) +
+                  fcgi_record(4, p) + fcgi_record(4, b"") + fcgi_record(5, b""))
+        lines = logged(rid, timeout=30)
+        assert len(lines) == 1 and "status=200" in lines[0], lines
+        data = read_all(s)
+    finally:
+        s.close()
+    types, pos = [], 0
+    while pos + 8 <= len(data):
+        _, rtype, _, clen, plen = struct.unpack(">BBHHB", data[pos:pos + 7])
+        types.append(rtype)
+        pos += 8 + clen + plen
+    assert 6 in types and 3 not in types, types[-3:]
+    assert len(data) < 200 * 4000
