@@ -173,6 +173,20 @@ static void test_from_text(void)
 	json_object_put(o);
 	CHECK(js_from_text("") == NULL);
 	CHECK(js_from_text(NULL) == NULL);
+	/* the empty ones, taken without a parse, are what a parse gives */
+	o = js_from_text("[]");
+	CHECK(o != NULL && json_object_is_type(o, json_type_array) &&
+	    json_object_array_length(o) == 0 &&
+	    strcmp(js_dump(o, NULL), "[]") == 0);
+	json_object_array_add(o, json_object_new_int(1));
+	CHECK(strcmp(js_dump(o, NULL), "[1]") == 0);
+	json_object_put(o);
+	o = js_from_text("{}");
+	CHECK(o != NULL && json_object_is_type(o, json_type_object) &&
+	    json_object_object_length(o) == 0 &&
+	    strcmp(js_dump(o, NULL), "{}") == 0);
+	json_object_put(o);
+	CHECK(js_from_text("[] x") == NULL);
 	js_thread_end();
 }
 
