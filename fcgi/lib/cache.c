@@ -367,11 +367,17 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 		e->next = old->next;
 		*pp = e;
 		cache_release(old);
-	} else if (atomic_load(&T.count) < T.max ||
-	    (old = T.buckets[b]) != NULL) {
-		/* Full: the bucket's first entry makes room. */
-		if (old != NULL && atomic_load(&T.count) >= T.max) {
-			T.buckets[b] = old->next;
+	} else if (atomic_load(&T.count) < T.max || T.buckets[b] != NULL) {
+		/* Full: the bucket's oldest entry makes room (entries go in
+		 * at the head). Its newest would be the one just put, and a
+		 * full cache would then keep what it held and never hold
+		 * what is called now. */
+		if (atomic_load(&T.count) >= T.max) {
+			for (pp = &T.buckets[b]; (*pp)->next != NULL;
+			    pp = &(*pp)->next)
+				;
+			old = *pp;
+			*pp = NULL;
 			atomic_fetch_sub(&T.count, 1);
 			cache_release(old);
 		}

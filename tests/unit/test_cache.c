@@ -190,6 +190,13 @@ int main(void)
 		put(L2, iid, "active", NULL, NOW, cache_ticket(L2));
 	}
 	CHECK(cache_count() <= 8 && cache_count() > 0);
+	/* Full, each put makes room with its bucket's oldest entry: the
+	 * latest puts are all held (with the newest made room with, each
+	 * put would drop the one before it in its bucket). */
+	for (i = 96; i < 100; i++) {
+		snprintf(iid, sizeof(iid), "n%d", i);
+		CHECK(has(L2, iid));
+	}
 
 	/* The fence over: nothing answered, nothing stored. */
 	cache_fence(mono() - 1, 0);
