@@ -86,7 +86,7 @@ static const struct cfg_key keys[] = {
 	    "from its renewal) from memory, kept current by LISTEN/NOTIFY and a barrier every writer waits on "
 	    "(docs/DESIGN.md, \"The license cache\"); `off`: every call reads "
 	    "the database"),
-	INT("license_cache_entries", "16384", 0, 10000000, NULL, "installations "
+	INT("license_cache_entries", "32768", 0, 10000000, NULL, "installations "
 	    "each validate/heartbeat process keeps in memory (a few hundred "
 	    "bytes each, taken as they call; raise it where more installations "
 	    "call often); 0: none, as `license_cache = off`"),
