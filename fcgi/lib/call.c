@@ -320,7 +320,7 @@ static int from_cache(struct call *c)
 		return 0;
 	}
 	now = cache_now();
-	if (cache_read(c->hit, now, atol(lic_touch_param()), c->version,
+	if (cache_read(c->hit, now, lic_touch_interval(), c->version,
 	    c->metadata, &c->lk) != LIC_OK) {
 		finish(c);
 		return 0;

@@ -38,7 +38,7 @@ static const char *keys_dir;
 static time_t reload_failed;
 static const char *issuer;
 static long lease_ttl;
-static long heartbeat_interval;
+static long heartbeat_interval, touch_interval;
 static char touch_param[24];
 
 static void caches_clear(unsigned gen);
@@ -149,14 +149,19 @@ static int init_keys(int sign, char *err, size_t errlen)
 	issuer = cfg_str("issuer");
 	lease_ttl = cfg_int("lease_ttl");
 	heartbeat_interval = cfg_int("heartbeat_interval");
-	snprintf(touch_param, sizeof(touch_param), "%ld",
-	    cfg_int("touch_interval"));
+	touch_interval = cfg_int("touch_interval");
+	snprintf(touch_param, sizeof(touch_param), "%ld", touch_interval);
 	return 0;
 }
 
 const char *lic_touch_param(void)
 {
 	return touch_param;
+}
+
+long lic_touch_interval(void)
+{
+	return touch_interval;
 }
 
 long lic_heartbeat_interval(void)
