@@ -47,8 +47,7 @@ int lic_keys_reload(void);
  * replaced ones stay valid until the process exits). */
 const struct jws_keyring *lic_keyring(void);
 /* touch_interval as a statement parameter and as a number, and
- * heartbeat_interval: read
- * once at init, not per request. */
+ * heartbeat_interval: read once at init, not per request. */
 const char *lic_touch_param(void);
 long lic_touch_interval(void);
 long lic_heartbeat_interval(void);
