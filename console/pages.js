@@ -5,8 +5,11 @@ import * as api from './api.js';
 import { h, clear, when, day, json, table, field } from './dom.js';
 import { bars, columns } from './charts.js';
 
-const CODES = ['VALID', 'INVALID_KEY', 'REVOKED', 'SUSPENDED', 'EXPIRED',
-  'DOMAIN_NOT_ALLOWED', 'FEATURE_NOT_LICENSED', 'TOO_MANY_INSTALLATIONS', 'OTHER'];
+// The result codes that occur in the counts, VALID first, then by name: the
+// list of codes is the server's (decide.h), so a new code shows up here
+// without a change to the console.
+const codesIn = (days) => [...new Set(days.flatMap((d) => Object.keys(d.codes)))]
+  .sort((a, b) => (b === 'VALID') - (a === 'VALID') || a.localeCompare(b));
 
 const link = (href, text) => h('a', { href }, text);
 const licLink = (id, text) => link('#/license/' + encodeURIComponent(id), text || id.slice(0, 8) + '…');
@@ -89,7 +92,7 @@ export async function overview(view, args, ctx) {
       h('div', { class: 'card stat' }, h('span', { class: 'num' }, String(o.expiring_30d.count)),
         h('span', {}, 'expiring in 30 days'))));
   const days = o.validations.map((d) => d.day);
-  const seen = CODES.filter((c) => o.validations.some((d) => d.codes[c]));
+  const seen = codesIn(o.validations);
   view.append(h('div', { class: 'grid2' },
     h('section', { class: 'card', id: 'chart-validations' },
       columns('Validations per day by result (30 days)', days,
