@@ -14,21 +14,26 @@
 -- NOT_FLOATING (the license is floating: its seats are licd_seat's),
 -- DOMAIN_NOT_ALLOWED, FEATURE_NOT_LICENSED or TOO_MANY_INSTALLATIONS, with
 -- first_seen, last_seen in epoch seconds for VALID.
--- The items are read with their licenses in one statement that locks each
--- license row (FOR UPDATE) as it returns it, in id order so that
--- concurrent batches cannot deadlock; each item is decided from the
--- locked row (PostgreSQL reads it again if it changed while we waited),
--- which no other writer can change until the commit: the seat count and
--- the upsert of one license serialise with every other activation, seat
--- write and status change of it, so limits.installations holds under any
--- concurrency and a change acknowledged before the lock was taken is
--- applied. Items go in (license, installation) order, the order
--- licd_touch_batch locks installation rows in. Every check is a
--- comparison that cannot raise, so one item's refusal never fails the
--- others (an item that still fails the statement, say a constraint, makes
--- the caller retry the items one by one; a batch that waited lock_timeout
--- is sent again with "w": false, so that only the held license's items
--- answer busy). Called by validate
+-- Two statements. The first locks the items' license rows (FOR UPDATE),
+-- in id order so that concurrent batches cannot deadlock. The second,
+-- whose snapshot is taken once those locks are held, decides every item
+-- and writes every seat at once: no other writer can change a locked
+-- license or the seats of its installations until the commit, and every
+-- one that did before has committed and is seen, so the seat counts are
+-- exact under any concurrency and a change acknowledged before the lock
+-- was taken is applied. The result is that of the items taken one by one
+-- in (license, installation, ordinal) order: a license's new
+-- installations (none active, at least one item passing the license's
+-- rules) take the seats left in installation order, an active one keeps
+-- its seat unless the seats taken by those before it overfill the
+-- license, and items of one installation share its fate, the last
+-- version, metadata and domain given winning. Rows are written in
+-- (license, installation) order, the order licd_touch_batch locks them
+-- in. Every check is a comparison that cannot raise, so one item's
+-- refusal never fails the others (an item that still fails the
+-- statement, say a constraint, makes the caller retry the items one by
+-- one; a batch that waited lock_timeout is sent again with "w": false, so
+-- that only the held license's items answer busy). Called by validate
 -- (fcgi/lib/activate.c collects the items of a process's resume threads)
 -- and through licd_activate.
 CREATE OR REPLACE FUNCTION licd_activate_batch(p_items jsonb)
@@ -36,84 +41,93 @@ RETURNS TABLE (ord int, code text, first_seen bigint, last_seen bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-  t     timestamptz := licd_now();
-  it    record;
-  seen  int[] := '{}';
-  held  uuid[];
-  used  bigint;
+  t       timestamptz := licd_now();
+  locked  uuid[];
 BEGIN
   -- Items marked "w": false come again after their batch waited
   -- lock_timeout on a license held elsewhere: only the licenses free now
-  -- are locked (held), the others' items answer BUSY at once.
+  -- are locked, the others' items answer BUSY at once.
   IF p_items @> '[{"w": false}]' THEN
-    SELECT coalesce(array_agg(z.id), '{}') INTO held FROM (
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
       SELECT l.id FROM licenses l
        WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
        ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  ELSE
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE) z;
   END IF;
-  -- One statement reads each item with its license, locking the license
-  -- rows as it goes, in id order (the sort is below the lock).
-  FOR it IN
-    SELECT x.o, x.i, x.v, x.m, x.d, x.f, x.c, l.id, l.status, l.expires_at,
-           l.grace_until, l.seat_model, l.domains, l.features,
-           (l.limits ->> 'installations')::numeric::bigint AS seats
+  RETURN QUERY
+  WITH r AS (
+    -- each item with its license's verdict: NULL when it may take a seat
+    SELECT x.o, x.l, x.i, x.v, x.m, x.d,
+           (l.limits ->> 'installations')::numeric::bigint AS seats,
+           CASE
+             WHEN l.id IS NULL THEN 'INVALID_KEY'
+             WHEN NOT l.id = ANY (locked) THEN 'BUSY'
+             WHEN l.status <> 'active' THEN upper(l.status)
+             WHEN l.expires_at IS NOT NULL AND
+                  greatest(l.expires_at, l.grace_until) <= t THEN 'EXPIRED'
+             WHEN l.seat_model <> 'node' THEN 'NOT_FLOATING'
+             WHEN x.c AND l.domains <> '[]' AND
+                  NOT licd_domain_allowed(l.domains, x.d) THEN 'DOMAIN_NOT_ALLOWED'
+             WHEN x.c AND x.f IS NOT NULL AND
+                  NOT coalesce(l.features ? x.f, false) THEN 'FEATURE_NOT_LICENSED'
+           END AS refused
       FROM jsonb_to_recordset(p_items)
         AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
-      JOIN licenses l ON l.id = x.l
-     WHERE held IS NULL OR x.l = ANY (held)
-     ORDER BY x.l, x.i, x.o
-       FOR UPDATE OF l
-  LOOP
-    ord := it.o; code := NULL; first_seen := NULL; last_seen := NULL;
-    seen := seen || it.o;
-    IF it.status <> 'active' THEN
-      code := upper(it.status);
-    ELSIF it.expires_at IS NOT NULL AND
-          greatest(it.expires_at, it.grace_until) <= t THEN
-      code := 'EXPIRED';
-    ELSIF it.seat_model <> 'node' THEN
-      code := 'NOT_FLOATING';
-    ELSIF it.c AND it.domains <> '[]' AND NOT licd_domain_allowed(it.domains, it.d) THEN
-      code := 'DOMAIN_NOT_ALLOWED';
-    ELSIF it.c AND it.f IS NOT NULL AND NOT coalesce(it.features ? it.f, false) THEN
-      code := 'FEATURE_NOT_LICENSED';
-    ELSIF it.seats IS NOT NULL THEN
-      SELECT count(*) INTO used FROM installations i
-       WHERE i.license_id = it.id AND i.status = 'active'
-         AND i.installation_id <> it.i;
-      IF used >= it.seats THEN
-        code := 'TOO_MANY_INSTALLATIONS';
-      END IF;
-    END IF;
-    IF code IS NULL THEN
-      INSERT INTO installations AS i (license_id, installation_id, status, version,
-                                      metadata, domain, first_seen, last_seen,
-                                      activated_at)
-      VALUES (it.id, it.i, 'active', it.v, it.m::jsonb, it.d, t, t, t)
-      ON CONFLICT (license_id, installation_id) DO UPDATE
-         SET status = 'active', last_seen = t,
-             activated_at = CASE WHEN i.status = 'active' THEN i.activated_at ELSE t END,
-             deactivated_at = NULL,
-             version = coalesce(EXCLUDED.version, i.version),
-             metadata = coalesce(EXCLUDED.metadata, i.metadata),
-             domain = coalesce(EXCLUDED.domain, i.domain)
-      RETURNING 'VALID', extract(epoch FROM i.first_seen)::bigint,
-                extract(epoch FROM i.last_seen)::bigint
-           INTO code, first_seen, last_seen;
-    END IF;
-    RETURN NEXT;
-  END LOOP;
-  -- Items whose license does not exist, or was held elsewhere.
-  FOR it IN
-    SELECT x.o, x.l FROM jsonb_to_recordset(p_items) AS x(o int, l uuid)
-     WHERE NOT x.o = ANY (seen)
-  LOOP
-    ord := it.o; first_seen := NULL; last_seen := NULL;
-    code := CASE WHEN held IS NOT NULL AND
-                      EXISTS (SELECT 1 FROM licenses l WHERE l.id = it.l)
-                 THEN 'BUSY' ELSE 'INVALID_KEY' END;
-    RETURN NEXT;
-  END LOOP;
+      LEFT JOIN licenses l ON l.id = x.l
+  ), p AS (
+    -- the installations that may take or keep a seat, with what each
+    -- writes, whether it holds one already and, for a limited license,
+    -- the seats in use
+    SELECT r.l, r.i, r.seats,
+           (array_agg(r.v ORDER BY r.o DESC) FILTER (WHERE r.v IS NOT NULL))[1] AS v,
+           (array_agg(r.m ORDER BY r.o DESC) FILTER (WHERE r.m IS NOT NULL))[1] AS m,
+           (array_agg(r.d ORDER BY r.o DESC) FILTER (WHERE r.d IS NOT NULL))[1] AS d,
+           coalesce((SELECT s.status = 'active' FROM installations s
+                      WHERE s.license_id = r.l AND s.installation_id = r.i), false)
+             AS held,
+           CASE WHEN r.seats IS NOT NULL THEN
+             (SELECT count(*) FROM installations s
+               WHERE s.license_id = r.l AND s.status = 'active') END AS used
+      FROM r
+     WHERE r.refused IS NULL
+     GROUP BY r.l, r.i, r.seats
+  ), q AS (
+    -- k: the license's new installations up to this one, in order
+    SELECT p.*, count(*) FILTER (WHERE NOT p.held)
+                  OVER (PARTITION BY p.l ORDER BY p.i) AS k
+      FROM p
+  ), w AS (
+    INSERT INTO installations AS s (license_id, installation_id, status, version,
+                                    metadata, domain, first_seen, last_seen,
+                                    activated_at)
+    SELECT q.l, q.i, 'active', q.v, q.m::jsonb, q.d, t, t, t
+      FROM q
+     WHERE q.seats IS NULL OR
+           CASE WHEN q.held
+                THEN q.used - 1 + least(q.k, greatest(q.seats - q.used, 0)) < q.seats
+                ELSE q.used + q.k - 1 < q.seats END
+     ORDER BY q.l, q.i
+    ON CONFLICT (license_id, installation_id) DO UPDATE
+       SET status = 'active', last_seen = t,
+           activated_at = CASE WHEN s.status = 'active' THEN s.activated_at ELSE t END,
+           deactivated_at = NULL,
+           version = coalesce(EXCLUDED.version, s.version),
+           metadata = coalesce(EXCLUDED.metadata, s.metadata),
+           domain = coalesce(EXCLUDED.domain, s.domain)
+    RETURNING s.license_id, s.installation_id,
+              extract(epoch FROM s.first_seen)::bigint AS fs,
+              extract(epoch FROM s.last_seen)::bigint AS ls
+  )
+  SELECT r.o, coalesce(r.refused, CASE WHEN w.license_id IS NULL
+                                       THEN 'TOO_MANY_INSTALLATIONS'
+                                       ELSE 'VALID' END),
+         w.fs, w.ls
+    FROM r LEFT JOIN w ON r.refused IS NULL AND w.license_id = r.l
+                      AND w.installation_id = r.i;
 END
 $$;
 

@@ -122,6 +122,66 @@ def test_the_batch_decides_each_item_alone():
         ("x0", "2.0", {"k": 1}), ("x1", None, None)]
 
 
+def test_the_batch_gives_seats_as_one_by_one_in_installation_order():
+    """Installations already active, deactivated ones coming back and new
+    ones in one batch: the seats left go in installation order as if the
+    items were activated one by one (an active installation keeps its
+    seat unless those before it overfill the license; a deactivated one
+    takes a seat as a new one does), an over-full license (its limit
+    lowered) refuses even its active installations, and the items of one
+    installation share its fate, the last version given winning."""
+    a = issue(limits="installations=2", domains="a.example")
+    over = issue(limits="installations=5")
+    for iid in ("b", "e"):
+        assert validate(a["key"], iid, domain="a.example").json()["code"] == "VALID"
+    sql("UPDATE installations SET status = 'inactive', deactivated_at = now()"
+        " WHERE license_id = %s AND installation_id = 'e'", a["id"])
+    for iid in ("x", "y"):
+        assert validate(over["key"], iid).json()["code"] == "VALID"
+    sql("UPDATE licenses SET limits = '{\"installations\": 1}' WHERE id = %s",
+        over["id"])
+    first_b = sql1("SELECT first_seen FROM installations WHERE license_id = %s"
+                   " AND installation_id = 'b'", a["id"])
+    items = ('[{"o":0,"l":"%(a)s","i":"c","d":"a.example","c":true},'
+             '{"o":1,"l":"%(a)s","i":"a","d":"no.example","c":true},'
+             '{"o":2,"l":"%(a)s","i":"b","d":"a.example","v":"2","c":true},'
+             '{"o":3,"l":"%(a)s","i":"a","d":"a.example","v":"1","c":true},'
+             '{"o":4,"l":"%(a)s","i":"e","d":"a.example","c":true},'
+             '{"o":5,"l":"%(a)s","i":"a","d":"a.example","v":"3","c":true},'
+             '{"o":6,"l":"%(o)s","i":"x","c":true},'
+             '{"o":7,"l":"%(o)s","i":"z","c":true}]'
+             % {"a": a["id"], "o": over["id"]})
+    rows = sql("SELECT ord, code FROM licd_activate_batch(%s::jsonb)"
+               " ORDER BY ord", items)
+    # a: one seat free (b active, e inactive); in order a (new) takes it,
+    # b keeps its own, c and e find none; over: x and y over its limit
+    assert rows == [(0, "TOO_MANY_INSTALLATIONS"), (1, "DOMAIN_NOT_ALLOWED"),
+                    (2, "VALID"), (3, "VALID"), (4, "TOO_MANY_INSTALLATIONS"),
+                    (5, "VALID"), (6, "TOO_MANY_INSTALLATIONS"),
+                    (7, "TOO_MANY_INSTALLATIONS")]
+    assert sql("SELECT installation_id, status, version FROM installations"
+               " WHERE license_id = %s ORDER BY 1", a["id"]) == [
+        ("a", "active", "3"), ("b", "active", "2"), ("e", "inactive", None)]
+    assert sql1("SELECT first_seen FROM installations WHERE license_id = %s"
+                " AND installation_id = 'b'", a["id"]) == first_b
+    assert sql("SELECT installation_id FROM installations WHERE license_id = %s"
+               " AND status = 'active' ORDER BY 1", over["id"]) == [("x",), ("y",)]
+    # with the limit raised, the deactivated one comes back as a new one
+    was = sql1("SELECT activated_at FROM installations WHERE license_id = %s"
+               " AND installation_id = 'e'", a["id"])
+    sql("UPDATE licenses SET limits = '{\"installations\": 3}' WHERE id = %s",
+        a["id"])
+    rows = sql("SELECT ord, code, first_seen IS NOT NULL"
+               " FROM licd_activate_batch(%s::jsonb) ORDER BY ord",
+               '[{"o":0,"l":"%(a)s","i":"e","c":false},'
+               '{"o":1,"l":"%(a)s","i":"f","c":false}]' % {"a": a["id"]})
+    assert rows == [(0, "VALID", True), (1, "TOO_MANY_INSTALLATIONS", False)]
+    assert sql("SELECT status, deactivated_at, activated_at > %s"
+               " FROM installations WHERE license_id = %s"
+               " AND installation_id = 'e'", was, a["id"]) == [
+        ("active", None, True)]
+
+
 def test_activations_queued_behind_a_stuck_batch_commit_together():
     """While a batch waits for a license held elsewhere, the activations
     arriving meanwhile queue and then commit together (their rows share a
