@@ -896,20 +896,26 @@ void lic_add_installation(struct json_object *o, const char *iid,
  * a fresh one's. Never with a nonce: a nonce asks for a fresh answer.
  * A slot keeps the signature, not the token: the claims are rebuilt from
  * the same inputs and iat, byte for byte, and joined to it (jws_join), so
- * a slot is a small part of a token's size. The cache is 4-way set
- * associative and a full set drops its oldest signature: with as many
- * installations as slots calling in random order, it keeps far more of
- * their leases than a direct-mapped one (docs/PERFORMANCE.md).
+ * a slot is a small part of a token's size. The cache is 8-way set
+ * associative: with as many installations as slots calling in random
+ * order, fewer of them share a full set than with 4 ways. A new
+ * signature takes an expired way, else the way reused least (of those,
+ * the oldest): a burst of calls that sign once and never come back (new
+ * installations, a scan) then takes turns in one another's ways, and the
+ * installations that call again and again keep their signatures instead
+ * of all signing anew after it.
  */
-#define LCACHE_WAYS 4
-#define LCACHE_SETS 4096
+#define LCACHE_WAYS 8
+#define LCACHE_SETS 2048
 
-/* A way: the first half of the lease inputs' SHA-256 (a collision would
- * only join a signature to claims it does not sign, a lease its client
- * refuses) and the iat of the signature (0: empty; seconds, unsigned
- * 32-bit until 2106). */
+/* A way: the first 15 bytes of the lease inputs' SHA-256 (a collision
+ * would only join a signature to claims it does not sign, a lease its
+ * client refuses), how often the signature was handed out again
+ * (saturating), and its iat (0: empty; seconds, unsigned 32-bit until
+ * 2106). */
 struct lslot {
-	unsigned char digest[16];
+	unsigned char digest[15];
+	uint8_t reused;
 	uint32_t iat;
 	unsigned char sig[JWS_SIG_LEN];
 };
@@ -946,6 +952,33 @@ static int lease_digest(char *txt, size_t base, const struct lic *l,
 	    jws_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
 }
 
+/* The way of set a new signature for digest d takes: the digest's own
+ * (an expired one being re-signed: it keeps its count), else an empty or
+ * expired one, else the one reused least, of those the oldest. */
+static struct lslot *lslot_for(struct lslot *set, const unsigned char *d,
+    time_t now, long reuse)
+{
+	struct lslot *s = NULL;
+	int w;
+
+	for (w = 0; w < LCACHE_WAYS; w++)
+		if (set[w].iat != 0 &&
+		    memcmp(set[w].digest, d, sizeof(set[w].digest)) == 0)
+			return &set[w];
+	for (w = 0; w < LCACHE_WAYS; w++) {
+		if (set[w].iat == 0 || now < (time_t)set[w].iat ||
+		    now - (time_t)set[w].iat >= reuse) {
+			s = &set[w];
+			break;
+		}
+		if (s == NULL || set[w].reused < s->reused ||
+		    (set[w].reused == s->reused && set[w].iat < s->iat))
+			s = &set[w];
+	}
+	s->reused = 0;
+	return s;
+}
+
 int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
     const char *nonce, time_t now)
 {
@@ -976,11 +1009,14 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 		    &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)] : NULL;
 		for (w = 0; set != NULL && w < LCACHE_WAYS && !hit; w++) {
 			s = &set[w];
-			if (s->iat != 0 && CRYPTO_memcmp(s->digest, d, 16) == 0 &&
+			if (s->iat != 0 &&
+			    CRYPTO_memcmp(s->digest, d, sizeof(s->digest)) == 0 &&
 			    now >= (time_t)s->iat &&
 			    now - (time_t)s->iat < reuse) {
 				iat = (time_t)s->iat;
 				memcpy(sig, s->sig, JWS_SIG_LEN);
+				if (s->reused < UINT8_MAX)
+					s->reused++;
 				hit = 1;
 			}
 		}
@@ -1008,20 +1044,9 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 			lcache = calloc(LCACHE_WAYS * LCACHE_SETS,
 			    sizeof(*lcache));
 		if (lcache != NULL && lcache_gen == r->gen) {
-			/* This digest's way (an expired one being re-signed),
-			 * else an empty one, else the oldest signature. */
-			set = &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)];
-			s = &set[0];
-			for (w = 0; w < LCACHE_WAYS; w++) {
-				if (set[w].iat != 0 &&
-				    memcmp(set[w].digest, d, 16) == 0) {
-					s = &set[w];
-					break;
-				}
-				if (set[w].iat < s->iat)
-					s = &set[w];
-			}
-			memcpy(s->digest, d, 16);
+			s = lslot_for(&lcache[LCACHE_WAYS *
+			    slot_of(d, LCACHE_SETS)], d, now, reuse);
+			memcpy(s->digest, d, sizeof(s->digest));
 			s->iat = (uint32_t)iat;
 			memcpy(s->sig, sig, JWS_SIG_LEN);
 		}

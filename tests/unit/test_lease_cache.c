@@ -1,0 +1,128 @@
+/* lease_cache: which leases lic_add_lease hands out again (lease reuse,
+ * lic.c). An installation that calls again and again keeps its lease
+ * through a burst of calls that each sign once and never come back (new
+ * installations), many more than the cache holds; a newcomer still gets
+ * a way and its lease is reused on its next call; a lease past
+ * lease_reuse, or asked for with a nonce, is signed anew. */
+#include "config.h"
+#include "keyfile.h"
+#include "lic.h"
+#include "unit.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define L1 "11111111-1111-4111-8111-111111111111"
+#define C1 "22222222-2222-4222-8222-222222222222"
+#define REUSE 86400
+/* One-off installations in the burst: three times the cache's slots
+ * (lic.c), so that every set of it overflows many times over. */
+#define BURST 49152
+
+static char dir[] = "/tmp/licd-unit-XXXXXX";
+
+static struct lic lic(void)
+{
+	struct lic l;
+
+	memset(&l, 0, sizeof(l));
+	snprintf(l.id, sizeof(l.id), L1);
+	snprintf(l.customer_id, sizeof(l.customer_id), C1);
+	snprintf(l.plan, sizeof(l.plan), "pro");
+	snprintf(l.status, sizeof(l.status), "active");
+	l.features = json_tokener_parse("[]");
+	l.limits = json_tokener_parse("{}");
+	l.domains = json_tokener_parse("[]");
+	return l;
+}
+
+/* The lease validate answers installation iid at now (NULL on error);
+ * the caller frees it. */
+static char *lease(const struct lic *l, const char *iid, const char *nonce,
+    time_t now)
+{
+	struct json_object *o = json_object_new_object(), *v;
+	char *s = NULL;
+
+	if (lic_add_lease(o, l, iid, nonce, now) == LIC_OK &&
+	    json_object_object_get_ex(o, "lease", &v))
+		s = strdup(json_object_get_string(v));
+	json_object_put(o);
+	return s;
+}
+
+int main(void)
+{
+	struct lic l;
+	char conf[64], kid[64], cmd[600], iid[32];
+	char *hot, *again, *fresh, *next;
+	EVP_PKEY *pk;
+	time_t t0 = 1900000000, now;
+	FILE *f;
+	int fd, i;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	unit_write_key(dir, pk, kid, sizeof(kid), 1);
+	EVP_PKEY_free(pk);
+	snprintf(conf, sizeof(conf), "/tmp/licd-unit-conf.XXXXXX");
+	fd = mkstemp(conf);
+	f = fdopen(fd, "w");
+	fprintf(f, "keys_dir = %s\nissuer = licd-unit\nlease_reuse = %d\n",
+	    dir, REUSE);
+	fclose(f);
+	CHECK(cfg_load(conf, cmd, sizeof(cmd)) == 0);
+	unlink(conf);
+	CHECK(lic_init_keys(cmd, sizeof(cmd)) == 0);
+	l = lic();
+
+	/* An installation calling again gets the same lease (an ECDSA
+	 * signature anew would differ). */
+	hot = lease(&l, "hot", NULL, t0);
+	again = lease(&l, "hot", NULL, t0 + 1);
+	CHECK(hot != NULL && again != NULL && strcmp(hot, again) == 0);
+	free(again);
+
+	/* A burst of new installations, each calling once, later than the
+	 * hot one's lease was signed: the hot one still gets its lease. */
+	now = t0 + 2;
+	for (i = 0; i < BURST; i++) {
+		snprintf(iid, sizeof(iid), "new-%d", i);
+		free(lease(&l, iid, NULL, now + i / 1000));
+	}
+	now += BURST / 1000 + 1;
+	again = lease(&l, "hot", NULL, now);
+	CHECK(again != NULL && strcmp(hot, again) == 0);
+	free(again);
+
+	/* A newcomer after the burst gets a way: its next call reuses. */
+	fresh = lease(&l, "late", NULL, now);
+	again = lease(&l, "late", NULL, now + 1);
+	CHECK(fresh != NULL && again != NULL && strcmp(fresh, again) == 0);
+	free(fresh);
+	free(again);
+	/* With a nonce: always signed anew. */
+	fresh = lease(&l, "hot", "n1", now + 1);
+	CHECK(fresh != NULL && strcmp(fresh, hot) != 0);
+	free(fresh);
+
+	/* Past lease_reuse the hot lease is signed anew, once: the next
+	 * call reuses the new one. */
+	fresh = lease(&l, "hot", NULL, t0 + REUSE);
+	next = lease(&l, "hot", NULL, t0 + REUSE + 1);
+	CHECK(fresh != NULL && strcmp(fresh, hot) != 0);
+	CHECK(next != NULL && strcmp(fresh, next) == 0);
+	free(fresh);
+	free(next);
+
+	free(hot);
+	lic_free(&l);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup failed\n");
+	UNIT_DONE("lease_cache");
+}
