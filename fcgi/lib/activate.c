@@ -136,10 +136,21 @@ static void answered(struct batch_item *it, struct db *db)
 	a->then(a, db);
 }
 
-void activate_submit(struct db *db, struct activation *a)
+static void prepare(struct activation *a)
 {
 	memset(&a->it, 0, sizeof(a->it));
 	a->it.arg = a;
 	a->it.then = answered;
+}
+
+void activate_submit(struct db *db, struct activation *a)
+{
+	prepare(a);
 	batch_submit(&activations, db, &a->it);
+}
+
+int activate_join(struct activation *a)
+{
+	prepare(a);
+	return batch_join(&activations, &a->it);
 }

@@ -49,6 +49,12 @@ struct activation {
  * runs the batch. */
 void activate_submit(struct db *db, struct activation *a);
 
+/* Queues a behind the activation batch running now, without waking a
+ * thread: 1, and a->then(a, db) is called later, on the thread that runs
+ * a's batch. 0 (a not queued) when none runs: then the caller submits
+ * a from a thread whose connection may wait for the flush. */
+int activate_join(struct activation *a);
+
 /* The p_items argument of licd_activate_batch for a[0..n) (ordinal i for
  * a[i]), with the request's rules applied (domain, feature); wait 0: a
  * license held elsewhere is skipped (its items answer BUSY) instead of

@@ -17,6 +17,17 @@ static size_t take(struct batch *b, struct batch_item **items)
 	return n;
 }
 
+/* Links it at the queue's tail; under the queue's lock. */
+static void link_item(struct batch *b, struct batch_item *it)
+{
+	it->next = NULL;
+	if (b->tail != NULL)
+		b->tail->next = it;
+	else
+		b->head = it;
+	b->tail = it;
+}
+
 /*
  * The submitter leads only when nobody does, and gives up the lead as
  * soon as its batch has run, before answering it; then it leads again if
@@ -29,13 +40,8 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 	struct batch_item *items[BATCH_MAX];
 	size_t i, n;
 
-	it->next = NULL;
 	pthread_mutex_lock(&b->mu);
-	if (b->tail != NULL)
-		b->tail->next = it;
-	else
-		b->head = it;
-	b->tail = it;
+	link_item(b, it);
 	while (!b->leading && b->head != NULL) {
 		b->leading = 1;
 		n = take(b, items);
@@ -52,4 +58,20 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 		pthread_mutex_lock(&b->mu);
 	}
 	pthread_mutex_unlock(&b->mu);
+}
+
+/*
+ * A leader looks at the queue again once it has answered its batch, under
+ * the queue's lock, and leads again if items are queued and nobody took
+ * them: an item linked while it leads is never left behind.
+ */
+int batch_join(struct batch *b, struct batch_item *it)
+{
+	int joined;
+
+	pthread_mutex_lock(&b->mu);
+	if ((joined = b->leading) != 0)
+		link_item(b, it);
+	pthread_mutex_unlock(&b->mu);
+	return joined;
 }

@@ -57,4 +57,10 @@ struct batch {
  * called, it's among them, before it returns. */
 void batch_submit(struct batch *b, struct db *db, struct batch_item *it);
 
+/* Queues it (it->then set) behind the batch running now, whose thread
+ * takes it after answering its own (or a submitter arriving meanwhile
+ * does): 1, without waking anyone. 0, it not queued, when no batch runs:
+ * then the caller submits it with batch_submit. */
+int batch_join(struct batch *b, struct batch_item *it);
+
 #endif

@@ -175,11 +175,8 @@ static void activated(struct activation *a, struct db *db)
 	http_done(req);
 }
 
-/* WRITE, node-locked: a seat, taken in the process's next activation
- * batch (activate.h), which answers the call (activated). The request is
- * deferred again: this thread takes the next resumed request meanwhile,
- * unless it runs the batch itself. */
-static void write_activate(struct call *c)
+/* The call's activation, for write_activate or joined. */
+static struct activation *activation(struct call *c)
 {
 	struct activation *a = &c->act;
 
@@ -192,6 +189,17 @@ static void write_activate(struct call *c)
 	a->feature = c->rq.feature;
 	a->then = activated;
 	a->arg = c;
+	return a;
+}
+
+/* WRITE, node-locked: a seat, taken in the process's next activation
+ * batch (activate.h), which answers the call (activated). The request is
+ * deferred again: this thread takes the next resumed request meanwhile,
+ * unless it runs the batch itself. */
+static void write_activate(struct call *c)
+{
+	struct activation *a = activation(c);
+
 	http_defer(c->req);
 	activate_submit(c->req->db, a);
 }
@@ -293,6 +301,11 @@ static void looked_up(struct http_req *req, struct db *db, int st,
 		break;			/* INVALID_KEY */
 	}
 	decide(&c->rq, c->have_lic ? &c->lk : NULL, &c->d);
+	/* An activation joins the batch running now when there is one (its
+	 * thread answers the call): no resume thread is woken only to
+	 * queue it. */
+	if (c->d.write == DECIDE_ACTIVATE && activate_join(activation(c)))
+		return;
 	if (c->d.write != DECIDE_NO_WRITE) {
 		http_resume(req, write_step);
 		return;

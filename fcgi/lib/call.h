@@ -19,7 +19,9 @@
  *           (http_resume), only when the decision needs a write: an
  *           activation (a seat, in the process's next activation batch,
  *           activate.h: licd_activate_batch takes the license row lock and
- *           counts seats; the batch's thread answers), licd_touch (a newly
+ *           counts seats; the batch's thread answers; while a batch
+ *           runs, the lookup's thread queues the activation behind it
+ *           itself, activate_join), licd_touch (a newly
  *           allowed domain), licd_seat 'take' or 'renew' (a floating seat,
  *           sql/functions/50_floating.sql). The lookup batch's thread
  *           never writes: every lookup queued behind it would wait for the

@@ -91,13 +91,15 @@ static void *async_client(void *arg)
 /* A queue whose first run blocks until told to go on. */
 static sem_t in_run, go_on;
 static atomic_int slow_runs, slow_answered;
+static atomic_int slow_block;	/* the next run waits for go_on */
 
 static void run_slow(struct db *db, struct batch_item **items, size_t n)
 {
 	(void)db;
 	(void)items;
 	(void)n;
-	if (atomic_fetch_add(&slow_runs, 1) == 0) {
+	atomic_fetch_add(&slow_runs, 1);
+	if (atomic_exchange(&slow_block, 0)) {
 		sem_post(&in_run);
 		while (sem_wait(&go_on) != 0)
 			;
@@ -128,6 +130,7 @@ static void test_nothing_left_behind(void)
 
 	sem_init(&in_run, 0, 0);
 	sem_init(&go_on, 0, 0);
+	atomic_store(&slow_block, 1);
 	CHECK(pthread_create(&th, NULL, slow_leader, &a) == 0);
 	while (sem_wait(&in_run) != 0)
 		;
@@ -137,6 +140,33 @@ static void test_nothing_left_behind(void)
 	pthread_join(th, NULL);
 	CHECK(atomic_load(&slow_answered) == 2);
 	CHECK(atomic_load(&slow_runs) == 2);
+	CHECK(slow.head == NULL && !slow.leading);
+}
+
+/* batch_join: refused while no batch runs (nothing queued, nothing run);
+ * while one runs, c is queued without a submitter of its own, and the
+ * running batch's leader runs and answers it before it returns. */
+static void test_join(void)
+{
+	struct batch_item a = { .then = slow_then }, c = { .then = slow_then };
+	pthread_t th;
+	int before = atomic_load(&slow_runs), answered =
+	    atomic_load(&slow_answered);
+
+	CHECK(batch_join(&slow, &c) == 0);
+	CHECK(slow.head == NULL && atomic_load(&slow_runs) == before);
+	sem_init(&in_run, 0, 0);
+	sem_init(&go_on, 0, 0);
+	atomic_store(&slow_block, 1);
+	CHECK(pthread_create(&th, NULL, slow_leader, &a) == 0);
+	while (sem_wait(&in_run) != 0)
+		;
+	CHECK(batch_join(&slow, &c) == 1);
+	CHECK(atomic_load(&slow_answered) == answered);
+	sem_post(&go_on);
+	pthread_join(th, NULL);
+	CHECK(atomic_load(&slow_answered) == answered + 2);
+	CHECK(atomic_load(&slow_runs) == before + 2);
 	CHECK(slow.head == NULL && !slow.leading);
 }
 
@@ -199,5 +229,6 @@ int main(void)
 	CHECK(atomic_load(&runs) < THREADS * PER_THREAD);
 	test_nothing_left_behind();
 	test_submit_again();
+	test_join();
 	UNIT_DONE("batch");
 }
