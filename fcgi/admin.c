@@ -1059,7 +1059,7 @@ out:
 
 static int init(void)
 {
-	return lic_init() == 0 && auth_init() == 0 ? 0 : -1;
+	return lic_init_deferred() == 0 && auth_init() == 0 ? 0 : -1;
 }
 
 static const struct http_route routes[] = {

@@ -298,4 +298,4 @@ static const struct http_route routes[] = {
 
 HTTP_PROGRAM(
 	.name = "checkout",
-	.init = lic_init)
+	.init = lic_init_deferred)

@@ -240,6 +240,6 @@ static const struct http_route routes[] = {
 HTTP_PROGRAM(
 	.name = "webhook",
 	.max_body = 512 * 1024,
-	.init = lic_init,
+	.init = lic_init_deferred,
 	.reload = lic_keys_reload,
 	.after = http_after_write)

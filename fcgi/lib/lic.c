@@ -5,12 +5,14 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,9 @@ static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
 static int ring_signs;
 static const char *keys_dir;
 static time_t reload_failed;
+static int ring_deferred;	/* lic_init_deferred: loaded at first use */
+static pthread_mutex_t first_mu = PTHREAD_MUTEX_INITIALIZER;
+static time_t first_failed;
 static const char *issuer;
 static long lease_ttl;
 static long heartbeat_interval, touch_interval;
@@ -46,10 +51,43 @@ static void caches_clear(unsigned gen);
 /* No keys before lic_init (the unit tests' license rules). */
 static struct ring no_keys;
 
+static int ring_load(char *err, size_t errlen);
+
+/* The current ring as it is, without loading a deferred one: for code
+ * that holds reload_mu. */
+static struct ring *ring_held(void)
+{
+	struct ring *r = atomic_load_explicit(&ring_cur, memory_order_acquire);
+
+	return r != NULL ? r : &no_keys;
+}
+
+/* lic_init_deferred's first load; a failure is logged and tried again a
+ * second later at the earliest (meanwhile: no keys). */
+static struct ring *ring_first(void)
+{
+	char err[512];
+
+	pthread_mutex_lock(&first_mu);
+	if (atomic_load(&ring_cur) == NULL && time(NULL) != first_failed) {
+		pthread_mutex_lock(&reload_mu);
+		if (atomic_load(&ring_cur) == NULL &&
+		    ring_load(err, sizeof(err)) != 0) {
+			first_failed = time(NULL);
+			log_error("keys not loaded: %s", err);
+		}
+		pthread_mutex_unlock(&reload_mu);
+	}
+	pthread_mutex_unlock(&first_mu);
+	return ring_held();
+}
+
 static struct ring *ring(void)
 {
 	struct ring *r = atomic_load_explicit(&ring_cur, memory_order_acquire);
 
+	if (r == NULL && ring_deferred)
+		return ring_first();
 	return r != NULL ? r : &no_keys;
 }
 
@@ -122,7 +160,7 @@ static int reload_for(const char *key)
 	if (access(path, R_OK) != 0)
 		return 0;
 	pthread_mutex_lock(&reload_mu);
-	if (jws_key_find(&ring()->kr, kid) != NULL) {
+	if (jws_key_find(&ring_held()->kr, kid) != NULL) {
 		changed = 1;
 	} else if (time(NULL) != reload_failed) {
 		char err[512];
@@ -130,7 +168,7 @@ static int reload_for(const char *key)
 		if (ring_load(err, sizeof(err)) == 0) {
 			changed = 1;
 			log_info("keys reloaded for kid %s: %zu keys", kid,
-			    ring()->kr.n);
+			    ring_held()->kr.n);
 		} else {
 			reload_failed = time(NULL);
 			log_error("kid %s: keys not reloaded: %s", kid, err);
@@ -140,18 +178,23 @@ static int reload_for(const char *key)
 	return changed;
 }
 
-static int init_keys(int sign, char *err, size_t errlen)
+static int init_params(void)
 {
-	keys_dir = cfg_str("keys_dir");
-	ring_signs = sign;
-	if (ring_load(err, errlen) != 0)
-		return -1;
 	issuer = cfg_str("issuer");
 	lease_ttl = cfg_int("lease_ttl");
 	heartbeat_interval = cfg_int("heartbeat_interval");
 	touch_interval = cfg_int("touch_interval");
 	snprintf(touch_param, sizeof(touch_param), "%ld", touch_interval);
 	return 0;
+}
+
+static int init_keys(int sign, char *err, size_t errlen)
+{
+	keys_dir = cfg_str("keys_dir");
+	ring_signs = sign;
+	if (ring_load(err, errlen) != 0)
+		return -1;
+	return init_params();
 }
 
 const char *lic_touch_param(void)
@@ -196,6 +239,60 @@ int lic_init_verifier(void)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Loading keys is most of what sets OpenSSL up in a process (its
+ * providers and decoders: most of libcrypto's pages). A program called
+ * seldom checks its keys at start as lic_init does, in a child that
+ * exits, and loads them at its first call that needs them, so that an
+ * idle program never holds that memory. Before any thread starts: fork
+ * is safe here.
+ */
+int lic_init_deferred(void)
+{
+	char err[512] = "";
+	int fds[2], st = 0;
+	ssize_t n = 0, k;
+	pid_t pid;
+
+	if (pipe(fds) != 0) {
+		log_error("keys: cannot check them: %s", strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		log_error("keys: cannot check them: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int rc = init_keys(1, err, sizeof(err)) != 0 ? 1 :
+		    ring()->kr.signer == NULL ? 2 : 0;
+
+		close(fds[0]);
+		if (rc == 1 && write(fds[1], err, strlen(err)) < 0)
+			rc = 1;
+		_exit(rc);
+	}
+	close(fds[1]);
+	while ((size_t)n < sizeof(err) - 1 &&
+	    (k = read(fds[0], err + n, sizeof(err) - 1 - (size_t)n)) > 0)
+		n += k;
+	err[n] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (err[0] != '\0' || !WIFEXITED(st) || WEXITSTATUS(st) == 1) {
+		log_error("%s", err[0] != '\0' ? err : "keys: the check failed");
+		return -1;
+	}
+	if (WEXITSTATUS(st) == 2)
+		log_warn("no current signing key: leases cannot be signed");
+	keys_dir = cfg_str("keys_dir");
+	ring_signs = 1;
+	ring_deferred = 1;
+	return init_params();
 }
 
 const struct jws_keyring *lic_keyring(void)

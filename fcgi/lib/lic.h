@@ -39,6 +39,10 @@ int lic_init(void);
 /* The same with public keys only, for programs that never sign (usage):
  * no private key is ever read into them. */
 int lic_init_verifier(void);
+/* lic_init for programs called seldom (revoke, checkout, webhook): the
+ * keys are checked now as lic_init loads them (in a child process; the
+ * same errors and warning), and loaded at their first use. */
+int lic_init_deferred(void);
 /* Loads keys_dir again (SIGHUP: added, activated and retired keys); the
  * loaded keys stay when that fails. A key naming a kid that is not loaded
  * but whose <kid>.pub is in keys_dir reloads by itself. 0 or -1. */
