@@ -26,10 +26,25 @@
  */
 #define STRIPES 64
 
-/* An entry's strings, one after the other in its data (a few hundred
- * bytes in all: the table may hold many). */
-enum { F_LICENSE, F_IID, F_CUSTOMER, F_PLAN, F_STATUS, F_FEATURES,
-	F_LIMITS, F_DOMAINS, F_DOMAIN, F_VERSION, F_METADATA, NFIELDS };
+/*
+ * An entry keeps its own strings (the license id and the installation's)
+ * in its data; what many entries hold alike is kept once, in texts shared
+ * by reference count: the license's customer, plan, status, features,
+ * limits and domain restrictions as one text (the same for every
+ * installation of a license, and for licenses of a customer on a plan),
+ * and the installation's domain, version and metadata each. The table may
+ * hold many entries: what they repeat is most of their size.
+ */
+struct text {
+	struct text *next;
+	unsigned long hash;
+	size_t refs;			/* under texts_mu */
+	size_t len;
+	char s[];			/* len bytes, then '\0' */
+};
+
+/* The license text's parts, '\0'-separated, in this order. */
+enum { T_CUSTOMER, T_PLAN, T_STATUS, T_FEATURES, T_LIMITS, T_DOMAINS, NT };
 
 struct cache_entry {
 	struct cache_entry *next;
@@ -38,12 +53,15 @@ struct cache_entry {
 	long long seat_expires, borrowed_until;	/* cache_fill's */
 	int seat_ttl, seat_overdraft;	/* a ttl is at most a day */
 	atomic_int refs;
-	/* 1 + the field's offset in data; 0: NULL. 16 bits: the key's tag
-	 * costs no more per entry than wider offsets did, and a larger entry
-	 * (metadata is at most 2 KiB) is not stored. */
-	uint16_t at[NFIELDS];
-	char data[];
+	struct text *lic;		/* T_CUSTOMER... */
+	struct text *domain, *version, *metadata;	/* NULL: NULL */
+	char data[];			/* license id, '\0', iid, '\0' */
 };
+
+/* fixed: a text is found again by its hash when its last holder lets go */
+#define TEXT_BUCKETS 16384
+static struct text *texts[TEXT_BUCKETS];
+static pthread_mutex_t texts_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
 	struct cache_entry **buckets;
@@ -70,9 +88,19 @@ static void locks_init(void)
 		pthread_mutex_init(&T.mu[s], NULL);
 }
 
-static const char *fld(const struct cache_entry *e, int f)
+static const char *e_license(const struct cache_entry *e)
 {
-	return e->at[f] != 0 ? e->data + e->at[f] - 1 : NULL;
+	return e->data;
+}
+
+static const char *e_iid(const struct cache_entry *e)
+{
+	return e->data + LIC_UUID_LEN + 1;
+}
+
+static const char *text_s(const struct text *t)
+{
+	return t != NULL ? t->s : NULL;
 }
 
 static long long mono_ms(void)
@@ -83,14 +111,78 @@ static long long mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* FNV-1a */
-static unsigned long hash(const char *s)
+/* FNV-1a over n bytes */
+static unsigned long hash_n(const char *s, size_t n)
 {
 	unsigned long h = 1469598103934665603UL;
+	size_t i;
 
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211UL;
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211UL;
 	return h;
+}
+
+static unsigned long hash(const char *s)
+{
+	return hash_n(s, strlen(s));
+}
+
+/* The shared text of s's n bytes, with one more reference; NULL for NULL
+ * or when out of memory (*oom set). */
+static struct text *text_get(const char *s, size_t n, int *oom)
+{
+	struct text *t, **b;
+	unsigned long h;
+
+	if (s == NULL)
+		return NULL;
+	h = hash_n(s, n);
+	b = &texts[h % TEXT_BUCKETS];
+	pthread_mutex_lock(&texts_mu);
+	for (t = *b; t != NULL; t = t->next)
+		if (t->hash == h && t->len == n && memcmp(t->s, s, n) == 0)
+			break;
+	if (t == NULL && (t = malloc(sizeof(*t) + n + 1)) != NULL) {
+		t->hash = h;
+		t->refs = 0;
+		t->len = n;
+		memcpy(t->s, s, n);
+		t->s[n] = '\0';
+		t->next = *b;
+		*b = t;
+	}
+	if (t != NULL)
+		t->refs++;
+	else
+		*oom = 1;
+	pthread_mutex_unlock(&texts_mu);
+	return t;
+}
+
+static void text_put(struct text *t)
+{
+	struct text **pp;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&texts_mu);
+	if (--t->refs == 0) {
+		for (pp = &texts[t->hash % TEXT_BUCKETS]; *pp != t;
+		    pp = &(*pp)->next)
+			;
+		*pp = t->next;
+		free(t);
+	}
+	pthread_mutex_unlock(&texts_mu);
+}
+
+static void entry_free(struct cache_entry *e)
+{
+	text_put(e->lic);
+	text_put(e->domain);
+	text_put(e->version);
+	text_put(e->metadata);
+	free(e);
 }
 
 static size_t stripe_of(const char *license)
@@ -111,7 +203,7 @@ void cache_release(const struct cache_entry *ce)
 	struct cache_entry *e = (struct cache_entry *)ce;
 
 	if (e != NULL && atomic_fetch_sub(&e->refs, 1) == 1)
-		free(e);
+		entry_free(e);
 }
 
 int cache_key_ok(const struct cache_entry *e, const struct lic_keytag *tag)
@@ -126,7 +218,7 @@ static void drop_in(size_t b, const char *license)
 	struct cache_entry **pp = &T.buckets[b], *e;
 
 	while ((e = *pp) != NULL) {
-		if (license == NULL || strcmp(fld(e, F_LICENSE), license) == 0) {
+		if (license == NULL || strcmp(e_license(e), license) == 0) {
 			*pp = e->next;
 			atomic_fetch_sub(&T.count, 1);
 			cache_release(e);
@@ -223,8 +315,8 @@ const struct cache_entry *cache_get(const char *license, const char *iid)
 	s = b % STRIPES;
 	pthread_mutex_lock(&T.mu[s]);
 	for (e = T.buckets[b]; e != NULL; e = e->next)
-		if (strcmp(fld(e, F_LICENSE), license) == 0 &&
-		    strcmp(fld(e, F_IID), iid) == 0) {
+		if (strcmp(e_license(e), license) == 0 &&
+		    strcmp(e_iid(e), iid) == 0) {
 			atomic_fetch_add(&e->refs, 1);
 			break;
 		}
@@ -250,20 +342,23 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
     const char *version, const char *metadata, struct lic_lookup *lk)
 {
 	struct lic *l = &lk->l;
-	const char *version_was = fld(e, F_VERSION);
-	const char *metadata_was = fld(e, F_METADATA);
+	const char *version_was = text_s(e->version);
+	const char *metadata_was = text_s(e->metadata);
+	const char *t[NT], *p = e->lic->s;
+	int i;
 
+	for (i = 0; i < NT; i++, p += strlen(p) + 1)
+		t[i] = p;
 	memset(lk, 0, sizeof(*lk));
-	snprintf(l->id, sizeof(l->id), "%s", fld(e, F_LICENSE));
-	snprintf(l->customer_id, sizeof(l->customer_id), "%s",
-	    fld(e, F_CUSTOMER));
-	snprintf(l->plan, sizeof(l->plan), "%s", fld(e, F_PLAN));
-	snprintf(l->status, sizeof(l->status), "%s", fld(e, F_STATUS));
+	snprintf(l->id, sizeof(l->id), "%s", e_license(e));
+	snprintf(l->customer_id, sizeof(l->customer_id), "%s", t[T_CUSTOMER]);
+	snprintf(l->plan, sizeof(l->plan), "%s", t[T_PLAN]);
+	snprintf(l->status, sizeof(l->status), "%s", t[T_STATUS]);
 	l->expires_at = e->expires_at;
 	l->grace_until = e->grace_until;
-	l->features = js_from_text(fld(e, F_FEATURES));
-	l->limits = js_from_text(fld(e, F_LIMITS));
-	l->domains = js_from_text(fld(e, F_DOMAINS));
+	l->features = js_from_text(t[T_FEATURES]);
+	l->limits = js_from_text(t[T_LIMITS]);
+	l->domains = js_from_text(t[T_DOMAINS]);
 	if (l->features == NULL || l->limits == NULL || l->domains == NULL) {
 		lic_free(l);
 		return LIC_ERROR;
@@ -272,7 +367,7 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	lk->first_seen = e->first_seen;
 	lk->last_seen = e->last_seen;
 	lk->now = now;
-	lk->domain = fld(e, F_DOMAIN);
+	lk->domain = text_s(e->domain);
 	lk->seat_ttl = e->seat_ttl;
 	lk->seat_expires = e->seat_expires;
 	lk->borrowed_until = e->borrowed_until;
@@ -288,35 +383,51 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	return LIC_OK;
 }
 
-static size_t len0(const char *s)
+static struct text *text_of(const char *s, int *oom)
 {
-	return s != NULL ? strlen(s) + 1 : 0;
+	return s != NULL ? text_get(s, strlen(s), oom) : NULL;
 }
 
 static struct cache_entry *new_entry(const struct cache_fill *f)
 {
-	const char *v[NFIELDS];
+	const char *v[NT];
 	struct cache_entry *e;
-	size_t n = 0, i, k;
+	char *lt = NULL;
+	size_t n = 0, i, k, iid_len = strlen(f->iid);
+	int oom = 0;
 
-	v[F_LICENSE] = f->license;
-	v[F_IID] = f->iid;
-	v[F_CUSTOMER] = f->l->customer_id;
-	v[F_PLAN] = f->l->plan;
-	v[F_STATUS] = f->l->status;
-	v[F_FEATURES] = js_dump(f->l->features, NULL);
-	v[F_LIMITS] = js_dump(f->l->limits, NULL);
-	v[F_DOMAINS] = js_dump(f->l->domains, NULL);
-	v[F_DOMAIN] = f->domain;
-	v[F_VERSION] = f->version;
-	v[F_METADATA] = f->metadata;
-	if (v[F_FEATURES] == NULL || v[F_LIMITS] == NULL ||
-	    v[F_DOMAINS] == NULL)
+	v[T_CUSTOMER] = f->l->customer_id;
+	v[T_PLAN] = f->l->plan;
+	v[T_STATUS] = f->l->status;
+	v[T_FEATURES] = js_dump(f->l->features, NULL);
+	v[T_LIMITS] = js_dump(f->l->limits, NULL);
+	v[T_DOMAINS] = js_dump(f->l->domains, NULL);
+	if (v[T_FEATURES] == NULL || v[T_LIMITS] == NULL ||
+	    v[T_DOMAINS] == NULL)
 		return NULL;
-	for (i = 0; i < NFIELDS; i++)
-		n += len0(v[i]);
-	if (n >= UINT16_MAX || (e = malloc(sizeof(*e) + n)) == NULL)
+	for (i = 0; i < NT; i++)
+		n += strlen(v[i]) + 1;
+	/* metadata is at most 2 KiB: a larger one is not stored */
+	if (n >= UINT16_MAX || (f->metadata != NULL &&
+	    strlen(f->metadata) >= UINT16_MAX) || (lt = malloc(n)) == NULL ||
+	    (e = malloc(sizeof(*e) + LIC_UUID_LEN + 1 + iid_len + 1)) == NULL) {
+		free(lt);
 		return NULL;
+	}
+	for (i = 0, n = 0; i < NT; i++) {
+		k = strlen(v[i]) + 1;
+		memcpy(lt + n, v[i], k);
+		n += k;
+	}
+	e->lic = text_get(lt, n, &oom);
+	free(lt);
+	e->domain = text_of(f->domain, &oom);
+	e->version = text_of(f->version, &oom);
+	e->metadata = text_of(f->metadata, &oom);
+	if (oom) {
+		entry_free(e);
+		return NULL;
+	}
 	e->next = NULL;
 	atomic_init(&e->refs, 1);
 	e->expires_at = f->l->expires_at;
@@ -331,15 +442,8 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 	e->seat_expires = f->seat_expires;
 	e->borrowed_until = f->borrowed_until;
 	e->seat_overdraft = f->seat_overdraft;
-	for (i = 0, n = 0; i < NFIELDS; i++) {
-		e->at[i] = 0;
-		if (v[i] == NULL)
-			continue;
-		k = strlen(v[i]) + 1;
-		memcpy(e->data + n, v[i], k);
-		e->at[i] = (uint16_t)(n + 1);
-		n += k;
-	}
+	memcpy(e->data, f->license, LIC_UUID_LEN + 1);
+	memcpy(e->data + LIC_UUID_LEN + 1, f->iid, iid_len + 1);
 	return e;
 }
 
@@ -356,12 +460,12 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 	pthread_mutex_lock(&T.mu[s]);
 	if (atomic_load(&T.gen[s]) != ticket) {
 		pthread_mutex_unlock(&T.mu[s]);
-		free(e);
+		entry_free(e);
 		return;
 	}
 	for (pp = &T.buckets[b]; (old = *pp) != NULL; pp = &old->next)
-		if (strcmp(fld(old, F_LICENSE), f->license) == 0 &&
-		    strcmp(fld(old, F_IID), f->iid) == 0)
+		if (strcmp(e_license(old), f->license) == 0 &&
+		    strcmp(e_iid(old), f->iid) == 0)
 			break;
 	if (old != NULL) {
 		e->next = old->next;
@@ -385,7 +489,7 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 		T.buckets[b] = e;
 		atomic_fetch_add(&T.count, 1);
 	} else {
-		free(e);
+		entry_free(e);
 	}
 	pthread_mutex_unlock(&T.mu[s]);
 }

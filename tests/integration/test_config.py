@@ -365,3 +365,32 @@ def test_console_counts_off_counts_nothing(tmp_path, lic):
     assert on - before >= 5
     validate_privately(tmp_path, lic, "console_counts = off", 5)
     assert counted_today() == on
+
+
+@pytest.mark.parametrize("program", ["validate", "revoke", "checkout",
+                                     "webhook"])
+def test_program_refuses_keys_that_do_not_load(program, tmp_path):
+    """A signing program whose current key does not load stops at start
+    with the loader's message, whether it holds its keys from the start
+    (validate) or loads them at its first call (revoke, checkout, webhook
+    check them at start all the same); no keys at all, the same."""
+    kdir = tmp_path / "keys"
+    kdir.mkdir()
+    log = tmp_path / "licd.log"
+    env = dict(ENV, LICD_KEYS_DIR=str(kdir), LICD_LOG_FILE=str(log))
+    p = run([os.path.join(PROG_BIN, program), "-c", CONFIG], env=env)
+    assert p.returncode == 1
+    assert "no keys in %s (run licctl keys generate)" % kdir in \
+        log.read_text()
+    kid = "A" * 43
+    (kdir / "current").write_text(kid + "\n")
+    (kdir / (kid + ".key")).write_text("-----BEGIN PRIVATE KEY-----\n"
+                                       "bm90IGEga2V5\n"
+                                       "-----END PRIVATE KEY-----\n")
+    (kdir / (kid + ".pub")).write_text("not a key either\n")
+    log.write_text("")
+    p = run([os.path.join(PROG_BIN, program), "-c", CONFIG], env=env)
+    assert p.returncode == 1
+    lines = [l for l in log.read_text().splitlines() if " error " in l]
+    assert len(lines) == 1, log.read_text()
+    assert "%s[" % program in lines[0] and kid in lines[0]

@@ -184,6 +184,39 @@ int main(void)
 	put(L1, "i1", "active", NULL, NOW, cache_ticket(L1));
 	CHECK(cache_apply("not-a-uuid", &b) == -1 && cache_count() == 0);
 
+	/* What entries hold alike is shared: each reads its own, and an
+	 * entry outlives the drop of another holding the same texts (a
+	 * reference held across a drop, too). */
+	cache_flush();
+	put(L1, "s1", "active", "1.0", NOW, cache_ticket(L1));
+	put(L2, "s1", "active", "1.0", NOW, cache_ticket(L2));
+	put(L2, "s2", "active", "2.0", NOW, cache_ticket(L2));
+	e = cache_get(L1, "s1");
+	CHECK(e != NULL && cache_apply(L1, &b) == 0 && !has(L1, "s1"));
+	CHECK(cache_read(e, NOW, 60, "1.0", NULL, &lk) == 0 &&
+	    strcmp(lk.l.id, L1) == 0 && strcmp(lk.l.customer_id, L2) == 0 &&
+	    strcmp(lk.l.plan, "pro") == 0 &&
+	    strcmp(lk.l.status, "active") == 0 &&
+	    strcmp(lk.domain, "a.example") == 0 && !lk.needs_touch &&
+	    json_object_array_length(lk.l.features) == 1 &&
+	    strcmp(json_object_to_json_string(lk.l.limits),
+	    "{ \"installations\": 3 }") == 0);
+	lic_free(&lk.l);
+	cache_release(e);
+	e = cache_get(L2, "s1");
+	CHECK(cache_read(e, NOW, 60, "1.0", NULL, &lk) == 0 &&
+	    strcmp(lk.l.id, L2) == 0 && strcmp(lk.l.status, "active") == 0 &&
+	    !lk.needs_touch);
+	lic_free(&lk.l);
+	cache_release(e);
+	e = cache_get(L2, "s2");
+	CHECK(cache_read(e, NOW, 60, "1.0", NULL, &lk) == 0 && lk.needs_touch);
+	lic_free(&lk.l);
+	CHECK(cache_read(e, NOW, 60, "2.0", NULL, &lk) == 0 && !lk.needs_touch);
+	lic_free(&lk.l);
+	cache_release(e);
+	cache_flush();
+
 	/* The size bound. */
 	for (i = 0; i < 100; i++) {
 		snprintf(iid, sizeof(iid), "n%d", i);
