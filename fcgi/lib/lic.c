@@ -996,20 +996,21 @@ void lic_add_installation(struct json_object *o, const char *iid,
  * a slot is a small part of a token's size. The cache is 8-way set
  * associative: with as many installations as slots calling in random
  * order, fewer of them share a full set than with 4 ways. A new
- * signature takes an expired way, else the way reused least (of those,
- * the oldest): a burst of calls that sign once and never come back (new
- * installations, a scan) then takes turns in one another's ways, and the
- * installations that call again and again keep their signatures instead
- * of all signing anew after it.
+ * signature takes an empty or expired way, else the oldest of those never
+ * handed out again, else the oldest: a burst of calls that sign once and
+ * never come back (new installations, a scan) then takes turns in one
+ * way of a set, and the installations that call again keep their
+ * signatures instead of all signing anew after it. Reuse is a mark, not
+ * a count, so that a signature reused often and then no more (a floating
+ * seat renewed: its lease's end changed) goes as soon as the oldest.
  */
 #define LCACHE_WAYS 8
 #define LCACHE_SETS 2048
 
 /* A way: the first 15 bytes of the lease inputs' SHA-256 (a collision
  * would only join a signature to claims it does not sign, a lease its
- * client refuses), how often the signature was handed out again
- * (saturating), and its iat (0: empty; seconds, unsigned 32-bit until
- * 2106). */
+ * client refuses), whether the signature was handed out again, and its
+ * iat (0: empty; seconds, unsigned 32-bit until 2106). */
 struct lslot {
 	unsigned char digest[15];
 	uint8_t reused;
@@ -1050,8 +1051,8 @@ static int lease_digest(char *txt, size_t base, const struct lic *l,
 }
 
 /* The way of set a new signature for digest d takes: the digest's own
- * (an expired one being re-signed: it keeps its count), else an empty or
- * expired one, else the one reused least, of those the oldest. */
+ * (an expired one being re-signed: it keeps its mark), else an empty or
+ * expired one, else the oldest never reused, else the oldest. */
 static struct lslot *lslot_for(struct lslot *set, const unsigned char *d,
     time_t now, long reuse)
 {
@@ -1112,8 +1113,7 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 			    now - (time_t)s->iat < reuse) {
 				iat = (time_t)s->iat;
 				memcpy(sig, s->sig, JWS_SIG_LEN);
-				if (s->reused < UINT8_MAX)
-					s->reused++;
+				s->reused = 1;
 				hit = 1;
 			}
 		}
