@@ -993,28 +993,30 @@ void lic_add_installation(struct json_object *o, const char *iid,
  * a fresh one's. Never with a nonce: a nonce asks for a fresh answer.
  * A slot keeps the signature, not the token: the claims are rebuilt from
  * the same inputs and iat, byte for byte, and joined to it (jws_join), so
- * a slot is a small part of a token's size. The cache is 8-way set
- * associative: with as many installations as slots calling in random
- * order, fewer of them share a full set than with 4 ways. A new
- * signature takes an empty or expired way, else the oldest of those never
- * handed out again, else the oldest: a burst of calls that sign once and
- * never come back (new installations, a scan) then takes turns in one
- * way of a set, and the installations that call again keep their
- * signatures instead of all signing anew after it. Reuse is a mark, not
- * a count, so that a signature reused often and then no more (a floating
- * seat renewed: its lease's end changed) goes as soon as the oldest.
+ * a slot is a small part of a token's size. It holds as many
+ * signatures as the license cache holds installations by default
+ * (license_cache_entries), in 8-way sets. A new signature takes an empty
+ * or expired way, else the least recently handed out of those never
+ * handed out again, else the least recently handed out: a burst of calls
+ * that sign once and never come back (new installations, a scan) then
+ * takes turns in one way of a set, and the installations that call again
+ * keep their signatures instead of all signing anew after it; a
+ * signature no longer asked for (a floating seat renewed: its lease's end
+ * changed) leaves before those still asked for.
  */
 #define LCACHE_WAYS 8
-#define LCACHE_SETS 2048
+#define LCACHE_SETS 4096
 
-/* A way: the first 15 bytes of the lease inputs' SHA-256 (a collision
+/* A way: the first 11 bytes of the lease inputs' SHA-256 (a collision
  * would only join a signature to claims it does not sign, a lease its
- * client refuses), whether the signature was handed out again, and its
- * iat (0: empty; seconds, unsigned 32-bit until 2106). */
+ * client refuses), whether the signature was handed out again, its iat
+ * (0: empty; seconds, unsigned 32-bit until 2106) and when it was last
+ * handed out. */
 struct lslot {
-	unsigned char digest[15];
+	unsigned char digest[11];
 	uint8_t reused;
 	uint32_t iat;
+	uint32_t used;
 	unsigned char sig[JWS_SIG_LEN];
 };
 
@@ -1052,7 +1054,8 @@ static int lease_digest(char *txt, size_t base, const struct lic *l,
 
 /* The way of set a new signature for digest d takes: the digest's own
  * (an expired one being re-signed: it keeps its mark), else an empty or
- * expired one, else the oldest never reused, else the oldest. */
+ * expired one, else the least recently used of those never reused, else
+ * the least recently used. */
 static struct lslot *lslot_for(struct lslot *set, const unsigned char *d,
     time_t now, long reuse)
 {
@@ -1070,7 +1073,7 @@ static struct lslot *lslot_for(struct lslot *set, const unsigned char *d,
 			break;
 		}
 		if (s == NULL || set[w].reused < s->reused ||
-		    (set[w].reused == s->reused && set[w].iat < s->iat))
+		    (set[w].reused == s->reused && set[w].used < s->used))
 			s = &set[w];
 	}
 	s->reused = 0;
@@ -1114,6 +1117,7 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 				iat = (time_t)s->iat;
 				memcpy(sig, s->sig, JWS_SIG_LEN);
 				s->reused = 1;
+				s->used = (uint32_t)now;
 				hit = 1;
 			}
 		}
@@ -1145,6 +1149,7 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 			    slot_of(d, LCACHE_SETS)], d, now, reuse);
 			memcpy(s->digest, d, sizeof(s->digest));
 			s->iat = (uint32_t)iat;
+			s->used = (uint32_t)now;
 			memcpy(s->sig, sig, JWS_SIG_LEN);
 		}
 		pthread_mutex_unlock(&lcache_mu);

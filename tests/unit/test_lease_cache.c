@@ -20,7 +20,7 @@
 #define REUSE 86400
 /* One-off installations in the burst: three times the cache's slots
  * (lic.c), so that every set of it overflows many times over. */
-#define BURST 49152
+#define BURST 98304
 
 static char dir[] = "/tmp/licd-unit-XXXXXX";
 
