@@ -24,30 +24,66 @@ struct call *call_new(struct http_req *req, struct http_resp *resp,
 	return c;
 }
 
+/* 1 when the call's answer may be remembered (decide_from_memory): as
+ * decided, or after a floating seat's take or renewal, with the seat as
+ * licd_seat left it. */
+static int rememberable(const struct call *c)
+{
+	struct lic_lookup lk = c->lk;
+	struct decision d = c->d;
+
+	if (d.write == DECIDE_SEAT_TAKE || d.write == DECIDE_SEAT_RENEW) {
+		if (!d.active)
+			return 0;
+		lk.active = 1;
+		lk.seat_expires = c->s.expires;
+		lk.borrowed_until = c->s.borrowed;
+		lk.seat_overdraft = c->s.overdraft;
+		d.write = DECIDE_NO_WRITE;
+	} else if (!lk.active) {
+		return 0;
+	}
+	return decide_from_memory(&lk, &d);
+}
+
 /* The state the answer was decided from, for the next calls (cache.h):
  * a known, active installation answered without a write (holding a
  * floating seat far from its renewal: decide_from_memory), read from the
  * database, or from memory and refreshed since (touched: its refresh is
- * queued). */
+ * queued); or a floating seat just taken or renewed, as licd_seat
+ * returned it (renewals notify nothing: without this, the installation's
+ * next call in this process would read the database again only to find
+ * what the write returned). The ticket predates the lookup, so a change
+ * of the license notified since (a second renewal, a check-in) drops the
+ * put. */
 static void remember(struct call *c, int touched)
 {
 	const struct lic_lookup *lk = &c->lk;
+	int wrote = c->d.write == DECIDE_SEAT_TAKE ||
+	    c->d.write == DECIDE_SEAT_RENEW;
 	struct cache_fill f;
 
-	if (!c->have_lic || !lk->active || !decide_from_memory(lk, &c->d) ||
-	    (c->hit != NULL && !touched))
+	if (!c->have_lic || !rememberable(c) || (c->hit != NULL && !touched))
 		return;
 	f.license = c->id;
 	f.iid = c->iid;
 	f.l = &lk->l;
 	f.first_seen = c->s.first;
 	f.last_seen = c->s.last;
-	f.domain = lk->domain;
-	/* The database holds the call's version and metadata once its
-	 * refresh is queued, or when none was due; else they are not
-	 * known (a NULL one is never known). */
-	f.version = touched || !lk->needs_touch ? c->version : NULL;
-	f.metadata = touched || !lk->needs_touch ? c->metadata : NULL;
+	/* licd_seat records the request's domain, version and metadata
+	 * when given (a renewal's: its version) and keeps the row's
+	 * otherwise: an unknown one is NULL. */
+	f.domain = wrote && c->rq.domain != NULL ? c->rq.domain : lk->domain;
+	if (wrote) {
+		f.version = c->version;
+		f.metadata = c->d.write == DECIDE_SEAT_TAKE ? c->metadata : NULL;
+	} else {
+		/* The database holds the call's version and metadata once
+		 * its refresh is queued, or when none was due; else they are
+		 * not known (a NULL one is never known). */
+		f.version = touched || !lk->needs_touch ? c->version : NULL;
+		f.metadata = touched || !lk->needs_touch ? c->metadata : NULL;
+	}
 	/* The key is the license's: the row vouched for it, or the
 	 * verified-key cache or this entry's tag knew it. */
 	f.key = &c->tag;

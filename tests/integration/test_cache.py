@@ -475,6 +475,46 @@ def test_a_floating_seat_near_its_renewal_or_lapsed_is_read_again(clock):
             "TOO_MANY_INSTALLATIONS"
 
 
+def test_a_renewed_seat_is_answered_from_memory_by_its_next_call(clock):
+    """The process that renewed a seat remembers it as licd_seat returned
+    it: the installation's next call there is answered from memory, with
+    the renewed seat, without reading the database again."""
+    ttl = 600
+    lic = floating(limit=1, ttl=ttl)
+    hot(lic, "a")
+    exp = seat_row(lic, "a")[1]
+    clock(ttl // 4 + 1)
+    for path in ("/api/validate", "/api/heartbeat"):
+        rid = unique("renew")
+        offset = log_size()
+        r = api(path, {"license_key": lic["key"], "installation_id": "a"},
+                headers={"X-Request-Id": rid}).json()
+        assert r["code"] == "VALID" and epoch(r["seat_expires_at"]) > exp, r
+        exp = epoch(r["seat_expires_at"])
+        assert seat_row(lic, "a")[1] == exp
+        renewer = served_by([rid], offset)[rid]
+        lines = [l for l in log_since(offset) if "rid=%s " % rid in l]
+        assert len(lines) == 1 and "cache=hit" not in lines[0], lines
+
+        def next_call_there():
+            rid2 = unique("next")
+            off = log_size()
+            r2 = api(path, {"license_key": lic["key"],
+                            "installation_id": "a"},
+                     headers={"X-Request-Id": rid2}).json()
+            assert r2["code"] == "VALID", r2
+            assert epoch(r2["seat_expires_at"]) == exp, r2
+            if served_by([rid2], off)[rid2] != renewer:
+                return None
+            return [l for l in log_since(off) if "rid=%s " % rid2 in l]
+        lines = eventually(next_call_there, 30, "a call served by %s[%d]"
+                           % renewer, interval=0)
+        assert len(lines) == 1 and "cache=hit" in lines[0], lines
+        # the next renewal is heartbeat's, a quarter of the ttl later
+        clock(ttl // 4 * 2 + 2)
+    assert seat_row(lic, "a")[1] == exp
+
+
 def test_floating_seats_never_exceed_the_limit_with_holders_in_memory():
     """Holders answered from memory check in and validate again while
     newcomers race for the seats: the database never counts more live
