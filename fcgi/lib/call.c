@@ -3,6 +3,7 @@
 
 #include "activate.h"
 #include "db.h"
+#include "seat.h"
 #include "http.h"
 #include "touch.h"
 
@@ -240,49 +241,61 @@ static void write_activate(struct call *c)
 	activate_submit(c->req->db, a);
 }
 
-/* WRITE, floating: licd_seat 'take' (validate) takes a seat or renews the
- * one held, with the request's domain and feature checked again; 'renew'
- * (heartbeat) only renews a live one; both under the license's lock
- * (sql/functions/50_floating.sql). A refused call keeps the installation
- * as the lookup saw it. */
-static int write_seat(struct call *c)
+/* A floating seat's write answered (seat.h), on the thread that ran its
+ * batch: the call's answer, and the request's end. A refused call keeps
+ * the installation as the lookup saw it. */
+static void seat_written(struct seat_write *w, struct db *db)
 {
+	struct call *c = w->arg;
 	struct http_req *req = c->req;
-	int take = c->d.write == DECIDE_SEAT_TAKE;
-	const char *params[8] = { c->id, c->iid, take ? "take" : "renew",
-	    NULL, c->version, take ? c->metadata : NULL,
-	    take ? c->rq.domain : NULL, take ? c->rq.feature : NULL };
-	struct lic_seat s;
-	PGresult *w = NULL;
-	int st, rc = -1;
 
-	if ((st = db_exec(req->db, "seat", 8, params, &w)) != DB_OK) {
-		http_db_error(req, c->resp, st, "seat");
-		goto out;
-	}
-	if (lic_seat_read(w, &s) != LIC_OK) {
+	(void)db;
+	if (w->st != DB_OK) {
+		http_db_error(req, c->resp, w->st, "seat");
+	} else if (w->s.code == NULL) {
 		http_error(c->resp, 500, "INTERNAL", "seat failed");
-		goto out;
-	}
-	if (take && strcmp(s.code, "NOT_FLOATING") == 0) {
+	} else if (w->take && strcmp(w->s.code, "NOT_FLOATING") == 0) {
 		/* The license became node-locked since the lookup. */
 		http_error(c->resp, 503, "SERVICE_UNAVAILABLE",
 		    "the license changed; retry");
-		goto out;
+	} else {
+		decide_written(&c->d, w->s.code);
+		if (c->d.active) {
+			if (w->take)
+				c->s.first = w->s.first;
+			c->s.last = w->s.last;
+			c->s.expires = w->s.expires;
+			c->s.borrowed = w->s.borrowed;
+			c->s.overdraft = w->s.overdraft;
+		}
+		reply(c);
 	}
-	decide_written(&c->d, s.code);
-	if (c->d.active) {
-		if (take)
-			c->s.first = s.first;
-		c->s.last = s.last;
-		c->s.expires = s.expires;
-		c->s.borrowed = s.borrowed;
-		c->s.overdraft = s.overdraft;
-	}
-	rc = 0;
-out:
-	PQclear(w);
-	return rc;
+	finish(c);
+	http_done(req);
+}
+
+/* WRITE, floating: licd_seat 'take' (validate) takes a seat or renews the
+ * one held, with the request's domain and feature checked again; 'renew'
+ * (heartbeat) only renews a live one; both under the license's lock
+ * (sql/functions/50_floating.sql), in the process's next seat batch
+ * (seat.h), which answers the call (seat_written). The request is
+ * deferred again, as an activation's. */
+static void write_seat(struct call *c)
+{
+	struct seat_write *w = &c->seat;
+
+	memset(w, 0, sizeof(*w));
+	w->license = c->id;
+	w->iid = c->iid;
+	w->take = c->d.write == DECIDE_SEAT_TAKE;
+	w->version = c->version;
+	w->metadata = w->take ? c->metadata : NULL;
+	w->domain = c->rq.domain;
+	w->feature = c->rq.feature;
+	w->then = seat_written;
+	w->arg = c;
+	http_defer(c->req);
+	seat_submit(c->req->db, w);
 }
 
 /* On a resume thread, with its connection; http.c answers after. */
@@ -302,8 +315,8 @@ static void write_step(struct http_req *req, struct http_resp *resp)
 		write_activate(c);	/* c may be gone on return */
 		return;
 	default:
-		rc = write_seat(c);
-		break;
+		write_seat(c);		/* c may be gone on return */
+		return;
 	}
 	if (rc == 0)
 		reply(c);

@@ -23,7 +23,9 @@
  *           runs, the lookup's thread queues the activation behind it
  *           itself, activate_join), licd_touch (a newly
  *           allowed domain), licd_seat 'take' or 'renew' (a floating seat,
- *           sql/functions/50_floating.sql). The lookup batch's thread
+ *           in the process's next seat batch, seat.h: licd_seat_batch,
+ *           sql/functions/50_floating.sql; the batch's thread answers).
+ *           The lookup batch's thread
  *           never writes: every lookup queued behind it would wait for the
  *           disk flush.
  *   REPLY   reply(): a due last_seen/version/metadata refresh is queued
@@ -42,6 +44,7 @@
 #include "decide.h"
 #include "lic.h"
 #include "lookup.h"
+#include "seat.h"
 #include "touch.h"
 
 struct http_req;
@@ -52,6 +55,7 @@ struct http_resp;
 	LOOKUP_STMTS, \
 	{ "touch", "SELECT * FROM licd_touch($1, $2, $3, $4, $5)", 1 }, \
 	ACTIVATE_STMTS, \
+	SEAT_STMTS, \
 	{ "seat", "SELECT * FROM licd_seat($1, $2, $3, $4, $5, $6, $7, $8)", 0 }
 
 /* The http_program settings of a program whose handlers take this path
@@ -86,7 +90,10 @@ struct call {
 	struct lic_lookup lk;
 	struct decision d;
 	struct lic_seat s;		/* the installation as answered */
-	struct activation act;		/* WRITE's, while queued */
+	union {				/* WRITE's, while queued */
+		struct activation act;
+		struct seat_write seat;
+	};
 };
 
 /* The request's call (http_scratch), zeroed, for the handler to fill. */

@@ -115,9 +115,10 @@ $$;
 -- DOMAIN_NOT_ALLOWED, FEATURE_NOT_LICENSED, INVALID_KEY, REVOKED, SUSPENDED or EXPIRED; first_seen,
 -- last_seen, seat_expires, borrowed_until in epoch seconds; overdraft (the
 -- seat is beyond the limit); the license's max_borrow_days. Called by
--- validate ('take', POST /api/borrow 'borrow'), heartbeat ('renew'), the
--- admin API's and licctl's offline lease ('offline', without p_feature),
--- on a resume thread where a request writes.
+-- licd_seat_batch (validate's 'take', heartbeat's 'renew'), validate
+-- (POST /api/borrow 'borrow'), the admin API's and licctl's offline lease
+-- ('offline', without p_feature), on a resume thread where a request
+-- writes.
 CREATE OR REPLACE FUNCTION licd_seat(p_license uuid, p_iid text, p_mode text, p_days int,
                                      p_version text, p_metadata jsonb, p_domain text,
                                      p_feature text DEFAULT NULL)
@@ -241,6 +242,54 @@ BEGIN
   VALUES (p_license, (t AT TIME ZONE 'UTC')::date, used + 1)
   ON CONFLICT (license_id, day) DO UPDATE SET peak = greatest(s.peak, EXCLUDED.peak);
   RETURN NEXT;
+END
+$$;
+
+-- The floating seat writes of validate and heartbeat calls that arrived
+-- together, in one transaction (group commit, as licd_activate_batch):
+-- each item is licd_seat(l, i, s, NULL, v, m, d, f) with the answer it would
+-- have alone. p_items: [{"o": ordinal, "l": license, "i": installation,
+-- "s": "take" or "renew", "v", "m" (metadata as JSON text), "d", "f": or
+-- null}]. Items run in license order (licd_seat locks the license row
+-- first), so two batches cannot deadlock. An item marked "w": false comes
+-- again after its batch waited lock_timeout on a license held elsewhere:
+-- only the licenses free now are locked, the others' items answer BUSY at
+-- once. Returns one row per item: ord and licd_seat's columns (code BUSY:
+-- not run). Called by validate and heartbeat (fcgi/lib/seat.c).
+CREATE OR REPLACE FUNCTION licd_seat_batch(p_items jsonb)
+RETURNS TABLE (ord int, code text, first_seen bigint, last_seen bigint,
+               seat_expires bigint, borrowed_until bigint, overdraft boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  it   record;
+  held uuid[];
+BEGIN
+  IF p_items @> '[{"w": false}]' THEN
+    SELECT coalesce(array_agg(z.id), '{}') INTO held FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  END IF;
+  FOR it IN
+    SELECT x.* FROM jsonb_to_recordset(p_items)
+      AS x(o int, l uuid, i text, s text, v text, m text, d text, f text)
+     ORDER BY x.l, x.i, x.o
+  LOOP
+    ord := it.o;
+    IF held IS NOT NULL AND NOT it.l = ANY (held) THEN
+      code := 'BUSY'; first_seen := NULL; last_seen := NULL;
+      seat_expires := NULL; borrowed_until := NULL; overdraft := NULL;
+    ELSE
+      SELECT r.code, r.first_seen, r.last_seen, r.seat_expires,
+             r.borrowed_until, r.overdraft
+        INTO code, first_seen, last_seen, seat_expires, borrowed_until,
+             overdraft
+        FROM licd_seat(it.l, it.i, it.s, NULL, it.v, it.m::jsonb, it.d,
+                       it.f) r;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
 END
 $$;
 
