@@ -2230,6 +2230,45 @@ BEGIN
 END
 $$;
 
+-- Name: licd_seat_batch(jsonb); Type: FUNCTION
+
+CREATE FUNCTION public.licd_seat_batch(p_items jsonb) RETURNS TABLE(ord integer, code text, first_seen bigint, last_seen bigint, seat_expires bigint, borrowed_until bigint, overdraft boolean)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  it   record;
+  held uuid[];
+BEGIN
+  IF p_items @> '[{"w": false}]' THEN
+    SELECT coalesce(array_agg(z.id), '{}') INTO held FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  END IF;
+  FOR it IN
+    SELECT x.* FROM jsonb_to_recordset(p_items)
+      AS x(o int, l uuid, i text, s text, v text, m text, d text, f text)
+     ORDER BY x.l, x.i, x.o
+  LOOP
+    ord := it.o;
+    IF held IS NOT NULL AND NOT it.l = ANY (held) AND
+       EXISTS (SELECT 1 FROM licenses l WHERE l.id = it.l) THEN
+      code := 'BUSY'; first_seen := NULL; last_seen := NULL;
+      seat_expires := NULL; borrowed_until := NULL; overdraft := NULL;
+    ELSE
+      SELECT r.code, r.first_seen, r.last_seen, r.seat_expires,
+             r.borrowed_until, r.overdraft
+        INTO code, first_seen, last_seen, seat_expires, borrowed_until,
+             overdraft
+        FROM licd_seat(it.l, it.i, it.s, NULL, it.v, it.m::jsonb, it.d,
+                       it.f) r;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
 -- Name: licd_seat_checkin(uuid, text); Type: FUNCTION
 
 CREATE FUNCTION public.licd_seat_checkin(p_license uuid, p_iid text) RETURNS TABLE(code text, released boolean)

@@ -254,8 +254,9 @@ $$;
 -- first), so two batches cannot deadlock. An item marked "w": false comes
 -- again after its batch waited lock_timeout on a license held elsewhere:
 -- only the licenses free now are locked, the others' items answer BUSY at
--- once. Returns one row per item: ord and licd_seat's columns (code BUSY:
--- not run). Called by validate and heartbeat (fcgi/lib/seat.c).
+-- once (an item of a license that does not exist is licd_seat's
+-- INVALID_KEY). Returns one row per item: ord and licd_seat's columns
+-- (code BUSY: not run). Called by validate and heartbeat (fcgi/lib/seat.c).
 CREATE OR REPLACE FUNCTION licd_seat_batch(p_items jsonb)
 RETURNS TABLE (ord int, code text, first_seen bigint, last_seen bigint,
                seat_expires bigint, borrowed_until bigint, overdraft boolean)
@@ -277,7 +278,8 @@ BEGIN
      ORDER BY x.l, x.i, x.o
   LOOP
     ord := it.o;
-    IF held IS NOT NULL AND NOT it.l = ANY (held) THEN
+    IF held IS NOT NULL AND NOT it.l = ANY (held) AND
+       EXISTS (SELECT 1 FROM licenses l WHERE l.id = it.l) THEN
       code := 'BUSY'; first_seen := NULL; last_seen := NULL;
       seat_expires := NULL; borrowed_until := NULL; overdraft := NULL;
     ELSE

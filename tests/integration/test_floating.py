@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from util import (URL, admin, admin_token, api, error_code, heartbeat, issue, json_error,
+from util import (URL, admin, admin_token, api, db, error_code, heartbeat, issue, json_error,
                   licctl, licctl_json, make_plan, set_clock, sql, sql1, unique, validate)
 
 DAY = 86400
@@ -152,6 +152,93 @@ def test_renewal_extends_the_seat(clock):
     # Past the first expiry the seat is still held: nobody else gets it.
     clock(130)
     assert validate(lic["key"], "b").json()["code"] == "TOO_MANY_INSTALLATIONS"
+
+
+def test_renewals_queued_behind_a_stuck_batch_commit_together(clock):
+    """While a seat batch waits for a license held elsewhere, the renewals
+    arriving meanwhile queue and then commit together (their rows share a
+    transaction id), each answered with its renewed seat; the held
+    license's call answers 503 busy after lock_timeout, and no other
+    renewal fails with it. A round in which the others happened to arrive
+    one by one proves nothing, so up to five are tried; committed one by
+    one, every round would fail."""
+    ttl = 600
+    held = floating(limit=2, ttl=ttl)
+    others = [floating(limit=2, ttl=ttl) for _ in range(20)]
+    for lic in [held] + others:
+        assert validate(lic["key"], "a").json()["code"] == "VALID"
+    ids = [l["id"] for l in others]
+    grouped = False
+    for rnd in range(5):
+        # every seat due again: a quarter of the ttl since its last renewal
+        clock((rnd + 1) * (ttl // 4 + 2))
+        before = {l["id"]: sql1("SELECT extract(epoch FROM seat_expires_at)"
+                                "::bigint FROM installations WHERE "
+                                "license_id = %s", l["id"]) for l in others}
+        conn = db()
+        conn.autocommit = False
+        conn.cursor().execute("SELECT 1 FROM licenses WHERE id = %s "
+                              "FOR UPDATE", (held["id"],))
+        watch = db()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(21) as ex:
+                stuck = ex.submit(validate, held["key"], "a")
+                wcur = watch.cursor()
+                deadline = time.monotonic() + 30
+                while not stuck.done():
+                    wcur.execute("SELECT count(*) FROM pg_stat_activity"
+                                 " WHERE wait_event_type = 'Lock'"
+                                 " AND query LIKE '%%licd_seat_batch%%'")
+                    if wcur.fetchone()[0] > 0:
+                        break
+                    assert time.monotonic() < deadline, "no batch waited"
+                    time.sleep(0.002)
+                rest = [ex.submit(validate, l["key"], "a") for l in others]
+                r = stuck.result()
+                assert r.status_code == 503 and "busy" in \
+                    r.json()["error"]["message"], r.text
+                for l, f in zip(others, rest):
+                    b = f.result().json()
+                    assert b["code"] == "VALID", b
+                    assert epoch(b["seat_expires_at"]) > before[l["id"]], b
+        finally:
+            conn.rollback()
+            conn.close()
+            watch.close()
+        xids = sql1("SELECT count(DISTINCT xmin::text) FROM installations"
+                    " WHERE license_id::text = ANY (%s)", ids)
+        if xids < 20:
+            grouped = True
+            break
+    assert grouped, "every renewal had a transaction of its own"
+
+
+def test_a_seat_batch_sent_again_without_waiting_skips_only_the_held_license():
+    """After a seat batch waited lock_timeout, it is sent again with "w":
+    false: the items of a license held elsewhere answer BUSY at once (503
+    to their callers), every other item is licd_seat's answer alone."""
+    held, free = floating(limit=5), floating(limit=5)
+    gone = "00000000-0000-4000-8000-000000000000"
+    holder = db()
+    holder.autocommit = False
+    holder.cursor().execute("SELECT 1 FROM licenses WHERE id = %s FOR UPDATE",
+                            (held["id"],))
+    try:
+        items = ('[{"o":0,"l":"%(h)s","i":"a","s":"take","w":false},'
+                 '{"o":1,"l":"%(f)s","i":"b","s":"take","w":false},'
+                 '{"o":2,"l":"%(g)s","i":"c","s":"take","w":false},'
+                 '{"o":3,"l":"%(f)s","i":"d","s":"renew","w":false},'
+                 '{"o":4,"l":"%(h)s","i":"e","s":"renew","w":false}]'
+                 % {"h": held["id"], "f": free["id"], "g": gone})
+        rows = sql("SELECT ord, code, seat_expires IS NOT NULL FROM "
+                   "licd_seat_batch(%s::jsonb) ORDER BY ord", items)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert rows == [(0, "BUSY", False), (1, "VALID", True),
+                    (2, "INVALID_KEY", False),
+                    (3, "INSTALLATION_NOT_ACTIVE", False), (4, "BUSY", False)]
+    assert live(held["id"]) == 0 and live(free["id"]) == 1
 
 
 def test_lapsed_seat_goes_to_a_new_node_without_the_lifecycle_job(clock):
