@@ -2237,22 +2237,69 @@ CREATE FUNCTION public.licd_seat_batch(p_items jsonb) RETURNS TABLE(ord integer,
     AS $$
 #variable_conflict use_column
 DECLARE
-  it   record;
-  held uuid[];
+  it     record;
+  locked uuid[];
+  t      timestamptz;
+  fast   int[];
 BEGIN
   IF p_items @> '[{"w": false}]' THEN
-    SELECT coalesce(array_agg(z.id), '{}') INTO held FROM (
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
       SELECT l.id FROM licenses l
        WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
        ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  ELSE
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE) z;
   END IF;
+  t := licd_clock_now();
+  SELECT coalesce(array_agg(x.o), '{}') INTO fast
+    FROM (SELECT y.*, count(*) OVER (PARTITION BY y.l, y.i) AS n
+            FROM jsonb_to_recordset(p_items)
+              AS y(o int, l uuid, i text, s text, v text, m text, d text,
+                   f text)) x
+    JOIN licenses l ON l.id = x.l
+    JOIN installations i ON i.license_id = x.l AND i.installation_id = x.i
+   WHERE l.id = ANY (locked) AND x.s IN ('take', 'renew')
+     AND l.status = 'active' AND l.seat_model = 'floating'
+     AND NOT (l.expires_at IS NOT NULL AND
+              greatest(l.expires_at, l.grace_until) <= t)
+     AND (x.s = 'renew' OR (licd_domain_allowed(l.domains, x.d) AND
+          (x.f IS NULL OR (jsonb_typeof(l.features) = 'array' AND
+                           l.features ? x.f))))
+     AND i.status = 'active' AND i.seat_expires_at > t AND x.n = 1;
+  FOR it IN
+    SELECT DISTINCT x.l FROM jsonb_to_recordset(p_items) AS x(o int, l uuid)
+     WHERE x.o = ANY (fast)
+  LOOP
+    PERFORM licd_seat_day(it.l, t);
+  END LOOP;
+  RETURN QUERY
+  UPDATE installations i
+     SET seat_expires_at = greatest(i.seat_expires_at,
+                                    t + make_interval(secs => l.seat_ttl)),
+         last_seen = greatest(i.last_seen, t),
+         version = coalesce(x.v, i.version),
+         metadata = coalesce(x.m::jsonb, i.metadata),
+         domain = coalesce(x.d, i.domain)
+    FROM jsonb_to_recordset(p_items)
+      AS x(o int, l uuid, i text, s text, v text, m text, d text, f text),
+         licenses l
+   WHERE x.o = ANY (fast) AND l.id = x.l
+     AND i.license_id = x.l AND i.installation_id = x.i
+  RETURNING x.o, 'VALID'::text, extract(epoch FROM i.first_seen)::bigint,
+            extract(epoch FROM i.last_seen)::bigint,
+            extract(epoch FROM i.seat_expires_at)::bigint,
+            extract(epoch FROM i.borrowed_until)::bigint, i.seat_overdraft;
   FOR it IN
     SELECT x.* FROM jsonb_to_recordset(p_items)
       AS x(o int, l uuid, i text, s text, v text, m text, d text, f text)
+     WHERE NOT x.o = ANY (fast)
      ORDER BY x.l, x.i, x.o
   LOOP
     ord := it.o;
-    IF held IS NOT NULL AND NOT it.l = ANY (held) AND
+    IF NOT it.l = ANY (locked) AND
        EXISTS (SELECT 1 FROM licenses l WHERE l.id = it.l) THEN
       code := 'BUSY'; first_seen := NULL; last_seen := NULL;
       seat_expires := NULL; borrowed_until := NULL; overdraft := NULL;

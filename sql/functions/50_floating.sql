@@ -250,35 +250,90 @@ $$;
 -- each item is licd_seat(l, i, s, NULL, v, m, d, f) with the answer it would
 -- have alone. p_items: [{"o": ordinal, "l": license, "i": installation,
 -- "s": "take" or "renew", "v", "m" (metadata as JSON text), "d", "f": or
--- null}]. Items run in license order (licd_seat locks the license row
--- first), so two batches cannot deadlock. An item marked "w": false comes
--- again after its batch waited lock_timeout on a license held elsewhere:
--- only the licenses free now are locked, the others' items answer BUSY at
--- once (an item of a license that does not exist is licd_seat's
--- INVALID_KEY). Returns one row per item: ord and licd_seat's columns
--- (code BUSY: not run). Called by validate and heartbeat (fcgi/lib/seat.c).
+-- null}]. The batch locks its licenses first, in id order (so two batches
+-- cannot deadlock), then reads the clock once. An item marked "w": false
+-- comes again after its batch waited lock_timeout on a license held
+-- elsewhere: only the licenses free now are locked, the others' items
+-- answer BUSY at once (an item of a license that does not exist is
+-- licd_seat's INVALID_KEY). The renewals of live seats, the common case,
+-- are one UPDATE, with licd_seat's checks and writes for a live seat
+-- (license active, not expired, floating; a take's domain and feature
+-- rules; the seat extended to t + seat_ttl, never shortened, with
+-- last_seen, version, metadata and domain), so each answers as licd_seat
+-- would; every other item (a seat to take, a refusal, an installation
+-- named twice) is licd_seat's, after them, in license order: a renewal
+-- changes no live count, so the order gives the same answers. Returns one
+-- row per item: ord and licd_seat's columns (code BUSY: not run). Called
+-- by validate and heartbeat (fcgi/lib/seat.c).
 CREATE OR REPLACE FUNCTION licd_seat_batch(p_items jsonb)
 RETURNS TABLE (ord int, code text, first_seen bigint, last_seen bigint,
                seat_expires bigint, borrowed_until bigint, overdraft boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-  it   record;
-  held uuid[];
+  it     record;
+  locked uuid[];
+  t      timestamptz;
+  fast   int[];
 BEGIN
   IF p_items @> '[{"w": false}]' THEN
-    SELECT coalesce(array_agg(z.id), '{}') INTO held FROM (
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
       SELECT l.id FROM licenses l
        WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
        ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  ELSE
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE) z;
   END IF;
+  t := licd_clock_now();
+  SELECT coalesce(array_agg(x.o), '{}') INTO fast
+    FROM (SELECT y.*, count(*) OVER (PARTITION BY y.l, y.i) AS n
+            FROM jsonb_to_recordset(p_items)
+              AS y(o int, l uuid, i text, s text, v text, m text, d text,
+                   f text)) x
+    JOIN licenses l ON l.id = x.l
+    JOIN installations i ON i.license_id = x.l AND i.installation_id = x.i
+   WHERE l.id = ANY (locked) AND x.s IN ('take', 'renew')
+     AND l.status = 'active' AND l.seat_model = 'floating'
+     AND NOT (l.expires_at IS NOT NULL AND
+              greatest(l.expires_at, l.grace_until) <= t)
+     AND (x.s = 'renew' OR (licd_domain_allowed(l.domains, x.d) AND
+          (x.f IS NULL OR (jsonb_typeof(l.features) = 'array' AND
+                           l.features ? x.f))))
+     AND i.status = 'active' AND i.seat_expires_at > t AND x.n = 1;
+  FOR it IN
+    SELECT DISTINCT x.l FROM jsonb_to_recordset(p_items) AS x(o int, l uuid)
+     WHERE x.o = ANY (fast)
+  LOOP
+    PERFORM licd_seat_day(it.l, t);
+  END LOOP;
+  RETURN QUERY
+  UPDATE installations i
+     SET seat_expires_at = greatest(i.seat_expires_at,
+                                    t + make_interval(secs => l.seat_ttl)),
+         last_seen = greatest(i.last_seen, t),
+         version = coalesce(x.v, i.version),
+         metadata = coalesce(x.m::jsonb, i.metadata),
+         domain = coalesce(x.d, i.domain)
+    FROM jsonb_to_recordset(p_items)
+      AS x(o int, l uuid, i text, s text, v text, m text, d text, f text),
+         licenses l
+   WHERE x.o = ANY (fast) AND l.id = x.l
+     AND i.license_id = x.l AND i.installation_id = x.i
+  RETURNING x.o, 'VALID'::text, extract(epoch FROM i.first_seen)::bigint,
+            extract(epoch FROM i.last_seen)::bigint,
+            extract(epoch FROM i.seat_expires_at)::bigint,
+            extract(epoch FROM i.borrowed_until)::bigint, i.seat_overdraft;
   FOR it IN
     SELECT x.* FROM jsonb_to_recordset(p_items)
       AS x(o int, l uuid, i text, s text, v text, m text, d text, f text)
+     WHERE NOT x.o = ANY (fast)
      ORDER BY x.l, x.i, x.o
   LOOP
     ord := it.o;
-    IF held IS NOT NULL AND NOT it.l = ANY (held) AND
+    IF NOT it.l = ANY (locked) AND
        EXISTS (SELECT 1 FROM licenses l WHERE l.id = it.l) THEN
       code := 'BUSY'; first_seen := NULL; last_seen := NULL;
       seat_expires := NULL; borrowed_until := NULL; overdraft := NULL;

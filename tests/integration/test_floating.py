@@ -7,6 +7,7 @@ passes its seat_expires_at, with no lifecycle job running."""
 import calendar
 import concurrent.futures
 import datetime
+import json
 import random
 import threading
 import time
@@ -239,6 +240,49 @@ def test_a_seat_batch_sent_again_without_waiting_skips_only_the_held_license():
                     (2, "INVALID_KEY", False),
                     (3, "INSTALLATION_NOT_ACTIVE", False), (4, "BUSY", False)]
     assert live(held["id"]) == 0 and live(free["id"]) == 1
+
+
+def test_a_seat_batch_answers_each_item_as_licd_seat_alone(clock):
+    """One licd_seat_batch of renewals (one statement for the live seats)
+    and everything else (licd_seat's, item by item): each item's answer
+    is the one licd_seat gives it alone, and the renewals write what
+    licd_seat writes."""
+    one, revoked = floating(limit=2, ttl=600), floating(limit=2, ttl=600)
+    for lic, iid in ((one, "a"), (one, "b"), (revoked, "c")):
+        assert validate(lic["key"], iid).json()["code"] == "VALID"
+    r = admin("/api/revoke", {"license_id": revoked["id"], "reason": "x"})
+    assert r.status_code == 200, r.text
+    clock(200)
+    before = sql1("SELECT extract(epoch FROM seat_expires_at)::bigint FROM "
+                  "installations WHERE license_id = %s AND "
+                  "installation_id = 'a'", one["id"])
+    items = [
+        {"o": 0, "l": one["id"], "i": "a", "s": "take", "v": "9.9",
+         "m": '{"k": 1}', "d": "a.example"},
+        {"o": 1, "l": one["id"], "i": "b", "s": "renew"},
+        {"o": 2, "l": one["id"], "i": "b", "s": "take"},
+        {"o": 3, "l": one["id"], "i": "n", "s": "take"},
+        {"o": 4, "l": revoked["id"], "i": "c", "s": "renew"},
+        {"o": 5, "l": one["id"], "i": "a2", "s": "take", "f": "nope"},
+        {"o": 6, "l": one["id"], "i": "x", "s": "renew"},
+    ]
+    rows = sql("SELECT ord, code, seat_expires FROM licd_seat_batch(%s::jsonb)"
+               " ORDER BY ord", json.dumps(items))
+    now = sql_now()
+    assert [r[:2] for r in rows] == [
+        (0, "VALID"), (1, "VALID"), (2, "VALID"),
+        (3, "TOO_MANY_INSTALLATIONS"), (4, "REVOKED"),
+        (5, "FEATURE_NOT_LICENSED"), (6, "INSTALLATION_NOT_ACTIVE")], rows
+    for r in rows[:3]:
+        assert abs(r[2] - (now + 600)) <= 2 and r[2] > before + 150, rows
+    assert [r[2] for r in rows[3:]] == [None] * 4
+    assert sql("SELECT installation_id, version, metadata, domain, "
+               "extract(epoch FROM last_seen)::bigint >= %s - 2 FROM "
+               "installations WHERE license_id = %s ORDER BY 1",
+               int(now), one["id"]) == [
+        ("a", "9.9", {"k": 1}, "a.example", True),
+        ("b", None, None, None, True)]
+    assert live(one["id"]) == 2
 
 
 def test_lapsed_seat_goes_to_a_new_node_without_the_lifecycle_job(clock):
