@@ -64,7 +64,8 @@ static void remember(struct call *c, int touched)
 	    c->d.write == DECIDE_SEAT_RENEW;
 	struct cache_fill f;
 
-	if (!c->have_lic || !rememberable(c) || (c->hit != NULL && !touched))
+	if (!c->have_lic || !rememberable(c) ||
+	    (c->hit != NULL && !touched && !wrote))
 		return;
 	f.license = c->id;
 	f.iid = c->iid;
@@ -365,10 +366,11 @@ done:
 	http_done(req);
 }
 
-/* LOOKUP from memory, on the handler's thread: 1 when answered; 0 when
- * the call must read the database (no entry, the cache may not answer
- * now, a key neither in the verified-key cache nor the very text the
- * entry was filled for under the current key ring, a write is due, or a
+/* LOOKUP from memory, on the handler's thread: 1 when answered, or
+ * handed to WRITE (a floating seat to take or renew); 0 when the call
+ * must read the database (no entry, the cache may not answer now, a key
+ * neither in the verified-key cache nor the very text the entry was
+ * filled for under the current key ring, another write is due, or a
  * floating seat is near its renewal). */
 static int from_cache(struct call *c)
 {
@@ -391,6 +393,19 @@ static int from_cache(struct call *c)
 	c->s = (struct lic_seat){ NULL, c->lk.first_seen, c->lk.last_seen,
 	    c->lk.seat_expires, c->lk.borrowed_until, c->lk.seat_overdraft };
 	decide(&c->rq, &c->lk, &c->d);
+	if (c->d.write == DECIDE_SEAT_TAKE || c->d.write == DECIDE_SEAT_RENEW) {
+		/* A floating seat to take or renew: licd_seat decides it
+		 * under the license's lock from the rows as they are then
+		 * (the license's state, the request's rules, the seat), so
+		 * the lookup would add nothing; the entry (held) gives the
+		 * rest of the answer, as a hit's. */
+		req->now = now;
+		snprintf(req->log_subject, sizeof(req->log_subject),
+		    "license=%s cache=write", c->id);
+		http_defer(req);
+		http_resume(req, write_step);
+		return 1;
+	}
 	if (!decide_from_memory(&c->lk, &c->d)) {
 		finish(c);
 		return 0;

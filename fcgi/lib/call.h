@@ -11,7 +11,9 @@
  *           process's memory (cache.h) is decided there and then, on the
  *           handler's thread, at the host's clock (from_cache()), unless
  *           the decision needs a write or a floating seat is near its
- *           renewal (decide_from_memory). Else
+ *           renewal (decide_from_memory); a floating seat to take or
+ *           renew goes to WRITE from there (licd_seat decides it under
+ *           the license's lock, the entry gives the rest). Else
  *           looked_up(), on the thread that ran the lookup's batch
  *           (lookup.h): the row vouches for the key (lookup_license), then
  *           decide() (decide.h, pure).

@@ -515,6 +515,39 @@ def test_a_renewed_seat_is_answered_from_memory_by_its_next_call(clock):
     assert seat_row(lic, "a")[1] == exp
 
 
+def test_a_due_seat_in_memory_is_renewed_without_a_lookup():
+    """A seat that comes due while its installation is in memory (real
+    time passing: moving the SQL clock would flush every entry) is
+    renewed from there, without a lookup first: the renewing call's log
+    line says cache=write when its process held the entry."""
+    ttl = 30    # due a quarter of it later
+    lic = floating(limit=1, ttl=ttl)
+    in_memory = hot(lic, "a")
+    exp = seat_row(lic, "a")[1]
+    offset = log_size()
+    rids = {}
+
+    def renewed():
+        rid = unique("due")
+        r = api("/api/validate", {"license_key": lic["key"],
+                                  "installation_id": "a"},
+                headers={"X-Request-Id": rid}).json()
+        assert r["code"] == "VALID", r
+        if epoch(r["seat_expires_at"]) > exp:
+            rids[rid] = epoch(r["seat_expires_at"])
+            return rid
+        return None
+    rid = eventually(renewed, ttl, "the seat renewed", interval=0.05)
+    assert seat_row(lic, "a")[1] == rids[rid]
+    by = served_by([rid], offset)[rid]
+    lines = [l for l in log_since(offset) if "rid=%s " % rid in l]
+    assert len(lines) == 1, lines
+    if by in in_memory:
+        assert "cache=write" in lines[0], lines
+    else:
+        assert "cache=" not in lines[0], lines
+
+
 def test_floating_seats_never_exceed_the_limit_with_holders_in_memory():
     """Holders answered from memory check in and validate again while
     newcomers race for the seats: the database never counts more live
