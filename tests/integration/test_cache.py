@@ -542,10 +542,10 @@ def test_a_due_seat_in_memory_is_renewed_without_a_lookup():
     by = served_by([rid], offset)[rid]
     lines = [l for l in log_since(offset) if "rid=%s " % rid in l]
     assert len(lines) == 1, lines
+    # (a process that served none of hot()'s calls may have filled its
+    # entry since, or not)
     if by in in_memory:
         assert "cache=write" in lines[0], lines
-    else:
-        assert "cache=" not in lines[0], lines
 
 
 def test_floating_seats_never_exceed_the_limit_with_holders_in_memory():
