@@ -64,67 +64,43 @@ fail:
 	return NULL;
 }
 
-/* Items in one licd_activate_batch call. A statement that fails (an item
- * that breaks a constraint) is sent again item by item, so that only that
- * item fails. One that waited lock_timeout on a license held elsewhere is
- * sent again without waiting (wait 0: such a license's items answer BUSY,
- * the others are written), so that only the held license's items answer
- * 503, after one wait. */
-static void run_items(struct db *db, struct batch_item **items, size_t n,
+/* batch_rows: the items as activations */
+static struct json_object *rows_items(struct batch_item **items, size_t n,
     int wait)
 {
-	struct activation *a[BATCH_MAX] = { NULL };
-	struct json_object *arr;
-	const char *params[1], *code;
-	PGresult *res = NULL;
+	struct activation *a[BATCH_MAX];
 	size_t i;
-	int st, r, o;
 
-	for (i = 0; i < n; i++) {
-		a[i] = items[i]->arg;
-		a[i]->code = NULL;
-	}
-	/* Out of memory fails as a failed statement would: one item at a
-	 * time, then 500 (http_db_error). */
-	arr = activate_items(a, n, wait);
-	if (arr == NULL || (params[0] = js_dump(arr, NULL)) == NULL)
-		st = DB_ERROR;
-	else
-		st = db_exec(db, "activate", 1, params, &res);
-	json_object_put(arr);
-	if (st == DB_BUSY && wait) {
-		PQclear(res);
-		run_items(db, items, n, 0);
-		return;
-	}
-	if ((st == DB_ERROR || st == DB_BUSY) && n > 1) {
-		PQclear(res);
-		for (i = 0; i < n; i++)
-			run_items(db, &items[i], 1, wait);
-		return;
-	}
 	for (i = 0; i < n; i++)
-		a[i]->st = st;
-	for (r = 0; st == DB_OK && r < PQntuples(res); r++) {
-		o = atoi(PQgetvalue(res, r, 0));
-		if (o < 0 || (size_t)o >= n)
-			continue;
-		code = PQgetvalue(res, r, 1);
-		if (strcmp(code, "BUSY") == 0) {
-			a[o]->st = DB_BUSY;
-			continue;
-		}
-		a[o]->code = decide_code(code);
-		a[o]->first = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-		a[o]->last = strtoll(PQgetvalue(res, r, 3), NULL, 10);
-	}
-	PQclear(res);
+		a[i] = items[i]->arg;
+	return activate_items(a, n, wait);
 }
+
+static void rows_status(struct batch_item *it, int st)
+{
+	struct activation *a = it->arg;
+
+	a->code = NULL;
+	a->st = st;
+}
+
+static void rows_row(struct batch_item *it, const PGresult *res, int r)
+{
+	struct activation *a = it->arg;
+
+	a->code = decide_code(PQgetvalue(res, r, 1));
+	a->first = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+	a->last = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+}
+
+static const struct batch_rows rows = {
+	"activate", rows_items, rows_status, rows_row
+};
 
 /* batch_run_fn */
 static void run(struct db *db, struct batch_item **items, size_t n)
 {
-	run_items(db, items, n, 1);
+	batch_run_rows(&rows, db, items, n);
 }
 
 static struct batch activations = BATCH_INIT(run, BATCH_MAX);

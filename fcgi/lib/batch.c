@@ -1,6 +1,12 @@
 /* batch: see batch.h. */
 #include "batch.h"
 
+#include "db.h"
+#include "json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 /* Unlinks up to the batch's size of queued items into items; under the
  * queue's lock. */
 static size_t take(struct batch *b, struct batch_item **items)
@@ -74,4 +80,50 @@ int batch_join(struct batch *b, struct batch_item *it)
 		link_item(b, it);
 	pthread_mutex_unlock(&b->mu);
 	return joined;
+}
+
+static void run_rows(const struct batch_rows *k, struct db *db,
+    struct batch_item **items, size_t n, int wait)
+{
+	struct json_object *arr;
+	const char *params[1];
+	PGresult *res = NULL;
+	size_t i;
+	int st, r, o;
+
+	arr = k->items(items, n, wait);
+	if (arr == NULL || (params[0] = js_dump(arr, NULL)) == NULL)
+		st = DB_ERROR;
+	else
+		st = db_exec(db, k->stmt, 1, params, &res);
+	json_object_put(arr);
+	if (st == DB_BUSY && wait) {
+		PQclear(res);
+		run_rows(k, db, items, n, 0);
+		return;
+	}
+	if ((st == DB_ERROR || st == DB_BUSY) && n > 1) {
+		PQclear(res);
+		for (i = 0; i < n; i++)
+			run_rows(k, db, &items[i], 1, wait);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		k->status(items[i], st);
+	for (r = 0; st == DB_OK && r < PQntuples(res); r++) {
+		o = atoi(PQgetvalue(res, r, 0));
+		if (o < 0 || (size_t)o >= n)
+			continue;
+		if (strcmp(PQgetvalue(res, r, 1), "BUSY") == 0)
+			k->status(items[o], DB_BUSY);
+		else
+			k->row(items[o], res, r);
+	}
+	PQclear(res);
+}
+
+void batch_run_rows(const struct batch_rows *k, struct db *db,
+    struct batch_item **items, size_t n)
+{
+	run_rows(k, db, items, n, 1);
 }

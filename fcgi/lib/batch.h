@@ -25,6 +25,8 @@
 #include <stddef.h>
 
 struct db;
+struct json_object;
+struct pg_result;
 
 struct batch_item {
 	void *arg;		/* the submitter's request and answer */
@@ -62,5 +64,34 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it);
  * does): 1, without waking anyone. 0, it not queued, when no batch runs:
  * then the caller submits it with batch_submit. */
 int batch_join(struct batch *b, struct batch_item *it);
+
+/* A batch that is one prepared statement over its items as a JSON array
+ * (activations, seat writes): the statement returns a row per answered
+ * item, its ordinal in column 0 and its code in column 1, "BUSY" for an
+ * item whose license was held elsewhere. */
+struct batch_rows {
+	const char *stmt;	/* db.h's statement name, one parameter */
+	/* items[0..n) as the parameter (ordinal i for items[i]); wait 0:
+	 * a license held elsewhere is skipped, not waited for. NULL when
+	 * out of memory. The caller owns the array. */
+	struct json_object *(*items)(struct batch_item **items, size_t n,
+	    int wait);
+	/* it's answer emptied and its status set: DB_OK, or db_exec's
+	 * failure (DB_BUSY for a held license) */
+	void (*status)(struct batch_item *it, int st);
+	/* row r of res (a code other than BUSY) into it's answer */
+	void (*row)(struct batch_item *it, const struct pg_result *res, int r);
+};
+
+/* Runs items[0..n) as k says, with wait 1 (a batch_run_fn's body). A
+ * statement that fails (an item that breaks a constraint) is sent again
+ * item by item, so that only that item fails. One that waited
+ * lock_timeout on a license held elsewhere is sent again without waiting
+ * (that license's items answer BUSY, the others are written), so that
+ * only the held license's items answer 503, after one wait. Out of
+ * memory fails as a failed statement would: one item at a time, then
+ * 500 (http_db_error). */
+void batch_run_rows(const struct batch_rows *k, struct db *db,
+    struct batch_item **items, size_t n);
 
 #endif

@@ -67,70 +67,46 @@ static long long ll(const PGresult *res, int r, int c)
 	    NULL, 10);
 }
 
-/* Items in one licd_seat_batch call. A statement that fails (an item
- * that breaks a constraint) is sent again item by item, so that only that
- * item fails. One that waited lock_timeout on a license held elsewhere is
- * sent again without waiting (its items answer BUSY, the others are
- * written), so that only the held license's items answer 503, after one
- * wait. */
-static void run_items(struct db *db, struct batch_item **items, size_t n,
+/* batch_rows: the items as seat writes */
+static struct json_object *rows_items(struct batch_item **items, size_t n,
     int wait)
 {
-	struct seat_write *w[BATCH_MAX] = { NULL };
-	struct json_object *arr;
-	const char *params[1], *code;
-	PGresult *res = NULL;
+	struct seat_write *w[BATCH_MAX];
 	size_t i;
-	int st, r, o;
 
-	for (i = 0; i < n; i++) {
-		w[i] = items[i]->arg;
-		memset(&w[i]->s, 0, sizeof(w[i]->s));
-	}
-	/* Out of memory fails as a failed statement would: one item at a
-	 * time, then 500 (http_db_error). */
-	arr = seat_items(w, n, wait);
-	if (arr == NULL || (params[0] = js_dump(arr, NULL)) == NULL)
-		st = DB_ERROR;
-	else
-		st = db_exec(db, "seat_batch", 1, params, &res);
-	json_object_put(arr);
-	if (st == DB_BUSY && wait) {
-		PQclear(res);
-		run_items(db, items, n, 0);
-		return;
-	}
-	if ((st == DB_ERROR || st == DB_BUSY) && n > 1) {
-		PQclear(res);
-		for (i = 0; i < n; i++)
-			run_items(db, &items[i], 1, wait);
-		return;
-	}
 	for (i = 0; i < n; i++)
-		w[i]->st = st;
-	for (r = 0; st == DB_OK && r < PQntuples(res); r++) {
-		o = atoi(PQgetvalue(res, r, 0));
-		if (o < 0 || (size_t)o >= n)
-			continue;
-		code = PQgetvalue(res, r, 1);
-		if (strcmp(code, "BUSY") == 0) {
-			w[o]->st = DB_BUSY;
-			continue;
-		}
-		w[o]->s.code = decide_code(code);
-		w[o]->s.first = ll(res, r, 2);
-		w[o]->s.last = ll(res, r, 3);
-		w[o]->s.expires = ll(res, r, 4);
-		w[o]->s.borrowed = ll(res, r, 5);
-		w[o]->s.overdraft = strcmp(PQgetvalue(res, r, 6), "t") == 0;
-	}
-	PQclear(res);
+		w[i] = items[i]->arg;
+	return seat_items(w, n, wait);
 }
+
+static void rows_status(struct batch_item *it, int st)
+{
+	struct seat_write *w = it->arg;
+
+	memset(&w->s, 0, sizeof(w->s));
+	w->st = st;
+}
+
+static void rows_row(struct batch_item *it, const PGresult *res, int r)
+{
+	struct seat_write *w = it->arg;
+
+	w->s.code = decide_code(PQgetvalue(res, r, 1));
+	w->s.first = ll(res, r, 2);
+	w->s.last = ll(res, r, 3);
+	w->s.expires = ll(res, r, 4);
+	w->s.borrowed = ll(res, r, 5);
+	w->s.overdraft = strcmp(PQgetvalue(res, r, 6), "t") == 0;
+}
+
+static const struct batch_rows rows = {
+	"seat_batch", rows_items, rows_status, rows_row
+};
 
 /* batch_run_fn */
 static void run(struct db *db, struct batch_item **items, size_t n)
 {
-	run_items(db, items, n, 1);
+	batch_run_rows(&rows, db, items, n);
 }
 
 static struct batch writes = BATCH_INIT(run, BATCH_MAX);
