@@ -19,20 +19,7 @@ DECLARE
   t       timestamptz := licd_now();
   locked  uuid[];
 BEGIN
-  -- Items marked "w": false come again after their batch waited
-  -- lock_timeout on a license held elsewhere: only the licenses free now
-  -- are locked, the others' items answer BUSY at once.
-  IF p_items @> '[{"w": false}]' THEN
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
-  ELSE
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE) z;
-  END IF;
+  locked := licd_lock_items(p_items);
   RETURN QUERY
   WITH r AS (
     -- each item with its license's verdict: NULL when it may take a seat
@@ -1878,6 +1865,29 @@ CREATE FUNCTION public.licd_limits_add(base jsonb, extra jsonb) RETURNS jsonb
     '{}')
 $$;
 
+-- Name: licd_lock_items(jsonb); Type: FUNCTION
+
+CREATE FUNCTION public.licd_lock_items(p_items jsonb) RETURNS uuid[]
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  locked uuid[];
+BEGIN
+  IF p_items @> '[{"w": false}]' THEN
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  ELSE
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE) z;
+  END IF;
+  RETURN locked;
+END
+$$;
+
 -- Name: licd_lookup(uuid, text, integer, text, jsonb); Type: FUNCTION
 
 CREATE FUNCTION public.licd_lookup(p_license uuid, p_iid text, p_touch_secs integer, p_version text, p_metadata jsonb) RETURNS TABLE(id uuid, customer_id uuid, plan_code text, status text, expires_epoch bigint, grace_epoch bigint, features text, limits text, domains text, inst_status text, first_seen bigint, last_seen bigint, now_epoch bigint, inst_domain text, needs_touch boolean, license_key text, seat_ttl integer, seat_expires bigint, borrowed_until bigint, seat_overdraft boolean)
@@ -2242,17 +2252,7 @@ DECLARE
   t      timestamptz;
   fast   int[];
 BEGIN
-  IF p_items @> '[{"w": false}]' THEN
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
-  ELSE
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE) z;
-  END IF;
+  locked := licd_lock_items(p_items);
   t := licd_clock_now();
   SELECT coalesce(array_agg(x.o), '{}') INTO fast
     FROM (SELECT y.*, count(*) OVER (PARTITION BY y.l, y.i) AS n

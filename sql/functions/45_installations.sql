@@ -1,6 +1,34 @@
 -- functions/45_installations.sql: a node-locked installation's seat, its
 -- refresh, and the validation counters the refresh writer flushes.
 
+-- Locks the licenses of a batch's items (p_items: [{"l": license, ...}])
+-- FOR UPDATE until the transaction ends, in id order so that concurrent
+-- batches cannot deadlock, and returns the ids locked (unknown licenses
+-- are not among them). Items marked "w": false come again after their
+-- batch waited lock_timeout on a license held elsewhere: then only the
+-- licenses free now are locked (SKIP LOCKED), and the caller answers the
+-- others' items BUSY at once. Called by licd_activate_batch and
+-- licd_seat_batch.
+CREATE OR REPLACE FUNCTION licd_lock_items(p_items jsonb) RETURNS uuid[]
+LANGUAGE plpgsql AS $$
+DECLARE
+  locked uuid[];
+BEGIN
+  IF p_items @> '[{"w": false}]' THEN
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
+  ELSE
+    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
+      SELECT l.id FROM licenses l
+       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
+       ORDER BY l.id FOR UPDATE) z;
+  END IF;
+  RETURN locked;
+END
+$$;
+
 -- Activates the installations of many validate calls in one transaction
 -- (group commit: one WAL flush for all of them), each with the result it
 -- would have alone. p_items: [{"o": ordinal, "l": license, "i":
@@ -44,20 +72,7 @@ DECLARE
   t       timestamptz := licd_now();
   locked  uuid[];
 BEGIN
-  -- Items marked "w": false come again after their batch waited
-  -- lock_timeout on a license held elsewhere: only the licenses free now
-  -- are locked, the others' items answer BUSY at once.
-  IF p_items @> '[{"w": false}]' THEN
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
-  ELSE
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE) z;
-  END IF;
+  locked := licd_lock_items(p_items);
   RETURN QUERY
   WITH r AS (
     -- each item with its license's verdict: NULL when it may take a seat

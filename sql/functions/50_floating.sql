@@ -276,17 +276,7 @@ DECLARE
   t      timestamptz;
   fast   int[];
 BEGIN
-  IF p_items @> '[{"w": false}]' THEN
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE SKIP LOCKED) z;
-  ELSE
-    SELECT coalesce(array_agg(z.id), '{}') INTO locked FROM (
-      SELECT l.id FROM licenses l
-       WHERE l.id IN (SELECT x.l FROM jsonb_to_recordset(p_items) AS x(l uuid))
-       ORDER BY l.id FOR UPDATE) z;
-  END IF;
+  locked := licd_lock_items(p_items);
   t := licd_clock_now();
   SELECT coalesce(array_agg(x.o), '{}') INTO fast
     FROM (SELECT y.*, count(*) OVER (PARTITION BY y.l, y.i) AS n
