@@ -222,7 +222,7 @@ static void borrow(struct http_req *req, struct http_resp *resp)
 			http_db_error(req, resp, st, "seat");
 			goto out;
 		}
-		if (lic_seat_read(w, &s) != LIC_OK) {
+		if (PQntuples(w) != 1 || lic_seat_read(w, 0, 0, &s) != LIC_OK) {
 			http_error(resp, 500, "INTERNAL", "seat failed");
 			goto out;
 		}

@@ -687,16 +687,16 @@ int lic_lookup_read(const PGresult *res, const char *key, const char *id,
 	return LIC_OK;
 }
 
-int lic_seat_read(const PGresult *res, struct lic_seat *s)
+int lic_seat_read(const PGresult *res, int row, int col, struct lic_seat *s)
 {
-	if (PQntuples(res) != 1 || PQnfields(res) < 6)
+	if (row >= PQntuples(res) || PQnfields(res) < col + 6)
 		return LIC_ERROR;
-	s->code = PQgetvalue(res, 0, 0);
-	s->first = ll_col(res, 0, 1);
-	s->last = ll_col(res, 0, 2);
-	s->expires = ll_col(res, 0, 3);
-	s->borrowed = ll_col(res, 0, 4);
-	s->overdraft = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+	s->code = PQgetvalue(res, row, col);
+	s->first = ll_col(res, row, col + 1);
+	s->last = ll_col(res, row, col + 2);
+	s->expires = ll_col(res, row, col + 3);
+	s->borrowed = ll_col(res, row, col + 4);
+	s->overdraft = strcmp(PQgetvalue(res, row, col + 5), "t") == 0;
 	return LIC_OK;
 }
 

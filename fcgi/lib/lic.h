@@ -150,9 +150,10 @@ struct lic_seat {
 	int overdraft;
 };
 
-/* Reads the one row of a licd_seat result: LIC_OK, or LIC_ERROR when
- * there is none. */
-int lic_seat_read(const PGresult *res, struct lic_seat *s);
+/* Reads licd_seat's columns from columns col..col+5 of row (a
+ * licd_seat_batch row has its ordinal first): LIC_OK, or LIC_ERROR when
+ * there is no such row. */
+int lic_seat_read(const PGresult *res, int row, int col, struct lic_seat *s);
 
 /* Fills l from columns col..col+LIC_NCOLS-1 of row; lic_free releases. */
 int lic_from_row(const PGresult *res, int row, int col, struct lic *l);

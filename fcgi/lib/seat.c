@@ -5,7 +5,6 @@
 #include "decide.h"
 #include "json.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* One item: its fields in licd_seat_batch's names, NULL values as JSON
@@ -61,12 +60,6 @@ struct json_object *seat_items(struct seat_write *const *w, size_t n,
 	return arr;
 }
 
-static long long ll(const PGresult *res, int r, int c)
-{
-	return PQgetisnull(res, r, c) ? 0 : strtoll(PQgetvalue(res, r, c),
-	    NULL, 10);
-}
-
 /* batch_rows: the items as seat writes */
 static struct json_object *rows_items(struct batch_item **items, size_t n,
     int wait)
@@ -91,12 +84,9 @@ static void rows_row(struct batch_item *it, const PGresult *res, int r)
 {
 	struct seat_write *w = it->arg;
 
-	w->s.code = decide_code(PQgetvalue(res, r, 1));
-	w->s.first = ll(res, r, 2);
-	w->s.last = ll(res, r, 3);
-	w->s.expires = ll(res, r, 4);
-	w->s.borrowed = ll(res, r, 5);
-	w->s.overdraft = strcmp(PQgetvalue(res, r, 6), "t") == 0;
+	/* the code outlives res: decide.h's own string */
+	if (lic_seat_read(res, r, 1, &w->s) == LIC_OK)
+		w->s.code = decide_code(w->s.code);
 }
 
 static const struct batch_rows rows = {
