@@ -93,8 +93,16 @@ static void rows_row(struct batch_item *it, const PGresult *res, int r)
 	a->last = strtoll(PQgetvalue(res, r, 3), NULL, 10);
 }
 
+static const char *rows_license(struct batch_item *it)
+{
+	struct activation *a = it->arg;
+
+	return a->license;
+}
+
 static const struct batch_rows rows = {
-	"activate", rows_items, rows_status, rows_row
+	"activate", rows_items, rows_status, rows_row,
+	rows_license
 };
 
 /* batch_run_fn */

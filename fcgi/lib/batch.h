@@ -81,16 +81,18 @@ struct batch_rows {
 	void (*status)(struct batch_item *it, int st);
 	/* row r of res (a code other than BUSY) into it's answer */
 	void (*row)(struct batch_item *it, const struct pg_result *res, int r);
+	/* the license it writes (canonical: one text per license) */
+	const char *(*license)(struct batch_item *it);
 };
 
-/* Runs items[0..n) as k says, with wait 1 (a batch_run_fn's body). A
- * statement that fails (an item that breaks a constraint) is sent again
- * item by item, so that only that item fails. One that waited
- * lock_timeout on a license held elsewhere is sent again without waiting
- * (that license's items answer BUSY, the others are written), so that
- * only the held license's items answer 503, after one wait. Out of
- * memory fails as a failed statement would: one item at a time, then
- * 500 (http_db_error). */
+/* Runs items[0..n) as k says (a batch_run_fn's body). A statement that
+ * fails (an item that breaks a constraint) is sent again item by item,
+ * so that only that item fails. A statement never waits for one license
+ * while holding another: the items of one license wait for it up to
+ * lock_timeout (then all answer 503, DB_BUSY); a batch of several skips
+ * the licenses held elsewhere, and their items then wait one license at
+ * a time, each as a batch of its own. Out of memory fails as a failed
+ * statement would: one item at a time, then 500 (http_db_error). */
 void batch_run_rows(const struct batch_rows *k, struct db *db,
     struct batch_item **items, size_t n);
 

@@ -89,8 +89,16 @@ static void rows_row(struct batch_item *it, const PGresult *res, int r)
 		w->s.code = decide_code(w->s.code);
 }
 
+static const char *rows_license(struct batch_item *it)
+{
+	struct seat_write *w = it->arg;
+
+	return w->license;
+}
+
 static const struct batch_rows rows = {
-	"seat_batch", rows_items, rows_status, rows_row
+	"seat_batch", rows_items, rows_status, rows_row,
+	rows_license
 };
 
 /* batch_run_fn */

@@ -4,10 +4,11 @@
 -- Locks the licenses of a batch's items (p_items: [{"l": license, ...}])
 -- FOR UPDATE until the transaction ends, in id order so that concurrent
 -- batches cannot deadlock, and returns the ids locked (unknown licenses
--- are not among them). Items marked "w": false come again after their
--- batch waited lock_timeout on a license held elsewhere: then only the
--- licenses free now are locked (SKIP LOCKED), and the caller answers the
--- others' items BUSY at once. Called by licd_activate_batch and
+-- are not among them). Items marked "w": false (a batch of several
+-- licenses, which must not wait for one while holding others) lock only
+-- the licenses free now (SKIP LOCKED), and the caller answers the
+-- others' items BUSY at once; their items then wait one license at a
+-- time (fcgi/lib/batch.c). Called by licd_activate_batch and
 -- licd_seat_batch.
 CREATE OR REPLACE FUNCTION licd_lock_items(p_items jsonb) RETURNS uuid[]
 LANGUAGE plpgsql AS $$
@@ -60,8 +61,8 @@ $$;
 -- in. Every check is a comparison that cannot raise, so one item's
 -- refusal never fails the others (an item that still fails the
 -- statement, say a constraint, makes the caller retry the items one by
--- one; a batch that waited lock_timeout is sent again with "w": false, so
--- that only the held license's items answer busy). Called by validate
+-- one; a batch of several licenses is sent with "w": false, so that it
+-- never waits for one license while holding others). Called by validate
 -- (fcgi/lib/activate.c collects the items of a process's resume threads)
 -- and through licd_activate.
 CREATE OR REPLACE FUNCTION licd_activate_batch(p_items jsonb)

@@ -251,11 +251,10 @@ $$;
 -- have alone. p_items: [{"o": ordinal, "l": license, "i": installation,
 -- "s": "take" or "renew", "v", "m" (metadata as JSON text), "d", "f": or
 -- null}]. The batch locks its licenses first, in id order (so two batches
--- cannot deadlock), then reads the clock once. An item marked "w": false
--- comes again after its batch waited lock_timeout on a license held
--- elsewhere: only the licenses free now are locked, the others' items
--- answer BUSY at once (an item of a license that does not exist is
--- licd_seat's INVALID_KEY). The renewals of live seats, the common case,
+-- cannot deadlock), then reads the clock once. Items marked "w": false
+-- (a batch of several licenses) lock only the licenses free now, the
+-- others' items answer BUSY at once (an item of a license that does not
+-- exist is licd_seat's INVALID_KEY). The renewals of live seats, the common case,
 -- are one UPDATE, with licd_seat's checks and writes for a live seat
 -- (license active, not expired, floating; a take's domain and feature
 -- rules; the seat extended to t + seat_ttl, never shortened, with
