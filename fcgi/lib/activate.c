@@ -76,12 +76,13 @@ static struct json_object *rows_items(struct batch_item **items, size_t n,
 	return activate_items(a, n, wait);
 }
 
-static void rows_status(struct batch_item *it, int st)
+static void rows_status(struct batch_item *it, int st, int held)
 {
 	struct activation *a = it->arg;
 
 	a->code = NULL;
 	a->st = st;
+	a->held = held;
 }
 
 static void rows_row(struct batch_item *it, const PGresult *res, int r)
@@ -93,16 +94,8 @@ static void rows_row(struct batch_item *it, const PGresult *res, int r)
 	a->last = strtoll(PQgetvalue(res, r, 3), NULL, 10);
 }
 
-static const char *rows_license(struct batch_item *it)
-{
-	struct activation *a = it->arg;
-
-	return a->license;
-}
-
 static const struct batch_rows rows = {
-	"activate", rows_items, rows_status, rows_row,
-	rows_license
+	"activate", rows_items, rows_status, rows_row
 };
 
 /* batch_run_fn */
@@ -137,4 +130,10 @@ int activate_join(struct activation *a)
 {
 	prepare(a);
 	return batch_join(&activations, &a->it);
+}
+
+void activate_wait(struct db *db, struct activation *a)
+{
+	batch_run_one(&rows, db, &a->it);
+	a->then(a, db);
 }

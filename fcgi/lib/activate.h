@@ -37,6 +37,9 @@ struct activation {
 	void *arg;
 	/* The answer, when then is called. */
 	int st;			/* DB_OK or db_exec's failure */
+	int held;		/* with DB_BUSY: its license was held
+				 * elsewhere and its batch skipped it: the
+				 * caller runs it again with activate_wait */
 	const char *code;	/* a code of the contract (decide_code);
 				 * NULL: no answer for it */
 	long long first, last;	/* first_seen, last_seen for VALID */
@@ -54,6 +57,12 @@ void activate_submit(struct db *db, struct activation *a);
  * a's batch. 0 (a not queued) when none runs: then the caller submits
  * a from a thread whose connection may wait for the flush. */
 int activate_join(struct activation *a);
+
+/* Runs a, answered held by its batch, alone on db, waiting for its
+ * license up to lock_timeout (then DB_BUSY, not held: 503 with
+ * Retry-After), on the caller's thread, which may wait (a resume
+ * thread); a->then(a, db) is called before it returns. */
+void activate_wait(struct db *db, struct activation *a);
 
 /* The p_items argument of licd_activate_batch for a[0..n) (ordinal i for
  * a[i]), with the request's rules applied (domain, feature); wait 0: a

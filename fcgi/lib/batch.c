@@ -82,12 +82,9 @@ int batch_join(struct batch *b, struct batch_item *it)
 	return joined;
 }
 
-/* Runs items[0..n) once as k says. wait 1 only for items of one license:
- * then a lock_timeout answers them all 503. wait 0: the items of a
- * license held elsewhere are added to busy[*nb] (status DB_BUSY). */
+/* Runs items[0..n) once as k says; wait: see batch_run_one. */
 static void run_rows(const struct batch_rows *k, struct db *db,
-    struct batch_item **items, size_t n, int wait,
-    struct batch_item **busy, size_t *nb)
+    struct batch_item **items, size_t n, int wait)
 {
 	struct json_object *arr;
 	const char *params[1];
@@ -101,68 +98,34 @@ static void run_rows(const struct batch_rows *k, struct db *db,
 	else
 		st = db_exec(db, k->stmt, 1, params, &res);
 	json_object_put(arr);
-	if ((st == DB_ERROR || (st == DB_BUSY && !wait)) && n > 1) {
+	if ((st == DB_ERROR || st == DB_BUSY) && n > 1) {
 		PQclear(res);
 		for (i = 0; i < n; i++)
-			run_rows(k, db, &items[i], 1, wait, busy, nb);
+			run_rows(k, db, &items[i], 1, wait);
 		return;
 	}
 	for (i = 0; i < n; i++)
-		k->status(items[i], st);
+		k->status(items[i], st, 0);
 	for (r = 0; st == DB_OK && r < PQntuples(res); r++) {
 		o = atoi(PQgetvalue(res, r, 0));
 		if (o < 0 || (size_t)o >= n)
 			continue;
-		if (strcmp(PQgetvalue(res, r, 1), "BUSY") == 0) {
-			k->status(items[o], DB_BUSY);
-			if (!wait)
-				busy[(*nb)++] = items[o];
-		} else
+		if (strcmp(PQgetvalue(res, r, 1), "BUSY") == 0)
+			k->status(items[o], DB_BUSY, 1);
+		else
 			k->row(items[o], res, r);
 	}
 	PQclear(res);
 }
 
-/* Whether items[0..n) are all of one license. */
-static int one_license(const struct batch_rows *k, struct batch_item **items,
-    size_t n)
-{
-	size_t i;
-
-	for (i = 1; i < n; i++)
-		if (strcmp(k->license(items[i]), k->license(items[0])) != 0)
-			return 0;
-	return 1;
-}
-
-/*
- * A statement waiting for one license must hold no other: a batch that
- * waited on a held license while holding the licenses locked before it
- * (in id order) would make those licenses' own calls elsewhere wait as
- * long, and answer 503 when they had waited lock_timeout first. So a
- * batch of several licenses skips the held ones, and their items then
- * wait one license at a time.
- */
 void batch_run_rows(const struct batch_rows *k, struct db *db,
     struct batch_item **items, size_t n)
 {
-	struct batch_item *busy[BATCH_MAX], *same[BATCH_MAX];
-	size_t i, nb = 0, m, left;
-	const char *l;
+	run_rows(k, db, items, n, 0);
+}
 
-	if (one_license(k, items, n)) {
-		run_rows(k, db, items, n, 1, NULL, NULL);
-		return;
-	}
-	run_rows(k, db, items, n, 0, busy, &nb);
-	while (nb > 0) {
-		l = k->license(busy[0]);
-		for (i = 0, m = 0, left = 0; i < nb; i++)
-			if (strcmp(k->license(busy[i]), l) == 0)
-				same[m++] = busy[i];
-			else
-				busy[left++] = busy[i];
-		nb = left;
-		run_rows(k, db, same, m, 1, NULL, NULL);
-	}
+void batch_run_one(const struct batch_rows *k, struct db *db,
+    struct batch_item *it)
+{
+	run_rows(k, db, &it, 1, 1);
 }

@@ -68,7 +68,7 @@ int batch_join(struct batch *b, struct batch_item *it);
 /* A batch that is one prepared statement over its items as a JSON array
  * (activations, seat writes): the statement returns a row per answered
  * item, its ordinal in column 0 and its code in column 1, "BUSY" for an
- * item whose license was held elsewhere. */
+ * item whose license was held elsewhere (skipped, not waited for). */
 struct batch_rows {
 	const char *stmt;	/* db.h's statement name, one parameter */
 	/* items[0..n) as the parameter (ordinal i for items[i]); wait 0:
@@ -77,23 +77,30 @@ struct batch_rows {
 	struct json_object *(*items)(struct batch_item **items, size_t n,
 	    int wait);
 	/* it's answer emptied and its status set: DB_OK, or db_exec's
-	 * failure (DB_BUSY for a held license) */
-	void (*status)(struct batch_item *it, int st);
+	 * failure (DB_BUSY: lock_timeout passed); held 1 (with DB_BUSY):
+	 * its license was held elsewhere and the batch skipped it */
+	void (*status)(struct batch_item *it, int st, int held);
 	/* row r of res (a code other than BUSY) into it's answer */
 	void (*row)(struct batch_item *it, const struct pg_result *res, int r);
-	/* the license it writes (canonical: one text per license) */
-	const char *(*license)(struct batch_item *it);
 };
 
-/* Runs items[0..n) as k says (a batch_run_fn's body). A statement that
- * fails (an item that breaks a constraint) is sent again item by item,
- * so that only that item fails. A statement never waits for one license
- * while holding another: the items of one license wait for it up to
- * lock_timeout (then all answer 503, DB_BUSY); a batch of several skips
- * the licenses held elsewhere, and their items then wait one license at
- * a time, each as a batch of its own. Out of memory fails as a failed
+/* Runs items[0..n) as k says (a batch_run_fn's body), never waiting for
+ * a license held elsewhere: a statement that waited for one while
+ * holding the licenses it had locked before it would hold up those
+ * licenses' own calls as long, and the batch's thread with them. The
+ * items of a held license come back held (status DB_BUSY, held 1), for
+ * their caller to run again alone on a thread that may wait
+ * (batch_run_one). A statement that fails (an item that breaks a
+ * constraint, or a lock_timeout on another row) is sent again item by
+ * item, so that only that item fails. Out of memory fails as a failed
  * statement would: one item at a time, then 500 (http_db_error). */
 void batch_run_rows(const struct batch_rows *k, struct db *db,
     struct batch_item **items, size_t n);
+
+/* Runs it alone on db, on the caller's thread, waiting for its license
+ * up to lock_timeout (then status DB_BUSY, held 0: 503 with
+ * Retry-After); it's answer is filled in on return. */
+void batch_run_one(const struct batch_rows *k, struct db *db,
+    struct batch_item *it);
 
 #endif

@@ -184,14 +184,36 @@ out:
 	return rc;
 }
 
-/* An activation answered (activate.h), on the thread that ran its batch:
- * the call's answer, and the request's end. */
+/* WAIT, on a resume thread: a write its batch skipped because another
+ * transaction held its license, alone, waiting for that license up to
+ * lock_timeout (503 with Retry-After beyond), so that neither the batch
+ * nor the process's writes for other licenses wait for a held one. The
+ * write answers the call (activated, seat_written). */
+static void wait_write(struct http_req *req, struct http_resp *resp)
+{
+	struct call *c = http_scratch(req);
+
+	(void)resp;
+	http_defer(req);
+	if (c->d.write == DECIDE_ACTIVATE)
+		activate_wait(req->db, &c->act);
+	else
+		seat_wait(req->db, &c->seat);
+}
+
+/* An activation answered (activate.h), on the thread that ran its batch
+ * (or held: to wait for its license): the call's answer, and the
+ * request's end. */
 static void activated(struct activation *a, struct db *db)
 {
 	struct call *c = a->arg;
 	struct http_req *req = c->req;
 
 	(void)db;
+	if (a->held) {
+		http_resume(req, wait_write);
+		return;
+	}
 	if (a->st != DB_OK) {
 		http_db_error(req, c->resp, a->st, "activate");
 	} else if (a->code == NULL) {
@@ -251,6 +273,10 @@ static void seat_written(struct seat_write *w, struct db *db)
 	struct http_req *req = c->req;
 
 	(void)db;
+	if (w->held) {
+		http_resume(req, wait_write);
+		return;
+	}
 	if (w->st != DB_OK) {
 		http_db_error(req, c->resp, w->st, "seat");
 	} else if (w->s.code == NULL) {

@@ -30,6 +30,11 @@
  *           The lookup batch's thread
  *           never writes: every lookup queued behind it would wait for the
  *           disk flush.
+ *   WAIT    wait_write(), on a resume thread, only for a write its batch
+ *           skipped because its license was held elsewhere (a batch
+ *           never waits for one): the write alone, waiting for the
+ *           license up to lock_timeout (503 with Retry-After beyond),
+ *           while the batches go on, as usage's WAIT.
  *   REPLY   reply(): a due last_seen/version/metadata refresh is queued
  *           for the process's writer (touch.h), the state the answer was
  *           decided from is remembered (cache_put: a lookup's, or a hit's

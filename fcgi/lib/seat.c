@@ -72,12 +72,13 @@ static struct json_object *rows_items(struct batch_item **items, size_t n,
 	return seat_items(w, n, wait);
 }
 
-static void rows_status(struct batch_item *it, int st)
+static void rows_status(struct batch_item *it, int st, int held)
 {
 	struct seat_write *w = it->arg;
 
 	memset(&w->s, 0, sizeof(w->s));
 	w->st = st;
+	w->held = held;
 }
 
 static void rows_row(struct batch_item *it, const PGresult *res, int r)
@@ -89,16 +90,8 @@ static void rows_row(struct batch_item *it, const PGresult *res, int r)
 		w->s.code = decide_code(w->s.code);
 }
 
-static const char *rows_license(struct batch_item *it)
-{
-	struct seat_write *w = it->arg;
-
-	return w->license;
-}
-
 static const struct batch_rows rows = {
-	"seat_batch", rows_items, rows_status, rows_row,
-	rows_license
+	"seat_batch", rows_items, rows_status, rows_row
 };
 
 /* batch_run_fn */
@@ -122,4 +115,10 @@ void seat_submit(struct db *db, struct seat_write *w)
 	w->it.arg = w;
 	w->it.then = answered;
 	batch_submit(&writes, db, &w->it);
+}
+
+void seat_wait(struct db *db, struct seat_write *w)
+{
+	batch_run_one(&rows, db, &w->it);
+	w->then(w, db);
 }

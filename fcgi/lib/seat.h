@@ -37,6 +37,9 @@ struct seat_write {
 	void *arg;
 	/* The answer, when then is called. */
 	int st;			/* DB_OK or db_exec's failure */
+	int held;		/* with DB_BUSY: its license was held
+				 * elsewhere and its batch skipped it: the
+				 * caller runs it again with seat_wait */
 	struct lic_seat s;	/* s.code: a code of the contract
 				 * (decide_code), NOT_FLOATING included;
 				 * NULL: no answer for it */
@@ -48,6 +51,12 @@ struct seat_write {
  * w may be reused from then on. db: the caller's connection, used if it
  * runs the batch. */
 void seat_submit(struct db *db, struct seat_write *w);
+
+/* Runs w, answered held by its batch, alone on db, waiting for its
+ * license up to lock_timeout (then DB_BUSY, not held: 503 with
+ * Retry-After), on the caller's thread, which may wait (a resume
+ * thread); w->then(w, db) is called before it returns. */
+void seat_wait(struct db *db, struct seat_write *w);
 
 /* The p_items argument of licd_seat_batch for w[0..n) (ordinal i for
  * w[i]); wait 0: a license held elsewhere is skipped (its items answer

@@ -4,12 +4,11 @@
 -- Locks the licenses of a batch's items (p_items: [{"l": license, ...}])
 -- FOR UPDATE until the transaction ends, in id order so that concurrent
 -- batches cannot deadlock, and returns the ids locked (unknown licenses
--- are not among them). Items marked "w": false (a batch of several
--- licenses, which must not wait for one while holding others) lock only
--- the licenses free now (SKIP LOCKED), and the caller answers the
--- others' items BUSY at once; their items then wait one license at a
--- time (fcgi/lib/batch.c). Called by licd_activate_batch and
--- licd_seat_batch.
+-- are not among them). Items marked "w": false (a batch's: it must
+-- never wait for one license while holding others) lock only the
+-- licenses free now (SKIP LOCKED), and the caller answers the others'
+-- items BUSY at once; they then wait alone, unmarked (fcgi/lib/batch.h).
+-- Called by licd_activate_batch and licd_seat_batch.
 CREATE OR REPLACE FUNCTION licd_lock_items(p_items jsonb) RETURNS uuid[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -36,7 +35,8 @@ $$;
 -- installation, "v": version or null, "m": metadata as a JSON string or
 -- null, "d": domain or null, "f": feature or null, "c": true to apply the
 -- request's rules (domain restrictions; "f" licensed), "w": false on every
--- item to skip licenses held elsewhere instead of waiting for them}]. One
+-- item to skip licenses held elsewhere instead of waiting for them (a
+-- batch of several items does)}]. One
 -- row per item, ord = its "o": code VALID, INVALID_KEY (no such license),
 -- BUSY (only with "w": false: its license is held elsewhere), REVOKED /
 -- SUSPENDED / EXPIRED (the license's status, or its end and grace passed),
@@ -61,8 +61,8 @@ $$;
 -- in. Every check is a comparison that cannot raise, so one item's
 -- refusal never fails the others (an item that still fails the
 -- statement, say a constraint, makes the caller retry the items one by
--- one; a batch of several licenses is sent with "w": false, so that it
--- never waits for one license while holding others). Called by validate
+-- one; a batch is sent with "w": false, so that it never waits for one
+-- license while holding others, and the held license's items wait alone). Called by validate
 -- (fcgi/lib/activate.c collects the items of a process's resume threads)
 -- and through licd_activate.
 CREATE OR REPLACE FUNCTION licd_activate_batch(p_items jsonb)

@@ -252,8 +252,8 @@ $$;
 -- "s": "take" or "renew", "v", "m" (metadata as JSON text), "d", "f": or
 -- null}]. The batch locks its licenses first, in id order (so two batches
 -- cannot deadlock), then reads the clock once. Items marked "w": false
--- (a batch of several licenses) lock only the licenses free now, the
--- others' items answer BUSY at once (an item of a license that does not
+-- (a batch's) lock only the licenses free now, the others' items answer
+-- BUSY at once (and then wait alone) (an item of a license that does not
 -- exist is licd_seat's INVALID_KEY). The renewals of live seats, the common case,
 -- are one UPDATE, with licd_seat's checks and writes for a live seat
 -- (license active, not expired, floating; a take's domain and feature

@@ -276,6 +276,77 @@ def test_a_locked_license_delays_no_other_license():
         restart_with_config(conf)
 
 
+def test_a_locked_license_delays_no_other_licenses_activation_or_seat():
+    """As usage's: while an operator's transaction holds a node-locked and
+    a floating license and their validate calls (an activation, a seat to
+    take) wait for them, 20 other licenses' new installations and seats
+    are written and answered: no batch waits for a held license, the held
+    calls wait alone. Once the holder ends they are answered too. One
+    process per program, and validate's statements wait up to 25 s, so a
+    batch waiting for a held license would hold the others past their
+    20 s however fast the machine is."""
+    with open(CONFIG) as f:
+        conf = f.read()
+    assert re.search(r"^processes *=", conf, re.M), conf
+    assert not re.search(r"^(statement|validate_lock)_timeout_ms", conf, re.M)
+    restart_with_config(re.sub(r"^processes *=.*$", "processes = 1", conf,
+                                flags=re.M).rstrip("\n") +
+                         "\nvalidate_lock_timeout_ms = 25000\n"
+                         "statement_timeout_ms = 25000\n")
+    holder = None
+    try:
+        node = make_plan(limits="installations=10")
+        seats = make_plan(limits="installations=10", extra=(
+            "--seat-model", "floating", "--seat-ttl", "60"))
+        held_lics = [issue(plan=node), issue(plan=seats)]
+        others = [issue(plan=node if i % 2 else seats) for i in range(20)]
+        holder = db()
+        holder.autocommit = False
+        holder.cursor().execute(
+            "SELECT 1 FROM licenses WHERE id IN (%s, %s) FOR UPDATE",
+            tuple(lic["id"] for lic in held_lics))
+
+        def validate(lic, iid, timeout):
+            return requests.post(URL + "/api/validate", json={
+                "license_key": lic["key"], "installation_id": iid},
+                timeout=timeout)
+        with concurrent.futures.ThreadPoolExecutor(22) as ex:
+            held = [ex.submit(validate, lic, "held", 90) for lic in held_lics]
+            eventually(lambda: (_lock_waiters("licd_activate_batch"),
+                                _lock_waiters("licd_seat_batch")) == (1, 1),
+                       30, "the held licenses' calls to wait for their locks",
+                       interval=0.01)
+
+            def other_client(lic):
+                out = []
+                for i in range(3):
+                    try:
+                        r = validate(lic, "o-%d" % i, 20)
+                    except requests.Timeout:
+                        pytest.fail("another license's write waited for a "
+                                    "held license")
+                    out.append((r.status_code, r.json().get("valid")))
+                return out
+            answers = list(ex.map(other_client, others))
+            assert answers == [[(200, True)] * 3] * 20, answers
+            assert [h.done() for h in held] == [False, False], \
+                [h.result().text for h in held if h.done()]
+            holder.rollback()
+            holder.close()
+            holder = None
+            rs = [h.result() for h in held]
+        assert [(r.status_code, r.json().get("valid")) for r in rs] == \
+            [(200, True)] * 2, [r.text for r in rs]
+        assert sql("SELECT count(*) FROM installations WHERE license_id ="
+                   " ANY (%s::uuid[]) AND status = 'active'",
+                   [lic["id"] for lic in held_lics + others]) == [(62,)]
+    finally:
+        if holder is not None:
+            holder.rollback()
+            holder.close()
+        restart_with_config(conf)
+
+
 def test_a_locked_licenses_calls_answer_503_with_retry_after():
     """An operator's transaction holds one license's row and counter:
     that license's activations and usage calls are answered 503
