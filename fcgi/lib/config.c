@@ -47,7 +47,8 @@ static cfg_check_fn check_tokens, check_programs, check_listen, check_http,
 #define P_REQUESTS(p) { .name = p "_requests", .type = CFG_INT, \
 	.def = "32", .min = 2, .max = 1024, .pattern = "<program>_requests", \
 	.help = "requests each process holds at once (more wait in the " \
-	"socket's backlog); about 45 KiB each at the peak" }
+	"socket's backlog); each holds its body (up to 16 KiB), its " \
+	"parsed JSON and its answer until answered" }
 #define P_RESUME(p) { .name = p "_resume_threads", .type = CFG_INT, \
 	.def = "4", .min = 1, .max = 64, .pattern = "<program>_resume_threads", \
 	.help = "threads (one PostgreSQL connection each) that finish the " \
