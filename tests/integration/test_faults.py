@@ -202,6 +202,37 @@ def _hold(lic_id):
     return holder
 
 
+def _one_slow_process(program):
+    """Restarts the stack with one process per program and program's
+    statements waiting up to 25 s for a lock; returns the configuration
+    to restore."""
+    with open(CONFIG) as f:
+        conf = f.read()
+    assert re.search(r"^processes *=", conf, re.M), conf
+    assert not re.search(r"^(statement|%s_lock)_timeout_ms" % program, conf,
+                         re.M)
+    restart_with_config(re.sub(r"^processes *=.*$", "processes = 1", conf,
+                                flags=re.M).rstrip("\n") +
+                         "\n%s_lock_timeout_ms = 25000\n"
+                         "statement_timeout_ms = 25000\n" % program)
+    return conf
+
+
+def _others_answered(ex, others, call, field):
+    """Three calls of each of others (call(lic, i), 20 s timeout) on ex's
+    threads: per license, each answer's (status, body[field])."""
+    def client(lic):
+        out = []
+        for i in range(3):
+            try:
+                r = call(lic, i)
+            except requests.Timeout:
+                pytest.fail("another license's call waited for the held one")
+            out.append((r.status_code, r.json().get(field)))
+        return out
+    return list(ex.map(client, others))
+
+
 def test_a_locked_license_delays_no_other_license():
     """While an operator's transaction holds one license's row and counter
     and a usage call of that license waits for it, 20 other licenses'
@@ -212,14 +243,7 @@ def test_a_locked_license_delays_no_other_license():
     this: a batch waiting for the held license would hold every call of
     the process behind it past the others' 20 s, so the test fails however
     fast the machine is."""
-    with open(CONFIG) as f:
-        conf = f.read()
-    assert re.search(r"^processes *=", conf, re.M), conf
-    assert not re.search(r"^(statement|usage_lock)_timeout_ms", conf, re.M)
-    restart_with_config(re.sub(r"^processes *=.*$", "processes = 1", conf,
-                                flags=re.M).rstrip("\n") +
-                         "\nusage_lock_timeout_ms = 25000\n"
-                         "statement_timeout_ms = 25000\n")
+    conf = _one_slow_process("usage")
     holder = None
     try:
         plan = make_plan(features="sso,api_calls",
@@ -239,20 +263,10 @@ def test_a_locked_license_delays_no_other_license():
                        "the held license's usage call to wait for its lock",
                        interval=0.01)
 
-            def other_client(lic):
-                s = requests.Session()
-                out = []
-                for i in range(3):
-                    try:
-                        r = s.post(URL + "/api/usage", json={
-                            "license_key": lic["key"], "feature": "api_calls",
-                            "idempotency_key": "o-%d" % i}, timeout=20)
-                    except requests.Timeout:
-                        pytest.fail("another license's usage call waited "
-                                    "for the held license")
-                    out.append((r.status_code, r.json().get("used")))
-                return out
-            answers = list(ex.map(other_client, others))
+            answers = _others_answered(ex, others, lambda lic, i: (
+                requests.post(URL + "/api/usage", json={
+                    "license_key": lic["key"], "feature": "api_calls",
+                    "idempotency_key": "o-%d" % i}, timeout=20)), "used")
             assert answers == [[(200, 1), (200, 2), (200, 3)]] * 20, answers
             # answered while the held call still waits
             assert not held.done(), \
@@ -285,14 +299,7 @@ def test_a_locked_license_delays_no_other_licenses_activation_or_seat():
     process per program, and validate's statements wait up to 25 s, so a
     batch waiting for a held license would hold the others past their
     20 s however fast the machine is."""
-    with open(CONFIG) as f:
-        conf = f.read()
-    assert re.search(r"^processes *=", conf, re.M), conf
-    assert not re.search(r"^(statement|validate_lock)_timeout_ms", conf, re.M)
-    restart_with_config(re.sub(r"^processes *=.*$", "processes = 1", conf,
-                                flags=re.M).rstrip("\n") +
-                         "\nvalidate_lock_timeout_ms = 25000\n"
-                         "statement_timeout_ms = 25000\n")
+    conf = _one_slow_process("validate")
     holder = None
     try:
         node = make_plan(limits="installations=10")
@@ -317,17 +324,8 @@ def test_a_locked_license_delays_no_other_licenses_activation_or_seat():
                        30, "the held licenses' calls to wait for their locks",
                        interval=0.01)
 
-            def other_client(lic):
-                out = []
-                for i in range(3):
-                    try:
-                        r = validate(lic, "o-%d" % i, 20)
-                    except requests.Timeout:
-                        pytest.fail("another license's write waited for a "
-                                    "held license")
-                    out.append((r.status_code, r.json().get("valid")))
-                return out
-            answers = list(ex.map(other_client, others))
+            answers = _others_answered(ex, others, lambda lic, i: (
+                validate(lic, "o-%d" % i, 20)), "valid")
             assert answers == [[(200, True)] * 3] * 20, answers
             assert [h.done() for h in held] == [False, False], \
                 [h.result().text for h in held if h.done()]
