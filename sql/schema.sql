@@ -23,7 +23,7 @@ BEGIN
   RETURN QUERY
   WITH r AS (
     -- each item with its license's verdict: NULL when it may take a seat
-    SELECT x.o, x.l, x.i, x.v, x.m, x.d,
+    SELECT x.o, x.l, x.i, x.v, x.m, x.d, coalesce(x.h, false) AS h,
            (l.limits ->> 'installations')::numeric::bigint AS seats,
            CASE
              WHEN l.id IS NULL THEN 'INVALID_KEY'
@@ -38,7 +38,8 @@ BEGIN
                   NOT coalesce(l.features ? x.f, false) THEN 'FEATURE_NOT_LICENSED'
            END AS refused
       FROM jsonb_to_recordset(p_items)
-        AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean)
+        AS x(o int, l uuid, i text, v text, m text, d text, f text, c boolean,
+             h boolean)
       LEFT JOIN licenses l ON l.id = x.l
   ), p AS (
     -- the installations that may take or keep a seat, with what each
@@ -48,6 +49,7 @@ BEGIN
            (array_agg(r.v ORDER BY r.o DESC) FILTER (WHERE r.v IS NOT NULL))[1] AS v,
            (array_agg(r.m ORDER BY r.o DESC) FILTER (WHERE r.m IS NOT NULL))[1] AS m,
            (array_agg(r.d ORDER BY r.o DESC) FILTER (WHERE r.d IS NOT NULL))[1] AS d,
+           bool_or(r.h) AS h,
            coalesce((SELECT s.status = 'active' FROM installations s
                       WHERE s.license_id = r.l AND s.installation_id = r.i), false)
              AS held,
@@ -68,7 +70,7 @@ BEGIN
                                     activated_at)
     SELECT q.l, q.i, 'active', q.v, q.m::jsonb, q.d, t, t, t
       FROM q
-     WHERE q.seats IS NULL OR
+     WHERE q.seats IS NULL OR (q.held AND q.h) OR
            CASE WHEN q.held
                 THEN q.used - 1 + least(q.k, greatest(q.seats - q.used, 0)) < q.seats
                 ELSE q.used + q.k - 1 < q.seats END
@@ -82,10 +84,12 @@ BEGIN
            domain = coalesce(EXCLUDED.domain, s.domain)
     RETURNING s.license_id, s.installation_id,
               extract(epoch FROM s.first_seen)::bigint AS fs,
-              extract(epoch FROM s.last_seen)::bigint AS ls
+              extract(epoch FROM s.last_seen)::bigint AS ls,
+              s.activated_at <> t AS kept
   )
   SELECT r.o, coalesce(r.refused, CASE WHEN w.license_id IS NULL
                                        THEN 'TOO_MANY_INSTALLATIONS'
+                                       WHEN r.h AND w.kept THEN 'KEPT'
                                        ELSE 'VALID' END),
          w.fs, w.ls
     FROM r LEFT JOIN w ON r.refused IS NULL AND w.license_id = r.l

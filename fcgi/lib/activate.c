@@ -55,6 +55,8 @@ struct json_object *activate_items(struct activation *const *a, size_t n,
 		    add_str(e, "d", a[i]->domain) != 0 ||
 		    add_str(e, "f", a[i]->feature) != 0 ||
 		    add(e, "c", json_object_new_boolean(1)) != 0 ||
+		    (a[i]->unread && add(e, "h",
+		    json_object_new_boolean(1)) != 0) ||
 		    (!wait && add(e, "w", json_object_new_boolean(0)) != 0))
 			goto fail;
 	}
@@ -81,6 +83,7 @@ static void rows_status(struct batch_item *it, int st, int held)
 	struct activation *a = it->arg;
 
 	a->code = NULL;
+	a->kept = 0;
 	a->st = st;
 	a->held = held;
 }
@@ -88,8 +91,11 @@ static void rows_status(struct batch_item *it, int st, int held)
 static void rows_row(struct batch_item *it, const PGresult *res, int r)
 {
 	struct activation *a = it->arg;
+	const char *code = PQgetvalue(res, r, 1);
 
-	a->code = decide_code(PQgetvalue(res, r, 1));
+	/* KEPT: VALID, and the installation was active already */
+	a->kept = strcmp(code, "KEPT") == 0;
+	a->code = a->kept ? "VALID" : decide_code(code);
 	a->first = strtoll(PQgetvalue(res, r, 2), NULL, 10);
 	a->last = strtoll(PQgetvalue(res, r, 3), NULL, 10);
 }

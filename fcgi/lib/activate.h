@@ -33,6 +33,10 @@ struct activation {
 	/* The submitter's, kept as long as the activation is queued. */
 	const char *license, *iid;
 	const char *version, *metadata, *domain, *feature;	/* or NULL */
+	/* 1: the installation was not read first (its call comes from a
+	 * license held in memory, call.h): one found active keeps its seat
+	 * whatever the count, as a lookup would have answered it ("h") */
+	int unread;
 	void (*then)(struct activation *a, struct db *db);
 	void *arg;
 	/* The answer, when then is called. */
@@ -43,6 +47,8 @@ struct activation {
 	const char *code;	/* a code of the contract (decide_code);
 				 * NULL: no answer for it */
 	long long first, last;	/* first_seen, last_seen for VALID */
+	int kept;		/* VALID for an unread installation that was
+				 * active already (KEPT) */
 	struct batch_item it;	/* activate.c's */
 };
 
@@ -65,7 +71,8 @@ int activate_join(struct activation *a);
 void activate_wait(struct db *db, struct activation *a);
 
 /* The p_items argument of licd_activate_batch for a[0..n) (ordinal i for
- * a[i]), with the request's rules applied (domain, feature); wait 0: a
+ * a[i]), with the request's rules applied (domain, feature), "h" for an
+ * unread one; wait 0: a
  * license held elsewhere is skipped (its items answer BUSY) instead of
  * waited for. Pure. The caller owns the array; NULL when out of
  * memory (never an item short of a field). */

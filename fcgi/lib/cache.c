@@ -363,7 +363,8 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 		lic_free(l);
 		return LIC_ERROR;
 	}
-	lk->active = 1;
+	/* A license's own entry (iid ""): no installation. */
+	lk->active = e_iid(e)[0] != '\0';
 	lk->first_seen = e->first_seen;
 	lk->last_seen = e->last_seen;
 	lk->now = now;
@@ -374,7 +375,7 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	lk->seat_overdraft = e->seat_overdraft;
 	/* licd_lookup's needs_touch, against what the database is known to
 	 * hold: an unknown version or metadata counts as another. */
-	lk->needs_touch = strcmp(l->status, "active") == 0 &&
+	lk->needs_touch = lk->active && strcmp(l->status, "active") == 0 &&
 	    (e->last_seen < (long long)now - touch_secs ||
 	    (version != NULL && (version_was == NULL ||
 	    strcmp(version, version_was) != 0)) ||

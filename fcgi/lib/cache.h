@@ -81,7 +81,12 @@ void cache_stop(void);
 unsigned long cache_ticket(const char *license);
 
 /* The entry of (license, iid), held until cache_release, when the cache
- * may answer now; else NULL. */
+ * may answer now; else NULL. iid "" (never an installation's id) is the
+ * license's own entry: its state and key, no installation (cache_read
+ * fills lk as for an installation that is not there). validate stores
+ * it for a node-locked license once a new installation of it was
+ * activated, and activates its other installations not in memory from
+ * it without a lookup (call.h). */
 const struct cache_entry *cache_get(const char *license, const char *iid);
 void cache_release(const struct cache_entry *e);
 /* 1 when the entry was filled for the very key text tag is of, under the

@@ -184,6 +184,41 @@ out:
 	return rc;
 }
 
+/* After an activation answered VALID, for the calls of the license's
+ * other installations in this process (validate only activates; a
+ * floating license's seats are licd_seat's): from a lookup, the
+ * license's own entry (cache.h), so that its next new installations go
+ * to their activation without one; from that entry (unread), an
+ * installation that was active already (kept), which the cache will then
+ * answer, instead of activating it again on each call. Under the ticket
+ * read before the license's state was. The database holds the call's
+ * version and metadata when given (NULL: not known), and its domain. */
+static void remember_activated(struct call *c, int kept)
+{
+	struct cache_fill f;
+
+	if (!c->have_lic || c->lk.seat_ttl != 0 ||
+	    strcmp(c->lk.l.status, "active") != 0)
+		return;
+	memset(&f, 0, sizeof(f));
+	f.license = c->id;
+	f.l = &c->lk.l;
+	f.key = &c->tag;
+	if (c->hit == NULL) {
+		f.iid = "";
+	} else if (kept) {
+		f.iid = c->iid;
+		f.first_seen = c->s.first;
+		f.last_seen = c->s.last;
+		f.domain = c->rq.domain;
+		f.version = c->version;
+		f.metadata = c->metadata;
+	} else {
+		return;
+	}
+	cache_put(c->ticket, &f);
+}
+
 /* WAIT, on a resume thread: a write its batch skipped because another
  * transaction held its license, alone, waiting for that license up to
  * lock_timeout (503 with Retry-After beyond), so that neither the batch
@@ -228,6 +263,7 @@ static void activated(struct activation *a, struct db *db)
 		if (c->d.active) {
 			c->s.first = a->first;
 			c->s.last = a->last;
+			remember_activated(c, a->kept);
 		}
 		reply(c);
 	}
@@ -247,6 +283,8 @@ static struct activation *activation(struct call *c)
 	a->metadata = c->metadata;
 	a->domain = c->rq.domain;
 	a->feature = c->rq.feature;
+	/* from the license's own entry: the installation was not read */
+	a->unread = c->hit != NULL;
 	a->then = activated;
 	a->arg = c;
 	return a;
@@ -392,6 +430,49 @@ done:
 	http_done(req);
 }
 
+/* LOOKUP from memory for a validate of an installation not in memory,
+ * when its license's own entry is (cache.h): 1 when the decision from
+ * the license's state is an activation, handed to WRITE without a
+ * lookup (the installation is most likely new: its license activated one
+ * before). licd_activate_batch decides it again under the license's
+ * lock from the rows as they are then, and an installation it finds
+ * active keeps its seat, as the lookup would have answered it (the
+ * activation's "unread"); the entry (held) gives the rest of the answer,
+ * as a hit's. 0 (nothing held) when the call must read the database:
+ * no such entry, a key the entry cannot vouch for, or any other
+ * decision (the lookup answers it with the installation as it is). */
+static int from_license(struct call *c)
+{
+	struct http_req *req = c->req;
+	time_t now;
+
+	if ((c->hit = cache_get(c->id, "")) == NULL)
+		return 0;
+	now = cache_now();
+	if ((!c->known && !cache_key_ok(c->hit, &c->tag)) ||
+	    cache_read(c->hit, now, lic_touch_interval(), c->version,
+	    c->metadata, &c->lk) != LIC_OK) {
+		finish(c);
+		return 0;
+	}
+	c->have_lic = 1;
+	c->s = (struct lic_seat){ NULL, 0, 0, 0, 0, 0 };
+	decide(&c->rq, &c->lk, &c->d);
+	if (c->d.write != DECIDE_ACTIVATE) {
+		finish(c);
+		return 0;
+	}
+	req->now = now;
+	snprintf(req->log_subject, sizeof(req->log_subject),
+	    "license=%s cache=new", c->id);
+	http_defer(req);
+	/* As looked_up: behind the batch running now, else on a resume
+	 * thread (c may be gone once queued). */
+	if (!activate_join(activation(c)))
+		http_resume(req, write_step);
+	return 1;
+}
+
 /* LOOKUP from memory, on the handler's thread: 1 when answered, or
  * handed to WRITE (a floating seat to take or renew); 0 when the call
  * must read the database (no entry, the cache may not answer now, a key
@@ -404,7 +485,7 @@ static int from_cache(struct call *c)
 	time_t now;
 
 	if ((c->hit = cache_get(c->id, c->iid)) == NULL)
-		return 0;
+		return c->rq.call == DECIDE_VALIDATE && from_license(c);
 	if (!c->known && !cache_key_ok(c->hit, &c->tag)) {
 		finish(c);
 		return 0;

@@ -1,7 +1,8 @@
 /* activate_items(): the p_items argument of licd_activate_batch, one entry
  * per activation with its ordinal, absent fields as JSON null (never an
  * empty string), metadata as the string it was given, the request's rules
- * on, "w": false on every item only when sent again without waiting;
+ * on, "w": false on every item only when sent again without waiting,
+ * "h" only for an installation not read first;
  * and decide_written's reading of the codes the batch answers. */
 #include "activate.h"
 #include "decide.h"
@@ -35,6 +36,7 @@ int main(void)
 	a.feature = "sso";
 	b.license = "22222222-2222-4222-8222-222222222222";
 	b.iid = "host:2";
+	a.unread = 1;
 
 	arr = activate_items(both, 2, 1);
 	CHECK(json_object_is_type(arr, json_type_array));
@@ -50,7 +52,11 @@ int main(void)
 	CHECK(strcmp(str(e, "f"), "sso") == 0);
 	CHECK(json_object_object_get_ex(e, "c", &v) &&
 	    json_object_get_boolean(v));
+	/* not read first: an active one keeps its seat */
+	CHECK(json_object_object_get_ex(e, "h", &v) &&
+	    json_object_get_boolean(v));
 	e = json_object_array_get_idx(arr, 1);
+	CHECK(strcmp(str(e, "h"), "<absent>") == 0);
 	CHECK(json_object_object_get_ex(e, "o", &v) &&
 	    json_object_get_int(v) == 1);
 	CHECK(strcmp(str(e, "i"), "host:2") == 0);

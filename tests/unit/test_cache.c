@@ -147,6 +147,19 @@ int main(void)
 		CHECK(cache_apply(L1, &b) == 0 && !has(L1, "f1"));
 	}
 
+	/* A license's own entry (iid ""): the license, no installation,
+	 * nothing due; dropped with its license's entries. */
+	put(L1, "", "active", NULL, 0, cache_ticket(L1));
+	put(L1, "i2", "active", NULL, NOW, cache_ticket(L1));
+	CHECK(has(L1, "") && !has(L1, "i9"));
+	e = cache_get(L1, "");
+	CHECK(e != NULL && cache_read(e, NOW, 60, "9.9", "{}", &lk) == 0);
+	CHECK(strcmp(lk.l.id, L1) == 0 && lic_has_feature(&lk.l, "sso"));
+	CHECK(!lk.active && !lk.needs_touch);
+	lic_free(&lk.l);
+	cache_release(e);
+	CHECK(cache_apply(L1, &b) == 0 && !has(L1, "") && !has(L1, "i2"));
+
 	/* A license id drops that license's entries only. */
 	CHECK(!has(L1, "i1") && !has(L1, "i2") && has(L2, "i1"));
 	CHECK(cache_count() == 1);
