@@ -2254,48 +2254,52 @@ DECLARE
   it     record;
   locked uuid[];
   t      timestamptz;
-  fast   int[];
+  fast   int[] := '{}';
+  lics   uuid[] := '{}';
 BEGIN
   locked := licd_lock_items(p_items);
   t := licd_clock_now();
-  SELECT coalesce(array_agg(x.o), '{}') INTO fast
-    FROM (SELECT y.*, count(*) OVER (PARTITION BY y.l, y.i) AS n
-            FROM jsonb_to_recordset(p_items)
-              AS y(o int, l uuid, i text, s text, v text, m text, d text,
-                   f text)) x
-    JOIN licenses l ON l.id = x.l
-    JOIN installations i ON i.license_id = x.l AND i.installation_id = x.i
-   WHERE l.id = ANY (locked) AND x.s IN ('take', 'renew')
-     AND l.status = 'active' AND l.seat_model = 'floating'
-     AND NOT (l.expires_at IS NOT NULL AND
-              greatest(l.expires_at, l.grace_until) <= t)
-     AND (x.s = 'renew' OR (licd_domain_allowed(l.domains, x.d) AND
-          (x.f IS NULL OR (jsonb_typeof(l.features) = 'array' AND
-                           l.features ? x.f))))
-     AND i.status = 'active' AND i.seat_expires_at > t AND x.n = 1;
+  -- The renewals first: a renewal changes no live count, so
+  -- licd_seat_days reads the same counts after it as before.
   FOR it IN
-    SELECT DISTINCT x.l FROM jsonb_to_recordset(p_items) AS x(o int, l uuid)
-     WHERE x.o = ANY (fast)
+    UPDATE installations i
+       SET seat_expires_at = greatest(i.seat_expires_at,
+                                      t + make_interval(secs => l.seat_ttl)),
+           last_seen = greatest(i.last_seen, t),
+           version = coalesce(x.v, i.version),
+           metadata = coalesce(x.m::jsonb, i.metadata),
+           domain = coalesce(x.d, i.domain)
+      FROM (SELECT y.*, count(*) OVER (PARTITION BY y.l, y.i) AS n
+              FROM jsonb_to_recordset(p_items)
+                AS y(o int, l uuid, i text, s text, v text, m text, d text,
+                     f text)) x,
+           licenses l
+     WHERE l.id = x.l AND l.id = ANY (locked) AND x.n = 1
+       AND x.s IN ('take', 'renew')
+       AND l.status = 'active' AND l.seat_model = 'floating'
+       AND NOT (l.expires_at IS NOT NULL AND
+                greatest(l.expires_at, l.grace_until) <= t)
+       AND (x.s = 'renew' OR
+            ((l.domains = '[]' OR licd_domain_allowed(l.domains, x.d)) AND
+             (x.f IS NULL OR (jsonb_typeof(l.features) = 'array' AND
+                              l.features ? x.f))))
+       AND i.license_id = x.l AND i.installation_id = x.i
+       AND i.status = 'active' AND i.seat_expires_at > t
+    RETURNING x.o, x.l, extract(epoch FROM i.first_seen)::bigint AS f,
+              extract(epoch FROM i.last_seen)::bigint AS s,
+              extract(epoch FROM i.seat_expires_at)::bigint AS e,
+              extract(epoch FROM i.borrowed_until)::bigint AS b,
+              i.seat_overdraft AS od
   LOOP
-    PERFORM licd_seat_day(it.l, t);
+    fast := fast || it.o;
+    lics := lics || it.l;
+    ord := it.o; code := 'VALID'; first_seen := it.f; last_seen := it.s;
+    seat_expires := it.e; borrowed_until := it.b; overdraft := it.od;
+    RETURN NEXT;
   END LOOP;
-  RETURN QUERY
-  UPDATE installations i
-     SET seat_expires_at = greatest(i.seat_expires_at,
-                                    t + make_interval(secs => l.seat_ttl)),
-         last_seen = greatest(i.last_seen, t),
-         version = coalesce(x.v, i.version),
-         metadata = coalesce(x.m::jsonb, i.metadata),
-         domain = coalesce(x.d, i.domain)
-    FROM jsonb_to_recordset(p_items)
-      AS x(o int, l uuid, i text, s text, v text, m text, d text, f text),
-         licenses l
-   WHERE x.o = ANY (fast) AND l.id = x.l
-     AND i.license_id = x.l AND i.installation_id = x.i
-  RETURNING x.o, 'VALID'::text, extract(epoch FROM i.first_seen)::bigint,
-            extract(epoch FROM i.last_seen)::bigint,
-            extract(epoch FROM i.seat_expires_at)::bigint,
-            extract(epoch FROM i.borrowed_until)::bigint, i.seat_overdraft;
+  IF cardinality(lics) > 0 THEN
+    PERFORM licd_seat_days(lics, t);
+  END IF;
   FOR it IN
     SELECT x.* FROM jsonb_to_recordset(p_items)
       AS x(o int, l uuid, i text, s text, v text, m text, d text, f text)
@@ -2358,22 +2362,31 @@ $$;
 CREATE FUNCTION public.licd_seat_day(p_license uuid, t timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
     AS $$
-DECLARE
-  d    date := (t AT TIME ZONE 'UTC')::date;
-  prev date;
 BEGIN
-  PERFORM 1 FROM seat_peaks WHERE license_id = p_license AND day = d;
-  IF FOUND THEN
-    RETURN;
-  END IF;
-  SELECT max(day) INTO prev FROM seat_peaks
-   WHERE license_id = p_license AND day < d;
+  PERFORM licd_seat_days(ARRAY[p_license], t);
+END
+$$;
+
+-- Name: licd_seat_days(uuid[], timestamp with time zone); Type: FUNCTION
+
+CREATE FUNCTION public.licd_seat_days(p_licenses uuid[], t timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  d date := (t AT TIME ZONE 'UTC')::date;
+BEGIN
   INSERT INTO seat_peaks (license_id, day, peak)
-  SELECT p_license, g.day, g.n
-    FROM (SELECT s::date AS day, licd_seats_at_start(p_license, s::date) AS n
-            FROM generate_series(greatest(coalesce(prev + 1, d), d - 366)::timestamp,
-                                 d::timestamp, interval '1 day') s) g
-   WHERE g.day = d OR g.n > 0
+  SELECT x.l, g.day, g.n
+    FROM (SELECT DISTINCT u.l FROM unnest(p_licenses) AS u(l)) x
+   CROSS JOIN LATERAL (SELECT max(p.day) AS prev FROM seat_peaks p
+                        WHERE p.license_id = x.l AND p.day < d) pr
+   CROSS JOIN LATERAL (
+     SELECT s::date AS day, licd_seats_at_start(x.l, s::date) AS n
+       FROM generate_series(greatest(coalesce(pr.prev + 1, d), d - 366)::timestamp,
+                            d::timestamp, interval '1 day') s) g
+   WHERE NOT EXISTS (SELECT 1 FROM seat_peaks p
+                      WHERE p.license_id = x.l AND p.day = d)
+     AND (g.day = d OR g.n > 0)
   ON CONFLICT DO NOTHING;
 END
 $$;

@@ -675,6 +675,39 @@ def test_peak_concurrency_across_a_day_boundary(clock):
     assert rows == [(day(0), 6), (day(1), 5), (day(2), 1), (day(3), 2)]
 
 
+def test_a_seat_batch_records_each_license_day_on_its_first_write(clock):
+    """The renewals of one licd_seat_batch, the first seat writes of a day
+    for several licenses, record each license's seats live when the day
+    began, and each day since its last write that had any, as a write of
+    each alone would: renewing first changes none of those counts."""
+    two = floating(limit=5, ttl=3600)
+    lent = floating(limit=5, ttl=3600, borrow=5)
+    day1 = datetime.date.today() + datetime.timedelta(days=10)
+    midnight = calendar.timegm(day1.timetuple()) + DAY
+    clock_to(midnight - 600)                 # 23:50 of day 1
+    for iid in ("a", "b"):
+        assert validate(two["key"], iid).json()["code"] == "VALID"
+    assert borrow(lent["key"], "laptop", days=3).json()["code"] == "VALID"
+    # lent: no write on day 2; two: a seat taken on day 2, lapsed by day 3
+    clock_to(midnight + 600)
+    assert validate(two["key"], "c").json()["code"] == "VALID"
+    clock_to(midnight + DAY - 120)           # 23:58 of day 2: a, b taken again
+    for iid in ("a", "b"):
+        assert validate(two["key"], iid).json()["code"] == "VALID"
+    clock_to(midnight + DAY + 300)           # 00:05 of day 3
+    items = [{"o": 0, "l": two["id"], "i": "a", "s": "take"},
+             {"o": 1, "l": lent["id"], "i": "laptop", "s": "take"},
+             {"o": 2, "l": two["id"], "i": "b", "s": "renew"}]
+    rows = sql("SELECT ord, code FROM licd_seat_batch(%s::jsonb) ORDER BY ord",
+               json.dumps(items))
+    assert rows == [(0, "VALID"), (1, "VALID"), (2, "VALID")]
+    day = lambda n: (day1 + datetime.timedelta(days=n)).isoformat()
+    peaks = lambda lic: sql("SELECT day::text, peak FROM seat_peaks WHERE "
+                            "license_id = %s ORDER BY day", lic["id"])
+    assert peaks(two) == [(day(0), 2), (day(1), 3), (day(2), 2)]
+    assert peaks(lent) == [(day(0), 1), (day(1), 1), (day(2), 1)]
+
+
 # --- node-locked licenses and the lifecycle job ------------------------------
 
 def test_node_locked_answers_unchanged():
