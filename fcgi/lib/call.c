@@ -339,13 +339,8 @@ static void seat_written(struct seat_write *w, struct db *db)
 	http_done(req);
 }
 
-/* WRITE, floating: licd_seat 'take' (validate) takes a seat or renews the
- * one held, with the request's domain and feature checked again; 'renew'
- * (heartbeat) only renews a live one; both under the license's lock
- * (sql/functions/50_floating.sql), in the process's next seat batch
- * (seat.h), which answers the call (seat_written). The request is
- * deferred again, as an activation's. */
-static void write_seat(struct call *c)
+/* The call's seat write, for write_seat or seat_join. */
+static struct seat_write *seat_of(struct call *c)
 {
 	struct seat_write *w = &c->seat;
 
@@ -359,6 +354,19 @@ static void write_seat(struct call *c)
 	w->feature = c->rq.feature;
 	w->then = seat_written;
 	w->arg = c;
+	return w;
+}
+
+/* WRITE, floating: licd_seat 'take' (validate) takes a seat or renews the
+ * one held, with the request's domain and feature checked again; 'renew'
+ * (heartbeat) only renews a live one; both under the license's lock
+ * (sql/functions/50_floating.sql), in the process's next seat batch
+ * (seat.h), which answers the call (seat_written). The request is
+ * deferred again, as an activation's. */
+static void write_seat(struct call *c)
+{
+	struct seat_write *w = seat_of(c);
+
 	http_defer(c->req);
 	seat_submit(c->req->db, w);
 }
@@ -415,10 +423,13 @@ static void looked_up(struct http_req *req, struct db *db, int st,
 		break;			/* INVALID_KEY */
 	}
 	decide(&c->rq, c->have_lic ? &c->lk : NULL, &c->d);
-	/* An activation joins the batch running now when there is one (its
-	 * thread answers the call): no resume thread is woken only to
-	 * queue it. */
+	/* An activation or a seat write joins the batch running now when
+	 * there is one (its thread answers the call): no resume thread is
+	 * woken only to queue it. */
 	if (c->d.write == DECIDE_ACTIVATE && activate_join(activation(c)))
+		return;
+	if ((c->d.write == DECIDE_SEAT_TAKE ||
+	    c->d.write == DECIDE_SEAT_RENEW) && seat_join(seat_of(c)))
 		return;
 	if (c->d.write != DECIDE_NO_WRITE) {
 		http_resume(req, write_step);
@@ -510,7 +521,10 @@ static int from_cache(struct call *c)
 		snprintf(req->log_subject, sizeof(req->log_subject),
 		    "license=%s cache=write", c->id);
 		http_defer(req);
-		http_resume(req, write_step);
+		/* As looked_up: behind the batch running now, else on a
+		 * resume thread (c may be gone once queued). */
+		if (!seat_join(seat_of(c)))
+			http_resume(req, write_step);
 		return 1;
 	}
 	if (!decide_from_memory(&c->lk, &c->d)) {

@@ -109,12 +109,23 @@ static void answered(struct batch_item *it, struct db *db)
 	w->then(w, db);
 }
 
-void seat_submit(struct db *db, struct seat_write *w)
+static void prepare(struct seat_write *w)
 {
 	memset(&w->it, 0, sizeof(w->it));
 	w->it.arg = w;
 	w->it.then = answered;
+}
+
+void seat_submit(struct db *db, struct seat_write *w)
+{
+	prepare(w);
 	batch_submit(&writes, db, &w->it);
+}
+
+int seat_join(struct seat_write *w)
+{
+	prepare(w);
+	return batch_join(&writes, &w->it);
 }
 
 void seat_wait(struct db *db, struct seat_write *w)

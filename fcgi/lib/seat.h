@@ -52,6 +52,13 @@ struct seat_write {
  * runs the batch. */
 void seat_submit(struct db *db, struct seat_write *w);
 
+/* Queues w behind the seat batch running now, whose thread takes it
+ * after answering its own: 1, without waking anyone, and w->then(w, db)
+ * is called later on the thread that runs w's batch. 0 (w not queued)
+ * when none runs: then the caller submits w from a thread whose
+ * connection may wait for the flush (seat_submit). */
+int seat_join(struct seat_write *w);
+
 /* Runs w, answered held by its batch, alone on db, waiting for its
  * license up to lock_timeout (then DB_BUSY, not held: 503 with
  * Retry-After), on the caller's thread, which may wait (a resume
