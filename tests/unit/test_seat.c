@@ -3,13 +3,23 @@
  * as JSON null (never an empty string), a renewal without the request's
  * domain and feature (licd_seat checks them only on a take), metadata as
  * the string it was given, "w": false on every item only when sent again
- * without waiting. */
+ * without waiting. seat_join() while no seat batch runs: refused, w
+ * neither queued nor answered (the caller then submits it). */
 #include "seat.h"
 #include "unit.h"
 
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int joined_answered;
+
+static void joined_then(struct seat_write *w, struct db *db)
+{
+	(void)w;
+	(void)db;
+	joined_answered++;
+}
 
 static const char *str(struct json_object *o, const char *k)
 {
@@ -80,5 +90,8 @@ int main(void)
 	arr = seat_items(both, 0, 1);
 	CHECK(json_object_array_length(arr) == 0);
 	json_object_put(arr);
+	a.then = joined_then;
+	CHECK(seat_join(&a) == 0);
+	CHECK(joined_answered == 0 && a.it.next == NULL);
 	UNIT_DONE("seat");
 }
