@@ -325,6 +325,11 @@ static void seat_written(struct seat_write *w, struct db *db)
 		    "the license changed; retry");
 	} else {
 		decide_written(&c->d, w->s.code);
+		/* A renewal moved the seat's end: the lease that ended
+		 * with it is asked for no more. */
+		if (c->d.active && c->have_lic && c->lk.seat_expires > 0 &&
+		    w->s.expires != c->lk.seat_expires)
+			lic_lease_forget(&c->lk.l, c->iid, c->lk.seat_expires);
 		if (c->d.active) {
 			if (w->take)
 				c->s.first = w->s.first;

@@ -1157,6 +1157,30 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	return LIC_OK;
 }
 
+void lic_lease_forget(const struct lic *l, const char *iid, long long until)
+{
+	struct ring *r = ring();
+	unsigned char d[32];
+	struct lslot *set;
+	char *txt;
+	size_t base;
+	int w;
+
+	if (until <= 0 || lease_text(l, iid, NULL, &txt, &base) != 0)
+		return;
+	if (lease_digest(txt, base, l, until, d) == 0) {
+		pthread_mutex_lock(&lcache_mu);
+		set = lcache && lcache_gen == r->gen ?
+		    &lcache[LCACHE_WAYS * slot_of(d, LCACHE_SETS)] : NULL;
+		for (w = 0; set != NULL && w < LCACHE_WAYS; w++)
+			if (set[w].iat != 0 && memcmp(set[w].digest, d,
+			    sizeof(set[w].digest)) == 0)
+				memset(&set[w], 0, sizeof(set[w]));
+		pthread_mutex_unlock(&lcache_mu);
+	}
+	free(txt);
+}
+
 void lic_add_seat(struct json_object *o, long ttl, long long expires,
     long long borrowed_until, int overdraft)
 {

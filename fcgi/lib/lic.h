@@ -215,6 +215,11 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
  * past lic_valid_until; reused like lic_add_lease's for the same until. */
 int lic_add_lease_until(struct json_object *o, const struct lic *l,
     const char *iid, const char *nonce, time_t now, long long until);
+/* The lease lic_add_lease_until keeps for reuse with until (without a
+ * nonce) is handed out no more: a floating seat renewed, whose end moved,
+ * leaves its way to the signatures still asked for instead of them
+ * taking turns in the ways left. */
+void lic_lease_forget(const struct lic *l, const char *iid, long long until);
 /* A floating seat's fields of an answer: "seat_expires_at",
  * "next_heartbeat_in" (a third of ttl), "borrowed_until", "overdraft". */
 void lic_add_seat(struct json_object *o, long ttl, long long expires,

@@ -3,7 +3,9 @@
  * through a burst of calls that each sign once and never come back (new
  * installations), many more than the cache holds; a newcomer still gets
  * a way and its lease is reused on its next call; a lease past
- * lease_reuse, or asked for with a nonce, is signed anew. */
+ * lease_reuse, or asked for with a nonce, is signed anew. A floating
+ * seat's lease forgotten (lic_lease_forget: the seat renewed) is signed
+ * anew if asked for again; another end's is not touched. */
 #include "config.h"
 #include "keyfile.h"
 #include "lic.h"
@@ -48,6 +50,20 @@ static char *lease(const struct lic *l, const char *iid, const char *nonce,
 	char *s = NULL;
 
 	if (lic_add_lease(o, l, iid, nonce, now) == LIC_OK &&
+	    json_object_object_get_ex(o, "lease", &v))
+		s = strdup(json_object_get_string(v));
+	json_object_put(o);
+	return s;
+}
+
+/* The same with exp = until (a floating seat's). */
+static char *lease_until(const struct lic *l, const char *iid, time_t now,
+    long long until)
+{
+	struct json_object *o = json_object_new_object(), *v;
+	char *s = NULL;
+
+	if (lic_add_lease_until(o, l, iid, NULL, now, until) == LIC_OK &&
 	    json_object_object_get_ex(o, "lease", &v))
 		s = strdup(json_object_get_string(v));
 	json_object_put(o);
@@ -116,6 +132,21 @@ int main(void)
 	next = lease(&l, "hot", NULL, t0 + REUSE + 1);
 	CHECK(fresh != NULL && strcmp(fresh, hot) != 0);
 	CHECK(next != NULL && strcmp(fresh, next) == 0);
+	free(fresh);
+	free(next);
+
+	/* A floating seat renewed: its old lease forgotten, the new one
+	 * and other installations' kept. */
+	fresh = lease_until(&l, "seat", t0, t0 + 900);
+	next = lease_until(&l, "seat", t0, t0 + 1000);
+	lic_lease_forget(&l, "seat", t0 + 900);
+	lic_lease_forget(&l, "other", t0 + 1000);
+	again = lease_until(&l, "seat", t0 + 1, t0 + 1000);
+	CHECK(next != NULL && again != NULL && strcmp(next, again) == 0);
+	free(again);
+	again = lease_until(&l, "seat", t0 + 1, t0 + 900);
+	CHECK(fresh != NULL && again != NULL && strcmp(fresh, again) != 0);
+	free(again);
 	free(fresh);
 	free(next);
 
