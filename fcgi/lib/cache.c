@@ -629,9 +629,18 @@ static int session(void)
 			}
 			PQfreemem(n);
 		}
-		if (clock_moved && one(conn, "SELECT licd_cache_clock()", 0,
-		    NULL, val, sizeof(val)) == 0)
+		/* The new offset is in use before the ack: a writer's
+		 * barrier returns once the ack commits, which may come
+		 * before this thread runs again, and an entry filled since
+		 * the flush (at the database's new clock) must not be read
+		 * at the old one. Without it, nothing from memory. */
+		if (clock_moved) {
+			if (one(conn, "SELECT licd_cache_clock()", 0, NULL, val,
+			    sizeof(val)) != 0)
+				goto out;
 			offset = strtoll(val, NULL, 10);
+			atomic_store(&T.offset_s, offset);
+		}
 		now = mono_ms();
 		if (seen > acked || clock_moved ||
 		    now - renewed >= CACHE_RENEW_MS) {
