@@ -401,6 +401,44 @@ static void write_step(struct http_req *req, struct http_resp *resp)
 	finish(c);
 }
 
+/* To WRITE, the request deferred: an activation or a seat write joins
+ * the batch running now when there is one (its thread answers the call),
+ * so that no resume thread is woken only to queue it; anything else, or
+ * with no batch running, goes to write_step on a resume thread. */
+static void to_write(struct call *c)
+{
+	struct http_req *req = c->req;
+	int joined;
+
+	switch (c->d.write) {
+	case DECIDE_ACTIVATE:
+		joined = activate_join(activation(c));
+		break;
+	case DECIDE_SEAT_TAKE:
+	case DECIDE_SEAT_RENEW:
+		joined = seat_join(seat_of(c));
+		break;
+	default:
+		joined = 0;
+	}
+	if (!joined)
+		http_resume(req, write_step);
+}
+
+/* To WRITE from LOOKUP from memory, on the handler's thread: the call
+ * deferred, its log line marked cache=how (new, write), at the clock
+ * now it was decided at. */
+static void from_memory_to_write(struct call *c, time_t now, const char *how)
+{
+	struct http_req *req = c->req;
+
+	req->now = now;
+	snprintf(req->log_subject, sizeof(req->log_subject),
+	    "license=%s cache=%s", c->id, how);
+	http_defer(req);
+	to_write(c);
+}
+
 /* LOOKUP, on the thread that ran the lookup's batch: the row, the
  * decision, and the answer unless a write must come first. */
 static void looked_up(struct http_req *req, struct db *db, int st,
@@ -428,16 +466,8 @@ static void looked_up(struct http_req *req, struct db *db, int st,
 		break;			/* INVALID_KEY */
 	}
 	decide(&c->rq, c->have_lic ? &c->lk : NULL, &c->d);
-	/* An activation or a seat write joins the batch running now when
-	 * there is one (its thread answers the call): no resume thread is
-	 * woken only to queue it. */
-	if (c->d.write == DECIDE_ACTIVATE && activate_join(activation(c)))
-		return;
-	if ((c->d.write == DECIDE_SEAT_TAKE ||
-	    c->d.write == DECIDE_SEAT_RENEW) && seat_join(seat_of(c)))
-		return;
 	if (c->d.write != DECIDE_NO_WRITE) {
-		http_resume(req, write_step);
+		to_write(c);		/* c may be gone on return */
 		return;
 	}
 	reply(c);
@@ -459,7 +489,6 @@ done:
  * decision (the lookup answers it with the installation as it is). */
 static int from_license(struct call *c)
 {
-	struct http_req *req = c->req;
 	time_t now;
 
 	if ((c->hit = cache_get(c->id, "")) == NULL)
@@ -478,14 +507,7 @@ static int from_license(struct call *c)
 		finish(c);
 		return 0;
 	}
-	req->now = now;
-	snprintf(req->log_subject, sizeof(req->log_subject),
-	    "license=%s cache=new", c->id);
-	http_defer(req);
-	/* As looked_up: behind the batch running now, else on a resume
-	 * thread (c may be gone once queued). */
-	if (!activate_join(activation(c)))
-		http_resume(req, write_step);
+	from_memory_to_write(c, now, "new");	/* c may be gone */
 	return 1;
 }
 
@@ -522,14 +544,7 @@ static int from_cache(struct call *c)
 		 * (the license's state, the request's rules, the seat), so
 		 * the lookup would add nothing; the entry (held) gives the
 		 * rest of the answer, as a hit's. */
-		req->now = now;
-		snprintf(req->log_subject, sizeof(req->log_subject),
-		    "license=%s cache=write", c->id);
-		http_defer(req);
-		/* As looked_up: behind the batch running now, else on a
-		 * resume thread (c may be gone once queued). */
-		if (!seat_join(seat_of(c)))
-			http_resume(req, write_step);
+		from_memory_to_write(c, now, "write");	/* c may be gone */
 		return 1;
 	}
 	if (!decide_from_memory(&c->lk, &c->d)) {
