@@ -337,12 +337,23 @@ start() {
 	say "running on http://127.0.0.1:$PORT (run directory $RUN_DIR)"
 }
 
+# This stack's nginx masters: the pid file's, and any other whose command
+# line names this stack's configuration (one started just before a stop
+# may not have written its pid file yet: nginx's launcher returns before
+# the daemon writes it).
+nginx_masters() {
+	local n
+	alive "$RT/nginx.pid" && cat "$RT/nginx.pid"
+	ps -eo pid=,args= | awk -v c="-c $RT/nginx/nginx.conf " \
+	    '$2 == "nginx:" && $3 == "master" && index($0 " ", c) { print $1 }' |
+	while read -r n; do running "$n" && echo "$n"; done
+}
+
 nginx_stop() {
-	if alive "$RT/nginx.pid"; then
-		# graceful, then fast after 5 s (idle keep-alive connections
-		# hold a graceful stop), then KILL after 10 s
-		local n i
-		n=$(cat "$RT/nginx.pid" 2>/dev/null) || n=0
+	# graceful, then fast after 5 s (idle keep-alive connections hold a
+	# graceful stop), then KILL after 10 s
+	local n i
+	for n in $(nginx_masters | sort -u); do
 		kill -QUIT "$n" 2>/dev/null || true
 		for i in $(seq 1 100); do
 			running "$n" || break
@@ -350,7 +361,7 @@ nginx_stop() {
 			sleep 0.1
 		done
 		running "$n" && { pkill -KILL -P "$n" 2>/dev/null; kill -KILL "$n" 2>/dev/null; }
-	fi
+	done
 	return 0
 }
 
