@@ -262,10 +262,10 @@ $$;
 -- "s": "take" or "renew", "v", "m" (metadata as JSON text), "d", "f": or
 -- null}]. The batch locks its licenses first, in id order (so two batches
 -- cannot deadlock), then reads the clock once. Items marked "w": false
--- (a batch's) lock only the licenses free now, the others' items answer
--- BUSY at once (and then wait alone) (an item of a license that does not
--- exist is licd_seat's INVALID_KEY). The renewals of live seats, the common case,
--- are one UPDATE, with licd_seat's checks and writes for a live seat
+-- (a batch's) lock only the licenses free now; the others' items answer
+-- BUSY at once and then wait alone. An item of a license that does not
+-- exist is licd_seat's INVALID_KEY. The renewals of live seats, the
+-- common case, are one UPDATE, with licd_seat's checks and writes for a live seat
 -- (license active, not expired, floating; a take's domain and feature
 -- rules; the seat extended to t + seat_ttl, never shortened, with
 -- last_seen, version, metadata and domain), so each answers as licd_seat
