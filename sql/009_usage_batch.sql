@@ -7,9 +7,7 @@
 -- sql/functions/55_usage.sql): one transaction, one flush, one lock of a
 -- hot counter for all of them.
 
--- Cheaper rows to write (under make bench, on top of the batching: usage
--- spread from ~2.9k to ~3.4k req/s, one hot license from ~2.4k to ~3.5k):
--- usage_log_at only serves the retention job's cut-off on an append-only,
+-- Cheaper rows to write: usage_log_at only serves the retention job's cut-off on an append-only,
 -- time-ordered table, which a BRIN index does at a fraction of a btree's
 -- insert cost.
 DROP INDEX usage_log_at;

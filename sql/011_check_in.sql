@@ -1,8 +1,9 @@
 -- 011_check_in: validate and heartbeat in one round trip. They used to
 -- read (licd_license_state) and then, when last_seen was older than
 -- touch_interval or version/metadata changed, call licd_touch: a second
--- round trip on ~1 call in 40 at 10k installations, which made up the p99,
--- and on nearly every call at a million. licd_check_in reads the same row
+-- round trip on the calls that were their installation's first within
+-- touch_interval, which made up the p99, and on nearly every call at a
+-- million. licd_check_in reads the same row
 -- and refreshes the installation in the same statement, committed without
 -- waiting for the WAL flush (as licd_touch since 008).
 --

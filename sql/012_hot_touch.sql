@@ -9,7 +9,7 @@
 -- metadata) and with free space on the page, it is a heap-only update.
 --
 -- The lifecycle job's stale scan (licd_lc_stale_installations, daily or
--- hourly) reads the whole table instead: about 0.2 s at a million rows.
+-- hourly) reads the whole table instead, a sequential scan.
 DROP INDEX IF EXISTS installations_stale;
 
 -- Room on each page for the new row versions of HOT updates. Applies to
@@ -18,6 +18,6 @@ ALTER TABLE installations SET (fillfactor = 80);
 
 -- Rewritten in license order: an installation's row is found next to the
 -- license's others, and the pages get the free space above. The rewrite
--- locks the table while it runs (about 4 s at a million rows here): run
--- this migration when a few seconds of waiting validates are acceptable.
+-- locks the table while it runs, which grows with the table: run this
+-- migration when validates waiting that long are acceptable.
 CLUSTER installations USING installations_pkey;

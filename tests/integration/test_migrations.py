@@ -5,6 +5,7 @@ migration whose file changed is refused. Each case runs in a database of
 its own in the stack's cluster (tests/schema.py)."""
 import difflib
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,6 +23,9 @@ import schema  # noqa: E402
 
 # The last release's commit: a database it migrated must come out the same.
 PREVIOUS_RELEASE = "4595dcc"
+# Before comments in 009, 011, 012 and 015 were reworded: licctl then
+# recorded the SHA-256 of a file's whole text (migrate.c, reworded).
+BEFORE_REWORDING = "d64fd76"
 SQL = os.path.join(ROOT, "sql")
 LICCTL = os.path.join(BIN, "licctl")
 HOST = psycopg2.extensions.parse_dsn(CFG["database_url"])["host"]
@@ -157,7 +161,8 @@ def test_an_applied_migration_that_changed_is_refused(database, tmp_path):
     d = sql_copy(tmp_path)
     schema.migrate(database, str(d), LICCTL)
     f = d / "019_console.sql"
-    f.write_text(f.read_text() + "-- edited after it was applied\n")
+    # a statement, whose text looks like a comment
+    f.write_text(f.read_text() + "SELECT '-- edited after it was applied';\n")
     (d / "999_test.sql").write_text("CREATE TABLE not_applied (x int);\n")
     st = schema.migrate(database, str(d), LICCTL, "--status").stdout
     assert [l for l in st.splitlines() if not l.endswith(" applied")] == \
@@ -166,9 +171,73 @@ def test_an_applied_migration_that_changed_is_refused(database, tmp_path):
     p = schema.migrate(database, str(d), LICCTL, check=False)
     assert p.returncode == 1
     assert p.stderr.startswith("licctl: 019_console.sql has changed since it "
-                               "was applied (SHA-256 now ")
+                               "was applied (SHA-256 of its statements now ")
     assert "applied" not in p.stdout
     assert rows(database, "SELECT to_regclass('not_applied') IS NULL") == [(True,)]
+
+
+def test_comments_and_layout_may_change_after_a_file_was_applied(database, tmp_path):
+    d = sql_copy(tmp_path)
+    schema.migrate(database, str(d), LICCTL)
+    f = d / "019_console.sql"
+    f.write_text("-- a comment reworded after it was applied\n\n" +
+                 f.read_text().replace("\n", "\n\n  ") + "/* and another */\n")
+    g = d / "functions" / "20_clock.sql"
+    g.write_text("-- a contract reworded\n" + g.read_text())
+    st = schema.migrate(database, str(d), LICCTL, "--status").stdout
+    assert [l for l in st.splitlines() if not l.endswith(" applied")] == []
+    p = schema.migrate(database, str(d), LICCTL)
+    assert p.stdout == "schema up to date (0 migrations and 0 function files applied now)\n"
+
+
+def whole_text_sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_checksums_older_licctl_recorded_are_replaced(database, tmp_path):
+    """licctl recorded the SHA-256 of a file's whole text before it
+    recorded its statements': such a checksum matches the file unchanged
+    since, or a migration whose comments were reworded after (migrate.c's
+    reworded), and is replaced; any other is refused."""
+    d = sql_copy(tmp_path)
+    schema.migrate(database, str(d), LICCTL)
+    statements = rows(database, "SELECT version, checksum FROM schema_migrations"
+                                " UNION ALL SELECT file, checksum FROM"
+                                " schema_functions ORDER BY 1")
+    reworded = ("009_usage_batch.sql", "011_check_in.sql", "012_hot_touch.sql",
+                "015_cheap_checks.sql")
+    with psycopg2.connect(database) as conn, conn.cursor() as cur:
+        for path in glob.glob(str(d) + "/[0-9][0-9][0-9]_*.sql"):
+            name = os.path.basename(path)
+            text = (d / name).read_text()
+            if name in reworded:
+                text = subprocess.run(
+                    ["git", "-C", ROOT, "show", "%s:sql/%s" % (BEFORE_REWORDING, name)],
+                    capture_output=True, text=True, check=True).stdout
+                assert text != (d / name).read_text()
+            cur.execute("UPDATE schema_migrations SET checksum = %s WHERE version = %s",
+                        (whole_text_sha256(text), name))
+            assert cur.rowcount == 1, name
+        for name in os.listdir(d / "functions"):
+            cur.execute("UPDATE schema_functions SET checksum = %s WHERE file = %s",
+                        (whole_text_sha256((d / "functions" / name).read_text()), name))
+            assert cur.rowcount == 1, name
+    st = schema.migrate(database, str(d), LICCTL, "--status").stdout
+    assert [l for l in st.splitlines() if not l.endswith(" applied")] == \
+        ["functions/%-30s changed" % n for n in sorted(os.listdir(d / "functions"))]
+    p = schema.migrate(database, str(d), LICCTL)
+    assert p.stdout.endswith("(0 migrations and %d function files applied now)\n"
+                             % len(os.listdir(d / "functions")))
+    assert rows(database, "SELECT version, checksum FROM schema_migrations"
+                          " UNION ALL SELECT file, checksum FROM"
+                          " schema_functions ORDER BY 1") == statements
+    # a whole-text checksum of another text is a changed migration
+    with psycopg2.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE schema_migrations SET checksum = %s WHERE version = %s",
+                    (whole_text_sha256("SELECT 1;\n"), "019_console.sql"))
+    p = schema.migrate(database, str(d), LICCTL, check=False)
+    assert p.returncode == 1
+    assert p.stderr.startswith("licctl: 019_console.sql has changed since it was applied")
 
 
 def test_sessions_opened_before_027_are_ended(database, tmp_path):
