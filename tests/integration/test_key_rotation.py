@@ -57,30 +57,29 @@ def keys():
     back after the test, the programs reload them, and the test ends once
     leases are signed with the first key again."""
     kdir = CFG["keys_dir"]
-    saved = tempfile.mkdtemp(prefix="licd-keys-")
     before = sorted(os.listdir(kdir))
-    for f in before:
-        shutil.copy2(os.path.join(kdir, f), saved)
+    owner = {f: os.stat(os.path.join(kdir, f)) for f in before}
     jwks = open(CFG["jwks_file"], "rb").read()
     current = open(os.path.join(kdir, "current")).read().strip()
-    lic = issue()
-    try:
-        yield lic
-    finally:
-        for f in os.listdir(kdir):
-            if f not in before:
-                os.unlink(os.path.join(kdir, f))
+    with tempfile.TemporaryDirectory(prefix="licd-keys-") as saved:
         for f in before:
-            dst = os.path.join(kdir, f)
-            st = os.stat(os.path.join(saved, f))
-            shutil.copy2(os.path.join(saved, f), dst)
-            os.chown(dst, st.st_uid, st.st_gid)
-        with open(CFG["jwks_file"], "wb") as f:
-            f.write(jwks)
-        shutil.rmtree(saved)
-        hup()
-        signing(lic, current)
-        assert api("/.well-known/jwks.json", method="GET").content == jwks
+            shutil.copy2(os.path.join(kdir, f), saved)
+        lic = issue()
+        try:
+            yield lic
+        finally:
+            for f in os.listdir(kdir):
+                if f not in before:
+                    os.unlink(os.path.join(kdir, f))
+            for f in before:
+                dst = os.path.join(kdir, f)
+                shutil.copy2(os.path.join(saved, f), dst)
+                os.chown(dst, owner[f].st_uid, owner[f].st_gid)
+            with open(CFG["jwks_file"], "wb") as f:
+                f.write(jwks)
+    hup()
+    signing(lic, current)
+    assert api("/.well-known/jwks.json", method="GET").content == jwks
 
 
 def test_rotation_under_load_without_invalid_keys(keys):
