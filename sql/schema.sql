@@ -2260,7 +2260,12 @@ BEGIN
   locked := licd_lock_items(p_items);
   t := licd_clock_now();
   -- The renewals first: a renewal changes no live count, so
-  -- licd_seat_days reads the same counts after it as before.
+  -- licd_seat_days reads the same counts after it as before. Only seats
+  -- due at t: each moves forward by more than a quarter of seat_ttl,
+  -- which licd_cache_seat_changed lets pass unnotified, so the seat
+  -- trigger is skipped for them (licd.seat_renewal, 99_triggers.sql),
+  -- for this statement only.
+  PERFORM set_config('licd.seat_renewal', 'on', true);
   FOR it IN
     UPDATE installations i
        SET seat_expires_at = greatest(i.seat_expires_at,
@@ -2285,6 +2290,8 @@ BEGIN
                               l.features ? x.f))))
        AND i.license_id = x.l AND i.installation_id = x.i
        AND i.status = 'active' AND i.seat_expires_at > t
+       AND t + make_interval(secs => l.seat_ttl) - i.seat_expires_at >
+           make_interval(secs => l.seat_ttl / 4)
     RETURNING x.o, x.l, extract(epoch FROM i.first_seen)::bigint AS f,
               extract(epoch FROM i.last_seen)::bigint AS s,
               extract(epoch FROM i.seat_expires_at)::bigint AS e,
@@ -2297,8 +2304,18 @@ BEGIN
     seat_expires := it.e; borrowed_until := it.b; overdraft := it.od;
     RETURN NEXT;
   END LOOP;
+  PERFORM set_config('licd.seat_renewal', 'off', true);
+  -- Mostly not a day's first write: only the licenses that have no
+  -- seat_peaks row for t's day yet.
+  lics := ARRAY(SELECT DISTINCT u.l FROM unnest(lics) AS u(l)
+                 WHERE NOT EXISTS (SELECT 1 FROM seat_peaks p
+                                    WHERE p.license_id = u.l
+                                      AND p.day = (t AT TIME ZONE 'UTC')::date));
   IF cardinality(lics) > 0 THEN
     PERFORM licd_seat_days(lics, t);
+  END IF;
+  IF cardinality(fast) = jsonb_array_length(p_items) THEN
+    RETURN;
   END IF;
   FOR it IN
     SELECT x.* FROM jsonb_to_recordset(p_items)
@@ -3613,7 +3630,7 @@ CREATE TRIGGER installations_cache_update AFTER UPDATE OF status, domain, first_
 
 -- Name: installations installations_seat_cache; Type: TRIGGER
 
-CREATE TRIGGER installations_seat_cache AFTER UPDATE OF seat_expires_at, borrowed_until, seat_overdraft ON public.installations FOR EACH ROW WHEN (((old.seat_expires_at IS DISTINCT FROM new.seat_expires_at) OR (old.borrowed_until IS DISTINCT FROM new.borrowed_until) OR (old.seat_overdraft IS DISTINCT FROM new.seat_overdraft))) EXECUTE FUNCTION public.licd_cache_seat_changed();
+CREATE TRIGGER installations_seat_cache AFTER UPDATE OF seat_expires_at, borrowed_until, seat_overdraft ON public.installations FOR EACH ROW WHEN ((((old.seat_expires_at IS DISTINCT FROM new.seat_expires_at) OR (old.borrowed_until IS DISTINCT FROM new.borrowed_until) OR (old.seat_overdraft IS DISTINCT FROM new.seat_overdraft)) AND (current_setting('licd.seat_renewal'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION public.licd_cache_seat_changed();
 
 -- Name: licd_clock licd_clock_cache; Type: TRIGGER
 

@@ -149,7 +149,9 @@ $$;
 -- Renewals are then free of NOTIFY's commit lock, which serialises the
 -- commits of every notifying transaction. A borrow, an overdraft flag, a
 -- seat taken, released or moved back, and a second renewal of a seat
--- already renewed (a smaller move) notify.
+-- already renewed (a smaller move) notify. licd_seat_batch's renewals of
+-- due seats are such moves by their WHERE: the trigger does not call this
+-- for them (licd.seat_renewal).
 CREATE OR REPLACE FUNCTION licd_cache_seat_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -264,13 +264,15 @@ $$;
 -- cannot deadlock), then reads the clock once. Items marked "w": false
 -- (a batch's) lock only the licenses free now; the others' items answer
 -- BUSY at once and then wait alone. An item of a license that does not
--- exist is licd_seat's INVALID_KEY. The renewals of live seats, the
--- common case, are one UPDATE, with licd_seat's checks and writes for a live seat
--- (license active, not expired, floating; a take's domain and feature
--- rules; the seat extended to t + seat_ttl, never shortened, with
--- last_seen, version, metadata and domain), so each answers as licd_seat
--- would; every other item (a seat to take, a refusal, an installation
--- named twice) is licd_seat's, after them, in license order: a renewal
+-- exist is licd_seat's INVALID_KEY. The renewals of live seats due at t
+-- (less than three quarters of seat_ttl left), the common case, are one
+-- UPDATE, with licd_seat's checks and writes for a live seat (license
+-- active, not expired, floating; a take's domain and feature rules; the
+-- seat extended to t + seat_ttl, with last_seen, version, metadata and
+-- domain), so each answers as licd_seat would, and without the seat
+-- trigger (the move it would let pass unnotified); every other item (a
+-- seat to take, a seat not due, a refusal, an installation named twice)
+-- is licd_seat's, after them, in license order: a renewal
 -- changes no live count, so the order gives the same answers. Returns one
 -- row per item: ord and licd_seat's columns (code BUSY: not run). Called
 -- by validate and heartbeat (fcgi/lib/seat.c).
@@ -289,7 +291,12 @@ BEGIN
   locked := licd_lock_items(p_items);
   t := licd_clock_now();
   -- The renewals first: a renewal changes no live count, so
-  -- licd_seat_days reads the same counts after it as before.
+  -- licd_seat_days reads the same counts after it as before. Only seats
+  -- due at t: each moves forward by more than a quarter of seat_ttl,
+  -- which licd_cache_seat_changed lets pass unnotified, so the seat
+  -- trigger is skipped for them (licd.seat_renewal, 99_triggers.sql),
+  -- for this statement only.
+  PERFORM set_config('licd.seat_renewal', 'on', true);
   FOR it IN
     UPDATE installations i
        SET seat_expires_at = greatest(i.seat_expires_at,
@@ -314,6 +321,8 @@ BEGIN
                               l.features ? x.f))))
        AND i.license_id = x.l AND i.installation_id = x.i
        AND i.status = 'active' AND i.seat_expires_at > t
+       AND t + make_interval(secs => l.seat_ttl) - i.seat_expires_at >
+           make_interval(secs => l.seat_ttl / 4)
     RETURNING x.o, x.l, extract(epoch FROM i.first_seen)::bigint AS f,
               extract(epoch FROM i.last_seen)::bigint AS s,
               extract(epoch FROM i.seat_expires_at)::bigint AS e,
@@ -326,8 +335,18 @@ BEGIN
     seat_expires := it.e; borrowed_until := it.b; overdraft := it.od;
     RETURN NEXT;
   END LOOP;
+  PERFORM set_config('licd.seat_renewal', 'off', true);
+  -- Mostly not a day's first write: only the licenses that have no
+  -- seat_peaks row for t's day yet.
+  lics := ARRAY(SELECT DISTINCT u.l FROM unnest(lics) AS u(l)
+                 WHERE NOT EXISTS (SELECT 1 FROM seat_peaks p
+                                    WHERE p.license_id = u.l
+                                      AND p.day = (t AT TIME ZONE 'UTC')::date));
   IF cardinality(lics) > 0 THEN
     PERFORM licd_seat_days(lics, t);
+  END IF;
+  IF cardinality(fast) = jsonb_array_length(p_items) THEN
+    RETURN;
   END IF;
   FOR it IN
     SELECT x.* FROM jsonb_to_recordset(p_items)

@@ -71,11 +71,17 @@ CREATE OR REPLACE TRIGGER installations_cache_update AFTER UPDATE OF
                      OR OLD.license_id IS DISTINCT FROM NEW.license_id
                      OR OLD.installation_id IS DISTINCT FROM NEW.installation_id)
   EXECUTE FUNCTION licd_cache_license_changed();
+-- Not in the statement in which licd_seat_batch renews due seats
+-- (licd.seat_renewal 'on'): each of those moves is one that
+-- licd_cache_seat_changed lets pass, and a function call per renewed row
+-- is a large part of a renewal's cost.
 CREATE OR REPLACE TRIGGER installations_seat_cache AFTER UPDATE OF
     seat_expires_at, borrowed_until, seat_overdraft ON installations
-  FOR EACH ROW WHEN (OLD.seat_expires_at IS DISTINCT FROM NEW.seat_expires_at
-                     OR OLD.borrowed_until IS DISTINCT FROM NEW.borrowed_until
-                     OR OLD.seat_overdraft IS DISTINCT FROM NEW.seat_overdraft)
+  FOR EACH ROW WHEN ((OLD.seat_expires_at IS DISTINCT FROM NEW.seat_expires_at
+                      OR OLD.borrowed_until IS DISTINCT FROM NEW.borrowed_until
+                      OR OLD.seat_overdraft IS DISTINCT FROM NEW.seat_overdraft)
+                     AND current_setting('licd.seat_renewal', true)
+                         IS DISTINCT FROM 'on')
   EXECUTE FUNCTION licd_cache_seat_changed();
 CREATE OR REPLACE TRIGGER installations_cache_delete AFTER DELETE ON installations
   FOR EACH ROW EXECUTE FUNCTION licd_cache_license_changed();

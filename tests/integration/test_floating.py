@@ -9,6 +9,7 @@ import concurrent.futures
 import datetime
 import json
 import random
+import select
 import threading
 import time
 
@@ -283,6 +284,78 @@ def test_a_seat_batch_answers_each_item_as_licd_seat_alone(clock):
         ("a", "9.9", {"k": 1}, "a.example", True),
         ("b", None, None, None, True)]
     assert live(one["id"]) == 2
+
+
+def test_a_seat_batch_notifies_every_seat_change_but_a_due_renewal(clock):
+    """licd_seat_batch renews the seats due at its clock without the seat
+    trigger (licd.seat_renewal): they notify nothing, as
+    licd_cache_seat_changed would have decided. A seat renewed again
+    before it is due (a smaller move) notifies, and so does any other
+    seat change later in the same transaction."""
+    lic = floating(limit=3, ttl=600)
+    for iid in ("a", "b"):
+        assert validate(lic["key"], iid).json()["code"] == "VALID"
+    clock(200)                      # 400 of 600 s left: due
+    listener = db()
+    try:
+        with listener.cursor() as cur:
+            cur.execute("LISTEN licd_license; LISTEN licd_test_marker")
+
+        def notified(run):
+            """The license's notifications of what run commits, up to a
+            marker notified after it (notifications arrive in commit
+            order)."""
+            run()
+            sql("NOTIFY licd_test_marker")
+            seen = []
+            deadline = time.time() + 10
+            while True:
+                listener.poll()
+                while listener.notifies:
+                    n = listener.notifies.pop(0)
+                    if n.channel == "licd_test_marker":
+                        return seen
+                    if n.payload == lic["id"]:
+                        seen.append(n.payload)
+                assert time.time() < deadline, "no marker notification"
+                select.select([listener], [], [], 0.5)
+
+        def batch(iid):
+            rows = sql("SELECT ord, code, seat_expires FROM licd_seat_batch("
+                       "%s::jsonb)", json.dumps(
+                           [{"o": 0, "l": lic["id"], "i": iid, "s": "take"}]))
+            assert [r[:2] for r in rows] == [(0, "VALID")], rows
+            return rows[0][2]
+
+        expires = lambda: sql1("SELECT extract(epoch FROM seat_expires_at)"
+                               "::bigint FROM installations WHERE license_id"
+                               " = %s AND installation_id = 'a'", lic["id"])
+        before = expires()
+        assert notified(lambda: batch("a")) == []
+        renewed = expires()
+        assert renewed > before + 150
+        clock(205)                  # renewed again, five seconds later
+        assert notified(lambda: batch("a")) == [lic["id"]]
+        assert expires() > renewed
+
+        def batch_then_move_back():
+            conn = db()
+            try:
+                conn.autocommit = False
+                with conn.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM licd_seat_batch(%s::jsonb)",
+                                (json.dumps([{"o": 0, "l": lic["id"], "i": "b",
+                                              "s": "renew"}]),))
+                    cur.execute("UPDATE installations SET seat_expires_at ="
+                                " seat_expires_at - interval '1 s' WHERE"
+                                " license_id = %s AND installation_id = 'b'",
+                                (lic["id"],))
+                conn.commit()
+            finally:
+                conn.close()
+        assert notified(batch_then_move_back) == [lic["id"]]
+    finally:
+        listener.close()
 
 
 def test_lapsed_seat_goes_to_a_new_node_without_the_lifecycle_job(clock):
@@ -694,7 +767,8 @@ def test_a_seat_batch_records_each_license_day_on_its_first_write(clock):
     clock_to(midnight + DAY - 120)           # 23:58 of day 2: a, b taken again
     for iid in ("a", "b"):
         assert validate(two["key"], iid).json()["code"] == "VALID"
-    clock_to(midnight + DAY + 300)           # 00:05 of day 3
+    # 00:20 of day 3: a and b due (the batch's one UPDATE renews them)
+    clock_to(midnight + DAY + 1200)
     items = [{"o": 0, "l": two["id"], "i": "a", "s": "take"},
              {"o": 1, "l": lent["id"], "i": "laptop", "s": "take"},
              {"o": 2, "l": two["id"], "i": "b", "s": "renew"}]
