@@ -117,7 +117,12 @@ static void reply(struct call *c)
 	if (c->s.first != 0)
 		lic_add_installation(out, c->iid, c->d.active ? "active" :
 		    "inactive", c->s.first, c->s.last);
-	if (c->d.lease) {
+	if (c->d.lease && c->lease != NULL && lk->seat_ttl == 0) {
+		lic_put_lease(out, c->lease, c->lease_exp);
+		if (c->rq.call == DECIDE_HEARTBEAT)
+			js_put(out, "next_heartbeat_in",
+			    json_object_new_int64(lic_heartbeat_interval()));
+	} else if (c->d.lease) {
 		rc = lk->seat_ttl > 0 ?
 		    lic_add_lease_until(out, l, c->iid, c->nonce, req->now,
 		    c->s.expires) :
@@ -151,6 +156,8 @@ static void finish(struct call *c)
 	c->row = NULL;
 	cache_release(c->hit);
 	c->hit = NULL;
+	free(c->lease);
+	c->lease = NULL;
 }
 
 /* WRITE, a newly allowed domain: licd_touch records it (and refreshes
@@ -507,6 +514,15 @@ static int from_license(struct call *c)
 		finish(c);
 		return 0;
 	}
+	/* The lease a VALID activation answers with does not depend on the
+	 * write: it is signed here, on the handler's thread, while the call
+	 * would wait for its batch anyway, so that the batch's thread, which
+	 * answers every call of the batch one after the other, does not
+	 * sign. A call the batch refuses drops it; one not signed here is
+	 * signed when answered. */
+	if (lic_lease_until(&c->lk.l, c->iid, c->nonce, now, 0, &c->lease,
+	    &c->lease_exp) != LIC_OK)
+		c->lease = NULL;
 	from_memory_to_write(c, now, "new");	/* c may be gone */
 	return 1;
 }

@@ -97,6 +97,10 @@ struct call {
 	struct lic_lookup lk;
 	struct decision d;
 	struct lic_seat s;		/* the installation as answered */
+	/* A new installation's lease, signed while its activation waits
+	 * (from_license), its exp; NULL: signed when answered. */
+	char *lease;
+	long long lease_exp;
 	union {				/* WRITE's, while queued */
 		struct activation act;
 		struct seat_write seat;

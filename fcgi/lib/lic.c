@@ -1089,6 +1089,25 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
 int lic_add_lease_until(struct json_object *o, const struct lic *l,
     const char *iid, const char *nonce, time_t now, long long until)
 {
+	char *lease;
+	long long exp;
+
+	if (lic_lease_until(l, iid, nonce, now, until, &lease, &exp) != LIC_OK)
+		return LIC_ERROR;
+	lic_put_lease(o, lease, exp);
+	free(lease);
+	return LIC_OK;
+}
+
+void lic_put_lease(struct json_object *o, const char *lease, long long exp)
+{
+	js_put(o, "lease", js_new_plain(lease));
+	js_put(o, "lease_expires_at", lic_ts_json(exp));
+}
+
+int lic_lease_until(const struct lic *l, const char *iid, const char *nonce,
+    time_t now, long long until, char **lease_out, long long *exp_out)
+{
 	static long reuse = -1;
 	struct ring *r = ring();
 	unsigned char d[32], sig[JWS_SIG_LEN];
@@ -1136,9 +1155,8 @@ int lic_add_lease_until(struct json_object *o, const struct lic *l,
 	free(txt);
 	if (rc != JWS_OK)
 		return LIC_ERROR;
-	js_put(o, "lease", js_new_plain(lease));
-	js_put(o, "lease_expires_at", lic_ts_json(exp));
-	free(lease);
+	*lease_out = lease;
+	*exp_out = (long long)exp;
 	if (cacheable && !hit) {
 		pthread_mutex_lock(&lcache_mu);
 		if (lcache == NULL && lcache_gen == r->gen)

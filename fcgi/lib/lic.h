@@ -215,6 +215,13 @@ int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
  * past lic_valid_until; reused like lic_add_lease's for the same until. */
 int lic_add_lease_until(struct json_object *o, const struct lic *l,
     const char *iid, const char *nonce, time_t now, long long until);
+/* The lease lic_add_lease_until adds, as text (*lease, the caller
+ * frees it) and its exp, for a caller that signs before it answers;
+ * reused and kept for reuse as there. */
+int lic_lease_until(const struct lic *l, const char *iid, const char *nonce,
+    time_t now, long long until, char **lease, long long *exp);
+/* Adds a lease from lic_lease_until: "lease" and "lease_expires_at". */
+void lic_put_lease(struct json_object *o, const char *lease, long long exp);
 /* The lease lic_add_lease_until keeps for reuse with until (without a
  * nonce) is handed out no more: a floating seat renewed, whose end moved,
  * leaves its way to the signatures still asked for instead of them

@@ -15,6 +15,7 @@ import time
 
 import requests
 
+from test_validate import verify_with_jwks
 from util import (admin, eventually, issue, log_since, log_size,
                   make_plan, served_by, sql, sql1, unique, validate, URL)
 
@@ -72,6 +73,36 @@ def test_a_new_installation_is_activated_from_the_license_in_memory():
     assert active(lic) == len(iids) + 1
 
 
+def test_a_new_installation_from_memory_gets_its_own_lease():
+    """The lease of an activation from the license's entry is signed
+    while the activation waits for its batch (call.c, from_license): it
+    is the installation's, with the call's nonce, issued at the call."""
+    lic = issue(plan=make_plan(limits="installations=1000"))
+    _, news = new_hot(lic)
+    offset = log_size()
+    rids = {}
+    for _ in range(5):
+        iid, rid = unique("l"), unique("rid")
+        before = time.time()
+        r = requests.post(URL + "/api/validate", timeout=30, headers={
+            "X-Request-Id": rid}, json={"license_key": lic["key"],
+                                        "installation_id": iid,
+                                        "nonce": "n-" + iid}).json()
+        assert r["code"] == "VALID", r
+        claims = verify_with_jwks(r["lease"], "lease+jwt")
+        assert claims["sub"] == lic["id"] and claims["iid"] == iid, claims
+        assert claims["nonce"] == "n-" + iid, claims
+        assert before - 2 <= claims["iat"] <= time.time() + 2, claims
+        assert r["lease_expires_at"] == time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"])), r
+        rids[rid] = iid
+    by = served_by(list(rids), offset)
+    lines = log_since(offset)
+    from_entry = [rid for rid in rids if by[rid][1] in news and any(
+        "rid=%s " % rid in l and "cache=new" in l for l in lines)]
+    assert from_entry, (by, news)
+
+
 def test_a_change_is_answered_by_the_next_new_installation():
     """After each change's answer, every new installation's answer is the
     new state's, in every process: codes decided under the lock, and the
@@ -113,7 +144,10 @@ def test_seats_stay_exact_for_new_installations_from_memory():
             r = s.post(URL + "/api/validate", timeout=60, json={
                 "license_key": lic["key"], "installation_id": "c%d" % i})
             assert r.status_code == 200, r.text
-            return r.json()["code"]
+            b = r.json()
+            # a lease signed before the batch decided goes only with VALID
+            assert ("lease" in b) == (b["code"] == "VALID"), b
+            return b["code"]
     with concurrent.futures.ThreadPoolExecutor(20) as ex:
         codes = list(ex.map(call, range(40)))
     assert codes.count("VALID") == 5, codes
