@@ -110,7 +110,19 @@ static void run(struct db *db, struct batch_item **items, size_t n)
 	batch_run_rows(&rows, db, items, n);
 }
 
-static struct batch activations = BATCH_INIT(run, BATCH_MAX);
+/* batch_hand_fn: through the first activation's hand, when it has one */
+static int hand(struct batch_item **items, size_t n)
+{
+	struct activation *a = items[0]->arg;
+
+	(void)n;
+	if (a->hand == NULL)
+		return 0;
+	a->hand(a);
+	return 1;
+}
+
+static struct batch activations = BATCH_INIT_HAND(run, BATCH_MAX, hand);
 
 static void answered(struct batch_item *it, struct db *db)
 {
@@ -136,6 +148,11 @@ int activate_join(struct activation *a)
 {
 	prepare(a);
 	return batch_join(&activations, &a->it);
+}
+
+void activate_answer(struct activation *a, struct db *db)
+{
+	batch_answer(&a->it, db);
 }
 
 void activate_wait(struct db *db, struct activation *a)

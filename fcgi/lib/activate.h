@@ -38,6 +38,10 @@ struct activation {
 	 * whatever the count, as a lookup would have answered it ("h") */
 	int unread;
 	void (*then)(struct activation *a, struct db *db);
+	/* NULL, or passes a, answered first of its batch, to a thread that
+	 * calls activate_answer(a, its connection): the batch's thread then
+	 * runs the next batch at once (batch_hand_fn). */
+	void (*hand)(struct activation *a);
 	void *arg;
 	/* The answer, when then is called. */
 	int st;			/* DB_OK or db_exec's failure */
@@ -63,6 +67,10 @@ void activate_submit(struct db *db, struct activation *a);
  * a's batch. 0 (a not queued) when none runs: then the caller submits
  * a from a thread whose connection may wait for the flush. */
 int activate_join(struct activation *a);
+
+/* The answers of a batch handed with a first (its hand): each of its
+ * activations' then, a's last, with db. */
+void activate_answer(struct activation *a, struct db *db);
 
 /* Runs a, answered held by its batch, alone on db, waiting for its
  * license up to lock_timeout (then DB_BUSY, not held: 503 with

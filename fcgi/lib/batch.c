@@ -34,17 +34,31 @@ static void link_item(struct batch *b, struct batch_item *it)
 	b->tail = it;
 }
 
+/* items[0..n), run, chained behind items[0] and handed (b->hand): 1
+ * when handed. The items are no queue's any more: their links are
+ * free. */
+static int hand_off(struct batch *b, struct batch_item **items, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		items[i]->next = i + 1 < n ? items[i + 1] : NULL;
+	return b->hand(items, n);
+}
+
 /*
  * The submitter leads only when nobody does, and gives up the lead as
  * soon as its batch has run, before answering it; then it leads again if
- * items are queued and nobody took them. The queue's lock is held only to
- * link and unlink items, never while a continuation runs: one may submit
- * again (usage.c does, for a key checked after its first run).
+ * items are queued and nobody took them (with b->hand, at once, its batch
+ * answered by another thread). The queue's lock is held only to link and
+ * unlink items, never while a continuation runs: one may submit again
+ * (usage.c does, for a key checked after its first run).
  */
 void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 {
 	struct batch_item *items[BATCH_MAX];
 	size_t i, n;
+	int queued;
 
 	pthread_mutex_lock(&b->mu);
 	link_item(b, it);
@@ -57,13 +71,31 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it)
 
 		pthread_mutex_lock(&b->mu);
 		b->leading = 0;
+		queued = b->head != NULL;
 		pthread_mutex_unlock(&b->mu);
+		if (queued && b->hand != NULL && hand_off(b, items, n)) {
+			pthread_mutex_lock(&b->mu);
+			continue;
+		}
 		/* An item may be gone as soon as it is answered. */
 		for (i = 0; i < n; i++)
 			items[i]->then(items[i], db);
 		pthread_mutex_lock(&b->mu);
 	}
 	pthread_mutex_unlock(&b->mu);
+}
+
+void batch_answer(struct batch_item *first, struct db *db)
+{
+	struct batch_item *it = first->next, *next;
+
+	/* An item may be gone as soon as it is answered. */
+	while (it != NULL) {
+		next = it->next;
+		it->then(it, db);
+		it = next;
+	}
+	first->then(first, db);
 }
 
 /*

@@ -42,17 +42,29 @@ struct batch_item {
 typedef void (*batch_run_fn)(struct db *db, struct batch_item **items,
     size_t n);
 
+/* Passes items[0..n), run, to another thread, which calls
+ * batch_answer(items[0], its connection) (the others are chained behind
+ * it): 1 when handed, 0 when the leader must answer them itself. */
+typedef int (*batch_hand_fn)(struct batch_item **items, size_t n);
+
 struct batch {
 	pthread_mutex_t mu;
 	struct batch_item *head, *tail;
 	int leading;		/* a batch runs */
 	size_t max;		/* items per call, at most BATCH_MAX */
 	batch_run_fn run;
+	/* NULL, or called when items were queued while a batch ran: the
+	 * leader hands the batch it ran to another thread to answer and
+	 * runs the queued ones at once, so that the database does not wait
+	 * for the answers of the batch before. */
+	batch_hand_fn hand;
 };
 
 #define BATCH_MAX 64
 #define BATCH_INIT(fn, max) { PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, \
-	(max), (fn) }
+	(max), (fn), NULL }
+#define BATCH_INIT_HAND(fn, max, hand) { PTHREAD_MUTEX_INITIALIZER, NULL, \
+	NULL, 0, (max), (fn), (hand) }
 
 /* Queues it (it->then set) and returns, at once unless this thread must
  * lead: then batches run on db, and their items' continuations are
@@ -64,6 +76,10 @@ void batch_submit(struct batch *b, struct db *db, struct batch_item *it);
  * does): 1, without waking anyone. 0, it not queued, when no batch runs:
  * then the caller submits it with batch_submit. */
 int batch_join(struct batch *b, struct batch_item *it);
+
+/* Calls the continuations of a batch handed by its leader (batch_hand_fn):
+ * those of the items chained behind first, then first's, with db. */
+void batch_answer(struct batch_item *first, struct db *db);
 
 /* A batch that is one prepared statement over its items as a JSON array
  * (activations, seat writes): the statement returns a row per answered

@@ -278,6 +278,26 @@ static void activated(struct activation *a, struct db *db)
 	http_done(req);
 }
 
+/* On a resume thread: the activations of a batch its thread handed on
+ * to run the next batch at once (activate.h), this call's first in it;
+ * each call is answered (activated), this one last. */
+static void answer_batch(struct http_req *req, struct http_resp *resp)
+{
+	struct call *c = http_scratch(req);
+
+	(void)resp;
+	http_defer(req);	/* activated answers it */
+	activate_answer(&c->act, req->db);
+}
+
+/* activation's hand */
+static void hand_batch(struct activation *a)
+{
+	struct call *c = a->arg;
+
+	http_resume(c->req, answer_batch);
+}
+
 /* The call's activation, for write_activate or joined. */
 static struct activation *activation(struct call *c)
 {
@@ -293,6 +313,7 @@ static struct activation *activation(struct call *c)
 	/* from the license's own entry: the installation was not read */
 	a->unread = c->hit != NULL;
 	a->then = activated;
+	a->hand = hand_batch;
 	a->arg = c;
 	return a;
 }

@@ -1,7 +1,8 @@
 /* batch.c: every submitted item is run exactly once, by one leader at a
  * time, items arriving during a run are grouped, each continuation is
  * called exactly once, after its item's run, none is left unanswered when
- * submissions stop, and a continuation may submit its item again. */
+ * submissions stop, a continuation may submit its item again, and a batch
+ * with hand hands its answers on when more items wait. */
 #include "batch.h"
 #include "unit.h"
 
@@ -200,6 +201,97 @@ static void test_submit_again(void)
 	CHECK(again.head == NULL && !again.leading);
 }
 
+/* A batch with hand: items queued while a batch runs make its leader
+ * hand that batch on (chained behind its first item) and run them at
+ * once; batch_answer answers each handed item once, the first last; with
+ * nothing queued the leader answers itself. */
+static sem_t h_in_run, h_go_on;
+static atomic_int h_block, h_runs;
+static struct batch_item *h_firsts[4];
+static int h_hands, h_count[4], h_order[8], h_n;
+
+struct h_item {
+	struct batch_item it;
+	int id;
+};
+
+static void run_h(struct db *db, struct batch_item **items, size_t n)
+{
+	(void)db;
+	(void)items;
+	(void)n;
+	atomic_fetch_add(&h_runs, 1);
+	if (atomic_exchange(&h_block, 0)) {
+		sem_post(&h_in_run);
+		while (sem_wait(&h_go_on) != 0)
+			;
+	}
+}
+
+static int hand_h(struct batch_item **items, size_t n)
+{
+	(void)n;
+	if (h_hands >= 4)
+		return 0;
+	h_firsts[h_hands++] = items[0];
+	return 1;
+}
+
+static struct batch hb = BATCH_INIT_HAND(run_h, 8, hand_h);
+
+static void h_then(struct batch_item *it, struct db *db)
+{
+	struct h_item *h = (struct h_item *)it;
+
+	(void)db;
+	h_count[h->id]++;
+	h_order[h_n++] = h->id;
+}
+
+static void *h_leader(void *arg)
+{
+	batch_submit(&hb, NULL, arg);
+	return NULL;
+}
+
+static void test_hand(void)
+{
+	struct h_item a = { { .then = h_then }, 0 },
+	    b = { { .then = h_then }, 1 }, c = { { .then = h_then }, 2 },
+	    d = { { .then = h_then }, 3 };
+	pthread_t th;
+
+	sem_init(&h_in_run, 0, 0);
+	sem_init(&h_go_on, 0, 0);
+	atomic_store(&h_block, 1);
+	CHECK(pthread_create(&th, NULL, h_leader, &a.it) == 0);
+	while (sem_wait(&h_in_run) != 0)
+		;
+	batch_submit(&hb, NULL, &b.it);	/* queued behind [a] */
+	batch_submit(&hb, NULL, &c.it);
+	atomic_store(&h_block, 1);		/* [b, c] waits too */
+	sem_post(&h_go_on);
+	while (sem_wait(&h_in_run) != 0)
+		;
+	batch_submit(&hb, NULL, &d.it);	/* queued behind [b, c] */
+	sem_post(&h_go_on);
+	pthread_join(th, NULL);
+	/* [a] and [b, c] handed as each next batch was waiting, [d] answered
+	 * by its leader: nothing was queued behind it. */
+	CHECK(atomic_load(&h_runs) == 3);
+	CHECK(h_hands == 2);
+	CHECK(h_firsts[0] == &a.it && h_firsts[1] == &b.it);
+	CHECK(h_count[0] == 0 && h_count[1] == 0 && h_count[2] == 0);
+	CHECK(h_count[3] == 1);
+	batch_answer(h_firsts[0], NULL);
+	batch_answer(h_firsts[1], NULL);
+	CHECK(h_count[0] == 1 && h_count[1] == 1 && h_count[2] == 1 &&
+	    h_count[3] == 1);
+	CHECK(h_n == 4 && h_order[1] == 0 && h_order[2] == 2 &&
+	    h_order[3] == 1);
+	CHECK(hb.head == NULL && !hb.leading);
+}
+
 int main(void)
 {
 	pthread_t th[THREADS];
@@ -230,5 +322,6 @@ int main(void)
 	test_nothing_left_behind();
 	test_submit_again();
 	test_join();
+	test_hand();
 	UNIT_DONE("batch");
 }
