@@ -63,7 +63,8 @@ $$;
 -- license (with "h": always), and items of one installation share its fate, the last
 -- version, metadata and domain given winning. Rows are written in
 -- (license, installation) order, the order licd_touch_batch locks them
--- in. Every check is a comparison that cannot raise, so one item's
+-- in: new ones inserted, those there already (reactivated or kept)
+-- updated through ON CONFLICT. Every check is a comparison that cannot raise, so one item's
 -- refusal never fails the others (an item that still fails the
 -- statement, say a constraint, makes the caller retry the items one by
 -- one; a batch is sent with "w": false, so that it never waits for one
@@ -102,16 +103,15 @@ BEGIN
       LEFT JOIN licenses l ON l.id = x.l
   ), p AS (
     -- the installations that may take or keep a seat, with what each
-    -- writes, whether it holds one already and, for a limited license,
-    -- the seats in use
+    -- writes, whether its row is there (found: NULL if not, else whether
+    -- it holds a seat) and, for a limited license, the seats in use
     SELECT r.l, r.i, r.seats,
            (array_agg(r.v ORDER BY r.o DESC) FILTER (WHERE r.v IS NOT NULL))[1] AS v,
            (array_agg(r.m ORDER BY r.o DESC) FILTER (WHERE r.m IS NOT NULL))[1] AS m,
            (array_agg(r.d ORDER BY r.o DESC) FILTER (WHERE r.d IS NOT NULL))[1] AS d,
            bool_or(r.h) AS h,
-           coalesce((SELECT s.status = 'active' FROM installations s
-                      WHERE s.license_id = r.l AND s.installation_id = r.i), false)
-             AS held,
+           (SELECT s.status = 'active' FROM installations s
+             WHERE s.license_id = r.l AND s.installation_id = r.i) AS found,
            CASE WHEN r.seats IS NOT NULL THEN
              (SELECT count(*) FROM installations s
                WHERE s.license_id = r.l AND s.status = 'active') END AS used
@@ -122,18 +122,41 @@ BEGIN
     -- k: the license's new installations up to this one, in order
     SELECT p.*, count(*) FILTER (WHERE NOT p.held)
                   OVER (PARTITION BY p.l ORDER BY p.i) AS k
-      FROM p
-  ), w AS (
-    INSERT INTO installations AS s (license_id, installation_id, status, version,
-                                    metadata, domain, first_seen, last_seen,
-                                    activated_at)
-    SELECT q.l, q.i, 'active', q.v, q.m::jsonb, q.d, t, t, t
-      FROM q
+      FROM (SELECT p.*, coalesce(p.found, false) AS held FROM p) p
+  ), g AS (
+    -- the installations that take or keep a seat
+    SELECT q.* FROM q
      WHERE q.seats IS NULL OR (q.held AND q.h) OR
            CASE WHEN q.held
                 THEN q.used - 1 + least(q.k, greatest(q.seats - q.used, 0)) < q.seats
                 ELSE q.used + q.k - 1 < q.seats END
-     ORDER BY q.l, q.i
+  ), wn AS (
+    -- rows not there: every writer that inserts an installation holds
+    -- its license's lock (here, licd_seat, licd_seat_batch), so none
+    -- appears before the commit, and a plain insert spares ON
+    -- CONFLICT's speculative insertion; should one appear all the same
+    -- (a statement that skipped the lock), the statement fails and the
+    -- caller's retry finds the row
+    INSERT INTO installations AS s (license_id, installation_id, status, version,
+                                    metadata, domain, first_seen, last_seen,
+                                    activated_at)
+    SELECT g.l, g.i, 'active', g.v, g.m::jsonb, g.d, t, t, t
+      FROM g
+     WHERE g.found IS NULL
+     ORDER BY g.l, g.i
+    RETURNING s.license_id, s.installation_id,
+              extract(epoch FROM s.first_seen)::bigint AS fs,
+              extract(epoch FROM s.last_seen)::bigint AS ls,
+              false AS kept
+  ), wo AS (
+    -- rows there: reactivated or kept
+    INSERT INTO installations AS s (license_id, installation_id, status, version,
+                                    metadata, domain, first_seen, last_seen,
+                                    activated_at)
+    SELECT g.l, g.i, 'active', g.v, g.m::jsonb, g.d, t, t, t
+      FROM g
+     WHERE g.found IS NOT NULL
+     ORDER BY g.l, g.i
     ON CONFLICT (license_id, installation_id) DO UPDATE
        SET status = 'active', last_seen = t,
            activated_at = CASE WHEN s.status = 'active' THEN s.activated_at ELSE t END,
@@ -145,6 +168,8 @@ BEGIN
               extract(epoch FROM s.first_seen)::bigint AS fs,
               extract(epoch FROM s.last_seen)::bigint AS ls,
               s.activated_at <> t AS kept
+  ), w AS (
+    SELECT * FROM wn UNION ALL SELECT * FROM wo
   )
   SELECT r.o, coalesce(r.refused, CASE WHEN w.license_id IS NULL
                                        THEN 'TOO_MANY_INSTALLATIONS'
