@@ -78,29 +78,36 @@ def test_a_new_installation_from_memory_gets_its_own_lease():
     while the activation waits for its batch (call.c, from_license): it
     is the installation's, with the call's nonce, issued at the call."""
     lic = issue(plan=make_plan(limits="installations=1000"))
-    _, news = new_hot(lic)
-    offset = log_size()
-    rids = {}
-    for _ in range(5):
-        iid, rid = unique("l"), unique("rid")
-        before = time.time()
-        r = requests.post(URL + "/api/validate", timeout=30, headers={
-            "X-Request-Id": rid}, json={"license_key": lic["key"],
-                                        "installation_id": iid,
-                                        "nonce": "n-" + iid}).json()
-        assert r["code"] == "VALID", r
-        claims = verify_with_jwks(r["lease"], "lease+jwt")
-        assert claims["sub"] == lic["id"] and claims["iid"] == iid, claims
-        assert claims["nonce"] == "n-" + iid, claims
-        assert before - 2 <= claims["iat"] <= time.time() + 2, claims
-        assert r["lease_expires_at"] == time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"])), r
-        rids[rid] = iid
-    by = served_by(list(rids), offset)
-    lines = log_since(offset)
-    from_entry = [rid for rid in rids if by[rid][1] in news and any(
-        "rid=%s " % rid in l and "cache=new" in l for l in lines)]
-    assert from_entry, (by, news)
+    new_hot(lic)
+    from_entry = []
+    # new_hot leaves the entry in each process that served it; one that
+    # served none keeps it from its first new installation on: rounds
+    # until calls were answered from it
+    for _ in range(4):
+        offset = log_size()
+        rids = []
+        for _ in range(5):
+            iid, rid = unique("l"), unique("rid")
+            before = time.time()
+            r = requests.post(URL + "/api/validate", timeout=30, headers={
+                "X-Request-Id": rid}, json={"license_key": lic["key"],
+                                            "installation_id": iid,
+                                            "nonce": "n-" + iid}).json()
+            assert r["code"] == "VALID", r
+            claims = verify_with_jwks(r["lease"], "lease+jwt")
+            assert claims["sub"] == lic["id"] and claims["iid"] == iid, claims
+            assert claims["nonce"] == "n-" + iid, claims
+            assert before - 2 <= claims["iat"] <= time.time() + 2, claims
+            assert r["lease_expires_at"] == time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"])), r
+            rids.append(rid)
+        served_by(rids, offset)     # their log lines are written
+        lines = log_since(offset)
+        from_entry += [rid for rid in rids if any(
+            "rid=%s " % rid in l and "cache=new" in l for l in lines)]
+        if from_entry:
+            break
+    assert from_entry, "no call answered from the license's entry"
 
 
 def test_a_change_is_answered_by_the_next_new_installation():
