@@ -104,7 +104,7 @@ static void reply(struct call *c)
 	const struct lic_lookup *lk = &c->lk;
 	const struct lic *l = c->have_lic ? &lk->l : NULL;
 	struct json_object *out;
-	int rc, touched = 0;
+	int touched = 0;
 
 	if (c->d.touch && touch_queue(c->id, c->iid, (long long)req->now,
 	    c->version, c->metadata) == 0) {
@@ -117,22 +117,23 @@ static void reply(struct call *c)
 	if (c->s.first != 0)
 		lic_add_installation(out, c->iid, c->d.active ? "active" :
 		    "inactive", c->s.first, c->s.last);
-	if (c->d.lease && c->lease != NULL && lk->seat_ttl == 0) {
-		lic_put_lease(out, c->lease, c->lease_exp);
-		if (c->rq.call == DECIDE_HEARTBEAT)
-			js_put(out, "next_heartbeat_in",
-			    json_object_new_int64(lic_heartbeat_interval()));
-	} else if (c->d.lease) {
-		rc = lk->seat_ttl > 0 ?
-		    lic_add_lease_until(out, l, c->iid, c->nonce, req->now,
-		    c->s.expires) :
-		    lic_add_lease(out, l, c->iid, c->nonce, req->now);
-		if (rc != LIC_OK) {
+	if (c->d.lease) {
+		/* A new installation's lease may have been signed while its
+		 * activation waited (from_license); a floating seat's ends
+		 * with the seat, known only now. */
+		if (lk->seat_ttl > 0) {
+			free(c->lease);
+			c->lease = NULL;
+		}
+		if (c->lease == NULL && lic_lease_until(l, c->iid, c->nonce,
+		    req->now, lk->seat_ttl > 0 ? c->s.expires : 0, &c->lease,
+		    &c->lease_exp) != LIC_OK) {
 			json_object_put(out);
 			http_error(c->resp, 500, "INTERNAL",
 			    "cannot sign lease");
 			return;
 		}
+		lic_put_lease(out, c->lease, c->lease_exp);
 		if (lk->seat_ttl > 0)
 			lic_add_seat(out, lk->seat_ttl, c->s.expires,
 			    c->s.borrowed, c->s.overdraft);
