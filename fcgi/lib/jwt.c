@@ -444,7 +444,7 @@ static int signing_input(const struct jws_key *k, const char *typ,
  * up for its key and signs digests with it. EVP_DigestSignInit would fetch
  * the algorithm and build a context on every call, a cost each signature
  * pays, and at a million licenses nearly every validate signs
- * (lic_add_lease). EdDSA signs the message
+ * (lic_lease_until). EdDSA signs the message
  * itself, which only the one-shot EVP_DigestSign does. The context holds
  * a reference to its key, so a key freed elsewhere (a keyring reloaded)
  * lives on until the context is replaced, and its address cannot be

@@ -1080,12 +1080,6 @@ static struct lslot *lslot_for(struct lslot *set, const unsigned char *d,
 	return s;
 }
 
-int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
-    const char *nonce, time_t now)
-{
-	return lic_add_lease_until(o, l, iid, nonce, now, 0);
-}
-
 int lic_add_lease_until(struct json_object *o, const struct lic *l,
     const char *iid, const char *nonce, time_t now, long long until)
 {

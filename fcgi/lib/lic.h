@@ -209,10 +209,9 @@ struct json_object *lic_result(const char *code, const struct lic *l,
     time_t now);
 void lic_add_installation(struct json_object *o, const char *iid,
     const char *status, long long first_seen, long long last_seen);
-int lic_add_lease(struct json_object *o, const struct lic *l, const char *iid,
-    const char *nonce, time_t now);
-/* The same with exp = until (a floating seat's lease or borrow), never
- * past lic_valid_until; reused like lic_add_lease's for the same until. */
+/* A lease: exp = until (a floating seat's lease or borrow; 0: the lease
+ * duration), never past lic_valid_until. Without a nonce it is reused
+ * within lease_reuse for the same license, installation and until. */
 int lic_add_lease_until(struct json_object *o, const struct lic *l,
     const char *iid, const char *nonce, time_t now, long long until);
 /* The lease lic_add_lease_until adds, as text (*lease, the caller

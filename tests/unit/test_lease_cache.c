@@ -1,4 +1,4 @@
-/* lease_cache: which leases lic_add_lease hands out again (lease reuse,
+/* lease_cache: which leases lic_add_lease_until hands out again (lease reuse,
  * lic.c). An installation that calls again and again keeps its lease
  * through a burst of calls that each sign once and never come back (new
  * installations), many more than the cache holds; a newcomer still gets
@@ -49,7 +49,7 @@ static char *lease(const struct lic *l, const char *iid, const char *nonce,
 	struct json_object *o = json_object_new_object(), *v;
 	char *s = NULL;
 
-	if (lic_add_lease(o, l, iid, nonce, now) == LIC_OK &&
+	if (lic_add_lease_until(o, l, iid, nonce, now, 0) == LIC_OK &&
 	    json_object_object_get_ex(o, "lease", &v))
 		s = strdup(json_object_get_string(v));
 	json_object_put(o);
