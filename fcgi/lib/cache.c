@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +28,16 @@
 #define STRIPES 64
 
 /*
- * An entry keeps its own strings (the license id and the installation's)
- * in its data; what many entries hold alike is kept once, in texts shared
- * by reference count: the license's customer, plan, status, features,
- * limits and domain restrictions as one text (the same for every
- * installation of a license, and for licenses of a customer on a plan),
- * and the installation's domain, version and metadata each. The table may
- * hold many entries: what they repeat is most of their size.
+ * An entry keeps its own strings (the license id, in binary, and the
+ * installation's id) in itself; what many entries hold alike is kept
+ * once, in texts shared by reference count: the license's customer,
+ * plan, status, features, limits and domain restrictions as one text
+ * (the same for every installation of a license, and for licenses of a
+ * customer on a plan), and the installation's domain, version and
+ * metadata as another. The table may hold many entries: what they repeat
+ * is most of their size, and each part an entry does not use is left
+ * out of it (a license's own entry has no installation, a node-locked
+ * license's installation no seat).
  */
 struct text {
 	struct text *next;
@@ -46,16 +50,31 @@ struct text {
 /* The license text's parts, '\0'-separated, in this order. */
 enum { T_CUSTOMER, T_PLAN, T_STATUS, T_FEATURES, T_LIMITS, T_DOMAINS, NT };
 
+/* The installation text: a byte of which parts are there (I_*), then
+ * domain, version and metadata, each '\0'-terminated ("" when not). */
+enum { I_DOMAIN = 1, I_VERSION = 2, I_METADATA = 4 };
+
+/* The optional parts of an entry, in its data in this order (unaligned:
+ * read and written with memcpy). */
+struct e_inst {
+	long long first_seen, last_seen;
+	struct text *text;		/* NULL: no domain, version, metadata */
+};
+struct e_seat {			/* cache_fill's */
+	long long seat_expires, borrowed_until;
+	int seat_ttl, seat_overdraft;	/* a ttl is at most a day */
+};
+enum { P_INST = 1, P_SEAT = 2 };
+
 struct cache_entry {
 	struct cache_entry *next;
-	long long expires_at, grace_until, first_seen, last_seen;
-	struct lic_keytag key;	/* the key it was filled for */
-	long long seat_expires, borrowed_until;	/* cache_fill's */
-	int seat_ttl, seat_overdraft;	/* a ttl is at most a day */
-	atomic_int refs;
 	struct text *lic;		/* T_CUSTOMER... */
-	struct text *domain, *version, *metadata;	/* NULL: NULL */
-	char data[];			/* license id, '\0', iid, '\0' */
+	long long expires_at, grace_until;
+	struct lic_keytag key;	/* the key it was filled for */
+	atomic_int refs;
+	unsigned char license[16];
+	unsigned char parts;		/* P_* */
+	char data[];			/* [e_inst] [e_seat] iid '\0' */
 };
 
 /* fixed: a text is found again by its hash when its last holder lets go */
@@ -88,19 +107,76 @@ static void locks_init(void)
 		pthread_mutex_init(&T.mu[s], NULL);
 }
 
-static const char *e_license(const struct cache_entry *e)
+static int hexdigit(char c)
 {
-	return e->data;
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
+	    c - 'a' + 10 : -1;
+}
+
+/* The binary form of a license id as the database writes it (lowercase
+ * hex, dashed); -1 for any other text, which no entry is then stored or
+ * found under. */
+static int id_pack(const char *id, unsigned char b[16])
+{
+	int i, j = 0, hi, lo;
+
+	if (id == NULL || strlen(id) != LIC_UUID_LEN)
+		return -1;
+	for (i = 0; i < 16; i++, j += 2) {
+		if (j == 8 || j == 13 || j == 18 || j == 23) {
+			if (id[j] != '-')
+				return -1;
+			j++;
+		}
+		hi = hexdigit(id[j]);
+		lo = hexdigit(id[j + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		b[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static void id_unpack(const unsigned char b[16], char id[LIC_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	char *p = id;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 15];
+	}
+	*p = '\0';
+}
+
+static size_t seat_off(const struct cache_entry *e)
+{
+	return e->parts & P_INST ? sizeof(struct e_inst) : 0;
 }
 
 static const char *e_iid(const struct cache_entry *e)
 {
-	return e->data + LIC_UUID_LEN + 1;
+	return e->data + seat_off(e) +
+	    (e->parts & P_SEAT ? sizeof(struct e_seat) : 0);
 }
 
-static const char *text_s(const struct text *t)
+static void e_inst(const struct cache_entry *e, struct e_inst *in)
 {
-	return t != NULL ? t->s : NULL;
+	if (e->parts & P_INST)
+		memcpy(in, e->data, sizeof(*in));
+	else
+		memset(in, 0, sizeof(*in));
+}
+
+static void e_seat(const struct cache_entry *e, struct e_seat *st)
+{
+	if (e->parts & P_SEAT)
+		memcpy(st, e->data + seat_off(e), sizeof(*st));
+	else
+		memset(st, 0, sizeof(*st));
 }
 
 static long long mono_ms(void)
@@ -178,10 +254,11 @@ static void text_put(struct text *t)
 
 static void entry_free(struct cache_entry *e)
 {
+	struct e_inst in;
+
+	e_inst(e, &in);
 	text_put(e->lic);
-	text_put(e->domain);
-	text_put(e->version);
-	text_put(e->metadata);
+	text_put(in.text);
 	free(e);
 }
 
@@ -211,14 +288,15 @@ int cache_key_ok(const struct cache_entry *e, const struct lic_keytag *tag)
 	return lic_keytag_match(&e->key, tag);
 }
 
-/* Unlinks every entry of bucket b matching license (NULL: all); under
+/* Unlinks every entry of bucket b of license (packed; NULL: all); under
  * the bucket's stripe lock. */
-static void drop_in(size_t b, const char *license)
+static void drop_in(size_t b, const unsigned char *license)
 {
 	struct cache_entry **pp = &T.buckets[b], *e;
 
 	while ((e = *pp) != NULL) {
-		if (license == NULL || strcmp(e_license(e), license) == 0) {
+		if (license == NULL ||
+		    memcmp(e->license, license, sizeof(e->license)) == 0) {
 			*pp = e->next;
 			atomic_fetch_sub(&T.count, 1);
 			cache_release(e);
@@ -230,12 +308,17 @@ static void drop_in(size_t b, const char *license)
 
 static void drop_license(const char *license)
 {
+	unsigned char id[16];
 	size_t b, s = stripe_of(license);
+	int packed = id_pack(license, id) == 0;
 
+	/* The generation moves for any text: a lookup of it in flight must
+	 * not store its old state (none is stored under a text that does
+	 * not pack). */
 	pthread_mutex_lock(&T.mu[s]);
 	atomic_fetch_add(&T.gen[s], 1);
-	for (b = s; b < T.nbuckets; b += STRIPES)
-		drop_in(b, license);
+	for (b = s; packed && b < T.nbuckets; b += STRIPES)
+		drop_in(b, id);
 	pthread_mutex_unlock(&T.mu[s]);
 }
 
@@ -307,15 +390,16 @@ unsigned long cache_ticket(const char *license)
 const struct cache_entry *cache_get(const char *license, const char *iid)
 {
 	struct cache_entry *e;
+	unsigned char id[16];
 	size_t b, s;
 
-	if (!answering())
+	if (!answering() || id_pack(license, id) != 0)
 		return NULL;
 	b = bucket_of(license, iid);
 	s = b % STRIPES;
 	pthread_mutex_lock(&T.mu[s]);
 	for (e = T.buckets[b]; e != NULL; e = e->next)
-		if (strcmp(e_license(e), license) == 0 &&
+		if (memcmp(e->license, id, sizeof(id)) == 0 &&
 		    strcmp(e_iid(e), iid) == 0) {
 			atomic_fetch_add(&e->refs, 1);
 			break;
@@ -338,19 +422,45 @@ time_t cache_now(void)
 	    (time_t)atomic_load(&T.offset_s);
 }
 
+/* The installation text's parts (NULL: not there). */
+static void inst_parts(const struct text *t, const char **domain,
+    const char **version, const char **metadata)
+{
+	const char *p;
+	int has;
+
+	*domain = *version = *metadata = NULL;
+	if (t == NULL)
+		return;
+	has = (unsigned char)t->s[0];
+	p = t->s + 1;
+	if (has & I_DOMAIN)
+		*domain = p;
+	p += strlen(p) + 1;
+	if (has & I_VERSION)
+		*version = p;
+	p += strlen(p) + 1;
+	if (has & I_METADATA)
+		*metadata = p;
+}
+
 int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
     const char *version, const char *metadata, struct lic_lookup *lk)
 {
 	struct lic *l = &lk->l;
-	const char *version_was = text_s(e->version);
-	const char *metadata_was = text_s(e->metadata);
+	struct e_inst in;
+	struct e_seat st;
+	const char *domain, *version_was, *metadata_was;
 	const char *t[NT], *p = e->lic->s;
 	int i;
 
+	e_inst(e, &in);
+	e_seat(e, &st);
+	inst_parts(in.text, &domain, &version_was, &metadata_was);
 	for (i = 0; i < NT; i++, p += strlen(p) + 1)
 		t[i] = p;
 	memset(lk, 0, sizeof(*lk));
-	snprintf(l->id, sizeof(l->id), "%s", e_license(e));
+	id_unpack(e->license, l->id);
 	snprintf(l->customer_id, sizeof(l->customer_id), "%s", t[T_CUSTOMER]);
 	snprintf(l->plan, sizeof(l->plan), "%s", t[T_PLAN]);
 	snprintf(l->status, sizeof(l->status), "%s", t[T_STATUS]);
@@ -365,18 +475,18 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	}
 	/* A license's own entry (iid ""): no installation. */
 	lk->active = e_iid(e)[0] != '\0';
-	lk->first_seen = e->first_seen;
-	lk->last_seen = e->last_seen;
+	lk->first_seen = in.first_seen;
+	lk->last_seen = in.last_seen;
 	lk->now = now;
-	lk->domain = text_s(e->domain);
-	lk->seat_ttl = e->seat_ttl;
-	lk->seat_expires = e->seat_expires;
-	lk->borrowed_until = e->borrowed_until;
-	lk->seat_overdraft = e->seat_overdraft;
+	lk->domain = domain;
+	lk->seat_ttl = st.seat_ttl;
+	lk->seat_expires = st.seat_expires;
+	lk->borrowed_until = st.borrowed_until;
+	lk->seat_overdraft = st.seat_overdraft;
 	/* licd_lookup's needs_touch, against what the database is known to
 	 * hold: an unknown version or metadata counts as another. */
 	lk->needs_touch = lk->active && strcmp(l->status, "active") == 0 &&
-	    (e->last_seen < (long long)now - touch_secs ||
+	    (in.last_seen < (long long)now - touch_secs ||
 	    (version != NULL && (version_was == NULL ||
 	    strcmp(version, version_was) != 0)) ||
 	    (metadata != NULL && (metadata_was == NULL ||
@@ -384,17 +494,47 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	return LIC_OK;
 }
 
-static struct text *text_of(const char *s, int *oom)
+/* The installation text of domain, version and metadata (any NULL);
+ * NULL when all are (or when out of memory: *oom set). */
+static struct text *inst_text(const char *domain, const char *version,
+    const char *metadata, int *oom)
 {
-	return s != NULL ? text_get(s, strlen(s), oom) : NULL;
+	const char *v[3] = { domain, version, metadata };
+	size_t n = 1, k, i;
+	struct text *t;
+	char *s;
+
+	if (domain == NULL && version == NULL && metadata == NULL)
+		return NULL;
+	for (i = 0; i < 3; i++)
+		n += (v[i] != NULL ? strlen(v[i]) : 0) + 1;
+	if ((s = malloc(n)) == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	s[0] = (char)((domain != NULL ? I_DOMAIN : 0) |
+	    (version != NULL ? I_VERSION : 0) |
+	    (metadata != NULL ? I_METADATA : 0));
+	for (i = 0, n = 1; i < 3; i++) {
+		k = v[i] != NULL ? strlen(v[i]) : 0;
+		memcpy(s + n, v[i] != NULL ? v[i] : "", k + 1);
+		n += k + 1;
+	}
+	t = text_get(s, n, oom);
+	free(s);
+	return t;
 }
 
-static struct cache_entry *new_entry(const struct cache_fill *f)
+static struct cache_entry *new_entry(const struct cache_fill *f,
+    const unsigned char id[16])
 {
 	const char *v[NT];
 	struct cache_entry *e;
+	struct e_inst in;
+	struct e_seat st;
 	char *lt = NULL;
-	size_t n = 0, i, k, iid_len = strlen(f->iid);
+	size_t n = 0, i, k, iid_len = strlen(f->iid), off = 0;
+	unsigned char parts;
 	int oom = 0;
 
 	v[T_CUSTOMER] = f->l->customer_id;
@@ -408,10 +548,25 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 		return NULL;
 	for (i = 0; i < NT; i++)
 		n += strlen(v[i]) + 1;
+	memset(&in, 0, sizeof(in));
+	memset(&st, 0, sizeof(st));
+	in.first_seen = f->first_seen;
+	in.last_seen = f->last_seen;
+	st.seat_ttl = (int)f->seat_ttl;
+	st.seat_expires = f->seat_expires;
+	st.borrowed_until = f->borrowed_until;
+	st.seat_overdraft = f->seat_overdraft;
+	parts = (f->iid[0] != '\0' || in.first_seen != 0 ||
+	    in.last_seen != 0 || f->domain != NULL || f->version != NULL ||
+	    f->metadata != NULL ? P_INST : 0) |
+	    (st.seat_ttl != 0 || st.seat_expires != 0 ||
+	    st.borrowed_until != 0 || st.seat_overdraft != 0 ? P_SEAT : 0);
 	/* metadata is at most 2 KiB: a larger one is not stored */
 	if (n >= UINT16_MAX || (f->metadata != NULL &&
 	    strlen(f->metadata) >= UINT16_MAX) || (lt = malloc(n)) == NULL ||
-	    (e = malloc(sizeof(*e) + LIC_UUID_LEN + 1 + iid_len + 1)) == NULL) {
+	    (e = malloc(offsetof(struct cache_entry, data) +
+	    (parts & P_INST ? sizeof(in) : 0) +
+	    (parts & P_SEAT ? sizeof(st) : 0) + iid_len + 1)) == NULL) {
 		free(lt);
 		return NULL;
 	}
@@ -420,41 +575,44 @@ static struct cache_entry *new_entry(const struct cache_fill *f)
 		memcpy(lt + n, v[i], k);
 		n += k;
 	}
+	e->parts = 0;
 	e->lic = text_get(lt, n, &oom);
 	free(lt);
-	e->domain = text_of(f->domain, &oom);
-	e->version = text_of(f->version, &oom);
-	e->metadata = text_of(f->metadata, &oom);
+	if (parts & P_INST) {
+		in.text = inst_text(f->domain, f->version, f->metadata, &oom);
+		memcpy(e->data, &in, sizeof(in));
+		off += sizeof(in);
+	}
+	e->parts = parts;
 	if (oom) {
 		entry_free(e);
 		return NULL;
 	}
+	if (parts & P_SEAT) {
+		memcpy(e->data + off, &st, sizeof(st));
+		off += sizeof(st);
+	}
+	memcpy(e->data + off, f->iid, iid_len + 1);
 	e->next = NULL;
 	atomic_init(&e->refs, 1);
 	e->expires_at = f->l->expires_at;
 	e->grace_until = f->l->grace_until;
-	e->first_seen = f->first_seen;
-	e->last_seen = f->last_seen;
 	if (f->key != NULL)
 		e->key = *f->key;
 	else
 		memset(&e->key, 0, sizeof(e->key));
-	e->seat_ttl = (int)f->seat_ttl;
-	e->seat_expires = f->seat_expires;
-	e->borrowed_until = f->borrowed_until;
-	e->seat_overdraft = f->seat_overdraft;
-	memcpy(e->data, f->license, LIC_UUID_LEN + 1);
-	memcpy(e->data + LIC_UUID_LEN + 1, f->iid, iid_len + 1);
+	memcpy(e->license, id, sizeof(e->license));
 	return e;
 }
 
 void cache_put(unsigned long ticket, const struct cache_fill *f)
 {
 	struct cache_entry *e, **pp, *old;
+	unsigned char id[16];
 	size_t b, s;
 
-	if (!answering() || f->iid == NULL || strlen(f->license) !=
-	    LIC_UUID_LEN || (e = new_entry(f)) == NULL)
+	if (!answering() || f->iid == NULL || id_pack(f->license, id) != 0 ||
+	    (e = new_entry(f, id)) == NULL)
 		return;
 	b = bucket_of(f->license, f->iid);
 	s = b % STRIPES;
@@ -465,7 +623,7 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 		return;
 	}
 	for (pp = &T.buckets[b]; (old = *pp) != NULL; pp = &old->next)
-		if (strcmp(e_license(old), f->license) == 0 &&
+		if (memcmp(old->license, id, sizeof(id)) == 0 &&
 		    strcmp(e_iid(old), f->iid) == 0)
 			break;
 	if (old != NULL) {

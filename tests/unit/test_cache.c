@@ -147,6 +147,38 @@ int main(void)
 		CHECK(cache_apply(L1, &b) == 0 && !has(L1, "f1"));
 	}
 
+	/* Domain, version and metadata each come back as stored, or as
+	 * not known (NULL), whichever of them is given. */
+	{
+		struct lic ml = lic(L1, "active");
+		struct cache_fill f = { L1, "m1", &ml, NOW - 100, NOW,
+		    NULL, "", "{\"os\":\"bsd\"}", NULL, 0, 0, 0, 0 };
+
+		cache_put(cache_ticket(L1), &f);
+		lic_free(&ml);
+		e = cache_get(L1, "m1");
+		CHECK(e != NULL && cache_read(e, NOW, 60, "",
+		    "{\"os\":\"bsd\"}", &lk) == 0);
+		CHECK(lk.domain == NULL && !lk.needs_touch && lk.active &&
+		    lk.seat_ttl == 0 && lk.last_seen == NOW);
+		lic_free(&lk.l);
+		CHECK(cache_read(e, NOW, 60, NULL, "{}", &lk) == 0 &&
+		    lk.needs_touch);
+		lic_free(&lk.l);
+		cache_release(e);
+		CHECK(cache_apply(L1, &b) == 0 && !has(L1, "m1"));
+	}
+
+	/* A license id not in the database's form (upper case) is neither
+	 * stored nor found: no entry could be dropped by its notification. */
+	{
+		const char *up = "11111111-1111-4111-8111-11111111111A";
+
+		put(up, "u1", "active", NULL, NOW, cache_ticket(up));
+		CHECK(!has(up, "u1") && cache_count() == 1);
+		CHECK(cache_apply(up, &b) == 0);
+	}
+
 	/* A license's own entry (iid ""): the license, no installation,
 	 * nothing due; dropped with its license's entries. */
 	put(L1, "", "active", NULL, 0, cache_ticket(L1));
