@@ -16,12 +16,15 @@
 #include <string.h>
 #include <time.h>
 
+/* The installation's id is held apart, as version and metadata are: the
+ * queue's pages are resident up to the most items it held, and an id is
+ * mostly far shorter than the longest one allowed. */
 struct item {
-	char license[37];
-	char iid[129];
+	long long at;
+	char *iid;
 	char *version;		/* NULL: unchanged */
 	char *metadata;		/* NULL: unchanged */
-	long long at;
+	char license[37];
 };
 
 static const struct db_stmt stmts[] = {
@@ -53,6 +56,7 @@ static void clear(struct item *it, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
+		free(it[i].iid);
 		free(it[i].version);
 		free(it[i].metadata);
 	}
@@ -277,8 +281,12 @@ int touch_queue(const char *license, const char *iid, long long at,
 	}
 	it = &queue[queued];
 	memset(it, 0, sizeof(*it));
+	if ((it->iid = strdup(iid)) == NULL) {
+		dropped++;
+		pthread_mutex_unlock(&mu);
+		return -1;
+	}
 	strncpy(it->license, license, sizeof(it->license) - 1);
-	strncpy(it->iid, iid, sizeof(it->iid) - 1);
 	it->at = at;
 	it->version = version != NULL ? strdup(version) : NULL;
 	it->metadata = metadata != NULL ? strdup(metadata) : NULL;
