@@ -1334,6 +1334,7 @@ int http_main(int argc, char **argv, const struct http_program *p)
 	if (log_init(p->name) != 0)
 		return 1;
 	max_body = p->max_body ? p->max_body : 16384;
+	jws_lib_init();
 	/* Once, before forking: children share the loaded keys. */
 	if (p->init != NULL && p->init() != 0)
 		return 1;

@@ -11,6 +11,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -569,6 +570,17 @@ int jws_join(const struct jws_keyring *kr, const char *typ, const char *claims,
 	(*out)[in] = '.';
 	jws_b64url_encode(sig, JWS_SIG_LEN, *out + in + 1);
 	return JWS_OK;
+}
+
+/*
+ * OpenSSL loads the text of every one of its error reasons into a table
+ * at its first use, unless told not to first. licd never prints them (a
+ * failure is logged as what licd was doing), and each process that uses
+ * OpenSSL would carry the table and the pages it was read from.
+ */
+void jws_lib_init(void)
+{
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
 }
 
 void jws_thread_end(void)

@@ -48,6 +48,10 @@ struct jws_keyring {
  * worker thread ends). */
 void jws_thread_end(void);
 
+/* Sets OpenSSL up without its error strings; for a program's start,
+ * before anything else uses OpenSSL (the first setup decides). */
+void jws_lib_init(void);
+
 /* Loads every <kid>.pub in dir for verification and the private key named
  * by dir/current for signing. 0 ok, -1 with err. */
 int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
