@@ -44,11 +44,13 @@ static cfg_check_fn check_tokens, check_programs, check_listen, check_http,
 	"`lock_timeout_ms` for one program; unset: `lock_timeout_ms` if set, " \
 	"else this default (the admin API, checkout and webhooks wait longer: " \
 	"their rows are contended by design)" }
-#define P_REQUESTS(p) { .name = p "_requests", .type = CFG_INT, \
-	.def = "32", .min = 2, .max = 1024, .pattern = "<program>_requests", \
+#define P_REQUESTS(p, d) { .name = p "_requests", .type = CFG_INT, \
+	.def = d, .min = 2, .max = 1024, .pattern = "<program>_requests", \
 	.help = "requests each process holds at once (more wait in the " \
 	"socket's backlog); each holds its body (up to 16 KiB), its " \
-	"parsed JSON and its answer until answered" }
+	"parsed JSON and its answer until answered; validate holds more: " \
+	"its activations wait for their batch's commit, and a batch holds " \
+	"at most the requests in flight" }
 #define P_RESUME(p) { .name = p "_resume_threads", .type = CFG_INT, \
 	.def = "4", .min = 1, .max = 64, .pattern = "<program>_resume_threads", \
 	.help = "threads (one PostgreSQL connection each) that finish the " \
@@ -103,9 +105,9 @@ static const struct cfg_key keys[] = {
 	P_THREADS("revoke", "threads", NULL),
 	P_THREADS("checkout", "threads", NULL),
 	P_THREADS("webhook", "threads", NULL),
-	P_REQUESTS("validate"),
-	P_REQUESTS("heartbeat"),
-	P_REQUESTS("usage"),
+	P_REQUESTS("validate", "64"),
+	P_REQUESTS("heartbeat", "32"),
+	P_REQUESTS("usage", "32"),
 	P_RESUME("validate"),
 	P_RESUME("heartbeat"),
 	P_RESUME("usage"),

@@ -264,6 +264,11 @@ int main(void)
 	CHECK(cfg_int("validate_threads") == 0 && !cfg_set("validate_threads"));
 	CHECK(cfg_int("validate_lock_timeout_ms") == 250);
 	CHECK(cfg_int("revoke_lock_timeout_ms") == 10000);
+	/* a default of its own per program: validate's activations wait
+	 * for their batch, which holds at most the requests in flight */
+	CHECK(cfg_int("validate_requests") == 64);
+	CHECK(cfg_int("heartbeat_requests") == 32);
+	CHECK(cfg_int("usage_requests") == 32);
 	CHECK(load("threads = 6\nlock_timeout_ms = 500\n") == 0);
 	CHECK(cfg_int("revoke_threads") == 6 && cfg_set("revoke_threads"));
 	CHECK(cfg_int("validate_threads") == 0);	/* does not inherit */
