@@ -214,15 +214,41 @@ static EVP_PKEY *read_pem(const char *path, int private)
 	return k;
 }
 
-/* Reads the PEM key at path (private or public) and adds it to kr as
- * kid; on failure err says which file. */
-static int add_key(struct jws_keyring *kr, const char *kid, const char *path,
-    int is_private, char *err, size_t errlen)
+/* A public key file's text, for a lazy ring; NULL when unreadable. */
+static char *read_text(const char *path)
 {
-	EVP_PKEY *pkey = read_pem(path, is_private);
+	enum { MAX = 16384 };	/* a PEM public key is a few hundred bytes */
+	FILE *f = fopen(path, "r");
+	char *t = NULL;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	if ((t = malloc(MAX)) != NULL &&
+	    ((n = fread(t, 1, MAX - 1, f)) == 0 || n == MAX - 1 || ferror(f))) {
+		free(t);
+		t = NULL;
+	}
+	if (t != NULL)
+		t[n] = '\0';
+	fclose(f);
+	return t;
+}
+
+enum load { LOAD_SIGN, LOAD_PUBLIC, LOAD_LAZY };
+
+/* Reads the PEM key at path (private or public) and adds it to kr as
+ * kid (LOAD_LAZY: its text only); on failure err says which file. */
+static int add_key(struct jws_keyring *kr, const char *kid, const char *path,
+    int is_private, enum load how, char *err, size_t errlen)
+{
+	EVP_PKEY *pkey = NULL;
+	char *pem = NULL;
 	struct jws_key *nk;
 
-	if (pkey == NULL || jws_key_alg(pkey) == 0) {
+	if (how == LOAD_LAZY ? (pem = read_text(path)) == NULL :
+	    (pkey = read_pem(path, is_private)) == NULL ||
+	    jws_key_alg(pkey) == 0) {
 		EVP_PKEY_free(pkey);
 		snprintf(err, errlen, "unreadable %s key %s",
 		    is_private ? "private" : "public", path);
@@ -231,37 +257,78 @@ static int add_key(struct jws_keyring *kr, const char *kid, const char *path,
 	nk = realloc(kr->keys, (kr->n + 1) * sizeof(*nk));
 	if (nk == NULL) {
 		EVP_PKEY_free(pkey);
+		free(pem);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	kr->keys = nk;
 	memset(&nk[kr->n], 0, sizeof(*nk));
 	snprintf(nk[kr->n].kid, sizeof(nk[kr->n].kid), "%s", kid);
-	nk[kr->n].alg = jws_key_alg(pkey);
+	nk[kr->n].alg = pkey != NULL ? jws_key_alg(pkey) : 0;
 	nk[kr->n].pkey = pkey;
 	nk[kr->n].is_private = is_private;
+	nk[kr->n].pem = pem;
+	atomic_init(&nk[kr->n].ready, pkey != NULL);
 	kr->n++;
 	return 0;
 }
 
-static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
-    char *err, size_t errlen);
+/* Lazy keys are parsed under one lock, once each. */
+static pthread_mutex_t lazy_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* 0 once k's alg and pkey are set (a lazy key parsed now), else -1. */
+static int key_ready(const struct jws_key *ck)
+{
+	struct jws_key *k = (struct jws_key *)ck;
+	EVP_PKEY *pkey = NULL;
+	BIO *b;
+
+	if (atomic_load_explicit(&k->ready, memory_order_acquire))
+		return 0;
+	pthread_mutex_lock(&lazy_mu);
+	if (!atomic_load_explicit(&k->ready, memory_order_relaxed) &&
+	    k->pem != NULL &&
+	    (b = BIO_new_mem_buf(k->pem, -1)) != NULL) {
+		pkey = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+		BIO_free(b);
+		if (pkey != NULL && jws_key_alg(pkey) != 0) {
+			k->alg = jws_key_alg(pkey);
+			k->pkey = pkey;
+			atomic_store_explicit(&k->ready, 1,
+			    memory_order_release);
+		} else {
+			EVP_PKEY_free(pkey);
+		}
+	}
+	pthread_mutex_unlock(&lazy_mu);
+	return atomic_load_explicit(&k->ready, memory_order_acquire) ? 0 : -1;
+}
+
+static int keyring_load(const char *dir, struct jws_keyring *kr,
+    enum load how, char *err, size_t errlen);
 
 int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
     size_t errlen)
 {
-	return keyring_load(dir, kr, 1, err, errlen);
+	return keyring_load(dir, kr, LOAD_SIGN, err, errlen);
 }
 
 int jws_keyring_load_public(const char *dir, struct jws_keyring *kr,
     char *err, size_t errlen)
 {
-	return keyring_load(dir, kr, 0, err, errlen);
+	return keyring_load(dir, kr, LOAD_PUBLIC, err, errlen);
 }
 
-static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
+int jws_keyring_load_lazy(const char *dir, struct jws_keyring *kr,
     char *err, size_t errlen)
 {
+	return keyring_load(dir, kr, LOAD_LAZY, err, errlen);
+}
+
+static int keyring_load(const char *dir, struct jws_keyring *kr,
+    enum load how, char *err, size_t errlen)
+{
+	int sign = how == LOAD_SIGN;
 	char path[4096], current[JWS_KID_MAX + 2] = "";
 	DIR *d = NULL;
 	struct dirent *de;
@@ -296,7 +363,7 @@ static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
 		if (sign && strcmp(kid, current) == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (add_key(kr, kid, path, 0, err, errlen) != 0)
+		if (add_key(kr, kid, path, 0, how, err, errlen) != 0)
 			goto out;
 	}
 	if (sign && current[0] != '\0') {
@@ -305,7 +372,7 @@ static int keyring_load(const char *dir, struct jws_keyring *kr, int sign,
 			goto out;
 		}
 		snprintf(path, sizeof(path), "%s/%s.key", dir, current);
-		if (add_key(kr, current, path, 1, err, errlen) != 0)
+		if (add_key(kr, current, path, 1, how, err, errlen) != 0)
 			goto out;
 	}
 	for (i = 0; i < kr->n; i++)
@@ -329,8 +396,10 @@ void jws_keyring_free(struct jws_keyring *kr)
 {
 	size_t i;
 
-	for (i = 0; i < kr->n; i++)
+	for (i = 0; i < kr->n; i++) {
 		EVP_PKEY_free(kr->keys[i].pkey);
+		free(kr->keys[i].pem);
+	}
 	free(kr->keys);
 	memset(kr, 0, sizeof(*kr));
 }
@@ -573,6 +642,23 @@ int jws_join(const struct jws_keyring *kr, const char *typ, const char *claims,
 }
 
 /*
+ * The EVP interface would set up OpenSSL's providers (most of libcrypto's
+ * pages) for a digest; the low-level one, deprecated since OpenSSL 3.0
+ * but kept, computes it directly.
+ */
+void jws_sha256_digest(const void *p, size_t n, unsigned char d[32])
+{
+	SHA256_CTX c;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	SHA256_Init(&c);
+	SHA256_Update(&c, p, n);
+	SHA256_Final(d, &c);
+#pragma GCC diagnostic pop
+}
+
+/*
  * OpenSSL loads the text of every one of its error reasons into a table
  * at its first use, unless told not to first. licd never prints them (a
  * failure is logged as what licd was doing), and each process that uses
@@ -652,6 +738,10 @@ const struct jws_key *jws_token_key(const struct jws_keyring *kr,
 	hl = (size_t)(d1 - token);
 	/* The header as licd writes it: a comparison, nothing decoded. */
 	for (i = 0; i < kr->n; i++) {
+		/* a lazy key not parsed yet: found by its kid below */
+		if (!atomic_load_explicit(&kr->keys[i].ready,
+		    memory_order_acquire))
+			continue;
 		m = snprintf(hdr, sizeof(hdr),
 		    "{\"alg\":\"%s\",\"typ\":\"%s\",\"kid\":\"%s\"}",
 		    jws_alg_name(kr->keys[i].alg), typ, kr->keys[i].kid);
@@ -746,6 +836,9 @@ int jws_verify(const struct jws_keyring *kr, const char *token, size_t len,
 	rc = JWS_EKID;
 	if ((kid = js_path_str(hdr, "kid")) == NULL ||
 	    (k = find_key(kr, kid)) == NULL)
+		goto out;
+	rc = JWS_EINTERNAL;
+	if (key_ready(k) != 0)
 		goto out;
 	rc = JWS_EALG;
 	if (strcmp(alg, jws_alg_name(k->alg)) != 0)

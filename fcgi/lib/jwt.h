@@ -12,6 +12,7 @@
 #ifndef LICD_JWT_H
 #define LICD_JWT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <openssl/evp.h>
 #include <json-c/json.h>
@@ -31,11 +32,15 @@ enum jws_status {
 	JWS_EINTERNAL = -6,
 };
 
+/* A key of a ring jws_keyring_load_lazy loaded is its file's text until
+ * a signature check needs it (alg 0, pkey NULL, ready 0 meanwhile). */
 struct jws_key {
 	char kid[JWS_KID_MAX];
 	enum jws_alg alg;
 	EVP_PKEY *pkey;		/* private when this key signs */
 	int is_private;
+	char *pem;		/* lazy: the public key file's text */
+	atomic_int ready;	/* alg and pkey are set */
 };
 
 struct jws_keyring {
@@ -48,6 +53,10 @@ struct jws_keyring {
  * worker thread ends). */
 void jws_thread_end(void);
 
+/* SHA-256 of n bytes at p into d, without setting up OpenSSL's
+ * providers. */
+void jws_sha256_digest(const void *p, size_t n, unsigned char d[32]);
+
 /* Sets OpenSSL up without its error strings; for a program's start,
  * before anything else uses OpenSSL (the first setup decides). */
 void jws_lib_init(void);
@@ -58,6 +67,13 @@ int jws_keyring_load(const char *dir, struct jws_keyring *kr, char *err,
     size_t errlen);
 /* The same without any private key: for programs that never sign. */
 int jws_keyring_load_public(const char *dir, struct jws_keyring *kr,
+    char *err, size_t errlen);
+/* The public keys as jws_keyring_load_public finds them, each read but
+ * not parsed: OpenSSL is not set up until a signature is checked (a
+ * program that only compares keys with the stored ones, or finds them in
+ * its verified-key cache, never sets it up). The files' keys are not
+ * checked: do that first (jws_keyring_load_public, in a child). */
+int jws_keyring_load_lazy(const char *dir, struct jws_keyring *kr,
     char *err, size_t errlen);
 void jws_keyring_free(struct jws_keyring *kr);
 

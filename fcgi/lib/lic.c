@@ -39,6 +39,7 @@ static int ring_signs;
 static const char *keys_dir;
 static time_t reload_failed;
 static int ring_deferred;	/* lic_init_deferred: loaded at first use */
+static int ring_lazy;		/* the next ring's keys parsed at first use */
 static pthread_mutex_t first_mu = PTHREAD_MUTEX_INITIALIZER;
 static time_t first_failed;
 static const char *issuer;
@@ -113,10 +114,14 @@ static int ring_load(char *err, size_t errlen)
 		return -1;
 	}
 	if ((ring_signs ? jws_keyring_load(keys_dir, &r->kr, err, errlen) :
+	    ring_lazy ? jws_keyring_load_lazy(keys_dir, &r->kr, err, errlen) :
 	    jws_keyring_load_public(keys_dir, &r->kr, err, errlen)) != 0) {
 		free(r);
 		return -1;
 	}
+	/* Only the first ring (checked in a child, lic_init_verifier) is
+	 * lazy: a reload's keys are checked as they are loaded. */
+	ring_lazy = 0;
 	r->gen = old != NULL ? old->gen + 1 : 1;
 	r->prev = old;
 	atomic_store_explicit(&ring_cur, r, memory_order_release);
@@ -230,26 +235,10 @@ int lic_init(void)
 	return 0;
 }
 
-int lic_init_verifier(void)
-{
-	char err[512];
-
-	if (init_keys(0, err, sizeof(err)) != 0) {
-		log_error("%s", err);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Loading keys is most of what sets OpenSSL up in a process (its
- * providers and decoders: most of libcrypto's pages). A program called
- * seldom checks its keys at start as lic_init does, in a child that
- * exits, and loads them at its first call that needs them, so that an
- * idle program never holds that memory. Before any thread starts: fork
- * is safe here.
- */
-int lic_init_deferred(void)
+/* Loads the keys in a child that exits, as lic_init does (sign) or
+ * without the private key: 0, 2 when no key signs, -1 (logged) when
+ * they do not load. Before any thread starts: fork is safe here. */
+static int check_keys(int sign)
 {
 	char err[512] = "";
 	int fds[2], st = 0;
@@ -267,7 +256,7 @@ int lic_init_deferred(void)
 		return -1;
 	}
 	if (pid == 0) {
-		int rc = init_keys(1, err, sizeof(err)) != 0 ? 1 :
+		int rc = init_keys(sign, err, sizeof(err)) != 0 ? 1 :
 		    ring()->kr.signer == NULL ? 2 : 0;
 
 		close(fds[0]);
@@ -287,7 +276,45 @@ int lic_init_deferred(void)
 		log_error("%s", err[0] != '\0' ? err : "keys: the check failed");
 		return -1;
 	}
-	if (WEXITSTATUS(st) == 2)
+	return WEXITSTATUS(st) == 2 ? 2 : 0;
+}
+
+/*
+ * A program that only verifies (usage) compares a key with the stored
+ * one, or finds it in its verified-key cache, and checks a signature
+ * only for a key text the database does not hold. Its keys are checked
+ * in a child at start and read here as text, parsed at the first
+ * signature check: OpenSSL (most of libcrypto's pages) is set up only
+ * then.
+ */
+int lic_init_verifier(void)
+{
+	char err[512];
+
+	if (check_keys(0) < 0)
+		return -1;
+	ring_lazy = 1;
+	if (init_keys(0, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Loading keys is most of what sets OpenSSL up in a process (its
+ * providers and decoders: most of libcrypto's pages). A program called
+ * seldom checks its keys at start as lic_init does, in a child that
+ * exits, and loads them at its first call that needs them, so that an
+ * idle program never holds that memory.
+ */
+int lic_init_deferred(void)
+{
+	int rc = check_keys(1);
+
+	if (rc < 0)
+		return -1;
+	if (rc == 2)
 		log_warn("no current signing key: leases cannot be signed");
 	keys_dir = cfg_str("keys_dir");
 	ring_signs = 1;
@@ -361,10 +388,8 @@ static unsigned vcache_gen = 1;	/* the ring its entries were made under */
 
 static int key_digest(const char *key, unsigned char d[32])
 {
-	unsigned int n = 0;
-
-	return jws_sha256() != NULL && EVP_Digest(key, strlen(key), d, &n,
-	    jws_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
+	jws_sha256_digest(key, strlen(key), d);
+	return 0;
 }
 
 /* Slot of a digest in a direct-mapped cache of nslots entries. */

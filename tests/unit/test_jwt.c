@@ -263,6 +263,64 @@ static void test_es256(void)
 		jws_keyring_free(&pub_kr);
 	}
 
+	/* a lazy ring: kids known at once, each key parsed at its first
+	 * signature check, the same answers */
+	{
+		struct jws_keyring lz;
+		char kidbuf[JWS_KID_MAX], sha[32];
+		unsigned char d[32];
+		unsigned int dn = 0;
+
+		CHECK(jws_keyring_load_lazy(dir, &lz, err, sizeof(err)) == 0);
+		CHECK(lz.n == 2 && lz.signer == NULL &&
+		    lz.keys[0].pkey == NULL && lz.keys[0].alg == 0 &&
+		    lz.keys[1].pkey == NULL);
+		CHECK(jws_peek(&lz, tok, strlen(tok), &c) == JWS_OK);
+		json_object_put(c);
+		CHECK(jws_token_key(&lz, tok, strlen(tok), "JWT", kidbuf) !=
+		    NULL && strcmp(kidbuf, kid) == 0);
+		CHECK(lz.keys[0].pkey == NULL && lz.keys[1].pkey == NULL);
+		CHECK(verify(&lz, tok, "JWT") == JWS_OK);
+		CHECK(verify(&lz, t2, "JWT") == JWS_OK);
+		CHECK(lz.keys[0].pkey != NULL && lz.keys[1].pkey != NULL &&
+		    lz.keys[0].alg == JWS_ES256);
+		/* parsed now: the header comparison finds it as well */
+		CHECK(jws_token_key(&lz, tok, strlen(tok), "JWT", kidbuf) !=
+		    NULL && strcmp(kidbuf, kid) == 0);
+		CHECK(verify(&lz, tok, "lease+jwt") == JWS_ETYP);
+		{
+			char *bad = strdup(tok);
+
+			n = strlen(bad);
+			bad[n - 5] = bad[n - 5] == 'A' ? 'B' : 'A';
+			CHECK(verify(&lz, bad, "JWT") == JWS_ESIG);
+			free(bad);
+		}
+		jws_keyring_free(&lz);
+		/* the digest without EVP is EVP's */
+		jws_sha256_digest(tok, strlen(tok), (unsigned char *)sha);
+		CHECK(EVP_Digest(tok, strlen(tok), d, &dn, EVP_sha256(),
+		    NULL) == 1 && dn == 32 && memcmp(d, sha, 32) == 0);
+	}
+	{
+		struct jws_keyring lz;
+		char bogus[600];
+		FILE *f;
+
+		/* a lazy ring reads but does not check its keys: a file
+		 * that is no key leaves that kid unable to verify */
+		snprintf(bogus, sizeof(bogus), "%s/zz-bogus.pub", dir);
+		CHECK((f = fopen(bogus, "w")) != NULL);
+		fputs("not a key\n", f);
+		fclose(f);
+		CHECK(jws_keyring_load_lazy(dir, &lz, err, sizeof(err)) == 0);
+		CHECK(lz.n == 3 && verify(&lz, tok, "JWT") == JWS_OK);
+		jws_keyring_free(&lz);
+		CHECK(jws_keyring_load_public(dir, &lz, err, sizeof(err)) ==
+		    -1);
+		unlink(bogus);
+	}
+
 	/* libjwt, pinned to ES256, accepts our signature (interop) */
 	pub = read_pub(kid);
 	CHECK(jwt_decode(&lj, tok, (unsigned char *)pub, (int)strlen(pub)) == 0
