@@ -485,9 +485,19 @@ static const struct http_route routes[] = {
 	{ "/healthz", 0, "GET", HTTP_BODY_NONE, http_healthz },
 };
 
+/*
+ * One malloc arena. A request's buffers (libfcgi's, some 16 KiB) come
+ * from the arena of the thread that accepted it, and a thread's arena
+ * keeps the most its thread ever held at once: each accepting thread
+ * would keep room for all the requests in flight. usage's calls
+ * allocate little besides, so its threads share one arena without
+ * waiting on it; validate's and heartbeat's (answers, leases) would
+ * (docs/PERFORMANCE.md).
+ */
 HTTP_PROGRAM(
 	.name = "usage",
 	.init = lic_init_verifier,
 	.reload = lic_keys_reload,
 	.defers = 1,
-	.resumes = 1)
+	.resumes = 1,
+	.arenas = 1)

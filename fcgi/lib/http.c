@@ -1039,14 +1039,21 @@ static void stop_thread(pthread_t tid)
  * waiting on PostgreSQL, and at most a few run at once. Four arenas per
  * CPU keep less resident without slowing it; fewer made one hot
  * license's calls contend for an arena (docs/PERFORMANCE.md).
- * Programs with fewer threads than that are unchanged, and so is a
- * MALLOC_ARENA_MAX the operator set.
+ * Programs with fewer threads than that are unchanged, unless they ask
+ * for fewer arenas (http_program.arenas), and so is a MALLOC_ARENA_MAX
+ * the operator set.
  */
 static void cap_arenas(long threads)
 {
 	long cap = 4 * sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (cap >= 1 && threads > cap && getenv("MALLOC_ARENA_MAX") == NULL)
+	if (getenv("MALLOC_ARENA_MAX") != NULL)
+		return;
+	if (prog->arenas > 0 && (cap < 1 || prog->arenas < cap))
+		cap = prog->arenas;
+	else if (threads <= cap)
+		return;
+	if (cap >= 1)
 		mallopt(M_ARENA_MAX, (int)cap);
 }
 

@@ -93,6 +93,9 @@ struct http_program {
 	 * threads. And http_resume: the resume threads. */
 	int defers;
 	int resumes;
+	/* malloc arenas (M_ARENA_MAX) of the serving process; 0: glibc's,
+	 * fewer for many threads (http.c, cap_arenas) */
+	int arenas;
 };
 
 /* The program's main (HTTP_PROGRAM): -c CONFIG, the configuration and
