@@ -156,8 +156,8 @@ cli_fn keys_generate, keys_add, keys_activate, keys_retire, keys_rotate,
     keys_list, keys_jwks, keys_token_create;
 cli_fn catalog_plan_set, catalog_plan_list, catalog_customer_create,
     catalog_customer_list;
-cli_fn licenses_issue, licenses_update, licenses_show, licenses_list,
-    licenses_action;
+cli_fn licenses_issue, licenses_reissue, licenses_update, licenses_show,
+    licenses_list, licenses_action;
 cli_fn ops_usage, ops_audit, ops_notifications_list,
     ops_notifications_retry, ops_webhook_pending, ops_webhook_replay,
     ops_lease_offline;

@@ -552,6 +552,48 @@ out:
 
 /* ---- update and the actions ------------------------------------------- */
 
+/*
+ * license reissue: the license's key signed again with the current key,
+ * stored and audited in one transaction, and printed. Before a key is
+ * retired, what it signed is reissued and sent to its customers: the key
+ * they hold keeps verifying until its kid is retired.
+ */
+int licenses_reissue(const struct cli_cmd *c, const struct cli_opts *o,
+    struct cli_err *e)
+{
+	char *key = NULL;
+	int rc = -1;
+
+	(void)c;
+	if (o->npos != 1 || !lic_uuid_valid(o->pos[0]))
+		return cli_fail(e, 2, "usage: licctl license reissue LICENSE_ID "
+		    "[--json]");
+	if (cli_exec(e, "BEGIN") != 0 ||
+	    licenses_sign(e, o->pos[0], &key) != 0 ||
+	    cli_audit(e, "license.reissue", "license", o->pos[0], NULL,
+	    NULL) != 0 || cli_exec(e, "COMMIT") != 0)
+		goto out;
+	if (cli_opt(o, "json") != NULL) {
+		struct json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "id",
+		    json_object_new_string(o->pos[0]));
+		json_object_object_add(j, "license_key",
+		    json_object_new_string(key));
+		json_object_object_add(j, "kid",
+		    json_object_new_string(lic_keyring()->signer->kid));
+		printf("%s\n", json_object_to_json_string_ext(j,
+		    JSON_C_TO_STRING_PLAIN));
+		json_object_put(j);
+	} else
+		printf("license %s reissued (kid %s); license key:\n%s\n",
+		    o->pos[0], lic_keyring()->signer->kid, key);
+	rc = 0;
+out:
+	free(key);
+	return rc;
+}
+
 int licenses_update(const struct cli_cmd *c, const struct cli_opts *o,
     struct cli_err *e)
 {

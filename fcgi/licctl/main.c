@@ -127,6 +127,12 @@ static const struct cli_cmd cmds[] = {
 	    "options override\nit), signs the key with the current key and "
 	    "prints it. --count N issues N\nlicenses at once, keys one per "
 	    "line (to --keys-out FILE, 0600).\n", CLI_WRITES },
+	{ "license", "reissue", licenses_reissue, OPTS("json!"),
+	    "LICENSE_ID [--json]", "the license's key signed again, current key",
+	    "Signs the license's key again with the current key, stores it and "
+	    "prints it.\nBefore retiring a key, reissue what it signed and send "
+	    "the new keys to\ntheir customers: an old key verifies until its kid "
+	    "is retired.\n", CLI_WRITES },
 	{ "license", "update", licenses_update, OPTS(SEAT_OPTS, "json!"),
 	    "LICENSE_ID " SEAT_ARGS " [--json]",
 	    "change a license's seat model",

@@ -5,6 +5,7 @@ programs load a key whose kid they do not know yet by themselves. The
 `keys` fixture owns the rotation: afterwards keys_dir, the JWKS and the
 programs' signing key are as they were before the test, whatever failed."""
 import grp
+import json
 import os
 import re
 import shutil
@@ -211,3 +212,49 @@ def test_retired_key_stops_verifying_after_reload(keys):
     assert validate(keys["key"], "ret").json()["code"] == "VALID"
     p = licctl("keys", "retire", "nosuchkid", check=False)
     assert p.returncode == 1 and "no key nosuchkid" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_reissued_key_outlives_the_retired_one(keys):
+    """`licctl license reissue` signs a license's key again with the
+    current key (audited): the old key still verifies until its kid is
+    retired; after the retirement and a reload, the old key is
+    INVALID_KEY and the reissued one VALID, with the license's
+    installation kept."""
+    k2 = added_kid(licctl("keys", "add").stdout)
+    licctl("keys", "activate", k2)
+    lic = issue()
+    assert kid_of(lic["key"]) == k2
+    assert validate(lic["key"], "reissue-1").json()["code"] == "VALID"
+    k3 = added_kid(licctl("keys", "add").stdout)
+    licctl("keys", "activate", k3)
+    doc = json.loads(licctl("license", "reissue", lic["id"], "--json").stdout)
+    assert doc["id"] == lic["id"] and doc["kid"] == k3, doc
+    new = doc["license_key"]
+    assert kid_of(new) == k3 and new != lic["key"]
+    assert jwt_parts(new)[1]["sub"] == lic["id"]
+    # both verify while k2 is loaded
+    assert validate(lic["key"], "reissue-1").json()["code"] == "VALID"
+    assert validate(new, "reissue-1").json()["code"] == "VALID"
+    shown = licctl("license", "show", lic["id"], "--json").stdout
+    assert new in shown
+    audit = licctl("audit", "--license", lic["id"], "--json").stdout
+    assert "license.reissue" in audit, audit
+    hup()
+    signing(keys, k3)
+    licctl("keys", "retire", k2)
+    hup()
+
+    def refused():
+        return all(validate(lic["key"], "reissue-1").json()["code"] == "INVALID_KEY"
+                   for _ in range(10))
+    eventually(refused, 20, "the old key refused once its kid is retired")
+    b = validate(new, "reissue-1").json()
+    assert b["code"] == "VALID" and b["installation"]["status"] == "active", b
+
+
+def test_reissue_refuses_what_is_not_a_license():
+    p = licctl("license", "reissue", "not-a-uuid", check=False)
+    assert p.returncode == 2 and "usage: licctl license reissue" in p.stderr, p.stderr
+    p = licctl("license", "reissue", "00000000-0000-4000-8000-000000000000",
+               check=False)
+    assert p.returncode == 1 and "no license" in p.stderr, p.stderr
