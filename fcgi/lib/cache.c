@@ -107,51 +107,6 @@ static void locks_init(void)
 		pthread_mutex_init(&T.mu[s], NULL);
 }
 
-static int hexdigit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
-	    c - 'a' + 10 : -1;
-}
-
-/* The binary form of a license id as the database writes it (lowercase
- * hex, dashed); -1 for any other text, which no entry is then stored or
- * found under. */
-static int id_pack(const char *id, unsigned char b[16])
-{
-	int i, j = 0, hi, lo;
-
-	if (id == NULL || strlen(id) != LIC_UUID_LEN)
-		return -1;
-	for (i = 0; i < 16; i++, j += 2) {
-		if (j == 8 || j == 13 || j == 18 || j == 23) {
-			if (id[j] != '-')
-				return -1;
-			j++;
-		}
-		hi = hexdigit(id[j]);
-		lo = hexdigit(id[j + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		b[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
-static void id_unpack(const unsigned char b[16], char id[LIC_UUID_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	char *p = id;
-	int i;
-
-	for (i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*p++ = '-';
-		*p++ = hex[b[i] >> 4];
-		*p++ = hex[b[i] & 15];
-	}
-	*p = '\0';
-}
-
 static size_t seat_off(const struct cache_entry *e)
 {
 	return e->parts & P_INST ? sizeof(struct e_inst) : 0;
@@ -310,7 +265,7 @@ static void drop_license(const char *license)
 {
 	unsigned char id[16];
 	size_t b, s = stripe_of(license);
-	int packed = id_pack(license, id) == 0;
+	int packed = lic_uuid_pack(license, id) == 0;
 
 	/* The generation moves for any text: a lookup of it in flight must
 	 * not store its old state (none is stored under a text that does
@@ -393,7 +348,7 @@ const struct cache_entry *cache_get(const char *license, const char *iid)
 	unsigned char id[16];
 	size_t b, s;
 
-	if (!answering() || id_pack(license, id) != 0)
+	if (!answering() || lic_uuid_pack(license, id) != 0)
 		return NULL;
 	b = bucket_of(license, iid);
 	s = b % STRIPES;
@@ -460,7 +415,7 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
 	for (i = 0; i < NT; i++, p += strlen(p) + 1)
 		t[i] = p;
 	memset(lk, 0, sizeof(*lk));
-	id_unpack(e->license, l->id);
+	lic_uuid_unpack(e->license, l->id);
 	snprintf(l->customer_id, sizeof(l->customer_id), "%s", t[T_CUSTOMER]);
 	snprintf(l->plan, sizeof(l->plan), "%s", t[T_PLAN]);
 	snprintf(l->status, sizeof(l->status), "%s", t[T_STATUS]);
@@ -611,7 +566,8 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 	unsigned char id[16];
 	size_t b, s;
 
-	if (!answering() || f->iid == NULL || id_pack(f->license, id) != 0 ||
+	if (!answering() || f->iid == NULL ||
+	    lic_uuid_pack(f->license, id) != 0 ||
 	    (e = new_entry(f, id)) == NULL)
 		return;
 	b = bucket_of(f->license, f->iid);

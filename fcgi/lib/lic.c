@@ -399,28 +399,38 @@ static size_t slot_of(const unsigned char d[32], size_t nslots)
 	    nslots;
 }
 
-static int hexval(int c)
+static int hexdigit(char c)
 {
-	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
+	    c - 'a' + 10 : -1;
 }
 
-/* id has passed lic_uuid_valid. */
-static void uuid_pack(const char *id, unsigned char b[16])
+int lic_uuid_pack(const char *id, unsigned char b[16])
 {
-	int i, j = 0;
+	int i, j = 0, hi, lo;
 
+	if (id == NULL || strlen(id) != LIC_UUID_LEN)
+		return -1;
 	for (i = 0; i < 16; i++, j += 2) {
-		if (id[j] == '-')
+		if (j == 8 || j == 13 || j == 18 || j == 23) {
+			if (id[j] != '-')
+				return -1;
 			j++;
-		b[i] = (unsigned char)(hexval(id[j]) << 4 | hexval(id[j + 1]));
+		}
+		hi = hexdigit(id[j]);
+		lo = hexdigit(id[j + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		b[i] = (unsigned char)(hi << 4 | lo);
 	}
+	return 0;
 }
 
-static void uuid_unpack(const unsigned char b[16], char id[LIC_UUID_LEN + 1])
+void lic_uuid_unpack(const unsigned char b[16], char id[LIC_UUID_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	int i;
 	char *p = id;
+	int i;
 
 	for (i = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
@@ -445,7 +455,7 @@ static int vcache_get(const unsigned char d[32], char id[LIC_UUID_LEN + 1],
 		for (i = 0; i < VCACHE_WAYS && !hit; i++) {
 			if (memcmp(set[i].id, zero, 16) != 0 &&
 			    CRYPTO_memcmp(set[i].digest, d, 16) == 0) {
-				uuid_unpack(set[i].id, id);
+				lic_uuid_unpack(set[i].id, id);
 				hit = 1;
 			}
 		}
@@ -461,9 +471,13 @@ static void vcache_put(const unsigned char d[32], const char *id,
     unsigned gen)
 {
 	static const unsigned char zero[16];
+	unsigned char b[16];
 	struct vslot *set;
 	int way;
 
+	/* An id in another form than the database's is verified each time. */
+	if (lic_uuid_pack(id, b) != 0)
+		return;
 	pthread_mutex_lock(&vcache_mu);
 	if (gen != vcache_gen) {
 		pthread_mutex_unlock(&vcache_mu);
@@ -480,7 +494,7 @@ static void vcache_put(const unsigned char d[32], const char *id,
 		if (way == VCACHE_WAYS)
 			way = d[3] % VCACHE_WAYS;
 		memcpy(set[way].digest, d, 16);
-		uuid_pack(id, set[way].id);
+		memcpy(set[way].id, b, 16);
 	}
 	pthread_mutex_unlock(&vcache_mu);
 }

@@ -236,6 +236,10 @@ void lic_ts(long long t, char out[32]);
 struct json_object *lic_ts_json(long long t);
 
 int lic_uuid_valid(const char *s);
+/* A license id in binary: 0, or -1 for a text other than a UUID in the
+ * form the database writes (lowercase hex, dashed). */
+int lic_uuid_pack(const char *id, unsigned char b[16]);
+void lic_uuid_unpack(const unsigned char b[16], char id[LIC_UUID_LEN + 1]);
 
 /* The fields an installation's calls share (docs/API.md): validate,
  * heartbeat, deactivate, checkin, borrow, usage. */
