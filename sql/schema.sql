@@ -53,8 +53,8 @@ BEGIN
            (SELECT s.status = 'active' FROM installations s
              WHERE s.license_id = r.l AND s.installation_id = r.i) AS found,
            CASE WHEN r.seats IS NOT NULL THEN
-             (SELECT count(*) FROM installations s
-               WHERE s.license_id = r.l AND s.status = 'active') END AS used
+             coalesce((SELECT s.active FROM license_seats s
+                        WHERE s.license_id = r.l), 0) END AS used
       FROM r
      WHERE r.refused IS NULL
      GROUP BY r.l, r.i, r.seats
@@ -2489,6 +2489,20 @@ CREATE FUNCTION public.licd_seat_state(i public.installations) RETURNS text
     ELSE 'released' END
 $$;
 
+-- Name: licd_seats_added(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_seats_added() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO license_seats AS s (license_id, active)
+  SELECT a.license_id, count(*) FROM added a WHERE a.status = 'active'
+   GROUP BY a.license_id ORDER BY a.license_id
+  ON CONFLICT (license_id) DO UPDATE SET active = s.active + EXCLUDED.active;
+  RETURN NULL;
+END
+$$;
+
 -- Name: licd_seats_at_start(uuid, date); Type: FUNCTION
 
 CREATE FUNCTION public.licd_seats_at_start(p_license uuid, d date) RETURNS integer
@@ -2497,6 +2511,67 @@ CREATE FUNCTION public.licd_seats_at_start(p_license uuid, d date) RETURNS integ
   SELECT count(*)::int FROM installations i
    WHERE i.license_id = p_license AND i.status = 'active'
      AND i.seat_expires_at > licd_day_start(d)
+$$;
+
+-- Name: licd_seats_moved(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_seats_moved() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO license_seats AS s (license_id, active)
+  SELECT m.license_id, sum(m.n) FROM (
+      SELECT a.license_id, 1 AS n FROM after a WHERE a.status = 'active'
+      UNION ALL
+      SELECT b.license_id, -1 FROM before b WHERE b.status = 'active') m
+   GROUP BY m.license_id HAVING sum(m.n) <> 0 ORDER BY m.license_id
+  ON CONFLICT (license_id) DO UPDATE SET active = s.active + EXCLUDED.active;
+  RETURN NULL;
+END
+$$;
+
+-- Name: licd_seats_recount(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_seats_recount() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  LOCK TABLE installations IN SHARE ROW EXCLUSIVE MODE;
+  UPDATE license_seats s SET active = 0
+   WHERE s.active <> 0 AND NOT EXISTS (
+     SELECT 1 FROM installations i
+      WHERE i.license_id = s.license_id AND i.status = 'active');
+  INSERT INTO license_seats AS s (license_id, active)
+  SELECT i.license_id, count(*) FROM installations i WHERE i.status = 'active'
+   GROUP BY i.license_id ORDER BY i.license_id
+  ON CONFLICT (license_id) DO UPDATE SET active = EXCLUDED.active
+   WHERE s.active <> EXCLUDED.active;
+END
+$$;
+
+-- Name: licd_seats_removed(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_seats_removed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  UPDATE license_seats s SET active = s.active - r.n
+    FROM (SELECT r.license_id, count(*) AS n FROM removed r
+           WHERE r.status = 'active' GROUP BY r.license_id) r
+   WHERE s.license_id = r.license_id;
+  RETURN NULL;
+END
+$$;
+
+-- Name: licd_seats_truncated(); Type: FUNCTION
+
+CREATE FUNCTION public.licd_seats_truncated() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  DELETE FROM license_seats;
+  RETURN NULL;
+END
 $$;
 
 -- Name: licd_session_end(bytea, text); Type: FUNCTION
@@ -3091,6 +3166,13 @@ CREATE TABLE public.license_counts (
     n bigint NOT NULL
 );
 
+-- Name: license_seats; Type: TABLE
+
+CREATE TABLE public.license_seats (
+    license_id uuid NOT NULL,
+    active bigint NOT NULL
+);
+
 -- Name: license_view; Type: VIEW
 
 CREATE VIEW public.license_view AS
@@ -3410,6 +3492,11 @@ ALTER TABLE ONLY public.licd_clock
 ALTER TABLE ONLY public.license_addons
     ADD CONSTRAINT license_addons_pkey PRIMARY KEY (id);
 
+-- Name: license_seats license_seats_pkey; Type: CONSTRAINT
+
+ALTER TABLE ONLY public.license_seats
+    ADD CONSTRAINT license_seats_pkey PRIMARY KEY (license_id);
+
 -- Name: licenses licenses_pkey; Type: CONSTRAINT
 
 ALTER TABLE ONLY public.licenses
@@ -3656,6 +3743,22 @@ CREATE TRIGGER installations_cache_update AFTER UPDATE OF status, domain, first_
 
 CREATE TRIGGER installations_seat_cache AFTER UPDATE OF seat_expires_at, borrowed_until, seat_overdraft ON public.installations FOR EACH ROW WHEN ((((old.seat_expires_at IS DISTINCT FROM new.seat_expires_at) OR (old.borrowed_until IS DISTINCT FROM new.borrowed_until) OR (old.seat_overdraft IS DISTINCT FROM new.seat_overdraft)) AND (current_setting('licd.seat_renewal'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION public.licd_cache_seat_changed();
 
+-- Name: installations installations_seats_delete; Type: TRIGGER
+
+CREATE TRIGGER installations_seats_delete AFTER DELETE ON public.installations REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION public.licd_seats_removed();
+
+-- Name: installations installations_seats_insert; Type: TRIGGER
+
+CREATE TRIGGER installations_seats_insert AFTER INSERT ON public.installations REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION public.licd_seats_added();
+
+-- Name: installations installations_seats_truncate; Type: TRIGGER
+
+CREATE TRIGGER installations_seats_truncate AFTER TRUNCATE ON public.installations FOR EACH STATEMENT EXECUTE FUNCTION public.licd_seats_truncated();
+
+-- Name: installations installations_seats_update; Type: TRIGGER
+
+CREATE TRIGGER installations_seats_update AFTER UPDATE ON public.installations REFERENCING OLD TABLE AS before NEW TABLE AS after FOR EACH STATEMENT EXECUTE FUNCTION public.licd_seats_moved();
+
 -- Name: licd_clock licd_clock_cache; Type: TRIGGER
 
 CREATE TRIGGER licd_clock_cache AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON public.licd_clock FOR EACH STATEMENT EXECUTE FUNCTION public.licd_cache_all_changed();
@@ -3721,6 +3824,11 @@ ALTER TABLE ONLY public.license_addons
 
 ALTER TABLE ONLY public.license_addons
     ADD CONSTRAINT license_addons_plan_code_fkey FOREIGN KEY (plan_code) REFERENCES public.plans(code);
+
+-- Name: license_seats license_seats_license_id_fkey; Type: FK CONSTRAINT
+
+ALTER TABLE ONLY public.license_seats
+    ADD CONSTRAINT license_seats_license_id_fkey FOREIGN KEY (license_id) REFERENCES public.licenses(id) ON DELETE CASCADE;
 
 -- Name: licenses licenses_customer_id_fkey; Type: FK CONSTRAINT
 

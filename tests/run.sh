@@ -108,7 +108,7 @@ LICD_STACK_STOP="$ROOT/deploy/local.sh stop $RUN_DIR" \
 LICD_STACK_STATUS="$ROOT/deploy/local.sh status $RUN_DIR" \
 	$PY -m pytest tests/integration -q -p no:cacheprovider -rfE \
 	--basetemp="$RUN_DIR/pytest" \
-	${PYTEST_ARGS:-} 2>&1 | tee "$RUN_DIR/pytest.out"
+	${PYTEST_ARGS:-} ${PYTEST_K:+-k "$PYTEST_K"} 2>&1 | tee "$RUN_DIR/pytest.out"
 py_rc=${PIPESTATUS[0]}
 last=$(grep -E '(passed|failed|error)' "$RUN_DIR/pytest.out" | tail -1)
 p=$(grep -oE '[0-9]+ passed' <<<"$last" | grep -oE '[0-9]+')

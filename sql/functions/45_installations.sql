@@ -29,6 +29,84 @@ BEGIN
 END
 $$;
 
+-- license_seats (031_license_seats.sql): each license's active
+-- installations, counted by these trigger functions in every writer's
+-- transaction (the triggers are in 99_triggers.sql): an insert or delete
+-- statement adds or takes its active rows, an update statement its rows'
+-- moves into and out of 'active' (a refresh moves none: a sum of zero
+-- writes nothing). One row per license a statement changes, in license
+-- order, so that two statements that change the same licenses lock their
+-- rows in the same order. Whoever adds an active installation holds its
+-- license's lock (licd_activate_batch, licd_seat, licd_seat_batch), so
+-- under that lock the row is exact for every writer that committed before
+-- and can only fall meanwhile (a deactivation does not take the lock). A
+-- delete only updates (a license's rows go with it: ON DELETE CASCADE).
+CREATE OR REPLACE FUNCTION licd_seats_added() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO license_seats AS s (license_id, active)
+  SELECT a.license_id, count(*) FROM added a WHERE a.status = 'active'
+   GROUP BY a.license_id ORDER BY a.license_id
+  ON CONFLICT (license_id) DO UPDATE SET active = s.active + EXCLUDED.active;
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION licd_seats_moved() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO license_seats AS s (license_id, active)
+  SELECT m.license_id, sum(m.n) FROM (
+      SELECT a.license_id, 1 AS n FROM after a WHERE a.status = 'active'
+      UNION ALL
+      SELECT b.license_id, -1 FROM before b WHERE b.status = 'active') m
+   GROUP BY m.license_id HAVING sum(m.n) <> 0 ORDER BY m.license_id
+  ON CONFLICT (license_id) DO UPDATE SET active = s.active + EXCLUDED.active;
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION licd_seats_removed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE license_seats s SET active = s.active - r.n
+    FROM (SELECT r.license_id, count(*) AS n FROM removed r
+           WHERE r.status = 'active' GROUP BY r.license_id) r
+   WHERE s.license_id = r.license_id;
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION licd_seats_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM license_seats;
+  RETURN NULL;
+END
+$$;
+
+-- Counts every license's active installations afresh into license_seats,
+-- holding up every writer of installations until the caller's transaction
+-- ends (SHARE ROW EXCLUSIVE). Writes only the rows that differ. Called by
+-- 99_triggers.sql once the triggers that keep the rows are (again) in
+-- place, in licctl migrate's transaction: the count and the triggers take
+-- effect together, whatever was written before them.
+CREATE OR REPLACE FUNCTION licd_seats_recount() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  LOCK TABLE installations IN SHARE ROW EXCLUSIVE MODE;
+  UPDATE license_seats s SET active = 0
+   WHERE s.active <> 0 AND NOT EXISTS (
+     SELECT 1 FROM installations i
+      WHERE i.license_id = s.license_id AND i.status = 'active');
+  INSERT INTO license_seats AS s (license_id, active)
+  SELECT i.license_id, count(*) FROM installations i WHERE i.status = 'active'
+   GROUP BY i.license_id ORDER BY i.license_id
+  ON CONFLICT (license_id) DO UPDATE SET active = EXCLUDED.active
+   WHERE s.active <> EXCLUDED.active;
+END
+$$;
+
 -- Activates the installations of many validate calls in one transaction
 -- (group commit: one WAL flush for all of them), each with the result it
 -- would have alone. p_items: [{"o": ordinal, "l": license, "i":
@@ -113,8 +191,8 @@ BEGIN
            (SELECT s.status = 'active' FROM installations s
              WHERE s.license_id = r.l AND s.installation_id = r.i) AS found,
            CASE WHEN r.seats IS NOT NULL THEN
-             (SELECT count(*) FROM installations s
-               WHERE s.license_id = r.l AND s.status = 'active') END AS used
+             coalesce((SELECT s.active FROM license_seats s
+                        WHERE s.license_id = r.l), 0) END AS used
       FROM r
      WHERE r.refused IS NULL
      GROUP BY r.l, r.i, r.seats

@@ -29,6 +29,24 @@ CREATE OR REPLACE TRIGGER licenses_count_update AFTER UPDATE OF status, plan_cod
 CREATE OR REPLACE TRIGGER licenses_count_truncate AFTER TRUNCATE ON licenses
   FOR EACH STATEMENT EXECUTE FUNCTION licd_license_counts_truncated();
 
+-- license_seats (45_installations.sql): each statement's moves into and
+-- out of 'active', per license; then every license counted afresh, under
+-- the lock these statements took, so that the rows are exact from here
+-- on whatever was written before (licctl migrate runs this file after
+-- every numbered migration and whenever it changes).
+CREATE OR REPLACE TRIGGER installations_seats_insert AFTER INSERT ON installations
+  REFERENCING NEW TABLE AS added
+  FOR EACH STATEMENT EXECUTE FUNCTION licd_seats_added();
+CREATE OR REPLACE TRIGGER installations_seats_update AFTER UPDATE ON installations
+  REFERENCING OLD TABLE AS before NEW TABLE AS after
+  FOR EACH STATEMENT EXECUTE FUNCTION licd_seats_moved();
+CREATE OR REPLACE TRIGGER installations_seats_delete AFTER DELETE ON installations
+  REFERENCING OLD TABLE AS removed
+  FOR EACH STATEMENT EXECUTE FUNCTION licd_seats_removed();
+CREATE OR REPLACE TRIGGER installations_seats_truncate AFTER TRUNCATE ON installations
+  FOR EACH STATEMENT EXECUTE FUNCTION licd_seats_truncated();
+SELECT licd_seats_recount();
+
 -- The license cache (36_cache.sql): a change of anything an answer of
 -- validate or heartbeat reads notifies licd_license with the license's
 -- id, in the changing transaction. Not last_seen, version or metadata

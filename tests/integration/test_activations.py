@@ -15,7 +15,7 @@ import psycopg2.extras
 import pytest
 import requests
 
-from util import URL, db, issue, make_plan, sql, sql1, validate
+from util import URL, api, db, issue, licctl, make_plan, sql, sql1, validate
 
 
 def activate(key, iid, **kw):
@@ -183,22 +183,26 @@ def test_the_batch_gives_seats_as_one_by_one_in_installation_order():
 
 
 def test_activations_queued_behind_a_stuck_batch_commit_together():
-    """While a batch waits for a license held elsewhere, the activations
-    arriving meanwhile queue and then commit together (their rows share a
-    transaction id); the held license's call answers 503 busy after
-    lock_timeout, and no other activation fails with it. A round in which
-    the others happened to arrive one by one proves nothing, so up to five
-    are tried; committed one by one, every round would fail."""
+    """While a batch waits for a lock (here its license's seats-in-use row,
+    which an open transaction holds: a batch skips a license held
+    elsewhere, not that row), the activations arriving meanwhile queue and
+    then commit together (their rows share a transaction id); the stuck
+    call answers 503 busy after lock_timeout, and no other activation fails
+    with it. The others that reach the other validate process are not
+    queued there, so up to five rounds are tried; committed one by one,
+    every round would fail."""
     held = issue(limits="installations=10")
     others = [issue(limits="installations=10") for _ in range(20)]
     ids = [l["id"] for l in others]
+    sql("INSERT INTO license_seats (license_id, active) VALUES (%s, 0)",
+        held["id"])
     grouped = False
     for rnd in range(5):
         conn = db()
         conn.autocommit = False
         cur = conn.cursor()
-        cur.execute("UPDATE licenses SET updated_at = updated_at WHERE id = %s",
-                    (held["id"],))
+        cur.execute("UPDATE license_seats SET active = active"
+                    " WHERE license_id = %s", (held["id"],))
         watch = db()
         try:
             with concurrent.futures.ThreadPoolExecutor(21) as ex:
@@ -435,3 +439,137 @@ def test_sql_domain_rule_agrees_with_validate(domains, hosts):
         kw = {} if host is None else {"domain": host}
         code = validate(lic["key"], "h-%d" % n, **kw).json()["code"]
         assert code == ("VALID" if allowed else "DOMAIN_NOT_ALLOWED"), host
+
+
+SEATS_DISAGREE = """
+    SELECT l.id, coalesce(s.active, 0), count(i.license_id)
+      FROM licenses l
+      LEFT JOIN license_seats s ON s.license_id = l.id
+      LEFT JOIN installations i ON i.license_id = l.id AND i.status = 'active'
+     WHERE l.id = ANY (%s::uuid[])
+     GROUP BY l.id, s.active
+    HAVING coalesce(s.active, 0) <> count(i.license_id)"""
+
+
+def seats(lic):
+    return sql1("SELECT coalesce((SELECT active FROM license_seats"
+                " WHERE license_id = %s), 0)", lic["id"])
+
+
+def test_seats_in_use_follow_every_writer_of_installations(clock):
+    """license_seats, which an activation reads instead of counting, moves
+    with every writer: activation, reactivation, deactivation, a reset, the
+    lifecycle's stale cull, floating takes, check-ins and lapses, and an
+    operator's own insert, update, move to another license and delete; it
+    goes with a deleted license; and each step's limit is applied from it
+    (a freed seat is taken again, a full license refuses)."""
+    a = issue(limits="installations=3")
+    b = issue(limits="installations=3")
+    ids = [a["id"], b["id"]]
+
+    def agree(n_a, n_b):
+        assert sql(SEATS_DISAGREE, ids) == []
+        assert (seats(a), seats(b)) == (n_a, n_b)
+
+    for iid in ("x", "y", "z"):
+        assert activate(a["key"], iid)[1]["code"] == "VALID"
+    agree(3, 0)
+    assert activate(a["key"], "w")[1]["code"] == "TOO_MANY_INSTALLATIONS"
+    assert activate(a["key"], "x")[1]["code"] == "VALID"     # kept: no move
+    agree(3, 0)
+    r = requests.post(URL + "/api/deactivate", json={
+        "license_key": a["key"], "installation_id": "y"}, timeout=30)
+    assert r.status_code == 200, r.text
+    agree(2, 0)
+    assert activate(a["key"], "w")[1]["code"] == "VALID"     # y's seat
+    assert activate(a["key"], "y")[1]["code"] == "TOO_MANY_INSTALLATIONS"
+    agree(3, 0)
+    # the lifecycle's cull of installations silent for too long
+    sql("UPDATE installations SET last_seen = now() - interval '20 years'"
+        " WHERE license_id = %s AND installation_id = 'z'", a["id"])
+    assert sql1("SELECT licd_lc_stale_installations(%s)",
+                int(19 * 365.25 * 86400)) >= 1
+    agree(2, 0)
+    assert activate(a["key"], "y")[1]["code"] == "VALID"     # reactivated
+    agree(3, 0)
+    # an operator's writes: a move to another license, an insert, a delete
+    sql("UPDATE installations SET license_id = %s WHERE license_id = %s"
+        " AND installation_id = 'y'", b["id"], a["id"])
+    agree(2, 1)
+    sql("INSERT INTO installations (license_id, installation_id) VALUES"
+        " (%s, 'p'), (%s, 'q'), (%s, 'r')", b["id"], b["id"], a["id"])
+    agree(3, 3)
+    assert activate(b["key"], "s")[1]["code"] == "TOO_MANY_INSTALLATIONS"
+    sql("DELETE FROM installations WHERE license_id = %s AND"
+        " installation_id IN ('p', 'q')", b["id"])
+    agree(3, 1)
+    assert activate(b["key"], "s")[1]["code"] == "VALID"
+    agree(3, 2)
+    # a reset frees every seat at once
+    licctl("license", "reset-activations", a["id"], "--reason", "test")
+    agree(0, 2)
+    # floating: takes, a check-in and a lapse move the same rows
+    sql("UPDATE licenses SET seat_model = 'floating', seat_ttl = 60"
+        " WHERE id = %s", a["id"])
+    for iid in ("f1", "f2", "f3"):
+        assert validate(a["key"], iid).json()["code"] == "VALID"
+    agree(3, 2)
+    r = api("/api/checkin", {"license_key": a["key"], "installation_id": "f1"})
+    assert r.status_code == 200, r.text
+    agree(2, 2)
+    clock(120)                          # f2 and f3 lapse; f4 takes a seat
+    assert validate(a["key"], "f4").json()["code"] == "VALID"
+    assert sql(SEATS_DISAGREE, ids) == []
+    # a deleted license's row goes with it
+    sql("DELETE FROM licenses WHERE id = %s", b["id"])
+    assert sql1("SELECT count(*) FROM license_seats WHERE license_id = %s",
+                b["id"]) == 0
+
+
+def test_seats_in_use_stay_exact_under_concurrent_activations_and_deactivations():
+    """Activations and deactivations of one license at once, many rounds:
+    the license never holds more than its limit, and license_seats ends
+    equal to its active installations (the deactivations take no lock of
+    the license, their counts are added in the writers' transactions)."""
+    lic = issue(limits="installations=4")
+    iids = ["c-%d" % i for i in range(12)]
+
+    def deactivate(iid):
+        r = requests.post(URL + "/api/deactivate", json={
+            "license_key": lic["key"], "installation_id": iid}, timeout=60)
+        return r.status_code, r.json()
+
+    with concurrent.futures.ThreadPoolExecutor(24) as ex:
+        for rnd in range(6):
+            calls = [ex.submit(activate, lic["key"], iid) for iid in iids]
+            calls += [ex.submit(deactivate, iids[(rnd * 5 + k) % 12])
+                      for k in range(5)]
+            for f in calls:
+                status, body = f.result()
+                assert status == 200, body
+            active = sql1("SELECT count(*) FROM installations WHERE"
+                          " license_id = %s AND status = 'active'", lic["id"])
+            assert active <= 4
+            assert sql(SEATS_DISAGREE, [lic["id"]]) == [], rnd
+    # the last round's seats taken again to the limit, no further
+    codes = collections.Counter(activate(lic["key"], iid)[1]["code"]
+                                for iid in iids)
+    assert codes["VALID"] == 4 and codes["TOO_MANY_INSTALLATIONS"] == 8, codes
+    assert seats(lic) == 4
+
+
+def test_seats_recount_repairs_the_rows():
+    """licd_seats_recount (run by licctl migrate with the triggers) sets
+    every license's row to its active installations, whatever it held."""
+    a = issue(limits="installations=5")
+    b = issue(limits="installations=5")
+    for iid in ("x", "y"):
+        assert activate(a["key"], iid)[1]["code"] == "VALID"
+    sql("UPDATE license_seats SET active = 5 WHERE license_id = %s", a["id"])
+    sql("INSERT INTO license_seats (license_id, active) VALUES (%s, 3)",
+        b["id"])
+    assert activate(a["key"], "z")[1]["code"] == "TOO_MANY_INSTALLATIONS"
+    sql("SELECT licd_seats_recount()")
+    assert sql(SEATS_DISAGREE, [a["id"], b["id"]]) == []
+    assert (seats(a), seats(b)) == (2, 0)
+    assert activate(a["key"], "z")[1]["code"] == "VALID"
