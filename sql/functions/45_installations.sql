@@ -88,9 +88,10 @@ $$;
 -- Counts every license's active installations afresh into license_seats,
 -- holding up every writer of installations until the caller's transaction
 -- ends (SHARE ROW EXCLUSIVE). Writes only the rows that differ. Called by
--- 99_triggers.sql once the triggers that keep the rows are (again) in
--- place, in licctl migrate's transaction: the count and the triggers take
--- effect together, whatever was written before them.
+-- 99_triggers.sql before it first creates the triggers that keep the
+-- rows, in licctl migrate's transaction, so that the count and the
+-- triggers take effect together whatever was written before them; by an
+-- operator, as a repair (docs/OPERATIONS.md).
 CREATE OR REPLACE FUNCTION licd_seats_recount() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -30,10 +30,15 @@ CREATE OR REPLACE TRIGGER licenses_count_truncate AFTER TRUNCATE ON licenses
   FOR EACH STATEMENT EXECUTE FUNCTION licd_license_counts_truncated();
 
 -- license_seats (45_installations.sql): each statement's moves into and
--- out of 'active', per license; then every license counted afresh, under
--- the lock these statements took, so that the rows are exact from here
--- on whatever was written before (licctl migrate runs this file after
--- every numbered migration and whenever it changes).
+-- out of 'active', per license. Before they first exist, every license
+-- is counted (licd_seats_recount), under a lock on installations held
+-- until licctl migrate commits, so that the count and the triggers take
+-- effect together; replacing them later never stops the counting, so
+-- nothing is counted again then.
+SELECT licd_seats_recount() WHERE NOT EXISTS (
+  SELECT 1 FROM pg_trigger
+   WHERE tgrelid = 'installations'::regclass
+     AND tgname = 'installations_seats_update');
 CREATE OR REPLACE TRIGGER installations_seats_insert AFTER INSERT ON installations
   REFERENCING NEW TABLE AS added
   FOR EACH STATEMENT EXECUTE FUNCTION licd_seats_added();
@@ -45,7 +50,6 @@ CREATE OR REPLACE TRIGGER installations_seats_delete AFTER DELETE ON installatio
   FOR EACH STATEMENT EXECUTE FUNCTION licd_seats_removed();
 CREATE OR REPLACE TRIGGER installations_seats_truncate AFTER TRUNCATE ON installations
   FOR EACH STATEMENT EXECUTE FUNCTION licd_seats_truncated();
-SELECT licd_seats_recount();
 
 -- The license cache (36_cache.sql): a change of anything an answer of
 -- validate or heartbeat reads notifies licd_license with the license's

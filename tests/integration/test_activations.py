@@ -559,7 +559,8 @@ def test_seats_in_use_stay_exact_under_concurrent_activations_and_deactivations(
 
 
 def test_seats_recount_repairs_the_rows():
-    """licd_seats_recount (run by licctl migrate with the triggers) sets
+    """licd_seats_recount (run by licctl migrate before it first creates
+    the triggers) sets
     every license's row to its active installations, whatever it held."""
     a = issue(limits="installations=5")
     b = issue(limits="installations=5")

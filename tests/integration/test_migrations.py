@@ -26,6 +26,8 @@ PREVIOUS_RELEASE = "4595dcc"
 # Before comments in 009, 011, 012 and 015 were reworded: licctl then
 # recorded the SHA-256 of a file's whole text (migrate.c, reworded).
 BEFORE_REWORDING = "d64fd76"
+# The last commit before license_seats (031).
+BEFORE_SEATS = "1b63933"
 SQL = os.path.join(ROOT, "sql")
 LICCTL = os.path.join(BIN, "licctl")
 HOST = psycopg2.extensions.parse_dsn(CFG["database_url"])["host"]
@@ -260,4 +262,47 @@ def test_sessions_opened_before_027_are_ended(database, tmp_path):
     assert rows(database, "SELECT ended_at IS NOT NULL, token_hash FROM "
                           "admin_sessions") == [(True, None)]
     assert rows(database, "SELECT count(*) FROM licd_session_get(sha256('old'))") == [(0,)]
+    same_as_schema_sql(database)
+
+
+def test_seats_in_use_are_counted_when_license_seats_arrives(database, tmp_path):
+    """A database from before 031 with active and inactive installations:
+    licctl migrate counts each license's active ones into license_seats
+    before its triggers exist, and the triggers go on from there."""
+    d = tmp_path / "before"
+    d.mkdir()
+    arc = subprocess.run(["git", "-C", ROOT, "archive", BEFORE_SEATS, "sql"],
+                         capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(d)], input=arc.stdout, check=True)
+    schema.migrate(database, str(d / "sql"), LICCTL)
+    conn = psycopg2.connect(database)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("INSERT INTO plans (code, name) VALUES ('p', 'P')")
+    cur.execute("INSERT INTO customers (email) VALUES ('a@b.test') RETURNING id")
+    cust = cur.fetchone()[0]
+    lics = []
+    for _ in range(3):
+        cur.execute("INSERT INTO licenses (customer_id, plan_code) VALUES (%s, 'p')"
+                    " RETURNING id", (cust,))
+        lics.append(cur.fetchone()[0])
+    for n, lic in enumerate(lics):          # 0, 2 and 4 active, 1 inactive each
+        cur.execute("INSERT INTO installations (license_id, installation_id, status)"
+                    " SELECT %s, 'i-' || g, CASE WHEN g <= %s THEN 'active'"
+                    " ELSE 'inactive' END FROM generate_series(1, %s) g",
+                    (lic, 2 * n, 2 * n + 1))
+    conn.close()
+    p = schema.migrate(database, SQL, LICCTL)
+    assert "applied 031_license_seats.sql" in p.stdout
+    assert dict(rows(database, "SELECT license_id::text, active FROM license_seats")) \
+        == {lics[1]: 2, lics[2]: 4}
+    # the triggers count from here
+    conn = psycopg2.connect(database)
+    conn.autocommit = True
+    conn.cursor().execute("UPDATE installations SET status = 'inactive'"
+                          " WHERE license_id = %s AND installation_id = 'i-1'",
+                          (lics[2],))
+    conn.close()
+    assert dict(rows(database, "SELECT license_id::text, active FROM license_seats")) \
+        == {lics[1]: 2, lics[2]: 3}
     same_as_schema_sql(database)
