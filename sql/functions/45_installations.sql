@@ -131,9 +131,11 @@ $$;
 -- in id order so that concurrent batches cannot deadlock. The second,
 -- whose snapshot is taken once those locks are held, decides every item
 -- and writes every seat at once: no other writer can change a locked
--- license or the seats of its installations until the commit, and every
--- one that did before has committed and is seen, so the seat counts are
--- exact under any concurrency and a change acknowledged before the lock
+-- license or take a seat of it until the commit (a deactivation, which
+-- takes no lock, can only free one), and every one that did before has
+-- committed and is seen, so the seats in use (the license's
+-- license_seats row) are exact under any concurrency, or high by the
+-- deactivations still running, and a change acknowledged before the lock
 -- was taken is applied. The result is that of the items taken one by one
 -- in (license, installation, ordinal) order: a license's new
 -- installations (none active, at least one item passing the license's
