@@ -8,7 +8,7 @@ the fixture restores the stack whatever the test did and waits until it is
 healthy, so the test files run in any order."""
 import pytest
 
-from util import issue, pg, set_clock, sql, wait_healthy
+from util import issue, pg, seats_disagree, set_clock, wait_healthy
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,11 +18,7 @@ def seats_in_use_agree():
     license's license_seats row equals its active installations: the
     activations' seats in use are exact whoever wrote."""
     yield
-    wrong = sql("""SELECT l.id, s.active, (SELECT count(*) FROM installations i
-                   WHERE i.license_id = l.id AND i.status = 'active') AS n
-                   FROM licenses l LEFT JOIN license_seats s ON s.license_id = l.id
-                   WHERE coalesce(s.active, 0) <> (SELECT count(*) FROM installations i
-                   WHERE i.license_id = l.id AND i.status = 'active')""")
+    wrong = seats_disagree()
     assert wrong == [], wrong
 
 

@@ -15,7 +15,8 @@ import psycopg2.extras
 import pytest
 import requests
 
-from util import URL, api, db, issue, licctl, make_plan, sql, sql1, validate
+from util import (URL, api, db, issue, licctl, make_plan, seats_disagree,
+                  sql, sql1, validate)
 
 
 def activate(key, iid, **kw):
@@ -441,16 +442,6 @@ def test_sql_domain_rule_agrees_with_validate(domains, hosts):
         assert code == ("VALID" if allowed else "DOMAIN_NOT_ALLOWED"), host
 
 
-SEATS_DISAGREE = """
-    SELECT l.id, coalesce(s.active, 0), count(i.license_id)
-      FROM licenses l
-      LEFT JOIN license_seats s ON s.license_id = l.id
-      LEFT JOIN installations i ON i.license_id = l.id AND i.status = 'active'
-     WHERE l.id = ANY (%s::uuid[])
-     GROUP BY l.id, s.active
-    HAVING coalesce(s.active, 0) <> count(i.license_id)"""
-
-
 def seats(lic):
     return sql1("SELECT coalesce((SELECT active FROM license_seats"
                 " WHERE license_id = %s), 0)", lic["id"])
@@ -468,7 +459,7 @@ def test_seats_in_use_follow_every_writer_of_installations(clock):
     ids = [a["id"], b["id"]]
 
     def agree(n_a, n_b):
-        assert sql(SEATS_DISAGREE, ids) == []
+        assert seats_disagree(ids) == []
         assert (seats(a), seats(b)) == (n_a, n_b)
 
     for iid in ("x", "y", "z"):
@@ -519,7 +510,7 @@ def test_seats_in_use_follow_every_writer_of_installations(clock):
     agree(2, 2)
     clock(120)                          # f2 and f3 lapse; f4 takes a seat
     assert validate(a["key"], "f4").json()["code"] == "VALID"
-    assert sql(SEATS_DISAGREE, ids) == []
+    assert seats_disagree(ids) == []
     # a deleted license's row goes with it
     sql("DELETE FROM licenses WHERE id = %s", b["id"])
     assert sql1("SELECT count(*) FROM license_seats WHERE license_id = %s",
@@ -550,7 +541,7 @@ def test_seats_in_use_stay_exact_under_concurrent_activations_and_deactivations(
             active = sql1("SELECT count(*) FROM installations WHERE"
                           " license_id = %s AND status = 'active'", lic["id"])
             assert active <= 4
-            assert sql(SEATS_DISAGREE, [lic["id"]]) == [], rnd
+            assert seats_disagree([lic["id"]]) == [], rnd
     # the last round's seats taken again to the limit, no further
     codes = collections.Counter(activate(lic["key"], iid)[1]["code"]
                                 for iid in iids)
@@ -571,6 +562,6 @@ def test_seats_recount_repairs_the_rows():
         b["id"])
     assert activate(a["key"], "z")[1]["code"] == "TOO_MANY_INSTALLATIONS"
     sql("SELECT licd_seats_recount()")
-    assert sql(SEATS_DISAGREE, [a["id"], b["id"]]) == []
+    assert seats_disagree([a["id"], b["id"]]) == []
     assert (seats(a), seats(b)) == (2, 0)
     assert activate(a["key"], "z")[1]["code"] == "VALID"

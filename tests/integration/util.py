@@ -221,6 +221,20 @@ def sql1(query, *args):
     return rows[0][0] if rows else None
 
 
+def seats_disagree(ids=None):
+    """The licenses (of ids, or all) whose license_seats row (none: 0)
+    differs from their count of active installations, as (id, row, count)."""
+    return sql("""SELECT l.id, coalesce(s.active, 0), count(i.license_id)
+                    FROM licenses l
+                    LEFT JOIN license_seats s ON s.license_id = l.id
+                    LEFT JOIN installations i ON i.license_id = l.id
+                                             AND i.status = 'active'
+                   WHERE %s::uuid[] IS NULL OR l.id = ANY (%s::uuid[])
+                   GROUP BY l.id, s.active
+                  HAVING coalesce(s.active, 0) <> count(i.license_id)""",
+               ids, ids)
+
+
 def set_clock(secs):
     """Moves licd_now(), the clock of every SQL function and program, secs
     seconds from the real time (the `clock` fixture puts it back)."""
