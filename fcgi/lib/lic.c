@@ -43,6 +43,11 @@ static int ring_lazy;		/* the next ring's keys parsed at first use */
 static pthread_mutex_t first_mu = PTHREAD_MUTEX_INITIALIZER;
 static time_t first_failed;
 static const char *issuer;
+/* The payload of every key lic_sign_key writes starts with these bytes,
+ * {"iss":"<issuer>","sub":" (json-c's escaping of the issuer included):
+ * how lic_key_id_tag finds a key's license without parsing it. */
+static char *key_head;
+static size_t key_head_len;
 static long lease_ttl;
 static long heartbeat_interval, touch_interval;
 static char touch_param[24];
@@ -185,7 +190,23 @@ static int reload_for(const char *key)
 
 static int init_params(void)
 {
+	struct json_object *o = json_object_new_object();
+	const char *s;
+	size_t n = 0;
+
 	issuer = cfg_str("issuer");
+	js_put(o, "iss", json_object_new_string(issuer));
+	js_put(o, "sub", json_object_new_string(""));
+	free(key_head);
+	key_head = NULL;
+	key_head_len = 0;
+	/* all but the closing "} */
+	if ((s = js_dump(o, &n)) != NULL && n > 2 &&
+	    (key_head = malloc(n - 2)) != NULL) {
+		memcpy(key_head, s, n - 2);
+		key_head_len = n - 2;
+	}
+	json_object_put(o);
 	lease_ttl = cfg_int("lease_ttl");
 	heartbeat_interval = cfg_int("heartbeat_interval");
 	touch_interval = cfg_int("touch_interval");
@@ -529,6 +550,42 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
  * call. Its kid must still be loaded, so that retiring a signing
  * key (docs/OPERATIONS.md) still retires the keys it signed.
  */
+/*
+ * The license a key names when it is laid out as lic_sign_key writes
+ * every key: a header naming a loaded key (jws_token_key) and a payload
+ * starting with key_head and the license id. Only its first bytes are
+ * decoded and nothing is parsed. The id is a claim, as jws_peek's is:
+ * the row read next must still hold the key byte for byte, or the key
+ * must verify for that id (lic_key_confirm), so a key whose later bytes
+ * are not what they should be is refused there. 0, or -1 for any other
+ * layout (older keys, a kid to reload), which jws_peek then reads.
+ */
+static int key_sub(const char *key, char id[LIC_UUID_LEN + 1])
+{
+	unsigned char head[512];
+	const char *d1, *d2;
+	size_t n = strlen(key), want, chars;
+
+	want = key_head_len + LIC_UUID_LEN + 1;	/* and the closing quote */
+	chars = (want + 2) / 3 * 4;
+	if (key_head == NULL || want > sizeof(head) ||
+	    jws_token_key(&ring()->kr, key, n, "JWT", NULL) == NULL ||
+	    (d1 = strchr(key, '.')) == NULL ||
+	    (d2 = strchr(d1 + 1, '.')) == NULL ||
+	    (size_t)(d2 - d1 - 1) < chars ||
+	    jws_b64url_decode(d1 + 1, chars, head, sizeof(head)) < (long)want ||
+	    memcmp(head, key_head, key_head_len) != 0 ||
+	    head[want - 1] != '"')
+		return -1;
+	memcpy(id, head + key_head_len, LIC_UUID_LEN);
+	id[LIC_UUID_LEN] = '\0';
+	if (!lic_uuid_valid(id)) {
+		id[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 {
 	return lic_key_id_tag(key, id, known, NULL);
@@ -556,6 +613,10 @@ int lic_key_id_tag(const char *key, char id[LIC_UUID_LEN + 1], int *known,
 		}
 		return LIC_OK;
 	}
+	if (key_sub(key, id) == 0) {
+		rc = LIC_OK;
+		goto tag;
+	}
 	/* The issuer too: a key the database vouches for is still refused
 	 * when it names another issuer. */
 	if ((js = jws_peek(&ring()->kr, key, strlen(key), &c)) == JWS_EKID &&
@@ -566,12 +627,13 @@ int lic_key_id_tag(const char *key, char id[LIC_UUID_LEN + 1], int *known,
 	    (sub = claim_str(c, "sub")) != NULL && lic_uuid_valid(sub)) {
 		memcpy(id, sub, LIC_UUID_LEN + 1);
 		rc = LIC_OK;
-		if (tag != NULL && have_digest) {
-			memcpy(tag->digest, d, LIC_KEYTAG_LEN);
-			tag->gen = gen;
-		}
 	}
 	json_object_put(c);
+tag:
+	if (rc == LIC_OK && tag != NULL && have_digest) {
+		memcpy(tag->digest, d, LIC_KEYTAG_LEN);
+		tag->gen = gen;
+	}
 	return rc;
 }
 

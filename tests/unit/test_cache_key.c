@@ -122,6 +122,74 @@ static char *twin_of(const char *key)
 	return out;
 }
 
+/* A key signed by the current ring over claims as given. */
+static char *sign_claims(const char *claims)
+{
+	char *key = NULL;
+
+	CHECK(jws_sign(lic_keyring(), "JWT", claims, strlen(claims), &key) ==
+	    JWS_OK);
+	return key;
+}
+
+/* lic_key_id reads the license id from the first bytes of a key laid
+ * out as licd signs it, else from its parsed claims; what it reads is a
+ * claim the row must still confirm. */
+static void key_id_ways(const char *k1)
+{
+	char id[LIC_UUID_LEN + 1], *k;
+	int known;
+
+	/* licd's layout, never seen: the id without the verified-key cache */
+	CHECK(lic_keys_reload() == 0);
+	CHECK(lic_key_id(k1, id, &known) == LIC_OK && !known &&
+	    strcmp(id, L1) == 0);
+	/* Another claim order: parsed, the same id. */
+	k = sign_claims("{\"sub\":\"" L1 "\",\"iss\":\"licd-unit\"}");
+	CHECK(lic_key_id(k, id, &known) == LIC_OK && strcmp(id, L1) == 0);
+	free(k);
+	/* Spaces after the colons: parsed, the same id. */
+	k = sign_claims("{\"iss\": \"licd-unit\", \"sub\": \"" L1 "\"}");
+	CHECK(lic_key_id(k, id, &known) == LIC_OK && strcmp(id, L1) == 0);
+	free(k);
+	/* Another issuer, in the layout or not: refused. */
+	k = sign_claims("{\"iss\":\"licd-unix\",\"sub\":\"" L1 "\"}");
+	CHECK(lic_key_id(k, id, &known) == LIC_INVALID && id[0] == '\0');
+	free(k);
+	k = sign_claims("{\"iss\":\"licd-unit-2\",\"sub\":\"" L1 "\"}");
+	CHECK(lic_key_id(k, id, &known) == LIC_INVALID);
+	free(k);
+	/* Not a UUID where the id goes, or cut short: refused. */
+	k = sign_claims("{\"iss\":\"licd-unit\",\"sub\":"
+	    "\"11111111-1111-4111-8111-11111111111g\"}");
+	CHECK(lic_key_id(k, id, &known) == LIC_INVALID && id[0] == '\0');
+	free(k);
+	k = sign_claims("{\"iss\":\"licd-unit\",\"sub\":"
+	    "\"11111111-1111-4111-8111-1111111111111\"}");
+	CHECK(lic_key_id(k, id, &known) == LIC_INVALID);
+	free(k);
+	k = sign_claims("{\"iss\":\"licd-unit\",\"sub\":\"1\"}");
+	CHECK(lic_key_id(k, id, &known) == LIC_INVALID);
+	free(k);
+	/* The layout's bytes and then anything, even text that is not
+	 * JSON: the id is read, and the row refuses the key (it is not the
+	 * stored key and its signature is not over licd's claims). */
+	k = sign_claims("{\"iss\":\"licd-unit\",\"sub\":\"" L1 "\",\"x\":");
+	CHECK(lic_key_id(k, id, &known) == LIC_OK && strcmp(id, L1) == 0);
+	CHECK(lic_key_confirm(k, L1, k1) == LIC_INVALID);
+	free(k);
+	/* The stored key with its payload's last part changed, signature
+	 * kept: the id is read, the row refuses it. */
+	k = strdup(k1);
+	*(strrchr(k, '.') - 2) ^= 1;
+	CHECK(lic_key_id(k, id, &known) == LIC_OK && strcmp(id, L1) == 0);
+	CHECK(lic_key_confirm(k, L1, k1) == LIC_INVALID);
+	free(k);
+	/* Not a token at all. */
+	CHECK(lic_key_id("a.b", id, &known) == LIC_INVALID);
+	CHECK(lic_key_id("", id, &known) == LIC_INVALID);
+}
+
 int main(void)
 {
 	const struct cache_entry *e;
@@ -151,6 +219,7 @@ int main(void)
 
 	k1 = sign(1000);
 	k1b = sign(1001);	/* another key of the same license */
+	key_id_ways(k1);
 
 	/* A key this process never saw: not known, no entry yet. */
 	CHECK(answers(k1, &known) == 0 && !known);
