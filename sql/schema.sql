@@ -197,9 +197,12 @@ CREATE TABLE public.licenses (
 CREATE FUNCTION public.licd_active_installations(l public.licenses) RETURNS bigint
     LANGUAGE sql STABLE
     AS $$
-  SELECT count(*) FROM installations i
-   WHERE i.license_id = l.id AND i.status = 'active'
-     AND (l.seat_model = 'node' OR i.seat_expires_at > licd_now())
+  SELECT CASE WHEN l.seat_model = 'node' THEN
+           coalesce((SELECT s.active FROM license_seats s
+                      WHERE s.license_id = l.id), 0)
+         ELSE (SELECT count(*) FROM installations i
+                WHERE i.license_id = l.id AND i.status = 'active'
+                  AND i.seat_expires_at > licd_now()) END
 $$;
 
 -- Name: licd_admin_audit(jsonb); Type: FUNCTION
@@ -1867,6 +1870,10 @@ BEGIN
                                  ELSE coalesce(seat_expires_at, t) END,
            seat_expires_at = NULL, borrowed_until = NULL
      WHERE license_id = p_license AND status = 'active';
+  ELSIF lic.seat_model = 'node' AND p_model = 'floating' THEN
+    UPDATE installations
+       SET status = 'inactive', deactivated_at = t
+     WHERE license_id = p_license AND status = 'active';
   END IF;
   PERFORM licd_audit(p_actor, 'license.seats', 'license', p_license::text, NULL,
                      p_rid, jsonb_build_object('seat_model', p_model,
@@ -2219,17 +2226,20 @@ BEGIN
   END IF;
   -- Lapsed seats stop being active, so that the count below reads only
   -- live ones and the license's active rows stay few. In key order, as
-  -- licd_touch_batch locks rows, so that the two cannot deadlock.
+  -- licd_touch_batch locks rows, so that the two cannot deadlock. Both
+  -- read the license's active installations by installations_seated:
+  -- each of a floating license's has a seat expiry
+  -- (licd_license_seats_set).
   UPDATE installations i
-     SET status = 'inactive', deactivated_at = coalesce(i.seat_expires_at, t)
+     SET status = 'inactive', deactivated_at = i.seat_expires_at
    WHERE (i.license_id, i.installation_id) IN (
            SELECT x.license_id, x.installation_id FROM installations x
             WHERE x.license_id = p_license AND x.status = 'active'
-              AND coalesce(x.seat_expires_at, '-infinity') <= t
+              AND x.seat_expires_at <= t
             ORDER BY x.installation_id FOR UPDATE);
   SELECT count(*) INTO used FROM installations i
    WHERE i.license_id = p_license AND i.status = 'active'
-     AND i.installation_id <> p_iid;
+     AND i.seat_expires_at > t AND i.installation_id <> p_iid;
   seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
     code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
@@ -3623,10 +3633,6 @@ CREATE INDEX customers_email_prefix ON public.customers USING btree (lower(email
 
 CREATE INDEX customers_name_prefix ON public.customers USING btree (lower(name) text_pattern_ops);
 
--- Name: installations_active; Type: INDEX
-
-CREATE INDEX installations_active ON public.installations USING btree (license_id) WHERE (status = 'active'::text);
-
 -- Name: installations_domain; Type: INDEX
 
 CREATE INDEX installations_domain ON public.installations USING btree (lower(domain)) WHERE (domain IS NOT NULL);
@@ -3634,6 +3640,10 @@ CREATE INDEX installations_domain ON public.installations USING btree (lower(dom
 -- Name: installations_iid; Type: INDEX
 
 CREATE INDEX installations_iid ON public.installations USING btree (installation_id);
+
+-- Name: installations_seated; Type: INDEX
+
+CREATE INDEX installations_seated ON public.installations USING btree (license_id) WHERE ((status = 'active'::text) AND (seat_expires_at IS NOT NULL));
 
 -- Name: installations_seen; Type: INDEX
 

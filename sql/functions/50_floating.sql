@@ -206,17 +206,20 @@ BEGIN
   END IF;
   -- Lapsed seats stop being active, so that the count below reads only
   -- live ones and the license's active rows stay few. In key order, as
-  -- licd_touch_batch locks rows, so that the two cannot deadlock.
+  -- licd_touch_batch locks rows, so that the two cannot deadlock. Both
+  -- read the license's active installations by installations_seated:
+  -- each of a floating license's has a seat expiry
+  -- (licd_license_seats_set).
   UPDATE installations i
-     SET status = 'inactive', deactivated_at = coalesce(i.seat_expires_at, t)
+     SET status = 'inactive', deactivated_at = i.seat_expires_at
    WHERE (i.license_id, i.installation_id) IN (
            SELECT x.license_id, x.installation_id FROM installations x
             WHERE x.license_id = p_license AND x.status = 'active'
-              AND coalesce(x.seat_expires_at, '-infinity') <= t
+              AND x.seat_expires_at <= t
             ORDER BY x.installation_id FOR UPDATE);
   SELECT count(*) INTO used FROM installations i
    WHERE i.license_id = p_license AND i.status = 'active'
-     AND i.installation_id <> p_iid;
+     AND i.seat_expires_at > t AND i.installation_id <> p_iid;
   seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
     code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
@@ -411,8 +414,10 @@ $$;
 -- Changes license p_license's seat model or its parameters (NULL:
 -- unchanged) and audits it as p_actor. Switching to node ends the lapsed
 -- floating seats and makes the live ones node seats; switching to
--- floating leaves the node seats without a seat lease: each takes one on
--- its next validate. Locks the license row. Returns 'ok' or 'not_found'.
+-- floating ends the node seats (inactive, as a lapsed seat: every active
+-- installation of a floating license holds a seat expiry, which the index
+-- installations_seated relies on): each takes a seat on its next
+-- validate. Locks the license row. Returns 'ok' or 'not_found'.
 -- Called by licctl license update.
 CREATE OR REPLACE FUNCTION licd_license_seats_set(p_license uuid, p_model text, p_ttl int,
                                                   p_borrow int, p_overdraft int,
@@ -441,6 +446,10 @@ BEGIN
                                  ELSE coalesce(seat_expires_at, t) END,
            seat_expires_at = NULL, borrowed_until = NULL
      WHERE license_id = p_license AND status = 'active';
+  ELSIF lic.seat_model = 'node' AND p_model = 'floating' THEN
+    UPDATE installations
+       SET status = 'inactive', deactivated_at = t
+     WHERE license_id = p_license AND status = 'active';
   END IF;
   PERFORM licd_audit(p_actor, 'license.seats', 'license', p_license::text, NULL,
                      p_rid, jsonb_build_object('seat_model', p_model,
@@ -463,14 +472,18 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The installations of license l that hold a seat: a node-locked license's
--- active installations, a floating license's live seats (live or
--- borrowed: licd_seat_state). The one definition of active_installations
--- for the license document (license_admin_view: detail, licctl) and the
--- console's lists (licd_admin_license_row); reads only the license's
--- active installations (index installations_active).
+-- active installations (its license_seats row, kept by the installations'
+-- triggers), a floating license's live seats (live or borrowed:
+-- licd_seat_state, read by index installations_seated). The one
+-- definition of active_installations for the license document
+-- (license_admin_view: detail, licctl) and the console's lists
+-- (licd_admin_license_row).
 CREATE OR REPLACE FUNCTION licd_active_installations(l licenses) RETURNS bigint
 LANGUAGE sql STABLE AS $$
-  SELECT count(*) FROM installations i
-   WHERE i.license_id = l.id AND i.status = 'active'
-     AND (l.seat_model = 'node' OR i.seat_expires_at > licd_now())
+  SELECT CASE WHEN l.seat_model = 'node' THEN
+           coalesce((SELECT s.active FROM license_seats s
+                      WHERE s.license_id = l.id), 0)
+         ELSE (SELECT count(*) FROM installations i
+                WHERE i.license_id = l.id AND i.status = 'active'
+                  AND i.seat_expires_at > licd_now()) END
 $$;

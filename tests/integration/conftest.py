@@ -8,7 +8,7 @@ the fixture restores the stack whatever the test did and waits until it is
 healthy, so the test files run in any order."""
 import pytest
 
-from util import issue, pg, seats_disagree, set_clock, wait_healthy
+from util import floating_unseated, issue, pg, seats_disagree, set_clock, wait_healthy
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -16,10 +16,13 @@ def seats_in_use_agree():
     """After the whole suite (every writer of installations it drove,
     through the programs, licctl, the lifecycle and its own SQL), each
     license's license_seats row equals its active installations: the
-    activations' seats in use are exact whoever wrote."""
+    activations' seats in use are exact whoever wrote; and every active
+    installation of a floating license holds a seat expiry."""
     yield
     wrong = seats_disagree()
     assert wrong == [], wrong
+    unseated = floating_unseated()
+    assert unseated == [], unseated
 
 
 @pytest.fixture

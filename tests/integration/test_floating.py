@@ -16,8 +16,9 @@ import time
 import pytest
 import requests
 
-from util import (URL, admin, admin_token, api, db, error_code, heartbeat, issue, json_error,
-                  licctl, licctl_json, make_plan, set_clock, sql, sql1, unique, validate)
+from util import (URL, admin, admin_token, api, db, error_code, floating_unseated, heartbeat,
+                  issue, json_error, licctl, licctl_json, make_plan, set_clock, sql, sql1,
+                  unique, validate)
 
 DAY = 86400
 
@@ -819,8 +820,11 @@ def test_switching_seat_model():
     assert validate(lic["key"], "a").json()["code"] == "VALID"
     licctl("license", "update", lic["id"], "--seat-model", "floating",
            "--seat-ttl", "60")
-    # The node seat has no seat lease: a heartbeat must validate again,
-    # which takes one.
+    # The node seat ends: a heartbeat must validate again, which takes a
+    # floating seat.
+    assert sql("SELECT status, seat_expires_at FROM installations"
+               " WHERE license_id = %s", lic["id"]) == [("inactive", None)]
+    assert floating_unseated() == []
     assert heartbeat(lic["key"], "a").json()["code"] == "INSTALLATION_NOT_ACTIVE"
     v = validate(lic["key"], "a").json()
     assert v["code"] == "VALID" and "seat_expires_at" in v

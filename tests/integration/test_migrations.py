@@ -28,6 +28,8 @@ PREVIOUS_RELEASE = "4595dcc"
 BEFORE_REWORDING = "d64fd76"
 # The last commit before license_seats (031).
 BEFORE_SEATS = "1b63933"
+# The last commit before installations_seated (032).
+BEFORE_SEAT_INDEX = "6d72a42"
 SQL = os.path.join(ROOT, "sql")
 LICCTL = os.path.join(BIN, "licctl")
 HOST = psycopg2.extensions.parse_dsn(CFG["database_url"])["host"]
@@ -262,6 +264,46 @@ def test_sessions_opened_before_027_are_ended(database, tmp_path):
     assert rows(database, "SELECT ended_at IS NOT NULL, token_hash FROM "
                           "admin_sessions") == [(True, None)]
     assert rows(database, "SELECT count(*) FROM licd_session_get(sha256('old'))") == [(0,)]
+    same_as_schema_sql(database)
+
+
+def test_floating_seats_get_their_own_index(database, tmp_path):
+    """A database from before 032: the active installation a floating
+    license kept from its node-locked days (no seat expiry) ends as a switch
+    ends it now, the others are untouched, and installations_active gives
+    way to installations_seated, which the seat's reads use."""
+    d = tmp_path / "before"
+    d.mkdir()
+    arc = subprocess.run(["git", "-C", ROOT, "archive", BEFORE_SEAT_INDEX, "sql"],
+                         capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(d)], input=arc.stdout, check=True)
+    schema.migrate(database, str(d / "sql"), LICCTL)
+    conn = psycopg2.connect(database)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("INSERT INTO plans (code, name) VALUES ('p', 'P')")
+    cur.execute("INSERT INTO customers (email) VALUES ('a@b.test') RETURNING id")
+    cust = cur.fetchone()[0]
+    cur.execute("INSERT INTO licenses (customer_id, plan_code, seat_model, seat_ttl)"
+                " VALUES (%s, 'p', 'floating', 60), (%s, 'p', 'node', NULL)"
+                " RETURNING id::text", (cust, cust))
+    flo, node = [r[0] for r in cur.fetchall()]
+    cur.execute("INSERT INTO installations (license_id, installation_id, status,"
+                " seat_expires_at) VALUES (%s, 'was-node', 'active', NULL),"
+                " (%s, 'seat', 'active', now() + interval '1 minute'),"
+                " (%s, 'n', 'active', NULL)", (flo, flo, node))
+    conn.close()
+    p = schema.migrate(database, SQL, LICCTL)
+    assert "applied 032_seat_index.sql" in p.stdout
+    assert rows(database, "SELECT license_id::text, installation_id, status,"
+                          " deactivated_at IS NOT NULL FROM installations ORDER BY 2") \
+        == [(node, "n", "active", False), (flo, "seat", "active", False),
+            (flo, "was-node", "inactive", True)]
+    assert rows(database, "SELECT indexname FROM pg_indexes WHERE indexname"
+                          " IN ('installations_active', 'installations_seated')") \
+        == [("installations_seated",)]
+    assert dict(rows(database, "SELECT license_id::text, active FROM license_seats")) \
+        == {flo: 1, node: 1}
     same_as_schema_sql(database)
 
 

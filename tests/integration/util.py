@@ -235,6 +235,16 @@ def seats_disagree(ids=None):
                ids, ids)
 
 
+def floating_unseated():
+    """Active installations of floating licenses without a seat expiry, as
+    (license, installation): none may be (licd_license_seats_set), as the
+    seat's reads by index installations_seated rely on."""
+    return sql("""SELECT i.license_id, i.installation_id FROM installations i
+                    JOIN licenses l ON l.id = i.license_id
+                   WHERE l.seat_model = 'floating' AND i.status = 'active'
+                     AND i.seat_expires_at IS NULL""")
+
+
 def set_clock(secs):
     """Moves licd_now(), the clock of every SQL function and program, secs
     seconds from the real time (the `clock` fixture puts it back)."""
