@@ -164,6 +164,20 @@ export async function licenses(view, args, ctx) {
   await go();
 }
 
+// A license key shown once, after it was signed (issue, reissue): the
+// server never shows it again.
+const keyBox = (title, key, ctx, ...more) => {
+  const ta = h('textarea', { readonly: true, rows: 6, id: 'new-key', class: 'secret' });
+  ta.value = key;
+  const copy = button('Copy key', async () => {
+    try { await navigator.clipboard.writeText(key); ctx.say('Key copied.'); }
+    catch (e) { ta.select(); ctx.say('Select the key and copy it by hand.', 'error'); }
+  });
+  return h('div', { class: 'card keybox' }, h('h2', {}, title),
+    h('p', { class: 'warn' }, 'This key is shown only now. Copy it and give it to the customer; it is never displayed again.'),
+    ta, h('div', { class: 'row' }, copy, ...more));
+};
+
 // ---- one license ------------------------------------------------------------
 
 export async function license(view, args, ctx) {
@@ -201,6 +215,18 @@ export async function license(view, args, ctx) {
       l.status === 'active' ? act('Suspend', '/suspend', rb, 'Suspend this license? Its installations are refused (SUSPENDED) from their next call.') : null,
       l.status === 'suspended' ? act('Reinstate', '/reinstate', rb, 'Reinstate this license? Its installations are accepted again from their next call.') : null,
       act('Reset activations', '/reset-activations', rb, 'Deactivate every installation of this license? Each must validate again to take a seat.'),
+      l.status !== 'revoked' ? button('Reissue key', async () => {
+        if (!await ctx.confirmAction('Sign this license\'s key again with the current signing key? The new key is shown only once; the key the customer holds keeps working until its signing key is retired.', 'Reissue key')) {
+          ctx.say('Reissue key: cancelled.'); return;
+        }
+        try {
+          const r = await api.post('/api/admin/licenses/' + encodeURIComponent(id) + '/reissue', rb());
+          await reload();
+          view.querySelector('#actions').append(keyBox('Key reissued with signing key ' + r.kid, r.license_key, ctx));
+          ctx.say('Reissue key: done. Give the new key to the customer.');
+          view.querySelector('#new-key').focus();
+        } catch (e) { ctx.fail('Reissue key', e); }
+      }, { id: 'reissue-key' }) : null,
       l.status !== 'revoked' ? act('Revoke', '/revoke', rb, 'Revoke this license for good? This cannot be undone.') : null)));
 
   // edits: end, domains, limits
@@ -335,19 +361,11 @@ export async function issue(view, args, ctx) {
     try {
       await api.post('/api/admin/customers', { email: body.customer, name: name.value.trim() || undefined });
       const r = await api.post('/api/admin/licenses', body);
-      const key = h('textarea', { readonly: true, rows: 6, id: 'new-key', class: 'secret' });
-      key.value = r.license_key;
-      const copy = button('Copy key', async () => {
-        try { await navigator.clipboard.writeText(r.license_key); ctx.say('Key copied.'); }
-        catch (e) { key.select(); ctx.say('Select the key and copy it by hand.', 'error'); }
-      });
-      clear(out).append(h('div', { class: 'card keybox' },
-        h('h2', {}, 'License issued'),
-        h('p', { class: 'warn' }, 'This key is shown only now. Copy it and give it to the customer; it is never displayed again.'),
-        key, h('div', { class: 'row' }, copy, licLink(r.license.id, 'Open license ' + r.license.id))));
+      clear(out).append(keyBox('License issued', r.license_key, ctx,
+        licLink(r.license.id, 'Open license ' + r.license.id)));
       form.reset();
       ctx.say('License ' + r.license.id + ' issued to ' + r.license.email + '.');
-      key.focus();
+      out.querySelector('#new-key').focus();
     } catch (e) { ctx.fail('Issue license', e); }
   });
   view.append(h('h1', {}, 'Issue a license'), form, out);

@@ -10,8 +10,8 @@
  * 92_console_writes.sql) that takes the query string or body as jsonb
  * and returns the answer's JSON, and every write and its
  * audit row are one transaction, so an action is never recorded without
- * taking effect or the reverse. Only issuing a license and signing an
- * offline lease need C in between (the signature). After a write the
+ * taking effect or the reverse. Only issuing a license, reissuing its key
+ * and signing an offline lease need C in between (the signature). After a write the
  * answer waits for the license caches' barrier (http_after_write, cache.h),
  * so validate and heartbeat in every process answer the change from the
  * next call on; usage reads the license on every call.
@@ -53,6 +53,8 @@ static const struct db_stmt stmts[] = {
 	{ "issued", LIC_KEY_ROW "v.id = $1", 0 },
 	{ "keyed", "SELECT licd_license_keys_store(ARRAY[$1::uuid], "
 	    "ARRAY[$2::text], $3)", 0 },
+	{ "reissued", "SELECT licd_audit($1, 'license.reissue', 'license', $2, "
+	    "$3, $4, jsonb_build_object('kid', $5::text))", 0 },
 	{ "edit", "SELECT licd_admin_license_edit($1, $2::jsonb, $3, $4)", 0 },
 	{ "deactivate", "SELECT licd_admin_deactivate($1, $2, $3, $4, $5)", 0 },
 	{ "retry", "SELECT licd_admin_notification_retry($1::bigint, $2, $3)",
@@ -472,6 +474,22 @@ static void deactivate(struct http_req *req, struct http_resp *resp,
 	json_answer(req, resp, 200, "deactivate", 5, params);
 }
 
+/* A write's audit statement (stmt), then the commit of its transaction:
+ * 0, or -1 answered (what names the write), the caller rolling back. */
+static int audit_commit(struct http_req *req, struct http_resp *resp,
+    const char *stmt, int n, const char *const *params, const char *what)
+{
+	PGresult *res = NULL;
+	int st;
+
+	if ((st = db_exec(req->db, stmt, n, params, &res)) != DB_OK)
+		http_db_error(req, resp, st, what);
+	else if ((st = db_commit(req->db)) != DB_OK)
+		http_db_error(req, resp, st, "commit");
+	PQclear(res);
+	return st == DB_OK ? 0 : -1;
+}
+
 /* POST …/{id}/lease {installation_id, days, metadata?, nonce?}: what
  * `licctl lease offline` does: the seat is taken like an online validate
  * and held while the lease runs (a floating license's borrowed for the
@@ -579,14 +597,8 @@ static void lease(struct http_req *req, struct http_resp *resp,
 	params[2] = actor;
 	params[3] = req->rid;
 	params[4] = ts;
-	if ((st = db_exec(req->db, "lease_audit", 5, params, &res)) != DB_OK) {
-		http_db_error(req, resp, st, "lease");
+	if (audit_commit(req, resp, "lease_audit", 5, params, "lease") != 0)
 		goto out;
-	}
-	if ((st = db_commit(req->db)) != DB_OK) {
-		http_db_error(req, resp, st, "commit");
-		goto out;
-	}
 	open = 0;
 	o = json_object_new_object();
 	json_object_object_add(o, "license_id", json_object_new_string(id));
@@ -602,6 +614,101 @@ out:
 		lic_free(&l);
 	free(signed_lease);
 	PQclear(res);
+}
+
+/* In the caller's transaction: license id's key signed with the current
+ * key and stored with the kid its header names (kid). 0 with *key (the
+ * caller's to free), 1 when there is no such license, else -1 and
+ * answered. */
+static int sign_store(struct http_req *req, struct http_resp *resp,
+    const char *id, char **key, char kid[JWS_KID_MAX])
+{
+	const char *params[3] = { id, NULL, NULL };
+	PGresult *res = NULL;
+	int st, rc = -1;
+
+	*key = NULL;
+	if ((st = db_exec(req->db, "issued", 1, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "sign");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		rc = 1;
+		goto out;
+	}
+	if (lic_sign_row(res, 0, key) != LIC_OK) {
+		http_error(resp, 500, "INTERNAL", "cannot sign the key");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	if (jws_token_key(lic_keyring(), *key, strlen(*key), "JWT", kid) ==
+	    NULL || kid[0] == '\0') {
+		http_error(resp, 500, "INTERNAL", "cannot sign the key");
+		goto out;
+	}
+	params[1] = *key;
+	params[2] = kid;
+	if ((st = db_exec(req->db, "keyed", 3, params, &res)) != DB_OK) {
+		http_db_error(req, resp, st, "sign");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0) {
+		free(*key);
+		*key = NULL;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* POST /api/admin/licenses/{id}/reissue: the key signed again with the
+ * current key, stored and audited in one transaction (licctl license
+ * reissue); the key is in this answer only. The key the customer holds
+ * keeps verifying until its kid is retired. */
+static void reissue(struct http_req *req, struct http_resp *resp,
+    const char *id, const char *actor)
+{
+	const char *params[5], *reason;
+	char *key = NULL, kid[JWS_KID_MAX];
+	struct json_object *o;
+	int st, open = 0, rc;
+
+	if (reason_field(req, resp, &reason) != 0)
+		return;
+	if (lic_keyring()->signer == NULL) {
+		http_error(resp, 503, "SERVICE_UNAVAILABLE",
+		    "no current signing key");
+		return;
+	}
+	if ((st = db_begin(req->db)) != DB_OK) {
+		http_db_error(req, resp, st, "begin");
+		return;
+	}
+	open = 1;
+	if ((rc = sign_store(req, resp, id, &key, kid)) != 0) {
+		if (rc == 1)
+			http_error(resp, 404, "NOT_FOUND", "no such license");
+		goto out;
+	}
+	params[0] = actor;
+	params[1] = id;
+	params[2] = reason;
+	params[3] = req->rid;
+	params[4] = kid;
+	if (audit_commit(req, resp, "reissued", 5, params, "reissue") != 0)
+		goto out;
+	open = 0;
+	o = json_object_new_object();
+	json_object_object_add(o, "license_id", json_object_new_string(id));
+	json_object_object_add(o, "license_key", json_object_new_string(key));
+	json_object_object_add(o, "kid", json_object_new_string(kid));
+	http_json(resp, 200, o);
+out:
+	if (open)
+		db_rollback(req->db);
+	free(key);
 }
 
 static void admin(struct http_req *req, struct http_resp *resp)
@@ -644,7 +751,7 @@ static void admin(struct http_req *req, struct http_resp *resp)
 	if (strcmp(action, "suspend") != 0 && strcmp(action, "reinstate") != 0 &&
 	    strcmp(action, "reset-activations") != 0 &&
 	    strcmp(action, "revoke") != 0 && strcmp(action, "edit") != 0 &&
-	    strcmp(action, "lease") != 0 &&
+	    strcmp(action, "lease") != 0 && strcmp(action, "reissue") != 0 &&
 	    strncmp(action, "installations/", 14) != 0) {
 		http_error(resp, 404, "NOT_FOUND", "no such endpoint");
 		return;
@@ -660,6 +767,10 @@ static void admin(struct http_req *req, struct http_resp *resp)
 	}
 	if (strcmp(action, "lease") == 0) {
 		lease(req, resp, id, actor);
+		return;
+	}
+	if (strcmp(action, "reissue") == 0) {
+		reissue(req, resp, id, actor);
 		return;
 	}
 	if (strncmp(action, "installations/", 14) == 0) {
@@ -743,7 +854,7 @@ static void issue(struct http_req *req, struct http_resp *resp,
     const char *actor)
 {
 	const char *params[3] = { body_text(req), actor, req->rid };
-	char id[LIC_UUID_LEN + 1], *key = NULL;
+	char id[LIC_UUID_LEN + 1], kid[JWS_KID_MAX], *key = NULL;
 	struct json_object *o, *doc;
 	PGresult *res = NULL;
 	int st, open = 0;
@@ -764,27 +875,14 @@ static void issue(struct http_req *req, struct http_resp *resp,
 	}
 	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
+	res = NULL;
 	params[0] = id;
-	if ((st = db_exec(req->db, "issued", 1, params, &res)) != DB_OK) {
-		http_db_error(req, resp, st, "issue");
+	if ((st = sign_store(req, resp, id, &key, kid)) != 0) {
+		if (st == 1)
+			http_error(resp, 500, "INTERNAL",
+			    "cannot read the new license");
 		goto out;
 	}
-	if (PQntuples(res) != 1) {
-		http_error(resp, 500, "INTERNAL", "cannot read the new license");
-		goto out;
-	}
-	if (lic_sign_row(res, 0, &key) != LIC_OK) {
-		http_error(resp, 500, "INTERNAL", "cannot sign the key");
-		goto out;
-	}
-	PQclear(res);
-	params[1] = key;
-	params[2] = lic_keyring()->signer->kid;
-	if ((st = db_exec(req->db, "keyed", 3, params, &res)) != DB_OK) {
-		http_db_error(req, resp, st, "issue");
-		goto out;
-	}
-	PQclear(res);
 	if ((st = db_exec(req->db, "show", 1, params, &res)) != DB_OK) {
 		http_db_error(req, resp, st, "issue");
 		goto out;

@@ -270,6 +270,31 @@ def test_issue_a_license_and_see_its_key_once(signed_in, plan):
     assert console_errors(d) == []
 
 
+def test_reissue_a_key_and_see_it_once(signed_in, plan):
+    d = signed_in
+    lic = issue_api(plan, unique("re") + "@example.com")
+    lid, old = lic["license"]["id"], lic["license_key"]
+    assert validate(old, "re-1").json()["code"] == "VALID"
+    go(d, "license/" + lid, "#actions")
+    d.find_element(By.ID, "act-reason").send_keys("customer lost the key")
+    d.find_element(By.ID, "reissue-key").click()
+    confirm(d)
+    status_says(d, "Reissue key: done.")
+    key = visible(d, "#new-key").get_attribute("value")
+    assert key.count(".") == 2 and key != old
+    assert "shown only now" in d.find_element(By.CSS_SELECTOR, "#actions .keybox").text
+    r = validate(key, "re-1").json()
+    assert r["code"] == "VALID" and r["license"]["id"] == lid, r
+    assert validate(old, "re-1").json()["code"] == "VALID"   # until its kid retires
+    assert sql1("SELECT license_key FROM licenses WHERE id = %s", lid) == key
+    assert sql1("SELECT reason FROM audit_log WHERE target_id = %s AND action = "
+                "'license.reissue' AND actor = 'local'", lid) == "customer lost the key"
+    # shown once: not after the page is opened again
+    go(d, "license/" + lid, "#actions")
+    assert key.split(".")[2] not in d.page_source
+    assert console_errors(d) == []
+
+
 def test_edit_domains_and_a_new_domain_is_refused(signed_in, plan):
     d = signed_in
     lic = issue_api(plan, unique("dom") + "@example.com", domains=["old.example"])

@@ -16,8 +16,9 @@ import threading
 
 import pytest
 
-from util import (CFG, RUN_DIR, api, eventually, heartbeat, hot, issue,
-                  jwt_parts, licctl, log_text, make_plan, unique, validate)
+from util import (CFG, RUN_DIR, admin, api, eventually, heartbeat, hot, issue,
+                  json_error, jwt_parts, licctl, log_text, make_plan, sql1, unique,
+                  validate)
 
 SIGNING = ("validate", "heartbeat", "usage", "revoke", "webhook")
 
@@ -250,6 +251,58 @@ def test_reissued_key_outlives_the_retired_one(keys):
     eventually(refused, 20, "the old key refused once its kid is retired")
     b = validate(new, "reissue-1").json()
     assert b["code"] == "VALID" and b["installation"]["status"] == "active", b
+
+
+def test_reissue_through_the_admin_api(keys):
+    """POST /api/admin/licenses/{id}/reissue, the console's way to what
+    licctl license reissue does: the key signed again with the current key,
+    stored with its kid and audited (actor, reason, kid) in one
+    transaction, in that answer only; the old key keeps verifying."""
+    lic = keys
+    assert validate(lic["key"], "api-reissue").json()["code"] == "VALID"
+    k2 = added_kid(licctl("keys", "add").stdout)
+    licctl("keys", "activate", k2)
+    hup()
+    got = {}
+
+    def reissued():         # each try signs again: until the program has k2
+        r = admin("/api/admin/licenses/%s/reissue" % lic["id"], {"reason": "rotation"})
+        assert r.status_code == 200, r.text
+        got.clear()
+        got.update(r.json())
+        return got["kid"] == k2
+    eventually(reissued, 20, "the admin API signing with " + k2)
+    new = got["license_key"]
+    assert sorted(got) == ["kid", "license_id", "license_key"], got
+    assert got["license_id"] == lic["id"] and kid_of(new) == k2 and new != lic["key"]
+    assert jwt_parts(new)[1]["sub"] == lic["id"]
+    assert validate(lic["key"], "api-reissue").json()["code"] == "VALID"
+    v = validate(new, "api-reissue").json()
+    assert v["code"] == "VALID" and v["installation"]["status"] == "active", v
+    # stored as the license's key; GET shows its kid, never the key
+    assert sql1("SELECT license_key FROM licenses WHERE id = %s", lic["id"]) == new
+    doc = admin("/api/admin/licenses/" + lic["id"], method="GET")
+    assert doc.status_code == 200 and new not in doc.text, doc.text
+    assert doc.json()["license"]["kid"] == k2
+    last = [a for a in doc.json()["audit"] if a["action"] == "license.reissue"][0]
+    assert last["reason"] == "rotation" and last["details"] == {"kid": k2} \
+        and last["actor"], last
+    assert new.rsplit(".", 1)[1] not in log_text()
+
+
+def test_reissue_through_the_admin_api_refuses():
+    lic = issue()
+    path = "/api/admin/licenses/%s/reissue"
+    json_error(admin(path % "00000000-0000-4000-8000-000000000000"), 404, "NOT_FOUND")
+    json_error(admin(path % "not-a-license"), 404, "NOT_FOUND")
+    r = json_error(admin(path % lic["id"], method="GET"), 405, "METHOD_NOT_ALLOWED")
+    assert r.headers["Allow"] == "POST"
+    json_error(admin(path % lic["id"], {"reason": 5}), 400, "INVALID_FIELD")
+    json_error(admin(path % lic["id"], {"reason": "x" * 501}), 400, "INVALID_FIELD")
+    json_error(api(path % lic["id"], {}, headers={"Authorization": "Bearer nope"}),
+               401, "UNAUTHORIZED")
+    # nothing of the refusals was written
+    assert sql1("SELECT license_key FROM licenses WHERE id = %s", lic["id"]) == lic["key"]
 
 
 def test_reissue_refuses_what_is_not_a_license():
