@@ -136,6 +136,7 @@ pg_start() {
 			echo "unix_socket_directories = '$RT/pg'"
 			echo "max_connections = 200"
 			echo "shared_buffers = ${LICD_PG_SHARED_BUFFERS:-128MB}"
+			echo "max_wal_size = ${LICD_PG_MAX_WAL_SIZE:-1GB}"
 			# a throw-away test cluster need not survive a power cut
 			if [ -n "${LICD_PG_FAST:-}" ]; then
 				echo "fsync = off"

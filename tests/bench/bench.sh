@@ -14,6 +14,11 @@
 #                         (usage_threads unset: one per CPU plus one)
 #   BENCH_SHARED_BUFFERS  both clusters' shared_buffers (128MB; 2GB from
 #                         100,000 licenses, so a million fit in memory)
+#   BENCH_MAX_WAL_SIZE    the large stack's max_wal_size (1GB; 4GB from
+#                         100,000 licenses, so that its checkpoints come from
+#                         the rounds and checkpoint_timeout rather than from
+#                         WAL volume, as docs/OPERATIONS.md sizes it for a
+#                         large fleet)
 #   BENCH_CONF            more licd.conf lines (say "touch_interval = 900")
 #   BENCH_BASELINE=10000  above this many licenses, a second stack with this
 #                         many runs validate and heartbeat in each round too,
@@ -48,6 +53,7 @@ THREADS=${BENCH_THREADS:-8}
 # it takes one thread per CPU plus one unless this is set.
 USAGE_THREADS=${BENCH_USAGE_THREADS:-}
 if [ "$N" -ge 100000 ]; then SB=${BENCH_SHARED_BUFFERS:-2GB}; else SB=${BENCH_SHARED_BUFFERS:-128MB}; fi
+if [ "$N" -ge 100000 ]; then WAL=${BENCH_MAX_WAL_SIZE:-4GB}; else WAL=${BENCH_MAX_WAL_SIZE:-1GB}; fi
 RUN_DIR=${BENCH_RUN_DIR:-$ROOT/run/bench}
 PORT=${BENCH_PORT:-18080}
 FLOOR_PORT=$((PORT + 1))
@@ -131,7 +137,7 @@ fixed() {
 	     length($0) > 0 { printf "%-" m "s\n", $0 }' "$1" "$1" > "$2"
 }
 
-# stack DIR PORT LICENSES SHARED_BUFFERS [CONF]: a fresh licd stack with
+# stack DIR PORT LICENSES SHARED_BUFFERS [CONF] [MAX_WAL_SIZE]: a fresh licd stack with
 # that many licenses, each with one active installation, as the validate
 # and heartbeat scripts name it, so "existing installation" means that at
 # any scale; its keys in DIR/keys.txt and one more license's in
@@ -145,7 +151,7 @@ stack() {
 	mkdir -p "$dir"
 	chmod 755 "$dir"
 	LICD_PROCESSES=$PROCS LICD_THREADS=$THREADS LICD_USAGE_THREADS=$USAGE_THREADS \
-		LICD_PG_SHARED_BUFFERS=$sb LICD_CONF_EXTRA="$conf" \
+		LICD_PG_SHARED_BUFFERS=$sb LICD_PG_MAX_WAL_SIZE=${6:-1GB} LICD_CONF_EXTRA="$conf" \
 		LICD_RATE=1000000 LICD_BURST=1000000 deploy/local.sh start "$dir" "$port" >/dev/null
 	export LICD_CONFIG=$dir/licd.conf
 	L=build/bin/licctl
@@ -191,9 +197,9 @@ stack() {
 }
 
 if [ "$BASE_N" -gt 0 ]; then
-	stack "$RUN_DIR" "$PORT" "$N" "$SB" "license_cache = off"
+	stack "$RUN_DIR" "$PORT" "$N" "$SB" "license_cache = off" "$WAL"
 else
-	stack "$RUN_DIR" "$PORT" "$N" "$SB"
+	stack "$RUN_DIR" "$PORT" "$N" "$SB" "" "$WAL"
 fi
 PIDS=$(for f in "$RUN_DIR"/pid/*.pid; do cat "$f"; echo; done)
 # The baseline for the p99 target: 10,000 licenses as in a default run,
@@ -377,7 +383,7 @@ with open(res, "w") as out:
                               "rss_kib": rss.get(server, 0), "wrk": m}) + "\n")
 EOP
 
-BENCH_SB=$SB BENCH_BASE_N=$BASE_N $PY tests/bench/report.py "$RES" "$N" "$DUR" "$CONN" > "$RUN_DIR/report.txt"
+BENCH_SB=$SB BENCH_WAL=$WAL BENCH_BASE_N=$BASE_N $PY tests/bench/report.py "$RES" "$N" "$DUR" "$CONN" > "$RUN_DIR/report.txt"
 # The client side: liblicd-client's licd_check from a cached lease, alone
 # on a quiet machine (the stacks are stopped). Targets: >= 1,000,000
 # calls/s on one core, no allocation per call, < 1 MiB resident.

@@ -33,9 +33,10 @@ def huge_pages():
 
 out = []
 out.append("licd bench: %s licenses, wrk -t2 -c%s -d%ss, median of %d rounds, %s, "
-           "shared_buffers %s, %d huge pages" %
+           "shared_buffers %s, max_wal_size %s, %d huge pages" %
            (n, conn, dur, len(rows[0]["wrk"].get("runs_rps", [1])) if rows else 1,
-            os.uname().nodename, os.environ.get("BENCH_SB", "?"), huge_pages()))
+            os.uname().nodename, os.environ.get("BENCH_SB", "?"),
+            os.environ.get("BENCH_WAL", "?"), huge_pages()))
 out.append("%-22s %-15s %10s %9s %9s %9s %7s %7s %9s   %s" %
            ("workload", "server", "req/s", "p50 ms", "p99 ms", "p99.9 ms",
             "errors", "non2xx", "RSS MiB", "runs req/s"))
@@ -159,7 +160,8 @@ for name, p, x in ref:
         name, "-" if p is None else "%.2f" % p, "-" if x is None else "%.2f" % x))
 print("\n".join(out))
 json.dump({"licenses": int(n), "duration_s": int(dur), "connections": int(conn),
-           "shared_buffers": os.environ.get("BENCH_SB"), "huge_pages": huge_pages(),
+           "shared_buffers": os.environ.get("BENCH_SB"),
+           "max_wal_size": os.environ.get("BENCH_WAL"), "huge_pages": huge_pages(),
            "results": rows, "ratios": ratios,
            "checks": [{"check": c, "value": v, "met": ok} for c, v, ok in checks]},
           open(os.path.join(os.path.dirname(path), "results.json"), "w"), indent=1)
