@@ -616,6 +616,24 @@ out:
 	PQclear(res);
 }
 
+/* A transaction begun for a write that signs a key: 0, or -1 answered
+ * (no current signing key: 503). */
+static int begin_signed(struct http_req *req, struct http_resp *resp)
+{
+	int st;
+
+	if (lic_keyring()->signer == NULL) {
+		http_error(resp, 503, "SERVICE_UNAVAILABLE",
+		    "no current signing key");
+		return -1;
+	}
+	if ((st = db_begin(req->db)) != DB_OK) {
+		http_db_error(req, resp, st, "begin");
+		return -1;
+	}
+	return 0;
+}
+
 /* In the caller's transaction: license id's key signed with the current
  * key and stored with the kid its header names (kid). 0 with *key (the
  * caller's to free), 1 when there is no such license, else -1 and
@@ -673,19 +691,12 @@ static void reissue(struct http_req *req, struct http_resp *resp,
 	const char *params[5], *reason;
 	char *key = NULL, kid[JWS_KID_MAX];
 	struct json_object *o;
-	int st, open = 0, rc;
+	int open = 0, rc;
 
 	if (reason_field(req, resp, &reason) != 0)
 		return;
-	if (lic_keyring()->signer == NULL) {
-		http_error(resp, 503, "SERVICE_UNAVAILABLE",
-		    "no current signing key");
+	if (begin_signed(req, resp) != 0)
 		return;
-	}
-	if ((st = db_begin(req->db)) != DB_OK) {
-		http_db_error(req, resp, st, "begin");
-		return;
-	}
 	open = 1;
 	if ((rc = sign_store(req, resp, id, &key, kid)) != 0) {
 		if (rc == 1)
@@ -859,15 +870,8 @@ static void issue(struct http_req *req, struct http_resp *resp,
 	PGresult *res = NULL;
 	int st, open = 0;
 
-	if (lic_keyring()->signer == NULL) {
-		http_error(resp, 503, "SERVICE_UNAVAILABLE",
-		    "no current signing key");
+	if (begin_signed(req, resp) != 0)
 		return;
-	}
-	if ((st = db_begin(req->db)) != DB_OK) {
-		http_db_error(req, resp, st, "begin");
-		return;
-	}
 	open = 1;
 	if ((st = db_exec(req->db, "issue", 3, params, &res)) != DB_OK) {
 		sql_error(req, resp, st, res, "issue");

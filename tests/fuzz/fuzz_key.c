@@ -3,6 +3,7 @@
  * row's word on it (lic_key_confirm against a key licd signed). An input
  * whose first byte is odd becomes the payload of a token whose header
  * names the loaded key, so that the payload is reached. */
+#include "../unit/keyfile.h"
 #include "config.h"
 #include "jwt.h"
 #include "lic.h"
@@ -12,16 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/pem.h>
 
 static char *stored;	/* a key licd signed, as a license row holds it */
 static char head[256];	/* its header, base64url, and the dot */
 
 static void setup(void)
 {
-	char dir[] = "/tmp/licd-fuzz-XXXXXX", key[256], cur[256], conf[256];
+	char dir[] = "/tmp/licd-fuzz-XXXXXX", path[256], conf[256];
 	char kid[64], err[256];
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	struct lic l;
@@ -30,15 +28,7 @@ static void setup(void)
 
 	if (mkdtemp(dir) == NULL || k == NULL)
 		abort();
-	jws_thumbprint(k, kid, sizeof(kid));
-	snprintf(key, sizeof(key), "%s/%s.key", dir, kid);
-	f = fopen(key, "w");
-	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	snprintf(cur, sizeof(cur), "%s/current", dir);
-	f = fopen(cur, "w");
-	fprintf(f, "%s\n", kid);
-	fclose(f);
+	unit_write_key(dir, k, kid, sizeof(kid), 1);
 	snprintf(conf, sizeof(conf), "%s/licd.conf", dir);
 	f = fopen(conf, "w");
 	fprintf(f, "keys_dir = %s\nissuer = https://licd.test\n", dir);
@@ -46,10 +36,9 @@ static void setup(void)
 	rc = cfg_load(conf, err, sizeof(err)) == 0 &&
 	    lic_init_keys(err, sizeof(err)) == 0;
 	/* The keys are loaded now: the directory goes at once. */
-	unlink(key);
-	unlink(cur);
-	unlink(conf);
-	rmdir(dir);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	if (system(path) != 0)
+		abort();
 	EVP_PKEY_free(k);
 	if (!rc)
 		abort();

@@ -80,16 +80,16 @@ def test_a_new_database_dumps_as_schema_sql(database):
     assert p.stdout == "schema up to date (0 migrations and 0 function files applied now)\n"
 
 
-def previous_release_sql(tmp_path):
-    """The previous release's sql/, from the repository's history."""
-    out = tmp_path / "previous"
+def sql_at(tmp_path, rev):
+    """sql/ as commit rev had it, from the repository's history."""
+    out = tmp_path / ("sql-" + rev)
     out.mkdir()
-    arc = subprocess.run(["git", "-C", ROOT, "archive", PREVIOUS_RELEASE, "sql"],
+    arc = subprocess.run(["git", "-C", ROOT, "archive", rev, "sql"],
                          capture_output=True)
     if arc.returncode != 0:
-        pytest.fail("the previous release (%s) is not in the repository's "
-                    "history: this test needs a full clone (%s)"
-                    % (PREVIOUS_RELEASE, arc.stderr.decode().strip()))
+        pytest.fail("commit %s is not in the repository's history: this "
+                    "test needs a full clone (%s)"
+                    % (rev, arc.stderr.decode().strip()))
     subprocess.run(["tar", "-x", "-C", str(out)], input=arc.stdout, check=True)
     return str(out / "sql")
 
@@ -116,7 +116,7 @@ def migrate_as_previous_release(dsn, sql_dir):
 
 
 def test_the_previous_release_migrated_forward_dumps_the_same(database, tmp_path):
-    migrate_as_previous_release(database, previous_release_sql(tmp_path))
+    migrate_as_previous_release(database, sql_at(tmp_path, PREVIOUS_RELEASE))
     assert rows(database, "SELECT count(*) FROM pg_proc WHERE proname IN"
                           " ('licd_license_state', 'licd_check_in')") == [(2,)]
     p = schema.migrate(database, SQL, LICCTL)
@@ -272,12 +272,7 @@ def test_floating_seats_get_their_own_index(database, tmp_path):
     license kept from its node-locked days (no seat expiry) ends as a switch
     ends it now, the others are untouched, and installations_active gives
     way to installations_seated, which the seat's reads use."""
-    d = tmp_path / "before"
-    d.mkdir()
-    arc = subprocess.run(["git", "-C", ROOT, "archive", BEFORE_SEAT_INDEX, "sql"],
-                         capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(d)], input=arc.stdout, check=True)
-    schema.migrate(database, str(d / "sql"), LICCTL)
+    schema.migrate(database, sql_at(tmp_path, BEFORE_SEAT_INDEX), LICCTL)
     conn = psycopg2.connect(database)
     conn.autocommit = True
     cur = conn.cursor()
@@ -311,12 +306,7 @@ def test_seats_in_use_are_counted_when_license_seats_arrives(database, tmp_path)
     """A database from before 031 with active and inactive installations:
     licctl migrate counts each license's active ones into license_seats
     before its triggers exist, and the triggers go on from there."""
-    d = tmp_path / "before"
-    d.mkdir()
-    arc = subprocess.run(["git", "-C", ROOT, "archive", BEFORE_SEATS, "sql"],
-                         capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(d)], input=arc.stdout, check=True)
-    schema.migrate(database, str(d / "sql"), LICCTL)
+    schema.migrate(database, sql_at(tmp_path, BEFORE_SEATS), LICCTL)
     conn = psycopg2.connect(database)
     conn.autocommit = True
     cur = conn.cursor()
