@@ -542,15 +542,6 @@ int lic_verify_key(const char *key, char id[LIC_UUID_LEN + 1],
 }
 
 /*
- * Why the database may vouch for a key: every key is stored as issued
- * (licenses.license_key), and the handler reads the license row on every
- * call anyway. A key that misses the verified-key cache (at a million
- * licenses, nearly all of them) is compared with the stored one instead of
- * being verified: an ECDSA verify is the largest CPU cost of such a
- * call. Its kid must still be loaded, so that retiring a signing
- * key (docs/OPERATIONS.md) still retires the keys it signed.
- */
-/*
  * The license a key names when it is laid out as lic_sign_key writes
  * every key: a header naming a loaded key (jws_token_key) and a payload
  * starting with key_head and the license id. Only its first bytes are
@@ -586,6 +577,15 @@ static int key_sub(const char *key, char id[LIC_UUID_LEN + 1])
 	return 0;
 }
 
+/*
+ * Why the database may vouch for a key: every key is stored as issued
+ * (licenses.license_key), and the handler reads the license row on every
+ * call anyway. A key that misses the verified-key cache (at a million
+ * licenses, nearly all of them) is compared with the stored one instead of
+ * being verified: an ECDSA verify is the largest CPU cost of such a
+ * call. Its kid must still be loaded, so that retiring a signing
+ * key (docs/OPERATIONS.md) still retires the keys it signed.
+ */
 int lic_key_id(const char *key, char id[LIC_UUID_LEN + 1], int *known)
 {
 	return lic_key_id_tag(key, id, known, NULL);
