@@ -267,18 +267,24 @@ def test_sessions_opened_before_027_are_ended(database, tmp_path):
     same_as_schema_sql(database)
 
 
-def test_floating_seats_get_their_own_index(database, tmp_path):
-    """A database from before 032: the active installation a floating
-    license kept from its node-locked days (no seat expiry) ends as a switch
-    ends it now, the others are untouched, and installations_active gives
-    way to installations_seated, which the seat's reads use."""
-    schema.migrate(database, sql_at(tmp_path, BEFORE_SEAT_INDEX), LICCTL)
+def migrated_from(database, tmp_path, rev):
+    """database migrated by commit rev's sql/, with plan 'p' and a customer
+    to fill it with: (autocommit connection, its cursor, the customer id)."""
+    schema.migrate(database, sql_at(tmp_path, rev), LICCTL)
     conn = psycopg2.connect(database)
     conn.autocommit = True
     cur = conn.cursor()
     cur.execute("INSERT INTO plans (code, name) VALUES ('p', 'P')")
     cur.execute("INSERT INTO customers (email) VALUES ('a@b.test') RETURNING id")
-    cust = cur.fetchone()[0]
+    return conn, cur, cur.fetchone()[0]
+
+
+def test_floating_seats_get_their_own_index(database, tmp_path):
+    """A database from before 032: the active installation a floating
+    license kept from its node-locked days (no seat expiry) ends as a switch
+    ends it now, the others are untouched, and installations_active gives
+    way to installations_seated, which the seat's reads use."""
+    conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEAT_INDEX)
     cur.execute("INSERT INTO licenses (customer_id, plan_code, seat_model, seat_ttl)"
                 " VALUES (%s, 'p', 'floating', 60), (%s, 'p', 'node', NULL)"
                 " RETURNING id::text", (cust, cust))
@@ -306,13 +312,7 @@ def test_seats_in_use_are_counted_when_license_seats_arrives(database, tmp_path)
     """A database from before 031 with active and inactive installations:
     licctl migrate counts each license's active ones into license_seats
     before its triggers exist, and the triggers go on from there."""
-    schema.migrate(database, sql_at(tmp_path, BEFORE_SEATS), LICCTL)
-    conn = psycopg2.connect(database)
-    conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("INSERT INTO plans (code, name) VALUES ('p', 'P')")
-    cur.execute("INSERT INTO customers (email) VALUES ('a@b.test') RETURNING id")
-    cust = cur.fetchone()[0]
+    conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEATS)
     lics = []
     for _ in range(3):
         cur.execute("INSERT INTO licenses (customer_id, plan_code) VALUES (%s, 'p')"
