@@ -349,20 +349,26 @@ DECLARE
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
-    w := w || ' AND (i.last_seen, i.license_id, i.installation_id) < ($4, $5, $6)';
+    w := w || ' AND (i.seen_hour, i.license_id, i.installation_id) < ($4, $5, $6)';
   END IF;
   IF ver IS NOT NULL THEN w := w || ' AND i.version = $1'; END IF;
-  IF win IS NOT NULL THEN w := w || ' AND i.last_seen >= licd_now() - make_interval(days => $2)'; END IF;
-  IF gone IS NOT NULL THEN w := w || ' AND i.last_seen < licd_now() - make_interval(days => $3)'; END IF;
+  IF win IS NOT NULL THEN
+    w := w || ' AND i.last_seen >= licd_now() - make_interval(days => $2)'
+           || ' AND i.seen_hour > licd_now() - make_interval(days => $2, hours => 1)';
+  END IF;
+  IF gone IS NOT NULL THEN
+    w := w || ' AND i.last_seen < licd_now() - make_interval(days => $3)'
+           || ' AND i.seen_hour < licd_now() - make_interval(days => $3)';
+  END IF;
   IF st IS NOT NULL THEN w := w || ' AND i.status = $8'; END IF;
   EXECUTE 'SELECT jsonb_agg(jsonb_build_object(''license_id'', i.license_id,'
        || ' ''id'', i.installation_id, ''status'', i.status, ''version'', i.version,'
        || ' ''domain'', i.domain, ''metadata'', i.metadata,'
        || ' ''first_seen'', licd_iso(i.first_seen), ''last_seen'', licd_iso(i.last_seen),'
-       || ' ''_c'', jsonb_build_array(i.last_seen, i.license_id, i.installation_id))'
-       || ' ORDER BY i.last_seen DESC, i.license_id DESC, i.installation_id DESC)'
+       || ' ''_c'', jsonb_build_array(i.seen_hour, i.license_id, i.installation_id))'
+       || ' ORDER BY i.seen_hour DESC, i.license_id DESC, i.installation_id DESC)'
        || ' FROM (SELECT * FROM installations i WHERE true' || w
-       || ' ORDER BY i.last_seen DESC, i.license_id DESC, i.installation_id DESC LIMIT $7) i'
+       || ' ORDER BY i.seen_hour DESC, i.license_id DESC, i.installation_id DESC LIMIT $7) i'
      INTO rows USING ver, win, gone, c_at, c_l, c_i, lim + 1, st;
   SELECT * INTO rows, nxt FROM licd_page(rows, lim, '_c');
   RETURN json_build_object('installations', rows, 'next_cursor', nxt)::text;
@@ -1623,11 +1629,13 @@ BEGIN
     (SELECT json_build_object(
         '24h', count(*) FILTER (WHERE last_seen >= licd_now() - interval '24 hours'),
         '7d', count(*))
-       FROM installations WHERE status = 'active' AND last_seen >= licd_now() - interval '7 days'),
+       FROM installations WHERE status = 'active' AND last_seen >= licd_now() - interval '7 days'
+        AND seen_hour > licd_now() - interval '7 days 1 hour'),
     coalesce((SELECT json_agg(json_build_object('version', v, 'installations', n)
                                           ORDER BY n DESC, v)
         FROM (SELECT coalesce(version, '') AS v, count(*) AS n FROM installations
                WHERE status = 'active' AND last_seen >= licd_now() - interval '30 days'
+                 AND seen_hour > licd_now() - interval '30 days 1 hour'
                GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20) x), '[]'),
     coalesce((SELECT json_agg(json_build_object(
           'license_id', x.license_id, 'email', x.email, 'feature', x.feature,
@@ -1698,6 +1706,7 @@ CREATE FUNCTION public.licd_lc_stale_installations(p_stale_secs bigint) RETURNS 
      WHERE l.id = i.license_id AND l.seat_model = 'node'
        AND i.status = 'active'
        AND i.last_seen < licd_now() - make_interval(secs => p_stale_secs)
+       AND i.seen_hour < licd_now() - make_interval(secs => p_stale_secs)
        AND (i.offline_until IS NULL OR i.offline_until <= licd_now())
     RETURNING i.license_id
   )
@@ -2479,6 +2488,7 @@ CREATE TABLE public.installations (
     seat_expires_at timestamp with time zone,
     borrowed_until timestamp with time zone,
     seat_overdraft boolean DEFAULT false NOT NULL,
+    seen_hour timestamp with time zone GENERATED ALWAYS AS (date_bin('01:00:00'::interval, last_seen, to_timestamp(((946684800 + abs((hashtext(installation_id) % 3600))))::double precision))) STORED NOT NULL,
     CONSTRAINT installations_domain_check CHECK ((length(domain) <= 253)),
     CONSTRAINT installations_installation_id_check CHECK ((((length(installation_id) >= 1) AND (length(installation_id) <= 128)) AND (installation_id ~ '^[A-Za-z0-9._:-]+$'::text))),
     CONSTRAINT installations_metadata_check CHECK (((metadata IS NULL) OR ((jsonb_typeof(metadata) = 'object'::text) AND (length((metadata)::text) <= 4096)))),
@@ -3647,11 +3657,11 @@ CREATE INDEX installations_seated ON public.installations USING btree (license_i
 
 -- Name: installations_seen; Type: INDEX
 
-CREATE INDEX installations_seen ON public.installations USING btree (last_seen, license_id, installation_id);
+CREATE INDEX installations_seen ON public.installations USING btree (seen_hour, license_id, installation_id);
 
 -- Name: installations_version_seen; Type: INDEX
 
-CREATE INDEX installations_version_seen ON public.installations USING btree (version, last_seen);
+CREATE INDEX installations_version_seen ON public.installations USING btree (version, seen_hour, license_id, installation_id);
 
 -- Name: license_addons_session; Type: INDEX
 

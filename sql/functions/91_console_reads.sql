@@ -221,8 +221,12 @@ $$;
 
 -- GET /api/admin/installations: version, seen_within_days (last seen at
 -- most that long ago), not_seen_days (last seen longer ago), status,
--- cursor, limit; most recently seen first. Returns {"installations",
--- "next_cursor"}.
+-- cursor, limit; by seen_hour (033: the start of the hour-long span
+-- last_seen falls in), the latest first, then by license and installation
+-- id, descending. The filters compare last_seen and bound seen_hour with
+-- it (seen_hour is in (last_seen - 1 hour, last_seen]), so that the index
+-- on it serves.
+-- Returns {"installations", "next_cursor"}.
 CREATE OR REPLACE FUNCTION licd_admin_installations(p jsonb) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -240,20 +244,26 @@ DECLARE
   nxt  text;
 BEGIN
   IF cur IS NOT NULL THEN
-    w := w || ' AND (i.last_seen, i.license_id, i.installation_id) < ($4, $5, $6)';
+    w := w || ' AND (i.seen_hour, i.license_id, i.installation_id) < ($4, $5, $6)';
   END IF;
   IF ver IS NOT NULL THEN w := w || ' AND i.version = $1'; END IF;
-  IF win IS NOT NULL THEN w := w || ' AND i.last_seen >= licd_now() - make_interval(days => $2)'; END IF;
-  IF gone IS NOT NULL THEN w := w || ' AND i.last_seen < licd_now() - make_interval(days => $3)'; END IF;
+  IF win IS NOT NULL THEN
+    w := w || ' AND i.last_seen >= licd_now() - make_interval(days => $2)'
+           || ' AND i.seen_hour > licd_now() - make_interval(days => $2, hours => 1)';
+  END IF;
+  IF gone IS NOT NULL THEN
+    w := w || ' AND i.last_seen < licd_now() - make_interval(days => $3)'
+           || ' AND i.seen_hour < licd_now() - make_interval(days => $3)';
+  END IF;
   IF st IS NOT NULL THEN w := w || ' AND i.status = $8'; END IF;
   EXECUTE 'SELECT jsonb_agg(jsonb_build_object(''license_id'', i.license_id,'
        || ' ''id'', i.installation_id, ''status'', i.status, ''version'', i.version,'
        || ' ''domain'', i.domain, ''metadata'', i.metadata,'
        || ' ''first_seen'', licd_iso(i.first_seen), ''last_seen'', licd_iso(i.last_seen),'
-       || ' ''_c'', jsonb_build_array(i.last_seen, i.license_id, i.installation_id))'
-       || ' ORDER BY i.last_seen DESC, i.license_id DESC, i.installation_id DESC)'
+       || ' ''_c'', jsonb_build_array(i.seen_hour, i.license_id, i.installation_id))'
+       || ' ORDER BY i.seen_hour DESC, i.license_id DESC, i.installation_id DESC)'
        || ' FROM (SELECT * FROM installations i WHERE true' || w
-       || ' ORDER BY i.last_seen DESC, i.license_id DESC, i.installation_id DESC LIMIT $7) i'
+       || ' ORDER BY i.seen_hour DESC, i.license_id DESC, i.installation_id DESC LIMIT $7) i'
      INTO rows USING ver, win, gone, c_at, c_l, c_i, lim + 1, st;
   SELECT * INTO rows, nxt FROM licd_page(rows, lim, '_c');
   RETURN json_build_object('installations', rows, 'next_cursor', nxt)::text;

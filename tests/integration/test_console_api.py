@@ -573,27 +573,57 @@ def test_customers_create_search_and_pages():
 
 
 def test_installations_by_version_and_last_seen():
-    lic = new_license(make_plan(limits="installations=5"))
+    """Most recently seen first to within an hour: by seen_hour, then the
+    ids, descending; each row seen less than an hour before the one listed
+    before it, or later; pages in the same order."""
+    lic = new_license(make_plan(limits="installations=9"))
     key, lid = lic["license_key"], lic["license"]["id"]
     ver = "v" + uuid.uuid4().hex[:8]
-    for i in range(3):
+    ago = [0, 20, 45, 70, 95, 130, 14400]          # minutes; the last 10 days
+    for i in range(len(ago)):
         assert validate(key, "iv-%d" % i, version=ver).json()["valid"]
-    sql("UPDATE installations SET last_seen = now() - interval '10 days' WHERE "
-        "license_id = %s AND installation_id = 'iv-0'", lid)
+    for i, m in enumerate(ago):
+        sql("UPDATE installations SET last_seen = now() - make_interval(mins => %s)"
+            " WHERE license_id = %s AND installation_id = %s", m, lid, "iv-%d" % i)
     got = lambda **p: [(i["id"], i["license_id"]) for i in
                        ok(A("/api/admin/installations", params=dict(version=ver, **p)))["installations"]]
-    assert sorted(got()) == [("iv-%d" % i, lid) for i in range(3)]
-    assert sorted(got(seen_within_days=7)) == [("iv-1", lid), ("iv-2", lid)]
-    assert got(not_seen_days=7) == [("iv-0", lid)]
-    assert got()[-1] == ("iv-0", lid)      # most recently seen first
-    page1 = ok(A("/api/admin/installations", params={"version": ver, "limit": 2}))
-    page2 = ok(A("/api/admin/installations", params={"version": ver, "limit": 2,
+    listed = got()
+    assert listed == [(r[0], lid) for r in sql(
+        "SELECT installation_id FROM installations WHERE version = %s"
+        " ORDER BY seen_hour DESC, license_id DESC, installation_id DESC", ver)]
+    mins = [ago[int(i[3:])] for i, _ in listed]
+    assert all(b > a - 60 for a, b in zip(mins, mins[1:])), mins
+    assert listed[-1] == ("iv-6", lid)
+    old = [("iv-6", lid)]
+    assert got(seen_within_days=7) == [x for x in listed if x not in old]
+    assert got(not_seen_days=7) == old
+    page1 = ok(A("/api/admin/installations", params={"version": ver, "limit": 4}))
+    page2 = ok(A("/api/admin/installations", params={"version": ver, "limit": 4,
                                                      "cursor": page1["next_cursor"]}))
-    assert len(page1["installations"]) == 2 and len(page2["installations"]) == 1
+    assert [(i["id"], i["license_id"]) for i in page1["installations"] +
+            page2["installations"]] == listed
     assert page2["next_cursor"] is None
     assert "_c" not in page1["installations"][0]
     err(A("/api/admin/installations", params={"status": "dead"}), 400, "INVALID_FIELD")
     err(A("/api/admin/installations", params={"seen_within_days": "x"}), 400, "INVALID_FIELD")
+
+
+def test_installation_filters_are_exact_to_the_second():
+    """seen_within_days and not_seen_days compare last_seen itself: the
+    hour the list is ordered by only narrows the index range, so a minute
+    either side of the cut falls on its own side."""
+    lic = new_license(make_plan(limits="installations=5"))
+    key, lid = lic["license_key"], lic["license"]["id"]
+    ver = "v" + uuid.uuid4().hex[:8]
+    for iid in ("in", "out"):
+        assert validate(key, iid, version=ver).json()["valid"]
+    sql("UPDATE installations SET last_seen = now() - interval '7 days'"
+        " + CASE installation_id WHEN 'in' THEN interval '1 minute'"
+        " ELSE interval '-1 minute' END WHERE license_id = %s", lid)
+    got = lambda **p: [i["id"] for i in ok(A("/api/admin/installations",
+                                             params=dict(version=ver, **p)))["installations"]]
+    assert got(seen_within_days=7) == ["in"]
+    assert got(not_seen_days=7) == ["out"]
 
 
 def test_plans_create_and_edit():

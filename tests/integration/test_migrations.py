@@ -30,6 +30,8 @@ BEFORE_REWORDING = "d64fd76"
 BEFORE_SEATS = "1b63933"
 # The last commit before installations_seated (032).
 BEFORE_SEAT_INDEX = "6d72a42"
+# The last commit before seen_hour (033).
+BEFORE_SEEN_HOUR = "44298b8"
 SQL = os.path.join(ROOT, "sql")
 LICCTL = os.path.join(BIN, "licctl")
 HOST = psycopg2.extensions.parse_dsn(CFG["database_url"])["host"]
@@ -337,4 +339,36 @@ def test_seats_in_use_are_counted_when_license_seats_arrives(database, tmp_path)
     conn.close()
     assert dict(rows(database, "SELECT license_id::text, active FROM license_seats")) \
         == {lics[1]: 2, lics[2]: 3}
+    same_as_schema_sql(database)
+
+
+def test_installations_get_the_hour_they_were_last_seen(database, tmp_path):
+    """A database from before 033: every installation gets seen_hour, the
+    start of the hour-long span its last_seen falls in, the spans of each
+    installation id starting at a minute and second of their own; the
+    list's indexes move to it."""
+    conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEEN_HOUR)
+    lics = []
+    for _ in range(2):
+        cur.execute("INSERT INTO licenses (customer_id, plan_code) VALUES (%s, 'p')"
+                    " RETURNING id", (cust,))
+        lics.append(cur.fetchone()[0])
+    for lic in lics:
+        cur.execute("INSERT INTO installations (license_id, installation_id, last_seen)"
+                    " SELECT %s, 'i-' || g, timestamptz '2026-03-29 01:00:00+00'"
+                    " + make_interval(secs => g * 97) FROM generate_series(1, 60) g", (lic,))
+    conn.close()
+    p = schema.migrate(database, SQL, LICCTL)
+    assert "applied 033_seen_hour.sql" in p.stdout
+    # the same id, the same span under either license; 60 ids, spread
+    (inside, starts, pairs), = rows(
+        database, "SELECT count(*) FILTER (WHERE seen_hour <= last_seen"
+                  " AND last_seen < seen_hour + interval '1 hour'),"
+                  " count(DISTINCT extract(epoch FROM seen_hour)::bigint % 3600),"
+                  " count(DISTINCT (installation_id, seen_hour)) FROM installations")
+    assert (inside, pairs) == (120, 60) and starts >= 50, (inside, starts, pairs)
+    assert rows(database, "SELECT indexdef LIKE '%seen_hour, license_id, installation_id)'"
+                          " FROM pg_indexes WHERE indexname IN"
+                          " ('installations_seen', 'installations_version_seen')") \
+        == [(True,), (True,)]
     same_as_schema_sql(database)

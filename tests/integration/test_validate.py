@@ -15,7 +15,7 @@ import jwt  # PyJWT from Debian: an independent verifier
 import psycopg2
 import requests
 
-from util import (CFG, RUN_DIR, URL, api, b64url, b64url_decode,
+from util import (CFG, RUN_DIR, URL, api, b64url, b64url_decode, db,
                   touches_written,
                   error_code, eventually, heartbeat, issue,
                   jwt_parts, log_text, logged, make_plan, sql, sql1,
@@ -634,6 +634,47 @@ def test_refreshes_queued_together_are_all_written():
         rows = sql(q, lic["id"])
         return {r[0]: r[1] for r in rows} if all(r[2] for r in rows) else None
     assert eventually(refreshed) == want
+
+
+def test_a_refresh_within_the_hour_is_a_heap_only_update():
+    """The writer's refresh changes no indexed column while last_seen stays
+    in its hour-long span (seen_hour, 033), so PostgreSQL makes it a HOT
+    update: no index entry, and no index page written after a checkpoint.
+    Crossing into the next span moves the row in the installation list's
+    index, which is the one refresh an hour that is not HOT."""
+    lic = issue(limits="installations=2")
+    assert validate(lic["key"], "hot-1", version="1.0").json()["code"] == "VALID"
+    touches_written()
+    sql("UPDATE installations SET last_seen = now() - interval '2 hours'"
+        " WHERE license_id = %s", lic["id"])
+    hour = sql1("SELECT extract(epoch FROM seen_hour)::bigint FROM installations"
+                " WHERE license_id = %s", lic["id"])
+    sql("UPDATE installations SET last_seen = to_timestamp(%s) WHERE"
+        " license_id = %s", hour, lic["id"])
+
+    def refresh(t):
+        """licd_touch_batch's refresh to t, alone in a transaction: (rows
+        updated, of which heap-only)."""
+        conn = db()
+        conn.autocommit = False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT licd_touch_batch(%s)", (json.dumps(
+                    [{"l": lic["id"], "i": "hot-1", "t": t, "v": "1.0"}]),))
+                cur.execute("SELECT pg_stat_get_xact_tuples_updated(c.oid),"
+                            " pg_stat_get_xact_tuples_hot_updated(c.oid)"
+                            " FROM pg_class c WHERE c.oid = 'installations'::regclass")
+                got = cur.fetchone()
+            conn.commit()
+            return got
+        finally:
+            conn.close()
+    assert refresh(hour + 1800) == (1, 1)
+    assert refresh(hour + 3599) == (1, 1)
+    assert refresh(hour + 3600) == (1, 0)
+    assert sql("SELECT extract(epoch FROM last_seen)::bigint,"
+               " extract(epoch FROM seen_hour)::bigint FROM installations"
+               " WHERE license_id = %s", lic["id"]) == [(hour + 3600, hour + 3600)]
 
 
 def test_heartbeat_unknown_installation(lic):
