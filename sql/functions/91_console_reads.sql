@@ -225,8 +225,7 @@ $$;
 -- last_seen falls in), the latest first, then by license and installation
 -- id, descending. The filters compare last_seen and bound seen_hour with
 -- it (seen_hour is in (last_seen - 1 hour, last_seen]), so that the index
--- on it serves.
--- Returns {"installations", "next_cursor"}.
+-- on it serves. Returns {"installations", "next_cursor"}.
 CREATE OR REPLACE FUNCTION licd_admin_installations(p jsonb) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE

@@ -281,6 +281,13 @@ def migrated_from(database, tmp_path, rev):
     return conn, cur, cur.fetchone()[0]
 
 
+def new_licenses(cur, cust, n):
+    """n licenses of plan 'p' for customer cust: their ids."""
+    cur.execute("INSERT INTO licenses (customer_id, plan_code) SELECT %s, 'p'"
+                " FROM generate_series(1, %s) RETURNING id", (cust, n))
+    return [r[0] for r in cur.fetchall()]
+
+
 def test_floating_seats_get_their_own_index(database, tmp_path):
     """A database from before 032: the active installation a floating
     license kept from its node-locked days (no seat expiry) ends as a switch
@@ -315,11 +322,7 @@ def test_seats_in_use_are_counted_when_license_seats_arrives(database, tmp_path)
     licctl migrate counts each license's active ones into license_seats
     before its triggers exist, and the triggers go on from there."""
     conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEATS)
-    lics = []
-    for _ in range(3):
-        cur.execute("INSERT INTO licenses (customer_id, plan_code) VALUES (%s, 'p')"
-                    " RETURNING id", (cust,))
-        lics.append(cur.fetchone()[0])
+    lics = new_licenses(cur, cust, 3)
     for n, lic in enumerate(lics):          # 0, 2 and 4 active, 1 inactive each
         cur.execute("INSERT INTO installations (license_id, installation_id, status)"
                     " SELECT %s, 'i-' || g, CASE WHEN g <= %s THEN 'active'"
@@ -348,11 +351,7 @@ def test_installations_get_the_hour_they_were_last_seen(database, tmp_path):
     installation id starting at a minute and second of their own; the
     list's indexes move to it."""
     conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEEN_HOUR)
-    lics = []
-    for _ in range(2):
-        cur.execute("INSERT INTO licenses (customer_id, plan_code) VALUES (%s, 'p')"
-                    " RETURNING id", (cust,))
-        lics.append(cur.fetchone()[0])
+    lics = new_licenses(cur, cust, 2)
     for lic in lics:
         cur.execute("INSERT INTO installations (license_id, installation_id, last_seen)"
                     " SELECT %s, 'i-' || g, timestamptz '2026-03-29 01:00:00+00'"
