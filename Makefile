@@ -190,24 +190,27 @@ install: all
 		command -v systemctl >/dev/null && systemctl daemon-reload || true; \
 	fi
 
-# The Debian package (debian/, debhelper): build/deb/licd_<version>_amd64.deb,
+# The Debian packages (debian/, debhelper): build/deb/licd_<version>_amd64.deb
+# (the server), liblicd-client1 and liblicd-client-dev (the client library),
 # built from a copy of this tree and checked by lintian (no errors).
-# deb-test installs it on this machine, checks it and purges it (root;
+# deb-test installs them on this machine, checks them and purges them (root;
 # .ci/run runs it after make test).
 DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
 DEB_ARCH    = $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null)
 DEB         = $(BUILD)/deb/licd_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_CLIENT  = $(BUILD)/deb/liblicd-client1_$(DEB_VERSION)_$(DEB_ARCH).deb \
+	$(BUILD)/deb/liblicd-client-dev_$(DEB_VERSION)_$(DEB_ARCH).deb
 deb:
 	@rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/licd-$(DEB_VERSION)
 	@tar --exclude=./build --exclude=./run --exclude=./.git -cf - . | \
 		tar -xf - -C $(BUILD)/deb/licd-$(DEB_VERSION)
 	cd $(BUILD)/deb/licd-$(DEB_VERSION) && \
 		dpkg-buildpackage -b -us -uc -j2 > ../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
-	lintian --fail-on error $(DEB)
-	@echo "built $(DEB)"
+	lintian --fail-on error $(DEB) $(DEB_CLIENT)
+	@echo "built $(DEB) $(DEB_CLIENT)"
 
 deb-test: deb
-	@tests/deb-test.sh $(DEB)
+	@tests/deb-test.sh $(DEB) $(DEB_CLIENT)
 
 clean:
 	rm -rf $(BUILD)

@@ -17,7 +17,12 @@ CLIENT_CFLAGS := -std=c11 -pedantic -Wall -Wextra -Werror -pthread -D_GNU_SOURCE
 CLIENT_LIBS   := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null || \
 	echo -ljson-c -lcurl -lcrypto) -pthread
 CLIENT_OPT    ?= -O2 -g
+CLIENT_LDFLAGS ?=
 CLIENT_SOVER  := 1
+# Where install-client puts the library and header, and what the installed
+# licd-client.pc says (a Debian build passes the multiarch directory).
+CLIENT_LIBDIR ?= $(PREFIX)/lib
+CLIENT_INCDIR ?= $(PREFIX)/include
 
 LICD_CLIENT_URL     ?= http://127.0.0.1:8080
 LICD_CLIENT_ISSUER  ?= $(LICD_CLIENT_URL)
@@ -58,12 +63,17 @@ $(CLIENT_ASAN): $(patsubst client/%.c,$(BUILD)/client/asan/%.o,$(CLIENT_SRC))
 $(CLIENT_SO): $(patsubst client/%.c,$(BUILD)/client/obj/%.o,$(CLIENT_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,liblicd-client.so.$(CLIENT_SOVER) -Wl,--as-needed \
-		-o $@.$(CLIENT_SOVER) $^ $(CLIENT_LIBS)
+		$(CLIENT_LDFLAGS) -o $@.$(CLIENT_SOVER) $^ $(CLIENT_LIBS)
 	ln -sf liblicd-client.so.$(CLIENT_SOVER) $@
 
+# licd-client.pc from client/licd-client.pc.in: PC_SED PREFIX LIBDIR INCDIR.
+# The build tree's names the build tree (PKG_CONFIG_PATH=build/lib/pkgconfig
+# builds against it); install-client writes its own with the install paths.
+PC_SED = sed -e 's|@PREFIX@|$(1)|' -e 's|@LIBDIR@|$(2)|' -e 's|@INCLUDEDIR@|$(3)|' \
+	-e 's|@VERSION@|1.0.0|' client/licd-client.pc.in
 $(CLIENT_PC): client/licd-client.pc.in client/client.mk
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|1.0.0|' $< > $@
+	$(call PC_SED,$(CURDIR),$(abspath $(BUILD)/lib),$(CURDIR)/client) > $@
 
 client-embed:
 	@client/embed.sh $(CLIENT_EMBED) '$(LICD_CLIENT_URL)' '$(LICD_CLIENT_ISSUER)' \
@@ -73,12 +83,12 @@ $(CLIENT_EMBED): client-embed
 $(BUILD)/bin/licd-check: client/licd-check.c client/licd.h $(CLIENT_EMBED) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CLIENT_CFLAGS) $(CLIENT_OPT) -Iclient -I$(dir $(CLIENT_EMBED)) \
-		-o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+		-o $@ $< $(CLIENT_LIB) $(CLIENT_LDFLAGS) $(CLIENT_LIBS)
 
 $(BUILD)/bin/licd-gate-example: client/examples/gate.c client/licd.h $(CLIENT_EMBED) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CLIENT_CFLAGS) $(CLIENT_OPT) -Iclient -I$(dir $(CLIENT_EMBED)) \
-		-o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+		-o $@ $< $(CLIENT_LIB) $(CLIENT_LDFLAGS) $(CLIENT_LIBS)
 
 # The tests' licd-check: sanitizer build with a given embedded
 # configuration and the injectable clock (LICD_CHECK_NOW), at
@@ -145,15 +155,18 @@ $(BUILD)/client/test_client_vg: client/tests/test_client.c client/tests/handle.h
 		$(CLIENT_LIB) $(BUILD)/liblicd.a $(LDLIBS)
 
 # The library, header, pkg-config file and licd-check for a vendor's
-# build machine or package (not part of `make install`, which installs the
-# server): make install-client PREFIX=/usr/local [DESTDIR=...]
+# build machine (not part of `make install`, which installs the server):
+# make install-client PREFIX=/usr/local [DESTDIR=...]. debian/rules
+# installs the same into the liblicd-client1 and liblicd-client-dev
+# packages, without licd-check (each vendor builds it with its own keys).
 .PHONY: install-client
 install-client: client
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	install -d $(DESTDIR)$(CLIENT_LIBDIR)/pkgconfig $(DESTDIR)$(CLIENT_INCDIR) \
 		$(DESTDIR)$(PREFIX)/bin
-	install -m 0644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(CLIENT_SO).$(CLIENT_SOVER) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf liblicd-client.so.$(CLIENT_SOVER) $(DESTDIR)$(PREFIX)/lib/liblicd-client.so
-	install -m 0644 client/licd.h $(DESTDIR)$(PREFIX)/include/licd.h
-	install -m 0644 $(CLIENT_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 0644 $(CLIENT_LIB) $(DESTDIR)$(CLIENT_LIBDIR)/
+	install -m 0644 $(CLIENT_SO).$(CLIENT_SOVER) $(DESTDIR)$(CLIENT_LIBDIR)/
+	ln -sf liblicd-client.so.$(CLIENT_SOVER) $(DESTDIR)$(CLIENT_LIBDIR)/liblicd-client.so
+	install -m 0644 client/licd.h $(DESTDIR)$(CLIENT_INCDIR)/licd.h
+	$(call PC_SED,$(PREFIX),$(CLIENT_LIBDIR),$(CLIENT_INCDIR)) \
+		> $(DESTDIR)$(CLIENT_LIBDIR)/pkgconfig/licd-client.pc
 	install -m 0755 $(BUILD)/bin/licd-check $(DESTDIR)$(PREFIX)/bin/

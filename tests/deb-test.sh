@@ -3,12 +3,18 @@
 # would (apt-get install ./licd_….deb), checks what postinst promises, the
 # installed units with `systemd-analyze verify` (binaries present) and
 # `security`, licctl from PATH, `licctl migrate` as the licd user under peer
-# authentication (in a throw-away cluster), then purges the package and
-# checks that purge cleaned up. Root only; run by .ci/run after make test
-# (it changes the machine, so it never runs inside make test, whose runs
-# may overlap). Ends with "N passed, N failed".
+# authentication (in a throw-away cluster); installs the client library's
+# packages as a vendor's build machine would and builds a program against
+# them (pkg-config, shared and static) that verifies a key the installed
+# licctl issued; then purges the packages and checks that purge cleaned up.
+# Root only; run by .ci/run after make test (it changes the machine, so it
+# never runs inside make test, whose runs may overlap). Ends with
+# "N passed, N failed".
 set -uo pipefail
-DEB=$(readlink -f "${1:?usage: deb-test.sh licd_VERSION_ARCH.deb}")
+usage="usage: deb-test.sh licd_V_A.deb liblicd-client1_V_A.deb liblicd-client-dev_V_A.deb"
+DEB=$(readlink -f "${1:?$usage}")
+CLIENT_DEBS=("$(readlink -f "${2:?$usage}")" "$(readlink -f "${3:?$usage}")")
+CLIENT_PKGS=(liblicd-client1 liblicd-client-dev)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 passed=0
 failed=0
@@ -24,11 +30,13 @@ finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
 [ "$(id -u)" -eq 0 ] || { echo "deb-test needs root"; failed=1; finish; }
 exec 9>/run/lock/licd-deb-test.lock
 flock -w 900 9 || { echo "another deb-test holds the lock"; failed=1; finish; }
-if dpkg-query -W -f='${Status}' licd 2>/dev/null | grep -q 'ok installed'; then
-	echo "licd is installed on this machine already; not touching it"
-	failed=1
-	finish
-fi
+for p in licd "${CLIENT_PKGS[@]}"; do
+	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		echo "$p is installed on this machine already; not touching it"
+		failed=1
+		finish
+	fi
+done
 had_user=0
 getent passwd licd >/dev/null && had_user=1
 T=$(mktemp -d /tmp/licd-deb-test.XXXXXX)
@@ -39,9 +47,11 @@ APT=(apt-get -o DPkg::Lock::Timeout=600 -y -q)
 cleanup() {
 	[ -f "$T/pg/data/postmaster.pid" ] &&
 		(cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$T/pg/data" -m immediate -w stop >/dev/null 2>&1)
-	if dpkg-query -W -f='${Status}' licd 2>/dev/null | grep -q installed; then
-		DEBIAN_FRONTEND=noninteractive "${APT[@]}" purge licd >/dev/null 2>&1
-	fi
+	for p in licd "${CLIENT_PKGS[@]}"; do
+		if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q installed; then
+			DEBIAN_FRONTEND=noninteractive "${APT[@]}" purge "$p" >/dev/null 2>&1
+		fi
+	done
 	[ $had_user -eq 0 ] && getent passwd licd >/dev/null && deluser --system --quiet licd >/dev/null 2>&1
 	rm -rf "$T"
 }
@@ -151,6 +161,61 @@ check "migrate applied the SQL functions installed beside the migrations" \
 	grep -qx 'applied functions/10_checks.sql' "$T/migrate.log"
 check "root is refused by peer authentication (the licd user it must be)" bash -c "cd / && env \
 	LICD_DATABASE_URL='host=$T/pg dbname=licd user=licd' licctl migrate 2>&1 | grep -q 'Peer authentication failed'"
+echo "== the client library's packages, on a vendor's build machine"
+MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+if DEBIAN_FRONTEND=noninteractive "${APT[@]}" install --no-install-recommends "${CLIENT_DEBS[@]}" \
+		>"$T/client-install.log" 2>&1; then
+	ok "apt-get install ./liblicd-client1_….deb ./liblicd-client-dev_….deb"
+else
+	tail -30 "$T/client-install.log"
+	bad "apt-get install the client packages"
+fi
+check "liblicd-client1 holds the shared library under its soname only" bash -c "
+	[ \"\$(dpkg -L liblicd-client1 | grep '/lib/.*\.so')\" = /usr/lib/$MA/liblicd-client.so.1 ] &&
+	objdump -p /usr/lib/$MA/liblicd-client.so.1 | grep -q 'SONAME *liblicd-client.so.1'"
+check "liblicd-client1 depends on the libraries it links" bash -c "
+	d=\$(dpkg-query -W -f='\${Depends}' liblicd-client1)
+	grep -q libcurl4 <<<\"\$d\" && grep -q libjson-c5 <<<\"\$d\" && grep -q libssl3 <<<\"\$d\""
+check "pkg-config --libs licd-client names the library" bash -c \
+	'pkg-config --exists licd-client && [ "$(pkg-config --modversion licd-client)" = 1.0.0 ] &&
+	 pkg-config --libs licd-client | grep -q -- "-llicd-client"'
+mkdir -p "$T/client/state" && chown -R licd: "$T/client"
+check "a program builds against the shared library with pkg-config" bash -c "
+	cc -std=c11 -Wall -Wextra -Werror -o '$T/client/app-shared' '$ROOT/tests/deb-client.c' \
+		\$(pkg-config --cflags --libs licd-client) &&
+	ldd '$T/client/app-shared' | grep -Eq 'liblicd-client.so.1 => (/usr)?/lib/$MA/liblicd-client.so.1 '"
+check "and against the static library" bash -c "
+	cc -std=c11 -Wall -Wextra -Werror -o '$T/client/app-static' '$ROOT/tests/deb-client.c' \
+		\$(pkg-config --cflags --libs-only-L licd-client) -l:liblicd-client.a \
+		\$(pkg-config --libs json-c libcurl libcrypto) -pthread &&
+	! ldd '$T/client/app-static' | grep -q liblicd-client"
+DBURL="host=$T/pg dbname=licd user=licd"
+(cd / && runuser -u licd -- env LICD_DATABASE_URL="$DBURL" sh -c "
+	licctl plan set debtest --name 'deb-test' --features sso >/dev/null &&
+	licctl customer create --email deb-test@licd.test >/dev/null &&
+	licctl license issue --customer deb-test@licd.test --plan debtest --days 30 \
+		--count 1 --keys-out '$T/client/key.txt'" >"$T/client/issue.log" 2>&1) ||
+	cat "$T/client/issue.log"
+issuer=$(sed -n 's/^issuer *= *//p' /etc/licd/licd.conf)
+jwks=/var/lib/licd/www/.well-known/jwks.json
+sed 's/.\{4\}$/AAAA/' "$T/client/key.txt" >"$T/client/forged.txt"
+for app in shared static; do
+	check "the $app build verifies the installed licctl's key with the installed JWKS" bash -c "
+		[ -s '$T/client/key.txt' ] && [ \"\$(runuser -u licd -- '$T/client/app-$app' '$jwks' \
+			'$issuer' '$T/client/key.txt' '$T/client/state')\" = NOT_ACTIVATED ]"
+	check "the $app build refuses the key with its signature changed" bash -c "
+		[ \"\$(runuser -u licd -- '$T/client/app-$app' '$jwks' '$issuer' \
+			'$T/client/forged.txt' '$T/client/state')\" = INVALID_KEY ]"
+done
+if DEBIAN_FRONTEND=noninteractive "${APT[@]}" purge "${CLIENT_PKGS[@]}" >"$T/client-purge.log" 2>&1; then
+	ok "apt-get purge the client packages"
+else
+	tail -20 "$T/client-purge.log"
+	bad "apt-get purge the client packages"
+fi
+check "purge removed the library, header and pkg-config file" bash -c "
+	[ ! -e /usr/lib/$MA/liblicd-client.so.1 ] && [ ! -e /usr/lib/$MA/liblicd-client.a ] &&
+	[ ! -e /usr/include/licd.h ] && ! pkg-config --exists licd-client"
 (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$T/pg/data" -m fast -w stop >/dev/null 2>&1)
 
 echo "== apt-get purge licd"
