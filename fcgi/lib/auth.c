@@ -3,13 +3,13 @@
 #include "config.h"
 #include "log.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/sha.h>
 
 #define AUTH_MAX 32
@@ -22,20 +22,17 @@ struct token {
 static struct token tokens[AUTH_MAX];
 static size_t ntokens;
 
+/* s as exactly n bytes in hex (either case): 0, or -1 with OpenSSL's
+ * error queue left as it was. */
 static int unhex(const char *s, unsigned char *out, size_t n)
 {
-	size_t i;
+	size_t len;
 
 	if (strlen(s) != 2 * n)
 		return -1;
-	for (i = 0; i < n; i++) {
-		unsigned int v;
-
-		if (!isxdigit((unsigned char)s[2 * i]) ||
-		    !isxdigit((unsigned char)s[2 * i + 1]) ||
-		    sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (unsigned char)v;
+	if (!OPENSSL_hexstr2buf_ex(out, n, &len, s, '\0')) {
+		ERR_clear_error();
+		return -1;
 	}
 	return 0;
 }

@@ -420,10 +420,10 @@ static size_t slot_of(const unsigned char d[32], size_t nslots)
 	    nslots;
 }
 
+/* Lowercase only: the form the database writes (lic.h). */
 static int hexdigit(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
-	    c - 'a' + 10 : -1;
+	return c >= 'A' && c <= 'F' ? -1 : OPENSSL_hexchar2int((unsigned char)c);
 }
 
 int lic_uuid_pack(const char *id, unsigned char b[16])

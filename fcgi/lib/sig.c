@@ -89,20 +89,6 @@ int sig_parse(enum sig_scheme scheme, const char *header, struct sig_header *h)
 	return SIG_OK;
 }
 
-static int unhex(const char *s, unsigned char *out)
-{
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		unsigned int v;
-
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (unsigned char)v;
-	}
-	return 0;
-}
-
 /* HMAC-SHA256(secret, ts + sep + body) */
 static int mac(const char *secret, size_t slen, long long ts, char sep,
     const char *body, size_t len, unsigned char out[32])
@@ -154,6 +140,7 @@ int sig_verify(enum sig_scheme scheme, const char *header, const char *secrets,
 	struct sig_header h;
 	const char *s = secrets, *end;
 	unsigned char want[32], got[32];
+	size_t glen;
 	int st, i, match = 0;
 
 	if ((st = sig_parse(scheme, header, &h)) != SIG_OK)
@@ -173,7 +160,8 @@ int sig_verify(enum sig_scheme scheme, const char *header, const char *secrets,
 		    body, len, want) == 0) {
 			/* Try everything: no early exit on a match. */
 			for (i = 0; i < h.ncand; i++)
-				if (unhex(h.cand[i], got) == 0 &&
+				if (OPENSSL_hexstr2buf_ex(got, sizeof(got), &glen,
+				    h.cand[i], '\0') && glen == sizeof(got) &&
 				    CRYPTO_memcmp(want, got, 32) == 0)
 					match = 1;
 		}

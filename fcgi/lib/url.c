@@ -4,16 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include <openssl/crypto.h>
 
 /* s[0..n) URL-decoded into a malloc'd string, as libcurl's
  * curl_easy_unescape does (a `%` without two hex digits after it stays as
@@ -31,7 +22,8 @@ static char *decode(const char *s, size_t n)
 		if (s[i] == '+') {
 			*o++ = ' ';
 		} else if (s[i] == '%' && i + 2 < n &&
-		    (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
+		    (hi = OPENSSL_hexchar2int((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = OPENSSL_hexchar2int((unsigned char)s[i + 2])) >= 0) {
 			if ((hi | lo) == 0) {
 				free(out);
 				return NULL;

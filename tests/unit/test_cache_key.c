@@ -190,6 +190,26 @@ static void key_id_ways(const char *k1)
 	CHECK(lic_key_id("", id, &known) == LIC_INVALID);
 }
 
+/* lic_uuid_pack takes only the form the database writes: lowercase hex,
+ * dashed; unpack gives it back. */
+static void uuid_forms(void)
+{
+	unsigned char b[16];
+	char back[LIC_UUID_LEN + 1];
+	const char *id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+	CHECK(lic_uuid_pack(id, b) == 0 && b[0] == 0x0f && b[15] == 0xf0);
+	lic_uuid_unpack(b, back);
+	CHECK(strcmp(back, id) == 0);
+	CHECK(lic_uuid_pack("0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0", b) == -1);
+	CHECK(lic_uuid_pack("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fA", b) == -1);
+	CHECK(lic_uuid_pack("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg", b) == -1);
+	CHECK(lic_uuid_pack("0f1e2d3c4-b5a-6978-8796-a5b4c3d2e1f0", b) == -1);
+	CHECK(lic_uuid_pack("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f", b) == -1);
+	CHECK(lic_uuid_pack("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f00", b) == -1);
+	CHECK(lic_uuid_pack(NULL, b) == -1);
+}
+
 int main(void)
 {
 	const struct cache_entry *e;
@@ -201,6 +221,7 @@ int main(void)
 	FILE *f;
 	int fd, known;
 
+	uuid_forms();
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");

@@ -34,6 +34,7 @@ int main(void)
 	CHECK(is("a=1&q=x+y", "q", "x y"));
 	CHECK(is("q=a%2Bb%2bc", "q", "a+b+c"));
 	CHECK(is("q=%41%62%7e", "q", "Ab~"));
+	CHECK(is("q=%7E%7e%4A%4a", "q", "~~JJ"));
 	CHECK(is("q=%C3%A9t%C3%A9", "q", "\xc3\xa9t\xc3\xa9"));
 	CHECK(is("q=", "q", ""));
 	CHECK(is("q=%25", "q", "%"));
