@@ -192,9 +192,12 @@ int lic_lease(const struct lic *l, const char *iid, const char *nonce,
  * lic_init_keys). */
 int lic_sign_key(const struct lic *l, long long issued_at, char **key);
 /* The query of the licenses to sign: license_view's columns, then
- * issued_at in epoch seconds; the caller appends its condition. */
-#define LIC_KEY_ROW "SELECT v.*, extract(epoch FROM l.issued_at)::bigint " \
-	"FROM license_view v JOIN licenses l ON l.id = v.id WHERE "
+ * issued_at in epoch seconds; the caller appends its condition. A caller
+ * that needs more columns or tables writes it from LIC_KEY_COLS (they come
+ * first) and LIC_KEY_FROM (v the view, l the licenses row). */
+#define LIC_KEY_COLS "v.*, extract(epoch FROM l.issued_at)::bigint"
+#define LIC_KEY_FROM "license_view v JOIN licenses l ON l.id = v.id"
+#define LIC_KEY_ROW "SELECT " LIC_KEY_COLS " FROM " LIC_KEY_FROM " WHERE "
 /* lic_sign_key of row `row` of a LIC_KEY_ROW result. The caller stores
  * the key under the signer's kid with licd_license_keys_store
  * (sql/functions/60_admin.sql). */

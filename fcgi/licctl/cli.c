@@ -237,6 +237,14 @@ int cli_audit(struct cli_err *e, const char *action, const char *type,
 
 /* ---- value checks ----------------------------------------------------- */
 
+int cli_kid_ok(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_-");
+
+	return n > 0 && n < JWS_KID_MAX && s[n] == '\0';
+}
+
 int cli_slug_ok(const char *s)
 {
 	size_t i, n = strlen(s);

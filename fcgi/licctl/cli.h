@@ -106,6 +106,9 @@ int cli_audit(struct cli_err *e, const char *action, const char *type,
 #define CLI_EMAIL_ACCEPTS "an e-mail address (name@domain, at most 254 " \
 	"characters)"
 int cli_slug_ok(const char *s);
+/* A key id as licctl keys makes them: 1 to JWS_KID_MAX - 1 of
+ * [A-Za-z0-9_-]. */
+int cli_kid_ok(const char *s);
 int cli_email_ok(const char *s);
 /* A whole number in [lo, hi] into *n (n may be NULL). */
 int cli_int(struct cli_err *e, const char *option, const char *v,

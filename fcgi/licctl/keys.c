@@ -212,14 +212,8 @@ out:
 static int kid_arg(struct cli_err *e, const struct cli_cmd *c,
     const struct cli_opts *o, const char **kid)
 {
-	size_t i, n;
-
 	*kid = o->npos == 1 ? o->pos[0] : "";
-	n = strlen(*kid);
-	for (i = 0; i < n && (isalnum((unsigned char)(*kid)[i]) ||
-	    (*kid)[i] == '-' || (*kid)[i] == '_'); i++)
-		;
-	if (n == 0 || n >= JWS_KID_MAX || i < n)
+	if (!cli_kid_ok(*kid))
 		return cli_fail(e, 2, "usage: licctl keys %s KID (licctl keys "
 		    "list)", c->verb);
 	return 0;
@@ -347,6 +341,20 @@ int keys_retire(const struct cli_cmd *c, const struct cli_opts *o,
 	snprintf(path, sizeof(path), "%s/%s.pub", dir, kid);
 	if (access(path, F_OK) != 0)
 		return cli_fail(e, 1, "no key %s in %s", kid, dir);
+	if (cli_opt(o, "force") == NULL) {
+		PGresult *r = cli_q(e, "SELECT count(*) FROM licenses WHERE "
+		    "key_kid = $1 AND status <> 'revoked'", 1, &kid);
+		long n;
+
+		if (r == NULL)
+			return -1;
+		n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		if (n > 0)
+			return cli_fail(e, 1, "%ld licenses not revoked hold keys "
+			    "%s signed: reissue them first (licctl license "
+			    "reissue --kid %s), or --force", n, kid, kid);
+	}
 	if (unlink(path) != 0)
 		return cli_fail(e, 1, "%s: %s", path, strerror(errno));
 	snprintf(path, sizeof(path), "%s/%s.key", dir, kid);

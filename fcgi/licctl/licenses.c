@@ -354,13 +354,52 @@ static int arr_add(struct cli_err *e, struct arr *a, const char *v)
 	return 0;
 }
 
+/* Signs every row of v (a result whose first columns are LIC_KEY_COLS)
+ * and stores the keys under the signer's kid (licd_license_keys_store),
+ * writing one line per key to out: the key alone, or when mail_col >= 0
+ * the license id, the e-mail in column mail_col and the key,
+ * tab-separated. ids and keys are the caller's buffers. */
+static int sign_store(struct cli_err *e, const PGresult *v, int mail_col,
+    FILE *out, struct arr *ids, struct arr *keys)
+{
+	const char *pp[3];
+	char *key = NULL;
+	PGresult *r = NULL;
+	int i, rc = -1;
+
+	ids->len = keys->len = 0;
+	for (i = 0; i < PQntuples(v); i++) {
+		if (sign_row(e, v, i, &key) != 0 ||
+		    arr_add(e, keys, key) != 0 ||
+		    arr_add(e, ids, PQgetvalue(v, i, 0)) != 0)
+			goto out;
+		if (mail_col >= 0)
+			fprintf(out, "%s\t%s\t%s\n", PQgetvalue(v, i, 0),
+			    PQgetvalue(v, i, mail_col), key);
+		else
+			fprintf(out, "%s\n", key);
+		free(key);
+		key = NULL;
+	}
+	pp[0] = ids->s;
+	pp[1] = keys->s;
+	pp[2] = lic_keyring()->signer->kid;
+	r = cli_q(e, "SELECT licd_license_keys_store($1::uuid[], $2::text[], "
+	    "$3)", 3, pp);
+	rc = r != NULL ? 0 : -1;
+out:
+	free(key);
+	PQclear(r);
+	return rc;
+}
+
 /* One chunk of a bulk issue: k licenses inserted, signed, their keys
  * written to out and stored. */
 static int issue_chunk(struct cli_err *e, const char *const *p6, long k,
     FILE *out, struct arr *ids, struct arr *keys)
 {
 	const char *pp[7];
-	char n[24], *key = NULL;
+	char n[24];
 	PGresult *r;
 	int i, rc = -1;
 
@@ -387,28 +426,29 @@ static int issue_chunk(struct cli_err *e, const char *const *p6, long k,
 	pp[0] = ids->s;
 	if ((r = cli_q(e, LIC_KEY_ROW "v.id = ANY($1::uuid[])", 1, pp)) == NULL)
 		goto out;
-	/* ids again in the view's order, matching keys */
-	ids->len = keys->len = 0;
-	for (i = 0; i < PQntuples(r); i++) {
-		if (sign_row(e, r, i, &key) != 0 ||
-		    arr_add(e, keys, key) != 0 ||
-		    arr_add(e, ids, PQgetvalue(r, i, 0)) != 0)
-			goto out;
-		fprintf(out, "%s\n", key);
-		free(key);
-		key = NULL;
-	}
-	PQclear(r);
-	pp[0] = ids->s;
-	pp[1] = keys->s;
-	pp[2] = lic_keyring()->signer->kid;
-	r = cli_q(e, "SELECT licd_license_keys_store($1::uuid[], $2::text[], "
-	    "$3)", 3, pp);
-	rc = r != NULL ? 0 : -1;
+	rc = sign_store(e, r, -1, out, ids, keys);
 out:
-	free(key);
 	PQclear(r);
 	return rc;
+}
+
+/* --keys-out FILE opened for writing, 0600 (NULL with e filled), or
+ * stdout without one. */
+static FILE *keys_out(struct cli_err *e, const char *path)
+{
+	FILE *f;
+	int fd;
+
+	if (path == NULL)
+		return stdout;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		cli_fail(e, 1, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	return f;
 }
 
 /* license issue --count N: N licenses of one customer and plan in one
@@ -422,20 +462,12 @@ static int bulk_issue(struct cli_err *e, const char *const *p6,
 	struct arr ids = { NULL, 0, 0 }, keys = { NULL, 0, 0 };
 	const char *pa[2] = { NULL, p6[1] };
 	char n[24];
-	FILE *out = stdout;
+	FILE *out;
 	PGresult *r;
 	int rc = -1;
 
-	if (out_path != NULL) {
-		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fd < 0 || (out = fdopen(fd, "w")) == NULL) {
-			if (fd >= 0)
-				close(fd);
-			return cli_fail(e, 1, "%s: %s", out_path,
-			    strerror(errno));
-		}
-	}
+	if ((out = keys_out(e, out_path)) == NULL)
+		return -1;
 	if (cli_exec(e, "BEGIN") != 0)
 		goto out;
 	for (; done < total; done += k) {
@@ -553,25 +585,118 @@ out:
 /* ---- update and the actions ------------------------------------------- */
 
 /*
+ * license reissue --kid KID: every license not revoked whose key KID
+ * signed, reissued as one license is, a chunk per transaction (its rows
+ * locked, its keys stored, one license.reissue audit entry per license),
+ * in id order from where the last chunk ended: one pass over the primary
+ * key, however many there are. A run stopped half way is resumed by
+ * running it again: what it reissued no longer has KID. Each chunk's lines, "id<TAB>e-mail<TAB>key", are
+ * flushed to --keys-out (0600) or stdout before its COMMIT, so no stored
+ * key goes unprinted (a key printed but not stored still verifies: it is
+ * signed for its license).
+ */
+static int bulk_reissue(struct cli_err *e, const char *kid,
+    const char *out_path)
+{
+	struct arr ids = { NULL, 0, 0 }, keys = { NULL, 0, 0 };
+	char after[LIC_UUID_LEN + 1] = "00000000-0000-0000-0000-000000000000";
+	const char *p[3] = { kid, after, NULL };
+	long total = 0;
+	PGresult *v = NULL, *r;
+	FILE *out = NULL;
+	int n = 0, rc = -1;
+
+	if (need_signer(e) != 0)
+		return -1;
+	if (strcmp(lic_keyring()->signer->kid, kid) == 0)
+		return cli_fail(e, 1, "%s is the current key: what it signed "
+		    "needs no reissue", kid);
+	if ((out = keys_out(e, out_path)) == NULL)
+		return -1;
+	do {
+		if (cli_exec(e, "BEGIN") != 0 || (v = cli_q(e, "SELECT "
+		    LIC_KEY_COLS ", c.email FROM " LIC_KEY_FROM " JOIN "
+		    "customers c ON c.id = l.customer_id WHERE l.key_kid = $1 "
+		    "AND l.status <> 'revoked' AND l.id > $2 ORDER BY l.id "
+		    "LIMIT 1000 FOR UPDATE OF l", 2, p)) == NULL)
+			goto out;
+		if ((n = PQntuples(v)) > 0) {
+			if (sign_store(e, v, LIC_NCOLS + 1, out, &ids,
+			    &keys) != 0)
+				goto out;
+			p[1] = ids.s;
+			p[2] = lic_keyring()->signer->kid;
+			r = cli_q(e, "INSERT INTO audit_log (actor, action, "
+			    "target_type, target_id, details) SELECT 'licctl', "
+			    "'license.reissue', 'license', u::text, "
+			    "jsonb_build_object('kid', $3::text, 'from_kid', "
+			    "$1::text) FROM unnest($2::uuid[]) u", 3, p);
+			PQclear(r);
+			p[1] = after;
+			p[2] = NULL;
+			if (r == NULL)
+				goto out;
+			snprintf(after, sizeof(after), "%s",
+			    PQgetvalue(v, n - 1, 0));
+			if (fflush(out) != 0 || (out != stdout &&
+			    fsync(fileno(out)) != 0)) {
+				cli_fail(e, 1, "%s: %s", out_path ? out_path :
+				    "stdout", strerror(errno));
+				goto out;
+			}
+		}
+		if (cli_exec(e, "COMMIT") != 0)
+			goto out;
+		total += n;
+		PQclear(v);
+		v = NULL;
+	} while (n > 0);
+	rc = 0;
+out:
+	PQclear(v);
+	if (out != stdout && fclose(out) != 0 && rc == 0)
+		rc = cli_fail(e, 1, "%s: write failed", out_path);
+	fprintf(stderr, "reissued %ld licenses signed with %s%s\n", total, kid,
+	    rc == 0 ? "" : "; run the command again to go on");
+	free(ids.s);
+	free(keys.s);
+	return rc;
+}
+
+/*
  * license reissue: the license's key signed again with the current key,
  * stored and audited in one transaction, and printed. Before a key is
  * retired, what it signed is reissued and sent to its customers: the key
- * they hold keeps verifying until its kid is retired.
+ * they hold keeps verifying until its kid is retired. With --kid, every
+ * license that kid signed (bulk_reissue).
  */
 int licenses_reissue(const struct cli_cmd *c, const struct cli_opts *o,
     struct cli_err *e)
 {
+	const char *kid = cli_opt(o, "kid");
+	struct json_object *d = NULL;
 	char *key = NULL;
 	int rc = -1;
 
-	(void)c;
-	if (o->npos != 1 || !lic_uuid_valid(o->pos[0]))
-		return cli_fail(e, 2, "usage: licctl license reissue LICENSE_ID "
-		    "[--json]");
+	if (kid != NULL) {
+		if (o->npos != 0 || cli_opt(o, "json") != NULL)
+			return cli_usage(e, c);
+		if (!cli_kid_ok(kid))
+			return cli_bad(e, "--kid", kid, "a key id (licctl keys "
+			    "list)");
+		return bulk_reissue(e, kid, cli_opt(o, "keys-out"));
+	}
+	if (o->npos != 1 || !lic_uuid_valid(o->pos[0]) ||
+	    cli_opt(o, "keys-out") != NULL)
+		return cli_usage(e, c);
 	if (cli_exec(e, "BEGIN") != 0 ||
-	    licenses_sign(e, o->pos[0], &key) != 0 ||
-	    cli_audit(e, "license.reissue", "license", o->pos[0], NULL,
-	    NULL) != 0 || cli_exec(e, "COMMIT") != 0)
+	    licenses_sign(e, o->pos[0], &key) != 0)
+		goto out;
+	d = json_object_new_object();
+	json_object_object_add(d, "kid",
+	    json_object_new_string(lic_keyring()->signer->kid));
+	if (cli_audit(e, "license.reissue", "license", o->pos[0], NULL,
+	    json_object_to_json_string(d)) != 0 || cli_exec(e, "COMMIT") != 0)
 		goto out;
 	if (cli_opt(o, "json") != NULL) {
 		struct json_object *j = json_object_new_object();
@@ -590,6 +715,7 @@ int licenses_reissue(const struct cli_cmd *c, const struct cli_opts *o,
 		    o->pos[0], lic_keyring()->signer->kid, key);
 	rc = 0;
 out:
+	json_object_put(d);
 	free(key);
 	return rc;
 }

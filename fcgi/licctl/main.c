@@ -56,11 +56,13 @@ static const struct cli_cmd cmds[] = {
 	    "KID signs from now on (licctl at once; the programs after SIGHUP:"
 	    "\nsystemctl reload 'licd@*'). Keys signed before keep verifying "
 	    "while the old\nkey stays.\n", 0 },
-	{ "keys", "retire", keys_retire, NULL, "KID",
+	{ "keys", "retire", keys_retire, OPTS("force!"), "KID [--force]",
 	    "remove a key that no longer signs",
 	    "Removes a key that no longer signs; what it signed stops "
-	    "verifying (re-issue\nthose licenses first); SIGHUP after. The "
-	    "current key is refused.\n", 0 },
+	    "verifying; SIGHUP after.\nThe current key is refused, and so is a "
+	    "key that signed licenses not revoked\n(licctl license reissue --kid "
+	    "KID first) unless --force (a compromised key:\nretired at once, "
+	    "without asking the database).\n", 0 },
 	{ "keys", "rotate", keys_rotate, ALG, "[--alg ES256|EdDSA]",
 	    "add and activate at once",
 	    "A new key that signs at once (add and activate in one step); "
@@ -127,12 +129,17 @@ static const struct cli_cmd cmds[] = {
 	    "options override\nit), signs the key with the current key and "
 	    "prints it. --count N issues N\nlicenses at once, keys one per "
 	    "line (to --keys-out FILE, 0600).\n", CLI_WRITES },
-	{ "license", "reissue", licenses_reissue, OPTS("json!"),
-	    "LICENSE_ID [--json]", "the license's key signed again, current key",
+	{ "license", "reissue", licenses_reissue,
+	    OPTS("json!", "kid", "keys-out"),
+	    "LICENSE_ID [--json] | --kid KID [--keys-out FILE]",
+	    "the license's key signed again, current key",
 	    "Signs the license's key again with the current key, stores it and "
 	    "prints it.\nBefore retiring a key, reissue what it signed and send "
 	    "the new keys to\ntheir customers: an old key verifies until its kid "
-	    "is retired.\n", CLI_WRITES },
+	    "is retired.\n--kid KID: every license not revoked whose key KID "
+	    "signed, a thousand per\ntransaction; one line per license, "
+	    "\"id<TAB>e-mail<TAB>key\", to FILE (0600) or\nstdout. Run it again "
+	    "to go on after a failure.\n", CLI_WRITES },
 	{ "license", "update", licenses_update, OPTS(SEAT_OPTS, "json!"),
 	    "LICENSE_ID " SEAT_ARGS " [--json]",
 	    "change a license's seat model",

@@ -17,8 +17,8 @@ import threading
 import pytest
 
 from util import (CFG, RUN_DIR, admin, api, eventually, heartbeat, hot, issue,
-                  json_error, jwt_parts, licctl, log_text, make_plan, sql1, unique,
-                  validate)
+                  json_error, jwt_parts, licctl, log_text, make_plan, sql, sql1,
+                  unique, validate)
 
 SIGNING = ("validate", "heartbeat", "usage", "revoke", "webhook")
 
@@ -197,7 +197,12 @@ def test_retired_key_stops_verifying_after_reload(keys):
     # its license answered from memory in every process: retiring the
     # kid must stop that too
     hot(lic2, "ret")
-    licctl("keys", "retire", k2)
+    # lic2 is not revoked: retiring what signed it is refused unless forced
+    p = licctl("keys", "retire", k2, check=False)
+    assert p.returncode == 1 and "1 licenses not revoked hold keys %s signed" % k2 in p.stderr, \
+        (p.returncode, p.stderr)
+    assert os.path.exists(os.path.join(kdir, k2 + ".pub"))
+    licctl("keys", "retire", k2, "--force")
     assert not os.path.exists(os.path.join(kdir, k2 + ".pub"))
     jwks = api("/.well-known/jwks.json", method="GET").json()
     assert k2 not in {k["kid"] for k in jwks["keys"]}
@@ -240,6 +245,9 @@ def test_reissued_key_outlives_the_retired_one(keys):
     assert new in shown
     audit = licctl("audit", "--license", lic["id"], "--json").stdout
     assert "license.reissue" in audit, audit
+    audit = sql1("""SELECT details FROM audit_log WHERE action = 'license.reissue'
+                     AND target_id = %s ORDER BY id DESC LIMIT 1""", lic["id"])
+    assert audit == {"kid": k3}, audit
     hup()
     signing(keys, k3)
     licctl("keys", "retire", k2)
@@ -251,6 +259,80 @@ def test_reissued_key_outlives_the_retired_one(keys):
     eventually(refused, 20, "the old key refused once its kid is retired")
     b = validate(new, "reissue-1").json()
     assert b["code"] == "VALID" and b["installation"]["status"] == "active", b
+
+
+def test_bulk_reissue_before_retiring(keys, tmp_path):
+    """`licctl license reissue --kid KID --keys-out FILE`: every license not
+    revoked whose key KID signed, over several chunks, is signed again with
+    the current key, stored and audited; FILE (0600) has one
+    "id<TAB>e-mail<TAB>key" line per license; a second run finds nothing.
+    `keys retire KID` is refused while such a license is left, and passes
+    after; then the old keys are INVALID_KEY and the new ones VALID."""
+    kdir = CFG["keys_dir"]
+    first = open(os.path.join(kdir, "current")).read().strip()
+    k2 = added_kid(licctl("keys", "add").stdout)
+    licctl("keys", "activate", k2)
+    plan = make_plan()
+    email = unique("bulk") + "@example.com"
+    licctl("customer", "create", "--email", email)
+    many = tmp_path / "many.txt"
+    licctl("license", "issue", "--customer", email, "--plan", plan, "--days", "30",
+           "--count", "2345", "--keys-out", str(many))
+    olds = many.read_text().split()
+    assert len(olds) == 2345 and {kid_of(k) for k in olds} == {k2}
+    one = issue(plan=plan)
+    gone = issue(plan=plan)
+    licctl("license", "revoke", gone["id"], "--reason", "bulk test")
+    assert validate(one["key"], "bulk-1").json()["code"] == "VALID"
+    untouched = keys                      # signed with the first key
+    k3 = added_kid(licctl("keys", "add").stdout)
+    licctl("keys", "activate", k3)
+
+    p = licctl("keys", "retire", k2, check=False)
+    assert p.returncode == 1 and "2346 licenses not revoked hold keys %s signed" % k2 in p.stderr, \
+        (p.returncode, p.stderr)
+    for bad in (["--kid", k3], ["--kid", "no such kid"], ["--kid", k2, one["id"]],
+                ["--kid", k2, "--json"], [one["id"], "--keys-out", str(tmp_path / "x")]):
+        p = licctl("license", "reissue", *bad, check=False)
+        assert p.returncode in (1, 2) and p.stderr.startswith(("licctl: ", "usage: ")), \
+            (bad, p.returncode, p.stderr)
+        assert sql1("SELECT count(*) FROM licenses WHERE key_kid = %s", k3) == 0, bad
+
+    out = tmp_path / "reissued.tsv"
+    p = licctl("license", "reissue", "--kid", k2, "--keys-out", str(out))
+    assert "reissued 2346 licenses signed with %s" % k2 in p.stderr, p.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    lines = [line.split("\t") for line in out.read_text().splitlines()]
+    assert len(lines) == 2346 and all(len(f) == 3 for f in lines)
+    ids = [f[0] for f in lines]
+    assert ids == sorted(ids) and len(set(ids)) == 2346 and gone["id"] not in ids
+    assert {f[1] for f in lines} == {email, one["email"]}
+    stored = dict(sql("SELECT id::text, license_key FROM licenses WHERE key_kid = %s", k3))
+    assert stored == {f[0]: f[2] for f in lines}
+    for lid, _, key in lines[::500] + [l for l in lines if l[0] == one["id"]]:
+        assert kid_of(key) == k3 and jwt_parts(key)[1]["sub"] == lid
+    assert sql1("SELECT count(*) FROM licenses WHERE key_kid = %s", k2) == 1   # the revoked one
+    assert sql1("SELECT key_kid FROM licenses WHERE id = %s", untouched["id"]) == first
+    assert sql1("""SELECT count(*) FROM audit_log WHERE action = 'license.reissue'
+                   AND actor = 'licctl' AND details = %s""",
+                json.dumps({"kid": k3, "from_kid": k2})) == 2346
+
+    p = licctl("license", "reissue", "--kid", k2)
+    assert p.stdout == "" and "reissued 0 licenses" in p.stderr, (p.stdout, p.stderr)
+    new = [l[2] for l in lines if l[0] == one["id"]][0]
+    assert validate(new, "bulk-1").json()["code"] == "VALID"
+    hup()
+    signing(keys, k3)
+    licctl("keys", "retire", k2)
+    hup()
+
+    def refused():
+        return all(validate(one["key"], "bulk-1").json()["code"] == "INVALID_KEY"
+                   for _ in range(10))
+    eventually(refused, 20, "the old key refused once its kid is retired")
+    b = validate(new, "bulk-1").json()
+    assert b["code"] == "VALID" and b["installation"]["status"] == "active", b
+    assert validate(untouched["key"], "bulk-1").json()["code"] == "VALID"
 
 
 def test_reissue_through_the_admin_api(keys):
