@@ -201,7 +201,7 @@ CREATE FUNCTION public.licd_active_installations(l public.licenses) RETURNS bigi
            coalesce((SELECT s.active FROM license_seats s
                       WHERE s.license_id = l.id), 0)
          ELSE (SELECT count(*) FROM installations i
-                WHERE i.license_id = l.id AND i.status = 'active'
+                WHERE i.license_id = l.id AND i.status = 'active' AND i.seated
                   AND i.seat_expires_at > licd_now()) END
 $$;
 
@@ -2244,10 +2244,10 @@ BEGIN
    WHERE (i.license_id, i.installation_id) IN (
            SELECT x.license_id, x.installation_id FROM installations x
             WHERE x.license_id = p_license AND x.status = 'active'
-              AND x.seat_expires_at <= t
+              AND x.seated AND x.seat_expires_at <= t
             ORDER BY x.installation_id FOR UPDATE);
   SELECT count(*) INTO used FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active'
+   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
      AND i.seat_expires_at > t AND i.installation_id <> p_iid;
   seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
@@ -2489,6 +2489,7 @@ CREATE TABLE public.installations (
     borrowed_until timestamp with time zone,
     seat_overdraft boolean DEFAULT false NOT NULL,
     seen_hour timestamp with time zone GENERATED ALWAYS AS (date_bin('01:00:00'::interval, last_seen, to_timestamp(((946684800 + abs((hashtext(installation_id) % 3600))))::double precision))) STORED NOT NULL,
+    seated boolean GENERATED ALWAYS AS ((seat_expires_at IS NOT NULL)) STORED NOT NULL,
     CONSTRAINT installations_domain_check CHECK ((length(domain) <= 253)),
     CONSTRAINT installations_installation_id_check CHECK ((((length(installation_id) >= 1) AND (length(installation_id) <= 128)) AND (installation_id ~ '^[A-Za-z0-9._:-]+$'::text))),
     CONSTRAINT installations_metadata_check CHECK (((metadata IS NULL) OR ((jsonb_typeof(metadata) = 'object'::text) AND (length((metadata)::text) <= 4096)))),
@@ -2529,7 +2530,7 @@ CREATE FUNCTION public.licd_seats_at_start(p_license uuid, d date) RETURNS integ
     LANGUAGE sql STABLE
     AS $$
   SELECT count(*)::int FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active'
+   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
      AND i.seat_expires_at > licd_day_start(d)
 $$;
 
@@ -3653,7 +3654,7 @@ CREATE INDEX installations_iid ON public.installations USING btree (installation
 
 -- Name: installations_seated; Type: INDEX
 
-CREATE INDEX installations_seated ON public.installations USING btree (license_id) WHERE ((status = 'active'::text) AND (seat_expires_at IS NOT NULL));
+CREATE INDEX installations_seated ON public.installations USING btree (license_id) WHERE ((status = 'active'::text) AND seated);
 
 -- Name: installations_seen; Type: INDEX
 

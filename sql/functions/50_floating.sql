@@ -45,7 +45,7 @@ $$;
 CREATE OR REPLACE FUNCTION licd_seats_at_start(p_license uuid, d date) RETURNS int
 LANGUAGE sql STABLE AS $$
   SELECT count(*)::int FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active'
+   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
      AND i.seat_expires_at > licd_day_start(d)
 $$;
 
@@ -215,10 +215,10 @@ BEGIN
    WHERE (i.license_id, i.installation_id) IN (
            SELECT x.license_id, x.installation_id FROM installations x
             WHERE x.license_id = p_license AND x.status = 'active'
-              AND x.seat_expires_at <= t
+              AND x.seated AND x.seat_expires_at <= t
             ORDER BY x.installation_id FOR UPDATE);
   SELECT count(*) INTO used FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active'
+   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
      AND i.seat_expires_at > t AND i.installation_id <> p_iid;
   seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
@@ -484,6 +484,6 @@ LANGUAGE sql STABLE AS $$
            coalesce((SELECT s.active FROM license_seats s
                       WHERE s.license_id = l.id), 0)
          ELSE (SELECT count(*) FROM installations i
-                WHERE i.license_id = l.id AND i.status = 'active'
+                WHERE i.license_id = l.id AND i.status = 'active' AND i.seated
                   AND i.seat_expires_at > licd_now()) END
 $$;

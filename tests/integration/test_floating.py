@@ -287,6 +287,40 @@ def test_a_seat_batch_answers_each_item_as_licd_seat_alone(clock):
     assert live(one["id"]) == 2
 
 
+def test_a_seat_renewal_is_a_heap_only_update(clock):
+    """A renewal moves seat_expires_at, last_seen and nothing indexed
+    (installations_seated's predicate reads seated, 034; the list's index
+    seen_hour, 033), so PostgreSQL writes it as a HOT update: no index
+    entry for the write every floating installation makes each time it
+    renews its seat. A check-in ends the seat and leaves the index."""
+    lic = floating(limit=2, ttl=600)
+    assert validate(lic["key"], "a").json()["code"] == "VALID"
+    clock(200)
+    before = sql1("SELECT extract(epoch FROM seat_expires_at)::bigint FROM"
+                  " installations WHERE license_id = %s", lic["id"])
+    conn = db()
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT ord, code FROM licd_seat_batch(%s::jsonb)", (json.dumps(
+                [{"o": 0, "l": lic["id"], "i": "a", "s": "renew"}]),))
+            assert cur.fetchall() == [(0, "VALID")]
+            cur.execute("SELECT pg_stat_get_xact_tuples_updated(c.oid),"
+                        " pg_stat_get_xact_tuples_hot_updated(c.oid)"
+                        " FROM pg_class c WHERE c.oid = 'installations'::regclass")
+            assert cur.fetchone() == (1, 1)
+        conn.commit()
+    finally:
+        conn.close()
+    assert sql("SELECT extract(epoch FROM seat_expires_at)::bigint > %s, seated"
+               " FROM installations WHERE license_id = %s", before + 150,
+               lic["id"]) == [(True, True)]
+    assert checkin(lic["key"], "a").json()["released"] is True
+    assert sql("SELECT status, seated FROM installations WHERE license_id = %s",
+               lic["id"]) == [("inactive", False)]
+    assert live(lic["id"]) == 0
+
+
 def test_a_seat_batch_notifies_every_seat_change_but_a_due_renewal(clock):
     """licd_seat_batch renews the seats due at its clock without the seat
     trigger (licd.seat_renewal): they notify nothing, as

@@ -32,6 +32,8 @@ BEFORE_SEATS = "1b63933"
 BEFORE_SEAT_INDEX = "6d72a42"
 # The last commit before seen_hour (033).
 BEFORE_SEEN_HOUR = "44298b8"
+# The last commit before seated (034).
+BEFORE_SEATED = "9cb02e1"
 SQL = os.path.join(ROOT, "sql")
 LICCTL = os.path.join(BIN, "licctl")
 HOST = psycopg2.extensions.parse_dsn(CFG["database_url"])["host"]
@@ -371,3 +373,31 @@ def test_installations_get_the_hour_they_were_last_seen(database, tmp_path):
                           " ('installations_seen', 'installations_version_seen')") \
         == [(True,), (True,)]
     same_as_schema_sql(database)
+
+
+def test_floating_seats_keep_their_index_under_seated(database, tmp_path):
+    """A database from before 034: every installation gets seated, true
+    exactly where it has a seat expiry (a live or lapsed seat, a borrow),
+    and installations_seated's predicate moves to it, so that a renewal,
+    which moves only seat_expires_at, is heap-only."""
+    conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEATED)
+    cur.execute("INSERT INTO licenses (customer_id, plan_code, seat_model, seat_ttl)"
+                " VALUES (%s, 'p', 'floating', 60), (%s, 'p', 'node', NULL)"
+                " RETURNING id::text", (cust, cust))
+    flo, node = [r[0] for r in cur.fetchall()]
+    cur.execute("INSERT INTO installations (license_id, installation_id, status,"
+                " seat_expires_at) VALUES (%s, 'live', 'active', now() + interval '1 minute'),"
+                " (%s, 'lapsed', 'active', now() - interval '1 minute'),"
+                " (%s, 'released', 'inactive', NULL), (%s, 'n', 'active', NULL)",
+                (flo, flo, flo, node))
+    conn.close()
+    p = schema.migrate(database, SQL, LICCTL)
+    assert "applied 034_seat_renewal_hot.sql" in p.stdout
+    assert rows(database, "SELECT installation_id, seated FROM installations ORDER BY 1") \
+        == [("lapsed", True), ("live", True), ("n", False), ("released", False)]
+    assert rows(database, "SELECT indexdef FROM pg_indexes"
+                          " WHERE indexname = 'installations_seated'") \
+        == [("CREATE INDEX installations_seated ON public.installations USING btree"
+             " (license_id) WHERE ((status = 'active'::text) AND seated)",)]
+    same_as_schema_sql(database)
+
