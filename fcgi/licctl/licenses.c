@@ -590,10 +590,10 @@ out:
  * locked, its keys stored, one license.reissue audit entry per license),
  * in id order from where the last chunk ended: one pass over the primary
  * key, however many there are. A run stopped half way is resumed by
- * running it again: what it reissued no longer has KID. Each chunk's lines, "id<TAB>e-mail<TAB>key", are
- * flushed to --keys-out (0600) or stdout before its COMMIT, so no stored
- * key goes unprinted (a key printed but not stored still verifies: it is
- * signed for its license).
+ * running it again: what it reissued no longer has KID. Each chunk's
+ * lines, "id<TAB>e-mail<TAB>key", are flushed to --keys-out (0600) or
+ * stdout before its COMMIT, so no stored key goes unprinted (a key printed
+ * but not stored still verifies: it is signed for its license).
  */
 static int bulk_reissue(struct cli_err *e, const char *kid,
     const char *out_path)
