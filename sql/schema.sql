@@ -201,7 +201,8 @@ CREATE FUNCTION public.licd_active_installations(l public.licenses) RETURNS bigi
            coalesce((SELECT s.active FROM license_seats s
                       WHERE s.license_id = l.id), 0)
          ELSE (SELECT count(*) FROM installations i
-                WHERE i.license_id = l.id AND i.status = 'active' AND i.seated
+                WHERE i.license_id = l.id AND i.status = 'active'
+                  AND i.seat_since IS NOT NULL
                   AND i.seat_expires_at > licd_now()) END
 $$;
 
@@ -2238,17 +2239,18 @@ BEGIN
   -- licd_touch_batch locks rows, so that the two cannot deadlock. Both
   -- read the license's active installations by installations_seated:
   -- each of a floating license's has a seat expiry
-  -- (licd_license_seats_set).
+  -- (licd_license_seats_set), and so a seat_since (034).
   UPDATE installations i
      SET status = 'inactive', deactivated_at = i.seat_expires_at
    WHERE (i.license_id, i.installation_id) IN (
            SELECT x.license_id, x.installation_id FROM installations x
             WHERE x.license_id = p_license AND x.status = 'active'
-              AND x.seated AND x.seat_expires_at <= t
+              AND x.seat_since IS NOT NULL AND x.seat_expires_at <= t
             ORDER BY x.installation_id FOR UPDATE);
   SELECT count(*) INTO used FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
-     AND i.seat_expires_at > t AND i.installation_id <> p_iid;
+   WHERE i.license_id = p_license AND i.status = 'active'
+     AND i.seat_since IS NOT NULL AND i.seat_expires_at > t
+     AND i.installation_id <> p_iid;
   seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
     code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
@@ -2489,10 +2491,10 @@ CREATE TABLE public.installations (
     borrowed_until timestamp with time zone,
     seat_overdraft boolean DEFAULT false NOT NULL,
     seen_hour timestamp with time zone GENERATED ALWAYS AS (date_bin('01:00:00'::interval, last_seen, to_timestamp(((946684800 + abs((hashtext(installation_id) % 3600))))::double precision))) STORED NOT NULL,
-    seated boolean GENERATED ALWAYS AS ((seat_expires_at IS NOT NULL)) STORED NOT NULL,
     CONSTRAINT installations_domain_check CHECK ((length(domain) <= 253)),
     CONSTRAINT installations_installation_id_check CHECK ((((length(installation_id) >= 1) AND (length(installation_id) <= 128)) AND (installation_id ~ '^[A-Za-z0-9._:-]+$'::text))),
     CONSTRAINT installations_metadata_check CHECK (((metadata IS NULL) OR ((jsonb_typeof(metadata) = 'object'::text) AND (length((metadata)::text) <= 4096)))),
+    CONSTRAINT installations_seat_since CHECK (((seat_expires_at IS NULL) OR (seat_since IS NOT NULL))),
     CONSTRAINT installations_status_check CHECK ((status = ANY (ARRAY['active'::text, 'inactive'::text]))),
     CONSTRAINT installations_version_check CHECK ((length(version) <= 64))
 )
@@ -2530,8 +2532,8 @@ CREATE FUNCTION public.licd_seats_at_start(p_license uuid, d date) RETURNS integ
     LANGUAGE sql STABLE
     AS $$
   SELECT count(*)::int FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
-     AND i.seat_expires_at > licd_day_start(d)
+   WHERE i.license_id = p_license AND i.status = 'active'
+     AND i.seat_since IS NOT NULL AND i.seat_expires_at > licd_day_start(d)
 $$;
 
 -- Name: licd_seats_moved(); Type: FUNCTION
@@ -3654,7 +3656,7 @@ CREATE INDEX installations_iid ON public.installations USING btree (installation
 
 -- Name: installations_seated; Type: INDEX
 
-CREATE INDEX installations_seated ON public.installations USING btree (license_id) WHERE ((status = 'active'::text) AND seated);
+CREATE INDEX installations_seated ON public.installations USING btree (license_id) WHERE ((status = 'active'::text) AND (seat_since IS NOT NULL));
 
 -- Name: installations_seen; Type: INDEX
 

@@ -45,8 +45,8 @@ $$;
 CREATE OR REPLACE FUNCTION licd_seats_at_start(p_license uuid, d date) RETURNS int
 LANGUAGE sql STABLE AS $$
   SELECT count(*)::int FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
-     AND i.seat_expires_at > licd_day_start(d)
+   WHERE i.license_id = p_license AND i.status = 'active'
+     AND i.seat_since IS NOT NULL AND i.seat_expires_at > licd_day_start(d)
 $$;
 
 -- Called by every seat write, under the license lock, before it writes
@@ -209,17 +209,18 @@ BEGIN
   -- licd_touch_batch locks rows, so that the two cannot deadlock. Both
   -- read the license's active installations by installations_seated:
   -- each of a floating license's has a seat expiry
-  -- (licd_license_seats_set).
+  -- (licd_license_seats_set), and so a seat_since (034).
   UPDATE installations i
      SET status = 'inactive', deactivated_at = i.seat_expires_at
    WHERE (i.license_id, i.installation_id) IN (
            SELECT x.license_id, x.installation_id FROM installations x
             WHERE x.license_id = p_license AND x.status = 'active'
-              AND x.seated AND x.seat_expires_at <= t
+              AND x.seat_since IS NOT NULL AND x.seat_expires_at <= t
             ORDER BY x.installation_id FOR UPDATE);
   SELECT count(*) INTO used FROM installations i
-   WHERE i.license_id = p_license AND i.status = 'active' AND i.seated
-     AND i.seat_expires_at > t AND i.installation_id <> p_iid;
+   WHERE i.license_id = p_license AND i.status = 'active'
+     AND i.seat_since IS NOT NULL AND i.seat_expires_at > t
+     AND i.installation_id <> p_iid;
   seats := (lic.limits ->> 'installations')::numeric::bigint;
   IF seats IS NOT NULL AND used >= seats + lic.overdraft THEN
     code := 'TOO_MANY_INSTALLATIONS'; RETURN NEXT; RETURN;
@@ -484,6 +485,7 @@ LANGUAGE sql STABLE AS $$
            coalesce((SELECT s.active FROM license_seats s
                       WHERE s.license_id = l.id), 0)
          ELSE (SELECT count(*) FROM installations i
-                WHERE i.license_id = l.id AND i.status = 'active' AND i.seated
+                WHERE i.license_id = l.id AND i.status = 'active'
+                  AND i.seat_since IS NOT NULL
                   AND i.seat_expires_at > licd_now()) END
 $$;

@@ -3,6 +3,7 @@
  * row's word on it (lic_key_confirm against a key licd signed). An input
  * whose first byte is odd becomes the payload of a token whose header
  * names the loaded key, so that the payload is reached. */
+#include "../unit/conffile.h"
 #include "../unit/keyfile.h"
 #include "config.h"
 #include "jwt.h"
@@ -19,21 +20,18 @@ static char head[256];	/* its header, base64url, and the dot */
 
 static void setup(void)
 {
-	char dir[] = "/tmp/licd-fuzz-XXXXXX", path[256], conf[256];
-	char kid[64], err[256];
+	char dir[] = "/tmp/licd-fuzz-XXXXXX", path[256], conf[UNIT_CONF_PATH];
+	char kid[64], err[256], text[128];
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	struct lic l;
-	FILE *f;
 	int rc;
 
 	if (mkdtemp(dir) == NULL || k == NULL)
 		abort();
 	unit_write_key(dir, k, kid, sizeof(kid), 1);
-	snprintf(conf, sizeof(conf), "%s/licd.conf", dir);
-	f = fopen(conf, "w");
-	fprintf(f, "keys_dir = %s\nissuer = https://licd.test\n", dir);
-	fclose(f);
-	rc = cfg_load(conf, err, sizeof(err)) == 0 &&
+	snprintf(text, sizeof(text), "keys_dir = %s\nissuer = https://licd.test\n",
+	    dir);
+	rc = unit_load_conf(text, conf, err, sizeof(err)) == 0 &&
 	    lic_init_keys(err, sizeof(err)) == 0;
 	/* The keys are loaded now: the directory goes at once. */
 	snprintf(path, sizeof(path), "rm -rf %s", dir);

@@ -13,6 +13,7 @@ import select
 import threading
 import time
 
+import psycopg2.errors
 import pytest
 import requests
 
@@ -289,10 +290,11 @@ def test_a_seat_batch_answers_each_item_as_licd_seat_alone(clock):
 
 def test_a_seat_renewal_is_a_heap_only_update(clock):
     """A renewal moves seat_expires_at, last_seen and nothing indexed
-    (installations_seated's predicate reads seated, 034; the list's index
-    seen_hour, 033), so PostgreSQL writes it as a HOT update: no index
-    entry for the write every floating installation makes each time it
-    renews its seat. A check-in ends the seat and leaves the index."""
+    (installations_seated's predicate reads seat_since, which only a take
+    sets, 034; the list's index seen_hour, 033), so PostgreSQL writes it as
+    a HOT update: no index entry for the write every floating installation
+    makes each time it renews its seat. No row may hold a seat expiry
+    without seat_since, which the index relies on."""
     lic = floating(limit=2, ttl=600)
     assert validate(lic["key"], "a").json()["code"] == "VALID"
     clock(200)
@@ -312,12 +314,12 @@ def test_a_seat_renewal_is_a_heap_only_update(clock):
         conn.commit()
     finally:
         conn.close()
-    assert sql("SELECT extract(epoch FROM seat_expires_at)::bigint > %s, seated"
-               " FROM installations WHERE license_id = %s", before + 150,
-               lic["id"]) == [(True, True)]
+    assert sql("SELECT extract(epoch FROM seat_expires_at)::bigint > %s,"
+               " seat_since = first_seen FROM installations WHERE license_id = %s",
+               before + 150, lic["id"]) == [(True, True)]
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        sql("UPDATE installations SET seat_since = NULL WHERE license_id = %s", lic["id"])
     assert checkin(lic["key"], "a").json()["released"] is True
-    assert sql("SELECT status, seated FROM installations WHERE license_id = %s",
-               lic["id"]) == [("inactive", False)]
     assert live(lic["id"]) == 0
 
 

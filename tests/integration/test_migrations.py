@@ -13,6 +13,7 @@ import sys
 import uuid
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
 from util import BIN, CFG
@@ -32,8 +33,8 @@ BEFORE_SEATS = "1b63933"
 BEFORE_SEAT_INDEX = "6d72a42"
 # The last commit before seen_hour (033).
 BEFORE_SEEN_HOUR = "44298b8"
-# The last commit before seated (034).
-BEFORE_SEATED = "9cb02e1"
+# The last commit before installations_seated reads seat_since (034).
+BEFORE_SEAT_SINCE = "9cb02e1"
 SQL = os.path.join(ROOT, "sql")
 LICCTL = os.path.join(BIN, "licctl")
 HOST = psycopg2.extensions.parse_dsn(CFG["database_url"])["host"]
@@ -290,16 +291,22 @@ def new_licenses(cur, cust, n):
     return [r[0] for r in cur.fetchall()]
 
 
+def floating_and_node(cur, cust):
+    """A floating license (seat_ttl 60) and a node-locked one of plan 'p'
+    for customer cust: their ids."""
+    cur.execute("INSERT INTO licenses (customer_id, plan_code, seat_model, seat_ttl)"
+                " VALUES (%s, 'p', 'floating', 60), (%s, 'p', 'node', NULL)"
+                " RETURNING id::text", (cust, cust))
+    return [r[0] for r in cur.fetchall()]
+
+
 def test_floating_seats_get_their_own_index(database, tmp_path):
     """A database from before 032: the active installation a floating
     license kept from its node-locked days (no seat expiry) ends as a switch
     ends it now, the others are untouched, and installations_active gives
     way to installations_seated, which the seat's reads use."""
     conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEAT_INDEX)
-    cur.execute("INSERT INTO licenses (customer_id, plan_code, seat_model, seat_ttl)"
-                " VALUES (%s, 'p', 'floating', 60), (%s, 'p', 'node', NULL)"
-                " RETURNING id::text", (cust, cust))
-    flo, node = [r[0] for r in cur.fetchall()]
+    flo, node = floating_and_node(cur, cust)
     cur.execute("INSERT INTO installations (license_id, installation_id, status,"
                 " seat_expires_at) VALUES (%s, 'was-node', 'active', NULL),"
                 " (%s, 'seat', 'active', now() + interval '1 minute'),"
@@ -375,29 +382,35 @@ def test_installations_get_the_hour_they_were_last_seen(database, tmp_path):
     same_as_schema_sql(database)
 
 
-def test_floating_seats_keep_their_index_under_seated(database, tmp_path):
-    """A database from before 034: every installation gets seated, true
-    exactly where it has a seat expiry (a live or lapsed seat, a borrow),
-    and installations_seated's predicate moves to it, so that a renewal,
-    which moves only seat_expires_at, is heap-only."""
-    conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEATED)
-    cur.execute("INSERT INTO licenses (customer_id, plan_code, seat_model, seat_ttl)"
-                " VALUES (%s, 'p', 'floating', 60), (%s, 'p', 'node', NULL)"
-                " RETURNING id::text", (cust, cust))
-    flo, node = [r[0] for r in cur.fetchall()]
+def test_floating_seats_keep_their_index_under_seat_since(database, tmp_path):
+    """A database from before 034: a row with a seat expiry but no
+    seat_since gets its activation time, a constraint keeps every seat
+    expiry with a seat_since from then on, and installations_seated's
+    predicate moves to seat_since, so that a renewal, which moves only
+    seat_expires_at, is heap-only."""
+    conn, cur, cust = migrated_from(database, tmp_path, BEFORE_SEAT_SINCE)
+    flo, node = floating_and_node(cur, cust)
     cur.execute("INSERT INTO installations (license_id, installation_id, status,"
-                " seat_expires_at) VALUES (%s, 'live', 'active', now() + interval '1 minute'),"
-                " (%s, 'lapsed', 'active', now() - interval '1 minute'),"
-                " (%s, 'released', 'inactive', NULL), (%s, 'n', 'active', NULL)",
-                (flo, flo, flo, node))
+                " activated_at, seat_since, seat_expires_at) VALUES"
+                " (%s, 'live', 'active', '2026-11-01Z', '2026-11-02Z', now() + interval '1 minute'),"
+                " (%s, 'lapsed', 'active', '2026-11-03Z', NULL, now() - interval '1 minute'),"
+                " (%s, 'released', 'inactive', '2026-11-04Z', '2026-11-04Z', NULL),"
+                " (%s, 'n', 'active', '2026-11-05Z', NULL, NULL)", (flo, flo, flo, node))
     conn.close()
     p = schema.migrate(database, SQL, LICCTL)
     assert "applied 034_seat_renewal_hot.sql" in p.stdout
-    assert rows(database, "SELECT installation_id, seated FROM installations ORDER BY 1") \
-        == [("lapsed", True), ("live", True), ("n", False), ("released", False)]
+    assert rows(database, "SELECT installation_id, to_char(seat_since AT TIME ZONE 'UTC',"
+                          " 'MM-DD') FROM installations ORDER BY 1") \
+        == [("lapsed", "11-03"), ("live", "11-02"), ("n", None), ("released", "11-04")]
     assert rows(database, "SELECT indexdef FROM pg_indexes"
                           " WHERE indexname = 'installations_seated'") \
         == [("CREATE INDEX installations_seated ON public.installations USING btree"
-             " (license_id) WHERE ((status = 'active'::text) AND seated)",)]
+             " (license_id) WHERE ((status = 'active'::text) AND (seat_since IS NOT NULL))",)]
+    conn = psycopg2.connect(database)
+    conn.autocommit = True
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        conn.cursor().execute("UPDATE installations SET seat_since = NULL"
+                              " WHERE installation_id = 'live'")
+    conn.close()
     same_as_schema_sql(database)
 

@@ -2,6 +2,7 @@
  * stored token hash checked against them, in either case of hex; a
  * malformed hash matches nothing and leaves OpenSSL's error queue empty. */
 #include "auth.h"
+#include "conffile.h"
 #include "config.h"
 #include "unit.h"
 
@@ -15,18 +16,9 @@
 
 static int load(const char *text)
 {
-	char path[64], err[512];
-	int fd, rc;
-	FILE *f;
+	char path[UNIT_CONF_PATH], err[512];
 
-	snprintf(path, sizeof(path), "/tmp/licd-unit-auth.XXXXXX");
-	fd = mkstemp(path);
-	f = fdopen(fd, "w");
-	fputs(text, f);
-	fclose(f);
-	rc = cfg_load(path, err, sizeof(err));
-	unlink(path);
-	return rc;
+	return unit_load_conf(text, path, err, sizeof(err));
 }
 
 int main(void)

@@ -6,6 +6,7 @@
  * retired kid is refused before any entry is read, and the license's
  * notification (a changed license_key notifies it) drops its entries. */
 #include "cache.h"
+#include "conffile.h"
 #include "config.h"
 #include "keyfile.h"
 #include "lic.h"
@@ -214,12 +215,13 @@ int main(void)
 {
 	const struct cache_entry *e;
 	struct lic_keytag t1, t2;
-	char conf[64], kid1[64], kid2[64], cmd[600], id[LIC_UUID_LEN + 1];
+	char conf[UNIT_CONF_PATH], text[128], kid1[64], kid2[64], cmd[600];
+	char id[LIC_UUID_LEN + 1];
 	char *k1, *k1b, *twin, *k2;
 	EVP_PKEY *pk;
 	long long b;
 	FILE *f;
-	int fd, known;
+	int known;
 
 	uuid_forms();
 	if (mkdtemp(dir) == NULL)
@@ -227,13 +229,8 @@ int main(void)
 	pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	unit_write_key(dir, pk, kid1, sizeof(kid1), 1);
 	EVP_PKEY_free(pk);
-	snprintf(conf, sizeof(conf), "/tmp/licd-unit-conf.XXXXXX");
-	fd = mkstemp(conf);
-	f = fdopen(fd, "w");
-	fprintf(f, "keys_dir = %s\nissuer = licd-unit\n", dir);
-	fclose(f);
-	CHECK(cfg_load(conf, cmd, sizeof(cmd)) == 0);
-	unlink(conf);
+	snprintf(text, sizeof(text), "keys_dir = %s\nissuer = licd-unit\n", dir);
+	CHECK(unit_load_conf(text, conf, cmd, sizeof(cmd)) == 0);
 	CHECK(lic_init_keys(cmd, sizeof(cmd)) == 0);
 	CHECK(cache_table_init(64) == 0);
 	cache_fence(mono() + 600000, 0);

@@ -1,6 +1,7 @@
 /* config: the table's own consistency, file syntax, typed values, strict
  * errors with file:line, environment overrides, inheritance, masking. */
 #include "config.h"
+#include "conffile.h"
 #include "unit.h"
 
 #include <stdio.h>
@@ -11,21 +12,11 @@
 #define HASH "0123456789abcdef0123456789abcdef" \
 	"0123456789ABCDEF0123456789abcdef"
 
-static char path[64], err[4096];
+static char path[UNIT_CONF_PATH], err[4096];
 
 static int load(const char *text)
 {
-	int fd, rc;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/tmp/licd-unit-config.XXXXXX");
-	fd = mkstemp(path);
-	f = fdopen(fd, "w");
-	fputs(text, f);
-	fclose(f);
-	rc = cfg_load(path, err, sizeof(err));
-	unlink(path);
-	return rc;
+	return unit_load_conf(text, path, err, sizeof(err));
 }
 
 /* err is exactly "<path>:<line>: <msg>" (one problem). */

@@ -6,6 +6,7 @@
  * lease_reuse, or asked for with a nonce, is signed anew. A floating
  * seat's lease forgotten (lic_lease_forget: the seat renewed) is signed
  * anew if asked for again; another end's is not touched. */
+#include "conffile.h"
 #include "config.h"
 #include "keyfile.h"
 #include "lic.h"
@@ -73,26 +74,20 @@ static char *lease_until(const struct lic *l, const char *iid, time_t now,
 int main(void)
 {
 	struct lic l;
-	char conf[64], kid[64], cmd[600], iid[32];
+	char conf[UNIT_CONF_PATH], text[128], kid[64], cmd[600], iid[32];
 	char *hot, *again, *fresh, *next;
 	EVP_PKEY *pk;
 	time_t t0 = 1900000000, now;
-	FILE *f;
-	int fd, i;
+	int i;
 
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	unit_write_key(dir, pk, kid, sizeof(kid), 1);
 	EVP_PKEY_free(pk);
-	snprintf(conf, sizeof(conf), "/tmp/licd-unit-conf.XXXXXX");
-	fd = mkstemp(conf);
-	f = fdopen(fd, "w");
-	fprintf(f, "keys_dir = %s\nissuer = licd-unit\nlease_reuse = %d\n",
-	    dir, REUSE);
-	fclose(f);
-	CHECK(cfg_load(conf, cmd, sizeof(cmd)) == 0);
-	unlink(conf);
+	snprintf(text, sizeof(text), "keys_dir = %s\nissuer = licd-unit\n"
+	    "lease_reuse = %d\n", dir, REUSE);
+	CHECK(unit_load_conf(text, conf, cmd, sizeof(cmd)) == 0);
 	CHECK(lic_init_keys(cmd, sizeof(cmd)) == 0);
 	l = lic();
 
