@@ -600,7 +600,7 @@ static int bulk_reissue(struct cli_err *e, const char *kid,
 {
 	struct arr ids = { NULL, 0, 0 }, keys = { NULL, 0, 0 };
 	char after[LIC_UUID_LEN + 1] = "00000000-0000-0000-0000-000000000000";
-	const char *p[3] = { kid, after, NULL };
+	const char *p[2] = { kid, after }, *pa[3];
 	long total = 0;
 	PGresult *v = NULL, *r;
 	FILE *out = NULL;
@@ -624,16 +624,15 @@ static int bulk_reissue(struct cli_err *e, const char *kid,
 			if (sign_store(e, v, LIC_NCOLS + 1, out, &ids,
 			    &keys) != 0)
 				goto out;
-			p[1] = ids.s;
-			p[2] = lic_keyring()->signer->kid;
+			pa[0] = kid;
+			pa[1] = ids.s;
+			pa[2] = lic_keyring()->signer->kid;
 			r = cli_q(e, "INSERT INTO audit_log (actor, action, "
 			    "target_type, target_id, details) SELECT 'licctl', "
 			    "'license.reissue', 'license', u::text, "
 			    "jsonb_build_object('kid', $3::text, 'from_kid', "
-			    "$1::text) FROM unnest($2::uuid[]) u", 3, p);
+			    "$1::text) FROM unnest($2::uuid[]) u", 3, pa);
 			PQclear(r);
-			p[1] = after;
-			p[2] = NULL;
 			if (r == NULL)
 				goto out;
 			snprintf(after, sizeof(after), "%s",
