@@ -37,13 +37,14 @@ out.append("licd bench: %s licenses, wrk -t2 -c%s -d%ss, median of %d rounds, %s
            (n, conn, dur, len(rows[0]["wrk"].get("runs_rps", [1])) if rows else 1,
             os.uname().nodename, os.environ.get("BENCH_SB", "?"),
             os.environ.get("BENCH_WAL", "?"), huge_pages()))
-out.append("%-22s %-15s %10s %9s %9s %9s %7s %7s %9s   %s" %
+out.append("%-22s %-15s %10s %9s %9s %9s %7s %7s %9s %7s   %s" %
            ("workload", "server", "req/s", "p50 ms", "p99 ms", "p99.9 ms",
-            "errors", "non2xx", "RSS MiB", "runs req/s"))
+            "errors", "non2xx", "RSS MiB", "wrk us", "runs req/s"))
 for r in rows:
-    out.append("%-22s %-15s %10.0f %9.2f %9.2f %9.2f %7d %7d %9.1f   %s" % (
+    out.append("%-22s %-15s %10.0f %9.2f %9.2f %9.2f %7d %7d %9.1f %7.1f   %s" % (
         r["name"], r["server"], w(r, "rps"), w(r, "p50_ms"), w(r, "p99_ms"),
         w(r, "p999_ms"), w(r, "errors"), w(r, "non2xx"), r["rss_kib"] / 1024,
+        w(r, "client_us"),
         "/".join("%.0f" % x for x in r["wrk"].get("runs_rps", []))))
 
 ratios = {}
