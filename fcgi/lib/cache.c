@@ -70,6 +70,7 @@ struct cache_entry {
 	struct cache_entry *next;
 	struct text *lic;		/* T_CUSTOMER... */
 	long long expires_at, grace_until;
+	long long put_ms;		/* stored at (monotonic) */
 	struct lic_keytag key;	/* the key it was filled for */
 	atomic_int refs;
 	unsigned char license[16];
@@ -86,6 +87,7 @@ static struct {
 	struct cache_entry **buckets;
 	size_t nbuckets;		/* a multiple of STRIPES, or 0 */
 	size_t max;
+	atomic_llong hold_ms;		/* CACHE_HOLD_MS, or a test's */
 	pthread_mutex_t mu[STRIPES];
 	atomic_ulong gen[STRIPES];
 	atomic_size_t count;
@@ -316,9 +318,15 @@ int cache_table_init(size_t max)
 	T.buckets = nb;
 	T.nbuckets = max > 0 ? n : 0;
 	T.max = max;
+	atomic_store(&T.hold_ms, CACHE_HOLD_MS);
 	for (s = 0; s < STRIPES; s++)
 		pthread_mutex_unlock(&T.mu[s]);
 	return 0;
+}
+
+void cache_set_hold(long long ms)
+{
+	atomic_store(&T.hold_ms, ms);
 }
 
 void cache_fence(long long until_ms, long long offset_s)
@@ -560,20 +568,48 @@ static struct cache_entry *new_entry(const struct cache_fill *f,
 	return e;
 }
 
+/* 1 when (license id, iid) may be stored in bucket b at now: the cache
+ * is not full, or the bucket holds the key's entry (replaced), or its
+ * oldest entry has been held CACHE_HOLD_MS (it makes room). Under the
+ * bucket's stripe lock. */
+static int has_room(size_t b, const unsigned char *id, const char *iid,
+    long long now)
+{
+	struct cache_entry *e, *last = NULL;
+
+	if (atomic_load(&T.count) < T.max)
+		return 1;
+	for (e = T.buckets[b]; e != NULL; last = e, e = e->next)
+		if (memcmp(e->license, id, sizeof(e->license)) == 0 &&
+		    strcmp(e_iid(e), iid) == 0)
+			return 1;
+	return last != NULL && now - last->put_ms >= atomic_load(&T.hold_ms);
+}
+
 void cache_put(unsigned long ticket, const struct cache_fill *f)
 {
 	struct cache_entry *e, **pp, *old;
 	unsigned char id[16];
+	long long now = mono_ms();
 	size_t b, s;
+	int room;
 
 	if (!answering() || f->iid == NULL ||
-	    lic_uuid_pack(f->license, id) != 0 ||
-	    (e = new_entry(f, id)) == NULL)
+	    lic_uuid_pack(f->license, id) != 0)
 		return;
 	b = bucket_of(f->license, f->iid);
 	s = b % STRIPES;
+	/* Looked at before the entry is built: a fill with no room costs
+	 * nothing. */
 	pthread_mutex_lock(&T.mu[s]);
-	if (atomic_load(&T.gen[s]) != ticket) {
+	room = has_room(b, id, f->iid, now);
+	pthread_mutex_unlock(&T.mu[s]);
+	if (!room || (e = new_entry(f, id)) == NULL)
+		return;
+	e->put_ms = now;
+	pthread_mutex_lock(&T.mu[s]);
+	if (atomic_load(&T.gen[s]) != ticket ||
+	    !has_room(b, id, f->iid, now)) {
 		pthread_mutex_unlock(&T.mu[s]);
 		entry_free(e);
 		return;
@@ -586,7 +622,7 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 		e->next = old->next;
 		*pp = e;
 		cache_release(old);
-	} else if (atomic_load(&T.count) < T.max || T.buckets[b] != NULL) {
+	} else {
 		/* Full: the bucket's oldest entry makes room (entries go in
 		 * at the head). Its newest would be the one just put, and a
 		 * full cache would then keep what it held and never hold
@@ -603,8 +639,6 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 		e->next = T.buckets[b];
 		T.buckets[b] = e;
 		atomic_fetch_add(&T.count, 1);
-	} else {
-		entry_free(e);
 	}
 	pthread_mutex_unlock(&T.mu[s]);
 }

@@ -50,6 +50,13 @@
 #define CACHE_RENEW_MS 500	/* the listener renews at least this often */
 #define CACHE_FENCE_MS 1500	/* under the database's 2 s lease
 				 * (licd_cache_lease) */
+/* A full cache makes room for a new entry with its bucket's oldest only
+ * once that one has been held this long; until then the fill is
+ * dropped (its call read the database, as its next call will). A stream
+ * of misses, as from a fleet far larger than the cache or a scan, then
+ * costs no entries built and freed per call, and does not push out
+ * entries called again within a minute. */
+#define CACHE_HOLD_MS 60000
 
 struct cache_entry;
 
@@ -106,7 +113,8 @@ int cache_read(const struct cache_entry *e, time_t now, long touch_secs,
     const char *version, const char *metadata, struct lic_lookup *lk);
 
 /* Stores (or replaces) the entry unless license's generation moved past
- * ticket, or the cache may not answer now. */
+ * ticket, the cache may not answer now, or it is full and has no room
+ * (CACHE_HOLD_MS). */
 void cache_put(unsigned long ticket, const struct cache_fill *f);
 
 /* For the listener and the unit tests. */
@@ -117,6 +125,9 @@ int cache_table_init(size_t max);
  * barrier, -1 for a payload that is none of them (then everything is
  * dropped). */
 int cache_apply(const char *payload, long long *barrier);
+/* CACHE_HOLD_MS for this process (the unit tests'; cache_table_init
+ * sets CACHE_HOLD_MS). */
+void cache_set_hold(long long ms);
 /* Drops every entry. */
 void cache_flush(void);
 /* The cache may answer until monotonic time until_ms (0: not at all),

@@ -64,7 +64,8 @@ int main(void)
 	long long b = 0;
 	unsigned long t;
 	char iid[32];
-	int i;
+	size_t n;
+	int i, held = -1;
 
 	CHECK(cache_table_init(8) == 0);
 
@@ -262,15 +263,41 @@ int main(void)
 	cache_release(e);
 	cache_flush();
 
-	/* The size bound. */
+	/* The size bound. Full, a put has no room while its bucket's
+	 * oldest entry is younger than CACHE_HOLD_MS: the entries held
+	 * stay, the new ones are not stored, and a held one is replaced. */
 	for (i = 0; i < 100; i++) {
 		snprintf(iid, sizeof(iid), "n%d", i);
 		put(L2, iid, "active", NULL, NOW, cache_ticket(L2));
 	}
 	CHECK(cache_count() <= 8 && cache_count() > 0);
-	/* Full, each put makes room with its bucket's oldest entry: the
-	 * latest puts are all held (with the newest made room with, each
-	 * put would drop the one before it in its bucket). */
+	for (i = 0, n = 0; i < 100; i++) {
+		snprintf(iid, sizeof(iid), "n%d", i);
+		if (has(L2, iid)) {
+			held = i;
+			n++;
+		}
+	}
+	CHECK(n == cache_count() && !has(L2, "n99") && !has(L2, "n98"));
+	snprintf(iid, sizeof(iid), "n%d", held);
+	put(L2, iid, "suspended", NULL, NOW, cache_ticket(L2));
+	e = cache_get(L2, iid);
+	CHECK(e != NULL && cache_count() == n);
+	if (e != NULL) {
+		CHECK(cache_read(e, NOW, 60, NULL, NULL, &lk) == 0 &&
+		    strcmp(lk.l.status, "suspended") == 0);
+		lic_free(&lk.l);
+		cache_release(e);
+	}
+	/* Held long enough, each put makes room with its bucket's oldest
+	 * entry: the latest puts are all held (with the newest made room
+	 * with, each put would drop the one before it in its bucket). */
+	cache_set_hold(0);
+	for (i = 0; i < 100; i++) {
+		snprintf(iid, sizeof(iid), "n%d", i);
+		put(L2, iid, "active", NULL, NOW, cache_ticket(L2));
+	}
+	CHECK(cache_count() <= 8 && cache_count() > 0);
 	for (i = 96; i < 100; i++) {
 		snprintf(iid, sizeof(iid), "n%d", i);
 		CHECK(has(L2, iid));
