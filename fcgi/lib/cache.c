@@ -350,6 +350,20 @@ unsigned long cache_ticket(const char *license)
 	return atomic_load(&T.gen[stripe_of(license)]);
 }
 
+/* The link to (license id, iid)'s entry in bucket b, or to the bucket's
+ * end (NULL) when it holds none. Under the bucket's stripe lock. */
+static struct cache_entry **link_of(size_t b, const unsigned char *id,
+    const char *iid)
+{
+	struct cache_entry **pp = &T.buckets[b];
+
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (memcmp((*pp)->license, id, sizeof((*pp)->license)) == 0 &&
+		    strcmp(e_iid(*pp), iid) == 0)
+			break;
+	return pp;
+}
+
 const struct cache_entry *cache_get(const char *license, const char *iid)
 {
 	struct cache_entry *e;
@@ -361,12 +375,8 @@ const struct cache_entry *cache_get(const char *license, const char *iid)
 	b = bucket_of(license, iid);
 	s = b % STRIPES;
 	pthread_mutex_lock(&T.mu[s]);
-	for (e = T.buckets[b]; e != NULL; e = e->next)
-		if (memcmp(e->license, id, sizeof(id)) == 0 &&
-		    strcmp(e_iid(e), iid) == 0) {
-			atomic_fetch_add(&e->refs, 1);
-			break;
-		}
+	if ((e = *link_of(b, id, iid)) != NULL)
+		atomic_fetch_add(&e->refs, 1);
 	pthread_mutex_unlock(&T.mu[s]);
 	return e;
 }
@@ -568,22 +578,20 @@ static struct cache_entry *new_entry(const struct cache_fill *f,
 	return e;
 }
 
-/* 1 when (license id, iid) may be stored in bucket b at now: the cache
- * is not full, or the bucket holds the key's entry (replaced), or its
- * oldest entry has been held CACHE_HOLD_MS (it makes room). Under the
- * bucket's stripe lock. */
-static int has_room(size_t b, const unsigned char *id, const char *iid,
-    long long now)
+/* 1 when bucket b, which does not hold the new entry's key, takes it
+ * at now: the cache is not full, or the bucket's oldest entry has been
+ * held CACHE_HOLD_MS (it makes room). Under the bucket's stripe lock. */
+static int room_at(size_t b, long long now)
 {
-	struct cache_entry *e, *last = NULL;
+	struct cache_entry *e = T.buckets[b];
 
 	if (atomic_load(&T.count) < T.max)
 		return 1;
-	for (e = T.buckets[b]; e != NULL; last = e, e = e->next)
-		if (memcmp(e->license, id, sizeof(e->license)) == 0 &&
-		    strcmp(e_iid(e), iid) == 0)
-			return 1;
-	return last != NULL && now - last->put_ms >= atomic_load(&T.hold_ms);
+	if (e == NULL)
+		return 0;
+	while (e->next != NULL)
+		e = e->next;
+	return now - e->put_ms >= atomic_load(&T.hold_ms);
 }
 
 void cache_put(unsigned long ticket, const struct cache_fill *f)
@@ -602,22 +610,20 @@ void cache_put(unsigned long ticket, const struct cache_fill *f)
 	/* Looked at before the entry is built: a fill with no room costs
 	 * nothing. */
 	pthread_mutex_lock(&T.mu[s]);
-	room = has_room(b, id, f->iid, now);
+	room = *link_of(b, id, f->iid) != NULL || room_at(b, now);
 	pthread_mutex_unlock(&T.mu[s]);
 	if (!room || (e = new_entry(f, id)) == NULL)
 		return;
 	e->put_ms = now;
 	pthread_mutex_lock(&T.mu[s]);
+	pp = link_of(b, id, f->iid);
+	old = *pp;
 	if (atomic_load(&T.gen[s]) != ticket ||
-	    !has_room(b, id, f->iid, now)) {
+	    (old == NULL && !room_at(b, now))) {
 		pthread_mutex_unlock(&T.mu[s]);
 		entry_free(e);
 		return;
 	}
-	for (pp = &T.buckets[b]; (old = *pp) != NULL; pp = &old->next)
-		if (memcmp(old->license, id, sizeof(id)) == 0 &&
-		    strcmp(e_iid(old), f->iid) == 0)
-			break;
 	if (old != NULL) {
 		e->next = old->next;
 		*pp = e;
