@@ -296,8 +296,19 @@ def test_a_seat_renewal_is_a_heap_only_update(clock):
     makes each time it renews its seat. No row may hold a seat expiry
     without seat_since, which the index relies on."""
     lic = floating(limit=2, ttl=600)
+    # Both writes in one of installation "a"'s hour-long spans (seen_hour,
+    # 033: each id's start at its own minute and second), read from a take
+    # on another license: a renewal crossing into the next span moves the
+    # row in the installation list's index, the one write an hour that is
+    # not HOT.
+    probe = floating(limit=2, ttl=600)
+    assert validate(probe["key"], "a").json()["code"] == "VALID"
+    start = sql1("SELECT extract(epoch FROM seen_hour + interval '1 hour'"
+                 " - now())::bigint FROM installations WHERE license_id = %s",
+                 probe["id"])
+    clock(start + 60)
     assert validate(lic["key"], "a").json()["code"] == "VALID"
-    clock(200)
+    clock(start + 260)
     before = sql1("SELECT extract(epoch FROM seat_expires_at)::bigint FROM"
                   " installations WHERE license_id = %s", lic["id"])
     conn = db()
