@@ -20,20 +20,25 @@
 #                         WAL volume, as docs/OPERATIONS.md sizes it for a
 #                         large fleet)
 #   BENCH_CONF            more licd.conf lines (say "touch_interval = 900")
-#   BENCH_BASELINE=10000  above this many licenses, a second stack with this
-#                         many runs validate and heartbeat in each round too,
-#                         for the p99 target (at N within 20 % of at 10,000);
-#                         and a third, for reference, with the lease cache
-#                         and the last_seen threshold off (lease_reuse 0,
-#                         touch_interval 0), so that each of its calls signs
-#                         and writes as nearly every call at a million does;
-#                         0 skips both. Above it, the license cache is off in
-#                         the large stack and in that third one: both then
-#                         measure the database path with the same work per
-#                         call (at a million, few calls would find their
-#                         installation in memory anyway), and wrk reads
-#                         each request's key from the key file for both, as
-#                         it must for a million (tests/bench/common.lua)
+#   BENCH_BASELINE=10000  above this many licenses, two stacks of this many
+#                         run validate and heartbeat in each round too: one
+#                         with the defaults, for reference, and the -same
+#                         stack, with the lease cache and the last_seen
+#                         threshold off (lease_reuse 0, touch_interval 0),
+#                         so that each of its calls signs and writes as
+#                         nearly every call at a million does; the target
+#                         at a million compares the large stack with it, the
+#                         two run back to back. 0 skips both. Above it, the
+#                         license cache is off in the large stack and in the
+#                         -same one: both then measure the database path
+#                         with the same work per call (at a million, few
+#                         calls would find their installation in memory
+#                         anyway), and wrk reads each request's key from
+#                         the key file for both, as it must for a million
+#                         (tests/bench/common.lua). The report adds, round
+#                         by round, the share of both stacks' last_seen
+#                         refreshes that were not heap-only, and their
+#                         full-page images per call
 #   BENCH_COUNTS=1        a stack of up to 10,000 licenses with
 #                         console_counts = off, validated in each round
 #                         beside the stack of 10,000 with the defaults: what
@@ -309,6 +314,33 @@ C=http://127.0.0.1:$NOCOUNT_PORT
 KC=$NOCOUNT_DIR/keys-fixed.txt
 nocount() { [ "$COUNTS" -eq 0 ] || one "$@"; }
 base() { [ "$BASE_N" -eq 0 ] || one "$@"; }
+# wrote RUNTIME SERVER ROUND EP -- one's args: that run, and what its
+# cluster wrote meanwhile (last_seen refreshes, those heap-only, full-page
+# images), for the report: a refresh is heap-only unless it is its
+# installation's first in a new seen_hour span (sql/033), which at a
+# million is the case for a share growing with the minutes since the
+# seeding. The statistics reach pg_stat within a second of a commit, so
+# the counts are approximate; the shares are what the report prints.
+WRITES=$RUN_DIR/writes.jsonl
+: > "$WRITES"
+wstat() {
+	{ $PGBIN/psql -qAt -h "$1/pg" -U postgres -d licd -c "SELECT n_tup_upd,
+		n_tup_hot_upd, (SELECT wal_fpi FROM pg_stat_wal)
+		FROM pg_stat_user_tables WHERE relname = 'installations'" 2>/dev/null ||
+		true; } | tr '|' ' '
+}
+wrote() {
+	local rt=$1 server=$2 round=$3 ep=$4 a b; shift 4
+	a=$(wstat "$rt")
+	"$@"
+	b=$(wstat "$rt")
+	[ -n "$a" ] && [ -n "$b" ] || return 0
+	$PY -c "import json, sys
+a, b = [list(map(int, x.split())) for x in sys.argv[4:6]]
+print(json.dumps({'server': sys.argv[1], 'round': int(sys.argv[2]),
+    'name': sys.argv[3], 'updates': b[0] - a[0], 'hot': b[1] - a[1],
+    'fpi': b[2] - a[2]}))" "$server" "$round" "$ep" "$a" "$b" >> "$WRITES"
+}
 peer() { [ $HAVE_PEER -eq 0 ] || one "$@"; }
 # Seeding, and each round's writes (new installations, usage), leave the
 # clusters with dirty pages, more in some than in others: flush them all
@@ -351,14 +383,20 @@ for i in $(seq 1 "$REPEAT"); do
 	one ceiling nginx -- -s tests/bench/get.lua "$F" -- /ceiling
 	one fastcgi-floor floor -- -s tests/bench/get.lua "$F" -- /floor
 	for ep in validate heartbeat; do
-		one $ep licd -- -s tests/bench/existing.lua "$U" -- "$K" $ep
+		if [ "$BASE_N" -gt 0 ]; then
+			# the large stack and the -same stack back to back, for
+			# the target at a million; each request read from the key
+			# file, as at a million: see tests/bench/common.lua
+			wrote "$RT" licd "$i" $ep one $ep licd -- -s tests/bench/existing.lua "$U" -- "$K" $ep
+			BENCH_NOMEMO=1 wrote "$SRT" licd-$BASE_N-same "$i" $ep \
+				one $ep licd-$BASE_N-same -- -s tests/bench/existing.lua "$S" -- "$KS" $ep
+		else
+			one $ep licd -- -s tests/bench/existing.lua "$U" -- "$K" $ep
+		fi
 		# the same call on floating licenses, right after, for the ratio
 		[ $ep = heartbeat ] ||
 			one validate-floating licd -- -s tests/bench/existing.lua "$U" -- "$KF" validate
 		base $ep licd-$BASE_N -- -s tests/bench/existing.lua "$B" -- "$KB" $ep
-		# each request read from the key file, as at a million: see
-		# tests/bench/common.lua
-		BENCH_NOMEMO=1 base $ep licd-$BASE_N-same -- -s tests/bench/existing.lua "$S" -- "$KS" $ep
 		# the same call without the console's counting, right after
 		[ $ep = heartbeat ] ||
 			nocount validate licd-nocount -- -s tests/bench/existing.lua "$C" -- "$KC" validate
@@ -400,6 +438,7 @@ with open(res, "w") as out:
     for (name, server), runs in groups.items():
         m = dict(sorted(runs, key=lambda w: w["rps"])[len(runs) // 2])
         m["runs_rps"] = [w["rps"] for w in runs]
+        m["runs_requests"] = [w.get("requests", 0) for w in runs]
         m["runs_p99_ms"] = [w.get("p99_ms", 0) for w in runs]
         m["runs_client_us"] = [w.get("client_us", 0) for w in runs]
         out.write(json.dumps({"name": name, "server": server,

@@ -73,11 +73,17 @@ def rratio(name, A, B, key="rps"):
 
 floor = get("floor", "fastcgi-floor")
 ceiling = get("nginx", "ceiling")
+# Above the baseline's size the large stack runs without the license cache
+# (bench.sh): its ratios to the floor and of floating to node-locked
+# validate are printed, but those targets are of a stack of 10,000 with the
+# defaults, which answers most calls from memory (ok None: not judged).
+base_n = int(os.environ.get("BENCH_BASE_N", "0") or 0)
 for ep in ("validate", "heartbeat"):
     L, E = get("licd", ep), get("express", ep)
     rratio("%s_vs_ceiling" % ep, L, ceiling)
     f = rratio("%s_vs_floor" % ep, L, floor)
-    checks.append(("%s >= 75%% of the FastCGI floor" % ep, f, f is not None and f >= 0.75))
+    checks.append(("%s >= 75%% of the FastCGI floor" % ep, f,
+                   None if base_n else f is not None and f >= 0.75))
     if E:
         x = rratio("%s_rps_vs_express" % ep, L, E)
         p = rratio("%s_p99_vs_express" % ep, L, E, "p99_ms")
@@ -91,7 +97,7 @@ L, F = get("licd", "validate"), get("licd", "validate-floating")
 if F:
     x = rratio("validate_floating_vs_validate", F, L)
     checks.append(("validate-floating >= 0.9x validate req/s", x,
-                   x is not None and x >= 0.9))
+                   None if base_n else x is not None and x >= 0.9))
 # What counting validate's answers per day (the console's overview) costs:
 # validate on a stack with console_counts = off, right after validate on
 # the stack of 10,000 with the defaults (the main one at 10,000, else the
@@ -115,7 +121,6 @@ for ep, lim in (("usage", 3), ("usage-hot", 4)):
 # lease and last_seen fresh, where a million's almost never do
 # (docs/PERFORMANCE.md, "What limits the numbers"). The default stack's
 # ratio is printed for reference.
-base_n = int(os.environ.get("BENCH_BASE_N", "0") or 0)
 ref = []
 for ep in ("validate", "heartbeat"):
     L, S = get("licd", ep), get("licd-%d-same" % base_n, ep)
@@ -131,6 +136,28 @@ for ep in ("validate", "heartbeat"):
         p = rratio("%s_p99_vs_%d" % (ep, base_n), L, B, "p99_ms")
         x = rratio("%s_rps_vs_%d" % (ep, base_n), L, B)
         ref.append(("%s p99, req/s vs %d, caches on" % (ep, base_n), p, x))
+# What the large stack's and the -same stack's validate and heartbeat
+# wrote, round by round (bench.sh, wrote): the share of last_seen refreshes
+# that were not heap-only, and full-page images per request.
+writes = []
+wpath = os.path.join(os.path.dirname(path), "writes.jsonl")
+if base_n and os.path.exists(wpath):
+    writes = [json.loads(l) for l in open(wpath) if l.strip()]
+wlines = []
+for ep in ("validate", "heartbeat"):
+    for server in ("licd", "licd-%d-same" % base_n):
+        ws = sorted((x for x in writes if x["name"] == ep and x["server"] == server),
+                    key=lambda x: x["round"])
+        runs = (get(server, ep) or {}).get("wrk", {})
+        reqs = runs.get("runs_requests", [])
+        if not ws:
+            continue
+        shares = ["%.1f %%" % (100.0 * (x["updates"] - x["hot"]) / x["updates"])
+                  if x["updates"] > 0 else "-" for x in ws]
+        fpis = ["%.2f" % (x["fpi"] / reqs[k]) if k < len(reqs) and reqs[k] else "-"
+                for k, x in enumerate(ws)]
+        wlines.append("  %-22s %-15s %s; %s" % (
+            ep, server, ", ".join(shares), ", ".join(fpis)))
 licd_rss = max([r["rss_kib"] for r in rows if r["server"] == "licd"] or [0])
 exp_rss = max([r["rss_kib"] for r in rows if r["server"] == "express"] or [0])
 if exp_rss:
@@ -152,13 +179,21 @@ out.append("")
 out.append("ratios (targets in docs/PERFORMANCE.md; median of the per-round ratios):")
 for name, v, ok in checks:
     out.append("  %-50s %8s  %s" % (name, "-" if v is None else "%.2f" % v,
-                                    "met" if ok else "NOT MET"))
+                                    "met" if ok else "NOT MET" if ok is not None else
+                                    "(a target at %s licenses, the license cache on)" %
+                                    format(base_n, ",")))
 out.append("  %-50s %8.2f" % ("validate vs nginx ceiling", ratios.get("validate_vs_ceiling") or 0))
 if nv:
     out.append("  %-50s %8.0f" % ("validate, new installation, req/s", w(nv, "rps")))
 for name, p, x in ref:
     out.append("  %-50s %8s %8s  (for reference)" % (
         name, "-" if p is None else "%.2f" % p, "-" if x is None else "%.2f" % x))
+if wlines:
+    out.append("")
+    out.append("last_seen refreshes by round, approximate (statistics reach pg_stat "
+               "up to a second late): the share not heap-only (an installation's first "
+               "in a new seen_hour span), full-page images per call:")
+    out.extend(wlines)
 print("\n".join(out))
 json.dump({"licenses": int(n), "duration_s": int(dur), "connections": int(conn),
            "shared_buffers": os.environ.get("BENCH_SB"),
