@@ -154,8 +154,8 @@ for ep in ("validate", "heartbeat"):
             continue
         shares = ["%.1f %%" % (100.0 * (x["updates"] - x["hot"]) / x["updates"])
                   if x["updates"] > 0 else "-" for x in ws]
-        fpis = ["%.2f" % (x["fpi"] / reqs[k]) if k < len(reqs) and reqs[k] else "-"
-                for k, x in enumerate(ws)]
+        fpis = ["%.2f" % (x["fpi"] / reqs[k]) if 0 <= k < len(reqs) and reqs[k] else "-"
+                for k, x in ((x["round"] - 1, x) for x in ws)]
         wlines.append("  %-22s %-15s %s; %s" % (
             ep, server, ", ".join(shares), ", ".join(fpis)))
 licd_rss = max([r["rss_kib"] for r in rows if r["server"] == "licd"] or [0])
