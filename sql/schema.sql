@@ -3652,7 +3652,7 @@ CREATE INDEX installations_domain ON public.installations USING btree (lower(dom
 
 -- Name: installations_iid; Type: INDEX
 
-CREATE INDEX installations_iid ON public.installations USING btree (installation_id);
+CREATE INDEX installations_iid ON public.installations USING hash (installation_id);
 
 -- Name: installations_seated; Type: INDEX
 
@@ -3689,6 +3689,10 @@ CREATE INDEX licenses_expiry_created ON public.licenses USING btree (expires_at)
 -- Name: licenses_grace; Type: INDEX
 
 CREATE INDEX licenses_grace ON public.licenses USING btree (grace_until) WHERE (grace_until IS NOT NULL);
+
+-- Name: licenses_id_hash; Type: INDEX
+
+CREATE INDEX licenses_id_hash ON public.licenses USING hash (id);
 
 -- Name: licenses_plan_created; Type: INDEX
 

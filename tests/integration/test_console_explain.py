@@ -219,3 +219,52 @@ def test_every_list_and_search_uses_indexes(explain_db):
             assert made == sorted(made, reverse=True)
     conn.close()
     assert bad == [], "\n".join(map(str, bad))
+
+
+def index_scans(node, out):
+    if "Index Name" in node:
+        out.append((node.get("Relation Name"), node["Index Name"]))
+    for child in node.get("Plans", []):
+        index_scans(child, out)
+    return out
+
+
+def test_request_path_reads_through_hash_indexes(explain_db):
+    """The lookups of validate, heartbeat and usage, alone and batched, and
+    the last_seen refresh written behind them find their license and
+    installation through the hash indexes (sql/035), with the generic plans
+    the programs' sessions use, and no table by a sequential scan."""
+    conn = psycopg2.connect(explain_db)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT license_id::text, installation_id FROM installations"
+                " WHERE status = 'active' ORDER BY installation_id LIMIT 3")
+    pairs = cur.fetchall()
+    for stmt in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                 "SET auto_explain.log_nested_statements = on",
+                 "SET auto_explain.log_format = json",
+                 "SET auto_explain.log_level = notice",
+                 "SET client_min_messages = notice",
+                 "SET plan_cache_mode = force_generic_plan"):
+        cur.execute(stmt)
+    lookups = json.dumps([{"n": k, "l": l, "i": i, "s": 0} for k, (l, i) in enumerate(pairs)])
+    touches = json.dumps([{"l": l, "i": i, "t": 2000000000} for l, i in pairs])
+    calls = [("SELECT count(*) FROM licd_lookup_batch(%s::jsonb)", (lookups,), 3),
+             ("SELECT count(*) FROM licd_lookup(%s, %s, 0, NULL, NULL)", pairs[0], 1),
+             ("SELECT licd_touch_batch(%s::jsonb)", (touches,), 3)]
+    for sql, args, n in calls:
+        # twice: the second runs the plan the session keeps
+        for _ in range(2):
+            del conn.notices[:]
+            cur.execute(sql, args)
+            assert cur.fetchone()[0] == n, sql
+        plans = [json.loads(m[m.index("{"):])["Plan"] for m in conn.notices if "plan" in m]
+        assert plans, sql
+        used = set(sum((index_scans(p, []) for p in plans), []))
+        assert ("licenses", "licenses_pkey") not in used, (sql, used)
+        assert ("installations", "installations_pkey") not in used, (sql, used)
+        assert ("installations", "installations_iid") in used, (sql, used)
+        if "lookup" in sql:
+            assert ("licenses", "licenses_id_hash") in used, (sql, used)
+        assert not [t for p in plans for t in scans(p, []) if t in BIG], (sql, plans)
+    conn.close()
