@@ -1960,6 +1960,8 @@ BEGIN
     FROM licenses l
    CROSS JOIN (SELECT licd_now() AS t OFFSET 0) c
     LEFT JOIN installations i ON i.license_id = l.id AND i.installation_id = p_iid
+                             AND i.license_id::text || i.installation_id
+                                 = p_license::text || p_iid
    WHERE l.id = p_license;
 END
 $$;
@@ -1997,6 +1999,8 @@ BEGIN
       FROM licenses l
       LEFT JOIN installations i ON i.license_id = l.id
                                AND i.installation_id = x.i
+                               AND i.license_id::text || i.installation_id
+                                   = x.l::text || x.i
      WHERE l.id = x.l
     OFFSET 0) r;
 END
@@ -2735,6 +2739,7 @@ BEGIN
                                                   v text, m text)
            ORDER BY x.l, x.i, x.t DESC) x
    WHERE s.license_id = x.l AND s.installation_id = x.i
+     AND s.license_id::text || s.installation_id = x.l::text || x.i
      AND s.status = 'active';
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;
@@ -3650,9 +3655,13 @@ CREATE INDEX customers_name_prefix ON public.customers USING btree (lower(name) 
 
 CREATE INDEX installations_domain ON public.installations USING btree (lower(domain)) WHERE (domain IS NOT NULL);
 
+-- Name: installations_id_hash; Type: INDEX
+
+CREATE INDEX installations_id_hash ON public.installations USING hash ((((license_id)::text || installation_id)));
+
 -- Name: installations_iid; Type: INDEX
 
-CREATE INDEX installations_iid ON public.installations USING hash (installation_id);
+CREATE INDEX installations_iid ON public.installations USING btree (installation_id);
 
 -- Name: installations_seated; Type: INDEX
 

@@ -34,7 +34,9 @@ FROM licenses l;
 -- Called by validate, heartbeat and usage for a lookup that goes alone.
 -- licd_lookup_batch returns the same columns from the same select list:
 -- a change to one is a change to both (tests/integration/test_validate.py
--- compares their rows).
+-- compares their rows). Both name the installation a third time, as the
+-- expression installations_id_hash holds (035), so that it is found
+-- through that index.
 CREATE OR REPLACE FUNCTION licd_lookup(p_license uuid, p_iid text, p_touch_secs int,
                                        p_version text, p_metadata jsonb)
 RETURNS TABLE (id uuid, customer_id uuid, plan_code text, status text,
@@ -67,6 +69,8 @@ BEGIN
     FROM licenses l
    CROSS JOIN (SELECT licd_now() AS t OFFSET 0) c
     LEFT JOIN installations i ON i.license_id = l.id AND i.installation_id = p_iid
+                             AND i.license_id::text || i.installation_id
+                                 = p_license::text || p_iid
    WHERE l.id = p_license;
 END
 $$;
@@ -119,6 +123,8 @@ BEGIN
       FROM licenses l
       LEFT JOIN installations i ON i.license_id = l.id
                                AND i.installation_id = x.i
+                               AND i.license_id::text || i.installation_id
+                                   = x.l::text || x.i
      WHERE l.id = x.l
     OFFSET 0) r;
 END

@@ -310,7 +310,8 @@ $$;
 -- absent}]. Only active installations are refreshed (one deactivated
 -- meanwhile stays as it is) and last_seen never moves back. Returns the
 -- number of rows updated. One set-based UPDATE; its rows are locked in the
--- order of the sorted batch (a nested loop over it); should two processes'
+-- order of the sorted batch (a nested loop over it, each row found
+-- through installations_id_hash, 035); should two processes'
 -- batches still deadlock, the writer retries once, off any request's path.
 -- Committed without waiting for the WAL flush, as licd_touch. Called by
 -- each program's touch writer thread (fcgi/lib/touch.c) every
@@ -331,6 +332,7 @@ BEGIN
                                                   v text, m text)
            ORDER BY x.l, x.i, x.t DESC) x
    WHERE s.license_id = x.l AND s.installation_id = x.i
+     AND s.license_id::text || s.installation_id = x.l::text || x.i
      AND s.status = 'active';
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;
