@@ -140,12 +140,29 @@ def expected(cur, args):
     return [r[0] for r in cur.fetchall()]
 
 
-def scans(node, out):
-    if node.get("Node Type") == "Seq Scan":
-        out.append(node.get("Relation Name"))
+def nodes(node):
+    """A plan's nodes, the node itself first."""
+    yield node
     for child in node.get("Plans", []):
-        scans(child, out)
+        yield from nodes(child)
+
+
+def scans(node, out):
+    out.extend(n.get("Relation Name") for n in nodes(node) if n.get("Node Type") == "Seq Scan")
     return out
+
+
+# Every statement's plan, nested ones included, sent to this client as JSON
+# notices (read them with explained).
+AUTO_EXPLAIN = ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                "SET auto_explain.log_nested_statements = on",
+                "SET auto_explain.log_format = json",
+                "SET auto_explain.log_level = notice",
+                "SET client_min_messages = notice")
+
+
+def explained(conn):
+    return [json.loads(n[n.index("{"):])["Plan"] for n in conn.notices if "plan" in n]
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +197,7 @@ def test_every_list_and_search_uses_indexes(explain_db):
     cursor = json.loads(cur.fetchone()[0])["next_cursor"]
     cur.execute("SELECT target_id, at::text FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET 100")
     target, since = cur.fetchone()
-    for stmt in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                 "SET auto_explain.log_nested_statements = on",
-                 "SET auto_explain.log_format = json",
-                 "SET auto_explain.log_level = notice",
-                 "SET client_min_messages = notice"):
+    for stmt in AUTO_EXPLAIN:
         cur.execute(stmt)
     ref = psycopg2.connect(explain_db).cursor()
     bad = []
@@ -199,11 +212,11 @@ def test_every_list_and_search_uses_indexes(explain_db):
         del conn.notices[:]
         cur.execute("SELECT %s(%%s::%s)" % (fn, cast), (arg,))
         doc = json.loads(cur.fetchone()[0])
-        plans = [json.loads(n[n.index("{"):]) for n in conn.notices if "plan" in n]
+        plans = explained(conn)
         assert plans, (fn, args)
         seqs = []
         for p in plans:
-            scans(p["Plan"], seqs)
+            scans(p, seqs)
         big = [t for t in seqs if t in BIG]
         if big:
             bad.append((fn, args, big))
@@ -219,14 +232,6 @@ def test_every_list_and_search_uses_indexes(explain_db):
             assert made == sorted(made, reverse=True)
     conn.close()
     assert bad == [], "\n".join(map(str, bad))
-
-
-def index_scans(node, out):
-    if "Index Name" in node:
-        out.append((node.get("Relation Name"), node["Index Name"]))
-    for child in node.get("Plans", []):
-        index_scans(child, out)
-    return out
 
 
 def test_request_path_reads_through_hash_indexes(explain_db):
@@ -248,12 +253,7 @@ def test_request_path_reads_through_hash_indexes(explain_db):
                 " UNION ALL (SELECT license_id::text, installation_id FROM installations"
                 "  WHERE installation_id = 'shared' ORDER BY license_id DESC LIMIT 1)")
     pairs = cur.fetchall()
-    for stmt in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                 "SET auto_explain.log_nested_statements = on",
-                 "SET auto_explain.log_format = json",
-                 "SET auto_explain.log_level = notice",
-                 "SET client_min_messages = notice",
-                 "SET plan_cache_mode = force_generic_plan"):
+    for stmt in AUTO_EXPLAIN + ("SET plan_cache_mode = force_generic_plan",):
         cur.execute(stmt)
     lookups = json.dumps([{"n": k, "l": l, "i": i, "s": 0} for k, (l, i) in enumerate(pairs)])
     touches = json.dumps([{"l": l, "i": i, "t": 2000000000} for l, i in pairs])
@@ -267,9 +267,10 @@ def test_request_path_reads_through_hash_indexes(explain_db):
             del conn.notices[:]
             cur.execute(sql, args)
             assert cur.fetchone()[0] == n, sql
-        plans = [json.loads(m[m.index("{"):])["Plan"] for m in conn.notices if "plan" in m]
+        plans = explained(conn)
         assert plans, sql
-        used = set(sum((index_scans(p, []) for p in plans), []))
+        used = {(n.get("Relation Name"), n["Index Name"])
+                for p in plans for n in nodes(p) if "Index Name" in n}
         installations = {x for r, x in used if r == "installations"}
         assert installations == {"installations_id_hash"}, (sql, used)
         if "lookup" in sql:
